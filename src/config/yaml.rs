@@ -1,0 +1,324 @@
+//! `knockd.yaml`: the declarative configuration format.
+//!
+//! Values are checked while they are deserialized, so every error comes back from
+//! serde_yaml_ng with the key path (`doors.ssh.sequence[1]`) and the line it is on.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::model::{
+    Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogLevel, MAX_SEQUENCE_LEN,
+    OpenAction, PortProto, TcpFlags, check_identifier,
+};
+use super::{ConfigError, Location};
+
+/// Longest door name: it becomes part of nftables set names and log lines.
+const MAX_DOOR_NAME: usize = 32;
+/// Longest table name we accept (the kernel allows 255; nobody needs that).
+const MAX_TABLE_NAME: usize = 64;
+/// The kernel's IFNAMSIZ less the terminating NUL.
+const MAX_IFNAME: usize = 15;
+/// Bounds that keep a typo (`30h` for `30s`, `0s`) from becoming a surprise.
+const SEQ_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
+const OPEN_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86400));
+
+/// Parses `text` (the contents of `file`) into a validated [`Config`].
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| {
+        let location = e.location().map(|l| Location { line: l.line(), column: l.column() });
+        ConfigError::Invalid { file: file.to_owned(), location, message: strip_location(&e.to_string()) }
+    })?;
+    let doors = raw.doors.0;
+    if doors.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            location: None,
+            message: "doors: no doors are defined: add at least one under `doors:`".into(),
+        });
+    }
+    Ok(Config {
+        interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
+        table: raw.nftables.table.0,
+        log_level: raw.log.level.0,
+        max_attempts: raw.limits.max_attempts,
+        doors,
+    })
+}
+
+/// serde_yaml_ng appends " at line L column C"; we print the location in front instead.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    interfaces: Vec<IfName>,
+    #[serde(default)]
+    nftables: RawNftables,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    limits: RawLimits,
+    doors: Doors,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNftables {
+    table: TableName,
+}
+
+impl Default for RawNftables {
+    fn default() -> Self {
+        Self { table: TableName("knockd".into()) }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    level: Level,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_max_attempts")]
+    max_attempts: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self { max_attempts: DEFAULT_MAX_ATTEMPTS }
+    }
+}
+
+fn default_max_attempts() -> usize {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDoor {
+    sequence: Sequence,
+    #[serde(default)]
+    seq_timeout: Option<SeqTimeout>,
+    #[serde(default)]
+    tcp_flags: Option<Flags>,
+    open: RawOpen,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpen {
+    ports: OpenPorts,
+    timeout: OpenTimeout,
+}
+
+/// The `doors` mapping, kept in file order, with duplicate names rejected where they stand.
+struct Doors(Vec<Door>);
+
+impl<'de> Deserialize<'de> for Doors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Doors;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping from door names to doors")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doors, A::Error> {
+                let mut doors: Vec<Door> = Vec::new();
+                while let Some(name) = map.next_key::<DoorName>()? {
+                    if doors.iter().any(|d| d.name == name.0) {
+                        return Err(de::Error::custom(format!(
+                            "door `{}` is defined twice: give each door its own name",
+                            name.0
+                        )));
+                    }
+                    let raw: RawDoor = map.next_value()?;
+                    doors.push(Door {
+                        name: name.0,
+                        sequence: raw.sequence.0,
+                        seq_timeout: raw.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
+                        tcp_flags: raw.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
+                        open: OpenAction { ports: raw.open.ports.0, timeout: raw.open.timeout.0 },
+                    });
+                }
+                Ok(Doors(doors))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Implements `Deserialize` for a newtype from a string, through a checking function.
+macro_rules! from_str_checked {
+    ($ty:ident, $check:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                let check: fn(String) -> Result<$ty, String> = $check;
+                check(text).map_err(de::Error::custom)
+            }
+        }
+    };
+}
+
+struct DoorName(String);
+from_str_checked!(DoorName, |s| check_identifier(&s, MAX_DOOR_NAME).map(|()| DoorName(s)));
+
+struct TableName(String);
+from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME).map(|()| TableName(s)));
+
+struct IfName(String);
+from_str_checked!(IfName, |s| {
+    let valid = !s.is_empty() && s.len() <= MAX_IFNAME && !s.contains(['/', ' ', '\0', ':']);
+    if valid {
+        Ok(IfName(s))
+    } else {
+        Err(format!("`{s}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"))
+    }
+});
+
+struct Level(LogLevel);
+impl Default for Level {
+    fn default() -> Self {
+        Level(LogLevel::Info)
+    }
+}
+from_str_checked!(Level, |s| match s.to_ascii_lowercase().as_str() {
+    "error" => Ok(Level(LogLevel::Error)),
+    "warn" | "warning" => Ok(Level(LogLevel::Warn)),
+    "info" => Ok(Level(LogLevel::Info)),
+    "debug" => Ok(Level(LogLevel::Debug)),
+    "trace" => Ok(Level(LogLevel::Trace)),
+    _ => Err(format!("unknown log level `{s}`: use error, warn, info, debug or trace")),
+});
+
+/// Parses a duration with a unit and checks it against a range.
+fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h")
+    })?;
+    if d < min || d > max {
+        return Err(format!(
+            "{} is out of range: use {} to {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+struct SeqTimeout(Duration);
+from_str_checked!(SeqTimeout, |s| duration_in(&s, SEQ_TIMEOUT_RANGE).map(SeqTimeout));
+
+struct OpenTimeout(Duration);
+from_str_checked!(OpenTimeout, |s| duration_in(&s, OPEN_TIMEOUT_RANGE).map(OpenTimeout));
+
+/// A port written as a number (`7000`) or a string (`"9000/udp"`).
+struct Port(PortProto);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port number or a string like \"9000/udp\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
+                PortProto::checked(v, super::model::Proto::Tcp).map(Port).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
+                Err(E::custom(format!("port {v} is out of range: ports are 1-65535")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
+                PortProto::parse(v).map(Port).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A non-empty, bounded list of ports.
+struct PortList<const MAX: usize, Tag>(Vec<PortProto>, PhantomData<Tag>);
+
+impl<'de, const MAX: usize, Tag: ListTag> Deserialize<'de> for PortList<MAX, Tag> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MAX: usize, Tag>(PhantomData<Tag>);
+        impl<'de, const MAX: usize, Tag: ListTag> Visitor<'de> for V<MAX, Tag> {
+            type Value = PortList<MAX, Tag>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a list of {}", Tag::WHAT)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut ports = Vec::new();
+                while let Some(Port(p)) = seq.next_element()? {
+                    if ports.len() == MAX {
+                        return Err(de::Error::custom(format!("more than {MAX} {}", Tag::WHAT)));
+                    }
+                    ports.push(p);
+                }
+                if ports.is_empty() {
+                    return Err(de::Error::custom(format!("the list is empty: give at least one of the {}", Tag::WHAT)));
+                }
+                Ok(PortList(ports, PhantomData))
+            }
+        }
+        d.deserialize_seq(V::<MAX, Tag>(PhantomData))
+    }
+}
+
+/// Names a port list in error messages.
+trait ListTag {
+    const WHAT: &'static str;
+}
+struct KnockTag;
+impl ListTag for KnockTag {
+    const WHAT: &'static str = "knock ports";
+}
+struct OpenTag;
+impl ListTag for OpenTag {
+    const WHAT: &'static str = "ports to open";
+}
+
+type Sequence = PortList<MAX_SEQUENCE_LEN, KnockTag>;
+type OpenPorts = PortList<64, OpenTag>;
+
+/// `tcp_flags: syn`, `tcp_flags: "syn,!ack"` or `tcp_flags: [syn, "!ack"]`.
+struct Flags(TcpFlags);
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Flags;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a TCP flag or a list of them, like syn or [syn, \"!ack\"] (quote anything starting with !)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Flags, E> {
+                TcpFlags::parse_list(v).map(Flags).map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flags, A::Error> {
+                let mut flags = TcpFlags::default();
+                while let Some(item) = seq.next_element::<String>()? {
+                    flags.add(&item).map_err(de::Error::custom)?;
+                }
+                Ok(Flags(flags))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,175 @@
+//! The knock matcher: pure state machine, one attempt per (source address, door).
+//!
+//! Rules, in the classic knockd's spirit and fixing its concurrency bug:
+//! - Only knocks to a port in a door's sequence concern that door; anything else never touches
+//!   its attempts.
+//! - A TCP knock whose flags do not satisfy the door's `tcp_flags` is ignored for that door (the
+//!   classic behaviour), so retransmissions or stray ACKs cannot reset progress.
+//! - A knock that is not the next expected one ends the attempt; if it is the door's first port,
+//!   it starts a new attempt at once, so a client that restarts its sequence is never penalised.
+//! - The whole sequence must arrive within the door's `seq_timeout` of its first knock.
+//! - Attempts live in an insertion-ordered table with a hard cap. Attempts are only ever
+//!   inserted with the current time, so the front is always the oldest: when the table is full,
+//!   the oldest partial attempt is evicted. A flood of spoofed first knocks therefore costs a
+//!   bounded amount of memory, and a legitimate client only needs its sequence to outlive
+//!   `cap` newer first knocks.
+//!
+//! Time is given, never read: `now` is any monotonic duration chosen by the caller.
+
+use std::collections::HashMap;
+use std::hash::RandomState;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hashlink::LinkedHashMap;
+
+use crate::config::{Door, PortProto, Proto, TcpFlags};
+use crate::wire::Knock;
+
+/// Index of a door in the configuration's door list.
+pub type DoorId = usize;
+
+/// What a knock did, for logging, counters and the firewall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// `src` has `stage` of the door's `of` knocks in order.
+    Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
+    /// `src` completed the door's sequence.
+    Open { door: DoorId, src: IpAddr },
+    /// An out-of-order knock ended `src`'s attempt.
+    Restart { door: DoorId, src: IpAddr },
+    /// `src`'s attempt ran past the door's `seq_timeout`.
+    TimedOut { door: DoorId, src: IpAddr },
+}
+
+/// Running totals kept by the matcher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatcherStats {
+    pub evictions: u64,
+    pub expired: u64,
+}
+
+#[derive(Debug, Clone)]
+struct DoorSeq {
+    sequence: Vec<PortProto>,
+    seq_timeout: Duration,
+    tcp_flags: TcpFlags,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    /// Index into the sequence of the next expected knock (>= 1).
+    next: usize,
+    started: Duration,
+}
+
+/// Matches knocks against every door's sequence.
+#[derive(Debug)]
+pub struct Matcher {
+    doors: Vec<DoorSeq>,
+    /// For each knock port, the doors whose sequence contains it.
+    by_port: HashMap<PortProto, Vec<DoorId>>,
+    /// Keys are attacker-chosen addresses, hence the randomly keyed SipHash.
+    attempts: LinkedHashMap<(IpAddr, DoorId), Attempt, RandomState>,
+    cap: usize,
+    stats: MatcherStats,
+}
+
+impl Matcher {
+    /// A matcher for `doors` that keeps at most `cap` attempts in progress (at least one).
+    pub fn new(doors: &[Door], cap: usize) -> Self {
+        let mut by_port: HashMap<PortProto, Vec<DoorId>> = HashMap::new();
+        for (id, door) in doors.iter().enumerate() {
+            for port in &door.sequence {
+                let ids = by_port.entry(*port).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let doors = doors
+            .iter()
+            .map(|d| DoorSeq { sequence: d.sequence.clone(), seq_timeout: d.seq_timeout, tcp_flags: d.tcp_flags })
+            .collect();
+        Matcher {
+            doors,
+            by_port,
+            attempts: LinkedHashMap::with_hasher(RandomState::new()),
+            cap: cap.max(1),
+            stats: MatcherStats::default(),
+        }
+    }
+
+    /// Feeds one knock seen at `now`; what happened is appended to `events`.
+    pub fn knock(&mut self, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
+        let Matcher { doors, by_port, attempts, cap, stats } = self;
+        let Some(door_ids) = by_port.get(&knock.port) else { return };
+        for &door in door_ids {
+            let spec = &doors[door];
+            if knock.port.proto == Proto::Tcp && !spec.tcp_flags.matches(knock.tcp_flags) {
+                continue;
+            }
+            let src = knock.src;
+            let key = (src, door);
+            if let Some(attempt) = attempts.get_mut(&key) {
+                if now.saturating_sub(attempt.started) > spec.seq_timeout {
+                    attempts.remove(&key);
+                    stats.expired += 1;
+                    events.push(Event::TimedOut { door, src });
+                } else if spec.sequence[attempt.next] == knock.port {
+                    attempt.next += 1;
+                    let stage = attempt.next;
+                    if stage == spec.sequence.len() {
+                        attempts.remove(&key);
+                        events.push(Event::Open { door, src });
+                    } else {
+                        events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
+                    }
+                    continue;
+                } else {
+                    attempts.remove(&key);
+                    events.push(Event::Restart { door, src });
+                }
+            }
+            if spec.sequence[0] != knock.port {
+                continue;
+            }
+            let of = spec.sequence.len();
+            if of == 1 {
+                events.push(Event::Open { door, src });
+                continue;
+            }
+            while attempts.len() >= *cap {
+                attempts.pop_front();
+                stats.evictions += 1;
+            }
+            attempts.insert(key, Attempt { next: 1, started: now });
+            events.push(Event::Stage { door, src, stage: 1, of });
+        }
+    }
+
+    /// Forgets attempts that can no longer complete; call it now and then to return memory early.
+    pub fn expire(&mut self, now: Duration) {
+        let doors = &self.doors;
+        let before = self.attempts.len();
+        self.attempts.retain(|(_, door), a| now.saturating_sub(a.started) <= doors[*door].seq_timeout);
+        self.stats.expired += (before - self.attempts.len()) as u64;
+    }
+
+    /// Attempts in progress.
+    pub fn len(&self) -> usize {
+        self.attempts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attempts.is_empty()
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    pub fn stats(&self) -> MatcherStats {
+        self.stats
+    }
+}
