@@ -28,9 +28,13 @@ pub struct Insn {
 /// Why no program could be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BpfError {
-    #[error("the capture filter needs {0} instructions, more than the kernel's {MAX_INSNS}: use fewer knock ports")]
+    #[error(
+        "the capture filter needs {0} instructions, more than the kernel's {MAX_INSNS}: use fewer knock ports"
+    )]
     TooLong(usize),
-    #[error("the capture filter has a jump too far for classic BPF: use fewer interfaces (at most 250)")]
+    #[error(
+        "the capture filter has a jump too far for classic BPF: use fewer interfaces (at most 250)"
+    )]
     JumpTooFar,
 }
 
@@ -209,14 +213,33 @@ impl Asm {
             let pc = out.len();
             let insn = match *item {
                 Item::Bind(_) => continue,
-                Item::Stmt { code, k } => Insn { code, jt: 0, jf: 0, k },
+                Item::Stmt { code, k } => Insn {
+                    code,
+                    jt: 0,
+                    jf: 0,
+                    k,
+                },
                 Item::Ja(l) => {
                     let off = offset(pc, To::At(l)).ok_or(BpfError::JumpTooFar)?;
-                    Insn { code: op::JA, jt: 0, jf: 0, k: off as u32 }
+                    Insn {
+                        code: op::JA,
+                        jt: 0,
+                        jf: 0,
+                        k: off as u32,
+                    }
                 }
                 Item::Jump { code, k, jt, jf } => {
-                    let short = |to| offset(pc, to).and_then(|o| u8::try_from(o).ok()).ok_or(BpfError::JumpTooFar);
-                    Insn { code, jt: short(jt)?, jf: short(jf)?, k }
+                    let short = |to| {
+                        offset(pc, to)
+                            .and_then(|o| u8::try_from(o).ok())
+                            .ok_or(BpfError::JumpTooFar)
+                    };
+                    Insn {
+                        code,
+                        jt: short(jt)?,
+                        jf: short(jf)?,
+                        k,
+                    }
                 }
             };
             out.push(insn);

@@ -38,7 +38,10 @@ impl PacketSocket {
 
     /// Replaces the kernel filter; the kernel swaps it atomically.
     pub fn set_filter(&self, filter: &[Insn]) -> io::Result<()> {
-        let program: Vec<SockFilter> = filter.iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
+        let program: Vec<SockFilter> = filter
+            .iter()
+            .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+            .collect();
         self.socket.attach_filter(&program)
     }
 }

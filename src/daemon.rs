@@ -45,7 +45,11 @@ impl Signals {
         for signal in [SIGTERM, SIGINT, SIGHUP] {
             signal_hook::low_level::pipe::register(signal, notify.try_clone()?)?;
         }
-        Ok(Signals { shutdown, reload, wake })
+        Ok(Signals {
+            shutdown,
+            reload,
+            wake,
+        })
     }
 
     fn drain(&mut self) {
@@ -139,11 +143,25 @@ fn reload<F: Firewall>(engine: &mut Engine<F>, capture: &PacketSocket, source: &
 /// Blocks until a packet or a signal arrives, or `timeout` passes.
 fn wait(capture: &PacketSocket, wake: &UnixStream, timeout: Duration) -> io::Result<()> {
     let mut fds = [
-        libc::pollfd { fd: capture.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: capture.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     // SAFETY: `fds` is a valid array of two pollfd structures for the duration of the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.as_millis() as i32) };
+    let n = unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis() as i32,
+        )
+    };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

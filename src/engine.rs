@@ -93,10 +93,18 @@ impl<F: Firewall> Engine<F> {
     fn on_event(&mut self, event: Event) {
         let name = |door: usize| self.config.doors[door].name.as_str();
         match event {
-            Event::Stage { door, src, stage, of } => info!("{}: {src}: stage {stage} of {of}", name(door)),
+            Event::Stage {
+                door,
+                src,
+                stage,
+                of,
+            } => info!("{}: {src}: stage {stage} of {of}", name(door)),
             Event::Restart { door, src } => {
                 self.stats.restarts += 1;
-                debug!("{}: {src}: knock out of order, sequence restarted", name(door));
+                debug!(
+                    "{}: {src}: knock out of order, sequence restarted",
+                    name(door)
+                );
             }
             Event::TimedOut { door, src } => {
                 self.stats.timeouts += 1;
@@ -164,16 +172,28 @@ impl<F: Firewall> Engine<F> {
         &self.firewall
     }
 
+    pub fn firewall_mut(&mut self) -> &mut F {
+        &mut self.firewall
+    }
+
     /// Attempts in progress.
     pub fn attempts(&self) -> usize {
         self.matcher.len()
     }
 
     pub fn stats(&self) -> Stats {
-        Stats { matcher: self.matcher.stats(), ..self.stats }
+        Stats {
+            matcher: self.matcher.stats(),
+            ..self.stats
+        }
     }
 }
 
 fn ports_text(door: &Door) -> String {
-    door.open.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+    door.open
+        .ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -17,7 +17,12 @@ use knockd::nft::NetlinkFirewall;
 #[command(name = "knockd", version)]
 struct Cli {
     /// Config file (YAML).
-    #[arg(short = 'c', long = "configfile", value_name = "FILE", default_value = "/etc/knockd.yaml")]
+    #[arg(
+        short = 'c',
+        long = "configfile",
+        value_name = "FILE",
+        default_value = "/etc/knockd.yaml"
+    )]
     config: PathBuf,
     /// Listen only on this interface (repeatable; overrides the config's `interfaces`).
     #[arg(short = 'i', long = "interface", value_name = "NAME")]
@@ -44,17 +49,25 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let source = ConfigSource { path: cli.config.clone(), interfaces: cli.interfaces.clone() };
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        interfaces: cli.interfaces.clone(),
+    };
     let config = source.load()?;
     init_logging(config.log_level, cli.verbose, cli.debug);
 
     let filter = daemon::capture_filter(&config)?;
     let firewall = NetlinkFirewall::open().context("knockd needs root or CAP_NET_ADMIN")?;
     let doors = config.doors.len();
-    let interfaces = if config.interfaces.is_empty() { "all interfaces".to_owned() } else { config.interfaces.join(", ") };
+    let interfaces = if config.interfaces.is_empty() {
+        "all interfaces".to_owned()
+    } else {
+        config.interfaces.join(", ")
+    };
     let table = config.table.clone();
     let mut engine = Engine::start(config, firewall)?;
-    let mut capture = PacketSocket::open(&filter).context("cannot open the capture socket (knockd needs CAP_NET_RAW)")?;
+    let mut capture = PacketSocket::open(&filter)
+        .context("cannot open the capture socket (knockd needs CAP_NET_RAW)")?;
     let mut signals = Signals::install().context("cannot install signal handlers")?;
     info!("listening on {interfaces} for {doors} door(s); nftables table inet {table} installed");
     daemon::run(&mut engine, &mut capture, &mut signals, &source).context("capture failed")?;

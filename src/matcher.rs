@@ -33,7 +33,12 @@ pub type DoorId = usize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// `src` has `stage` of the door's `of` knocks in order.
-    Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
+    Stage {
+        door: DoorId,
+        src: IpAddr,
+        stage: usize,
+        of: usize,
+    },
     /// `src` completed the door's sequence.
     Open { door: DoorId, src: IpAddr },
     /// An out-of-order knock ended `src`'s attempt.
@@ -89,7 +94,11 @@ impl Matcher {
         }
         let doors = doors
             .iter()
-            .map(|d| DoorSeq { sequence: d.sequence.clone(), seq_timeout: d.seq_timeout, tcp_flags: d.tcp_flags })
+            .map(|d| DoorSeq {
+                sequence: d.sequence.clone(),
+                seq_timeout: d.seq_timeout,
+                tcp_flags: d.tcp_flags,
+            })
             .collect();
         Matcher {
             doors,
@@ -102,8 +111,16 @@ impl Matcher {
 
     /// Feeds one knock seen at `now`; what happened is appended to `events`.
     pub fn knock(&mut self, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
-        let Matcher { doors, by_port, attempts, cap, stats } = self;
-        let Some(door_ids) = by_port.get(&knock.port) else { return };
+        let Matcher {
+            doors,
+            by_port,
+            attempts,
+            cap,
+            stats,
+        } = self;
+        let Some(door_ids) = by_port.get(&knock.port) else {
+            return;
+        };
         for &door in door_ids {
             let spec = &doors[door];
             if knock.port.proto == Proto::Tcp && !spec.tcp_flags.matches(knock.tcp_flags) {
@@ -123,7 +140,12 @@ impl Matcher {
                         attempts.remove(&key);
                         events.push(Event::Open { door, src });
                     } else {
-                        events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
+                        events.push(Event::Stage {
+                            door,
+                            src,
+                            stage,
+                            of: spec.sequence.len(),
+                        });
                     }
                     continue;
                 } else {
@@ -143,8 +165,19 @@ impl Matcher {
                 attempts.pop_front();
                 stats.evictions += 1;
             }
-            attempts.insert(key, Attempt { next: 1, started: now });
-            events.push(Event::Stage { door, src, stage: 1, of });
+            attempts.insert(
+                key,
+                Attempt {
+                    next: 1,
+                    started: now,
+                },
+            );
+            events.push(Event::Stage {
+                door,
+                src,
+                stage: 1,
+                of,
+            });
         }
     }
 
@@ -152,7 +185,8 @@ impl Matcher {
     pub fn expire(&mut self, now: Duration) {
         let doors = &self.doors;
         let before = self.attempts.len();
-        self.attempts.retain(|(_, door), a| now.saturating_sub(a.started) <= doors[*door].seq_timeout);
+        self.attempts
+            .retain(|(_, door), a| now.saturating_sub(a.started) <= doors[*door].seq_timeout);
         self.stats.expired += (before - self.attempts.len()) as u64;
     }
 

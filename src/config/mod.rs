@@ -53,7 +53,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let text = read_bounded(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::FileTooLarge => ConfigError::TooLarge { file: file.clone() },
-        _ => ConfigError::Read { file: file.clone(), source },
+        _ => ConfigError::Read {
+            file: file.clone(),
+            source,
+        },
     })?;
     yaml::parse(&file, &text)
 }

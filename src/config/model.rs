@@ -73,7 +73,11 @@ impl PortProto {
             None => Proto::Tcp,
             Some(p) if p == "tcp" => Proto::Tcp,
             Some(p) if p == "udp" => Proto::Udp,
-            Some(p) => return Err(format!("unknown protocol `{p}` in `{text}`: use tcp or udp")),
+            Some(p) => {
+                return Err(format!(
+                    "unknown protocol `{p}` in `{text}`: use tcp or udp"
+                ));
+            }
         };
         let port: u64 = port
             .trim()
@@ -223,8 +227,11 @@ pub struct Config {
 impl Config {
     /// Every distinct knock port of every door, sorted; what the capture filter lets through.
     pub fn knock_ports(&self) -> Vec<PortProto> {
-        let mut ports: Vec<PortProto> =
-            self.doors.iter().flat_map(|d| d.sequence.iter().copied()).collect();
+        let mut ports: Vec<PortProto> = self
+            .doors
+            .iter()
+            .flat_map(|d| d.sequence.iter().copied())
+            .collect();
         ports.sort();
         ports.dedup();
         ports
@@ -236,7 +243,9 @@ impl Config {
 pub fn check_identifier(name: &str, max_len: usize) -> Result<(), String> {
     let valid = name.len() <= max_len
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if valid {
         Ok(())
     } else {

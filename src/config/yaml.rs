@@ -23,14 +23,23 @@ const MAX_TABLE_NAME: usize = 64;
 /// The kernel's IFNAMSIZ less the terminating NUL.
 const MAX_IFNAME: usize = 15;
 /// Bounds that keep a typo (`30h` for `30s`, `0s`) from becoming a surprise.
-const SEQ_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
-const OPEN_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86400));
+const SEQ_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
+const OPEN_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(7 * 86400));
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`].
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| {
-        let location = e.location().map(|l| Location { line: l.line(), column: l.column() });
-        ConfigError::Invalid { file: file.to_owned(), location, message: strip_location(&e.to_string()) }
+        let location = e.location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+        });
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            location,
+            message: strip_location(&e.to_string()),
+        }
     })?;
     let doors = raw.doors.0;
     if doors.is_empty() {
@@ -79,7 +88,9 @@ struct RawNftables {
 
 impl Default for RawNftables {
     fn default() -> Self {
-        Self { table: TableName("knockd".into()) }
+        Self {
+            table: TableName("knockd".into()),
+        }
     }
 }
 
@@ -99,7 +110,9 @@ struct RawLimits {
 
 impl Default for RawLimits {
     fn default() -> Self {
-        Self { max_attempts: DEFAULT_MAX_ATTEMPTS }
+        Self {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
     }
 }
 
@@ -151,7 +164,10 @@ impl<'de> Deserialize<'de> for Doors {
                         sequence: raw.sequence.0,
                         seq_timeout: raw.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
                         tcp_flags: raw.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
-                        open: OpenAction { ports: raw.open.ports.0, timeout: raw.open.timeout.0 },
+                        open: OpenAction {
+                            ports: raw.open.ports.0,
+                            timeout: raw.open.timeout.0,
+                        },
                     });
                 }
                 Ok(Doors(doors))
@@ -161,24 +177,36 @@ impl<'de> Deserialize<'de> for Doors {
     }
 }
 
-/// Implements `Deserialize` for a newtype from a string, through a checking function.
+/// Implements `Deserialize` for a newtype from a string, through a checking function. The
+/// check runs inside the visitor so errors carry the key path and the value's position.
 macro_rules! from_str_checked {
     ($ty:ident, $check:expr) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                let check: fn(String) -> Result<$ty, String> = $check;
-                check(text).map_err(de::Error::custom)
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        let check: fn(String) -> Result<$ty, String> = $check;
+                        check(v.to_owned()).map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
             }
         }
     };
 }
 
 struct DoorName(String);
-from_str_checked!(DoorName, |s| check_identifier(&s, MAX_DOOR_NAME).map(|()| DoorName(s)));
+from_str_checked!(DoorName, |s| check_identifier(&s, MAX_DOOR_NAME)
+    .map(|()| DoorName(s)));
 
 struct TableName(String);
-from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME).map(|()| TableName(s)));
+from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME)
+    .map(|()| TableName(s)));
 
 struct IfName(String);
 from_str_checked!(IfName, |s| {
@@ -186,7 +214,9 @@ from_str_checked!(IfName, |s| {
     if valid {
         Ok(IfName(s))
     } else {
-        Err(format!("`{s}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"))
+        Err(format!(
+            "`{s}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"
+        ))
     }
 });
 
@@ -202,13 +232,17 @@ from_str_checked!(Level, |s| match s.to_ascii_lowercase().as_str() {
     "info" => Ok(Level(LogLevel::Info)),
     "debug" => Ok(Level(LogLevel::Debug)),
     "trace" => Ok(Level(LogLevel::Trace)),
-    _ => Err(format!("unknown log level `{s}`: use error, warn, info, debug or trace")),
+    _ => Err(format!(
+        "unknown log level `{s}`: use error, warn, info, debug or trace"
+    )),
 });
 
 /// Parses a duration with a unit and checks it against a range.
 fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h")
+        format!(
+            "`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h"
+        )
     })?;
     if d < min || d > max {
         return Err(format!(
@@ -222,10 +256,12 @@ fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration,
 }
 
 struct SeqTimeout(Duration);
-from_str_checked!(SeqTimeout, |s| duration_in(&s, SEQ_TIMEOUT_RANGE).map(SeqTimeout));
+from_str_checked!(SeqTimeout, |s| duration_in(&s, SEQ_TIMEOUT_RANGE)
+    .map(SeqTimeout));
 
 struct OpenTimeout(Duration);
-from_str_checked!(OpenTimeout, |s| duration_in(&s, OPEN_TIMEOUT_RANGE).map(OpenTimeout));
+from_str_checked!(OpenTimeout, |s| duration_in(&s, OPEN_TIMEOUT_RANGE)
+    .map(OpenTimeout));
 
 /// A port written as a number (`7000`) or a string (`"9000/udp"`).
 struct Port(PortProto);
@@ -239,10 +275,14 @@ impl<'de> Deserialize<'de> for Port {
                 f.write_str("a port number or a string like \"9000/udp\"")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
-                PortProto::checked(v, super::model::Proto::Tcp).map(Port).map_err(E::custom)
+                PortProto::checked(v, super::model::Proto::Tcp)
+                    .map(Port)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
-                Err(E::custom(format!("port {v} is out of range: ports are 1-65535")))
+                Err(E::custom(format!(
+                    "port {v} is out of range: ports are 1-65535"
+                )))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
                 PortProto::parse(v).map(Port).map_err(E::custom)
@@ -272,7 +312,10 @@ impl<'de, const MAX: usize, Tag: ListTag> Deserialize<'de> for PortList<MAX, Tag
                     ports.push(p);
                 }
                 if ports.is_empty() {
-                    return Err(de::Error::custom(format!("the list is empty: give at least one of the {}", Tag::WHAT)));
+                    return Err(de::Error::custom(format!(
+                        "the list is empty: give at least one of the {}",
+                        Tag::WHAT
+                    )));
                 }
                 Ok(PortList(ports, PhantomData))
             }

@@ -103,17 +103,32 @@ impl Ruleset {
     pub fn for_config(config: &Config) -> Ruleset {
         let mut sets = Vec::new();
         let mut rules = vec![
-            RuleSpec { matches: vec![Match::Established], verdict: Verdict::Accept },
-            RuleSpec { matches: vec![Match::Loopback], verdict: Verdict::Accept },
+            RuleSpec {
+                matches: vec![Match::Established],
+                verdict: Verdict::Accept,
+            },
+            RuleSpec {
+                matches: vec![Match::Loopback],
+                verdict: Verdict::Accept,
+            },
         ];
         let mut guarded: Vec<PortProto> = Vec::new();
         for door in &config.doors {
             for family in Family::BOTH {
                 let set = set_name(&door.name, family);
-                sets.push(SetSpec { name: set.clone(), family });
+                sets.push(SetSpec {
+                    name: set.clone(),
+                    family,
+                });
                 for port in &door.open.ports {
                     rules.push(RuleSpec {
-                        matches: vec![Match::Dport(*port), Match::SaddrIn { family, set: set.clone() }],
+                        matches: vec![
+                            Match::Dport(*port),
+                            Match::SaddrIn {
+                                family,
+                                set: set.clone(),
+                            },
+                        ],
                         verdict: Verdict::Accept,
                     });
                 }
@@ -123,8 +138,15 @@ impl Ruleset {
         guarded.sort();
         guarded.dedup();
         // Drops come after every door's accepts: two doors may open the same port.
-        rules.extend(guarded.into_iter().map(|port| RuleSpec { matches: vec![Match::Dport(port)], verdict: Verdict::Drop }));
-        Ruleset { table: config.table.clone(), sets, rules }
+        rules.extend(guarded.into_iter().map(|port| RuleSpec {
+            matches: vec![Match::Dport(port)],
+            verdict: Verdict::Drop,
+        }));
+        Ruleset {
+            table: config.table.clone(),
+            sets,
+            rules,
+        }
     }
 }
 
@@ -156,10 +178,18 @@ impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "table inet {} {{", self.table)?;
         for set in &self.sets {
-            writeln!(f, "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n", set.name, set.family.key_type())?;
+            writeln!(
+                f,
+                "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n",
+                set.name,
+                set.family.key_type()
+            )?;
         }
         writeln!(f, "\tchain {CHAIN} {{")?;
-        writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?;
+        writeln!(
+            f,
+            "\t\ttype filter hook input priority {PRIORITY}; policy accept;"
+        )?;
         for rule in &self.rules {
             writeln!(f, "\t\t{rule}")?;
         }

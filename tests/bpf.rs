@@ -1,0 +1,262 @@
+//! The capture filter, run on a classic BPF interpreter written here with the kernel's
+//! semantics, and checked by the kernel's own verifier (attaching to a UDP socket needs no root).
+
+use knockd::bpf::{self, BpfError, Insn, SNAPLEN, ancillary, op};
+use knockd::config::PortProto;
+
+/// What the kernel knows about a packet besides its bytes.
+#[derive(Clone, Copy)]
+struct Meta {
+    protocol: u32,
+    pkttype: u32,
+    ifindex: u32,
+}
+
+const INCOMING_V4: Meta = Meta {
+    protocol: 0x0800,
+    pkttype: 0,
+    ifindex: 2,
+};
+const INCOMING_V6: Meta = Meta {
+    protocol: 0x86dd,
+    pkttype: 0,
+    ifindex: 2,
+};
+
+/// Runs `prog` like the kernel: out-of-bounds packet loads end the program with 0.
+fn run(prog: &[Insn], packet: &[u8], meta: Meta) -> u32 {
+    let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let load = |at: usize, n: usize| -> Option<u32> {
+        packet
+            .get(at..at + n)
+            .map(|b| b.iter().fold(0u32, |v, byte| (v << 8) | u32::from(*byte)))
+    };
+    for _ in 0..prog.len() {
+        let i = prog[pc];
+        pc += 1;
+        match i.code {
+            op::LD_W_ABS if i.k >= ancillary::PROTOCOL => {
+                a = match i.k {
+                    ancillary::PROTOCOL => meta.protocol,
+                    ancillary::PKTTYPE => meta.pkttype,
+                    ancillary::IFINDEX => meta.ifindex,
+                    k => panic!("unexpected ancillary load {k:#x}"),
+                }
+            }
+            op::LD_W_ABS | op::LD_H_ABS | op::LD_B_ABS | op::LD_H_IND => {
+                let width = match i.code {
+                    op::LD_W_ABS => 4,
+                    op::LD_B_ABS => 1,
+                    _ => 2,
+                };
+                let at = i.k as usize
+                    + if i.code == op::LD_H_IND {
+                        x as usize
+                    } else {
+                        0
+                    };
+                match load(at, width) {
+                    Some(v) => a = v,
+                    None => return 0,
+                }
+            }
+            op::LDX_B_MSH => match load(i.k as usize, 1) {
+                Some(v) => x = 4 * (v & 0xf),
+                None => return 0,
+            },
+            op::JA => pc += i.k as usize,
+            op::JEQ_K | op::JSET_K => {
+                let hit = if i.code == op::JEQ_K {
+                    a == i.k
+                } else {
+                    a & i.k != 0
+                };
+                pc += usize::from(if hit { i.jt } else { i.jf });
+            }
+            op::RET_K => return i.k,
+            code => panic!("unexpected opcode {code:#x}"),
+        }
+        assert!(pc < prog.len(), "jumped past the end");
+    }
+    panic!("program did not return");
+}
+
+/// The structural checks the kernel's classic BPF checker makes.
+fn assert_well_formed(prog: &[Insn]) {
+    assert!(!prog.is_empty() && prog.len() <= bpf::MAX_INSNS);
+    assert_eq!(prog.last().unwrap().code, op::RET_K, "must end in a return");
+    for (pc, i) in prog.iter().enumerate() {
+        let targets: Vec<usize> = match i.code {
+            op::JA => vec![i.k as usize],
+            op::JEQ_K | op::JSET_K => vec![usize::from(i.jt), usize::from(i.jf)],
+            _ => vec![],
+        };
+        for t in targets {
+            assert!(pc + 1 + t < prog.len(), "jump at {pc} leaves the program");
+        }
+    }
+}
+
+fn ipv4(proto: u8, dport: u16, ihl_words: u8) -> Vec<u8> {
+    let header = usize::from(ihl_words) * 4;
+    let mut p = vec![0u8; header + 20];
+    p[0] = 0x40 | ihl_words;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&[198, 18, 0, 2]);
+    p[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    p[header + 2..header + 4].copy_from_slice(&dport.to_be_bytes());
+    p[header + 13] = 0x02;
+    p
+}
+
+fn ipv6(next_header: u8, dport: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 60];
+    p[0] = 0x60;
+    p[6] = next_header;
+    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    p
+}
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+fn knocks() -> Vec<PortProto> {
+    vec![
+        PortProto::tcp(7000),
+        PortProto::tcp(8000),
+        PortProto::udp(9000),
+    ]
+}
+
+#[test]
+fn accepts_knocks_and_only_knocks() {
+    let prog = bpf::build(&knocks(), &[]).unwrap();
+    assert_well_formed(&prog);
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), SNAPLEN);
+    assert_eq!(run(&prog, &ipv4(TCP, 8000, 5), INCOMING_V4), SNAPLEN);
+    assert_eq!(run(&prog, &ipv4(UDP, 9000, 5), INCOMING_V4), SNAPLEN);
+    assert_eq!(run(&prog, &ipv6(TCP, 7000), INCOMING_V6), SNAPLEN);
+    assert_eq!(run(&prog, &ipv6(UDP, 9000), INCOMING_V6), SNAPLEN);
+
+    assert_eq!(
+        run(&prog, &ipv4(TCP, 22, 5), INCOMING_V4),
+        0,
+        "not a knock port"
+    );
+    assert_eq!(
+        run(&prog, &ipv4(UDP, 7000, 5), INCOMING_V4),
+        0,
+        "7000 is a TCP knock"
+    );
+    assert_eq!(
+        run(&prog, &ipv4(TCP, 9000, 5), INCOMING_V4),
+        0,
+        "9000 is a UDP knock"
+    );
+    assert_eq!(run(&prog, &ipv6(UDP, 7000), INCOMING_V6), 0);
+    assert_eq!(run(&prog, &ipv4(1, 7000, 5), INCOMING_V4), 0, "ICMP");
+    assert_eq!(run(&prog, &ipv6(58, 7000), INCOMING_V6), 0, "ICMPv6");
+}
+
+#[test]
+fn ipv4_options_move_the_transport_header() {
+    let prog = bpf::build(&knocks(), &[]).unwrap();
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 6), INCOMING_V4), SNAPLEN);
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 15), INCOMING_V4), SNAPLEN);
+    let mut tricky = ipv4(TCP, 22, 6);
+    tricky[22..24].copy_from_slice(&7000u16.to_be_bytes()); // 7000 where the port would be without options
+    assert_eq!(run(&prog, &tricky, INCOMING_V4), 0);
+}
+
+#[test]
+fn drops_what_cannot_be_a_knock() {
+    let prog = bpf::build(&knocks(), &[]).unwrap();
+    let outgoing = Meta {
+        pkttype: bpf::PACKET_OUTGOING,
+        ..INCOMING_V4
+    };
+    assert_eq!(
+        run(&prog, &ipv4(TCP, 7000, 5), outgoing),
+        0,
+        "our own packets"
+    );
+    let arp = Meta {
+        protocol: 0x0806,
+        ..INCOMING_V4
+    };
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), arp), 0);
+
+    let mut later_fragment = ipv4(TCP, 7000, 5);
+    later_fragment[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
+    assert_eq!(run(&prog, &later_fragment, INCOMING_V4), 0);
+    let mut first_fragment = ipv4(TCP, 7000, 5);
+    first_fragment[6] = 0x20; // more fragments, offset 0
+    assert_eq!(run(&prog, &first_fragment, INCOMING_V4), SNAPLEN);
+
+    // IPv6 with a hop-by-hop header: the knock is behind it, which the filter does not walk.
+    assert_eq!(run(&prog, &ipv6(0, 7000), INCOMING_V6), 0);
+}
+
+#[test]
+fn truncated_packets_are_dropped() {
+    let prog = bpf::build(&knocks(), &[]).unwrap();
+    let full = ipv4(TCP, 7000, 5);
+    for len in 0..24 {
+        assert_eq!(run(&prog, &full[..len], INCOMING_V4), 0, "len {len}");
+    }
+    let full6 = ipv6(TCP, 7000);
+    for len in 0..44 {
+        assert_eq!(run(&prog, &full6[..len], INCOMING_V6), 0, "len {len}");
+    }
+}
+
+#[test]
+fn interfaces_limit_capture() {
+    let prog = bpf::build(&knocks(), &[3, 7]).unwrap();
+    assert_well_formed(&prog);
+    let on = |ifindex| Meta {
+        ifindex,
+        ..INCOMING_V4
+    };
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(3)), SNAPLEN);
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(7)), SNAPLEN);
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(2)), 0);
+    let many: Vec<u32> = (1..=250).collect();
+    let prog = bpf::build(&knocks(), &many).unwrap();
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(250)), SNAPLEN);
+    let too_many: Vec<u32> = (1..=300).collect();
+    assert_eq!(bpf::build(&knocks(), &too_many), Err(BpfError::JumpTooFar));
+}
+
+#[test]
+fn no_ports_drops_everything() {
+    let prog = bpf::build(&[], &[]).unwrap();
+    assert_well_formed(&prog);
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), 0);
+    assert_eq!(run(&prog, &ipv6(UDP, 9000), INCOMING_V6), 0);
+}
+
+#[test]
+fn many_ports_and_the_length_limit() {
+    let ports: Vec<PortProto> = (1000..3000).map(PortProto::tcp).collect();
+    let prog = bpf::build(&ports, &[]).unwrap();
+    assert_well_formed(&prog);
+    assert_eq!(run(&prog, &ipv4(TCP, 2999, 5), INCOMING_V4), SNAPLEN);
+    assert_eq!(run(&prog, &ipv4(TCP, 3000, 5), INCOMING_V4), 0);
+    let too_many: Vec<PortProto> = (1000..4000).map(PortProto::tcp).collect();
+    assert!(matches!(bpf::build(&too_many, &[]), Err(BpfError::TooLong(n)) if n > bpf::MAX_INSNS));
+}
+
+/// The kernel's checker accepts the program (any socket takes a filter; no root needed).
+#[test]
+fn the_kernel_accepts_the_program() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    for ifindexes in [&[][..], &[2, 3][..]] {
+        let prog = bpf::build(&knocks(), ifindexes).unwrap();
+        let filter: Vec<socket2::SockFilter> = prog
+            .iter()
+            .map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k))
+            .collect();
+        socket.attach_filter(&filter).unwrap();
+    }
+}

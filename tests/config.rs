@@ -1,0 +1,358 @@
+//! The YAML loader: good files load into the model; bad ones say where and what.
+
+use std::time::Duration;
+
+use knockd::config::{self, ConfigError, PortProto, TcpFlags, tcp_flag};
+
+fn parse(text: &str) -> Result<config::Config, ConfigError> {
+    config::yaml::parse("test.yaml", text)
+}
+
+/// The error text for `text`, which must be invalid.
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_error(text: &str, place: &str, parts: &[&str]) {
+    let message = error(text);
+    assert!(
+        message.starts_with(&format!("test.yaml:{place}")),
+        "wrong place in: {message}"
+    );
+    for part in parts {
+        assert!(message.contains(part), "`{part}` missing from: {message}");
+    }
+}
+
+const MINIMAL: &str = "
+doors:
+  ssh:
+    sequence: [7000, 8000, 9000]
+    open:
+      ports: [22]
+      timeout: 30s
+";
+
+#[test]
+fn the_documented_example_loads() {
+    let config = config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/knockd.yaml"
+    )))
+    .unwrap();
+    assert_eq!(config.table, "knockd");
+    assert!(config.interfaces.is_empty());
+    let ssh = &config.doors[0];
+    assert_eq!(ssh.name, "ssh");
+    assert_eq!(
+        ssh.sequence,
+        [
+            PortProto::tcp(7000),
+            PortProto::tcp(8000),
+            PortProto::tcp(9000)
+        ]
+    );
+    assert_eq!(ssh.seq_timeout, Duration::from_secs(5));
+    assert_eq!(
+        ssh.tcp_flags,
+        TcpFlags {
+            set: tcp_flag::SYN,
+            clear: 0
+        }
+    );
+    assert_eq!(ssh.open.ports, [PortProto::tcp(22)]);
+    assert_eq!(ssh.open.timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.table, "knockd");
+    assert_eq!(config.log_level, log::LevelFilter::Info);
+    assert_eq!(config.max_attempts, config::DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(config.doors[0].seq_timeout, config::DEFAULT_SEQ_TIMEOUT);
+    assert!(config.doors[0].tcp_flags.is_any());
+}
+
+#[test]
+fn every_key() {
+    let config = parse(
+        r#"
+interfaces: [eth0, wg0]
+nftables:
+  table: edge
+log:
+  level: debug
+limits:
+  max_attempts: 1000
+doors:
+  web:
+    sequence: [1111, "2222/udp", "3333:tcp", "4444/UDP"]
+    seq_timeout: 500ms
+    tcp_flags: [syn, "!ack"]
+    open:
+      ports: ["443/tcp", "443/udp"]
+      timeout: 1h
+  ssh:
+    sequence: [7000]
+    tcp_flags: "syn,!ack,!rst"
+    open: {ports: [22], timeout: 5m}
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.interfaces, ["eth0", "wg0"]);
+    assert_eq!(config.table, "edge");
+    assert_eq!(config.log_level, log::LevelFilter::Debug);
+    assert_eq!(config.max_attempts, 1000);
+    let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["web", "ssh"], "doors keep file order");
+    let web = &config.doors[0];
+    assert_eq!(
+        web.sequence,
+        [
+            PortProto::tcp(1111),
+            PortProto::udp(2222),
+            PortProto::tcp(3333),
+            PortProto::udp(4444)
+        ]
+    );
+    assert_eq!(web.seq_timeout, Duration::from_millis(500));
+    assert_eq!(
+        web.tcp_flags,
+        TcpFlags {
+            set: tcp_flag::SYN,
+            clear: tcp_flag::ACK
+        }
+    );
+    assert_eq!(web.open.ports, [PortProto::tcp(443), PortProto::udp(443)]);
+    assert_eq!(web.open.timeout, Duration::from_secs(3600));
+    assert_eq!(
+        config.doors[1].tcp_flags,
+        TcpFlags {
+            set: tcp_flag::SYN,
+            clear: tcp_flag::ACK | tcp_flag::RST
+        }
+    );
+    assert_eq!(
+        config.knock_ports(),
+        [
+            PortProto::tcp(1111),
+            PortProto::udp(2222),
+            PortProto::tcp(3333),
+            PortProto::udp(4444),
+            PortProto::tcp(7000)
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    assert_error(
+        &MINIMAL.replace("    open:", "    sequnce: 5s\n    open:"),
+        "5:5",
+        &["doors.ssh", "unknown field `sequnce`", "`seq_timeout`"],
+    );
+    assert_error(
+        &format!("interface: [eth0]\n{MINIMAL}"),
+        "1:1",
+        &["unknown field `interface`", "`interfaces`"],
+    );
+    assert_error(
+        &MINIMAL.replace("timeout: 30s", "timeout: 30s\n      timout: 5s"),
+        "8:7",
+        &["doors.ssh.open", "`timout`"],
+    );
+}
+
+#[test]
+fn bad_ports() {
+    assert_error(
+        &MINIMAL.replace("8000", "0"),
+        "4:22",
+        &["doors.ssh.sequence[1]", "port 0 is out of range", "1-65535"],
+    );
+    assert_error(
+        &MINIMAL.replace("8000", "70000"),
+        "4:22",
+        &["doors.ssh.sequence[1]", "70000"],
+    );
+    assert_error(
+        &MINIMAL.replace("8000", "-1"),
+        "4:22",
+        &["doors.ssh.sequence[1]", "-1"],
+    );
+    assert_error(
+        &MINIMAL.replace("8000", "\"8000/sctp\""),
+        "4:22",
+        &["sequence[1]", "unknown protocol `sctp`", "tcp or udp"],
+    );
+    assert_error(
+        &MINIMAL.replace("[22]", "[ssh]"),
+        "6:15",
+        &["doors.ssh.open.ports[0]", "`ssh` is not a port"],
+    );
+    assert_error(
+        &MINIMAL.replace("[22]", "[]"),
+        "6:14",
+        &["doors.ssh.open.ports", "empty"],
+    );
+    assert_error(
+        &MINIMAL.replace("8000", "8000.5"),
+        "4:22",
+        &["sequence[1]", "invalid type"],
+    );
+}
+
+#[test]
+fn sequences_are_bounded() {
+    assert_error(
+        &MINIMAL.replace("[7000, 8000, 9000]", "[]"),
+        "4:15",
+        &["doors.ssh.sequence", "the list is empty"],
+    );
+    let long: Vec<String> = (1..=33).map(|p| p.to_string()).collect();
+    let text = MINIMAL.replace("[7000, 8000, 9000]", &format!("[{}]", long.join(", ")));
+    assert_error(&text, "4:", &["doors.ssh.sequence", "more than 32"]);
+    let max: Vec<String> = (1..=32).map(|p| p.to_string()).collect();
+    assert!(
+        parse(&MINIMAL.replace("[7000, 8000, 9000]", &format!("[{}]", max.join(", ")))).is_ok()
+    );
+}
+
+#[test]
+fn bad_durations() {
+    assert_error(
+        &MINIMAL.replace("30s", "30"),
+        "7:16",
+        &["doors.ssh.open.timeout", "`30` is not a duration", "5s"],
+    );
+    assert_error(
+        &MINIMAL.replace("30s", "0s"),
+        "7:16",
+        &["doors.ssh.open.timeout", "out of range"],
+    );
+    assert_error(
+        &MINIMAL.replace("30s", "30x"),
+        "7:16",
+        &["doors.ssh.open.timeout", "not a duration"],
+    );
+    assert_error(
+        &MINIMAL.replace("    open:", "    seq_timeout: 2h\n    open:"),
+        "5:18",
+        &["doors.ssh.seq_timeout", "out of range"],
+    );
+}
+
+#[test]
+fn bad_names_and_levels() {
+    assert_error(
+        &MINIMAL.replace("  ssh:", "  \"s s\":"),
+        "3:3",
+        &["`s s` is not a valid name", "letters, digits"],
+    );
+    assert_error(
+        &format!("nftables: {{table: \"1x\"}}\n{MINIMAL}"),
+        "1:19",
+        &["nftables.table", "`1x` is not a valid name"],
+    );
+    assert_error(
+        &format!("log: {{level: loud}}\n{MINIMAL}"),
+        "1:14",
+        &["log.level", "unknown log level `loud`", "debug"],
+    );
+    assert_error(
+        &format!("interfaces: [\"eth0/1\"]\n{MINIMAL}"),
+        "1:14",
+        &["interfaces[0]", "not an interface name"],
+    );
+    assert_error(
+        &format!("interfaces: [averyveryverylongname]\n{MINIMAL}"),
+        "1:14",
+        &["interfaces[0]", "at most 15"],
+    );
+}
+
+#[test]
+fn doors_are_required_and_unique() {
+    assert_error("doors: {}\n", "", &["doors: no doors are defined"]);
+    assert_error("log: {level: info}\n", "1:1", &["missing field `doors`"]);
+    let twice =
+        format!("{MINIMAL}  ssh:\n    sequence: [1]\n    open: {{ports: [22], timeout: 1s}}\n");
+    assert_error(&twice, "", &["doors", "door `ssh` is defined twice"]);
+    assert_error(
+        &MINIMAL.replace("    open:\n      ports: [22]\n      timeout: 30s\n", ""),
+        "4:5",
+        &["doors.ssh", "missing field `open`"],
+    );
+}
+
+#[test]
+fn tcp_flag_errors() {
+    assert_error(
+        &MINIMAL.replace("    open:", "    tcp_flags: xmas\n    open:"),
+        "5:16",
+        &["doors.ssh.tcp_flags", "unknown TCP flag `xmas`"],
+    );
+    // An unquoted `!ack` is a YAML tag: the message says to quote it.
+    assert_error(
+        &MINIMAL.replace("    open:", "    tcp_flags: !ack\n    open:"),
+        "5:16",
+        &["doors.ssh.tcp_flags", "quote anything starting with !"],
+    );
+    assert_error(
+        &MINIMAL.replace("    open:", "    tcp_flags: \"syn,!syn\"\n    open:"),
+        "5:16",
+        &["both required and forbidden"],
+    );
+}
+
+#[test]
+fn wrong_types_and_syntax() {
+    assert_error(
+        &MINIMAL.replace("[7000, 8000, 9000]", "7000"),
+        "4:15",
+        &["doors.ssh.sequence", "invalid type"],
+    );
+    assert_error("doors: [ssh]\n", "1:8", &["doors", "invalid type"]);
+    assert_error(
+        "doors:\n  ssh: {sequence: [1\n",
+        "",
+        &["did not find expected"],
+    );
+    assert_error("", "", &["missing field `doors`"]);
+}
+
+/// A billion-laughs document: ten to the ninth strings if expanded. The typed schema rejects
+/// the first expanded element, so it fails at once instead of eating memory.
+#[test]
+fn alias_bombs_are_refused() {
+    let mut text = String::from("interfaces:\n  - &a [x, x, x, x, x, x, x, x, x, x]\n");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for pair in names.windows(2) {
+        let refs = vec![format!("*{}", pair[0]); 10].join(", ");
+        text.push_str(&format!("  - &{} [{refs}]\n", pair[1]));
+    }
+    text.push_str(MINIMAL);
+    assert_error(&text, "2:5", &["interfaces[0]", "invalid type"]);
+}
+
+#[test]
+fn unreadable_and_huge_files() {
+    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.starts_with("/nonexistent/knockd.yaml: cannot read the config"),
+        "{missing}"
+    );
+    let dir = std::env::temp_dir().join(format!("knockd-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = dir.join("huge.yaml");
+    std::fs::write(&huge, "#".repeat(2 << 20)).unwrap();
+    let message = config::load(&huge).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(message.contains("larger than"), "{message}");
+}

@@ -1,0 +1,240 @@
+//! Packets in, firewall operations out, with the in-memory firewall: the daemon's whole packet
+//! path except the sockets.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use knockd::config;
+use knockd::engine::Engine;
+use knockd::firewall::{Element, MemoryFirewall};
+use knockd::nft::{Family, Match, Ruleset, Verdict};
+use knockd::wire::Drop;
+
+const CONFIG: &str = "
+nftables: {table: edge}
+doors:
+  ssh:
+    sequence: [7000, 8000, \"9000/udp\"]
+    seq_timeout: 5s
+    open: {ports: [\"22/tcp\"], timeout: 30s}
+  web:
+    sequence: [7000, 6000]
+    open: {ports: [\"443/tcp\", \"22/tcp\"], timeout: 2m}
+";
+
+fn engine() -> Engine<MemoryFirewall> {
+    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    Engine::start(config, MemoryFirewall::default()).unwrap()
+}
+
+/// An IPv4 or IPv6 packet from `src` to `dport`, TCP SYN (proto 6) or UDP (17).
+fn packet(src: &str, proto: u8, dport: u16) -> Vec<u8> {
+    let src: IpAddr = src.parse().unwrap();
+    let (mut p, transport) = match src {
+        IpAddr::V4(a) => {
+            let mut p = vec![0u8; 40];
+            p[0] = 0x45;
+            p[9] = proto;
+            p[12..16].copy_from_slice(&a.octets());
+            (p, 20)
+        }
+        IpAddr::V6(a) => {
+            let mut p = vec![0u8; 60];
+            p[0] = 0x60;
+            p[6] = proto;
+            p[8..24].copy_from_slice(&a.octets());
+            (p, 40)
+        }
+    };
+    p[transport + 2..transport + 4].copy_from_slice(&dport.to_be_bytes());
+    p[transport + 12] = 0x50;
+    p[transport + 13] = 0x02;
+    p
+}
+
+fn at(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+#[test]
+fn start_installs_the_ruleset() {
+    let e = engine();
+    let installed = &e.firewall().installed;
+    assert_eq!(installed.len(), 1);
+    let rs: &Ruleset = &installed[0];
+    assert_eq!(rs.table, "edge");
+    let sets: Vec<(&str, Family)> = rs
+        .sets
+        .iter()
+        .map(|s| (s.name.as_str(), s.family))
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            ("ssh_v4", Family::V4),
+            ("ssh_v6", Family::V6),
+            ("web_v4", Family::V4),
+            ("web_v6", Family::V6)
+        ]
+    );
+    assert_eq!(rs.rules[0].matches, [Match::Established]);
+    assert_eq!(rs.rules[1].matches, [Match::Loopback]);
+    // Port 22 is opened by both doors: both accepts come before its single drop.
+    let drops: Vec<String> = rs
+        .rules
+        .iter()
+        .filter(|r| r.verdict == Verdict::Drop)
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(drops, ["tcp dport 22 drop", "tcp dport 443 drop"]);
+    let last_accept = rs
+        .rules
+        .iter()
+        .rposition(|r| r.verdict == Verdict::Accept)
+        .unwrap();
+    let first_drop = rs
+        .rules
+        .iter()
+        .position(|r| r.verdict == Verdict::Drop)
+        .unwrap();
+    assert!(last_accept < first_drop);
+    let text = rs.to_string();
+    assert!(
+        text.contains("tcp dport 22 ip saddr @web_v4 accept"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tcp dport 443 ip6 saddr @web_v6 accept"),
+        "{text}"
+    );
+    assert!(
+        text.contains("type filter hook input priority 0; policy accept;"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_completed_knock_becomes_one_element_per_source() {
+    let mut e = engine();
+    for (i, (proto, port)) in [(6, 7000), (6, 8000), (17, 9000)].into_iter().enumerate() {
+        e.packet(&packet("198.18.0.2", proto, port), at(i as u64));
+        e.packet(&packet("2001:db8::2", proto, port), at(i as u64));
+    }
+    assert_eq!(e.flush(), 2, "both grants go in one firewall call");
+    assert_eq!(
+        e.firewall().elements,
+        [
+            Element {
+                table: "edge".into(),
+                set: "ssh_v4".into(),
+                addr: "198.18.0.2".parse().unwrap(),
+                timeout: Duration::from_secs(30)
+            },
+            Element {
+                table: "edge".into(),
+                set: "ssh_v6".into(),
+                addr: "2001:db8::2".parse().unwrap(),
+                timeout: Duration::from_secs(30)
+            },
+        ]
+    );
+    assert_eq!(e.stats().opens, 2);
+    assert_eq!(e.flush(), 0, "nothing pending any more");
+}
+
+#[test]
+fn the_other_door_uses_its_own_set_and_timeout() {
+    let mut e = engine();
+    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
+    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    e.flush();
+    let el = &e.firewall().elements;
+    assert_eq!(el.len(), 1);
+    assert_eq!(
+        (el[0].set.as_str(), el[0].timeout),
+        ("web_v4", Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn malformed_packets_are_counted_and_dropped() {
+    let mut e = engine();
+    e.packet(&[], at(0));
+    e.packet(&[0x45, 0, 0], at(0));
+    e.packet(&[0x75; 40], at(0));
+    let mut frag = packet("198.18.0.2", 6, 7000);
+    frag[7] = 1;
+    e.packet(&frag, at(0));
+    e.packet(&packet("198.18.0.2", 1, 7000), at(0));
+    let s = e.stats();
+    assert_eq!(s.packets, 5);
+    assert_eq!(s.dropped[Drop::Truncated.index()], 2);
+    assert_eq!(s.dropped[Drop::BadVersion.index()], 1);
+    assert_eq!(s.dropped[Drop::Fragment.index()], 1);
+    assert_eq!(s.dropped[Drop::NotTcpOrUdp.index()], 1);
+    assert_eq!(e.attempts(), 0);
+}
+
+#[test]
+fn a_refused_grant_is_counted_not_fatal() {
+    let mut e = engine();
+    e.firewall_mut().fail_with = Some(libc::ENOENT);
+    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
+    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    assert_eq!(e.flush(), 0);
+    assert_eq!(e.stats().grant_errors, 1);
+    // The next knock after the firewall recovers is granted.
+    e.firewall_mut().fail_with = None;
+    e.packet(&packet("198.18.0.3", 6, 7000), at(2));
+    e.packet(&packet("198.18.0.3", 6, 6000), at(3));
+    assert_eq!(e.flush(), 1);
+    assert_eq!(e.firewall().elements.len(), 1);
+}
+
+#[test]
+fn a_refused_ruleset_stops_the_start_and_says_why() {
+    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    let failing = MemoryFirewall {
+        fail_with: Some(libc::EPERM),
+        ..MemoryFirewall::default()
+    };
+    let err = Engine::start(config, failing).err().unwrap().to_string();
+    assert!(
+        err.contains("install the ruleset") && err.contains("Operation not permitted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_refused_reload_keeps_the_running_config() {
+    let mut e = engine();
+    let other = config::yaml::parse(
+        "new.yaml",
+        "doors:\n  x:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n",
+    )
+    .unwrap();
+    e.firewall_mut().fail_with = Some(libc::EINVAL);
+    assert!(e.reconfigure(other).is_err());
+    e.firewall_mut().fail_with = None;
+    assert_eq!(e.config().table, "edge");
+    assert_eq!(e.config().doors.len(), 2);
+    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
+    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    assert_eq!(e.flush(), 1);
+}
+
+#[test]
+fn reconfigure_replaces_the_ruleset_and_keeps_running() {
+    let mut e = engine();
+    let smaller = config::yaml::parse(
+        "new.yaml",
+        "nftables: {table: edge}\ndoors:\n  ssh:\n    sequence: [1, 2]\n    open: {ports: [22], timeout: 1m}\n",
+    )
+    .unwrap();
+    e.reconfigure(smaller).unwrap();
+    assert_eq!(e.firewall().installed.len(), 2);
+    assert_eq!(e.config().doors.len(), 1);
+    e.packet(&packet("198.18.0.2", 6, 1), at(0));
+    e.packet(&packet("198.18.0.2", 6, 2), at(1));
+    assert_eq!(e.flush(), 1);
+}
