@@ -1,0 +1,387 @@
+//! The core promise, seen from a client: closed before the knock, open after it for the
+//! knocker only, closed again when the kernel expires the grant.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::daemon::{ConfigFile, Daemon};
+use crate::lab::*;
+
+const DROP_WAIT: Duration = Duration::from_millis(700);
+const OPEN_WITHIN: Duration = Duration::from_secs(3);
+
+fn ssh_v4() -> SocketAddr {
+    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
+}
+
+fn ssh_v6() -> SocketAddr {
+    SocketAddr::new(SERVER_V6.parse().unwrap(), 22)
+}
+
+/// The example door with short timeouts so the suite runs in seconds.
+fn config(open_timeout: &str) -> String {
+    format!(
+        "log: {{level: debug}}
+doors:
+  ssh:
+    sequence: [7000, \"8000/udp\", 9000]
+    seq_timeout: 2s
+    tcp_flags: syn
+    open:
+      ports: [\"22/tcp\"]
+      timeout: {open_timeout}
+"
+    )
+}
+
+fn knock_all(lab: &Lab, src: &str, dst: &str, ports: &[(u16, bool)]) {
+    for &(port, udp) in ports {
+        knock(&lab.client, src, dst, port, udp);
+    }
+}
+
+const SEQUENCE: [(u16, bool); 3] = [(7000, false), (8000, true), (9000, false)];
+
+/// Waits (bounded) until `addr` has left the door's set.
+fn wait_until_expired(lab: &Lab, set: &str, addr: &str, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if !lab.server.set_elements("knockd", set).contains(addr) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    assert!(
+        connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok(),
+        "baseline: the service answers without knockd"
+    );
+
+    let config = ConfigFile::new("knockd.yaml", &config("3s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "closed before the knock"
+    );
+
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    let granted_at = Instant::now();
+    assert!(
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
+        "open after the knock:\n{}",
+        daemon.log_text()
+    );
+    let mut session = connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2))
+        .expect("a session during the grant");
+    assert!(
+        is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT),
+        "another address of the same host stays out"
+    );
+    assert!(
+        is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT),
+        "the knocker's IPv6 address was not granted"
+    );
+
+    let elements = lab.server.set_elements("knockd", "ssh_v4");
+    assert!(
+        elements.contains("198.18.0.2") && elements.contains("timeout 3s"),
+        "{elements}"
+    );
+    for line in [
+        "ssh: 198.18.0.2: stage 1 of 3",
+        "ssh: 198.18.0.2: stage 2 of 3",
+        "ssh: 198.18.0.2: OPEN",
+        "ssh: 198.18.0.2: granted 22/tcp for 3s",
+    ] {
+        assert!(
+            daemon.wait_log(line, Duration::from_secs(2)),
+            "missing log line `{line}`:\n{}",
+            daemon.log_text()
+        );
+    }
+
+    assert!(
+        wait_until_expired(&lab, "ssh_v4", "198.18.0.2", Duration::from_secs(10)),
+        "the kernel removes the element"
+    );
+    let lifetime = granted_at.elapsed();
+    assert!(
+        lifetime >= Duration::from_millis(2500),
+        "the grant lasted only {lifetime:?}"
+    );
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "closed again after the timeout"
+    );
+
+    session
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    session.write_all(b"still here").unwrap();
+    let mut buf = [0u8; 10];
+    session
+        .read_exact(&mut buf)
+        .expect("the established session survives the expiry");
+    assert_eq!(&buf, b"still here");
+    drop(daemon);
+}
+
+#[test]
+fn ipv6_knock_opens_over_ipv6() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &config("30s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT));
+
+    knock_all(&lab, CLIENT_V6, SERVER_V6, &SEQUENCE);
+    assert!(
+        connects_within(&lab.client, CLIENT_V6, ssh_v6(), OPEN_WITHIN),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(is_dropped(&lab.client, OTHER_V6, ssh_v6(), DROP_WAIT));
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "an IPv6 grant opens nothing for IPv4"
+    );
+    assert!(
+        lab.server
+            .set_elements("knockd", "ssh_v6")
+            .contains("2001:db8::2")
+    );
+}
+
+#[test]
+fn wrong_or_slow_sequences_do_not_open() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &config("30s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+
+    let attempts: [(&str, &[(u16, bool)]); 4] = [
+        ("reversed", &[(9000, false), (8000, true), (7000, false)]),
+        ("a knock missing", &[(7000, false), (9000, false)]),
+        (
+            "wrong protocol",
+            &[(7000, false), (8000, false), (9000, false)],
+        ),
+        (
+            "the first knock again in the middle",
+            &[(7000, false), (8000, true), (7000, false), (9000, false)],
+        ),
+    ];
+    for (what, ports) in attempts {
+        knock_all(&lab, CLIENT_V4, SERVER_V4, ports);
+        assert!(
+            is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+            "{what} opened the door"
+        );
+    }
+    // Too slow: the last knock arrives after seq_timeout (2s) from the first.
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE[..2]);
+    std::thread::sleep(Duration::from_millis(2300));
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE[2..]);
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "a slow sequence opened the door"
+    );
+    assert!(!daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
+
+    // The same daemon still opens for a correct knock: the refusals above were the matcher's.
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    assert!(
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn two_hundred_interleaved_knockers_all_get_in() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let sources: Vec<String> = (1..=200)
+        .map(|i| format!("198.18.{}.{}", 10 + i / 100, i % 100 + 1))
+        .collect();
+    for src in &sources {
+        lab.add_client_addr(&format!("{src}/16"));
+    }
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        &config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"),
+    );
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+
+    // Round-robin: every source's first knock, then every second knock, then every third.
+    let server: IpAddr = SERVER_V4.parse().unwrap();
+    lab.client.run(|| {
+        for (port, udp) in SEQUENCE {
+            for src in &sources {
+                send_knock(src.parse().unwrap(), SocketAddr::new(server, port), udp).unwrap();
+            }
+        }
+    });
+    let opened = sources
+        .iter()
+        .filter(|src| connects_within(&lab.client, src, ssh_v4(), OPEN_WITHIN))
+        .count();
+    assert_eq!(opened, sources.len(), "{}", daemon.log_text());
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "a source that did not knock stays out"
+    );
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &config("60s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let installed = lab
+        .server
+        .nft(&["list", "chain", "inet", "knockd", "input"]);
+
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    assert!(connects_within(
+        &lab.client,
+        CLIENT_V4,
+        ssh_v4(),
+        OPEN_WITHIN
+    ));
+    let status = daemon.stop();
+    assert!(status.success(), "SIGTERM exit status: {status}");
+
+    // Stopped: the grant is the kernel's now, and everyone else is still kept out.
+    assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT));
+
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert_eq!(
+        lab.server
+            .nft(&["list", "chain", "inet", "knockd", "input"]),
+        installed,
+        "the restart re-created the same chain, once"
+    );
+    let tables = lab.server.nft(&["list", "tables"]);
+    assert_eq!(tables.trim(), "table inet knockd");
+    assert!(
+        lab.server
+            .set_elements("knockd", "ssh_v4")
+            .contains("198.18.0.2"),
+        "the grant survived the restart"
+    );
+    assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
+    drop(daemon);
+}
+
+#[test]
+fn the_interface_option_limits_where_knocks_are_heard() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &config("30s"));
+
+    let daemon = Daemon::start(&lab.server, &config, &["-i", "lo"]);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "a knock on another interface was heard"
+    );
+    drop(daemon);
+
+    let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    assert!(
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
+        "{}",
+        daemon.log_text()
+    );
+    drop(daemon);
+
+    let mut missing = Daemon::spawn(&lab.server, &config, &["-i", "nosuch0"]);
+    let status = missing
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits by itself");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        missing.log_text().contains("interface nosuch0"),
+        "{}",
+        missing.log_text()
+    );
+}
+
+#[test]
+fn a_bad_config_exits_1_and_touches_no_firewall() {
+    let lab = Lab::new();
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        &config("30s").replace("[\"22/tcp\"]", "[\"70000/tcp\"]"),
+    );
+    let mut daemon = Daemon::spawn(&lab.server, &config, &[]);
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits by itself");
+    assert_eq!(status.code(), Some(1));
+    let log = daemon.log_text();
+    assert!(
+        log.contains("knockd.yaml:8:")
+            && log.contains("doors.ssh.open.ports[0]")
+            && log.contains("70000"),
+        "{log}"
+    );
+    assert_eq!(
+        lab.server.nft(&["list", "ruleset"]).trim(),
+        "",
+        "nothing was applied"
+    );
+}
+
+#[test]
+fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &config("30s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+
+    config.rewrite(&config_text_with_sequence("[6000, 6001]"));
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        daemon.wait_log("reloaded: 1 door(s)", Duration::from_secs(5)),
+        "{}",
+        daemon.log_text()
+    );
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    assert!(
+        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
+        "the old sequence still opens"
+    );
+
+    config.rewrite("doors: [this is not a door]\n");
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        daemon.wait_log(
+            "reload failed, keeping the running config",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        daemon.log_text()
+    );
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &[(6000, false), (6001, false)]);
+    assert!(
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+fn config_text_with_sequence(sequence: &str) -> String {
+    format!("doors:\n  ssh:\n    sequence: {sequence}\n    open: {{ports: [22], timeout: 30s}}\n")
+}

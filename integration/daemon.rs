@@ -1,0 +1,147 @@
+//! The real `knockd` binary, started inside a test namespace with its log captured.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::lab::Netns;
+
+pub const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
+
+/// A config file in a temporary directory of its own, removed on drop.
+pub struct ConfigFile {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl ConfigFile {
+    pub fn new(name: &str, text: &str) -> ConfigFile {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("knockd-it-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        ConfigFile { dir, path }
+    }
+
+    pub fn rewrite(&self, text: &str) {
+        std::fs::write(&self.path, text).unwrap();
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running daemon. Dropping it kills it.
+pub struct Daemon {
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `knockd -D -c <config> <extra...>` in `ns` and waits until it is listening.
+    pub fn start(ns: &Netns, config: &ConfigFile, extra: &[&str]) -> Daemon {
+        let daemon = Daemon::spawn(ns, config, extra);
+        if !daemon.wait_log("listening on", Duration::from_secs(20)) {
+            panic!("knockd did not start:\n{}", daemon.log_text());
+        }
+        daemon
+    }
+
+    /// Starts it without waiting; for tests of start-up failures.
+    pub fn spawn(ns: &Netns, config: &ConfigFile, extra: &[&str]) -> Daemon {
+        let config_path = config.path.to_str().unwrap();
+        let mut args = vec!["netns", "exec", &ns.0, KNOCKD, "-D", "-c", config_path];
+        args.extend_from_slice(extra);
+        let mut child = Command::new("ip")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn knockd");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Whether a log line containing `needle` appears within `timeout`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// Waits up to `timeout` for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = self
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("knockd ignored SIGTERM:\n{}", self.log_text()));
+        self.child = None;
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Test hosts: two network namespaces joined by a veth pair, removed again when dropped
+//! (also when a test panics). Names carry the PID and a counter, so runs and tests in parallel
+//! never collide, and nothing in the machine's own namespace is touched.
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+pub const SERVER_V4: &str = "198.18.0.1";
+pub const CLIENT_V4: &str = "198.18.0.2";
+/// A second address on the client, to show that only the knocking address gets in.
+pub const OTHER_V4: &str = "198.18.0.3";
+pub const SERVER_V6: &str = "2001:db8::1";
+pub const CLIENT_V6: &str = "2001:db8::2";
+pub const OTHER_V6: &str = "2001:db8::3";
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Fails loudly, never skips: these tests only mean something as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "integration tests need root (run integration/test, or .ci/run)"
+    );
+}
+
+/// Runs a command and returns its stdout; panics with its stderr if it fails.
+pub fn cmd(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace by name.
+#[derive(Clone)]
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", &self.0];
+        all.extend_from_slice(args);
+        cmd("ip", &all)
+    }
+
+    /// Runs `nft` inside the namespace (tests inspect with it; the daemon never runs it).
+    pub fn nft(&self, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", &self.0, "nft"];
+        all.extend_from_slice(args);
+        cmd("ip", &all)
+    }
+
+    /// The elements of one of the daemon's sets, as nft prints them (empty when there are none).
+    pub fn set_elements(&self, table: &str, set: &str) -> String {
+        let listing = self.nft(&["list", "set", "inet", table, set]);
+        listing
+            .lines()
+            .filter(|l| l.contains("elements") || l.starts_with("\t\t\t"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets made there stay in it.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: `ns` is an open namespace file; setns only affects this thread.
+                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("namespace thread panicked")
+        })
+    }
+}
+
+/// Two namespaces, `server` and `client`, joined by a veth pair.
+pub struct Lab {
+    pub server: Netns,
+    pub client: Netns,
+    pub server_if: String,
+    pub client_if: String,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        require_root();
+        let id = format!(
+            "{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let lab = Lab {
+            server: Netns(format!("knockd-s{id}")),
+            client: Netns(format!("knockd-c{id}")),
+            server_if: format!("ks{id}"),
+            client_if: format!("kc{id}"),
+        };
+        assert!(
+            lab.server_if.len() <= 15,
+            "interface name too long: {}",
+            lab.server_if
+        );
+        // Drop removes whatever exists, so a failure half-way still cleans up.
+        cmd("ip", &["netns", "add", &lab.server.0]);
+        cmd("ip", &["netns", "add", &lab.client.0]);
+        cmd(
+            "ip",
+            &[
+                "link",
+                "add",
+                &lab.server_if,
+                "netns",
+                &lab.server.0,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &lab.client_if,
+                "netns",
+                &lab.client.0,
+            ],
+        );
+        for (ns, dev, addrs) in [
+            (
+                &lab.server,
+                &lab.server_if,
+                [format!("{SERVER_V4}/16"), format!("{SERVER_V6}/64")],
+            ),
+            (
+                &lab.client,
+                &lab.client_if,
+                [format!("{CLIENT_V4}/16"), format!("{CLIENT_V6}/64")],
+            ),
+        ] {
+            for addr in addrs {
+                ns.ip(&["addr", "add", &addr, "dev", dev, "nodad"]);
+            }
+            ns.ip(&["link", "set", dev, "up"]);
+            ns.ip(&["link", "set", "lo", "up"]);
+        }
+        lab.add_client_addr(&format!("{OTHER_V4}/16"));
+        lab.add_client_addr(&format!("{OTHER_V6}/64"));
+        lab
+    }
+
+    /// Adds another source address to the client side (`198.18.1.7/16`, `2001:db8::7/64`).
+    pub fn add_client_addr(&self, cidr: &str) {
+        self.client
+            .ip(&["addr", "add", cidr, "dev", &self.client_if, "nodad"]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its end of the veth pair, and with it the other end.
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", &ns.0]).status();
+        }
+    }
+}
+
+/// A TCP echo service on the server, standing in for sshd.
+pub struct Echo {
+    stop: Arc<Mutex<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    pub fn start(ns: &Netns, addr: SocketAddr) -> Echo {
+        let listener = ns
+            .run(|| TcpListener::bind(addr))
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(Mutex::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !*flag.lock().unwrap() {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        std::thread::spawn(move || echo(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Echo {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn echo(mut stream: TcpStream) {
+    use std::io::{Read, Write};
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        *self.stop.lock().unwrap() = true;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bound_socket(src: IpAddr, kind: Type, proto: Protocol) -> io::Result<Socket> {
+    let domain = if src.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(domain, kind, Some(proto))?;
+    socket.bind(&SockAddr::from(SocketAddr::new(src, 0)))?;
+    Ok(socket)
+}
+
+/// A TCP connection from `src` to `dst`, as a user's ssh would make it.
+pub fn connect(
+    client: &Netns,
+    src: &str,
+    dst: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let src: IpAddr = src.parse().unwrap();
+    client.run(|| {
+        let socket = bound_socket(src, Type::STREAM, Protocol::TCP)?;
+        socket.connect_timeout(&SockAddr::from(dst), timeout)?;
+        Ok(socket.into())
+    })
+}
+
+/// Tries to connect until it works or `within` passes; bounded in count and time.
+pub fn connects_within(client: &Netns, src: &str, dst: SocketAddr, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    for _ in 0..50 {
+        if connect(client, src, dst, Duration::from_millis(300)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    false
+}
+
+/// Whether a connection attempt is dropped: no answer at all within `wait`.
+pub fn is_dropped(client: &Netns, src: &str, dst: SocketAddr, wait: Duration) -> bool {
+    match connect(client, src, dst, wait) {
+        Ok(_) => false,
+        Err(e) => e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock,
+    }
+}
+
+/// One knock: a single SYN (non-blocking connect, then close) or one small datagram.
+pub fn knock(client: &Netns, src: &str, dst: &str, port: u16, udp: bool) {
+    let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+    client
+        .run(|| send_knock(src, SocketAddr::new(dst, port), udp))
+        .unwrap_or_else(|e| panic!("knock {dst}:{port}: {e}"));
+}
+
+/// Sends one knock from inside the current namespace.
+pub fn send_knock(src: IpAddr, dst: SocketAddr, udp: bool) -> io::Result<()> {
+    if udp {
+        let socket = bound_socket(src, Type::DGRAM, Protocol::UDP)?;
+        socket.send_to(b"knock", &SockAddr::from(dst))?;
+    } else {
+        let socket = bound_socket(src, Type::STREAM, Protocol::TCP)?;
+        socket.set_nonblocking(true)?;
+        match socket.connect(&SockAddr::from(dst)) {
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {}
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
+}
