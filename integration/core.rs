@@ -385,3 +385,48 @@ fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
 fn config_text_with_sequence(sequence: &str) -> String {
     format!("doors:\n  ssh:\n    sequence: {sequence}\n    open: {{ports: [22], timeout: 30s}}\n")
 }
+
+#[test]
+fn knocking_again_restarts_the_timeout() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", &config("3s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    assert!(
+        daemon.wait_log("granted 22/tcp for 3s", Duration::from_secs(3)),
+        "{}",
+        daemon.log_text()
+    );
+    let first = Instant::now();
+    std::thread::sleep(Duration::from_millis(2000));
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    // Bounded: the second grant is logged within a few seconds or the test fails.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while daemon.log_text().matches("granted 22/tcp").count() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        daemon.log_text().matches("granted 22/tcp").count(),
+        2,
+        "{}",
+        daemon.log_text()
+    );
+    // Past the first grant's expiry, the element is still there: its timeout was restarted.
+    std::thread::sleep(
+        Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500),
+    );
+    let elements = lab.server.set_elements("knockd", "ssh_v4");
+    assert!(
+        elements.contains("198.18.0.2"),
+        "the refreshed grant expired with the first one: {elements}"
+    );
+    assert_eq!(
+        elements.matches("198.18.0.2").count(),
+        1,
+        "one element, not two: {elements}"
+    );
+    assert!(
+        wait_until_expired(&lab, "ssh_v4", "198.18.0.2", Duration::from_secs(5)),
+        "and it still expires"
+    );
+}
