@@ -66,10 +66,7 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 
     let config = ConfigFile::new("knockd.yaml", &config("3s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "closed before the knock"
-    );
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed before the knock");
 
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
     let granted_at = Instant::now();
@@ -78,33 +75,20 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
         "open after the knock:\n{}",
         daemon.log_text()
     );
-    let mut session = connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2))
-        .expect("a session during the grant");
-    assert!(
-        is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT),
-        "another address of the same host stays out"
-    );
-    assert!(
-        is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT),
-        "the knocker's IPv6 address was not granted"
-    );
+    let mut session =
+        connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).expect("a session during the grant");
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "another address of the same host stays out");
+    assert!(is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT), "the knocker's IPv6 address was not granted");
 
     let elements = lab.server.set_elements("knockd", "ssh_v4");
-    assert!(
-        elements.contains("198.18.0.2") && elements.contains("timeout 3s"),
-        "{elements}"
-    );
+    assert!(elements.contains("198.18.0.2") && elements.contains("timeout 3s"), "{elements}");
     for line in [
         "ssh: 198.18.0.2: stage 1 of 3",
         "ssh: 198.18.0.2: stage 2 of 3",
         "ssh: 198.18.0.2: OPEN",
         "ssh: 198.18.0.2: granted 22/tcp for 3s",
     ] {
-        assert!(
-            daemon.wait_log(line, Duration::from_secs(2)),
-            "missing log line `{line}`:\n{}",
-            daemon.log_text()
-        );
+        assert!(daemon.wait_log(line, Duration::from_secs(2)), "missing log line `{line}`:\n{}", daemon.log_text());
     }
 
     assert!(
@@ -112,23 +96,13 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
         "the kernel removes the element"
     );
     let lifetime = granted_at.elapsed();
-    assert!(
-        lifetime >= Duration::from_millis(2500),
-        "the grant lasted only {lifetime:?}"
-    );
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "closed again after the timeout"
-    );
+    assert!(lifetime >= Duration::from_millis(2500), "the grant lasted only {lifetime:?}");
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
 
-    session
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
+    session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     session.write_all(b"still here").unwrap();
     let mut buf = [0u8; 10];
-    session
-        .read_exact(&mut buf)
-        .expect("the established session survives the expiry");
+    session.read_exact(&mut buf).expect("the established session survives the expiry");
     assert_eq!(&buf, b"still here");
     drop(daemon);
 }
@@ -142,21 +116,10 @@ fn ipv6_knock_opens_over_ipv6() {
     assert!(is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT));
 
     knock_all(&lab, CLIENT_V6, SERVER_V6, &SEQUENCE);
-    assert!(
-        connects_within(&lab.client, CLIENT_V6, ssh_v6(), OPEN_WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(connects_within(&lab.client, CLIENT_V6, ssh_v6(), OPEN_WITHIN), "{}", daemon.log_text());
     assert!(is_dropped(&lab.client, OTHER_V6, ssh_v6(), DROP_WAIT));
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "an IPv6 grant opens nothing for IPv4"
-    );
-    assert!(
-        lab.server
-            .set_elements("knockd", "ssh_v6")
-            .contains("2001:db8::2")
-    );
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "an IPv6 grant opens nothing for IPv4");
+    assert!(lab.server.set_elements("knockd", "ssh_v6").contains("2001:db8::2"));
 }
 
 #[test]
@@ -169,55 +132,34 @@ fn wrong_or_slow_sequences_do_not_open() {
     let attempts: [(&str, &[(u16, bool)]); 4] = [
         ("reversed", &[(9000, false), (8000, true), (7000, false)]),
         ("a knock missing", &[(7000, false), (9000, false)]),
-        (
-            "wrong protocol",
-            &[(7000, false), (8000, false), (9000, false)],
-        ),
-        (
-            "the first knock again in the middle",
-            &[(7000, false), (8000, true), (7000, false), (9000, false)],
-        ),
+        ("wrong protocol", &[(7000, false), (8000, false), (9000, false)]),
+        ("the first knock again in the middle", &[(7000, false), (8000, true), (7000, false), (9000, false)]),
     ];
     for (what, ports) in attempts {
         knock_all(&lab, CLIENT_V4, SERVER_V4, ports);
-        assert!(
-            is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-            "{what} opened the door"
-        );
+        assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "{what} opened the door");
     }
     // Too slow: the last knock arrives after seq_timeout (2s) from the first.
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE[..2]);
     std::thread::sleep(Duration::from_millis(2300));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE[2..]);
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "a slow sequence opened the door"
-    );
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a slow sequence opened the door");
     assert!(!daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
 
     // The same daemon still opens for a correct knock: the refusals above were the matcher's.
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(
-        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn two_hundred_interleaved_knockers_all_get_in() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let sources: Vec<String> = (1..=200)
-        .map(|i| format!("198.18.{}.{}", 10 + i / 100, i % 100 + 1))
-        .collect();
+    let sources: Vec<String> = (1..=200).map(|i| format!("198.18.{}.{}", 10 + i / 100, i % 100 + 1)).collect();
     for src in &sources {
         lab.add_client_addr(&format!("{src}/16"));
     }
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        &config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"),
-    );
+    let config = ConfigFile::new("knockd.yaml", &config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     // Round-robin: every source's first knock, then every second knock, then every third.
@@ -229,15 +171,9 @@ fn two_hundred_interleaved_knockers_all_get_in() {
             }
         }
     });
-    let opened = sources
-        .iter()
-        .filter(|src| connects_within(&lab.client, src, ssh_v4(), OPEN_WITHIN))
-        .count();
+    let opened = sources.iter().filter(|src| connects_within(&lab.client, src, ssh_v4(), OPEN_WITHIN)).count();
     assert_eq!(opened, sources.len(), "{}", daemon.log_text());
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "a source that did not knock stays out"
-    );
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a source that did not knock stays out");
 }
 
 #[test]
@@ -246,17 +182,10 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
     let config = ConfigFile::new("knockd.yaml", &config("60s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let installed = lab
-        .server
-        .nft(&["list", "chain", "inet", "knockd", "input"]);
+    let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
 
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(connects_within(
-        &lab.client,
-        CLIENT_V4,
-        ssh_v4(),
-        OPEN_WITHIN
-    ));
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN));
     let status = daemon.stop();
     assert!(status.success(), "SIGTERM exit status: {status}");
 
@@ -266,19 +195,13 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
 
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert_eq!(
-        lab.server
-            .nft(&["list", "chain", "inet", "knockd", "input"]),
+        lab.server.nft(&["list", "chain", "inet", "knockd", "input"]),
         installed,
         "the restart re-created the same chain, once"
     );
     let tables = lab.server.nft(&["list", "tables"]);
     assert_eq!(tables.trim(), "table inet knockd");
-    assert!(
-        lab.server
-            .set_elements("knockd", "ssh_v4")
-            .contains("198.18.0.2"),
-        "the grant survived the restart"
-    );
+    assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"), "the grant survived the restart");
     assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
     drop(daemon);
 }
@@ -291,57 +214,33 @@ fn the_interface_option_limits_where_knocks_are_heard() {
 
     let daemon = Daemon::start(&lab.server, &config, &["-i", "lo"]);
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "a knock on another interface was heard"
-    );
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a knock on another interface was heard");
     drop(daemon);
 
     let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(
-        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
     drop(daemon);
 
     let mut missing = Daemon::spawn(&lab.server, &config, &["-i", "nosuch0"]);
-    let status = missing
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits by itself");
+    let status = missing.wait_exit(Duration::from_secs(10)).expect("exits by itself");
     assert_eq!(status.code(), Some(1));
-    assert!(
-        missing.log_text().contains("interface nosuch0"),
-        "{}",
-        missing.log_text()
-    );
+    assert!(missing.log_text().contains("interface nosuch0"), "{}", missing.log_text());
 }
 
 #[test]
 fn a_bad_config_exits_1_and_touches_no_firewall() {
     let lab = Lab::new();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        &config("30s").replace("[\"22/tcp\"]", "[\"70000/tcp\"]"),
-    );
+    let config = ConfigFile::new("knockd.yaml", &config("30s").replace("[\"22/tcp\"]", "[\"70000/tcp\"]"));
     let mut daemon = Daemon::spawn(&lab.server, &config, &[]);
-    let status = daemon
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits by itself");
+    let status = daemon.wait_exit(Duration::from_secs(10)).expect("exits by itself");
     assert_eq!(status.code(), Some(1));
     let log = daemon.log_text();
     assert!(
-        log.contains("knockd.yaml:8:")
-            && log.contains("doors.ssh.open.ports[0]")
-            && log.contains("70000"),
+        log.contains("knockd.yaml:8:") && log.contains("doors.ssh.open.ports[0]") && log.contains("70000"),
         "{log}"
     );
-    assert_eq!(
-        lab.server.nft(&["list", "ruleset"]).trim(),
-        "",
-        "nothing was applied"
-    );
+    assert_eq!(lab.server.nft(&["list", "ruleset"]).trim(), "", "nothing was applied");
 }
 
 #[test]
@@ -353,33 +252,19 @@ fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
 
     config.rewrite(&config_text_with_sequence("[6000, 6001]"));
     daemon.signal(libc::SIGHUP);
-    assert!(
-        daemon.wait_log("reloaded: 1 door(s)", Duration::from_secs(5)),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(daemon.wait_log("reloaded: 1 door(s)", Duration::from_secs(5)), "{}", daemon.log_text());
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(
-        is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT),
-        "the old sequence still opens"
-    );
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the old sequence still opens");
 
     config.rewrite("doors: [this is not a door]\n");
     daemon.signal(libc::SIGHUP);
     assert!(
-        daemon.wait_log(
-            "reload failed, keeping the running config",
-            Duration::from_secs(5)
-        ),
+        daemon.wait_log("reload failed, keeping the running config", Duration::from_secs(5)),
         "{}",
         daemon.log_text()
     );
     knock_all(&lab, CLIENT_V4, SERVER_V4, &[(6000, false), (6001, false)]);
-    assert!(
-        connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
 
 fn config_text_with_sequence(sequence: &str) -> String {
@@ -392,11 +277,7 @@ fn knocking_again_restarts_the_timeout() {
     let config = ConfigFile::new("knockd.yaml", &config("3s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(
-        daemon.wait_log("granted 22/tcp for 3s", Duration::from_secs(3)),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(daemon.wait_log("granted 22/tcp for 3s", Duration::from_secs(3)), "{}", daemon.log_text());
     let first = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
@@ -405,28 +286,11 @@ fn knocking_again_restarts_the_timeout() {
     while daemon.log_text().matches("granted 22/tcp").count() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        daemon.log_text().matches("granted 22/tcp").count(),
-        2,
-        "{}",
-        daemon.log_text()
-    );
+    assert_eq!(daemon.log_text().matches("granted 22/tcp").count(), 2, "{}", daemon.log_text());
     // Past the first grant's expiry, the element is still there: its timeout was restarted.
-    std::thread::sleep(
-        Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500),
-    );
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500));
     let elements = lab.server.set_elements("knockd", "ssh_v4");
-    assert!(
-        elements.contains("198.18.0.2"),
-        "the refreshed grant expired with the first one: {elements}"
-    );
-    assert_eq!(
-        elements.matches("198.18.0.2").count(),
-        1,
-        "one element, not two: {elements}"
-    );
-    assert!(
-        wait_until_expired(&lab, "ssh_v4", "198.18.0.2", Duration::from_secs(5)),
-        "and it still expires"
-    );
+    assert!(elements.contains("198.18.0.2"), "the refreshed grant expired with the first one: {elements}");
+    assert_eq!(elements.matches("198.18.0.2").count(), 1, "one element, not two: {elements}");
+    assert!(wait_until_expired(&lab, "ssh_v4", "198.18.0.2", Duration::from_secs(5)), "and it still expires");
 }

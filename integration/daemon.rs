@@ -78,10 +78,7 @@ impl Daemon {
                 }
             });
         }
-        Daemon {
-            child: Some(child),
-            log,
-        }
+        Daemon { child: Some(child), log }
     }
 
     pub fn log_text(&self) -> String {

@@ -26,25 +26,13 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Fails loudly, never skips: these tests only mean something as root.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "integration tests need root (run integration/test, or .ci/run)"
-    );
+    assert_eq!(unsafe { libc::geteuid() }, 0, "integration tests need root (run integration/test, or .ci/run)");
 }
 
 /// Runs a command and returns its stdout; panics with its stderr if it fails.
 pub fn cmd(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -69,11 +57,7 @@ impl Netns {
     /// The elements of one of the daemon's sets, as nft prints them (empty when there are none).
     pub fn set_elements(&self, table: &str, set: &str) -> String {
         let listing = self.nft(&["list", "set", "inet", table, set]);
-        listing
-            .lines()
-            .filter(|l| l.contains("elements") || l.starts_with("\t\t\t"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        listing.lines().filter(|l| l.contains("elements") || l.starts_with("\t\t\t")).collect::<Vec<_>>().join("\n")
     }
 
     /// Runs `f` on a thread that has entered this namespace; sockets made there stay in it.
@@ -104,22 +88,14 @@ pub struct Lab {
 impl Lab {
     pub fn new() -> Lab {
         require_root();
-        let id = format!(
-            "{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = format!("{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let lab = Lab {
             server: Netns(format!("knockd-s{id}")),
             client: Netns(format!("knockd-c{id}")),
             server_if: format!("ks{id}"),
             client_if: format!("kc{id}"),
         };
-        assert!(
-            lab.server_if.len() <= 15,
-            "interface name too long: {}",
-            lab.server_if
-        );
+        assert!(lab.server_if.len() <= 15, "interface name too long: {}", lab.server_if);
         // Drop removes whatever exists, so a failure half-way still cleans up.
         cmd("ip", &["netns", "add", &lab.server.0]);
         cmd("ip", &["netns", "add", &lab.client.0]);
@@ -141,16 +117,8 @@ impl Lab {
             ],
         );
         for (ns, dev, addrs) in [
-            (
-                &lab.server,
-                &lab.server_if,
-                [format!("{SERVER_V4}/16"), format!("{SERVER_V6}/64")],
-            ),
-            (
-                &lab.client,
-                &lab.client_if,
-                [format!("{CLIENT_V4}/16"), format!("{CLIENT_V6}/64")],
-            ),
+            (&lab.server, &lab.server_if, [format!("{SERVER_V4}/16"), format!("{SERVER_V6}/64")]),
+            (&lab.client, &lab.client_if, [format!("{CLIENT_V4}/16"), format!("{CLIENT_V6}/64")]),
         ] {
             for addr in addrs {
                 ns.ip(&["addr", "add", &addr, "dev", dev, "nodad"]);
@@ -165,8 +133,7 @@ impl Lab {
 
     /// Adds another source address to the client side (`198.18.1.7/16`, `2001:db8::7/64`).
     pub fn add_client_addr(&self, cidr: &str) {
-        self.client
-            .ip(&["addr", "add", cidr, "dev", &self.client_if, "nodad"]);
+        self.client.ip(&["addr", "add", cidr, "dev", &self.client_if, "nodad"]);
     }
 }
 
@@ -187,9 +154,7 @@ pub struct Echo {
 
 impl Echo {
     pub fn start(ns: &Netns, addr: SocketAddr) -> Echo {
-        let listener = ns
-            .run(|| TcpListener::bind(addr))
-            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let listener = ns.run(|| TcpListener::bind(addr)).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(Mutex::new(false));
         let flag = Arc::clone(&stop);
@@ -203,19 +168,14 @@ impl Echo {
                 }
             }
         });
-        Echo {
-            stop,
-            thread: Some(thread),
-        }
+        Echo { stop, thread: Some(thread) }
     }
 }
 
 fn echo(mut stream: TcpStream) {
     use std::io::{Read, Write};
     stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = [0u8; 256];
     while let Ok(n) = stream.read(&mut buf) {
         if n == 0 || stream.write_all(&buf[..n]).is_err() {
@@ -234,23 +194,14 @@ impl Drop for Echo {
 }
 
 fn bound_socket(src: IpAddr, kind: Type, proto: Protocol) -> io::Result<Socket> {
-    let domain = if src.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
+    let domain = if src.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let socket = Socket::new(domain, kind, Some(proto))?;
     socket.bind(&SockAddr::from(SocketAddr::new(src, 0)))?;
     Ok(socket)
 }
 
 /// A TCP connection from `src` to `dst`, as a user's ssh would make it.
-pub fn connect(
-    client: &Netns,
-    src: &str,
-    dst: SocketAddr,
-    timeout: Duration,
-) -> io::Result<TcpStream> {
+pub fn connect(client: &Netns, src: &str, dst: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let src: IpAddr = src.parse().unwrap();
     client.run(|| {
         let socket = bound_socket(src, Type::STREAM, Protocol::TCP)?;

@@ -28,13 +28,9 @@ pub struct Insn {
 /// Why no program could be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BpfError {
-    #[error(
-        "the capture filter needs {0} instructions, more than the kernel's {MAX_INSNS}: use fewer knock ports"
-    )]
+    #[error("the capture filter needs {0} instructions, more than the kernel's {MAX_INSNS}: use fewer knock ports")]
     TooLong(usize),
-    #[error(
-        "the capture filter has a jump too far for classic BPF: use fewer interfaces (at most 250)"
-    )]
+    #[error("the capture filter has a jump too far for classic BPF: use fewer interfaces (at most 250)")]
     JumpTooFar,
 }
 
@@ -66,8 +62,9 @@ const ETH_P_IPV6: u32 = 0x86dd;
 const IPV4_FRAG_OFFSET_MASK: u32 = 0x1fff;
 const IPV6_HEADER_LEN: u32 = 40;
 
-/// Builds the filter for `ports`, limited to `ifindexes` unless that is empty.
-pub fn build(ports: &[PortProto], ifindexes: &[u32]) -> Result<Vec<Insn>, BpfError> {
+/// Builds the filter for `ports`, limited to `ifindexes` unless that is empty, and to IPv4
+/// unless `ipv6`.
+pub fn build(ports: &[PortProto], ifindexes: &[u32], ipv6: bool) -> Result<Vec<Insn>, BpfError> {
     use To::Next;
     let mut a = Asm::default();
     let (drop, tcp_ports, udp_ports) = (a.label(), a.label(), a.label());
@@ -87,7 +84,7 @@ pub fn build(ports: &[PortProto], ifindexes: &[u32]) -> Result<Vec<Insn>, BpfErr
     let (v4, v6) = (a.label(), a.label());
     a.stmt(op::LD_W_ABS, ancillary::PROTOCOL);
     a.jump(op::JEQ_K, ETH_P_IP, v4.into(), Next);
-    a.jump(op::JEQ_K, ETH_P_IPV6, v6.into(), drop.into());
+    a.jump(op::JEQ_K, ETH_P_IPV6, if ipv6 { v6 } else { drop }.into(), drop.into());
 
     a.bind(v4);
     a.stmt(op::LD_H_ABS, 6);
@@ -213,33 +210,14 @@ impl Asm {
             let pc = out.len();
             let insn = match *item {
                 Item::Bind(_) => continue,
-                Item::Stmt { code, k } => Insn {
-                    code,
-                    jt: 0,
-                    jf: 0,
-                    k,
-                },
+                Item::Stmt { code, k } => Insn { code, jt: 0, jf: 0, k },
                 Item::Ja(l) => {
                     let off = offset(pc, To::At(l)).ok_or(BpfError::JumpTooFar)?;
-                    Insn {
-                        code: op::JA,
-                        jt: 0,
-                        jf: 0,
-                        k: off as u32,
-                    }
+                    Insn { code: op::JA, jt: 0, jf: 0, k: off as u32 }
                 }
                 Item::Jump { code, k, jt, jf } => {
-                    let short = |to| {
-                        offset(pc, to)
-                            .and_then(|o| u8::try_from(o).ok())
-                            .ok_or(BpfError::JumpTooFar)
-                    };
-                    Insn {
-                        code,
-                        jt: short(jt)?,
-                        jf: short(jf)?,
-                        k,
-                    }
+                    let short = |to| offset(pc, to).and_then(|o| u8::try_from(o).ok()).ok_or(BpfError::JumpTooFar);
+                    Insn { code, jt: short(jt)?, jf: short(jf)?, k }
                 }
             };
             out.push(insn);

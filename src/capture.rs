@@ -6,10 +6,67 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, SockAddr, SockFilter, Socket, Type};
 
-use crate::bpf::Insn;
+use crate::bpf::{self, BpfError, Insn};
+use crate::config::PortProto;
 
 /// Kernel receive buffer: room for bursts of knocks while the daemon is busy with netlink.
 const RECV_BUFFER_BYTES: usize = 4 << 20;
+
+/// Why capture could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("interface {name}: {source}")]
+    Interface {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Filter(#[from] BpfError),
+    #[error("cannot open the capture socket (knockd needs CAP_NET_RAW): {0}")]
+    Socket(#[source] io::Error),
+}
+
+/// The capture socket with what its filter is built from: interfaces and address families.
+pub struct Capture {
+    pub socket: PacketSocket,
+    ifindexes: Vec<u32>,
+    ipv6: bool,
+}
+
+impl Capture {
+    /// Opens capture on `interfaces` (all if empty) for `ports`; IPv4 only unless `ipv6`.
+    pub fn open(interfaces: &[String], ports: &[PortProto], ipv6: bool) -> Result<Capture, CaptureError> {
+        let ifindexes = resolve(interfaces)?;
+        let filter = bpf::build(ports, &ifindexes, ipv6)?;
+        let socket = PacketSocket::open(&filter).map_err(CaptureError::Socket)?;
+        Ok(Capture { socket, ifindexes, ipv6 })
+    }
+
+    /// Checks that every named interface exists, before a reload commits to them.
+    pub fn check_interfaces(interfaces: &[String]) -> Result<(), CaptureError> {
+        resolve(interfaces).map(drop)
+    }
+
+    /// Follows new knock ports and, on reload, new interfaces. On error nothing changes.
+    pub fn refilter(&mut self, interfaces: Option<&[String]>, ports: &[PortProto]) -> Result<(), CaptureError> {
+        let ifindexes = match interfaces {
+            Some(names) => resolve(names)?,
+            None => self.ifindexes.clone(),
+        };
+        let filter = bpf::build(ports, &ifindexes, self.ipv6)?;
+        self.socket.set_filter(&filter).map_err(CaptureError::Socket)?;
+        self.ifindexes = ifindexes;
+        Ok(())
+    }
+}
+
+fn resolve(interfaces: &[String]) -> Result<Vec<u32>, CaptureError> {
+    interfaces
+        .iter()
+        .map(|name| interface_index(name).map_err(|source| CaptureError::Interface { name: name.clone(), source }))
+        .collect()
+}
 
 /// Something the daemon can read knock packets from; the kernel socket, or a test's list.
 pub trait PacketSource {
@@ -38,10 +95,7 @@ impl PacketSocket {
 
     /// Replaces the kernel filter; the kernel swaps it atomically.
     pub fn set_filter(&self, filter: &[Insn]) -> io::Result<()> {
-        let program: Vec<SockFilter> = filter
-            .iter()
-            .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
-            .collect();
+        let program: Vec<SockFilter> = filter.iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
         self.socket.attach_filter(&program)
     }
 }

@@ -1,4 +1,5 @@
-//! The daemon's event loop: wait for packets or signals, feed the engine, commit grants.
+//! The daemon's event loop: wait for packets, signals or the next due stop command; feed the
+//! engine; commit grants; follow changes of the knock ports with the capture filter.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -8,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use log::{error, info, warn};
+use log::{error, info};
 
 use crate::bpf;
-use crate::capture::{PacketSocket, PacketSource, interface_index};
+use crate::capture::{Capture, PacketSource};
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::firewall::Firewall;
+use crate::legacy_command::Spawner;
 
 /// Packets handled before grants are committed and signals looked at again, so a flood can
 /// neither delay a grant nor starve shutdown.
@@ -45,11 +47,7 @@ impl Signals {
         for signal in [SIGTERM, SIGINT, SIGHUP] {
             signal_hook::low_level::pipe::register(signal, notify.try_clone()?)?;
         }
-        Ok(Signals {
-            shutdown,
-            reload,
-            wake,
-        })
+        Ok(Signals { shutdown, reload, wake })
     }
 
     fn drain(&mut self) {
@@ -75,93 +73,84 @@ impl ConfigSource {
     }
 }
 
-/// The kernel filter for `config`, with interface names resolved to indexes.
-pub fn capture_filter(config: &Config) -> anyhow::Result<Vec<bpf::Insn>> {
-    let mut indexes = Vec::new();
-    for name in &config.interfaces {
-        let index = interface_index(name).map_err(|e| anyhow::anyhow!("interface {name}: {e}"))?;
-        indexes.push(index);
-    }
-    Ok(bpf::build(&config.knock_ports(), &indexes)?)
-}
+/// What the loop calls on SIGHUP besides the engine (the binary reopens its log file).
+pub type ReloadHook<'a> = &'a mut dyn FnMut();
 
-/// Runs until SIGTERM or SIGINT.
-pub fn run<F: Firewall>(
-    engine: &mut Engine<F>,
-    capture: &mut PacketSocket,
+/// Runs until SIGTERM or SIGINT, then runs pending stop commands and returns.
+pub fn run<F: Firewall, S: Spawner>(
+    engine: &mut Engine<F, S>,
+    capture: &mut Capture,
     signals: &mut Signals,
     source: &ConfigSource,
+    on_reload: ReloadHook,
 ) -> io::Result<()> {
     let origin = Instant::now();
     let mut last_tick = Duration::ZERO;
     let mut buf = [0u8; bpf::SNAPLEN as usize];
     loop {
-        wait(capture, &signals.wake, TICK)?;
+        let now = origin.elapsed();
+        let until_due = engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
+        wait(capture, &signals.wake, until_due)?;
         signals.drain();
         if signals.shutdown.load(Ordering::Relaxed) {
-            engine.flush();
             info!("shutting down; granted addresses stay open until their timeouts");
+            engine.shutdown();
             return Ok(());
         }
         if signals.reload.swap(false, Ordering::Relaxed) {
+            on_reload();
             reload(engine, capture, source);
         }
         for _ in 0..PACKETS_PER_ROUND {
-            match capture.recv(&mut buf)? {
+            match capture.socket.recv(&mut buf)? {
                 Some(len) => engine.packet(&buf[..len], origin.elapsed()),
                 None => break,
             }
         }
         engine.flush();
+        if engine.take_filter_changed() {
+            if let Err(e) = capture.refilter(None, &engine.matcher().knock_ports()) {
+                error!("cannot update the capture filter: {e}");
+            }
+        }
         let now = origin.elapsed();
-        if now - last_tick >= TICK {
+        if engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
             engine.tick(now);
             last_tick = now;
         }
     }
 }
 
-fn reload<F: Firewall>(engine: &mut Engine<F>, capture: &PacketSocket, source: &ConfigSource) {
+/// Loads the config again and switches to it, or keeps the running one and says why.
+fn reload<F: Firewall, S: Spawner>(engine: &mut Engine<F, S>, capture: &mut Capture, source: &ConfigSource) {
     info!("SIGHUP: reloading {}", source.path.display());
     let config = match source.load() {
         Ok(config) => config,
         Err(e) => return error!("reload failed, keeping the running config: {e}"),
     };
-    let filter = match capture_filter(&config) {
-        Ok(filter) => filter,
-        Err(e) => return error!("reload failed, keeping the running config: {e}"),
-    };
+    let interfaces = config.interfaces.clone();
+    if let Err(e) = Capture::check_interfaces(&interfaces) {
+        return error!("reload failed, keeping the running config: {e}");
+    }
     if let Err(e) = engine.reconfigure(config) {
         return error!("reload failed, keeping the running config: {e}");
     }
-    match capture.set_filter(&filter) {
+    engine.take_filter_changed();
+    match capture.refilter(Some(&interfaces), &engine.matcher().knock_ports()) {
         Ok(()) => info!("reloaded: {} door(s)", engine.config().doors.len()),
-        Err(e) => warn!("reloaded, but the capture filter could not be replaced: {e}"),
+        Err(e) => error!("reloaded, but the capture filter still listens as before: {e}"),
     }
 }
 
 /// Blocks until a packet or a signal arrives, or `timeout` passes.
-fn wait(capture: &PacketSocket, wake: &UnixStream, timeout: Duration) -> io::Result<()> {
+fn wait(capture: &Capture, wake: &UnixStream, timeout: Duration) -> io::Result<()> {
     let mut fds = [
-        libc::pollfd {
-            fd: capture.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
+        libc::pollfd { fd: capture.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
     ];
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: `fds` is a valid array of two pollfd structures for the duration of the call.
-    let n = unsafe {
-        libc::poll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            timeout.as_millis() as i32,
-        )
-    };
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

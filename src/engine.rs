@@ -1,17 +1,20 @@
-//! From packets to grants: parse, match, log, and hand completed knocks to the firewall.
+//! From packets to actions: parse, match, log, then grant through the firewall, run legacy
+//! commands, and move one-time doors on to their next sequence.
 //!
-//! No syscalls here beyond what the [`Firewall`] does, so the whole path from bytes to set
-//! elements is tested with [`crate::firewall::MemoryFirewall`].
+//! The firewall and the command runner are traits, so the whole path from bytes to set
+//! elements and commands is tested with in-memory stand-ins, without root.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use log::{debug, error, info, trace};
+use log::{debug, error, info, trace, warn};
 
-use crate::config::{Config, Door};
+use crate::config::{Config, Sequence};
 use crate::firewall::{Element, Firewall, FirewallError};
-use crate::matcher::{Event, Matcher, MatcherStats};
+use crate::legacy_command::{Scheduler, Spawner};
+use crate::matcher::{DoorId, Event, Matcher, MatcherStats};
 use crate::nft::{Family, Ruleset, set_name};
+use crate::one_time::{self, OneTimeError};
 use crate::wire::{self, Drop};
 
 /// Counters an admin can read to see what the daemon sees.
@@ -29,44 +32,83 @@ pub struct Stats {
     pub matcher: MatcherStats,
 }
 
+/// Why the engine could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error("door {door}: {source}")]
+    OneTime {
+        door: String,
+        #[source]
+        source: OneTimeError,
+    },
+}
+
 /// A completed knock waiting for the next firewall commit.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    door: usize,
+    door: DoorId,
     src: IpAddr,
 }
 
-/// The packet path of the daemon, generic over its firewall.
-pub struct Engine<F: Firewall> {
+/// The packet path of the daemon, generic over its firewall and its command runner.
+pub struct Engine<F: Firewall, S: Spawner> {
     config: Config,
     matcher: Matcher,
     firewall: F,
+    spawner: S,
+    /// Pending stop commands; outlives reloads.
+    scheduler: Scheduler,
+    /// Whether this engine has put a ruleset in place (so a reload to a config without
+    /// nftables doors still replaces it).
+    installed: bool,
     events: Vec<Event>,
     pending: Vec<Pending>,
     stats: Stats,
+    filter_changed: bool,
 }
 
-impl<F: Firewall> Engine<F> {
-    /// Installs the config's ruleset, then starts matching.
-    pub fn start(config: Config, mut firewall: F) -> Result<Self, FirewallError> {
-        firewall.install(&Ruleset::for_config(&config))?;
+impl<F: Firewall, S: Spawner> Engine<F, S> {
+    /// Installs the config's ruleset, loads one-time sequences, then starts matching.
+    pub fn start(config: Config, mut firewall: F, spawner: S) -> Result<Self, EngineError> {
+        let ruleset = Ruleset::for_config(&config);
+        if !ruleset.is_empty() {
+            firewall.install(&ruleset)?;
+        }
+        let matcher = matcher_for(&config)?;
+        warn_inactive(&config);
         Ok(Engine {
-            matcher: Matcher::new(&config.doors, config.max_attempts),
+            matcher,
             config,
             firewall,
+            spawner,
+            scheduler: Scheduler::default(),
+            installed: !ruleset.is_empty(),
             events: Vec::new(),
             pending: Vec::new(),
             stats: Stats::default(),
+            filter_changed: false,
         })
     }
 
-    /// Switches to `config`: the new ruleset replaces the old one in one transaction; if the
-    /// firewall refuses it, the old config stays in force.
-    pub fn reconfigure(&mut self, config: Config) -> Result<(), FirewallError> {
+    /// Switches to `config`. The new ruleset replaces the old one in one transaction; if the
+    /// firewall refuses it or a one-time file cannot be read, the old config stays in force.
+    /// Attempts on doors that did not change survive, and pending stop commands always do.
+    pub fn reconfigure(&mut self, config: Config) -> Result<(), EngineError> {
         self.flush();
-        self.firewall.install(&Ruleset::for_config(&config))?;
-        self.matcher = Matcher::new(&config.doors, config.max_attempts);
+        let mut matcher = matcher_for(&config)?;
+        let ruleset = Ruleset::for_config(&config);
+        if self.installed || !ruleset.is_empty() {
+            self.firewall.install(&ruleset)?;
+            self.installed = true;
+        }
+        let old = std::mem::replace(&mut self.matcher, Matcher::new(&[], 1));
+        matcher.carry_over(old);
+        self.matcher = matcher;
         self.config = config;
+        self.filter_changed = true;
+        warn_inactive(&self.config);
         Ok(())
     }
 
@@ -85,37 +127,67 @@ impl<F: Firewall> Engine<F> {
         let mut events = std::mem::take(&mut self.events);
         self.matcher.knock(&knock, now, &mut events);
         for event in events.drain(..) {
-            self.on_event(event);
+            self.on_event(event, now);
         }
         self.events = events;
     }
 
-    fn on_event(&mut self, event: Event) {
-        let name = |door: usize| self.config.doors[door].name.as_str();
+    fn on_event(&mut self, event: Event, now: Duration) {
+        let name = |door: DoorId| self.config.doors[door].name.as_str();
         match event {
-            Event::Stage {
-                door,
-                src,
-                stage,
-                of,
-            } => info!("{}: {src}: stage {stage} of {of}", name(door)),
+            Event::Stage { door, src, stage, of } => info!("{}: {src}: stage {stage} of {of}", name(door)),
             Event::Restart { door, src } => {
                 self.stats.restarts += 1;
-                debug!(
-                    "{}: {src}: knock out of order, sequence restarted",
-                    name(door)
-                );
+                debug!("{}: {src}: knock out of order, sequence restarted", name(door));
             }
             Event::TimedOut { door, src } => {
                 self.stats.timeouts += 1;
                 info!("{}: {src}: sequence timed out", name(door));
             }
-            Event::Open { door, src } => {
-                self.stats.opens += 1;
-                info!("{}: {src}: OPEN", name(door));
-                self.pending.push(Pending { door, src });
-            }
+            Event::Open { door, src } => self.open(door, src, now),
         }
+    }
+
+    fn open(&mut self, id: DoorId, src: IpAddr, now: Duration) {
+        self.stats.opens += 1;
+        let door = &self.config.doors[id];
+        info!("{}: {src}: OPEN", door.name);
+        if door.open.is_some() {
+            self.pending.push(Pending { door: id, src });
+        }
+        self.scheduler.open(door, src, now, &mut self.spawner);
+        if let Sequence::OneTime(path) = &door.sequence {
+            let path = path.clone();
+            self.next_one_time_sequence(id, &path);
+        }
+    }
+
+    /// Marks the sequence just used and switches the door to the next one, or disables it.
+    fn next_one_time_sequence(&mut self, id: DoorId, path: &std::path::Path) {
+        let name = self.config.doors[id].name.clone();
+        let used = self.matcher.sequence(id).to_vec();
+        let next = one_time::mark_used(path, &used).and_then(|marked| {
+            if !marked {
+                warn!("{name}: the used sequence is no longer in {}; nothing to mark", path.display());
+            }
+            one_time::current(path)
+        });
+        let sequence = match next {
+            Ok(Some(sequence)) => {
+                info!("{name}: next one-time sequence loaded");
+                sequence
+            }
+            Ok(None) => {
+                warn!("{name}: no more one-time sequences in {}: door disabled", path.display());
+                Vec::new()
+            }
+            Err(e) => {
+                error!("{name}: {e}: door disabled");
+                Vec::new()
+            }
+        };
+        self.matcher.set_sequence(id, sequence);
+        self.filter_changed = true;
     }
 
     /// Commits every grant since the last flush in one firewall transaction.
@@ -124,18 +196,16 @@ impl<F: Firewall> Engine<F> {
         if self.pending.is_empty() {
             return 0;
         }
-        let elements: Vec<Element> = self.pending.iter().map(|p| self.element(p)).collect();
+        let elements: Vec<Element> = self.pending.iter().filter_map(|p| self.element(p)).collect();
         let granted = match self.firewall.add_elements(&elements) {
             Ok(()) => {
                 for p in &self.pending {
                     let door = &self.config.doors[p.door];
-                    info!(
-                        "{}: {}: granted {} for {}",
-                        door.name,
-                        p.src,
-                        ports_text(door),
-                        humantime::format_duration(door.open.timeout)
-                    );
+                    if let Some(open) = &door.open {
+                        let ports = open.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+                        let timeout = humantime::format_duration(open.timeout);
+                        info!("{}: {}: granted {ports} for {timeout}", door.name, p.src);
+                    }
                 }
                 elements.len()
             }
@@ -149,19 +219,45 @@ impl<F: Firewall> Engine<F> {
         granted
     }
 
-    fn element(&self, p: &Pending) -> Element {
+    fn element(&self, p: &Pending) -> Option<Element> {
         let door = &self.config.doors[p.door];
-        Element {
+        let open = door.open.as_ref()?;
+        Some(Element {
             table: self.config.table.clone(),
             set: set_name(&door.name, Family::of(&p.src)),
             addr: p.src,
-            timeout: door.open.timeout,
-        }
+            timeout: open.timeout,
+        })
     }
 
-    /// Periodic housekeeping: forget attempts that can no longer complete.
+    /// Housekeeping at `now`: runs due stop commands, forgets attempts that can no longer complete.
     pub fn tick(&mut self, now: Duration) {
+        self.scheduler.run_due(now, &mut self.spawner);
         self.matcher.expire(now);
+    }
+
+    /// When the next stop command is due, so the caller can wake up in time.
+    pub fn next_due(&self) -> Option<Duration> {
+        self.scheduler.next_due()
+    }
+
+    /// Commits pending grants and hands every pending stop command to the runner.
+    pub fn shutdown(&mut self) {
+        self.flush();
+        let stops = self.scheduler.pending();
+        if stops > 0 {
+            info!("running {stops} pending stop command(s) before exiting");
+        }
+        self.scheduler.drain(&mut self.spawner);
+    }
+
+    /// Whether the knock ports changed since the last call (the capture filter must follow).
+    pub fn take_filter_changed(&mut self) -> bool {
+        std::mem::take(&mut self.filter_changed)
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
     }
 
     pub fn config(&self) -> &Config {
@@ -176,24 +272,49 @@ impl<F: Firewall> Engine<F> {
         &mut self.firewall
     }
 
+    pub fn spawner(&self) -> &S {
+        &self.spawner
+    }
+
+    pub fn into_spawner(self) -> S {
+        self.spawner
+    }
+
+    /// Stop commands waiting for their time.
+    pub fn pending_stops(&self) -> usize {
+        self.scheduler.pending()
+    }
+
     /// Attempts in progress.
     pub fn attempts(&self) -> usize {
         self.matcher.len()
     }
 
     pub fn stats(&self) -> Stats {
-        Stats {
-            matcher: self.matcher.stats(),
-            ..self.stats
-        }
+        Stats { matcher: self.matcher.stats(), ..self.stats }
     }
 }
 
-fn ports_text(door: &Door) -> String {
-    door.open
-        .ports
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A matcher for `config`, with each one-time door on its first unused sequence.
+fn matcher_for(config: &Config) -> Result<Matcher, EngineError> {
+    let mut matcher = Matcher::new(&config.doors, config.max_attempts);
+    for (id, door) in config.doors.iter().enumerate() {
+        if let Sequence::OneTime(path) = &door.sequence {
+            let current =
+                one_time::current(path).map_err(|source| EngineError::OneTime { door: door.name.clone(), source })?;
+            if current.is_none() {
+                warn!("{}: no unused sequence left in {}: door disabled", door.name, path.display());
+            }
+            matcher.set_sequence(id, current.unwrap_or_default());
+        }
+    }
+    Ok(matcher)
+}
+
+fn warn_inactive(config: &Config) {
+    for door in &config.doors {
+        if door.open.is_none() && door.commands.is_empty() {
+            warn!("{}: has neither `open` nor a command: completed knocks are only logged", door.name);
+        }
+    }
 }

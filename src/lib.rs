@@ -2,14 +2,20 @@
 //!
 //! The pipeline, one module per stage: [`capture`] (AF_PACKET + [`bpf`] filter) -> [`wire`]
 //! (parse) -> [`matcher`] (pure state machine) -> [`engine`] -> [`firewall`] ([`nft`] over
-//! netlink). [`config`] turns a file into one validated model before anything else runs.
+//! netlink) and [`legacy_command`] (knockd.conf commands). [`config`] turns a file into one
+//! validated model before anything else runs.
 
+pub mod background;
 pub mod bpf;
 pub mod capture;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod firewall;
+pub mod legacy_command;
+pub mod logging;
 pub mod matcher;
 pub mod nft;
+pub mod one_time;
+pub mod pidfile;
 pub mod wire;

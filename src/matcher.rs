@@ -33,12 +33,7 @@ pub type DoorId = usize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// `src` has `stage` of the door's `of` knocks in order.
-    Stage {
-        door: DoorId,
-        src: IpAddr,
-        stage: usize,
-        of: usize,
-    },
+    Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
     /// `src` completed the door's sequence.
     Open { door: DoorId, src: IpAddr },
     /// An out-of-order knock ended `src`'s attempt.
@@ -54,11 +49,15 @@ pub struct MatcherStats {
     pub expired: u64,
 }
 
-#[derive(Debug, Clone)]
-struct DoorSeq {
+/// What the matcher needs of a door; equal specs mean an attempt can carry over a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DoorSpec {
+    name: String,
+    /// Empty while the door is disabled (a one-time door that ran out, or not loaded yet).
     sequence: Vec<PortProto>,
     seq_timeout: Duration,
     tcp_flags: TcpFlags,
+    target: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +70,7 @@ struct Attempt {
 /// Matches knocks against every door's sequence.
 #[derive(Debug)]
 pub struct Matcher {
-    doors: Vec<DoorSeq>,
+    doors: Vec<DoorSpec>,
     /// For each knock port, the doors whose sequence contains it.
     by_port: HashMap<PortProto, Vec<DoorId>>,
     /// Keys are attacker-chosen addresses, hence the randomly keyed SipHash.
@@ -82,48 +81,90 @@ pub struct Matcher {
 
 impl Matcher {
     /// A matcher for `doors` that keeps at most `cap` attempts in progress (at least one).
+    /// Doors with one-time sequences start disabled until [`Matcher::set_sequence`].
     pub fn new(doors: &[Door], cap: usize) -> Self {
-        let mut by_port: HashMap<PortProto, Vec<DoorId>> = HashMap::new();
-        for (id, door) in doors.iter().enumerate() {
+        let doors = doors
+            .iter()
+            .map(|d| DoorSpec {
+                name: d.name.clone(),
+                sequence: d.fixed_sequence().map(<[_]>::to_vec).unwrap_or_default(),
+                seq_timeout: d.seq_timeout,
+                tcp_flags: d.tcp_flags,
+                target: d.target,
+            })
+            .collect();
+        let mut m = Matcher {
+            doors,
+            by_port: HashMap::new(),
+            attempts: LinkedHashMap::with_hasher(RandomState::new()),
+            cap: cap.max(1),
+            stats: MatcherStats::default(),
+        };
+        m.index();
+        m
+    }
+
+    fn index(&mut self) {
+        self.by_port.clear();
+        for (id, door) in self.doors.iter().enumerate() {
             for port in &door.sequence {
-                let ids = by_port.entry(*port).or_default();
+                let ids = self.by_port.entry(*port).or_default();
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
             }
         }
-        let doors = doors
+    }
+
+    /// Replaces a door's sequence (empty disables the door); its attempts are forgotten.
+    pub fn set_sequence(&mut self, door: DoorId, sequence: Vec<PortProto>) {
+        self.doors[door].sequence = sequence;
+        self.attempts.retain(|(_, d), _| *d != door);
+        self.index();
+    }
+
+    /// The door's current sequence; empty when it is disabled.
+    pub fn sequence(&self, door: DoorId) -> &[PortProto] {
+        &self.doors[door].sequence
+    }
+
+    /// Takes over the attempts of `old` for doors that did not change (same name, sequence,
+    /// timeout, flags and target), so a reload does not cost anyone their progress.
+    pub fn carry_over(&mut self, old: Matcher) {
+        let mapping: Vec<Option<DoorId>> = old
+            .doors
             .iter()
-            .map(|d| DoorSeq {
-                sequence: d.sequence.clone(),
-                seq_timeout: d.seq_timeout,
-                tcp_flags: d.tcp_flags,
-            })
+            .map(|spec| self.doors.iter().position(|new| new == spec && !new.sequence.is_empty()))
             .collect();
-        Matcher {
-            doors,
-            by_port,
-            attempts: LinkedHashMap::with_hasher(RandomState::new()),
-            cap: cap.max(1),
-            stats: MatcherStats::default(),
+        for ((src, door), attempt) in old.attempts {
+            if let Some(new_door) = mapping[door] {
+                if self.attempts.len() < self.cap {
+                    self.attempts.insert((src, new_door), attempt);
+                }
+            }
         }
+        self.stats = old.stats;
+    }
+
+    /// Every distinct knock port of every enabled door, sorted: what the capture filter passes.
+    pub fn knock_ports(&self) -> Vec<PortProto> {
+        let mut ports: Vec<PortProto> = self.by_port.keys().copied().collect();
+        ports.sort();
+        ports
     }
 
     /// Feeds one knock seen at `now`; what happened is appended to `events`.
     pub fn knock(&mut self, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
-        let Matcher {
-            doors,
-            by_port,
-            attempts,
-            cap,
-            stats,
-        } = self;
+        let Matcher { doors, by_port, attempts, cap, stats } = self;
         let Some(door_ids) = by_port.get(&knock.port) else {
             return;
         };
         for &door in door_ids {
             let spec = &doors[door];
             if knock.port.proto == Proto::Tcp && !spec.tcp_flags.matches(knock.tcp_flags) {
+                continue;
+            }
+            if spec.target.is_some_and(|t| t != knock.dst) {
                 continue;
             }
             let src = knock.src;
@@ -140,12 +181,7 @@ impl Matcher {
                         attempts.remove(&key);
                         events.push(Event::Open { door, src });
                     } else {
-                        events.push(Event::Stage {
-                            door,
-                            src,
-                            stage,
-                            of: spec.sequence.len(),
-                        });
+                        events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
                     }
                     continue;
                 } else {
@@ -165,19 +201,8 @@ impl Matcher {
                 attempts.pop_front();
                 stats.evictions += 1;
             }
-            attempts.insert(
-                key,
-                Attempt {
-                    next: 1,
-                    started: now,
-                },
-            );
-            events.push(Event::Stage {
-                door,
-                src,
-                stage: 1,
-                of,
-            });
+            attempts.insert(key, Attempt { next: 1, started: now });
+            events.push(Event::Stage { door, src, stage: 1, of });
         }
     }
 
@@ -185,8 +210,7 @@ impl Matcher {
     pub fn expire(&mut self, now: Duration) {
         let doors = &self.doors;
         let before = self.attempts.len();
-        self.attempts
-            .retain(|(_, door), a| now.saturating_sub(a.started) <= doors[*door].seq_timeout);
+        self.attempts.retain(|(_, door), a| now.saturating_sub(a.started) <= doors[*door].seq_timeout);
         self.stats.expired += (before - self.attempts.len()) as u64;
     }
 

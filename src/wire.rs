@@ -20,6 +20,8 @@ use crate::config::{PortProto, Proto};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Knock {
     pub src: IpAddr,
+    /// Where the knock was sent; doors with a `target` only count knocks to it.
+    pub dst: IpAddr,
     pub port: PortProto,
     /// TCP flags byte; 0 for UDP.
     pub tcp_flags: u8,
@@ -42,13 +44,8 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, for counters indexed by [`Drop::index`].
-    pub const ALL: [Drop; 5] = [
-        Drop::Truncated,
-        Drop::BadVersion,
-        Drop::BadHeaderLength,
-        Drop::Fragment,
-        Drop::NotTcpOrUdp,
-    ];
+    pub const ALL: [Drop; 5] =
+        [Drop::Truncated, Drop::BadVersion, Drop::BadHeaderLength, Drop::Fragment, Drop::NotTcpOrUdp];
 
     pub fn index(self) -> usize {
         self as usize
@@ -75,33 +72,25 @@ fn parse_v4(packet: &[u8]) -> Result<Knock, Drop> {
         return Err(Drop::Fragment);
     }
     let transport = packet.get(header_len..).ok_or(Drop::Truncated)?;
-    let src = IpAddr::V4(ip.get_source());
-    transport_knock(src, ip.get_next_level_protocol().0, transport)
+    let (src, dst) = (IpAddr::V4(ip.get_source()), IpAddr::V4(ip.get_destination()));
+    transport_knock(src, dst, ip.get_next_level_protocol().0, transport)
 }
 
 fn parse_v6(packet: &[u8]) -> Result<Knock, Drop> {
     let ip = Ipv6Packet::new(packet).ok_or(Drop::Truncated)?;
     let transport = &packet[Ipv6Packet::minimum_packet_size()..];
-    let src = IpAddr::V6(ip.get_source());
-    transport_knock(src, ip.get_next_header().0, transport)
+    let (src, dst) = (IpAddr::V6(ip.get_source()), IpAddr::V6(ip.get_destination()));
+    transport_knock(src, dst, ip.get_next_header().0, transport)
 }
 
-fn transport_knock(src: IpAddr, protocol: u8, transport: &[u8]) -> Result<Knock, Drop> {
+fn transport_knock(src: IpAddr, dst: IpAddr, protocol: u8, transport: &[u8]) -> Result<Knock, Drop> {
     if protocol == IpNextHeaderProtocols::Tcp.0 {
         let tcp = TcpPacket::new(transport).ok_or(Drop::Truncated)?;
-        Ok(Knock {
-            src,
-            port: PortProto::new(tcp.get_destination(), Proto::Tcp),
-            tcp_flags: tcp.get_flags(),
-        })
+        Ok(Knock { src, dst, port: PortProto::new(tcp.get_destination(), Proto::Tcp), tcp_flags: tcp.get_flags() })
     } else if protocol == IpNextHeaderProtocols::Udp.0 {
         let udp = UdpPacket::new(transport).ok_or(Drop::Truncated)?;
         debug_assert!(udp.payload().len() <= transport.len());
-        Ok(Knock {
-            src,
-            port: PortProto::new(udp.get_destination(), Proto::Udp),
-            tcp_flags: 0,
-        })
+        Ok(Knock { src, dst, port: PortProto::new(udp.get_destination(), Proto::Udp), tcp_flags: 0 })
     } else {
         Err(Drop::NotTcpOrUdp)
     }
@@ -114,8 +103,7 @@ mod tests {
 
     /// 198.18.0.2:40000 -> 198.18.0.1:7000, TCP SYN, no options.
     const TCP_SYN_V4: [u8; 40] = [
-        0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00,
-        0x00, // ver/ihl .. proto, csum
+        0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, // ver/ihl .. proto, csum
         198, 18, 0, 2, 198, 18, 0, 1, // src, dst
         0x9c, 0x40, 0x1b, 0x58, 0, 0, 0, 1, 0, 0, 0, 0, // sport 40000, dport 7000, seq, ack
         0x50, 0x02, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, // offset 5, SYN, window, csum, urg
@@ -123,8 +111,7 @@ mod tests {
 
     /// 2001:db8::2:5353 -> 2001:db8::1:9000, UDP, 4 payload bytes.
     const UDP_V6: [u8; 52] = [
-        0x60, 0, 0, 0, 0x00, 0x0c, 17,
-        64, // version, payload length 12, next header UDP, hop limit
+        0x60, 0, 0, 0, 0x00, 0x0c, 17, 64, // version, payload length 12, next header UDP, hop limit
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, // src
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // dst
         0x14, 0xe9, 0x23, 0x28, 0x00, 0x0c, 0x00, 0x00, b'k', b'n', b'o', b'k',
@@ -141,10 +128,7 @@ mod tests {
     #[test]
     fn udp_v6() {
         let k = parse(&UDP_V6).unwrap();
-        assert_eq!(
-            k.src,
-            IpAddr::V6("2001:db8::2".parse::<Ipv6Addr>().unwrap())
-        );
+        assert_eq!(k.src, IpAddr::V6("2001:db8::2".parse::<Ipv6Addr>().unwrap()));
         assert_eq!(k.port, PortProto::udp(9000));
     }
 

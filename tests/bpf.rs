@@ -12,24 +12,14 @@ struct Meta {
     ifindex: u32,
 }
 
-const INCOMING_V4: Meta = Meta {
-    protocol: 0x0800,
-    pkttype: 0,
-    ifindex: 2,
-};
-const INCOMING_V6: Meta = Meta {
-    protocol: 0x86dd,
-    pkttype: 0,
-    ifindex: 2,
-};
+const INCOMING_V4: Meta = Meta { protocol: 0x0800, pkttype: 0, ifindex: 2 };
+const INCOMING_V6: Meta = Meta { protocol: 0x86dd, pkttype: 0, ifindex: 2 };
 
 /// Runs `prog` like the kernel: out-of-bounds packet loads end the program with 0.
 fn run(prog: &[Insn], packet: &[u8], meta: Meta) -> u32 {
     let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
     let load = |at: usize, n: usize| -> Option<u32> {
-        packet
-            .get(at..at + n)
-            .map(|b| b.iter().fold(0u32, |v, byte| (v << 8) | u32::from(*byte)))
+        packet.get(at..at + n).map(|b| b.iter().fold(0u32, |v, byte| (v << 8) | u32::from(*byte)))
     };
     for _ in 0..prog.len() {
         let i = prog[pc];
@@ -49,12 +39,7 @@ fn run(prog: &[Insn], packet: &[u8], meta: Meta) -> u32 {
                     op::LD_B_ABS => 1,
                     _ => 2,
                 };
-                let at = i.k as usize
-                    + if i.code == op::LD_H_IND {
-                        x as usize
-                    } else {
-                        0
-                    };
+                let at = i.k as usize + if i.code == op::LD_H_IND { x as usize } else { 0 };
                 match load(at, width) {
                     Some(v) => a = v,
                     None => return 0,
@@ -66,11 +51,7 @@ fn run(prog: &[Insn], packet: &[u8], meta: Meta) -> u32 {
             },
             op::JA => pc += i.k as usize,
             op::JEQ_K | op::JSET_K => {
-                let hit = if i.code == op::JEQ_K {
-                    a == i.k
-                } else {
-                    a & i.k != 0
-                };
+                let hit = if i.code == op::JEQ_K { a == i.k } else { a & i.k != 0 };
                 pc += usize::from(if hit { i.jt } else { i.jf });
             }
             op::RET_K => return i.k,
@@ -121,16 +102,12 @@ const TCP: u8 = 6;
 const UDP: u8 = 17;
 
 fn knocks() -> Vec<PortProto> {
-    vec![
-        PortProto::tcp(7000),
-        PortProto::tcp(8000),
-        PortProto::udp(9000),
-    ]
+    vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::udp(9000)]
 }
 
 #[test]
 fn accepts_knocks_and_only_knocks() {
-    let prog = bpf::build(&knocks(), &[]).unwrap();
+    let prog = bpf::build(&knocks(), &[], true).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 8000, 5), INCOMING_V4), SNAPLEN);
@@ -138,21 +115,9 @@ fn accepts_knocks_and_only_knocks() {
     assert_eq!(run(&prog, &ipv6(TCP, 7000), INCOMING_V6), SNAPLEN);
     assert_eq!(run(&prog, &ipv6(UDP, 9000), INCOMING_V6), SNAPLEN);
 
-    assert_eq!(
-        run(&prog, &ipv4(TCP, 22, 5), INCOMING_V4),
-        0,
-        "not a knock port"
-    );
-    assert_eq!(
-        run(&prog, &ipv4(UDP, 7000, 5), INCOMING_V4),
-        0,
-        "7000 is a TCP knock"
-    );
-    assert_eq!(
-        run(&prog, &ipv4(TCP, 9000, 5), INCOMING_V4),
-        0,
-        "9000 is a UDP knock"
-    );
+    assert_eq!(run(&prog, &ipv4(TCP, 22, 5), INCOMING_V4), 0, "not a knock port");
+    assert_eq!(run(&prog, &ipv4(UDP, 7000, 5), INCOMING_V4), 0, "7000 is a TCP knock");
+    assert_eq!(run(&prog, &ipv4(TCP, 9000, 5), INCOMING_V4), 0, "9000 is a UDP knock");
     assert_eq!(run(&prog, &ipv6(UDP, 7000), INCOMING_V6), 0);
     assert_eq!(run(&prog, &ipv4(1, 7000, 5), INCOMING_V4), 0, "ICMP");
     assert_eq!(run(&prog, &ipv6(58, 7000), INCOMING_V6), 0, "ICMPv6");
@@ -160,7 +125,7 @@ fn accepts_knocks_and_only_knocks() {
 
 #[test]
 fn ipv4_options_move_the_transport_header() {
-    let prog = bpf::build(&knocks(), &[]).unwrap();
+    let prog = bpf::build(&knocks(), &[], true).unwrap();
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 6), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 15), INCOMING_V4), SNAPLEN);
     let mut tricky = ipv4(TCP, 22, 6);
@@ -170,20 +135,10 @@ fn ipv4_options_move_the_transport_header() {
 
 #[test]
 fn drops_what_cannot_be_a_knock() {
-    let prog = bpf::build(&knocks(), &[]).unwrap();
-    let outgoing = Meta {
-        pkttype: bpf::PACKET_OUTGOING,
-        ..INCOMING_V4
-    };
-    assert_eq!(
-        run(&prog, &ipv4(TCP, 7000, 5), outgoing),
-        0,
-        "our own packets"
-    );
-    let arp = Meta {
-        protocol: 0x0806,
-        ..INCOMING_V4
-    };
+    let prog = bpf::build(&knocks(), &[], true).unwrap();
+    let outgoing = Meta { pkttype: bpf::PACKET_OUTGOING, ..INCOMING_V4 };
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), outgoing), 0, "our own packets");
+    let arp = Meta { protocol: 0x0806, ..INCOMING_V4 };
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), arp), 0);
 
     let mut later_fragment = ipv4(TCP, 7000, 5);
@@ -199,7 +154,7 @@ fn drops_what_cannot_be_a_knock() {
 
 #[test]
 fn truncated_packets_are_dropped() {
-    let prog = bpf::build(&knocks(), &[]).unwrap();
+    let prog = bpf::build(&knocks(), &[], true).unwrap();
     let full = ipv4(TCP, 7000, 5);
     for len in 0..24 {
         assert_eq!(run(&prog, &full[..len], INCOMING_V4), 0, "len {len}");
@@ -212,25 +167,22 @@ fn truncated_packets_are_dropped() {
 
 #[test]
 fn interfaces_limit_capture() {
-    let prog = bpf::build(&knocks(), &[3, 7]).unwrap();
+    let prog = bpf::build(&knocks(), &[3, 7], true).unwrap();
     assert_well_formed(&prog);
-    let on = |ifindex| Meta {
-        ifindex,
-        ..INCOMING_V4
-    };
+    let on = |ifindex| Meta { ifindex, ..INCOMING_V4 };
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(3)), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(7)), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(2)), 0);
     let many: Vec<u32> = (1..=250).collect();
-    let prog = bpf::build(&knocks(), &many).unwrap();
+    let prog = bpf::build(&knocks(), &many, true).unwrap();
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(250)), SNAPLEN);
     let too_many: Vec<u32> = (1..=300).collect();
-    assert_eq!(bpf::build(&knocks(), &too_many), Err(BpfError::JumpTooFar));
+    assert_eq!(bpf::build(&knocks(), &too_many, true), Err(BpfError::JumpTooFar));
 }
 
 #[test]
 fn no_ports_drops_everything() {
-    let prog = bpf::build(&[], &[]).unwrap();
+    let prog = bpf::build(&[], &[], true).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), 0);
     assert_eq!(run(&prog, &ipv6(UDP, 9000), INCOMING_V6), 0);
@@ -239,12 +191,12 @@ fn no_ports_drops_everything() {
 #[test]
 fn many_ports_and_the_length_limit() {
     let ports: Vec<PortProto> = (1000..3000).map(PortProto::tcp).collect();
-    let prog = bpf::build(&ports, &[]).unwrap();
+    let prog = bpf::build(&ports, &[], true).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 2999, 5), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 3000, 5), INCOMING_V4), 0);
     let too_many: Vec<PortProto> = (1000..4000).map(PortProto::tcp).collect();
-    assert!(matches!(bpf::build(&too_many, &[]), Err(BpfError::TooLong(n)) if n > bpf::MAX_INSNS));
+    assert!(matches!(bpf::build(&too_many, &[], true), Err(BpfError::TooLong(n)) if n > bpf::MAX_INSNS));
 }
 
 /// The kernel's checker accepts the program (any socket takes a filter; no root needed).
@@ -252,11 +204,9 @@ fn many_ports_and_the_length_limit() {
 fn the_kernel_accepts_the_program() {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     for ifindexes in [&[][..], &[2, 3][..]] {
-        let prog = bpf::build(&knocks(), ifindexes).unwrap();
-        let filter: Vec<socket2::SockFilter> = prog
-            .iter()
-            .map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k))
-            .collect();
+        let prog = bpf::build(&knocks(), ifindexes, true).unwrap();
+        let filter: Vec<socket2::SockFilter> =
+            prog.iter().map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
         socket.attach_filter(&filter).unwrap();
     }
 }

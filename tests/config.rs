@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use knockd::config::{self, ConfigError, PortProto, TcpFlags, tcp_flag};
+use knockd::config::{self, ConfigError, PortProto, Sequence, TcpFlags, tcp_flag};
 
 fn parse(text: &str) -> Result<config::Config, ConfigError> {
     config::yaml::parse("test.yaml", text)
@@ -18,10 +18,7 @@ fn error(text: &str) -> String {
 
 fn assert_error(text: &str, place: &str, parts: &[&str]) {
     let message = error(text);
-    assert!(
-        message.starts_with(&format!("test.yaml:{place}")),
-        "wrong place in: {message}"
-    );
+    assert!(message.starts_with(&format!("test.yaml:{place}")), "wrong place in: {message}");
     for part in parts {
         assert!(message.contains(part), "`{part}` missing from: {message}");
     }
@@ -38,40 +35,25 @@ doors:
 
 #[test]
 fn the_documented_example_loads() {
-    let config = config::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/knockd.yaml"
-    )))
-    .unwrap();
+    let config = config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml"))).unwrap();
     assert_eq!(config.table, "knockd");
     assert!(config.interfaces.is_empty());
     let ssh = &config.doors[0];
     assert_eq!(ssh.name, "ssh");
-    assert_eq!(
-        ssh.sequence,
-        [
-            PortProto::tcp(7000),
-            PortProto::tcp(8000),
-            PortProto::tcp(9000)
-        ]
-    );
+    assert_eq!(ssh.sequence, Sequence::Fixed(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]));
     assert_eq!(ssh.seq_timeout, Duration::from_secs(5));
-    assert_eq!(
-        ssh.tcp_flags,
-        TcpFlags {
-            set: tcp_flag::SYN,
-            clear: 0
-        }
-    );
-    assert_eq!(ssh.open.ports, [PortProto::tcp(22)]);
-    assert_eq!(ssh.open.timeout, Duration::from_secs(30));
+    assert_eq!(ssh.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
+    let open = ssh.open.as_ref().unwrap();
+    assert_eq!(open.ports, [PortProto::tcp(22)]);
+    assert_eq!(open.timeout, Duration::from_secs(30));
 }
 
 #[test]
 fn defaults() {
     let config = parse(MINIMAL).unwrap();
     assert_eq!(config.table, "knockd");
-    assert_eq!(config.log_level, log::LevelFilter::Info);
+    assert_eq!(config.log.level, log::LevelFilter::Info);
+    assert!(config.log.syslog);
     assert_eq!(config.max_attempts, config::DEFAULT_MAX_ATTEMPTS);
     assert_eq!(config.doors[0].seq_timeout, config::DEFAULT_SEQ_TIMEOUT);
     assert!(config.doors[0].tcp_flags.is_any());
@@ -105,46 +87,24 @@ doors:
     .unwrap();
     assert_eq!(config.interfaces, ["eth0", "wg0"]);
     assert_eq!(config.table, "edge");
-    assert_eq!(config.log_level, log::LevelFilter::Debug);
+    assert_eq!(config.log.level, log::LevelFilter::Debug);
     assert_eq!(config.max_attempts, 1000);
     let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["web", "ssh"], "doors keep file order");
     let web = &config.doors[0];
     assert_eq!(
         web.sequence,
-        [
-            PortProto::tcp(1111),
-            PortProto::udp(2222),
-            PortProto::tcp(3333),
-            PortProto::udp(4444)
-        ]
+        Sequence::Fixed(vec![PortProto::tcp(1111), PortProto::udp(2222), PortProto::tcp(3333), PortProto::udp(4444)])
     );
     assert_eq!(web.seq_timeout, Duration::from_millis(500));
+    assert_eq!(web.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
+    let open = web.open.as_ref().unwrap();
+    assert_eq!(open.ports, [PortProto::tcp(443), PortProto::udp(443)]);
+    assert_eq!(open.timeout, Duration::from_secs(3600));
+    assert_eq!(config.doors[1].tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK | tcp_flag::RST });
     assert_eq!(
-        web.tcp_flags,
-        TcpFlags {
-            set: tcp_flag::SYN,
-            clear: tcp_flag::ACK
-        }
-    );
-    assert_eq!(web.open.ports, [PortProto::tcp(443), PortProto::udp(443)]);
-    assert_eq!(web.open.timeout, Duration::from_secs(3600));
-    assert_eq!(
-        config.doors[1].tcp_flags,
-        TcpFlags {
-            set: tcp_flag::SYN,
-            clear: tcp_flag::ACK | tcp_flag::RST
-        }
-    );
-    assert_eq!(
-        config.knock_ports(),
-        [
-            PortProto::tcp(1111),
-            PortProto::udp(2222),
-            PortProto::tcp(3333),
-            PortProto::udp(4444),
-            PortProto::tcp(7000)
-        ]
+        knockd::matcher::Matcher::new(&config.doors, 10).knock_ports(),
+        [PortProto::tcp(1111), PortProto::udp(2222), PortProto::tcp(3333), PortProto::udp(4444), PortProto::tcp(7000)]
     );
 }
 
@@ -155,11 +115,7 @@ fn unknown_keys_are_errors() {
         "5:5",
         &["doors.ssh", "unknown field `sequnce`", "`seq_timeout`"],
     );
-    assert_error(
-        &format!("interface: [eth0]\n{MINIMAL}"),
-        "1:1",
-        &["unknown field `interface`", "`interfaces`"],
-    );
+    assert_error(&format!("interface: [eth0]\n{MINIMAL}"), "1:1", &["unknown field `interface`", "`interfaces`"]);
     assert_error(
         &MINIMAL.replace("timeout: 30s", "timeout: 30s\n      timout: 5s"),
         "8:7",
@@ -174,71 +130,33 @@ fn bad_ports() {
         "4:22",
         &["doors.ssh.sequence[1]", "port 0 is out of range", "1-65535"],
     );
-    assert_error(
-        &MINIMAL.replace("8000", "70000"),
-        "4:22",
-        &["doors.ssh.sequence[1]", "70000"],
-    );
-    assert_error(
-        &MINIMAL.replace("8000", "-1"),
-        "4:22",
-        &["doors.ssh.sequence[1]", "-1"],
-    );
+    assert_error(&MINIMAL.replace("8000", "70000"), "4:22", &["doors.ssh.sequence[1]", "70000"]);
+    assert_error(&MINIMAL.replace("8000", "-1"), "4:22", &["doors.ssh.sequence[1]", "-1"]);
     assert_error(
         &MINIMAL.replace("8000", "\"8000/sctp\""),
         "4:22",
         &["sequence[1]", "unknown protocol `sctp`", "tcp or udp"],
     );
-    assert_error(
-        &MINIMAL.replace("[22]", "[ssh]"),
-        "6:15",
-        &["doors.ssh.open.ports[0]", "`ssh` is not a port"],
-    );
-    assert_error(
-        &MINIMAL.replace("[22]", "[]"),
-        "6:14",
-        &["doors.ssh.open.ports", "empty"],
-    );
-    assert_error(
-        &MINIMAL.replace("8000", "8000.5"),
-        "4:22",
-        &["sequence[1]", "invalid type"],
-    );
+    assert_error(&MINIMAL.replace("[22]", "[ssh]"), "6:15", &["doors.ssh.open.ports[0]", "`ssh` is not a port"]);
+    assert_error(&MINIMAL.replace("[22]", "[]"), "6:14", &["doors.ssh.open.ports", "empty"]);
+    assert_error(&MINIMAL.replace("8000", "8000.5"), "4:22", &["sequence[1]", "invalid type"]);
 }
 
 #[test]
 fn sequences_are_bounded() {
-    assert_error(
-        &MINIMAL.replace("[7000, 8000, 9000]", "[]"),
-        "4:15",
-        &["doors.ssh.sequence", "the list is empty"],
-    );
+    assert_error(&MINIMAL.replace("[7000, 8000, 9000]", "[]"), "4:15", &["doors.ssh.sequence", "the list is empty"]);
     let long: Vec<String> = (1..=33).map(|p| p.to_string()).collect();
     let text = MINIMAL.replace("[7000, 8000, 9000]", &format!("[{}]", long.join(", ")));
     assert_error(&text, "4:", &["doors.ssh.sequence", "more than 32"]);
     let max: Vec<String> = (1..=32).map(|p| p.to_string()).collect();
-    assert!(
-        parse(&MINIMAL.replace("[7000, 8000, 9000]", &format!("[{}]", max.join(", ")))).is_ok()
-    );
+    assert!(parse(&MINIMAL.replace("[7000, 8000, 9000]", &format!("[{}]", max.join(", ")))).is_ok());
 }
 
 #[test]
 fn bad_durations() {
-    assert_error(
-        &MINIMAL.replace("30s", "30"),
-        "7:16",
-        &["doors.ssh.open.timeout", "`30` is not a duration", "5s"],
-    );
-    assert_error(
-        &MINIMAL.replace("30s", "0s"),
-        "7:16",
-        &["doors.ssh.open.timeout", "out of range"],
-    );
-    assert_error(
-        &MINIMAL.replace("30s", "30x"),
-        "7:16",
-        &["doors.ssh.open.timeout", "not a duration"],
-    );
+    assert_error(&MINIMAL.replace("30s", "30"), "7:16", &["doors.ssh.open.timeout", "`30` is not a duration", "5s"]);
+    assert_error(&MINIMAL.replace("30s", "0s"), "7:16", &["doors.ssh.open.timeout", "out of range"]);
+    assert_error(&MINIMAL.replace("30s", "30x"), "7:16", &["doors.ssh.open.timeout", "not a duration"]);
     assert_error(
         &MINIMAL.replace("    open:", "    seq_timeout: 2h\n    open:"),
         "5:18",
@@ -248,11 +166,7 @@ fn bad_durations() {
 
 #[test]
 fn bad_names_and_levels() {
-    assert_error(
-        &MINIMAL.replace("  ssh:", "  \"s s\":"),
-        "3:3",
-        &["`s s` is not a valid name", "letters, digits"],
-    );
+    assert_error(&MINIMAL.replace("  ssh:", "  \"s s\":"), "3:3", &["`s s` is not a valid name", "letters, digits"]);
     assert_error(
         &format!("nftables: {{table: \"1x\"}}\n{MINIMAL}"),
         "1:19",
@@ -263,29 +177,64 @@ fn bad_names_and_levels() {
         "1:14",
         &["log.level", "unknown log level `loud`", "debug"],
     );
-    assert_error(
-        &format!("interfaces: [\"eth0/1\"]\n{MINIMAL}"),
-        "1:14",
-        &["interfaces[0]", "not an interface name"],
-    );
-    assert_error(
-        &format!("interfaces: [averyveryverylongname]\n{MINIMAL}"),
-        "1:14",
-        &["interfaces[0]", "at most 15"],
-    );
+    assert_error(&format!("interfaces: [\"eth0/1\"]\n{MINIMAL}"), "1:14", &["interfaces[0]", "not an interface name"]);
+    assert_error(&format!("interfaces: [averyveryverylongname]\n{MINIMAL}"), "1:14", &["interfaces[0]", "at most 15"]);
 }
 
 #[test]
 fn doors_are_required_and_unique() {
     assert_error("doors: {}\n", "", &["doors: no doors are defined"]);
     assert_error("log: {level: info}\n", "1:1", &["missing field `doors`"]);
-    let twice =
-        format!("{MINIMAL}  ssh:\n    sequence: [1]\n    open: {{ports: [22], timeout: 1s}}\n");
+    let twice = format!("{MINIMAL}  ssh:\n    sequence: [1]\n    open: {{ports: [22], timeout: 1s}}\n");
     assert_error(&twice, "", &["doors", "door `ssh` is defined twice"]);
+    // A door may only log (or only run commands): `open` is optional.
+    let only_logs = parse(&MINIMAL.replace("    open:\n      ports: [22]\n      timeout: 30s\n", "")).unwrap();
+    assert_eq!(only_logs.doors[0].open, None);
+    // But it needs exactly one knock.
     assert_error(
-        &MINIMAL.replace("    open:\n      ports: [22]\n      timeout: 30s\n", ""),
-        "4:5",
-        &["doors.ssh", "missing field `open`"],
+        "doors:\n  ssh:\n    open: {ports: [22], timeout: 1s}\n",
+        "2:3",
+        &["door `ssh` has no knock", "sequence:"],
+    );
+    assert_error(
+        "doors:\n  ssh:\n    sequence: [1]\n    one_time_sequences: /etc/x\n",
+        "2:3",
+        &["door `ssh` has both `sequence` and `one_time_sequences`"],
+    );
+}
+
+#[test]
+fn classic_door_keys_in_yaml() {
+    let config = parse(
+        r#"
+doors:
+  ssh:
+    one_time_sequences: /etc/knockd/ssh.seq
+    target: 198.18.0.1
+    start_command: "/usr/sbin/iptables -I INPUT -s %IP% -j ACCEPT"
+    command_6: ""
+    stop_command: "/usr/sbin/iptables -D INPUT -s %IP% -j ACCEPT"
+    stop_command_6: "echo '%IP%: done'"
+    cmd_timeout: 0s
+"#,
+    )
+    .unwrap();
+    let d = &config.doors[0];
+    assert_eq!(d.sequence, Sequence::OneTime("/etc/knockd/ssh.seq".into()));
+    assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
+    assert_eq!(d.commands.start_for(false), Some("/usr/sbin/iptables -I INPUT -s %IP% -j ACCEPT"));
+    assert_eq!(d.commands.start_for(true), None, "an empty _6 command means do nothing for IPv6");
+    assert_eq!(d.commands.stop_for(true), Some("echo '%IP%: done'"));
+    assert_eq!(d.commands.cmd_timeout, Duration::ZERO);
+    assert_error(
+        &MINIMAL.replace("    open:", "    target: nowhere\n    open:"),
+        "5:13",
+        &["doors.ssh.target", "invalid IP"],
+    );
+    assert_error(
+        &MINIMAL.replace("    open:", "    command: \"a\\nb\"\n    open:"),
+        "5:14",
+        &["doors.ssh.command", "one line"],
     );
 }
 
@@ -311,17 +260,9 @@ fn tcp_flag_errors() {
 
 #[test]
 fn wrong_types_and_syntax() {
-    assert_error(
-        &MINIMAL.replace("[7000, 8000, 9000]", "7000"),
-        "4:15",
-        &["doors.ssh.sequence", "invalid type"],
-    );
+    assert_error(&MINIMAL.replace("[7000, 8000, 9000]", "7000"), "4:15", &["doors.ssh.sequence", "invalid type"]);
     assert_error("doors: [ssh]\n", "1:8", &["doors", "invalid type"]);
-    assert_error(
-        "doors:\n  ssh: {sequence: [1\n",
-        "",
-        &["did not find expected"],
-    );
+    assert_error("doors:\n  ssh: {sequence: [1\n", "", &["did not find expected"]);
     assert_error("", "", &["missing field `doors`"]);
 }
 
@@ -341,13 +282,8 @@ fn alias_bombs_are_refused() {
 
 #[test]
 fn unreadable_and_huge_files() {
-    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        missing.starts_with("/nonexistent/knockd.yaml: cannot read the config"),
-        "{missing}"
-    );
+    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml")).unwrap_err().to_string();
+    assert!(missing.starts_with("/nonexistent/knockd.yaml: cannot read the config"), "{missing}");
     let dir = std::env::temp_dir().join(format!("knockd-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let huge = dir.join("huge.yaml");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use knockd::config;
 use knockd::engine::Engine;
 use knockd::firewall::{Element, MemoryFirewall};
+use knockd::legacy_command::MemorySpawner;
 use knockd::nft::{Family, Match, Ruleset, Verdict};
 use knockd::wire::Drop;
 
@@ -22,9 +23,9 @@ doors:
     open: {ports: [\"443/tcp\", \"22/tcp\"], timeout: 2m}
 ";
 
-fn engine() -> Engine<MemoryFirewall> {
+fn engine() -> Engine<MemoryFirewall, MemorySpawner> {
     let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
-    Engine::start(config, MemoryFirewall::default()).unwrap()
+    Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
 }
 
 /// An IPv4 or IPv6 packet from `src` to `dport`, TCP SYN (proto 6) or UDP (17).
@@ -63,54 +64,20 @@ fn start_installs_the_ruleset() {
     assert_eq!(installed.len(), 1);
     let rs: &Ruleset = &installed[0];
     assert_eq!(rs.table, "edge");
-    let sets: Vec<(&str, Family)> = rs
-        .sets
-        .iter()
-        .map(|s| (s.name.as_str(), s.family))
-        .collect();
-    assert_eq!(
-        sets,
-        [
-            ("ssh_v4", Family::V4),
-            ("ssh_v6", Family::V6),
-            ("web_v4", Family::V4),
-            ("web_v6", Family::V6)
-        ]
-    );
+    let sets: Vec<(&str, Family)> = rs.sets.iter().map(|s| (s.name.as_str(), s.family)).collect();
+    assert_eq!(sets, [("ssh_v4", Family::V4), ("ssh_v6", Family::V6), ("web_v4", Family::V4), ("web_v6", Family::V6)]);
     assert_eq!(rs.rules[0].matches, [Match::Established]);
     assert_eq!(rs.rules[1].matches, [Match::Loopback]);
     // Port 22 is opened by both doors: both accepts come before its single drop.
-    let drops: Vec<String> = rs
-        .rules
-        .iter()
-        .filter(|r| r.verdict == Verdict::Drop)
-        .map(|r| r.to_string())
-        .collect();
+    let drops: Vec<String> = rs.rules.iter().filter(|r| r.verdict == Verdict::Drop).map(|r| r.to_string()).collect();
     assert_eq!(drops, ["tcp dport 22 drop", "tcp dport 443 drop"]);
-    let last_accept = rs
-        .rules
-        .iter()
-        .rposition(|r| r.verdict == Verdict::Accept)
-        .unwrap();
-    let first_drop = rs
-        .rules
-        .iter()
-        .position(|r| r.verdict == Verdict::Drop)
-        .unwrap();
+    let last_accept = rs.rules.iter().rposition(|r| r.verdict == Verdict::Accept).unwrap();
+    let first_drop = rs.rules.iter().position(|r| r.verdict == Verdict::Drop).unwrap();
     assert!(last_accept < first_drop);
     let text = rs.to_string();
-    assert!(
-        text.contains("tcp dport 22 ip saddr @web_v4 accept"),
-        "{text}"
-    );
-    assert!(
-        text.contains("tcp dport 443 ip6 saddr @web_v6 accept"),
-        "{text}"
-    );
-    assert!(
-        text.contains("type filter hook input priority 0; policy accept;"),
-        "{text}"
-    );
+    assert!(text.contains("tcp dport 22 ip saddr @web_v4 accept"), "{text}");
+    assert!(text.contains("tcp dport 443 ip6 saddr @web_v6 accept"), "{text}");
+    assert!(text.contains("type filter hook input priority 0; policy accept;"), "{text}");
 }
 
 #[test]
@@ -150,10 +117,7 @@ fn the_other_door_uses_its_own_set_and_timeout() {
     e.flush();
     let el = &e.firewall().elements;
     assert_eq!(el.len(), 1);
-    assert_eq!(
-        (el[0].set.as_str(), el[0].timeout),
-        ("web_v4", Duration::from_secs(120))
-    );
+    assert_eq!((el[0].set.as_str(), el[0].timeout), ("web_v4", Duration::from_secs(120)));
 }
 
 #[test]
@@ -194,25 +158,17 @@ fn a_refused_grant_is_counted_not_fatal() {
 #[test]
 fn a_refused_ruleset_stops_the_start_and_says_why() {
     let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
-    let failing = MemoryFirewall {
-        fail_with: Some(libc::EPERM),
-        ..MemoryFirewall::default()
-    };
-    let err = Engine::start(config, failing).err().unwrap().to_string();
-    assert!(
-        err.contains("install the ruleset") && err.contains("Operation not permitted"),
-        "{err}"
-    );
+    let failing = MemoryFirewall { fail_with: Some(libc::EPERM), ..MemoryFirewall::default() };
+    let err = Engine::start(config, failing, MemorySpawner::default()).err().unwrap().to_string();
+    assert!(err.contains("install the ruleset") && err.contains("Operation not permitted"), "{err}");
 }
 
 #[test]
 fn a_refused_reload_keeps_the_running_config() {
     let mut e = engine();
-    let other = config::yaml::parse(
-        "new.yaml",
-        "doors:\n  x:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n",
-    )
-    .unwrap();
+    let other =
+        config::yaml::parse("new.yaml", "doors:\n  x:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n")
+            .unwrap();
     e.firewall_mut().fail_with = Some(libc::EINVAL);
     assert!(e.reconfigure(other).is_err());
     e.firewall_mut().fail_with = None;

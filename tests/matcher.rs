@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use knockd::config::{Door, OpenAction, PortProto, TcpFlags, tcp_flag};
+use knockd::config::{Commands, Door, OpenAction, PortProto, Sequence, TcpFlags, tcp_flag};
 use knockd::matcher::{Event, Matcher};
 use knockd::wire::Knock;
 
@@ -12,30 +12,29 @@ const SYN: u8 = tcp_flag::SYN;
 fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
     Door {
         name: name.into(),
-        sequence: sequence.to_vec(),
+        sequence: Sequence::Fixed(sequence.to_vec()),
         seq_timeout: Duration::from_millis(seq_timeout_ms),
         tcp_flags: TcpFlags::default(),
-        open: OpenAction {
-            ports: vec![PortProto::tcp(22)],
-            timeout: Duration::from_secs(30),
-        },
+        target: None,
+        open: Some(OpenAction { ports: vec![PortProto::tcp(22)], timeout: Duration::from_secs(30) }),
+        commands: Commands::default(),
     }
 }
 
 fn ssh() -> Door {
-    door(
-        "ssh",
-        &[
-            PortProto::tcp(7000),
-            PortProto::tcp(8000),
-            PortProto::tcp(9000),
-        ],
-        5000,
-    )
+    door("ssh", &[PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)], 5000)
 }
 
 fn v4(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(198, 18, 0, last))
+}
+
+/// The address knocks go to, in the source's family.
+fn server(src: IpAddr) -> IpAddr {
+    match src {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+        IpAddr::V6(_) => "2001:db8::1".parse().unwrap(),
+    }
 }
 
 fn ms(n: u64) -> Duration {
@@ -50,23 +49,12 @@ struct Run {
 
 impl Run {
     fn new(doors: &[Door], cap: usize) -> Self {
-        Run {
-            m: Matcher::new(doors, cap),
-            events: Vec::new(),
-        }
+        Run { m: Matcher::new(doors, cap), events: Vec::new() }
     }
 
     fn hit(&mut self, src: IpAddr, port: PortProto, flags: u8, at: Duration) -> Vec<Event> {
         self.events.clear();
-        self.m.knock(
-            &Knock {
-                src,
-                port,
-                tcp_flags: flags,
-            },
-            at,
-            &mut self.events,
-        );
+        self.m.knock(&Knock { src, dst: server(src), port, tcp_flags: flags }, at, &mut self.events);
         self.events.clone()
     }
 
@@ -75,8 +63,7 @@ impl Run {
     }
 
     fn opened(&mut self, src: IpAddr, port: u16, at_ms: u64) -> bool {
-        self.tcp(src, port, at_ms)
-            .contains(&Event::Open { door: 0, src })
+        self.tcp(src, port, at_ms).contains(&Event::Open { door: 0, src })
     }
 }
 
@@ -84,24 +71,8 @@ impl Run {
 fn right_order_opens_and_reports_stages() {
     let mut r = Run::new(&[ssh()], 100);
     let a = v4(2);
-    assert_eq!(
-        r.tcp(a, 7000, 0),
-        [Event::Stage {
-            door: 0,
-            src: a,
-            stage: 1,
-            of: 3
-        }]
-    );
-    assert_eq!(
-        r.tcp(a, 8000, 10),
-        [Event::Stage {
-            door: 0,
-            src: a,
-            stage: 2,
-            of: 3
-        }]
-    );
+    assert_eq!(r.tcp(a, 7000, 0), [Event::Stage { door: 0, src: a, stage: 1, of: 3 }]);
+    assert_eq!(r.tcp(a, 8000, 10), [Event::Stage { door: 0, src: a, stage: 2, of: 3 }]);
     assert_eq!(r.tcp(a, 9000, 20), [Event::Open { door: 0, src: a }]);
     assert!(r.m.is_empty(), "a completed attempt is forgotten");
     // Knocking again works again: it is a fresh attempt.
@@ -119,15 +90,8 @@ fn wrong_order_does_not_open() {
     }
     let mut r = Run::new(&[ssh()], 100);
     r.tcp(a, 7000, 0);
-    assert_eq!(
-        r.tcp(a, 9000, 1),
-        [Event::Restart { door: 0, src: a }],
-        "skipping a knock restarts"
-    );
-    assert!(
-        !r.opened(a, 8000, 2),
-        "the attempt is gone, 8000 alone starts nothing"
-    );
+    assert_eq!(r.tcp(a, 9000, 1), [Event::Restart { door: 0, src: a }], "skipping a knock restarts");
+    assert!(!r.opened(a, 8000, 2), "the attempt is gone, 8000 alone starts nothing");
     assert!(!r.opened(a, 9000, 3));
 }
 
@@ -140,15 +104,7 @@ fn out_of_order_first_port_starts_a_new_attempt() {
     // The client starts over: the first port ends the old attempt and begins a new one.
     assert_eq!(
         r.tcp(a, 7000, 2),
-        [
-            Event::Restart { door: 0, src: a },
-            Event::Stage {
-                door: 0,
-                src: a,
-                stage: 1,
-                of: 3
-            }
-        ]
+        [Event::Restart { door: 0, src: a }, Event::Stage { door: 0, src: a, stage: 1, of: 3 }]
     );
     assert!(!r.opened(a, 8000, 3));
     assert!(r.opened(a, 9000, 4));
@@ -156,14 +112,7 @@ fn out_of_order_first_port_starts_a_new_attempt() {
 
 #[test]
 fn repeated_port_in_a_sequence() {
-    let mut r = Run::new(
-        &[door(
-            "d",
-            &[PortProto::tcp(1), PortProto::tcp(1), PortProto::tcp(2)],
-            1000,
-        )],
-        10,
-    );
+    let mut r = Run::new(&[door("d", &[PortProto::tcp(1), PortProto::tcp(1), PortProto::tcp(2)], 1000)], 10);
     let a = v4(2);
     assert!(!r.opened(a, 1, 0));
     assert!(!r.opened(a, 1, 1));
@@ -176,10 +125,7 @@ fn ports_outside_the_sequence_never_disturb_progress() {
     let a = v4(2);
     r.tcp(a, 7000, 0);
     assert!(r.tcp(a, 22, 1).is_empty());
-    assert!(
-        r.hit(a, PortProto::udp(8000), 0, ms(2)).is_empty(),
-        "8000/udp is not 8000/tcp"
-    );
+    assert!(r.hit(a, PortProto::udp(8000), 0, ms(2)).is_empty(), "8000/udp is not 8000/tcp");
     r.tcp(a, 8000, 3);
     assert!(r.tcp(a, 443, 4).is_empty());
     assert!(r.opened(a, 9000, 5));
@@ -191,17 +137,11 @@ fn sequence_must_complete_within_seq_timeout_of_first_knock() {
     let a = v4(2);
     r.tcp(a, 7000, 0);
     r.tcp(a, 8000, 4000);
-    assert!(
-        r.opened(a, 9000, 5000),
-        "exactly at the timeout is still in time"
-    );
+    assert!(r.opened(a, 9000, 5000), "exactly at the timeout is still in time");
 
     r.tcp(a, 7000, 10_000);
     r.tcp(a, 8000, 11_000);
-    assert_eq!(
-        r.tcp(a, 9000, 15_001),
-        [Event::TimedOut { door: 0, src: a }]
-    );
+    assert_eq!(r.tcp(a, 9000, 15_001), [Event::TimedOut { door: 0, src: a }]);
     assert!(!r.opened(a, 9000, 15_002));
 }
 
@@ -212,15 +152,7 @@ fn a_slow_first_knock_after_timeout_starts_over() {
     r.tcp(a, 7000, 0);
     assert_eq!(
         r.tcp(a, 7000, 6000),
-        [
-            Event::TimedOut { door: 0, src: a },
-            Event::Stage {
-                door: 0,
-                src: a,
-                stage: 1,
-                of: 3
-            }
-        ]
+        [Event::TimedOut { door: 0, src: a }, Event::Stage { door: 0, src: a, stage: 1, of: 3 }]
     );
     r.tcp(a, 8000, 6001);
     assert!(r.opened(a, 9000, 6002));
@@ -229,15 +161,12 @@ fn a_slow_first_knock_after_timeout_starts_over() {
 #[test]
 fn interleaved_sources_are_matched_independently() {
     let mut r = Run::new(&[ssh()], 10_000);
-    let sources: Vec<IpAddr> = (0..10_000u32)
-        .map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i)))
-        .collect();
+    let sources: Vec<IpAddr> =
+        (0..10_000u32).map(|i| IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i))).collect();
     let mut opened = 0;
     for (step, port) in [7000, 8000, 9000].into_iter().enumerate() {
         for src in &sources {
-            if r.tcp(*src, port, step as u64)
-                .contains(&Event::Open { door: 0, src: *src })
-            {
+            if r.tcp(*src, port, step as u64).contains(&Event::Open { door: 0, src: *src }) {
                 opened += 1;
             }
         }
@@ -248,18 +177,7 @@ fn interleaved_sources_are_matched_independently() {
 
 #[test]
 fn one_source_interleaving_its_own_doors() {
-    let doors = [
-        ssh(),
-        door(
-            "web",
-            &[
-                PortProto::udp(7000),
-                PortProto::tcp(8000),
-                PortProto::tcp(6000),
-            ],
-            5000,
-        ),
-    ];
+    let doors = [ssh(), door("web", &[PortProto::udp(7000), PortProto::tcp(8000), PortProto::tcp(6000)], 5000)];
     let mut r = Run::new(&doors, 100);
     let a = v4(2);
     r.tcp(a, 7000, 0);
@@ -267,20 +185,7 @@ fn one_source_interleaving_its_own_doors() {
     // 8000/tcp is in both sequences: it advances both.
     assert_eq!(
         r.tcp(a, 8000, 2),
-        [
-            Event::Stage {
-                door: 0,
-                src: a,
-                stage: 2,
-                of: 3
-            },
-            Event::Stage {
-                door: 1,
-                src: a,
-                stage: 2,
-                of: 3
-            }
-        ]
+        [Event::Stage { door: 0, src: a, stage: 2, of: 3 }, Event::Stage { door: 1, src: a, stage: 2, of: 3 }]
     );
     // 9000 belongs to ssh only; 6000 to web only.
     assert_eq!(r.tcp(a, 9000, 3), [Event::Open { door: 0, src: a }]);
@@ -289,33 +194,16 @@ fn one_source_interleaving_its_own_doors() {
 
 #[test]
 fn ipv6_and_udp() {
-    let d = door(
-        "v6",
-        &[
-            PortProto::udp(5000),
-            PortProto::tcp(5001),
-            PortProto::udp(5002),
-        ],
-        1000,
-    );
+    let d = door("v6", &[PortProto::udp(5000), PortProto::tcp(5001), PortProto::udp(5002)], 1000);
     let mut r = Run::new(&[d], 100);
     let a: IpAddr = IpAddr::V6("2001:db8::2".parse::<Ipv6Addr>().unwrap());
     let b: IpAddr = IpAddr::V6("2001:db8::3".parse::<Ipv6Addr>().unwrap());
     r.hit(a, PortProto::udp(5000), 0, ms(0));
     r.hit(b, PortProto::udp(5000), 0, ms(0));
     r.hit(a, PortProto::tcp(5001), SYN, ms(1));
-    assert!(
-        r.hit(b, PortProto::udp(5001), 0, ms(1)).is_empty(),
-        "5001/udp is not in the sequence"
-    );
-    assert_eq!(
-        r.hit(b, PortProto::udp(5002), 0, ms(1)),
-        [Event::Restart { door: 0, src: b }]
-    );
-    assert_eq!(
-        r.hit(a, PortProto::udp(5002), 0, ms(2)),
-        [Event::Open { door: 0, src: a }]
-    );
+    assert!(r.hit(b, PortProto::udp(5001), 0, ms(1)).is_empty(), "5001/udp is not in the sequence");
+    assert_eq!(r.hit(b, PortProto::udp(5002), 0, ms(1)), [Event::Restart { door: 0, src: b }]);
+    assert_eq!(r.hit(a, PortProto::udp(5002), 0, ms(2)), [Event::Open { door: 0, src: a }]);
     assert!(r.hit(b, PortProto::udp(5002), 0, ms(2)).is_empty());
 }
 
@@ -325,50 +213,27 @@ fn tcp_flags_filter_ignores_instead_of_resetting() {
     d.tcp_flags = TcpFlags::parse_list("syn,!ack").unwrap();
     let mut r = Run::new(&[d], 100);
     let a = v4(2);
-    assert!(
-        r.hit(
-            a,
-            PortProto::tcp(7000),
-            tcp_flag::SYN | tcp_flag::ACK,
-            ms(0)
-        )
-        .is_empty()
-    );
+    assert!(r.hit(a, PortProto::tcp(7000), tcp_flag::SYN | tcp_flag::ACK, ms(0)).is_empty());
     assert!(r.m.is_empty(), "a SYN-ACK does not start an attempt");
     r.hit(a, PortProto::tcp(7000), SYN, ms(1));
     // A stray ACK to a later port is ignored, not counted as out of order.
-    assert!(
-        r.hit(a, PortProto::tcp(9000), tcp_flag::ACK, ms(2))
-            .is_empty()
-    );
-    assert!(
-        r.hit(a, PortProto::tcp(8000), tcp_flag::RST, ms(3))
-            .is_empty()
-    );
+    assert!(r.hit(a, PortProto::tcp(9000), tcp_flag::ACK, ms(2)).is_empty());
+    assert!(r.hit(a, PortProto::tcp(8000), tcp_flag::RST, ms(3)).is_empty());
     r.hit(a, PortProto::tcp(8000), SYN, ms(4));
-    assert!(
-        r.hit(a, PortProto::tcp(9000), SYN, ms(5))
-            .contains(&Event::Open { door: 0, src: a })
-    );
+    assert!(r.hit(a, PortProto::tcp(9000), SYN, ms(5)).contains(&Event::Open { door: 0, src: a }));
     // UDP knocks have no flags to check.
     let mut udp = door("u", &[PortProto::udp(1), PortProto::udp(2)], 1000);
     udp.tcp_flags = TcpFlags::parse_list("syn").unwrap();
     let mut r = Run::new(&[udp], 10);
     r.hit(a, PortProto::udp(1), 0, ms(0));
-    assert_eq!(
-        r.hit(a, PortProto::udp(2), 0, ms(1)),
-        [Event::Open { door: 0, src: a }]
-    );
+    assert_eq!(r.hit(a, PortProto::udp(2), 0, ms(1)), [Event::Open { door: 0, src: a }]);
 }
 
 #[test]
 fn single_knock_door_opens_without_state() {
     let mut r = Run::new(&[door("one", &[PortProto::udp(4000)], 1000)], 10);
     let a = v4(2);
-    assert_eq!(
-        r.hit(a, PortProto::udp(4000), 0, ms(0)),
-        [Event::Open { door: 0, src: a }]
-    );
+    assert_eq!(r.hit(a, PortProto::udp(4000), 0, ms(0)), [Event::Open { door: 0, src: a }]);
     assert!(r.m.is_empty());
 }
 
@@ -405,18 +270,12 @@ fn a_recent_attempt_survives_a_flood_smaller_than_the_cap() {
         r.tcp(IpAddr::V4(Ipv4Addr::from(0xc612_0100 + i)), 7000, 2);
     }
     r.tcp(legit, 8000, 3);
-    assert!(
-        r.opened(legit, 9000, 4),
-        "the 900 newer attempts evicted only older ones"
-    );
+    assert!(r.opened(legit, 9000, 4), "the 900 newer attempts evicted only older ones");
 }
 
 #[test]
 fn expire_frees_stale_attempts() {
-    let doors = [
-        ssh(),
-        door("fast", &[PortProto::tcp(1), PortProto::tcp(2)], 100),
-    ];
+    let doors = [ssh(), door("fast", &[PortProto::tcp(1), PortProto::tcp(2)], 100)];
     let mut r = Run::new(&doors, 100);
     r.tcp(v4(1), 7000, 0);
     r.tcp(v4(2), 1, 0);

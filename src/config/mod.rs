@@ -1,5 +1,7 @@
 //! Configuration: every file format is turned into one validated [`Config`] before anything runs.
 
+pub mod convert;
+pub mod knockd_conf;
 mod model;
 pub mod yaml;
 
@@ -30,11 +32,7 @@ pub enum ConfigError {
     #[error("{file}: the config is larger than {MAX_CONFIG_BYTES} bytes")]
     TooLarge { file: String },
     #[error("{file}{}: {message}", DisplayLocation(location))]
-    Invalid {
-        file: String,
-        location: Option<Location>,
-        message: String,
-    },
+    Invalid { file: String, location: Option<Location>, message: String },
 }
 
 struct DisplayLocation<'a>(&'a Option<Location>);
@@ -48,17 +46,37 @@ impl fmt::Display for DisplayLocation<'_> {
     }
 }
 
-/// Reads and validates the config at `path`.
+/// The two config languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    KnockdConf,
+}
+
+/// `.yaml`/`.yml` files, and any file whose text is a YAML mapping, are YAML; everything else
+/// is a classic knockd.conf (whose `[options]` header reads as a YAML list, not a mapping).
+pub fn detect(path: &Path, text: &str) -> Format {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if matches!(extension.as_deref(), Some("yaml" | "yml")) {
+        return Format::Yaml;
+    }
+    match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+        Ok(serde_yaml_ng::Value::Mapping(_)) => Format::Yaml,
+        _ => Format::KnockdConf,
+    }
+}
+
+/// Reads and validates the config at `path`, in whichever format it is written.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let text = read_bounded(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::FileTooLarge => ConfigError::TooLarge { file: file.clone() },
-        _ => ConfigError::Read {
-            file: file.clone(),
-            source,
-        },
+        _ => ConfigError::Read { file: file.clone(), source },
     })?;
-    yaml::parse(&file, &text)
+    match detect(path, &text) {
+        Format::Yaml => yaml::parse(&file, &text),
+        Format::KnockdConf => knockd_conf::parse(&file, &text),
+    }
 }
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {

@@ -1,6 +1,8 @@
 //! The validated configuration every loader produces. Nothing downstream parses text.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Longest knock sequence accepted, as in the classic knockd (`MAX_PORTS`).
@@ -74,16 +76,22 @@ impl PortProto {
             Some(p) if p == "tcp" => Proto::Tcp,
             Some(p) if p == "udp" => Proto::Udp,
             Some(p) => {
-                return Err(format!(
-                    "unknown protocol `{p}` in `{text}`: use tcp or udp"
-                ));
+                return Err(format!("unknown protocol `{p}` in `{text}`: use tcp or udp"));
             }
         };
-        let port: u64 = port
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not a port: write a number 1-65535, optionally followed by /tcp or /udp"))?;
+        let port: u64 = port.trim().parse().map_err(|_| {
+            format!("`{text}` is not a port: write a number 1-65535, optionally followed by /tcp or /udp")
+        })?;
         Self::checked(port, proto)
+    }
+
+    /// Parses a comma-separated sequence (`7000,8000:udp,9000`), as in knockd.conf.
+    pub fn parse_sequence(text: &str) -> Result<Vec<Self>, String> {
+        let ports = text.split(',').map(Self::parse).collect::<Result<Vec<_>, _>>()?;
+        if ports.len() > MAX_SEQUENCE_LEN {
+            return Err(format!("more than {MAX_SEQUENCE_LEN} knock ports"));
+        }
+        Ok(ports)
     }
 
     /// Builds from a number that came from a config file, rejecting 0 and anything above 65535.
@@ -111,14 +119,8 @@ pub mod tcp_flag {
     pub const URG: u8 = 0x20;
 
     /// Names as written in configs (`TCPFlags = syn,!ack`), with their bit.
-    pub const NAMES: [(&str, u8); 6] = [
-        ("fin", FIN),
-        ("syn", SYN),
-        ("rst", RST),
-        ("psh", PSH),
-        ("ack", ACK),
-        ("urg", URG),
-    ];
+    pub const NAMES: [(&str, u8); 6] =
+        [("fin", FIN), ("syn", SYN), ("rst", RST), ("psh", PSH), ("ack", ACK), ("urg", URG)];
 }
 
 /// Which TCP flags a knock must have set and must have clear. UDP knocks ignore it.
@@ -136,13 +138,9 @@ impl TcpFlags {
             Some(rest) => (true, rest.trim()),
             None => (false, item.as_str()),
         };
-        let bit = tcp_flag::NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| {
-                format!("unknown TCP flag `{item}`: use fin, syn, rst, psh, ack or urg, with ! to negate")
-            })?;
+        let bit = tcp_flag::NAMES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).ok_or_else(|| {
+            format!("unknown TCP flag `{item}`: use fin, syn, rst, psh, ack or urg, with ! to negate")
+        })?;
         if negated {
             self.clear |= bit;
         } else {
@@ -198,18 +196,98 @@ pub struct OpenAction {
     pub timeout: Duration,
 }
 
+/// Default time between a door's start and stop commands (the classic `Cmd_Timeout`).
+pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Legacy shell commands of a door, as in knockd.conf. `%IP%` stands for the source address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commands {
+    pub start: Option<String>,
+    /// For IPv6 sources: `None` falls back to `start`; an empty command means do nothing.
+    pub start_v6: Option<String>,
+    pub stop: Option<String>,
+    /// For IPv6 sources: `None` falls back to `stop`; an empty command means do nothing.
+    pub stop_v6: Option<String>,
+    /// Time from the start command to the stop command.
+    pub cmd_timeout: Duration,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands { start: None, start_v6: None, stop: None, stop_v6: None, cmd_timeout: DEFAULT_CMD_TIMEOUT }
+    }
+}
+
+impl Commands {
+    /// The start command template for a source of this family, if there is one to run.
+    pub fn start_for(&self, ipv6: bool) -> Option<&str> {
+        Self::pick(&self.start, &self.start_v6, ipv6)
+    }
+
+    /// The stop command template for a source of this family, if there is one to run.
+    pub fn stop_for(&self, ipv6: bool) -> Option<&str> {
+        Self::pick(&self.stop, &self.stop_v6, ipv6)
+    }
+
+    fn pick<'a>(v4: &'a Option<String>, v6: &'a Option<String>, ipv6: bool) -> Option<&'a str> {
+        let chosen = if ipv6 { v6.as_ref().or(v4.as_ref()) } else { v4.as_ref() };
+        chosen.map(String::as_str).filter(|c| !c.trim().is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        [&self.start, &self.start_v6, &self.stop, &self.stop_v6].iter().all(|c| c.is_none())
+    }
+}
+
+/// Where a door's knock sequence comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sequence {
+    Fixed(Vec<PortProto>),
+    /// A file of sequences, one per line; each is used once (`One_Time_Sequences`).
+    OneTime(PathBuf),
+}
+
 /// One door: a knock sequence and what it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Door {
     pub name: String,
-    pub sequence: Vec<PortProto>,
+    pub sequence: Sequence,
     pub seq_timeout: Duration,
     pub tcp_flags: TcpFlags,
-    pub open: OpenAction,
+    /// Only knocks addressed to this address count (the classic `Target`).
+    pub target: Option<IpAddr>,
+    pub open: Option<OpenAction>,
+    pub commands: Commands,
+}
+
+impl Door {
+    /// The sequence if it is fixed; one-time sequences are known only at run time.
+    pub fn fixed_sequence(&self) -> Option<&[PortProto]> {
+        match &self.sequence {
+            Sequence::Fixed(s) => Some(s),
+            Sequence::OneTime(_) => None,
+        }
+    }
 }
 
 /// Log verbosity from the config; the command line may raise it.
 pub type LogLevel = log::LevelFilter;
+
+/// Where and how much the daemon logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    pub level: LogLevel,
+    /// Log to syslog (the default; `-n` turns it off).
+    pub syslog: bool,
+    /// Also append to this file.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions { level: LogLevel::Info, syslog: true, file: None }
+    }
+}
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,24 +296,11 @@ pub struct Config {
     pub interfaces: Vec<String>,
     /// Name of the `inet` table the daemon owns.
     pub table: String,
-    pub log_level: LogLevel,
+    pub log: LogOptions,
+    pub pidfile: Option<PathBuf>,
     /// Cap on in-progress knock attempts across all sources and doors.
     pub max_attempts: usize,
     pub doors: Vec<Door>,
-}
-
-impl Config {
-    /// Every distinct knock port of every door, sorted; what the capture filter lets through.
-    pub fn knock_ports(&self) -> Vec<PortProto> {
-        let mut ports: Vec<PortProto> = self
-            .doors
-            .iter()
-            .flat_map(|d| d.sequence.iter().copied())
-            .collect();
-        ports.sort();
-        ports.dedup();
-        ports
-    }
 }
 
 /// Checks a name used in nftables object names and log lines: letters, digits, `_` and `-`,
@@ -243,9 +308,7 @@ impl Config {
 pub fn check_identifier(name: &str, max_len: usize) -> Result<(), String> {
     let valid = name.len() <= max_len
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if valid {
         Ok(())
     } else {

@@ -5,14 +5,15 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::model::{
-    Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogLevel, MAX_SEQUENCE_LEN,
-    OpenAction, PortProto, TcpFlags, check_identifier,
+    Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogLevel, LogOptions,
+    MAX_SEQUENCE_LEN, OpenAction, PortProto, Sequence, TcpFlags, check_identifier,
 };
 use super::{ConfigError, Location};
 
@@ -23,23 +24,17 @@ const MAX_TABLE_NAME: usize = 64;
 /// The kernel's IFNAMSIZ less the terminating NUL.
 const MAX_IFNAME: usize = 15;
 /// Bounds that keep a typo (`30h` for `30s`, `0s`) from becoming a surprise.
-const SEQ_TIMEOUT_RANGE: (Duration, Duration) =
-    (Duration::from_millis(100), Duration::from_secs(3600));
-const OPEN_TIMEOUT_RANGE: (Duration, Duration) =
-    (Duration::from_secs(1), Duration::from_secs(7 * 86400));
+const SEQ_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
+const OPEN_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86400));
+const CMD_TIMEOUT_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(7 * 86400));
+/// Longest command template; the classic daemon truncated at PATH_MAX and refused to run.
+pub const MAX_COMMAND_LEN: usize = 4096;
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`].
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| {
-        let location = e.location().map(|l| Location {
-            line: l.line(),
-            column: l.column(),
-        });
-        ConfigError::Invalid {
-            file: file.to_owned(),
-            location,
-            message: strip_location(&e.to_string()),
-        }
+        let location = e.location().map(|l| Location { line: l.line(), column: l.column() });
+        ConfigError::Invalid { file: file.to_owned(), location, message: strip_location(&e.to_string()) }
     })?;
     let doors = raw.doors.0;
     if doors.is_empty() {
@@ -52,7 +47,8 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     Ok(Config {
         interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
         table: raw.nftables.table.0,
-        log_level: raw.log.level.0,
+        log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
+        pidfile: raw.pidfile,
         max_attempts: raw.limits.max_attempts,
         doors,
     })
@@ -77,6 +73,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    pidfile: Option<PathBuf>,
     doors: Doors,
 }
 
@@ -88,17 +86,29 @@ struct RawNftables {
 
 impl Default for RawNftables {
     fn default() -> Self {
-        Self {
-            table: TableName("knockd".into()),
-        }
+        Self { table: TableName("knockd".into()) }
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLog {
     #[serde(default)]
     level: Level,
+    #[serde(default = "yes")]
+    syslog: bool,
+    #[serde(default)]
+    file: Option<PathBuf>,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: Level::default(), syslog: true, file: None }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -110,9 +120,7 @@ struct RawLimits {
 
 impl Default for RawLimits {
     fn default() -> Self {
-        Self {
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-        }
+        Self { max_attempts: DEFAULT_MAX_ATTEMPTS }
     }
 }
 
@@ -123,12 +131,61 @@ fn default_max_attempts() -> usize {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDoor {
-    sequence: Sequence,
+    #[serde(default)]
+    sequence: Option<KnockSequence>,
+    #[serde(default)]
+    one_time_sequences: Option<PathBuf>,
     #[serde(default)]
     seq_timeout: Option<SeqTimeout>,
     #[serde(default)]
     tcp_flags: Option<Flags>,
-    open: RawOpen,
+    #[serde(default)]
+    target: Option<std::net::IpAddr>,
+    #[serde(default)]
+    open: Option<RawOpen>,
+    #[serde(default, alias = "start_command")]
+    command: Option<CommandText>,
+    #[serde(default, alias = "start_command_6")]
+    command_6: Option<CommandText>,
+    #[serde(default)]
+    stop_command: Option<CommandText>,
+    #[serde(default)]
+    stop_command_6: Option<CommandText>,
+    #[serde(default)]
+    cmd_timeout: Option<CmdTimeout>,
+}
+
+impl RawDoor {
+    fn into_door<E: de::Error>(self, name: String) -> Result<Door, E> {
+        let sequence = match (self.sequence, self.one_time_sequences) {
+            (Some(s), None) => Sequence::Fixed(s.0),
+            (None, Some(path)) => Sequence::OneTime(path),
+            (Some(_), Some(_)) => {
+                return Err(E::custom(format!("door `{name}` has both `sequence` and `one_time_sequences`: keep one")));
+            }
+            (None, None) => {
+                return Err(E::custom(format!(
+                    "door `{name}` has no knock: add `sequence:` (or `one_time_sequences:`)"
+                )));
+            }
+        };
+        let text = |c: Option<CommandText>| c.map(|c| c.0);
+        Ok(Door {
+            name,
+            sequence,
+            seq_timeout: self.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
+            tcp_flags: self.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
+            target: self.target,
+            open: self.open.map(|o| OpenAction { ports: o.ports.0, timeout: o.timeout.0 }),
+            commands: Commands {
+                start: text(self.command),
+                start_v6: text(self.command_6),
+                stop: text(self.stop_command),
+                stop_v6: text(self.stop_command_6),
+                cmd_timeout: self.cmd_timeout.map_or(DEFAULT_CMD_TIMEOUT, |t| t.0),
+            },
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,16 +216,7 @@ impl<'de> Deserialize<'de> for Doors {
                         )));
                     }
                     let raw: RawDoor = map.next_value()?;
-                    doors.push(Door {
-                        name: name.0,
-                        sequence: raw.sequence.0,
-                        seq_timeout: raw.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
-                        tcp_flags: raw.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
-                        open: OpenAction {
-                            ports: raw.open.ports.0,
-                            timeout: raw.open.timeout.0,
-                        },
-                    });
+                    doors.push(raw.into_door(name.0)?);
                 }
                 Ok(Doors(doors))
             }
@@ -201,12 +249,10 @@ macro_rules! from_str_checked {
 }
 
 struct DoorName(String);
-from_str_checked!(DoorName, |s| check_identifier(&s, MAX_DOOR_NAME)
-    .map(|()| DoorName(s)));
+from_str_checked!(DoorName, |s| check_identifier(&s, MAX_DOOR_NAME).map(|()| DoorName(s)));
 
 struct TableName(String);
-from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME)
-    .map(|()| TableName(s)));
+from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME).map(|()| TableName(s)));
 
 struct IfName(String);
 from_str_checked!(IfName, |s| {
@@ -214,9 +260,7 @@ from_str_checked!(IfName, |s| {
     if valid {
         Ok(IfName(s))
     } else {
-        Err(format!(
-            "`{s}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"
-        ))
+        Err(format!("`{s}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"))
     }
 });
 
@@ -232,17 +276,24 @@ from_str_checked!(Level, |s| match s.to_ascii_lowercase().as_str() {
     "info" => Ok(Level(LogLevel::Info)),
     "debug" => Ok(Level(LogLevel::Debug)),
     "trace" => Ok(Level(LogLevel::Trace)),
-    _ => Err(format!(
-        "unknown log level `{s}`: use error, warn, info, debug or trace"
-    )),
+    _ => Err(format!("unknown log level `{s}`: use error, warn, info, debug or trace")),
 });
+
+/// Checks a command template; shared with the knockd.conf loader.
+pub fn check_command(command: &str) -> Result<(), String> {
+    if command.len() > MAX_COMMAND_LEN {
+        return Err(format!("the command is longer than {MAX_COMMAND_LEN} bytes"));
+    }
+    if command.contains(['\n', '\r', '\0']) {
+        return Err("a command must be one line".into());
+    }
+    Ok(())
+}
 
 /// Parses a duration with a unit and checks it against a range.
 fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!(
-            "`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h"
-        )
+        format!("`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h")
     })?;
     if d < min || d > max {
         return Err(format!(
@@ -256,12 +307,17 @@ fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration,
 }
 
 struct SeqTimeout(Duration);
-from_str_checked!(SeqTimeout, |s| duration_in(&s, SEQ_TIMEOUT_RANGE)
-    .map(SeqTimeout));
+from_str_checked!(SeqTimeout, |s| duration_in(&s, SEQ_TIMEOUT_RANGE).map(SeqTimeout));
 
 struct OpenTimeout(Duration);
-from_str_checked!(OpenTimeout, |s| duration_in(&s, OPEN_TIMEOUT_RANGE)
-    .map(OpenTimeout));
+from_str_checked!(OpenTimeout, |s| duration_in(&s, OPEN_TIMEOUT_RANGE).map(OpenTimeout));
+
+struct CmdTimeout(Duration);
+from_str_checked!(CmdTimeout, |s| duration_in(&s, CMD_TIMEOUT_RANGE).map(CmdTimeout));
+
+/// A command template: one line and bounded.
+struct CommandText(String);
+from_str_checked!(CommandText, |s| check_command(&s).map(|()| CommandText(s)));
 
 /// A port written as a number (`7000`) or a string (`"9000/udp"`).
 struct Port(PortProto);
@@ -275,14 +331,10 @@ impl<'de> Deserialize<'de> for Port {
                 f.write_str("a port number or a string like \"9000/udp\"")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
-                PortProto::checked(v, super::model::Proto::Tcp)
-                    .map(Port)
-                    .map_err(E::custom)
+                PortProto::checked(v, super::model::Proto::Tcp).map(Port).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
-                Err(E::custom(format!(
-                    "port {v} is out of range: ports are 1-65535"
-                )))
+                Err(E::custom(format!("port {v} is out of range: ports are 1-65535")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
                 PortProto::parse(v).map(Port).map_err(E::custom)
@@ -337,7 +389,7 @@ impl ListTag for OpenTag {
     const WHAT: &'static str = "ports to open";
 }
 
-type Sequence = PortList<MAX_SEQUENCE_LEN, KnockTag>;
+type KnockSequence = PortList<MAX_SEQUENCE_LEN, KnockTag>;
 type OpenPorts = PortList<64, OpenTag>;
 
 /// `tcp_flags: syn`, `tcp_flags: "syn,!ack"` or `tcp_flags: [syn, "!ack"]`.
@@ -349,7 +401,9 @@ impl<'de> Deserialize<'de> for Flags {
         impl<'de> Visitor<'de> for V {
             type Value = Flags;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a TCP flag or a list of them, like syn or [syn, \"!ack\"] (quote anything starting with !)")
+                f.write_str(
+                    "a TCP flag or a list of them, like syn or [syn, \"!ack\"] (quote anything starting with !)",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Flags, E> {
                 TcpFlags::parse_list(v).map(Flags).map_err(E::custom)

@@ -14,8 +14,7 @@ use nftnl::expr::ct::States;
 use nftnl::nftnl_sys::{self as sys, libc};
 use nftnl::set::Set;
 use nftnl::{
-    Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, NlMsg, Policy, ProtoFamily, Rule,
-    Table, nft_expr,
+    Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, NlMsg, Policy, ProtoFamily, Rule, Table, nft_expr,
 };
 
 use super::ruleset::{CHAIN, Family, Match, PRIORITY, Ruleset, Verdict};
@@ -38,10 +37,7 @@ pub struct NetlinkFirewall {
 impl NetlinkFirewall {
     /// Opens the netlink socket now, so a missing capability is reported at start-up.
     pub fn open() -> Result<Self, FirewallError> {
-        let mut fw = NetlinkFirewall {
-            socket: None,
-            buffer: vec![0; nftnl::nft_nlmsg_maxsize() as usize],
-        };
+        let mut fw = NetlinkFirewall { socket: None, buffer: vec![0; nftnl::nft_nlmsg_maxsize() as usize] };
         fw.socket()?;
         Ok(fw)
     }
@@ -52,27 +48,18 @@ impl NetlinkFirewall {
             let fd = socket.as_raw_fd();
             // SAFETY: `fd` is the open netlink socket owned by `socket`, which outlives this borrow.
             let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            socket2::SockRef::from(&borrowed)
-                .set_read_timeout(Some(REPLY_TIMEOUT))
-                .map_err(FirewallError::Socket)?;
+            socket2::SockRef::from(&borrowed).set_read_timeout(Some(REPLY_TIMEOUT)).map_err(FirewallError::Socket)?;
             self.socket = Some(socket);
         }
         Ok(self.socket.as_ref().expect("socket was just opened"))
     }
 
-    fn commit(
-        &mut self,
-        batch: Batch,
-        operation: impl FnOnce() -> String,
-    ) -> Result<(), FirewallError> {
+    fn commit(&mut self, batch: Batch, operation: impl FnOnce() -> String) -> Result<(), FirewallError> {
         let batch = batch.finalize();
         self.socket()?;
         let socket = self.socket.as_ref().expect("opened above");
-        let result =
-            exchange(socket, &batch, &mut self.buffer).map_err(|source| FirewallError::Netlink {
-                operation: operation(),
-                source,
-            });
+        let result = exchange(socket, &batch, &mut self.buffer)
+            .map_err(|source| FirewallError::Netlink { operation: operation(), source });
         if result.is_err() {
             self.socket = None;
         }
@@ -81,20 +68,14 @@ impl NetlinkFirewall {
 }
 
 /// Sends a batch and reads one acknowledgement per message; the first error wins.
-fn exchange(
-    socket: &mnl::Socket,
-    batch: &FinalizedBatch,
-    buffer: &mut [u8],
-) -> std::io::Result<()> {
+fn exchange(socket: &mnl::Socket, batch: &FinalizedBatch, buffer: &mut [u8]) -> std::io::Result<()> {
     socket.send_all(batch)?;
     let portid = socket.portid();
     let mut expected = batch.sequence_numbers();
     while !expected.is_empty() {
         for message in socket.recv(buffer)? {
             let message = message?;
-            let seq = expected
-                .next()
-                .ok_or_else(|| std::io::Error::other("unexpected netlink reply"))?;
+            let seq = expected.next().ok_or_else(|| std::io::Error::other("unexpected netlink reply"))?;
             mnl::cb_run(message, seq, portid)?;
         }
     }
@@ -148,12 +129,8 @@ impl Firewall for NetlinkFirewall {
                         rule.add_expr(&nft_expr!(meta l4proto));
                         rule.add_expr(&nft_expr!(cmp == port.proto.number()));
                         match port.proto {
-                            crate::config::Proto::Tcp => {
-                                rule.add_expr(&nft_expr!(payload tcp dport))
-                            }
-                            crate::config::Proto::Udp => {
-                                rule.add_expr(&nft_expr!(payload udp dport))
-                            }
+                            crate::config::Proto::Tcp => rule.add_expr(&nft_expr!(payload tcp dport)),
+                            crate::config::Proto::Udp => rule.add_expr(&nft_expr!(payload udp dport)),
                         }
                         rule.add_expr(&nft_expr!(cmp == port.port.to_be()));
                     }
@@ -233,13 +210,7 @@ fn cstring(name: &str) -> CString {
 fn timeout_set<'a, K: nftnl::set::SetKey>(name: &CString, id: u32, table: &'a Table) -> Set<'a, K> {
     let set = Set::<K>::new_named(name, id, table, ProtoFamily::Inet);
     // SAFETY: the pointer is the live nftnl_set owned by `set`.
-    unsafe {
-        sys::nftnl_set_set_u32(
-            set.as_ptr().as_ptr(),
-            sys::NFTNL_SET_FLAGS as u16,
-            libc::NFT_SET_TIMEOUT as u32,
-        )
-    };
+    unsafe { sys::nftnl_set_set_u32(set.as_ptr().as_ptr(), sys::NFTNL_SET_FLAGS as u16, libc::NFT_SET_TIMEOUT as u32) };
     set
 }
 
@@ -259,21 +230,9 @@ impl ElementsMsg {
         // SAFETY: plain libnftnl allocation; strings are copied by libnftnl.
         unsafe {
             let set = NonNull::new(sys::nftnl_set_alloc()).unwrap_or_else(|| std::process::abort());
-            sys::nftnl_set_set_str(
-                set.as_ptr(),
-                sys::NFTNL_SET_TABLE as u16,
-                cstring(table).as_ptr(),
-            );
-            sys::nftnl_set_set_str(
-                set.as_ptr(),
-                sys::NFTNL_SET_NAME as u16,
-                cstring(set_name).as_ptr(),
-            );
-            sys::nftnl_set_set_u32(
-                set.as_ptr(),
-                sys::NFTNL_SET_FAMILY as u16,
-                libc::NFPROTO_INET as u32,
-            );
+            sys::nftnl_set_set_str(set.as_ptr(), sys::NFTNL_SET_TABLE as u16, cstring(table).as_ptr());
+            sys::nftnl_set_set_str(set.as_ptr(), sys::NFTNL_SET_NAME as u16, cstring(set_name).as_ptr());
+            sys::nftnl_set_set_u32(set.as_ptr(), sys::NFTNL_SET_FAMILY as u16, libc::NFPROTO_INET as u32);
             ElementsMsg { set }
         }
     }
@@ -308,10 +267,7 @@ impl ElementsMsg {
 unsafe impl NlMsg for ElementsMsg {
     unsafe fn write(&self, buf: *mut c_void, seq: u32, msg_type: MsgType) {
         let (kind, flags) = match msg_type {
-            MsgType::Add => (
-                libc::NFT_MSG_NEWSETELEM,
-                libc::NLM_F_CREATE | libc::NLM_F_ACK,
-            ),
+            MsgType::Add => (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE | libc::NLM_F_ACK),
             MsgType::Del => (libc::NFT_MSG_DELSETELEM, libc::NLM_F_ACK),
         };
         unsafe {

@@ -97,56 +97,42 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
+    /// Whether the config asks nothing of nftables (only legacy command doors).
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
     /// The ruleset for `config`: each door's ports are dropped unless the packet belongs to an
     /// established connection, comes from loopback, or its source is in one of the door's sets.
     /// The chain's policy is accept, so the daemon never touches other traffic.
     pub fn for_config(config: &Config) -> Ruleset {
         let mut sets = Vec::new();
         let mut rules = vec![
-            RuleSpec {
-                matches: vec![Match::Established],
-                verdict: Verdict::Accept,
-            },
-            RuleSpec {
-                matches: vec![Match::Loopback],
-                verdict: Verdict::Accept,
-            },
+            RuleSpec { matches: vec![Match::Established], verdict: Verdict::Accept },
+            RuleSpec { matches: vec![Match::Loopback], verdict: Verdict::Accept },
         ];
         let mut guarded: Vec<PortProto> = Vec::new();
         for door in &config.doors {
+            let Some(open) = &door.open else { continue };
             for family in Family::BOTH {
                 let set = set_name(&door.name, family);
-                sets.push(SetSpec {
-                    name: set.clone(),
-                    family,
-                });
-                for port in &door.open.ports {
+                sets.push(SetSpec { name: set.clone(), family });
+                for port in &open.ports {
                     rules.push(RuleSpec {
-                        matches: vec![
-                            Match::Dport(*port),
-                            Match::SaddrIn {
-                                family,
-                                set: set.clone(),
-                            },
-                        ],
+                        matches: vec![Match::Dport(*port), Match::SaddrIn { family, set: set.clone() }],
                         verdict: Verdict::Accept,
                     });
                 }
             }
-            guarded.extend(&door.open.ports);
+            guarded.extend(&open.ports);
         }
         guarded.sort();
         guarded.dedup();
         // Drops come after every door's accepts: two doors may open the same port.
-        rules.extend(guarded.into_iter().map(|port| RuleSpec {
-            matches: vec![Match::Dport(port)],
-            verdict: Verdict::Drop,
-        }));
-        Ruleset {
-            table: config.table.clone(),
-            sets,
-            rules,
-        }
+        rules.extend(
+            guarded.into_iter().map(|port| RuleSpec { matches: vec![Match::Dport(port)], verdict: Verdict::Drop }),
+        );
+        Ruleset { table: config.table.clone(), sets, rules }
     }
 }
 
@@ -178,18 +164,10 @@ impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "table inet {} {{", self.table)?;
         for set in &self.sets {
-            writeln!(
-                f,
-                "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n",
-                set.name,
-                set.family.key_type()
-            )?;
+            writeln!(f, "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n", set.name, set.family.key_type())?;
         }
         writeln!(f, "\tchain {CHAIN} {{")?;
-        writeln!(
-            f,
-            "\t\ttype filter hook input priority {PRIORITY}; policy accept;"
-        )?;
+        writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?;
         for rule in &self.rules {
             writeln!(f, "\t\t{rule}")?;
         }

@@ -1,0 +1,150 @@
+//! `knockd --convert`: any loaded config written back as knockd.yaml.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::model::{
+    Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, PortProto, Proto, Sequence,
+};
+
+#[derive(Serialize)]
+struct Out<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    interfaces: &'a [String],
+    nftables: Table<'a>,
+    log: Log<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pidfile: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<Limits>,
+    /// Serialized as a mapping in file order.
+    doors: Doors<'a>,
+}
+
+#[derive(Serialize)]
+struct Table<'a> {
+    table: &'a str,
+}
+
+#[derive(Serialize)]
+struct Log<'a> {
+    level: String,
+    syslog: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Limits {
+    max_attempts: usize,
+}
+
+struct Doors<'a>(Vec<(&'a str, Door<'a>)>);
+
+impl Serialize for Doors<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, door) in &self.0 {
+            map.serialize_entry(name, door)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Door<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<Vec<Port>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    one_time_sequences: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_flags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    open: Option<Open>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_6: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_command_6: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmd_timeout: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Open {
+    ports: Vec<Port>,
+    timeout: String,
+}
+
+/// TCP ports as plain numbers, UDP as `"9000/udp"`, as a person would write them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Port {
+    Tcp(u16),
+    Other(String),
+}
+
+fn port(p: &PortProto) -> Port {
+    match p.proto {
+        Proto::Tcp => Port::Tcp(p.port),
+        Proto::Udp => Port::Other(p.to_string()),
+    }
+}
+
+fn duration(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+/// The config as knockd.yaml text; loading it gives back an equal config.
+pub fn to_yaml(config: &Config) -> String {
+    let doors = config
+        .doors
+        .iter()
+        .map(|d| {
+            let (sequence, one_time) = match &d.sequence {
+                Sequence::Fixed(s) => (Some(s.iter().map(port).collect()), None),
+                Sequence::OneTime(path) => (None, Some(path)),
+            };
+            let door = Door {
+                sequence,
+                one_time_sequences: one_time,
+                seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
+                tcp_flags: (!d.tcp_flags.is_any()).then(|| d.tcp_flags.to_string()),
+                target: d.target,
+                open: d
+                    .open
+                    .as_ref()
+                    .map(|o| Open { ports: o.ports.iter().map(port).collect(), timeout: duration(o.timeout) }),
+                command: d.commands.start.as_deref(),
+                command_6: d.commands.start_v6.as_deref(),
+                stop_command: d.commands.stop.as_deref(),
+                stop_command_6: d.commands.stop_v6.as_deref(),
+                cmd_timeout: (d.commands.cmd_timeout != DEFAULT_CMD_TIMEOUT).then(|| duration(d.commands.cmd_timeout)),
+            };
+            (d.name.as_str(), door)
+        })
+        .collect();
+    let out = Out {
+        interfaces: &config.interfaces,
+        nftables: Table { table: &config.table },
+        log: Log {
+            level: config.log.level.to_string().to_ascii_lowercase(),
+            syslog: config.log.syslog,
+            file: config.log.file.as_ref(),
+        },
+        pidfile: config.pidfile.as_ref(),
+        limits: (config.max_attempts != DEFAULT_MAX_ATTEMPTS).then_some(Limits { max_attempts: config.max_attempts }),
+        doors: Doors(doors),
+    };
+    serde_yaml_ng::to_string(&out).expect("plain data always serializes")
+}

@@ -1,0 +1,165 @@
+//! The classic knockd.conf loader, format detection and `--convert`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use knockd::config::{self, Config, Format, PortProto, Sequence, TcpFlags, convert, knockd_conf, tcp_flag};
+
+/// Debian's default /etc/knockd.conf for knockd 0.8, unchanged.
+const DEBIAN_DEFAULT: &str = "[options]
+\tUseSyslog
+
+[openSSH]
+\tsequence    = 7000,8000,9000
+\tseq_timeout = 5
+\tcommand     = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+\ttcpflags    = syn
+
+[closeSSH]
+\tsequence    = 9000,8000,7000
+\tseq_timeout = 5
+\tcommand     = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+\ttcpflags    = syn
+
+[openHTTPS]
+\tsequence    = 12345,54321,24680,13579
+\tseq_timeout = 5
+\tcommand     = /usr/local/sbin/knock_add -i -c INPUT -p tcp -d 443 -f %IP%
+\ttcpflags    = syn
+";
+
+/// Every directive of knockd 0.8, in mixed case, with aliases and comments.
+const EVERY_DIRECTIVE: &str = "# all of it
+[Options]
+    UseSyslog
+    LogFile = /var/log/knockd.log
+    PidFile = /run/knockd.pid
+    Interface = eth0
+[opencloseSSH]
+    Sequence = 2222:udp,3333:tcp,4444
+    Seq_Timeout = 15
+    TCPFlags = syn,!ack
+    Start_Command = /sbin/iptables -A INPUT -s %IP% -p tcp --syn --dport 22 -j ACCEPT
+    Start_Command_6 = /sbin/ip6tables -A INPUT -s %IP% -p tcp --syn --dport 22 -j ACCEPT
+    Cmd_Timeout = 10
+    Stop_Command = /sbin/iptables -D INPUT -s %IP% -p tcp --syn --dport 22 -j ACCEPT
+    Stop_Command_6 = /sbin/ip6tables -D INPUT -s %IP% -p tcp --syn --dport 22 -j ACCEPT
+    Target = 198.18.0.1
+[onetime]
+    one_time_sequences = /etc/knockd/onetime.seq
+    TIMEOUT = 3
+    COMMAND = logger knock from %IP%
+    COMMAND_6 =
+";
+
+fn parse(text: &str) -> Config {
+    knockd_conf::parse("knockd.conf", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(text: &str) -> String {
+    knockd_conf::parse("knockd.conf", text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_debian_default_loads_unchanged() {
+    let config = parse(DEBIAN_DEFAULT);
+    assert!(config.log.syslog);
+    let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["openSSH", "closeSSH", "openHTTPS"]);
+    let open = &config.doors[0];
+    assert_eq!(open.sequence, Sequence::Fixed(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]));
+    assert_eq!(open.seq_timeout, Duration::from_secs(5));
+    assert_eq!(open.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
+    assert_eq!(open.commands.start_for(false), Some("/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT"));
+    assert_eq!(open.commands.start_for(true), open.commands.start_for(false), "IPv6 falls back to the IPv4 command");
+    assert_eq!(open.commands.stop_for(false), None);
+    assert_eq!(open.open, None, "a classic door opens nothing through nftables");
+    assert_eq!(config.doors[2].fixed_sequence().unwrap().len(), 4);
+}
+
+#[test]
+fn every_directive() {
+    let config = parse(EVERY_DIRECTIVE);
+    assert_eq!(config.log.file.as_deref(), Some(Path::new("/var/log/knockd.log")));
+    assert_eq!(config.pidfile.as_deref(), Some(Path::new("/run/knockd.pid")));
+    assert_eq!(config.interfaces, ["eth0"]);
+    let d = &config.doors[0];
+    assert_eq!(d.name, "opencloseSSH");
+    assert_eq!(d.sequence, Sequence::Fixed(vec![PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)]));
+    assert_eq!(d.seq_timeout, Duration::from_secs(15));
+    assert_eq!(d.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
+    assert!(d.commands.start_for(true).unwrap().starts_with("/sbin/ip6tables -A"));
+    assert!(d.commands.stop_for(false).unwrap().starts_with("/sbin/iptables -D"));
+    assert!(d.commands.stop_for(true).unwrap().starts_with("/sbin/ip6tables -D"));
+    assert_eq!(d.commands.cmd_timeout, Duration::from_secs(10));
+    assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
+    let one = &config.doors[1];
+    assert_eq!(one.sequence, Sequence::OneTime("/etc/knockd/onetime.seq".into()));
+    assert_eq!(one.seq_timeout, Duration::from_secs(3), "TIMEOUT is an alias of Seq_Timeout");
+    assert_eq!(one.commands.start_for(false), Some("logger knock from %IP%"));
+    assert_eq!(one.commands.start_for(true), None, "an empty Command_6 means nothing for IPv6");
+}
+
+#[test]
+fn errors_name_the_line_and_the_fix() {
+    let cases: [(&str, &str, &[&str]); 12] = [
+        (
+            "[ssh]\nsequence = 1,2\nsequense = 3\n",
+            "knockd.conf:3:1",
+            &["[ssh] sequense", "unknown directive", "Sequence"],
+        ),
+        (
+            "[options]\nLogLevel = 3\n[ssh]\nsequence=1\n",
+            "knockd.conf:2:1",
+            &["unknown option `LogLevel`", "UseSyslog"],
+        ),
+        ("sequence = 1\n", "knockd.conf:1:1", &["must be inside a section"]),
+        ("[ssh]\nsequence = 1,0\n", "knockd.conf:2:1", &["[ssh] sequence", "port 0 is out of range"]),
+        ("[ssh]\nsequence = 1,70000\n", "knockd.conf:2:1", &["70000"]),
+        ("[ssh]\nsequence = 1:icmp\n", "knockd.conf:2:1", &["unknown protocol `icmp`"]),
+        (
+            "[ssh]\nsequence = 1\nseq_timeout = soon\n",
+            "knockd.conf:3:1",
+            &["[ssh] seq_timeout", "not a number of seconds"],
+        ),
+        ("[ssh]\nsequence = 1\nseq_timeout = 0\n", "knockd.conf:3:1", &["can never be met"]),
+        ("[ssh]\nsequence = 1\ntcpflags = syn,xmas\n", "knockd.conf:3:1", &["unknown TCP flag `xmas`"]),
+        ("[ssh]\nsequence = 1\ntarget = host\n", "knockd.conf:3:1", &["`host` is not an IP address"]),
+        ("[ssh]\nseq_timeout = 5\n", "knockd.conf:1:1", &["[ssh]", "empty knock sequence"]),
+        ("[ssh]\nsequence=1\n[ssh]\nsequence=2\n", "knockd.conf:3:1", &["defined twice"]),
+    ];
+    for (text, place, parts) in cases {
+        let message = error(text);
+        assert!(message.starts_with(place), "`{place}` is not where `{message}` starts");
+        for part in parts {
+            assert!(message.contains(part), "`{part}` missing from `{message}`");
+        }
+    }
+    assert!(error("[options]\nUseSyslog\n").contains("no doors"));
+    assert!(error("[ssh]\nsequence\n").contains("`sequence` needs a value"));
+    let long: Vec<String> = (1..=33).map(|p| p.to_string()).collect();
+    assert!(error(&format!("[ssh]\nsequence = {}\n", long.join(","))).contains("more than 32"));
+}
+
+#[test]
+fn format_is_detected_from_name_or_content() {
+    assert_eq!(config::detect(Path::new("/etc/knockd.conf"), DEBIAN_DEFAULT), Format::KnockdConf);
+    assert_eq!(config::detect(Path::new("/etc/knockd.conf"), EVERY_DIRECTIVE), Format::KnockdConf);
+    assert_eq!(config::detect(Path::new("/etc/knockd.conf"), "doors:\n  a: {sequence: [1]}\n"), Format::Yaml);
+    assert_eq!(config::detect(Path::new("/etc/knockd.yml"), "[options]\n"), Format::Yaml);
+    assert_eq!(config::detect(Path::new("knockd"), "[ssh]\nsequence = 1\n"), Format::KnockdConf);
+}
+
+#[test]
+fn convert_gives_yaml_that_loads_back_equal() {
+    for text in [DEBIAN_DEFAULT, EVERY_DIRECTIVE] {
+        let classic = parse(text);
+        let yaml = convert::to_yaml(&classic);
+        let back = config::yaml::parse("converted.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(back, classic, "{yaml}");
+    }
+    let example = config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml"))).unwrap();
+    let yaml = convert::to_yaml(&example);
+    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), example, "{yaml}");
+    assert!(yaml.contains("sequence:\n    - 7000"), "{yaml}");
+}
