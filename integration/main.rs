@@ -1,6 +1,7 @@
 //! End-to-end tests: the real daemon in network namespaces, against the real kernel.
 //! They need root; run them with `integration/test` (which `.ci/run` calls).
 
+mod classic;
 mod core;
 mod daemon;
 mod lab;

@@ -13,6 +13,7 @@ use crate::config::{Config, Sequence};
 use crate::firewall::{Element, Firewall, FirewallError};
 use crate::legacy_command::{Scheduler, Spawner};
 use crate::matcher::{DoorId, Event, Matcher, MatcherStats};
+use crate::names::Names;
 use crate::nft::{Family, Ruleset, set_name};
 use crate::one_time::{self, OneTimeError};
 use crate::wire::{self, Drop};
@@ -67,6 +68,8 @@ pub struct Engine<F: Firewall, S: Spawner> {
     pending: Vec<Pending>,
     stats: Stats,
     filter_changed: bool,
+    /// Host names for log lines (`--lookup`); `None` logs addresses only.
+    names: Option<Names>,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -89,7 +92,22 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             pending: Vec::new(),
             stats: Stats::default(),
             filter_changed: false,
+            names: None,
         })
+    }
+
+    /// Shows host names next to addresses in log lines, looked up in the background.
+    pub fn with_lookup(mut self) -> Self {
+        self.names = Some(Names::default());
+        self
+    }
+
+    /// How a source appears in log lines.
+    fn who(&mut self, src: IpAddr) -> String {
+        match &mut self.names {
+            Some(names) => names.describe(src),
+            None => src.to_string(),
+        }
     }
 
     /// Switches to `config`. The new ruleset replaces the old one in one transaction; if the
@@ -133,25 +151,34 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     }
 
     fn on_event(&mut self, event: Event, now: Duration) {
-        let name = |door: DoorId| self.config.doors[door].name.as_str();
+        let (door, src) = match event {
+            Event::Stage { door, src, .. }
+            | Event::Restart { door, src }
+            | Event::TimedOut { door, src }
+            | Event::Open { door, src } => (door, src),
+        };
+        let who = self.who(src);
+        let name = &self.config.doors[door].name;
         match event {
-            Event::Stage { door, src, stage, of } => info!("{}: {src}: stage {stage} of {of}", name(door)),
-            Event::Restart { door, src } => {
+            Event::Stage { stage, of, .. } => info!("{name}: {who}: stage {stage} of {of}"),
+            Event::Restart { .. } => {
                 self.stats.restarts += 1;
-                debug!("{}: {src}: knock out of order, sequence restarted", name(door));
+                debug!("{name}: {who}: knock out of order, sequence restarted");
             }
-            Event::TimedOut { door, src } => {
+            Event::TimedOut { .. } => {
                 self.stats.timeouts += 1;
-                info!("{}: {src}: sequence timed out", name(door));
+                info!("{name}: {who}: sequence timed out");
             }
-            Event::Open { door, src } => self.open(door, src, now),
+            Event::Open { .. } => {
+                info!("{name}: {who}: OPEN");
+                self.open(door, src, now);
+            }
         }
     }
 
     fn open(&mut self, id: DoorId, src: IpAddr, now: Duration) {
         self.stats.opens += 1;
         let door = &self.config.doors[id];
-        info!("{}: {src}: OPEN", door.name);
         if door.open.is_some() {
             self.pending.push(Pending { door: id, src });
         }

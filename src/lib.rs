@@ -15,6 +15,7 @@ pub mod firewall;
 pub mod legacy_command;
 pub mod logging;
 pub mod matcher;
+pub mod names;
 pub mod nft;
 pub mod one_time;
 pub mod pidfile;

@@ -58,6 +58,9 @@ struct Cli {
     /// Ignore IPv6 knocks.
     #[arg(short = '4', long = "only-ip-v4")]
     only_ipv4: bool,
+    /// Show host names (reverse DNS, looked up in the background) next to addresses in logs.
+    #[arg(long = "lookup")]
+    lookup: bool,
     /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
     #[arg(long = "convert", value_name = "FILE", exclusive = true)]
     convert: Option<PathBuf>,
@@ -95,6 +98,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let firewall = NetlinkFirewall::open().context("knockd needs root or CAP_NET_ADMIN")?;
     let summary = summary(&config);
     let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
+    if cli.lookup {
+        engine = engine.with_lookup();
+    }
     capture.refilter(None, &engine.matcher().knock_ports())?;
     let mut signals = Signals::install().context("cannot install signal handlers")?;
 

@@ -194,3 +194,78 @@ fn reconfigure_replaces_the_ruleset_and_keeps_running() {
     e.packet(&packet("198.18.0.2", 6, 2), at(1));
     assert_eq!(e.flush(), 1);
 }
+
+fn classic(text: &str) -> Engine<MemoryFirewall, MemorySpawner> {
+    let config = config::knockd_conf::parse("knockd.conf", text).unwrap();
+    Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
+}
+
+fn knock_seq(e: &mut Engine<MemoryFirewall, MemorySpawner>, src: &str, ports: &[u16], at_ms: u64) {
+    for (i, port) in ports.iter().enumerate() {
+        e.packet(&packet(src, 6, *port), at(at_ms + i as u64));
+    }
+}
+
+#[test]
+fn classic_doors_run_commands_and_touch_no_nftables() {
+    let mut e =
+        classic("[ssh]\nsequence = 1,2\nstart_command = open %IP%\nstop_command = close %IP%\ncmd_timeout = 5\n");
+    assert!(e.firewall().installed.is_empty(), "a classic-only config creates no table");
+    knock_seq(&mut e, "198.18.0.2", &[1, 2], 0);
+    assert_eq!(e.flush(), 0);
+    let commands: Vec<&str> = e.spawner().jobs.iter().map(|j| j.command.as_str()).collect();
+    assert_eq!(commands, ["open 198.18.0.2"]);
+    assert_eq!(e.next_due(), Some(at(5001)));
+    e.tick(at(5001));
+    assert_eq!(e.spawner().jobs.last().unwrap().command, "close 198.18.0.2");
+}
+
+#[test]
+fn pending_stops_survive_a_reload_and_run_at_shutdown() {
+    let text = "[ssh]\nsequence = 1,2\ncommand = open %IP%\nstop_command = close %IP%\ncmd_timeout = 600\n";
+    let mut e = classic(text);
+    knock_seq(&mut e, "198.18.0.2", &[1, 2], 0);
+    let other = config::knockd_conf::parse("knockd.conf", "[web]\nsequence = 5\n").unwrap();
+    e.reconfigure(other).unwrap();
+    assert_eq!(e.pending_stops(), 1, "the reload did not drop the stop");
+    e.shutdown();
+    assert_eq!(e.pending_stops(), 0);
+    assert_eq!(e.spawner().jobs.last().unwrap().command, "close 198.18.0.2");
+}
+
+#[test]
+fn a_reload_keeps_progress_on_unchanged_doors() {
+    let mut e = engine();
+    e.packet(&packet("198.18.0.2", 6, 7000), at(0));
+    e.packet(&packet("198.18.0.2", 6, 8000), at(1));
+    let same = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    e.reconfigure(same).unwrap();
+    e.packet(&packet("198.18.0.2", 17, 9000), at(2));
+    assert_eq!(e.flush(), 1, "the attempt survived the reload");
+}
+
+#[test]
+fn one_time_sequences_advance_and_run_out() {
+    let dir = std::env::temp_dir().join(format!("knockd-engine-onetime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seqs = dir.join("seqs");
+    std::fs::write(&seqs, "1,2\n3,4\n").unwrap();
+    let text = format!("doors:\n  ot:\n    one_time_sequences: {}\n    command: go %IP%\n", seqs.display());
+    let config = config::yaml::parse("test.yaml", &text).unwrap();
+    let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
+    let ports = |e: &Engine<_, _>| e.matcher().knock_ports().iter().map(|p| p.port).collect::<Vec<_>>();
+    assert_eq!(ports(&e), [1, 2]);
+
+    knock_seq(&mut e, "2001:db8::2", &[1, 2], 0);
+    assert!(e.take_filter_changed());
+    assert_eq!(ports(&e), [3, 4], "the next line took effect");
+    knock_seq(&mut e, "198.18.0.2", &[1, 2], 10);
+    assert_eq!(e.spawner().jobs.len(), 1, "a used sequence does not open again");
+    knock_seq(&mut e, "198.18.0.2", &[3, 4], 20);
+    assert_eq!(e.spawner().jobs.len(), 2);
+    assert!(ports(&e).is_empty(), "out of sequences: the door is disabled");
+    assert_eq!(std::fs::read_to_string(&seqs).unwrap(), "#1,2\n#3,4\n");
+    knock_seq(&mut e, "198.18.0.2", &[3, 4], 30);
+    assert_eq!(e.spawner().jobs.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

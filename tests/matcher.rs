@@ -285,3 +285,53 @@ fn expire_frees_stale_attempts() {
     assert!(r.m.is_empty());
     assert_eq!(r.m.stats().expired, 2);
 }
+
+#[test]
+fn a_target_limits_which_knocks_count() {
+    let mut d = ssh();
+    d.target = Some("198.18.0.9".parse().unwrap());
+    let mut m = Matcher::new(&[d], 10);
+    let mut events = Vec::new();
+    let a = v4(2);
+    for port in [7000, 8000, 9000] {
+        m.knock(&Knock { src: a, dst: v4(1), port: PortProto::tcp(port), tcp_flags: SYN }, ms(0), &mut events);
+    }
+    assert!(events.is_empty(), "knocks to another address are not for this door");
+    for port in [7000, 8000, 9000] {
+        m.knock(&Knock { src: a, dst: v4(9), port: PortProto::tcp(port), tcp_flags: SYN }, ms(1), &mut events);
+    }
+    assert!(events.contains(&Event::Open { door: 0, src: a }));
+}
+
+#[test]
+fn sequences_can_be_swapped_and_disabled() {
+    let mut r = Run::new(&[ssh()], 10);
+    let a = v4(2);
+    r.tcp(a, 7000, 0);
+    r.m.set_sequence(0, vec![PortProto::tcp(1), PortProto::tcp(2)]);
+    assert!(r.m.is_empty(), "attempts on the old sequence are gone");
+    assert_eq!(r.m.knock_ports(), [PortProto::tcp(1), PortProto::tcp(2)]);
+    assert!(!r.opened(a, 1, 1));
+    assert!(r.opened(a, 2, 2));
+    r.m.set_sequence(0, Vec::new());
+    assert!(r.m.knock_ports().is_empty());
+    assert!(!r.opened(a, 1, 3) && !r.opened(a, 2, 4), "a disabled door never opens");
+}
+
+#[test]
+fn a_reload_keeps_attempts_of_unchanged_doors_only() {
+    let web = door("web", &[PortProto::tcp(1), PortProto::tcp(2)], 5000);
+    let mut old = Run::new(&[ssh(), web.clone()], 100);
+    let a = v4(2);
+    old.tcp(a, 7000, 0);
+    old.tcp(a, 1, 0);
+    // The new config drops nothing of ssh but changes web's sequence and adds a door first.
+    let mut web2 = web;
+    web2.sequence = knockd::config::Sequence::Fixed(vec![PortProto::tcp(1), PortProto::tcp(3)]);
+    let extra = door("extra", &[PortProto::tcp(5)], 1000);
+    let mut new = Run::new(&[extra, ssh(), web2], 100);
+    new.m.carry_over(old.m);
+    assert_eq!(new.m.len(), 1, "only ssh's attempt carried over");
+    new.tcp(a, 8000, 1);
+    assert_eq!(new.tcp(a, 9000, 2), [Event::Open { door: 1, src: a }], "ssh (now door 1) kept its progress");
+}

@@ -1,0 +1,261 @@
+//! Classic knockd compatibility, end to end: knockd.conf files, command strings run for real,
+//! one-time sequences, signals and the classic command line.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::daemon::{ConfigFile, Daemon, KNOCKD};
+use crate::lab::*;
+
+const DROP_WAIT: Duration = Duration::from_millis(700);
+const WITHIN: Duration = Duration::from_secs(3);
+
+fn ssh_v4() -> SocketAddr {
+    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
+}
+
+fn knock_tcp(lab: &Lab, src: &str, dst: &str, ports: &[u16]) {
+    for &port in ports {
+        knock(&lab.client, src, dst, port, false);
+    }
+}
+
+/// Waits (bounded) until `path` contains `needle`.
+fn file_contains(path: &std::path::Path, needle: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Debian's default knockd.conf, as shipped, with its iptables commands (iptables-nft here).
+const DEBIAN_DEFAULT: &str = "[options]
+\tUseSyslog
+
+[openSSH]
+\tsequence    = 7000,8000,9000
+\tseq_timeout = 5
+\tcommand     = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+\ttcpflags    = syn
+
+[closeSSH]
+\tsequence    = 9000,8000,7000
+\tseq_timeout = 5
+\tcommand     = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+\ttcpflags    = syn
+";
+
+#[test]
+fn the_debian_default_config_opens_and_closes_with_iptables() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    // The admin's firewall: everything is dropped unless a rule accepts it.
+    lab.server.run(|| cmd("iptables", &["-P", "INPUT", "DROP"]));
+    let config = ConfigFile::new("knockd.conf", DEBIAN_DEFAULT);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
+
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    let rules = lab.server.run(|| cmd("iptables", &["-S", "INPUT"]));
+    assert!(rules.contains("-A INPUT -s 198.18.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT"), "{rules}");
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT));
+    assert!(daemon.wait_log("openSSH: 198.18.0.2: running command: /sbin/iptables -A INPUT -s 198.18.0.2", WITHIN));
+
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[9000, 8000, 7000]);
+    let deadline = Instant::now() + WITHIN;
+    while lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2"), "{}", daemon.log_text());
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again by closeSSH");
+    assert_eq!(
+        lab.server.nft(&["list", "tables"]).lines().filter(|l| l.contains("knockd")).count(),
+        0,
+        "no table of ours"
+    );
+}
+
+#[test]
+fn commands_get_the_knocker_address_for_ipv4_and_ipv6() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("log", "");
+    let path = out.path.display().to_string();
+    let yaml = format!(
+        "doors:
+  ssh:
+    sequence: [7000, \"8000/udp\"]
+    command: \"echo start %IP% %IP% >> {path}\"
+    command_6: \"echo start6 %IP% >> {path}\"
+    stop_command: \"echo stop %IP% >> {path}\"
+    cmd_timeout: 1s
+"
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, true);
+    knock(&lab.client, CLIENT_V6, SERVER_V6, 7000, false);
+    knock(&lab.client, CLIENT_V6, SERVER_V6, 8000, true);
+    for line in ["start 198.18.0.2 198.18.0.2", "start6 2001:db8::2", "stop 198.18.0.2", "stop 2001:db8::2"] {
+        assert!(file_contains(&out.path, line, Duration::from_secs(5)), "missing `{line}`\n{}", daemon.log_text());
+    }
+    // Stops come cmd_timeout after their start, not before.
+    let text = std::fs::read_to_string(&out.path).unwrap();
+    assert!(text.find("start 198.18.0.2").unwrap() < text.find("stop 198.18.0.2").unwrap(), "{text}");
+}
+
+#[test]
+fn a_failing_command_is_logged_with_status_and_stderr() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000\ncommand = echo no such thing >&2; exit 7\n");
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    assert!(
+        daemon.wait_log("ssh: 198.18.0.2: command exited with status 7: no such thing", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn one_time_sequences_are_used_once_until_they_run_out() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let seqs = ConfigFile::new("ssh.seq", "# one line per knock\n7001,7002\n7003,7004\n");
+    let yaml = format!(
+        "doors:
+  ssh:
+    one_time_sequences: {}
+    open: {{ports: [22], timeout: 2s}}
+  web:
+    sequence: [6000, 6001]
+    open: {{ports: [22], timeout: 30s}}
+",
+        seqs.path.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7001, 7002]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    assert!(file_contains(&seqs.path, "#7001,7002", WITHIN));
+    // Wait for the grant to expire, then replay the used sequence: it no longer opens.
+    std::thread::sleep(Duration::from_millis(2500));
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7001, 7002]);
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a used sequence opened again");
+
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7003, 7004]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    assert!(daemon.wait_log("ssh: no more one-time sequences", WITHIN), "{}", daemon.log_text());
+    assert_eq!(std::fs::read_to_string(&seqs.path).unwrap(), "# one line per knock\n#7001,7002\n#7003,7004\n");
+
+    // The exhausted door is disabled; the daemon and its other doors carry on.
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[6000, 6001]);
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+}
+
+#[test]
+fn sighup_keeps_progress_and_pending_stops() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("log", "");
+    let yaml = format!(
+        "doors:
+  ssh:
+    sequence: [7000, 8000, 9000]
+    seq_timeout: 20s
+    command: \"echo open %IP% >> {0}\"
+    stop_command: \"echo close %IP% >> {0}\"
+    cmd_timeout: 3s
+",
+        out.path.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    // A grant whose stop is pending, and a second source half-way through its knock.
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
+    assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000]);
+    assert!(daemon.wait_log("198.18.0.3: stage 2 of 3", WITHIN));
+
+    daemon.signal(libc::SIGHUP);
+    assert!(daemon.wait_log("reloaded: 1 door(s)", WITHIN), "{}", daemon.log_text());
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[9000]);
+    assert!(file_contains(&out.path, "open 198.18.0.3", WITHIN), "progress lost on SIGHUP:\n{}", daemon.log_text());
+    assert!(file_contains(&out.path, "close 198.18.0.2", Duration::from_secs(6)), "stop lost on SIGHUP");
+}
+
+#[test]
+fn sigterm_runs_pending_stop_commands_before_exiting() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("log", "");
+    let conf = format!(
+        "[ssh]\nsequence = 7000\ncommand = echo open %IP% >> {0}\nstop_command = echo close %IP% >> {0}\ncmd_timeout = 3600\n",
+        out.path.display()
+    );
+    let config = ConfigFile::new("knockd.conf", &conf);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
+    let status = daemon.stop();
+    assert!(status.success());
+    assert!(std::fs::read_to_string(&out.path).unwrap().contains("close 198.18.0.2"), "the stop ran at shutdown");
+}
+
+#[test]
+fn daemon_mode_detaches_writes_a_locked_pidfile_and_logs_to_a_file() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    let dir = config.path.parent().unwrap();
+    let (pidfile, logfile) = (dir.join("knockd.pid"), dir.join("knockd.log"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["netns", "exec", &lab.server.0, KNOCKD, "-c", config.path.to_str().unwrap(), "-n"];
+        args.extend_from_slice(extra);
+        Command::new("ip").args(&args).output().unwrap()
+    };
+    let first = run(&["-d", "-p", pidfile.to_str().unwrap(), "-L", logfile.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    // SAFETY: probing a pid with signal 0.
+    let alive = |pid| unsafe { libc::kill(pid, 0) } == 0;
+    assert!(alive(pid), "the background daemon runs as the pid in the pid file");
+
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN));
+    assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN));
+
+    let second = run(&["-d", "-p", pidfile.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains(&format!("another knockd is running (pid {pid}")), "{stderr}");
+
+    // SAFETY: stopping the daemon we started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "SIGTERM stops the background daemon");
+    assert!(!pidfile.exists(), "a clean exit removes the pid file");
+}
+
+#[test]
+fn the_daemon_survives_its_interface_disappearing() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000,8000\ncommand = true\n");
+    let mut daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 2", WITHIN));
+    lab.server.ip(&["link", "del", &lab.server_if]);
+    assert_eq!(daemon.wait_exit(Duration::from_millis(1500)), None, "the daemon exited:\n{}", daemon.log_text());
+    assert!(daemon.stop().success());
+}
