@@ -210,3 +210,16 @@ fn the_kernel_accepts_the_program() {
         socket.attach_filter(&filter).unwrap();
     }
 }
+
+#[test]
+fn ipv4_only_drops_every_ipv6_knock() {
+    let prog = bpf::build(&knocks(), &[], false).unwrap();
+    assert_well_formed(&prog);
+    assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), SNAPLEN);
+    assert_eq!(run(&prog, &ipv6(TCP, 7000), INCOMING_V6), 0);
+    assert_eq!(run(&prog, &ipv6(UDP, 9000), INCOMING_V6), 0);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    let filter: Vec<socket2::SockFilter> =
+        prog.iter().map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
+    socket.attach_filter(&filter).expect("the kernel accepts the IPv4-only program");
+}
