@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use knockd::client::{self, Origin};
+use knockd::config::{PortProto, Proto};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 pub const SERVER_V4: &str = "198.18.0.1";
@@ -240,20 +242,9 @@ pub fn knock(client: &Netns, src: &str, dst: &str, port: u16, udp: bool) {
         .unwrap_or_else(|e| panic!("knock {dst}:{port}: {e}"));
 }
 
-/// Sends one knock from inside the current namespace.
+/// Sends one knock from inside the current namespace, as the `knock` client does.
 pub fn send_knock(src: IpAddr, dst: SocketAddr, udp: bool) -> io::Result<()> {
-    if udp {
-        let socket = bound_socket(src, Type::DGRAM, Protocol::UDP)?;
-        socket.send_to(b"knock", &SockAddr::from(dst))?;
-    } else {
-        let socket = bound_socket(src, Type::STREAM, Protocol::TCP)?;
-        socket.set_nonblocking(true)?;
-        match socket.connect(&SockAddr::from(dst)) {
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {}
-            Err(e) => return Err(e),
-            Ok(()) => {}
-        }
-    }
-    Ok(())
+    let proto = if udp { Proto::Udp } else { Proto::Tcp };
+    let origin = Origin { source: Some(src), interface: None };
+    client::send_hit(dst.ip(), PortProto::new(dst.port(), proto), &origin).map_err(io::Error::other)
 }

@@ -8,6 +8,7 @@
 pub mod background;
 pub mod bpf;
 pub mod capture;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod engine;

@@ -1,0 +1,175 @@
+//! The `knock` client: turn `host port[:proto]...` into one SYN or one datagram per hit.
+
+use std::ffi::CString;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::config::{PortProto, Proto};
+
+/// What went wrong, split by who is to blame: the command line (exit 2) or the network (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("{target} did not open within {}s", within.as_secs())]
+    NotOpen { target: SocketAddr, within: Duration },
+    #[error("cannot send {what} to {target}: {source}")]
+    Send {
+        what: &'static str,
+        target: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ClientError {
+    /// The exit status: 2 for bad input (nothing was sent), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Which address family to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+/// Looks up a service name (`ssh`) in the system's services database.
+pub fn service_port(name: &str, proto: Proto) -> Option<u16> {
+    let c_name = CString::new(name).ok()?;
+    let c_proto = CString::new(proto.name()).expect("no NUL in a protocol name");
+    // SAFETY: both strings are valid; the result points into static storage that we read at
+    // once (the client is single-threaded).
+    let entry = unsafe { libc::getservbyname(c_name.as_ptr(), c_proto.as_ptr()) };
+    if entry.is_null() {
+        return None;
+    }
+    // SAFETY: non-null entries are valid servent structures; s_port is in network order.
+    let port = unsafe { (*entry).s_port };
+    Some(u16::from_be(port as u16))
+}
+
+/// Parses one hit: `7000`, `7000:udp`, `7000/udp` or a service name like `ssh` or `domain:udp`.
+/// Without a protocol, a hit is UDP when `udp` (`-u`) is set, TCP otherwise.
+pub fn parse_hit(text: &str, udp: bool) -> Result<PortProto, ClientError> {
+    let usage = |m: String| ClientError::Usage(m);
+    let (port, proto) = match text.find([':', '/']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let proto = match proto.map(str::to_ascii_lowercase).as_deref() {
+        None => {
+            if udp {
+                Proto::Udp
+            } else {
+                Proto::Tcp
+            }
+        }
+        Some("tcp") => Proto::Tcp,
+        Some("udp") => Proto::Udp,
+        Some(other) => return Err(usage(format!("`{text}`: unknown protocol `{other}`: use tcp or udp"))),
+    };
+    if port.is_empty() {
+        return Err(usage(format!("`{text}`: no port: write a number 1-65535 or a service name")));
+    }
+    if port.bytes().all(|b| b.is_ascii_digit()) {
+        let number: u64 = port.parse().unwrap_or(u64::MAX);
+        return PortProto::checked(number, proto).map_err(|e| usage(format!("`{text}`: {e}")));
+    }
+    if port.starts_with('-') {
+        return Err(usage(format!("`{text}`: ports are 1-65535")));
+    }
+    service_port(port, proto)
+        .map(|p| PortProto::new(p, proto))
+        .ok_or_else(|| usage(format!("`{text}`: unknown service `{port}` for {proto}")))
+}
+
+/// Resolves `host` once, to the first address of the wanted family.
+pub fn resolve(host: &str, family: Family) -> Result<IpAddr, ClientError> {
+    let error = |reason: String| ClientError::Resolve { host: host.to_owned(), reason };
+    let addrs = (host, 0).to_socket_addrs().map_err(|e| error(e.to_string()))?;
+    addrs
+        .map(|a| a.ip())
+        .find(|ip| match family {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        })
+        .ok_or_else(|| error(format!("no {} address", if family == Family::V6 { "IPv6" } else { "IPv4" })))
+}
+
+/// Where hits leave from: a source address and/or an interface.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub source: Option<IpAddr>,
+    pub interface: Option<String>,
+}
+
+impl Origin {
+    fn socket(&self, target: &SocketAddr, kind: Type, proto: Protocol) -> io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(*target), kind, Some(proto))?;
+        if let Some(name) = &self.interface {
+            socket.bind_device(Some(name.as_bytes()))?;
+        }
+        if let Some(source) = self.source {
+            socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+        }
+        Ok(socket)
+    }
+}
+
+/// Sends one hit: a TCP SYN (a non-blocking connect, then close) or one small UDP datagram.
+pub fn send_hit(target: IpAddr, hit: PortProto, origin: &Origin) -> Result<(), ClientError> {
+    let to = SocketAddr::new(target, hit.port);
+    let fail = |what, source| ClientError::Send { what, target: to, source };
+    match hit.proto {
+        Proto::Udp => {
+            let socket = origin.socket(&to, Type::DGRAM, Protocol::UDP).map_err(|e| fail("a UDP knock", e))?;
+            socket.send_to(b"knock", &SockAddr::from(to)).map_err(|e| fail("a UDP knock", e))?;
+        }
+        Proto::Tcp => {
+            let socket = origin.socket(&to, Type::STREAM, Protocol::TCP).map_err(|e| fail("a TCP knock", e))?;
+            socket.set_nonblocking(true).map_err(|e| fail("a TCP knock", e))?;
+            match socket.connect(&SockAddr::from(to)) {
+                // The SYN is on its way; the connection itself is not wanted.
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(fail("a TCP knock", e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tries to connect to `target` until it works or `within` has passed. Bounded: at most one
+/// attempt per 200 ms.
+pub fn wait_open(target: SocketAddr, origin: &Origin, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let started = Instant::now();
+        let remaining = deadline.saturating_duration_since(started);
+        if remaining.is_zero() {
+            return false;
+        }
+        let attempt = origin.socket(&target, Type::STREAM, Protocol::TCP).and_then(|socket| {
+            socket.connect_timeout(&SockAddr::from(target), remaining.min(Duration::from_secs(1)))?;
+            Ok(TcpStream::from(socket))
+        });
+        if attempt.is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200).saturating_sub(started.elapsed()));
+    }
+}
