@@ -6,3 +6,4 @@ mod client;
 mod core;
 mod daemon;
 mod lab;
+mod ops;

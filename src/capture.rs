@@ -34,6 +34,15 @@ pub struct Capture {
     ipv6: bool,
 }
 
+/// What the kernel counted on the capture socket since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Packets that passed the filter.
+    pub packets: u64,
+    /// Of those, packets the kernel dropped because the socket's buffer was full.
+    pub drops: u64,
+}
+
 impl Capture {
     /// Opens capture on `interfaces` (all if empty) for `ports`; IPv4 only unless `ipv6`.
     pub fn open(interfaces: &[String], ports: &[PortProto], ipv6: bool) -> Result<Capture, CaptureError> {
@@ -77,6 +86,8 @@ pub trait PacketSource {
 /// An AF_PACKET socket on every interface, filtered in the kernel.
 pub struct PacketSocket {
     socket: Socket,
+    /// The kernel resets its counters on every read; these are the running totals.
+    totals: std::cell::Cell<KernelStats>,
 }
 
 impl PacketSocket {
@@ -86,11 +97,35 @@ impl PacketSocket {
         // can slip in before the filter is attached.
         let socket = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
         socket.set_recv_buffer_size(RECV_BUFFER_BYTES)?;
-        let capture = PacketSocket { socket };
+        let capture = PacketSocket { socket, totals: Default::default() };
         capture.set_filter(filter)?;
         capture.socket.bind(&all_protocols_address()?)?;
         capture.socket.set_nonblocking(true)?;
         Ok(capture)
+    }
+
+    /// The kernel's counters for this socket, as running totals.
+    pub fn kernel_stats(&self) -> io::Result<KernelStats> {
+        let mut stats = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `stats`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut stats).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut totals = self.totals.get();
+        totals.packets += u64::from(stats.tp_packets);
+        totals.drops += u64::from(stats.tp_drops);
+        self.totals.set(totals);
+        Ok(totals)
     }
 
     /// Replaces the kernel filter; the kernel swaps it atomically.

@@ -28,13 +28,15 @@ const TICK: Duration = Duration::from_secs(1);
 pub struct Signals {
     shutdown: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
+    dump: Arc<AtomicBool>,
     wake: UnixStream,
 }
 
 impl Signals {
-    /// Installs handlers for SIGTERM and SIGINT (shut down) and SIGHUP (reload).
+    /// Installs handlers for SIGTERM and SIGINT (shut down), SIGHUP (reload) and SIGUSR1
+    /// (log the counters).
     pub fn install() -> io::Result<Self> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
         let (wake, notify) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         notify.set_nonblocking(true)?;
@@ -44,10 +46,12 @@ impl Signals {
             signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
         }
         signal_hook::flag::register(SIGHUP, Arc::clone(&reload))?;
-        for signal in [SIGTERM, SIGINT, SIGHUP] {
+        let dump = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(SIGUSR1, Arc::clone(&dump))?;
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] {
             signal_hook::low_level::pipe::register(signal, notify.try_clone()?)?;
         }
-        Ok(Signals { shutdown, reload, wake })
+        Ok(Signals { shutdown, reload, dump, wake })
     }
 
     fn drain(&mut self) {
@@ -101,6 +105,9 @@ pub fn run<F: Firewall, S: Spawner>(
             on_reload();
             reload(engine, capture, source);
         }
+        if signals.dump.swap(false, Ordering::Relaxed) {
+            log_counters(engine, capture);
+        }
         for _ in 0..PACKETS_PER_ROUND {
             match capture.socket.recv(&mut buf)? {
                 Some(len) => engine.packet(&buf[..len], origin.elapsed()),
@@ -119,6 +126,31 @@ pub fn run<F: Firewall, S: Spawner>(
             last_tick = now;
         }
     }
+}
+
+/// SIGUSR1: everything the daemon counts, in one log line.
+fn log_counters<F: Firewall, S: Spawner>(engine: &Engine<F, S>, capture: &Capture) {
+    let s = engine.stats();
+    let kernel = capture.socket.kernel_stats().unwrap_or_default();
+    let drops: Vec<String> =
+        crate::wire::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
+    info!(
+        "counters: packets={} kernel_packets={} kernel_drops={} opens={} restarts={} timeouts={} expired={} \
+         attempts={} attempts_cap={} evictions={} grant_errors={} pending_stops={} dropped: {}",
+        s.packets,
+        kernel.packets,
+        kernel.drops,
+        s.opens,
+        s.restarts,
+        s.timeouts,
+        s.matcher.expired,
+        engine.attempts(),
+        engine.matcher().cap(),
+        s.matcher.evictions,
+        s.grant_errors,
+        engine.pending_stops(),
+        drops.join(" ")
+    );
 }
 
 /// Loads the config again and switches to it, or keeps the running one and says why.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use log::{debug, error, info, trace, warn};
 
-use crate::config::{Config, Sequence};
-use crate::firewall::{Element, Firewall, FirewallError};
+use crate::config::{Config, Sequence, TableFamily};
+use crate::firewall::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV6};
 use crate::legacy_command::{Scheduler, Spawner};
 use crate::matcher::{DoorId, Event, Matcher, MatcherStats};
 use crate::names::Names;
@@ -38,6 +38,8 @@ pub struct Stats {
 pub enum EngineError {
     #[error(transparent)]
     Firewall(#[from] FirewallError),
+    #[error("door {door}: {message}")]
+    AttachSet { door: String, message: String },
     #[error("door {door}: {source}")]
     OneTime {
         door: String,
@@ -75,6 +77,7 @@ pub struct Engine<F: Firewall, S: Spawner> {
 impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// Installs the config's ruleset, loads one-time sequences, then starts matching.
     pub fn start(config: Config, mut firewall: F, spawner: S) -> Result<Self, EngineError> {
+        check_attached_sets(&config, &mut firewall)?;
         let ruleset = Ruleset::for_config(&config);
         if !ruleset.is_empty() {
             firewall.install(&ruleset)?;
@@ -115,6 +118,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// Attempts on doors that did not change survive, and pending stop commands always do.
     pub fn reconfigure(&mut self, config: Config) -> Result<(), EngineError> {
         self.flush();
+        check_attached_sets(&config, &mut self.firewall)?;
         let mut matcher = matcher_for(&config)?;
         let ruleset = Ruleset::for_config(&config);
         if self.installed || !ruleset.is_empty() {
@@ -223,15 +227,34 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         if self.pending.is_empty() {
             return 0;
         }
-        let elements: Vec<Element> = self.pending.iter().filter_map(|p| self.element(p)).collect();
+        let mut granted_to = Vec::with_capacity(self.pending.len());
+        let mut elements = Vec::with_capacity(self.pending.len());
+        for p in &self.pending {
+            match self.element(p) {
+                Some(element) => {
+                    granted_to.push(*p);
+                    elements.push(element);
+                }
+                None => warn!(
+                    "{}: {}: the door has no set for this address family; not granted",
+                    self.config.doors[p.door].name, p.src
+                ),
+            }
+        }
         let granted = match self.firewall.add_elements(&elements) {
             Ok(()) => {
-                for p in &self.pending {
+                for (p, element) in granted_to.iter().zip(&elements) {
                     let door = &self.config.doors[p.door];
-                    if let Some(open) = &door.open {
-                        let ports = open.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-                        let timeout = humantime::format_duration(open.timeout);
-                        info!("{}: {}: granted {ports} for {timeout}", door.name, p.src);
+                    let timeout = humantime::format_duration(element.timeout);
+                    match door.open.as_ref().filter(|o| o.attach.is_none()) {
+                        Some(open) => {
+                            let ports = open.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+                            info!("{}: {}: granted {ports} for {timeout}", door.name, p.src);
+                        }
+                        None => info!(
+                            "{}: {}: added to set {} {} {} for {timeout}",
+                            door.name, p.src, element.family, element.table, element.set
+                        ),
                     }
                 }
                 elements.len()
@@ -246,15 +269,19 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         granted
     }
 
+    /// The set element that grants `p`; `None` for an attach door without a set for the
+    /// source's address family.
     fn element(&self, p: &Pending) -> Option<Element> {
         let door = &self.config.doors[p.door];
         let open = door.open.as_ref()?;
-        Some(Element {
-            table: self.config.table.clone(),
-            set: set_name(&door.name, Family::of(&p.src)),
-            addr: p.src,
-            timeout: open.timeout,
-        })
+        let (family, table, set) = match &open.attach {
+            None => (TableFamily::Inet, self.config.table.clone(), set_name(&door.name, Family::of(&p.src))),
+            Some(a) => {
+                let set = if p.src.is_ipv4() { a.ipv4.as_ref() } else { a.ipv6.as_ref() }?;
+                (a.family, a.table.clone(), set.clone())
+            }
+        };
+        Some(Element { family, table, set, addr: p.src, timeout: open.timeout })
     }
 
     /// Housekeeping at `now`: runs due stop commands, forgets attempts that can no longer complete.
@@ -336,6 +363,30 @@ fn matcher_for(config: &Config) -> Result<Matcher, EngineError> {
         }
     }
     Ok(matcher)
+}
+
+/// Attach mode: every set a door names must exist, hold addresses of the right family, and
+/// have `flags timeout`; otherwise the start (or reload) fails before anything is applied.
+fn check_attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<(), EngineError> {
+    for door in &config.doors {
+        let Some(attach) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
+        let wanted = [(attach.ipv4.as_ref(), KEY_IPV4, "ipv4_addr"), (attach.ipv6.as_ref(), KEY_IPV6, "ipv6_addr")];
+        for (name, key, key_name) in wanted.into_iter().filter_map(|(n, k, kn)| n.map(|n| (n, k, kn))) {
+            let what = format!("set {} {} {name}", attach.family, attach.table);
+            let fail = |message: String| EngineError::AttachSet { door: door.name.clone(), message };
+            match firewall.set_info(attach.family, &attach.table, name)? {
+                None => return Err(fail(format!("{what} does not exist: create it (see nft-templates/attach.nft)"))),
+                Some(info) if info.key_type != key => {
+                    return Err(fail(format!("{what} does not hold {key_name} elements: give it `type {key_name}`")));
+                }
+                Some(info) if !info.timeout => {
+                    return Err(fail(format!("{what} has no `flags timeout`: add it, so grants can expire")));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn warn_inactive(config: &Config) {

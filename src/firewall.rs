@@ -7,16 +7,31 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::config::TableFamily;
 use crate::nft::Ruleset;
 
 /// One address to add to one set, expiring after `timeout`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
+    pub family: TableFamily,
     pub table: String,
     pub set: String,
     pub addr: IpAddr,
     pub timeout: Duration,
 }
+
+/// What attach mode needs to know about an admin's set before it uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetInfo {
+    /// Whether the set has `flags timeout` (elements with a timeout need it).
+    pub timeout: bool,
+    /// The nftables data type of the key: 7 is `ipv4_addr`, 8 is `ipv6_addr`.
+    pub key_type: u32,
+}
+
+/// `ipv4_addr`, `ipv6_addr`: nftables' data type numbers for set keys.
+pub const KEY_IPV4: u32 = 7;
+pub const KEY_IPV6: u32 = 8;
 
 /// A firewall operation that failed, with what was being done and the kernel's answer.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +54,9 @@ pub trait Firewall {
 
     /// Adds each element, or refreshes its timeout if it is already there, in one transaction.
     fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError>;
+
+    /// Describes an existing set; `None` when it (or its table) does not exist.
+    fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError>;
 }
 
 /// An in-memory firewall that records what it was asked to do.
@@ -46,6 +64,8 @@ pub trait Firewall {
 pub struct MemoryFirewall {
     pub installed: Vec<Ruleset>,
     pub elements: Vec<Element>,
+    /// Sets that exist outside the daemon's own table (attach mode).
+    pub foreign_sets: Vec<(TableFamily, String, String, SetInfo)>,
     /// When set, every operation fails with this errno.
     pub fail_with: Option<i32>,
 }
@@ -73,5 +93,10 @@ impl Firewall for MemoryFirewall {
         self.check("add set elements")?;
         self.elements.extend_from_slice(elements);
         Ok(())
+    }
+
+    fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError> {
+        self.check("look up a set")?;
+        Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))
     }
 }

@@ -8,11 +8,13 @@
 pub mod background;
 pub mod bpf;
 pub mod capture;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod firewall;
+pub mod inspect;
 pub mod legacy_command;
 pub mod logging;
 pub mod matcher;

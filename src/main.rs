@@ -1,6 +1,5 @@
 //! `knockd`: the command-line edge. Parses flags, sets up logging, and runs the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,9 +8,12 @@ use log::{LevelFilter, error, info};
 
 use knockd::background;
 use knockd::capture::Capture;
+use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
 use knockd::daemon::{self, ConfigSource, Signals};
 use knockd::engine::Engine;
+use knockd::firewall::FirewallError;
+use knockd::inspect;
 use knockd::legacy_command::ShellSpawner;
 use knockd::logging::{self, Targets};
 use knockd::nft::NetlinkFirewall;
@@ -20,60 +22,23 @@ use knockd::pidfile::PidFile;
 /// Where `-d` writes its pid when neither `-p` nor the config names a file.
 const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
 
-/// Port-knocking daemon: opens ports in nftables (or runs commands) for clients that knock
-/// the right sequence. Reads knockd.yaml or a classic knockd.conf.
-#[derive(Parser, Debug)]
-#[command(name = "knockd", version)]
-struct Cli {
-    /// Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content.
-    #[arg(short = 'c', long = "configfile", value_name = "FILE", default_value = "/etc/knockd.conf")]
-    config: PathBuf,
-    /// Run in the background once started (writes a pid file).
-    #[arg(short = 'd', long = "daemon")]
-    daemon: bool,
-    /// Listen only on this interface (repeatable; overrides the config).
-    #[arg(short = 'i', long = "interface", value_name = "NAME")]
-    interfaces: Vec<String>,
-    /// More log output (repeatable).
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library internals.
-    #[arg(short = 'l', long = "loglevel", value_name = "0..4", value_parser = clap::value_parser!(u8).range(0..=4))]
-    loglevel: Option<u8>,
-    /// Also log to this file.
-    #[arg(short = 'L', long = "logfile", short_alias = 'g', value_name = "FILE")]
-    logfile: Option<PathBuf>,
-    /// Do not log to syslog.
-    #[arg(short = 'n', long = "no-syslog")]
-    no_syslog: bool,
-    /// Also log to stdout.
-    #[arg(short = 's', long = "stdout")]
-    stdout: bool,
-    /// Debug mode: stay in the foreground, log at debug level to stderr only.
-    #[arg(short = 'D', long = "debug")]
-    debug: bool,
-    /// Pid file (default with -d: /run/knockd.pid).
-    #[arg(short = 'p', long = "pidfile", value_name = "FILE")]
-    pidfile: Option<PathBuf>,
-    /// Ignore IPv6 knocks.
-    #[arg(short = '4', long = "only-ip-v4")]
-    only_ipv4: bool,
-    /// Show host names (reverse DNS, looked up in the background) next to addresses in logs.
-    #[arg(long = "lookup")]
-    lookup: bool,
-    /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
-    #[arg(long = "convert", value_name = "FILE", exclusive = true)]
-    convert: Option<PathBuf>,
-}
+/// `knockd check` found a valid config that would drop new SSH connections to this session's port.
+const EXIT_LOCKOUT: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Some(KnockdCommand::Check) => check(&cli),
+        Some(KnockdCommand::Status) => status(&cli).map(|()| ExitCode::SUCCESS),
+        None => run(cli).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(e) => {
             // Start-up errors happen before the background fork: the terminal sees them.
-            eprintln!("knockd: {e:#}");
-            error!("{e:#}");
+            let message = describe(&e);
+            eprintln!("knockd: {message}");
+            error!("{message}");
             ExitCode::FAILURE
         }
     }
@@ -117,6 +82,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     daemon::run(&mut engine, &mut capture, &mut signals, &source, &mut reopen_log).context("capture failed")?;
     engine.into_spawner().finish();
     drop(pidfile);
+    Ok(())
+}
+
+/// The error and its causes, each said once (library errors already include their cause).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// `knockd check`: validate, show what would be created, warn about lock-outs. Reads only.
+fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
+    print!("{}", inspect::check_report(&config));
+    let attached = config.doors.iter().any(|d| d.open.as_ref().is_some_and(|o| o.attach.is_some()));
+    if attached {
+        // Looking the sets up only reads; without CAP_NET_ADMIN it cannot be done.
+        match NetlinkFirewall::open() {
+            Ok(mut firewall) => {
+                for door in &config.doors {
+                    let Some(a) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
+                    for set in [&a.ipv4, &a.ipv6].into_iter().flatten() {
+                        let state = match firewall.set_info(a.family, &a.table, set)? {
+                            None => "MISSING: create it before starting knockd",
+                            Some(info) if !info.timeout => "has no `flags timeout`: add it",
+                            Some(_) => "ok",
+                        };
+                        println!("set {} {} {set}: {state}", a.family, a.table);
+                    }
+                }
+            }
+            Err(e) => println!("(the attached sets were not checked: {e})"),
+        }
+    }
+    match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
+        Some(warning) => {
+            eprintln!("\n{warning}");
+            Ok(ExitCode::from(EXIT_LOCKOUT))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// `knockd status`: current grants, read from the kernel.
+fn status(cli: &Cli) -> anyhow::Result<()> {
+    let config = config::load(&cli.config)?;
+    let mut firewall = NetlinkFirewall::open().context("reading grants needs root or CAP_NET_ADMIN")?;
+    let grants = match inspect::grants(&config, &mut firewall) {
+        Err(FirewallError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            anyhow::bail!(
+                "the sets of {} do not exist in this network namespace: is knockd running with it?",
+                cli.config.display()
+            )
+        }
+        other => other?,
+    };
+    print!("{}", inspect::format_grants(&grants));
     Ok(())
 }
 

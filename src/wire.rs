@@ -50,6 +50,17 @@ impl Drop {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// A short name for counters.
+    pub fn key(self) -> &'static str {
+        match self {
+            Drop::Truncated => "truncated",
+            Drop::BadVersion => "bad_version",
+            Drop::BadHeaderLength => "bad_header_length",
+            Drop::Fragment => "fragment",
+            Drop::NotTcpOrUdp => "not_tcp_or_udp",
+        }
+    }
 }
 
 /// Parses a packet starting at its IP header.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config;
+use knockd::config::{self, TableFamily};
 use knockd::engine::Engine;
 use knockd::firewall::{Element, MemoryFirewall};
 use knockd::legacy_command::MemorySpawner;
@@ -92,12 +92,14 @@ fn a_completed_knock_becomes_one_element_per_source() {
         e.firewall().elements,
         [
             Element {
+                family: TableFamily::Inet,
                 table: "edge".into(),
                 set: "ssh_v4".into(),
                 addr: "198.18.0.2".parse().unwrap(),
                 timeout: Duration::from_secs(30)
             },
             Element {
+                family: TableFamily::Inet,
                 table: "edge".into(),
                 set: "ssh_v6".into(),
                 addr: "2001:db8::2".parse().unwrap(),

@@ -16,7 +16,7 @@ fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
         seq_timeout: Duration::from_millis(seq_timeout_ms),
         tcp_flags: TcpFlags::default(),
         target: None,
-        open: Some(OpenAction { ports: vec![PortProto::tcp(22)], timeout: Duration::from_secs(30) }),
+        open: Some(OpenAction { ports: vec![PortProto::tcp(22)], timeout: Duration::from_secs(30), attach: None }),
         commands: Commands::default(),
     }
 }

@@ -6,55 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use knockd::cli::KnockCli as Cli;
+
 use knockd::client::{self, ClientError, Family, Origin};
 use knockd::config::Proto;
-
-/// Port-knock client: sends one TCP SYN or one UDP datagram to each port, in order.
-#[derive(Parser, Debug)]
-#[command(name = "knock", version)]
-struct Cli {
-    /// Host to knock on (a name is resolved once, before the first hit).
-    host: String,
-    /// Ports to hit, in order: 7000, 7000:udp, or a service name like ssh.
-    #[arg(required = true, value_name = "PORT[:PROTO]")]
-    ports: Vec<String>,
-    /// Make every hit UDP unless it names its protocol.
-    #[arg(short = 'u', long = "udp")]
-    udp: bool,
-    /// Milliseconds to wait between hits.
-    #[arg(short = 'd', long = "delay", value_name = "MS", default_value_t = 0, allow_negative_numbers = true, value_parser = delay)]
-    delay: u64,
-    /// Use IPv4 only.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
-    ipv4: bool,
-    /// Use IPv6 only.
-    #[arg(short = '6', long = "ipv6")]
-    ipv6: bool,
-    /// Print each hit.
-    #[arg(short = 'v', long = "verbose")]
-    verbose: bool,
-    /// Send from this local address.
-    #[arg(long = "source", value_name = "ADDR")]
-    source: Option<std::net::IpAddr>,
-    /// Send through this interface.
-    #[arg(long = "interface", value_name = "NAME")]
-    interface: Option<String>,
-    /// After knocking, wait until this TCP port accepts a connection; exit 1 if it does not.
-    #[arg(long = "wait-open", value_name = "PORT[:tcp]")]
-    wait_open: Option<String>,
-    /// How long --wait-open tries.
-    #[arg(long = "wait-timeout", value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
-    wait_timeout: u64,
-}
-
-fn delay(text: &str) -> Result<u64, String> {
-    match text.parse::<i64>() {
-        Ok(ms) if ms < 0 => Err("the delay cannot be negative".into()),
-        Ok(ms) if ms > 60_000 => Err("the delay is at most 60000 ms".into()),
-        Ok(ms) => Ok(ms as u64),
-        Err(_) => Err(format!("`{text}` is not a number of milliseconds")),
-    }
-}
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {

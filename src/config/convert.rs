@@ -67,7 +67,7 @@ struct Door<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    open: Option<Open>,
+    open: Option<Open<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,9 +81,22 @@ struct Door<'a> {
 }
 
 #[derive(Serialize)]
-struct Open {
-    ports: Vec<Port>,
+struct Open<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ports: Option<Vec<Port>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set: Option<Set<'a>>,
     timeout: String,
+}
+
+#[derive(Serialize)]
+struct Set<'a> {
+    family: &'a str,
+    table: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6: Option<&'a str>,
 }
 
 /// TCP ports as plain numbers, UDP as `"9000/udp"`, as a person would write them.
@@ -121,10 +134,16 @@ pub fn to_yaml(config: &Config) -> String {
                 seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
                 tcp_flags: (!d.tcp_flags.is_any()).then(|| d.tcp_flags.to_string()),
                 target: d.target,
-                open: d
-                    .open
-                    .as_ref()
-                    .map(|o| Open { ports: o.ports.iter().map(port).collect(), timeout: duration(o.timeout) }),
+                open: d.open.as_ref().map(|o| Open {
+                    ports: o.attach.is_none().then(|| o.ports.iter().map(port).collect()),
+                    set: o.attach.as_ref().map(|a| Set {
+                        family: a.family.name(),
+                        table: &a.table,
+                        ipv4: a.ipv4.as_deref(),
+                        ipv6: a.ipv6.as_deref(),
+                    }),
+                    timeout: duration(o.timeout),
+                }),
                 command: d.commands.start.as_deref(),
                 command_6: d.commands.start_v6.as_deref(),
                 stop_command: d.commands.stop.as_deref(),

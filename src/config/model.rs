@@ -188,12 +188,68 @@ impl fmt::Display for TcpFlags {
     }
 }
 
-/// What a completed knock opens through the daemon's own nftables sets.
+/// What a completed knock opens: an element with a timeout in an nftables set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAction {
+    /// Ports the daemon's own chain guards for this door; empty in attach mode.
     pub ports: Vec<PortProto>,
     /// Lifetime of the set element; the kernel removes it by itself.
     pub timeout: Duration,
+    /// Attach mode: the admin's own sets, in the admin's own table, instead of the daemon's.
+    pub attach: Option<AttachSets>,
+}
+
+/// Address family of an nftables table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableFamily {
+    Inet,
+    Ip,
+    Ip6,
+}
+
+impl TableFamily {
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFamily::Inet => "inet",
+            TableFamily::Ip => "ip",
+            TableFamily::Ip6 => "ip6",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TableFamily> {
+        match text {
+            "inet" => Some(TableFamily::Inet),
+            "ip" => Some(TableFamily::Ip),
+            "ip6" => Some(TableFamily::Ip6),
+            _ => None,
+        }
+    }
+
+    /// The `NFPROTO_*` value netlink messages carry.
+    pub fn nfproto(self) -> u8 {
+        match self {
+            TableFamily::Inet => 1,
+            TableFamily::Ip => 2,
+            TableFamily::Ip6 => 10,
+        }
+    }
+}
+
+impl fmt::Display for TableFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Sets in an admin's table that a door adds addresses to (`open.set` in YAML).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachSets {
+    pub family: TableFamily,
+    pub table: String,
+    /// Set for IPv4 sources; `None` ignores IPv4 knockers for this door.
+    pub ipv4: Option<String>,
+    /// Set for IPv6 sources; `None` ignores IPv6 knockers for this door.
+    pub ipv6: Option<String>,
 }
 
 /// Default time between a door's start and stop commands (the classic `Cmd_Timeout`).

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::model::{
-    Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogLevel, LogOptions,
-    MAX_SEQUENCE_LEN, OpenAction, PortProto, Sequence, TcpFlags, check_identifier,
+    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogLevel,
+    LogOptions, MAX_SEQUENCE_LEN, OpenAction, PortProto, Sequence, TableFamily, TcpFlags, check_identifier,
 };
 use super::{ConfigError, Location};
 
@@ -170,13 +170,14 @@ impl RawDoor {
             }
         };
         let text = |c: Option<CommandText>| c.map(|c| c.0);
+        let open = self.open.map(|o| o.into_action(&name)).transpose()?;
         Ok(Door {
             name,
             sequence,
             seq_timeout: self.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
             tcp_flags: self.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
             target: self.target,
-            open: self.open.map(|o| OpenAction { ports: o.ports.0, timeout: o.timeout.0 }),
+            open,
             commands: Commands {
                 start: text(self.command),
                 start_v6: text(self.command_6),
@@ -191,8 +192,62 @@ impl RawDoor {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOpen {
-    ports: OpenPorts,
+    #[serde(default)]
+    ports: Option<OpenPorts>,
+    #[serde(default)]
+    set: Option<RawAttach>,
     timeout: OpenTimeout,
+}
+
+/// `open.set`: the admin's own sets (attach mode).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttach {
+    #[serde(default)]
+    family: Option<Family>,
+    table: TableName,
+    #[serde(default)]
+    ipv4: Option<TableName>,
+    #[serde(default)]
+    ipv6: Option<TableName>,
+}
+
+impl RawOpen {
+    fn into_action<E: de::Error>(self, door: &str) -> Result<OpenAction, E> {
+        let attach = match (self.ports, self.set) {
+            (Some(ports), None) => return Ok(OpenAction { ports: ports.0, timeout: self.timeout.0, attach: None }),
+            (None, Some(set)) => set,
+            (Some(_), Some(_)) => {
+                return Err(E::custom(format!(
+                    "door `{door}`: `open` has both `ports` (the daemon's own table) and `set` (your table): \
+                     keep one; with `set`, your own rules decide which ports the set opens"
+                )));
+            }
+            (None, None) => {
+                return Err(E::custom(format!("door `{door}`: `open` needs `ports:` or `set:`")));
+            }
+        };
+        let family = attach.family.map_or(TableFamily::Inet, |f| f.0);
+        let (ipv4, ipv6) = (attach.ipv4.map(|n| n.0), attach.ipv6.map(|n| n.0));
+        let fits = match family {
+            TableFamily::Inet => true,
+            TableFamily::Ip => ipv6.is_none(),
+            TableFamily::Ip6 => ipv4.is_none(),
+        };
+        if !fits {
+            return Err(E::custom(format!(
+                "door `{door}`: a table of family {family} cannot hold that set: use family inet"
+            )));
+        }
+        if ipv4.is_none() && ipv6.is_none() {
+            return Err(E::custom(format!("door `{door}`: `open.set` names no set: add `ipv4:` and/or `ipv6:`")));
+        }
+        Ok(OpenAction {
+            ports: Vec::new(),
+            timeout: self.timeout.0,
+            attach: Some(AttachSets { family, table: attach.table.0, ipv4, ipv6 }),
+        })
+    }
 }
 
 /// The `doors` mapping, kept in file order, with duplicate names rejected where they stand.
@@ -419,3 +474,8 @@ impl<'de> Deserialize<'de> for Flags {
         d.deserialize_any(V)
     }
 }
+
+struct Family(TableFamily);
+from_str_checked!(Family, |s| TableFamily::parse(&s)
+    .map(Family)
+    .ok_or_else(|| format!("unknown table family `{s}`: use inet, ip or ip6")));

@@ -5,7 +5,9 @@
 //! `knockd check`, the templates and the tests).
 
 mod netlink;
+mod query;
 mod ruleset;
 
 pub use netlink::NetlinkFirewall;
+pub use query::ElementInfo;
 pub use ruleset::*;

@@ -18,7 +18,8 @@ use nftnl::{
 };
 
 use super::ruleset::{CHAIN, Family, Match, PRIORITY, Ruleset, Verdict};
-use crate::firewall::{Element, Firewall, FirewallError};
+use crate::config::TableFamily;
+use crate::firewall::{Element, Firewall, FirewallError, SetInfo};
 
 /// How long to wait for the kernel's answer before calling the socket broken.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +43,7 @@ impl NetlinkFirewall {
         Ok(fw)
     }
 
-    fn socket(&mut self) -> Result<&mnl::Socket, FirewallError> {
+    pub(super) fn socket(&mut self) -> Result<&mnl::Socket, FirewallError> {
         if self.socket.is_none() {
             let socket = mnl::Socket::new(mnl::Bus::Netfilter).map_err(FirewallError::Socket)?;
             let fd = socket.as_raw_fd();
@@ -52,6 +53,11 @@ impl NetlinkFirewall {
             self.socket = Some(socket);
         }
         Ok(self.socket.as_ref().expect("socket was just opened"))
+    }
+
+    /// Drops the socket after a failure, so stale replies cannot be misread; reopened on use.
+    pub(super) fn reset(&mut self) {
+        self.socket = None;
     }
 
     fn commit(&mut self, batch: Batch, operation: impl FnOnce() -> String) -> Result<(), FirewallError> {
@@ -83,6 +89,10 @@ fn exchange(socket: &mnl::Socket, batch: &FinalizedBatch, buffer: &mut [u8]) -> 
 }
 
 impl Firewall for NetlinkFirewall {
+    fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError> {
+        NetlinkFirewall::set_info(self, family, table, set)
+    }
+
     fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError> {
         let table_name = cstring(&ruleset.table);
         let table = Table::new(&table_name, ProtoFamily::Inet);
@@ -170,11 +180,11 @@ impl Firewall for NetlinkFirewall {
         // the element or restarts its timeout, without a lookup first and on every kernel.
         let mut messages = Vec::new();
         let mut sorted: Vec<&Element> = elements.iter().collect();
-        sorted.sort_by(|a, b| (&a.table, &a.set).cmp(&(&b.table, &b.set)));
-        for group in sorted.chunk_by(|a, b| a.table == b.table && a.set == b.set) {
+        sorted.sort_by(|a, b| (a.family.nfproto(), &a.table, &a.set).cmp(&(b.family.nfproto(), &b.table, &b.set)));
+        for group in sorted.chunk_by(|a, b| a.family == b.family && a.table == b.table && a.set == b.set) {
             for chunk in group.chunks(ELEMENTS_PER_MESSAGE) {
-                let mut with_timeout = ElementsMsg::new(&chunk[0].table, &chunk[0].set);
-                let mut keys_only = ElementsMsg::new(&chunk[0].table, &chunk[0].set);
+                let mut with_timeout = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
+                let mut keys_only = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
                 for e in chunk {
                     with_timeout.push(&e.addr, Some(e.timeout));
                     keys_only.push(&e.addr, None);
@@ -191,8 +201,9 @@ impl Firewall for NetlinkFirewall {
         let what = || {
             let first = &elements[0];
             format!(
-                "add {} element(s) to set inet {} {} (first: {})",
+                "add {} element(s) to set {} {} {} (first: {})",
                 elements.len(),
+                first.family,
                 first.table,
                 first.set,
                 first.addr
@@ -223,17 +234,18 @@ fn find<'s, 'a, K>(sets: &'s [Set<'a, K>], name: &str) -> &'s Set<'a, K> {
 /// A NEWSETELEM/DELSETELEM message for one set, with optional per-element timeouts.
 struct ElementsMsg {
     set: NonNull<sys::nftnl_set>,
+    family: u16,
 }
 
 impl ElementsMsg {
-    fn new(table: &str, set_name: &str) -> Self {
+    fn new(family: TableFamily, table: &str, set_name: &str) -> Self {
         // SAFETY: plain libnftnl allocation; strings are copied by libnftnl.
         unsafe {
             let set = NonNull::new(sys::nftnl_set_alloc()).unwrap_or_else(|| std::process::abort());
             sys::nftnl_set_set_str(set.as_ptr(), sys::NFTNL_SET_TABLE as u16, cstring(table).as_ptr());
             sys::nftnl_set_set_str(set.as_ptr(), sys::NFTNL_SET_NAME as u16, cstring(set_name).as_ptr());
-            sys::nftnl_set_set_u32(set.as_ptr(), sys::NFTNL_SET_FAMILY as u16, libc::NFPROTO_INET as u32);
-            ElementsMsg { set }
+            sys::nftnl_set_set_u32(set.as_ptr(), sys::NFTNL_SET_FAMILY as u16, u32::from(family.nfproto()));
+            ElementsMsg { set, family: u16::from(family.nfproto()) }
         }
     }
 
@@ -271,13 +283,7 @@ unsafe impl NlMsg for ElementsMsg {
             MsgType::Del => (libc::NFT_MSG_DELSETELEM, libc::NLM_F_ACK),
         };
         unsafe {
-            let header = sys::nftnl_nlmsg_build_hdr(
-                buf.cast::<c_char>(),
-                kind as u16,
-                libc::NFPROTO_INET as u16,
-                flags as u16,
-                seq,
-            );
+            let header = sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), kind as u16, self.family, flags as u16, seq);
             sys::nftnl_set_elems_nlmsg_build_payload(header, self.set.as_ptr());
         }
     }

@@ -113,7 +113,7 @@ impl Ruleset {
         ];
         let mut guarded: Vec<PortProto> = Vec::new();
         for door in &config.doors {
-            let Some(open) = &door.open else { continue };
+            let Some(open) = door.open.as_ref().filter(|o| o.attach.is_none()) else { continue };
             for family in Family::BOTH {
                 let set = set_name(&door.name, family);
                 sets.push(SetSpec { name: set.clone(), family });

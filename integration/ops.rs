@@ -1,0 +1,121 @@
+//! Operations: attach mode into an admin's own table, the templates, `knockd status`, SIGUSR1.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::daemon::{ConfigFile, Daemon, KNOCKD};
+use crate::lab::*;
+
+const WITHIN: Duration = Duration::from_secs(3);
+const DROP_WAIT: Duration = Duration::from_millis(700);
+
+fn template(name: &str) -> String {
+    format!("{}/nft-templates/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ssh_v4() -> SocketAddr {
+    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
+}
+
+#[test]
+fn every_template_parses_with_nft_check() {
+    let lab = Lab::new();
+    for name in ["standalone.nft", "attach.nft"] {
+        lab.server.nft(&["-c", "-f", &template(name)]);
+    }
+    assert_eq!(lab.server.nft(&["list", "ruleset"]).trim(), "", "-c applies nothing");
+}
+
+const ATTACH: &str = "doors:
+  ssh:
+    sequence: [7000, 8000, 9000]
+    open:
+      set: {family: inet, table: filter, ipv4: knock_ssh4, ipv6: knock_ssh6}
+      timeout: 30s
+";
+
+#[test]
+fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    lab.server.nft(&["-f", &template("attach.nft")]);
+    let chain_before = lab.server.nft(&["list", "chain", "inet", "filter", "input"]);
+    let config = ConfigFile::new("knockd.yaml", ATTACH);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the admin's drop policy holds");
+
+    for port in [7000, 8000, 9000] {
+        knock(&lab.client, CLIENT_V4, SERVER_V4, port, false);
+    }
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    assert!(daemon.wait_log("ssh: 198.18.0.2: added to set inet filter knock_ssh4 for 30s", WITHIN));
+    let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
+    assert!(elements.contains("198.18.0.2 timeout 30s"), "{elements}");
+    assert_eq!(lab.server.nft(&["list", "chain", "inet", "filter", "input"]), chain_before, "rules untouched");
+    let tables = lab.server.nft(&["list", "tables"]);
+    assert_eq!(tables.trim(), "table inet filter", "no table of knockd's own");
+
+    let status = lab.server.run(|| cmd(KNOCKD, &["status", "-c", config.path.to_str().unwrap()]));
+    let line = status.lines().find(|l| l.contains("198.18.0.2")).unwrap_or_else(|| panic!("{status}"));
+    assert!(line.starts_with("ssh") && line.contains("set inet filter knock_ssh4"), "{status}");
+}
+
+#[test]
+fn attach_mode_refuses_to_start_without_the_sets() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", ATTACH);
+    let mut missing = Daemon::spawn(&lab.server, &config, &[]);
+    assert_eq!(missing.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(1));
+    assert!(
+        missing.log_text().contains("door ssh: set inet filter knock_ssh4 does not exist"),
+        "{}",
+        missing.log_text()
+    );
+
+    // A set without `flags timeout` could never expire a grant: refused too.
+    lab.server.nft(&["add", "table", "inet", "filter"]);
+    lab.server.nft(&["add", "set", "inet", "filter", "knock_ssh4", "{ type ipv4_addr; }"]);
+    lab.server.nft(&["add", "set", "inet", "filter", "knock_ssh6", "{ type ipv6_addr; flags timeout; }"]);
+    let mut no_timeout = Daemon::spawn(&lab.server, &config, &[]);
+    assert_eq!(no_timeout.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(1));
+    assert!(no_timeout.log_text().contains("has no `flags timeout`"), "{}", no_timeout.log_text());
+    assert_eq!(lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh6"]).matches("elements").count(), 0);
+}
+
+#[test]
+fn status_lists_grants_with_time_left_and_sigusr1_logs_counters() {
+    let lab = Lab::new();
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "doors:\n  ssh:\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 60s}\n",
+    );
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    for src in [CLIENT_V4, CLIENT_V6] {
+        let dst = if src.contains(':') { SERVER_V6 } else { SERVER_V4 };
+        knock(&lab.client, src, dst, 7000, false);
+        knock(&lab.client, src, dst, 8000, false);
+    }
+    assert!(daemon.wait_log("ssh: 2001:db8::2: granted", WITHIN));
+    let status = lab.server.run(|| cmd(KNOCKD, &["status", "-c", config.path.to_str().unwrap()]));
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["DOOR", "ADDRESS", "OPENS", "TIME", "LEFT"],
+        "{status}"
+    );
+    for addr in ["198.18.0.2", "2001:db8::2"] {
+        let line = lines.iter().find(|l| l.contains(addr)).unwrap_or_else(|| panic!("{addr} missing:\n{status}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[..3], ["ssh", addr, "22/tcp"], "{status}");
+        let left: u64 = fields[3].trim_end_matches('s').parse().unwrap_or_else(|_| panic!("{status}"));
+        assert!((50..=60).contains(&left), "{status}");
+    }
+
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 9999, false);
+    daemon.signal(libc::SIGUSR1);
+    assert!(daemon.wait_log("counters: packets=4", WITHIN), "{}", daemon.log_text());
+    let counters = daemon.log_text().lines().find(|l| l.contains("counters:")).unwrap().to_owned();
+    for part in ["opens=2", "kernel_packets=4", "kernel_drops=0", "evictions=0", "truncated=0"] {
+        assert!(counters.contains(part), "`{part}` missing: {counters}");
+    }
+}

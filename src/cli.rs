@@ -1,0 +1,113 @@
+//! The command-line definitions of both binaries, in the library so that man pages and shell
+//! completions are generated from the very same definitions (`cargo run --example gen-docs`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Port-knocking daemon: opens ports in nftables (or runs commands) for clients that knock
+/// the right sequence. Reads knockd.yaml or a classic knockd.conf.
+#[derive(Parser, Debug)]
+#[command(name = "knockd", version)]
+pub struct KnockdCli {
+    #[command(subcommand)]
+    pub command: Option<KnockdCommand>,
+    /// Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content.
+    #[arg(short = 'c', long = "configfile", value_name = "FILE", default_value = "/etc/knockd.conf", global = true)]
+    pub config: PathBuf,
+    /// Run in the background once started (writes a pid file).
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+    /// Listen only on this interface (repeatable; overrides the config).
+    #[arg(short = 'i', long = "interface", value_name = "NAME")]
+    pub interfaces: Vec<String>,
+    /// More log output (repeatable).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library internals.
+    #[arg(short = 'l', long = "loglevel", value_name = "0..4", value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub loglevel: Option<u8>,
+    /// Also log to this file.
+    #[arg(short = 'L', long = "logfile", short_alias = 'g', value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+    /// Do not log to syslog.
+    #[arg(short = 'n', long = "no-syslog")]
+    pub no_syslog: bool,
+    /// Also log to stdout.
+    #[arg(short = 's', long = "stdout")]
+    pub stdout: bool,
+    /// Debug mode: stay in the foreground, log at debug level to stderr only.
+    #[arg(short = 'D', long = "debug")]
+    pub debug: bool,
+    /// Pid file (default with -d: /run/knockd.pid).
+    #[arg(short = 'p', long = "pidfile", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Ignore IPv6 knocks.
+    #[arg(short = '4', long = "only-ip-v4")]
+    pub only_ipv4: bool,
+    /// Show host names (reverse DNS, looked up in the background) next to addresses in logs.
+    #[arg(long = "lookup")]
+    pub lookup: bool,
+    /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
+    #[arg(long = "convert", value_name = "FILE", exclusive = true)]
+    pub convert: Option<PathBuf>,
+}
+
+/// What `knockd` does instead of running, for admins.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnockdCommand {
+    /// Validate the config and print the nftables objects it would create; changes nothing.
+    /// Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the
+    /// port this session came in on.
+    Check,
+    /// List current grants (door, address, what is open, time left), read from the kernel.
+    Status,
+}
+
+/// Port-knock client: sends one TCP SYN or one UDP datagram to each port, in order.
+#[derive(Parser, Debug)]
+#[command(name = "knock", version)]
+pub struct KnockCli {
+    /// Host to knock on (a name is resolved once, before the first hit).
+    pub host: String,
+    /// Ports to hit, in order: 7000, 7000:udp, or a service name like ssh.
+    #[arg(required = true, value_name = "PORT[:PROTO]")]
+    pub ports: Vec<String>,
+    /// Make every hit UDP unless it names its protocol.
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// Milliseconds to wait between hits.
+    #[arg(short = 'd', long = "delay", value_name = "MS", default_value_t = 0, allow_negative_numbers = true, value_parser = delay)]
+    pub delay: u64,
+    /// Use IPv4 only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Print each hit.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Send from this local address.
+    #[arg(long = "source", value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// Send through this interface.
+    #[arg(long = "interface", value_name = "NAME")]
+    pub interface: Option<String>,
+    /// After knocking, wait until this TCP port accepts a connection; exit 1 if it does not.
+    #[arg(long = "wait-open", value_name = "PORT[:tcp]")]
+    pub wait_open: Option<String>,
+    /// How long --wait-open tries.
+    #[arg(long = "wait-timeout", value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub wait_timeout: u64,
+}
+
+fn delay(text: &str) -> Result<u64, String> {
+    match text.parse::<i64>() {
+        Ok(ms) if ms < 0 => Err("the delay cannot be negative".into()),
+        Ok(ms) if ms > 60_000 => Err("the delay is at most 60000 ms".into()),
+        Ok(ms) => Ok(ms as u64),
+        Err(_) => Err(format!("`{text}` is not a number of milliseconds")),
+    }
+}

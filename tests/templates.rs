@@ -1,0 +1,67 @@
+//! nft-templates/ stays what the code generates; `knockd check` and its lock-out guard.
+
+use std::path::Path;
+use std::process::Command;
+
+use knockd::config;
+use knockd::nft::Ruleset;
+
+const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn the_standalone_template_is_what_the_daemon_installs_for_the_example() {
+    let template = std::fs::read_to_string(repo("nft-templates/standalone.nft")).unwrap();
+    let body = &template[template.find("\ntable inet").expect("a table") + 1..];
+    let example = config::load(&repo("knockd.yaml")).unwrap();
+    assert_eq!(body, Ruleset::for_config(&example).to_string(), "regenerate nft-templates/standalone.nft");
+}
+
+#[test]
+fn check_validates_and_prints_the_ruleset_without_root() {
+    let out = Command::new(KNOCKD)
+        .args(["check", "-c", repo("knockd.yaml").to_str().unwrap()])
+        .env_remove("SSH_CONNECTION")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("valid, 1 door(s)"), "{text}");
+    assert!(
+        text.contains("door ssh: knock 7000/tcp, 8000/tcp, 9000/tcp within 5s; tcp flags syn; opens 22/tcp for 30s"),
+        "{text}"
+    );
+    assert!(text.contains("tcp dport 22 ip saddr @ssh_v4 accept"), "{text}");
+}
+
+#[test]
+fn check_warns_when_the_config_would_lock_out_this_ssh_session() {
+    let run = |session: &str| {
+        Command::new(KNOCKD)
+            .args(["check", "-c", repo("knockd.yaml").to_str().unwrap()])
+            .env("SSH_CONNECTION", session)
+            .output()
+            .unwrap()
+    };
+    let locked = run("198.18.0.2 51000 198.18.0.1 22");
+    assert_eq!(locked.status.code(), Some(3));
+    let warning = String::from_utf8_lossy(&locked.stderr);
+    assert!(warning.contains("WARNING: door(s) ssh guard TCP port 22") && warning.contains("198.18.0.2"), "{warning}");
+    let elsewhere = run("198.18.0.2 51000 198.18.0.1 2222");
+    assert_eq!(elsewhere.status.code(), Some(0), "an SSH daemon on another port is not affected");
+}
+
+#[test]
+fn check_rejects_a_bad_config_with_status_1() {
+    let dir = std::env::temp_dir().join(format!("knockd-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "doors:\n  ssh:\n    sequence: [0]\n").unwrap();
+    let out = Command::new(KNOCKD).args(["check", "-c", bad.to_str().unwrap()]).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:3:16: doors.ssh.sequence[0]"));
+}
