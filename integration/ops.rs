@@ -119,3 +119,40 @@ fn status_lists_grants_with_time_left_and_sigusr1_logs_counters() {
         assert!(counters.contains(part), "`{part}` missing: {counters}");
     }
 }
+
+#[test]
+fn under_systemd_it_notifies_and_logs_with_priorities() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+
+    let lab = Lab::new();
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    let notify_path = config.path.with_file_name("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.server.0, KNOCKD, "-c", config.path.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("JOURNAL_STREAM", "8:12345")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = notify.recv(&mut buf).expect("a notification within 10s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1\n");
+    // SAFETY: signalling our own child (ip netns exec replaced itself with knockd).
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(next(), "RELOADING=1\n");
+    assert_eq!(next(), "READY=1\n");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(next(), "STOPPING=1\n");
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
+    assert!(lines.iter().any(|l| l.starts_with("<6>listening on all interfaces")), "{lines:?}");
+    assert!(lines.iter().all(|l| l.starts_with('<')), "every line has a priority: {lines:?}");
+}

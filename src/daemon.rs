@@ -97,13 +97,16 @@ pub fn run<F: Firewall, S: Spawner>(
         wait(capture, &signals.wake, until_due)?;
         signals.drain();
         if signals.shutdown.load(Ordering::Relaxed) {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
             info!("shutting down; granted addresses stay open until their timeouts");
             engine.shutdown();
             return Ok(());
         }
         if signals.reload.swap(false, Ordering::Relaxed) {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
             on_reload();
             reload(engine, capture, source);
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         }
         if signals.dump.swap(false, Ordering::Relaxed) {
             log_counters(engine, capture);

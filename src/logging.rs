@@ -21,6 +21,8 @@ pub struct Targets {
     pub file: Option<PathBuf>,
     pub stdout: bool,
     pub stderr: bool,
+    /// Under systemd: stderr lines prefixed with `<priority>`, which the journal reads.
+    pub journal: bool,
 }
 
 /// A sink that could not be opened.
@@ -39,6 +41,7 @@ enum Sink {
     File(File),
     Stdout,
     Stderr,
+    Journal,
 }
 
 struct Logger {
@@ -98,6 +101,9 @@ fn open(targets: &Targets) -> Result<Vec<Sink>, LogFileError> {
     if targets.stderr {
         sinks.push(Sink::Stderr);
     }
+    if targets.journal {
+        sinks.push(Sink::Journal);
+    }
     Ok(sinks)
 }
 
@@ -128,6 +134,16 @@ impl Log for Logger {
                 Sink::File(f) => writeln!(f, "[{stamp}] {level}: {message}").map_err(drop),
                 Sink::Stdout => writeln!(std::io::stdout(), "[{stamp} {level:5}] {message}").map_err(drop),
                 Sink::Stderr => writeln!(std::io::stderr(), "[{stamp} {level:5}] {message}").map_err(drop),
+                // sd-daemon(3) priorities: err 3, warning 4, info 6, debug 7.
+                Sink::Journal => {
+                    let priority = match level {
+                        Level::Error => 3,
+                        Level::Warn => 4,
+                        Level::Info => 6,
+                        Level::Debug | Level::Trace => 7,
+                    };
+                    writeln!(std::io::stderr(), "<{priority}>{message}").map_err(drop)
+                }
             };
         }
     }

@@ -74,6 +74,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         logging::reopen()?;
     }
     info!("{summary}");
+    // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let mut reopen_log = || {
         if let Err(e) = logging::reopen() {
             error!("{e}");
@@ -174,12 +176,15 @@ fn log_targets(cli: &Cli, config: &Config) -> Targets {
     if cli.debug {
         level = level.max(LevelFilter::Debug);
     }
+    // Under systemd, stderr goes to the journal: log there with priorities, not twice via syslog.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some() && !cli.debug;
     Targets {
         level,
         libraries: cli.loglevel == Some(4),
-        syslog: config.log.syslog && !cli.no_syslog && !cli.debug,
+        syslog: config.log.syslog && !cli.no_syslog && !cli.debug && !journal,
         file: cli.logfile.clone().or_else(|| config.log.file.clone()),
         stdout: cli.stdout,
         stderr: cli.debug,
+        journal,
     }
 }

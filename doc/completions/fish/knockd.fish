@@ -1,0 +1,51 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_knockd_global_optspecs
+    string join \n c/configfile= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup convert= h/help V/version
+end
+
+function __fish_knockd_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_knockd_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_knockd_using_subcommand
+    set -l cmd (__fish_knockd_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c knockd -n "__fish_knockd_needs_command" -s c -l configfile -d 'Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config)' -r
+complete -c knockd -n "__fish_knockd_needs_command" -s l -l loglevel -d 'Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library internals' -r
+complete -c knockd -n "__fish_knockd_needs_command" -s L -l logfile -d 'Also log to this file' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -s p -l pidfile -d 'Pid file (default with -d: /run/knockd.pid)' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -l convert -d 'Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -s d -l daemon -d 'Run in the background once started (writes a pid file)'
+complete -c knockd -n "__fish_knockd_needs_command" -s v -l verbose -d 'More log output (repeatable)'
+complete -c knockd -n "__fish_knockd_needs_command" -s n -l no-syslog -d 'Do not log to syslog'
+complete -c knockd -n "__fish_knockd_needs_command" -s s -l stdout -d 'Also log to stdout'
+complete -c knockd -n "__fish_knockd_needs_command" -s D -l debug -d 'Debug mode: stay in the foreground, log at debug level to stderr only'
+complete -c knockd -n "__fish_knockd_needs_command" -s 4 -l only-ip-v4 -d 'Ignore IPv6 knocks'
+complete -c knockd -n "__fish_knockd_needs_command" -l lookup -d 'Show host names (reverse DNS, looked up in the background) next to addresses in logs'
+complete -c knockd -n "__fish_knockd_needs_command" -s h -l help -d 'Print help'
+complete -c knockd -n "__fish_knockd_needs_command" -s V -l version -d 'Print version'
+complete -c knockd -n "__fish_knockd_needs_command" -f -a "check" -d 'Validate the config and print the nftables objects it would create; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
+complete -c knockd -n "__fish_knockd_needs_command" -f -a "status" -d 'List current grants (door, address, what is open, time left), read from the kernel'
+complete -c knockd -n "__fish_knockd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c knockd -n "__fish_knockd_using_subcommand check" -s c -l configfile -d 'Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand check" -s h -l help -d 'Print help'
+complete -c knockd -n "__fish_knockd_using_subcommand status" -s c -l configfile -d 'Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand status" -s h -l help -d 'Print help'
+complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status help" -f -a "check" -d 'Validate the config and print the nftables objects it would create; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
+complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status help" -f -a "status" -d 'List current grants (door, address, what is open, time left), read from the kernel'
+complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
