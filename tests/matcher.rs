@@ -335,3 +335,17 @@ fn a_reload_keeps_attempts_of_unchanged_doors_only() {
     new.tcp(a, 8000, 1);
     assert_eq!(new.tcp(a, 9000, 2), [Event::Open { door: 1, src: a }], "ssh (now door 1) kept its progress");
 }
+
+#[test]
+fn a_flood_of_first_knocks_never_evicts_a_client_part_way_through() {
+    let mut r = Run::new(&[ssh()], 100);
+    let legit = v4(1);
+    r.tcp(legit, 7000, 0);
+    r.tcp(legit, 8000, 1);
+    for i in 0..10_000u32 {
+        r.tcp(IpAddr::V4(Ipv4Addr::from(0xc613_0000 + i)), 7000, 2);
+        assert!(r.m.len() <= 100);
+    }
+    assert!(r.opened(legit, 9000, 3), "the advanced attempt kept its place");
+    assert_eq!(r.m.stats().evictions, 10_000 - 99);
+}

@@ -8,20 +8,19 @@
 //! - A knock that is not the next expected one ends the attempt; if it is the door's first port,
 //!   it starts a new attempt at once, so a client that restarts its sequence is never penalised.
 //! - The whole sequence must arrive within the door's `seq_timeout` of its first knock.
-//! - Attempts live in an insertion-ordered table with a hard cap. Attempts are only ever
-//!   inserted with the current time, so the front is always the oldest: when the table is full,
-//!   the oldest partial attempt is evicted. A flood of spoofed first knocks therefore costs a
-//!   bounded amount of memory, and a legitimate client only needs its sequence to outlive
-//!   `cap` newer first knocks.
+//! - Attempts live in a table with a hard cap (see [`attempts`]): when it is full, the oldest
+//!   attempt with a single knock is evicted first, so a flood of spoofed first knocks costs a
+//!   bounded amount of memory and cannot push out a client that is part-way through.
 //!
 //! Time is given, never read: `now` is any monotonic duration chosen by the caller.
 
+mod attempts;
+
 use std::collections::HashMap;
-use std::hash::RandomState;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hashlink::LinkedHashMap;
+use attempts::{Attempt, Attempts};
 
 use crate::config::{Door, PortProto, Proto, TcpFlags};
 use crate::wire::Knock;
@@ -60,21 +59,13 @@ struct DoorSpec {
     target: Option<IpAddr>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Attempt {
-    /// Index into the sequence of the next expected knock (>= 1).
-    next: usize,
-    started: Duration,
-}
-
 /// Matches knocks against every door's sequence.
 #[derive(Debug)]
 pub struct Matcher {
     doors: Vec<DoorSpec>,
     /// For each knock port, the doors whose sequence contains it.
     by_port: HashMap<PortProto, Vec<DoorId>>,
-    /// Keys are attacker-chosen addresses, hence the randomly keyed SipHash.
-    attempts: LinkedHashMap<(IpAddr, DoorId), Attempt, RandomState>,
+    attempts: Attempts,
     cap: usize,
     stats: MatcherStats,
 }
@@ -96,7 +87,7 @@ impl Matcher {
         let mut m = Matcher {
             doors,
             by_port: HashMap::new(),
-            attempts: LinkedHashMap::with_hasher(RandomState::new()),
+            attempts: Attempts::default(),
             cap: cap.max(1),
             stats: MatcherStats::default(),
         };
@@ -136,10 +127,14 @@ impl Matcher {
             .iter()
             .map(|spec| self.doors.iter().position(|new| new == spec && !new.sequence.is_empty()))
             .collect();
-        for ((src, door), attempt) in old.attempts {
+        for ((src, door), attempt) in old.attempts.into_entries() {
             if let Some(new_door) = mapping[door] {
-                if self.attempts.len() < self.cap {
-                    self.attempts.insert((src, new_door), attempt);
+                if self.attempts.len() >= self.cap {
+                    self.attempts.evict();
+                }
+                self.attempts.insert_fresh((src, new_door), attempt);
+                if attempt.next >= 2 {
+                    self.attempts.promote(&(src, new_door));
                 }
             }
         }
@@ -181,6 +176,9 @@ impl Matcher {
                         attempts.remove(&key);
                         events.push(Event::Open { door, src });
                     } else {
+                        if stage == 2 {
+                            attempts.promote(&key);
+                        }
                         events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
                     }
                     continue;
@@ -197,11 +195,10 @@ impl Matcher {
                 events.push(Event::Open { door, src });
                 continue;
             }
-            while attempts.len() >= *cap {
-                attempts.pop_front();
+            while attempts.len() >= *cap && attempts.evict() {
                 stats.evictions += 1;
             }
-            attempts.insert(key, Attempt { next: 1, started: now });
+            attempts.insert_fresh(key, Attempt { next: 1, started: now });
             events.push(Event::Stage { door, src, stage: 1, of });
         }
     }
@@ -220,7 +217,7 @@ impl Matcher {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.attempts.is_empty()
+        self.attempts.len() == 0
     }
 
     pub fn cap(&self) -> usize {
