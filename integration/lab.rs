@@ -101,36 +101,43 @@ impl Lab {
         // Drop removes whatever exists, so a failure half-way still cleans up.
         cmd("ip", &["netns", "add", &lab.server.0]);
         cmd("ip", &["netns", "add", &lab.client.0]);
-        cmd(
-            "ip",
-            &[
-                "link",
-                "add",
-                &lab.server_if,
-                "netns",
-                &lab.server.0,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &lab.client_if,
-                "netns",
-                &lab.client.0,
-            ],
-        );
+        lab.server.ip(&["link", "set", "lo", "up"]);
+        lab.client.ip(&["link", "set", "lo", "up"]);
+        lab.link();
+        lab
+    }
+
+    /// Creates the veth pair with its addresses (again, after it was deleted: the interfaces
+    /// come back with new indexes).
+    pub fn link(&self) {
+        let (server, client) = (&self.server, &self.client);
+        let args =
+            ["link", "add", &self.server_if, "netns", &server.0, "type", "veth", "peer", "name", &self.client_if];
+        cmd("ip", &[&args[..], &["netns", &client.0]].concat());
         for (ns, dev, addrs) in [
-            (&lab.server, &lab.server_if, [format!("{SERVER_V4}/16"), format!("{SERVER_V6}/64")]),
-            (&lab.client, &lab.client_if, [format!("{CLIENT_V4}/16"), format!("{CLIENT_V6}/64")]),
+            (server, &self.server_if, [format!("{SERVER_V4}/16"), format!("{SERVER_V6}/64")]),
+            (client, &self.client_if, [format!("{CLIENT_V4}/16"), format!("{CLIENT_V6}/64")]),
         ] {
             for addr in addrs {
                 ns.ip(&["addr", "add", &addr, "dev", dev, "nodad"]);
             }
             ns.ip(&["link", "set", dev, "up"]);
-            ns.ip(&["link", "set", "lo", "up"]);
         }
-        lab.add_client_addr(&format!("{OTHER_V4}/16"));
-        lab.add_client_addr(&format!("{OTHER_V6}/64"));
-        lab
+        self.add_client_addr(&format!("{OTHER_V4}/16"));
+        self.add_client_addr(&format!("{OTHER_V6}/64"));
+    }
+
+    /// Deletes the veth pair (both ends go together).
+    pub fn unlink(&self) {
+        self.server.ip(&["link", "del", &self.server_if]);
+    }
+
+    /// The server end's MAC address, for frames sent straight to it.
+    pub fn server_mac(&self) -> [u8; 6] {
+        let text = self.server.ip(&["-o", "link", "show", &self.server_if]);
+        let mac = text.split("link/ether ").nth(1).and_then(|r| r.split_whitespace().next()).expect("a MAC address");
+        let bytes: Vec<u8> = mac.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+        bytes.try_into().unwrap()
     }
 
     /// Adds another source address to the client side (`198.18.1.7/16`, `2001:db8::7/64`).

@@ -5,5 +5,7 @@ mod classic;
 mod client;
 mod core;
 mod daemon;
+mod frames;
 mod lab;
 mod ops;
+mod reliability;

@@ -62,16 +62,16 @@ const ETH_P_IPV6: u32 = 0x86dd;
 const IPV4_FRAG_OFFSET_MASK: u32 = 0x1fff;
 const IPV6_HEADER_LEN: u32 = 40;
 
-/// Builds the filter for `ports`, limited to `ifindexes` unless that is empty, and to IPv4
-/// unless `ipv6`.
-pub fn build(ports: &[PortProto], ifindexes: &[u32], ipv6: bool) -> Result<Vec<Insn>, BpfError> {
+/// Builds the filter for `ports`: on every interface (`None`) or only on these (`Some`, where
+/// an empty list passes nothing: the named interfaces do not exist yet), IPv4 only unless `ipv6`.
+pub fn build(ports: &[PortProto], ifindexes: Option<&[u32]>, ipv6: bool) -> Result<Vec<Insn>, BpfError> {
     use To::Next;
     let mut a = Asm::default();
     let (drop, tcp_ports, udp_ports) = (a.label(), a.label(), a.label());
 
     a.stmt(op::LD_W_ABS, ancillary::PKTTYPE);
     a.drop_if(op::JEQ_K, PACKET_OUTGOING);
-    if !ifindexes.is_empty() {
+    if let Some(ifindexes) = ifindexes {
         let on_interface = a.label();
         a.stmt(op::LD_W_ABS, ancillary::IFINDEX);
         for &index in ifindexes {

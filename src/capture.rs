@@ -9,29 +9,102 @@ use socket2::{Domain, SockAddr, SockFilter, Socket, Type};
 use crate::bpf::{self, BpfError, Insn};
 use crate::config::PortProto;
 
-/// Kernel receive buffer: room for bursts of knocks while the daemon is busy with netlink.
-const RECV_BUFFER_BYTES: usize = 4 << 20;
+/// Kernel receive buffer: room for bursts of knocks while the daemon is busy with netlink
+/// (each queued packet costs about 1 KiB of buffer, whatever its size).
+const RECV_BUFFER_BYTES: usize = 32 << 20;
 
 /// Why capture could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("interface {name}: {source}")]
-    Interface {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
     #[error(transparent)]
     Filter(#[from] BpfError),
     #[error("cannot open the capture socket (knockd needs CAP_NET_RAW): {0}")]
     Socket(#[source] io::Error),
 }
 
-/// The capture socket with what its filter is built from: interfaces and address families.
+/// The capture socket with what its filter is built from: knock ports, interfaces, families.
+///
+/// Named interfaces that do not exist (yet) are not an error: the filter passes nothing from
+/// them until they appear, and [`Capture::follow_interfaces`] notices when they come, go, or
+/// come back with a new index (the classic knockd exited when its interface went away).
 pub struct Capture {
     pub socket: PacketSocket,
+    /// Interfaces named in the config; empty means all.
+    names: Vec<String>,
+    /// Indexes of the named interfaces that exist now.
     ifindexes: Vec<u32>,
+    ports: Vec<PortProto>,
     ipv6: bool,
+}
+
+impl Capture {
+    /// Opens capture on `interfaces` (all if empty) for `ports`; IPv4 only unless `ipv6`.
+    pub fn open(interfaces: &[String], ports: &[PortProto], ipv6: bool) -> Result<Capture, CaptureError> {
+        let (ifindexes, _) = resolve(interfaces);
+        let mut capture = Capture {
+            socket: PacketSocket::open(&bpf::build(&[], Some(&[]), ipv6)?).map_err(CaptureError::Socket)?,
+            names: interfaces.to_vec(),
+            ifindexes,
+            ports: ports.to_vec(),
+            ipv6,
+        };
+        capture.apply()?;
+        Ok(capture)
+    }
+
+    fn apply(&mut self) -> Result<(), CaptureError> {
+        let only = (!self.names.is_empty()).then_some(self.ifindexes.as_slice());
+        let filter = bpf::build(&self.ports, only, self.ipv6)?;
+        self.socket.set_filter(&filter).map_err(CaptureError::Socket)
+    }
+
+    /// Named interfaces that do not exist right now.
+    pub fn missing(&self) -> Vec<String> {
+        resolve(&self.names).1
+    }
+
+    /// Follows new knock ports. On error the old filter stays.
+    pub fn set_ports(&mut self, ports: &[PortProto]) -> Result<(), CaptureError> {
+        let old = std::mem::replace(&mut self.ports, ports.to_vec());
+        self.apply().inspect_err(|_| self.ports = old)
+    }
+
+    /// Follows a reload: new interfaces and new knock ports at once. On error nothing changes.
+    pub fn reconfigure(&mut self, interfaces: &[String], ports: &[PortProto]) -> Result<(), CaptureError> {
+        let old = (self.names.clone(), self.ifindexes.clone(), self.ports.clone());
+        self.names = interfaces.to_vec();
+        self.ifindexes = resolve(interfaces).0;
+        self.ports = ports.to_vec();
+        self.apply().inspect_err(|_| (self.names, self.ifindexes, self.ports) = old)
+    }
+
+    /// Looks the named interfaces up again and rebuilds the filter if any appeared, went away
+    /// or came back under a new index. Returns whether the filter changed.
+    pub fn follow_interfaces(&mut self) -> Result<bool, CaptureError> {
+        if self.names.is_empty() {
+            return Ok(false);
+        }
+        let (now, _) = resolve(&self.names);
+        if now == self.ifindexes {
+            return Ok(false);
+        }
+        self.ifindexes = now;
+        self.apply()?;
+        Ok(true)
+    }
+}
+
+/// The indexes of the interfaces that exist, and the names of those that do not.
+fn resolve(interfaces: &[String]) -> (Vec<u32>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for name in interfaces {
+        match interface_index(name) {
+            Ok(index) => found.push(index),
+            Err(_) => missing.push(name.clone()),
+        }
+    }
+    (found, missing)
 }
 
 /// What the kernel counted on the capture socket since it was opened.
@@ -41,40 +114,6 @@ pub struct KernelStats {
     pub packets: u64,
     /// Of those, packets the kernel dropped because the socket's buffer was full.
     pub drops: u64,
-}
-
-impl Capture {
-    /// Opens capture on `interfaces` (all if empty) for `ports`; IPv4 only unless `ipv6`.
-    pub fn open(interfaces: &[String], ports: &[PortProto], ipv6: bool) -> Result<Capture, CaptureError> {
-        let ifindexes = resolve(interfaces)?;
-        let filter = bpf::build(ports, &ifindexes, ipv6)?;
-        let socket = PacketSocket::open(&filter).map_err(CaptureError::Socket)?;
-        Ok(Capture { socket, ifindexes, ipv6 })
-    }
-
-    /// Checks that every named interface exists, before a reload commits to them.
-    pub fn check_interfaces(interfaces: &[String]) -> Result<(), CaptureError> {
-        resolve(interfaces).map(drop)
-    }
-
-    /// Follows new knock ports and, on reload, new interfaces. On error nothing changes.
-    pub fn refilter(&mut self, interfaces: Option<&[String]>, ports: &[PortProto]) -> Result<(), CaptureError> {
-        let ifindexes = match interfaces {
-            Some(names) => resolve(names)?,
-            None => self.ifindexes.clone(),
-        };
-        let filter = bpf::build(ports, &ifindexes, self.ipv6)?;
-        self.socket.set_filter(&filter).map_err(CaptureError::Socket)?;
-        self.ifindexes = ifindexes;
-        Ok(())
-    }
-}
-
-fn resolve(interfaces: &[String]) -> Result<Vec<u32>, CaptureError> {
-    interfaces
-        .iter()
-        .map(|name| interface_index(name).map_err(|source| CaptureError::Interface { name: name.clone(), source }))
-        .collect()
 }
 
 /// Something the daemon can read knock packets from; the kernel socket, or a test's list.
@@ -96,7 +135,7 @@ impl PacketSocket {
         // Protocol 0: the socket receives nothing until `bind` names a protocol, so no packet
         // can slip in before the filter is attached.
         let socket = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
-        socket.set_recv_buffer_size(RECV_BUFFER_BYTES)?;
+        set_recv_buffer(&socket)?;
         let capture = PacketSocket { socket, totals: Default::default() };
         capture.set_filter(filter)?;
         capture.socket.bind(&all_protocols_address()?)?;
@@ -154,6 +193,23 @@ impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
     }
+}
+
+/// SO_RCVBUF is capped by net.core.rmem_max (about 208 KiB by default), which a burst of knocks
+/// fills in a millisecond; SO_RCVBUFFORCE, allowed with CAP_NET_ADMIN, is not.
+fn set_recv_buffer(socket: &Socket) -> io::Result<()> {
+    let size = RECV_BUFFER_BYTES as libc::c_int;
+    // SAFETY: setsockopt reads one c_int from `size`.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const size).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced == 0 { Ok(()) } else { socket.set_recv_buffer_size(RECV_BUFFER_BYTES) }
 }
 
 /// `sockaddr_ll` for every protocol on every interface (ifindex 0).

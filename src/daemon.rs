@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use log::{error, info};
+use log::{error, info, warn};
 
 use crate::bpf;
 use crate::capture::{Capture, PacketSource};
@@ -23,6 +23,8 @@ use crate::legacy_command::Spawner;
 const PACKETS_PER_ROUND: usize = 1024;
 /// How often idle housekeeping runs.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the daemon checks that its nftables objects are still there.
+const VERIFY_EVERY: Duration = Duration::from_secs(2);
 
 /// Signal flags, set by handlers and read by the loop; the pipe wakes the loop up.
 pub struct Signals {
@@ -90,6 +92,7 @@ pub fn run<F: Firewall, S: Spawner>(
 ) -> io::Result<()> {
     let origin = Instant::now();
     let mut last_tick = Duration::ZERO;
+    let mut last_verify = Duration::ZERO;
     let mut buf = [0u8; bpf::SNAPLEN as usize];
     loop {
         let now = origin.elapsed();
@@ -119,14 +122,19 @@ pub fn run<F: Firewall, S: Spawner>(
         }
         engine.flush();
         if engine.take_filter_changed() {
-            if let Err(e) = capture.refilter(None, &engine.matcher().knock_ports()) {
+            if let Err(e) = capture.set_ports(&engine.matcher().knock_ports()) {
                 error!("cannot update the capture filter: {e}");
             }
         }
         let now = origin.elapsed();
         if engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
             engine.tick(now);
+            follow_interfaces(capture);
             last_tick = now;
+        }
+        if now - last_verify >= VERIFY_EVERY {
+            engine.verify();
+            last_verify = now;
         }
     }
 }
@@ -164,16 +172,36 @@ fn reload<F: Firewall, S: Spawner>(engine: &mut Engine<F, S>, capture: &mut Capt
         Err(e) => return error!("reload failed, keeping the running config: {e}"),
     };
     let interfaces = config.interfaces.clone();
-    if let Err(e) = Capture::check_interfaces(&interfaces) {
-        return error!("reload failed, keeping the running config: {e}");
-    }
     if let Err(e) = engine.reconfigure(config) {
         return error!("reload failed, keeping the running config: {e}");
     }
     engine.take_filter_changed();
-    match capture.refilter(Some(&interfaces), &engine.matcher().knock_ports()) {
+    match capture.reconfigure(&interfaces, &engine.matcher().knock_ports()) {
         Ok(()) => info!("reloaded: {} door(s)", engine.config().doors.len()),
         Err(e) => error!("reloaded, but the capture filter still listens as before: {e}"),
+    }
+    warn_missing(capture);
+}
+
+/// Says which named interfaces do not exist, so a typo does not go unnoticed.
+pub fn warn_missing(capture: &Capture) {
+    for name in capture.missing() {
+        warn!("interface {name} does not exist (yet): knocks on it will be heard once it appears");
+    }
+}
+
+fn follow_interfaces(capture: &mut Capture) {
+    match capture.follow_interfaces() {
+        Ok(true) => {
+            let missing = capture.missing();
+            if missing.is_empty() {
+                info!("interfaces changed: listening on all of them again");
+            } else {
+                warn!("interfaces changed: {} missing now; listening on the others", missing.join(", "));
+            }
+        }
+        Ok(false) => {}
+        Err(e) => error!("cannot follow the interfaces: {e}"),
     }
 }
 

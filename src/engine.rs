@@ -14,6 +14,10 @@ use crate::firewall::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV6};
 use crate::legacy_command::{Scheduler, Spawner};
 use crate::matcher::{DoorId, Event, Matcher, MatcherStats};
 use crate::names::Names;
+use crate::rate_limit::{LogBudget, Verdict};
+
+/// Stage, restart and timeout log lines per second; the rest are counted and summarized.
+const STAGE_LINES_PER_SECOND: u32 = 200;
 use crate::nft::{Family, Ruleset, set_name};
 use crate::one_time::{self, OneTimeError};
 use crate::wire::{self, Drop};
@@ -72,6 +76,9 @@ pub struct Engine<F: Firewall, S: Spawner> {
     filter_changed: bool,
     /// Host names for log lines (`--lookup`); `None` logs addresses only.
     names: Option<Names>,
+    /// The attached set last reported missing, so the report is not repeated every check.
+    missing_attached: Option<(String, String)>,
+    log_budget: LogBudget,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -96,6 +103,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             stats: Stats::default(),
             filter_changed: false,
             names: None,
+            missing_attached: None,
+            log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
         })
     }
 
@@ -161,18 +170,26 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             | Event::TimedOut { door, src }
             | Event::Open { door, src } => (door, src),
         };
+        match event {
+            Event::Restart { .. } => self.stats.restarts += 1,
+            Event::TimedOut { .. } => self.stats.timeouts += 1,
+            _ => {}
+        }
+        // Stage lines are rate-limited (a flood of spoofed knocks would otherwise be a flood of
+        // log lines); OPEN lines never are.
+        if !matches!(event, Event::Open { .. }) {
+            match self.log_budget.check(now) {
+                Verdict::Suppress => return,
+                Verdict::LogAfterSuppressed(n) => info!("{n} knock log lines left out in the last seconds (flood?)"),
+                Verdict::Log => {}
+            }
+        }
         let who = self.who(src);
         let name = &self.config.doors[door].name;
         match event {
             Event::Stage { stage, of, .. } => info!("{name}: {who}: stage {stage} of {of}"),
-            Event::Restart { .. } => {
-                self.stats.restarts += 1;
-                debug!("{name}: {who}: knock out of order, sequence restarted");
-            }
-            Event::TimedOut { .. } => {
-                self.stats.timeouts += 1;
-                info!("{name}: {who}: sequence timed out");
-            }
+            Event::Restart { .. } => debug!("{name}: {who}: knock out of order, sequence restarted"),
+            Event::TimedOut { .. } => info!("{name}: {who}: sequence timed out"),
             Event::Open { .. } => {
                 info!("{name}: {who}: OPEN");
                 self.open(door, src, now);
@@ -241,7 +258,14 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                 ),
             }
         }
-        let granted = match self.firewall.add_elements(&elements) {
+        let mut result = self.firewall.add_elements(&elements);
+        if matches!(&result, Err(FirewallError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT))
+        {
+            // Someone removed our table or a set: put it back and try once more.
+            self.verify();
+            result = self.firewall.add_elements(&elements);
+        }
+        let granted = match result {
             Ok(()) => {
                 for (p, element) in granted_to.iter().zip(&elements) {
                     let door = &self.config.doors[p.door];
@@ -282,6 +306,43 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
         };
         Some(Element { family, table, set, addr: p.src, timeout: open.timeout })
+    }
+
+    /// Checks that the table, sets and chain the daemon installed are still there, and puts
+    /// them back if someone removed them (`nft flush ruleset`); grants they held are gone with
+    /// them. Attached sets of the admin's are only reported: they are not ours to create.
+    pub fn verify(&mut self) {
+        if self.installed {
+            let ruleset = Ruleset::for_config(&self.config);
+            match ruleset_present(&mut self.firewall, &ruleset) {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!("table inet {} (or part of it) was removed from outside: putting it back", ruleset.table);
+                    match self.firewall.install(&ruleset) {
+                        Ok(()) => info!("table inet {} restored", ruleset.table),
+                        Err(e) => error!("cannot restore table inet {}: {e}", ruleset.table),
+                    }
+                }
+                Err(e) => debug!("cannot check table inet {}: {e}", ruleset.table),
+            }
+        }
+        match check_attached_sets(&self.config, &mut self.firewall) {
+            Ok(()) => {
+                if self.missing_attached.take().is_some() {
+                    info!("the attached sets are all back");
+                }
+            }
+            Err(EngineError::AttachSet { door, message }) => {
+                let problem = Some((door, message));
+                if self.missing_attached != problem {
+                    if let Some((door, message)) = &problem {
+                        error!("door {door}: {message}; its grants fail until that is fixed");
+                    }
+                    self.missing_attached = problem;
+                }
+            }
+            Err(e) => debug!("cannot check the attached sets: {e}"),
+        }
     }
 
     /// Housekeeping at `now`: runs due stop commands, forgets attempts that can no longer complete.
@@ -363,6 +424,16 @@ fn matcher_for(config: &Config) -> Result<Matcher, EngineError> {
         }
     }
     Ok(matcher)
+}
+
+/// Whether every set and the chain of `ruleset` exist.
+fn ruleset_present<F: Firewall>(firewall: &mut F, ruleset: &Ruleset) -> Result<bool, FirewallError> {
+    for set in &ruleset.sets {
+        if firewall.set_info(TableFamily::Inet, &ruleset.table, &set.name)?.is_none() {
+            return Ok(false);
+        }
+    }
+    firewall.chain_exists(TableFamily::Inet, &ruleset.table, crate::nft::CHAIN)
 }
 
 /// Attach mode: every set a door names must exist, hold addresses of the right family, and

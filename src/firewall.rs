@@ -57,6 +57,9 @@ pub trait Firewall {
 
     /// Describes an existing set; `None` when it (or its table) does not exist.
     fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError>;
+
+    /// Whether a chain exists.
+    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError>;
 }
 
 /// An in-memory firewall that records what it was asked to do.
@@ -68,6 +71,8 @@ pub struct MemoryFirewall {
     pub foreign_sets: Vec<(TableFamily, String, String, SetInfo)>,
     /// When set, every operation fails with this errno.
     pub fail_with: Option<i32>,
+    /// Someone deleted the installed table (`nft flush ruleset`); `install` puts it back.
+    pub deleted: bool,
 }
 
 impl MemoryFirewall {
@@ -86,17 +91,35 @@ impl Firewall for MemoryFirewall {
     fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError> {
         self.check("install the ruleset")?;
         self.installed.push(ruleset.clone());
+        self.deleted = false;
         Ok(())
     }
 
     fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
         self.check("add set elements")?;
+        if self.deleted {
+            return Err(FirewallError::Netlink {
+                operation: "add set elements".into(),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
         self.elements.extend_from_slice(elements);
         Ok(())
     }
 
     fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError> {
         self.check("look up a set")?;
+        let own = self.installed.last().filter(|r| !self.deleted && family == TableFamily::Inet && r.table == table);
+        if let Some(spec) = own.and_then(|r| r.sets.iter().find(|s| s.name == set)) {
+            let key_type = if spec.family == crate::nft::Family::V4 { KEY_IPV4 } else { KEY_IPV6 };
+            return Ok(Some(SetInfo { timeout: true, key_type }));
+        }
         Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))
+    }
+
+    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError> {
+        self.check("look up a chain")?;
+        let own = self.installed.last().filter(|r| !self.deleted && family == TableFamily::Inet && r.table == table);
+        Ok(own.is_some() && chain == crate::nft::CHAIN)
     }
 }

@@ -22,4 +22,5 @@ pub mod names;
 pub mod nft;
 pub mod one_time;
 pub mod pidfile;
+pub mod rate_limit;
 pub mod wire;

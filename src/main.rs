@@ -66,7 +66,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.lookup {
         engine = engine.with_lookup();
     }
-    capture.refilter(None, &engine.matcher().knock_ports())?;
+    capture.set_ports(&engine.matcher().knock_ports())?;
+    daemon::warn_missing(&capture);
     let mut signals = Signals::install().context("cannot install signal handlers")?;
 
     if cli.daemon && !cli.debug {

@@ -107,7 +107,7 @@ fn knocks() -> Vec<PortProto> {
 
 #[test]
 fn accepts_knocks_and_only_knocks() {
-    let prog = bpf::build(&knocks(), &[], true).unwrap();
+    let prog = bpf::build(&knocks(), None, true).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 8000, 5), INCOMING_V4), SNAPLEN);
@@ -125,7 +125,7 @@ fn accepts_knocks_and_only_knocks() {
 
 #[test]
 fn ipv4_options_move_the_transport_header() {
-    let prog = bpf::build(&knocks(), &[], true).unwrap();
+    let prog = bpf::build(&knocks(), None, true).unwrap();
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 6), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 15), INCOMING_V4), SNAPLEN);
     let mut tricky = ipv4(TCP, 22, 6);
@@ -135,7 +135,7 @@ fn ipv4_options_move_the_transport_header() {
 
 #[test]
 fn drops_what_cannot_be_a_knock() {
-    let prog = bpf::build(&knocks(), &[], true).unwrap();
+    let prog = bpf::build(&knocks(), None, true).unwrap();
     let outgoing = Meta { pkttype: bpf::PACKET_OUTGOING, ..INCOMING_V4 };
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), outgoing), 0, "our own packets");
     let arp = Meta { protocol: 0x0806, ..INCOMING_V4 };
@@ -154,7 +154,7 @@ fn drops_what_cannot_be_a_knock() {
 
 #[test]
 fn truncated_packets_are_dropped() {
-    let prog = bpf::build(&knocks(), &[], true).unwrap();
+    let prog = bpf::build(&knocks(), None, true).unwrap();
     let full = ipv4(TCP, 7000, 5);
     for len in 0..24 {
         assert_eq!(run(&prog, &full[..len], INCOMING_V4), 0, "len {len}");
@@ -167,22 +167,25 @@ fn truncated_packets_are_dropped() {
 
 #[test]
 fn interfaces_limit_capture() {
-    let prog = bpf::build(&knocks(), &[3, 7], true).unwrap();
+    let prog = bpf::build(&knocks(), Some(&[3, 7]), true).unwrap();
     assert_well_formed(&prog);
     let on = |ifindex| Meta { ifindex, ..INCOMING_V4 };
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(3)), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(7)), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(2)), 0);
+    let none_yet = bpf::build(&knocks(), Some(&[]), true).unwrap();
+    assert_well_formed(&none_yet);
+    assert_eq!(run(&none_yet, &ipv4(TCP, 7000, 5), on(3)), 0, "named interfaces that do not exist: nothing passes");
     let many: Vec<u32> = (1..=250).collect();
-    let prog = bpf::build(&knocks(), &many, true).unwrap();
+    let prog = bpf::build(&knocks(), Some(&many), true).unwrap();
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), on(250)), SNAPLEN);
     let too_many: Vec<u32> = (1..=300).collect();
-    assert_eq!(bpf::build(&knocks(), &too_many, true), Err(BpfError::JumpTooFar));
+    assert_eq!(bpf::build(&knocks(), Some(&too_many), true), Err(BpfError::JumpTooFar));
 }
 
 #[test]
 fn no_ports_drops_everything() {
-    let prog = bpf::build(&[], &[], true).unwrap();
+    let prog = bpf::build(&[], None, true).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), 0);
     assert_eq!(run(&prog, &ipv6(UDP, 9000), INCOMING_V6), 0);
@@ -191,19 +194,19 @@ fn no_ports_drops_everything() {
 #[test]
 fn many_ports_and_the_length_limit() {
     let ports: Vec<PortProto> = (1000..3000).map(PortProto::tcp).collect();
-    let prog = bpf::build(&ports, &[], true).unwrap();
+    let prog = bpf::build(&ports, None, true).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 2999, 5), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 3000, 5), INCOMING_V4), 0);
     let too_many: Vec<PortProto> = (1000..4000).map(PortProto::tcp).collect();
-    assert!(matches!(bpf::build(&too_many, &[], true), Err(BpfError::TooLong(n)) if n > bpf::MAX_INSNS));
+    assert!(matches!(bpf::build(&too_many, None, true), Err(BpfError::TooLong(n)) if n > bpf::MAX_INSNS));
 }
 
 /// The kernel's checker accepts the program (any socket takes a filter; no root needed).
 #[test]
 fn the_kernel_accepts_the_program() {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    for ifindexes in [&[][..], &[2, 3][..]] {
+    for ifindexes in [None, Some(&[2, 3][..]), Some(&[][..])] {
         let prog = bpf::build(&knocks(), ifindexes, true).unwrap();
         let filter: Vec<socket2::SockFilter> =
             prog.iter().map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
@@ -213,7 +216,7 @@ fn the_kernel_accepts_the_program() {
 
 #[test]
 fn ipv4_only_drops_every_ipv6_knock() {
-    let prog = bpf::build(&knocks(), &[], false).unwrap();
+    let prog = bpf::build(&knocks(), None, false).unwrap();
     assert_well_formed(&prog);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv6(TCP, 7000), INCOMING_V6), 0);

@@ -271,3 +271,21 @@ fn one_time_sequences_advance_and_run_out() {
     assert_eq!(e.spawner().jobs.len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_table_removed_from_outside_is_put_back_and_the_grant_retried() {
+    let mut e = engine();
+    e.firewall_mut().deleted = true; // `nft flush ruleset`
+    e.verify();
+    assert_eq!(e.firewall().installed.len(), 2, "verify reinstalled the ruleset");
+    assert!(!e.firewall().deleted);
+    // Removed again between two checks: the grant fails, the table is put back, the grant retried.
+    e.firewall_mut().deleted = true;
+    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
+    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    assert_eq!(e.flush(), 1);
+    assert_eq!(e.firewall().installed.len(), 3);
+    assert_eq!(e.stats().grant_errors, 0);
+    e.verify();
+    assert_eq!(e.firewall().installed.len(), 3, "nothing to do when all is there");
+}

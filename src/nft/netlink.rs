@@ -93,6 +93,10 @@ impl Firewall for NetlinkFirewall {
         NetlinkFirewall::set_info(self, family, table, set)
     }
 
+    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError> {
+        NetlinkFirewall::chain_exists(self, family, table, chain)
+    }
+
     fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError> {
         let table_name = cstring(&ruleset.table);
         let table = Table::new(&table_name, ProtoFamily::Inet);

@@ -116,6 +116,43 @@ impl NetlinkFirewall {
         }
     }
 
+    /// Whether a chain exists.
+    pub fn chain_exists(&mut self, family: TableFamily, table: &str, name: &str) -> Result<bool, FirewallError> {
+        let invalid = || FirewallError::Netlink {
+            operation: format!("look up chain {family} {table} {name}"),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        };
+        let (c_table, c_name) =
+            (CString::new(table).map_err(|_| invalid())?, CString::new(name).map_err(|_| invalid())?);
+        let build = |buf: *mut c_char, seq: u32| {
+            // SAFETY: a fresh chain object naming the chain, freed right after building.
+            unsafe {
+                let chain = sys::nftnl_chain_alloc();
+                if chain.is_null() {
+                    std::process::abort();
+                }
+                sys::nftnl_chain_set_str(chain, sys::NFTNL_CHAIN_TABLE as u16, c_table.as_ptr());
+                sys::nftnl_chain_set_str(chain, sys::NFTNL_CHAIN_NAME as u16, c_name.as_ptr());
+                let nlh = sys::nftnl_nlmsg_build_hdr(
+                    buf,
+                    libc::NFT_MSG_GETCHAIN as u16,
+                    u16::from(family.nfproto()),
+                    libc::NLM_F_ACK as u16,
+                    seq,
+                );
+                sys::nftnl_chain_nlmsg_build_payload(nlh, chain);
+                sys::nftnl_chain_free(chain);
+            }
+        };
+        let mut found = false;
+        let result = self.request(build, note_reply, &mut found, || format!("look up chain {family} {table} {name}"));
+        match result {
+            Ok(()) => Ok(found),
+            Err(FirewallError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every element of a set, with its timeout and time left.
     pub fn list_elements(
         &mut self,
@@ -142,6 +179,11 @@ impl NetlinkFirewall {
         self.request(build, parse_elements, &mut elements, || format!("list set {family} {table} {name}"))?;
         Ok(elements)
     }
+}
+
+fn note_reply(_: &libc::nlmsghdr, found: &mut bool) -> libc::c_int {
+    *found = true;
+    1 // MNL_CB_OK
 }
 
 fn parse_set(header: &libc::nlmsghdr, info: &mut Option<SetInfo>) -> libc::c_int {

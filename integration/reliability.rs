@@ -1,0 +1,277 @@
+//! Faults, floods and hostile input, against the real daemon and kernel.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::daemon::{ConfigFile, Daemon};
+use crate::frames::{self, Sender};
+use crate::lab::*;
+
+const WITHIN: Duration = Duration::from_secs(3);
+const DROP_WAIT: Duration = Duration::from_millis(700);
+
+fn ssh_v4() -> SocketAddr {
+    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
+}
+
+fn door(timeout: &str) -> String {
+    format!("doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: {timeout}}}\n")
+}
+
+fn knock_all(lab: &Lab, src: &str, ports: &[u16]) {
+    for &port in ports {
+        knock(&lab.client, src, SERVER_V4, port, false);
+    }
+}
+
+fn set_has(lab: &Lab, addr: &str) -> bool {
+    lab.server.set_elements("knockd", "ssh_v4").contains(addr)
+}
+
+/// Bounded wait for a condition on the server.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &door("3s"));
+    let mut daemon = Daemon::start(&lab.server, &config, &[]);
+    let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(daemon.wait_log("granted", WITHIN));
+    daemon.signal(libc::SIGKILL);
+    assert!(daemon.wait_exit(WITHIN).is_some());
+    let killed_at = Instant::now();
+
+    assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok(), "the grant outlives the daemon");
+    assert!(
+        eventually(Duration::from_secs(8), || !set_has(&lab, "198.18.0.2")),
+        "the kernel expires it without the daemon"
+    );
+    assert!(killed_at.elapsed() < Duration::from_secs(4));
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "and the port is closed again");
+
+    // A grant made before a crash survives the restart; nothing is duplicated.
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(daemon.wait_log("granted", WITHIN));
+    daemon.signal(libc::SIGKILL);
+    let daemon = Daemon::start(&lab.server, &ConfigFile::new("knockd.yaml", &door("60s")), &[]);
+    assert!(set_has(&lab, "198.18.0.2"), "the unexpired grant is still there");
+    assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
+    assert_eq!(lab.server.nft(&["list", "chain", "inet", "knockd", "input"]), chain);
+    assert_eq!(lab.server.nft(&["list", "tables"]).trim(), "table inet knockd");
+    drop(daemon);
+}
+
+#[test]
+fn a_flushed_ruleset_is_put_back_and_the_next_knock_works() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &door("30s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    lab.server.nft(&["flush", "ruleset"]);
+    assert!(
+        daemon.wait_log("was removed from outside: putting it back", Duration::from_secs(5)),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(daemon.wait_log("table inet knockd restored", WITHIN));
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the door is closed again");
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+
+    // Deleted right before a knock, faster than the periodic check: the grant puts it back.
+    lab.server.nft(&["delete", "table", "inet", "knockd"]);
+    knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+}
+
+#[test]
+fn capture_follows_its_interface_going_away_and_coming_back() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", &door("30s"));
+    let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
+    lab.unlink();
+    lab.link(); // same names, new interface indexes
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    assert!(daemon.wait_log("interfaces changed", Duration::from_secs(5)), "{}", daemon.log_text());
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+}
+
+#[test]
+fn capture_starts_before_its_interface_exists_and_targets_added_later_work() {
+    let lab = Lab::new();
+    lab.unlink();
+    let door = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    target: 198.18.7.7\n    open: {ports: [22], timeout: 30s}\n";
+    let config = ConfigFile::new("knockd.yaml", door);
+    let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
+    assert!(
+        daemon.log_text().contains(&format!("interface {} does not exist (yet)", lab.server_if)),
+        "{}",
+        daemon.log_text()
+    );
+    lab.link();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    assert!(daemon.wait_log("interfaces changed: listening on all of them again", Duration::from_secs(5)));
+    // The target address is added only now.
+    lab.server.ip(&["addr", "add", "198.18.7.7/16", "dev", &lab.server_if, "nodad"]);
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "knocks to another address do not count");
+    for port in [7000, 8000, 9000] {
+        knock(&lab.client, CLIENT_V4, "198.18.7.7", port, false);
+    }
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+}
+
+#[test]
+fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &door("60s"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
+    assert!(daemon.wait_log("granted", WITHIN));
+
+    let good = |n: u16| {
+        format!("doors:\n  ssh:\n    sequence: [{}, 6001]\n    open: {{ports: [22], timeout: 60s}}\n", 5000 + n)
+    };
+    let started = Instant::now();
+    for n in 0..100u16 {
+        if n % 2 == 0 {
+            config.rewrite(&good(n));
+        } else {
+            config.rewrite("doors: {ssh: {sequence: [0]}}\n");
+        }
+        daemon.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(8));
+    }
+    let last_good = good(98);
+    config.rewrite(&last_good);
+    daemon.signal(libc::SIGHUP);
+    assert!(started.elapsed() < Duration::from_secs(3), "the storm itself is bounded");
+    std::thread::sleep(Duration::from_millis(500));
+
+    assert!(daemon.log_text().contains("reload failed, keeping the running config"), "{}", daemon.log_text());
+    assert!(set_has(&lab, "198.18.0.3"), "no grant was lost");
+    assert!(connect(&lab.client, OTHER_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
+    knock_all(&lab, CLIENT_V4, &[5098, 6001]);
+    assert!(
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN),
+        "the last good config is in force:\n{}",
+        daemon.log_text()
+    );
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "log: {level: warn}\nlimits: {max_attempts: 5000}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    open: {ports: [22], timeout: 60s}\n",
+    );
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let sender = Sender::new(&lab, 0x0800);
+    let server: Ipv4Addr = SERVER_V4.parse().unwrap();
+    let legit: Ipv4Addr = CLIENT_V4.parse().unwrap();
+    // 50,000 spoofed first knocks, ten times the cap, with the legitimate knock in the middle.
+    const FLOOD: u32 = 50_000;
+    for n in 0..FLOOD {
+        sender.send(&frames::tcp_syn(frames::spoofed(n), server, 7000));
+        if n == FLOOD / 2 {
+            for port in [7000, 8000, 9000] {
+                sender.send(&frames::tcp_syn(legit, server, port));
+            }
+        }
+    }
+    assert!(
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN),
+        "the legitimate knock was lost:\n{}",
+        daemon.log_text()
+    );
+    daemon.signal(libc::SIGUSR1);
+    assert!(daemon.wait_log("counters:", WITHIN));
+    let counters = daemon.log_text().lines().find(|l| l.contains("counters:")).unwrap().to_owned();
+    let value = |key: &str| -> u64 {
+        let field = counters.split_whitespace().find(|f| f.starts_with(&format!("{key}="))).unwrap();
+        field.split('=').nth(1).unwrap().parse().unwrap()
+    };
+    assert!(value("attempts") <= 5000, "{counters}");
+    assert!(value("evictions") > 0, "the flood did overflow the table: {counters}");
+    assert!(value("opens") >= 1, "{counters}");
+    eprintln!("{counters}");
+    let rss = rss_kib(daemon.pid());
+    assert!(rss < 64 * 1024, "resident memory {rss} KiB");
+}
+
+#[test]
+fn malformed_packets_never_take_the_daemon_down() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", &door("30s"));
+    let mut daemon = Daemon::start(&lab.server, &config, &[]);
+    let server: Ipv4Addr = SERVER_V4.parse().unwrap();
+    let v4 = Sender::new(&lab, 0x0800);
+    let good = frames::tcp_syn(CLIENT_V4.parse().unwrap(), server, 7000);
+    let mut packets: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect(); // every truncation
+    let mut short_ihl = good.clone();
+    short_ihl[0] = 0x42; // header length 8 bytes
+    let mut long_ihl = good.clone();
+    long_ihl[0] = 0x4f; // header length 60 bytes, packet is 40
+    let mut bogus_total = good.clone();
+    bogus_total[2..4].copy_from_slice(&9000u16.to_be_bytes());
+    let mut later_fragment = good.clone();
+    later_fragment[6..8].copy_from_slice(&0x0001u16.to_be_bytes());
+    let mut first_fragment = good.clone();
+    first_fragment[6] = 0x20;
+    let mut bad_version = good.clone();
+    bad_version[0] = 0x75;
+    packets.extend([short_ihl, long_ihl, bogus_total, later_fragment, first_fragment, bad_version]);
+    for p in &packets {
+        v4.send(p);
+    }
+    // IPv6 with a hop-by-hop header in front of TCP, and truncated IPv6.
+    let v6 = Sender::new(&lab, 0x86dd);
+    let mut ext = vec![0u8; 68];
+    ext[0] = 0x60;
+    ext[4..6].copy_from_slice(&28u16.to_be_bytes());
+    ext[6] = 0; // hop-by-hop
+    ext[40] = 6; // next: TCP
+    ext[42 + 8..42 + 10].copy_from_slice(&7000u16.to_be_bytes());
+    v6.send(&ext);
+    v6.send(&ext[..30]);
+    // An 802.1Q-tagged frame carrying a knock.
+    let vlan = Sender::new(&lab, 0x8100);
+    let mut tagged = vec![0x00, 0x07, 0x08, 0x00];
+    tagged.extend_from_slice(&good);
+    vlan.send(&tagged);
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(daemon.wait_exit(Duration::ZERO), None, "the daemon died:\n{}", daemon.log_text());
+    knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    daemon.signal(libc::SIGUSR1);
+    assert!(daemon.wait_log("counters:", WITHIN));
+    assert!(daemon.stop().success());
+}
