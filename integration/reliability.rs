@@ -275,3 +275,39 @@ fn malformed_packets_never_take_the_daemon_down() {
     assert!(daemon.wait_log("counters:", WITHIN));
     assert!(daemon.stop().success());
 }
+
+/// The capability sets of a running process, from /proc.
+fn capabilities(pid: i32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    (field("CapEff:"), field("CapPrm:"), field("CapBnd:"))
+}
+
+#[test]
+fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() {
+    const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let out = ConfigFile::new("caps", "");
+    let yaml = format!(
+        "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"grep CapEff /proc/self/status >> {}\"\n",
+        out.path.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert_eq!(capabilities(daemon.pid()), (NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW));
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    assert!(eventually(WITHIN, || std::fs::read_to_string(&out.path).is_ok_and(|t| t.contains("CapEff"))));
+    let command_caps = std::fs::read_to_string(&out.path).unwrap();
+    assert!(command_caps.trim().ends_with("0000000000003000"), "the command got more: {command_caps}");
+    // The table can still be restored without the dropped capabilities.
+    lab.server.nft(&["flush", "ruleset"]);
+    assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
+
+    let kept = Daemon::start(&lab.server, &config, &["--keep-capabilities"]);
+    assert_ne!(capabilities(kept.pid()).0, NET_ADMIN_AND_RAW);
+}

@@ -49,6 +49,10 @@ pub struct KnockdCli {
     /// Show host names (reverse DNS, looked up in the background) next to addresses in logs.
     #[arg(long = "lookup")]
     pub lookup: bool,
+    /// Keep every capability (by default only CAP_NET_ADMIN and CAP_NET_RAW are kept after
+    /// start-up; commands of classic doors get the same).
+    #[arg(long = "keep-capabilities")]
+    pub keep_capabilities: bool,
     /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
     #[arg(long = "convert", value_name = "FILE", exclusive = true)]
     pub convert: Option<PathBuf>,

@@ -22,5 +22,6 @@ pub mod names;
 pub mod nft;
 pub mod one_time;
 pub mod pidfile;
+pub mod privileges;
 pub mod rate_limit;
 pub mod wire;

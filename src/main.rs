@@ -74,6 +74,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         background::detach(pidfile.as_mut()).context("cannot go into the background")?;
         logging::reopen()?;
     }
+    // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
+    if !cli.keep_capabilities {
+        knockd::privileges::drop_capabilities()?;
+    }
     info!("{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

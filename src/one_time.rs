@@ -34,8 +34,13 @@ fn parse_line(line: &str) -> Option<Vec<PortProto>> {
     PortProto::parse_sequence(line).ok()
 }
 
-/// The first unused sequence in `path`; `None` when every one has been used.
+/// The first unused sequence in `path`; `None` when every one has been used. Like a config,
+/// the file must not be writable by other users: it holds secrets that open the firewall.
 pub fn current(path: &Path) -> Result<Option<Vec<PortProto>>, OneTimeError> {
+    crate::config::check_private(path).map_err(|message| OneTimeError {
+        path: path.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("refusing to use it: {message}")),
+    })?;
     let text = fs::read_to_string(path).map_err(io_error(path))?;
     Ok(text.lines().find_map(parse_line))
 }

@@ -292,3 +292,27 @@ fn unreadable_and_huge_files() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(message.contains("larger than"), "{message}");
 }
+
+#[test]
+fn files_others_can_write_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("knockd-perms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("knockd.yaml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let world = config::load(&path).unwrap_err().to_string();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let private = config::load(&path);
+    let seqs = dir.join("seqs");
+    std::fs::write(&seqs, "1,2\n").unwrap();
+    std::fs::set_permissions(&seqs, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let secret = knockd::one_time::current(&seqs).unwrap_err().to_string();
+    // A directory is no config either.
+    let dir_error = config::load(&dir).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(world.contains("refusing to use it: it is writable by every user (mode 666): run `chmod o-w"), "{world}");
+    assert!(private.is_ok());
+    assert!(secret.contains("refusing to use it") && secret.contains("writable by every user"), "{secret}");
+    assert!(dir_error.contains("cannot read the config"), "{dir_error}");
+}

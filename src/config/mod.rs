@@ -31,6 +31,8 @@ pub enum ConfigError {
     },
     #[error("{file}: the config is larger than {MAX_CONFIG_BYTES} bytes")]
     TooLarge { file: String },
+    #[error("{file}: refusing to use it: {message}")]
+    Unsafe { file: String, message: String },
     #[error("{file}{}: {message}", DisplayLocation(location))]
     Invalid { file: String, location: Option<Location>, message: String },
 }
@@ -69,6 +71,7 @@ pub fn detect(path: &Path, text: &str) -> Format {
 /// Reads and validates the config at `path`, in whichever format it is written.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
+    check_private(path).map_err(|message| ConfigError::Unsafe { file: file.clone(), message })?;
     let text = read_bounded(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::FileTooLarge => ConfigError::TooLarge { file: file.clone() },
         _ => ConfigError::Read { file: file.clone(), source },
@@ -77,6 +80,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Format::Yaml => yaml::parse(&file, &text),
         Format::KnockdConf => knockd_conf::parse(&file, &text),
     }
+}
+
+/// A file that decides what the firewall opens (a config, a one-time sequence file) must not be
+/// writable by anyone but its owner, and its owner must be root or the daemon's own user.
+/// Returns what is wrong and how to fix it. A missing file is left to the reader to report.
+pub fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+    let mode = meta.mode();
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if mode & 0o002 != 0 {
+        return Err(format!("it is writable by every user (mode {:o}): run `chmod o-w {}`", mode & 0o7777, path.display()));
+    }
+    if mode & 0o020 != 0 && meta.gid() != 0 {
+        return Err(format!(
+            "it is writable by group {} (mode {:o}): run `chmod g-w {}`",
+            meta.gid(),
+            mode & 0o7777,
+            path.display()
+        ));
+    }
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!("it is owned by uid {}, not root: run `chown root {}`", meta.uid(), path.display()));
+    }
+    Ok(())
 }
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockd_global_optspecs
-    string join \n c/configfile= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup convert= h/help V/version
+    string join \n c/configfile= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup keep-capabilities convert= h/help V/version
 end
 
 function __fish_knockd_needs_command
@@ -37,6 +37,7 @@ complete -c knockd -n "__fish_knockd_needs_command" -s s -l stdout -d 'Also log 
 complete -c knockd -n "__fish_knockd_needs_command" -s D -l debug -d 'Debug mode: stay in the foreground, log at debug level to stderr only'
 complete -c knockd -n "__fish_knockd_needs_command" -s 4 -l only-ip-v4 -d 'Ignore IPv6 knocks'
 complete -c knockd -n "__fish_knockd_needs_command" -l lookup -d 'Show host names (reverse DNS, looked up in the background) next to addresses in logs'
+complete -c knockd -n "__fish_knockd_needs_command" -l keep-capabilities -d 'Keep every capability (by default only CAP_NET_ADMIN and CAP_NET_RAW are kept after start-up; commands of classic doors get the same)'
 complete -c knockd -n "__fish_knockd_needs_command" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_needs_command" -s V -l version -d 'Print version'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "check" -d 'Validate the config and print the nftables objects it would create; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
