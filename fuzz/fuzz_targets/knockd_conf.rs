@@ -1,0 +1,14 @@
+//! Any text as a classic knockd.conf: an error or a config, never a panic; and its `--convert`
+//! YAML loads to the same config.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(config) = knockd::config::knockd_conf::parse("fuzz.conf", text) {
+        let yaml = knockd::config::convert::to_yaml(&config);
+        let again = knockd::config::yaml::parse("again.yaml", &yaml).expect("converted YAML loads");
+        assert_eq!(again, config);
+    }
+});
