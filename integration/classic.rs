@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::daemon::{ConfigFile, Daemon, KNOCKD};
+use crate::daemon::{ConfigFile, Daemon, knockd_path};
 use crate::lab::*;
 
 const DROP_WAIT: Duration = Duration::from_millis(700);
@@ -218,7 +218,8 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_and_logs_to_a_file() {
     let dir = config.path.parent().unwrap();
     let (pidfile, logfile) = (dir.join("knockd.pid"), dir.join("knockd.log"));
     let run = |extra: &[&str]| {
-        let mut args = vec!["netns", "exec", &lab.server.0, KNOCKD, "-c", config.path.to_str().unwrap(), "-n"];
+        let knockd = knockd_path();
+        let mut args = vec!["netns", "exec", &lab.server.0, &knockd, "-c", config.path.to_str().unwrap(), "-n"];
         args.extend_from_slice(extra);
         Command::new("ip").args(&args).output().unwrap()
     };

@@ -8,7 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::lab::Netns;
 
-pub const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
+/// The knockd binary under test: cargo tells integration tests; the benchmark, built as a
+/// binary beside it, finds it in its own directory.
+pub fn knockd_path() -> String {
+    option_env!("CARGO_BIN_EXE_knockd")
+        .map(String::from)
+        .unwrap_or_else(|| std::env::current_exe().expect("own path").with_file_name("knockd").display().to_string())
+}
 
 /// A config file in a temporary directory of its own, removed on drop.
 pub struct ConfigFile {
@@ -56,9 +62,16 @@ impl Daemon {
 
     /// Starts it without waiting; for tests of start-up failures.
     pub fn spawn(ns: &Netns, config: &ConfigFile, extra: &[&str]) -> Daemon {
-        let config_path = config.path.to_str().unwrap();
-        let mut args = vec!["netns", "exec", &ns.0, KNOCKD, "-D", "-c", config_path];
+        let mut args = vec!["-D", "-c", config.path.to_str().unwrap()];
         args.extend_from_slice(extra);
+        Daemon::spawn_program(ns, &knockd_path(), &args)
+    }
+
+    /// Starts any program in `ns` with its output captured (the benchmark runs the classic
+    /// knockd this way, and ours without `-D`).
+    pub fn spawn_program(ns: &Netns, program: &str, program_args: &[&str]) -> Daemon {
+        let mut args = vec!["netns", "exec", &ns.0, program];
+        args.extend_from_slice(program_args);
         let mut child = Command::new("ip")
             .args(&args)
             .stdin(Stdio::null())

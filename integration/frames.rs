@@ -45,6 +45,29 @@ impl Sender {
         // A full queue (ENOBUFS) under a flood only means this packet is lost: like the wire.
         let _ = self.socket.send_to(packet, &self.to);
     }
+
+    /// Sends up to 64 packets with one `sendmmsg` call; returns how many the kernel took.
+    pub fn send_many(&self, packets: &[Vec<u8>]) -> usize {
+        use std::os::fd::AsRawFd;
+        let packets = &packets[..packets.len().min(64)];
+        let mut iovecs: Vec<libc::iovec> =
+            packets.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() }).collect();
+        let mut headers: Vec<libc::mmsghdr> = iovecs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: all zeroes is a valid mmsghdr; the pointers set below outlive the call.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_name = self.to.as_ptr() as *mut _;
+                h.msg_hdr.msg_namelen = self.to.len();
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        // SAFETY: every header points at a live iovec, packet and address.
+        let n = unsafe { libc::sendmmsg(self.socket.as_raw_fd(), headers.as_mut_ptr(), headers.len() as u32, 0) };
+        n.max(0) as usize
+    }
 }
 
 /// An IPv4 TCP SYN from `src` to `dst:dport`.
@@ -75,8 +98,11 @@ fn checksum(header: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The `n`th spoofed source in 198.19.0.0/16 (skipping .0 and .255 of each /24).
+/// How many distinct spoofed sources there are: 198.18.32.0 to 198.19.255.255, clear of the
+/// lab's own addresses in 198.18.0.0/19.
+pub const SPOOFED: u32 = 0x1_e000;
+
+/// The `n`th spoofed source (they repeat after [`SPOOFED`]).
 pub fn spoofed(n: u32) -> Ipv4Addr {
-    let n = n % (256 * 254);
-    Ipv4Addr::new(198, 19, (n / 254) as u8, (n % 254 + 1) as u8)
+    Ipv4Addr::from(0xc612_2000 + n % SPOOFED)
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, KNOCKD};
+use crate::daemon::{ConfigFile, Daemon, knockd_path};
 use crate::lab::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
@@ -55,7 +55,7 @@ fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
     let tables = lab.server.nft(&["list", "tables"]);
     assert_eq!(tables.trim(), "table inet filter", "no table of knockd's own");
 
-    let status = lab.server.run(|| cmd(KNOCKD, &["status", "-c", config.path.to_str().unwrap()]));
+    let status = lab.server.run(|| cmd(&knockd_path(), &["status", "-c", config.path.to_str().unwrap()]));
     let line = status.lines().find(|l| l.contains("198.18.0.2")).unwrap_or_else(|| panic!("{status}"));
     assert!(line.starts_with("ssh") && line.contains("set inet filter knock_ssh4"), "{status}");
 }
@@ -96,7 +96,7 @@ fn status_lists_grants_with_time_left_and_sigusr1_logs_counters() {
         knock(&lab.client, src, dst, 8000, false);
     }
     assert!(daemon.wait_log("ssh: 2001:db8::2: granted", WITHIN));
-    let status = lab.server.run(|| cmd(KNOCKD, &["status", "-c", config.path.to_str().unwrap()]));
+    let status = lab.server.run(|| cmd(&knockd_path(), &["status", "-c", config.path.to_str().unwrap()]));
     let lines: Vec<&str> = status.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -133,7 +133,7 @@ fn under_systemd_it_notifies_and_logs_with_priorities() {
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &lab.server.0, KNOCKD, "-c", config.path.to_str().unwrap()])
+        .args(["netns", "exec", &lab.server.0, &knockd_path(), "-c", config.path.to_str().unwrap()])
         .env("NOTIFY_SOCKET", &notify_path)
         .env("JOURNAL_STREAM", "8:12345")
         .stderr(Stdio::piped())

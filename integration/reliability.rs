@@ -197,13 +197,11 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
     let legit: Ipv4Addr = CLIENT_V4.parse().unwrap();
     // 50,000 spoofed first knocks, ten times the cap, with the legitimate knock in the middle.
     const FLOOD: u32 = 50_000;
-    for n in 0..FLOOD {
-        sender.send(&frames::tcp_syn(frames::spoofed(n), server, 7000));
-        if n == FLOOD / 2 {
-            for port in [7000, 8000, 9000] {
-                sender.send(&frames::tcp_syn(legit, server, port));
-            }
-        }
+    let mut packets: Vec<Vec<u8>> = (0..FLOOD).map(|n| frames::tcp_syn(frames::spoofed(n), server, 7000)).collect();
+    let legit_knocks = [7000, 8000, 9000].map(|port| frames::tcp_syn(legit, server, port));
+    packets.splice(FLOOD as usize / 2..FLOOD as usize / 2, legit_knocks);
+    for batch in packets.chunks(64) {
+        sender.send_many(batch);
     }
     assert!(
         connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN),

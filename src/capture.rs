@@ -1,7 +1,7 @@
 //! The capture socket: AF_PACKET, cooked (`SOCK_DGRAM`), with the knock filter in the kernel.
 
 use std::ffi::CString;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, SockAddr, SockFilter, Socket, Type};
@@ -116,10 +116,42 @@ pub struct KernelStats {
     pub drops: u64,
 }
 
+/// Packets per `recvmmsg` call.
+pub const BATCH: usize = 64;
+
+/// Buffers for one batch of packets, allocated once and reused for every call.
+pub struct RecvBatch {
+    buffers: Vec<[u8; bpf::SNAPLEN as usize]>,
+    lengths: Vec<usize>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    count: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            buffers: vec![[0; bpf::SNAPLEN as usize]; BATCH],
+            lengths: vec![0; BATCH],
+            iovecs: Vec::with_capacity(BATCH),
+            // SAFETY: mmsghdr is a plain C struct for which all zeroes is a valid value.
+            headers: vec![unsafe { std::mem::zeroed() }; BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    /// The packets received by the last call, each starting at its IP header.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.buffers[..self.count].iter().zip(&self.lengths).map(|(b, len)| &b[..(*len).min(b.len())])
+    }
+}
+
 /// Something the daemon can read knock packets from; the kernel socket, or a test's list.
 pub trait PacketSource {
-    /// Reads one packet (starting at its IP header) into `buf`; `None` when none is waiting.
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+    /// Reads the packets waiting, up to a batch; returns how many (0 when none is waiting).
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize>;
 }
 
 /// An AF_PACKET socket on every interface, filtered in the kernel.
@@ -175,16 +207,48 @@ impl PacketSocket {
 }
 
 impl PacketSource for PacketSocket {
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        // The pointers are rebuilt on every call: the batch may have moved since the last one.
+        batch.iovecs.clear();
+        for buffer in &mut batch.buffers {
+            batch.iovecs.push(libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() });
+        }
+        for (header, iovec) in batch.headers.iter_mut().zip(&mut batch.iovecs) {
+            // SAFETY: as in `Default`, all zeroes is a valid msghdr.
+            *header = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_iov = iovec;
+            header.msg_hdr.msg_iovlen = 1;
+        }
         loop {
-            return match (&self.socket).read(buf) {
-                Ok(n) => Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // The interface a queued packet came from went away; the next one is fine.
-                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => continue,
-                Err(e) => Err(e),
+            // SAFETY: every header points at one live iovec of a live buffer, for BATCH entries.
+            let n = unsafe {
+                libc::recvmmsg(
+                    self.socket.as_raw_fd(),
+                    batch.headers.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
             };
+            if n >= 0 {
+                let n = n as usize;
+                for (len, header) in batch.lengths.iter_mut().zip(&batch.headers[..n]) {
+                    *len = header.msg_len as usize;
+                }
+                batch.count = n;
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => {
+                    batch.count = 0;
+                    return Ok(0);
+                }
+                io::ErrorKind::Interrupted => continue,
+                // The interface a queued packet came from went away; the next one is fine.
+                _ if e.raw_os_error() == Some(libc::ENETDOWN) => continue,
+                _ => return Err(e),
+            }
         }
     }
 }

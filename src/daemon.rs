@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 
-use crate::bpf;
-use crate::capture::{Capture, PacketSource};
+use crate::capture::{BATCH, Capture, PacketSource, RecvBatch};
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::firewall::Firewall;
@@ -93,7 +92,7 @@ pub fn run<F: Firewall, S: Spawner>(
     let origin = Instant::now();
     let mut last_tick = Duration::ZERO;
     let mut last_verify = Duration::ZERO;
-    let mut buf = [0u8; bpf::SNAPLEN as usize];
+    let mut batch = RecvBatch::default();
     loop {
         let now = origin.elapsed();
         let until_due = engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
@@ -114,10 +113,13 @@ pub fn run<F: Firewall, S: Spawner>(
         if signals.dump.swap(false, Ordering::Relaxed) {
             log_counters(engine, capture);
         }
-        for _ in 0..PACKETS_PER_ROUND {
-            match capture.socket.recv(&mut buf)? {
-                Some(len) => engine.packet(&buf[..len], origin.elapsed()),
-                None => break,
+        for _ in 0..PACKETS_PER_ROUND / BATCH {
+            if capture.socket.recv_batch(&mut batch)? == 0 {
+                break;
+            }
+            let now = origin.elapsed();
+            for packet in batch.packets() {
+                engine.packet(packet, now);
             }
         }
         engine.flush();

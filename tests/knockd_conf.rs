@@ -102,7 +102,9 @@ fn every_directive() {
 
 #[test]
 fn errors_name_the_line_and_the_fix() {
-    let cases: [(&str, &str, &[&str]); 12] = [
+    let cases: [(&str, &str, &[&str]); 13] = [
+        // Found by fuzzing: a bound the YAML loader rejects, so --convert produced YAML that did not load.
+        ("[ssh]\nsequence = 1\nseq_timeout = 53500\n", "knockd.conf:3:1", &["[ssh] seq_timeout", "out of range", "1h"]),
         (
             "[ssh]\nsequence = 1,2\nsequense = 3\n",
             "knockd.conf:3:1",
@@ -148,6 +150,19 @@ fn format_is_detected_from_name_or_content() {
     assert_eq!(config::detect(Path::new("/etc/knockd.conf"), "doors:\n  a: {sequence: [1]}\n"), Format::Yaml);
     assert_eq!(config::detect(Path::new("/etc/knockd.yml"), "[options]\n"), Format::Yaml);
     assert_eq!(config::detect(Path::new("knockd"), "[ssh]\nsequence = 1\n"), Format::KnockdConf);
+}
+
+/// Inputs the fuzzer found, replayed: each is an error or converts to YAML that loads back equal.
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/knockd_conf");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned();
+        if let Ok(classic) = knockd_conf::parse("fuzz.conf", &text) {
+            let yaml = convert::to_yaml(&classic);
+            assert_eq!(config::yaml::parse("converted.yaml", &yaml).unwrap(), classic, "{yaml}");
+        }
+    }
 }
 
 #[test]

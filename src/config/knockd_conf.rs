@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::model::{
-    Commands, Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogOptions, PortProto, Sequence, TcpFlags,
-    check_identifier,
+    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogOptions, PortProto,
+    SEQ_TIMEOUT_RANGE, Sequence, TcpFlags, check_identifier, check_range,
 };
 use super::yaml::check_command;
 use super::{ConfigError, Location};
@@ -133,9 +133,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                         if secs == 0 {
                             return Err(at("a sequence timeout of 0 seconds can never be met: use 1 or more".into()));
                         }
-                        door.seq_timeout = Duration::from_secs(secs);
+                        door.seq_timeout = check_range(Duration::from_secs(secs), SEQ_TIMEOUT_RANGE).map_err(at)?;
                     }
-                    "CMD_TIMEOUT" => door.commands.cmd_timeout = Duration::from_secs(seconds(value).map_err(at)?),
+                    "CMD_TIMEOUT" => {
+                        let secs = Duration::from_secs(seconds(value).map_err(at)?);
+                        door.commands.cmd_timeout = check_range(secs, CMD_TIMEOUT_RANGE).map_err(at)?;
+                    }
                     "START_COMMAND" | "COMMAND" => door.commands.start = Some(command(value).map_err(at)?),
                     "START_COMMAND_6" | "COMMAND_6" => door.commands.start_v6 = Some(command(value).map_err(at)?),
                     "STOP_COMMAND" => door.commands.stop = Some(command(value).map_err(at)?),

@@ -92,7 +92,11 @@ pub fn check_private(path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     if mode & 0o002 != 0 {
-        return Err(format!("it is writable by every user (mode {:o}): run `chmod o-w {}`", mode & 0o7777, path.display()));
+        return Err(format!(
+            "it is writable by every user (mode {:o}): run `chmod o-w {}`",
+            mode & 0o7777,
+            path.display()
+        ));
     }
     if mode & 0o020 != 0 && meta.gid() != 0 {
         return Err(format!(

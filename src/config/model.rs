@@ -14,6 +14,25 @@ pub const DEFAULT_MAX_ATTEMPTS: usize = 65_536;
 /// Default sequence timeout, the classic knockd's `Seq_Timeout` default.
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// Bounds on durations, shared by every config format so that a config converted from one to
+/// the other always loads. They keep a typo (`30h` for `30s`, `0s`) from becoming a surprise.
+pub const SEQ_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
+pub const OPEN_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86400));
+pub const CMD_TIMEOUT_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(7 * 86400));
+
+/// Checks a duration against one of the ranges above.
+pub fn check_range(d: Duration, (min, max): (Duration, Duration)) -> Result<Duration, String> {
+    if d < min || d > max {
+        return Err(format!(
+            "{} is out of range: use {} to {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
 /// Transport protocol of a knock or an opened port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {

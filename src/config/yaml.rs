@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::model::{
-    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogLevel,
-    LogOptions, MAX_SEQUENCE_LEN, OpenAction, PortProto, Sequence, TableFamily, TcpFlags, check_identifier,
+    AttachSets, CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT,
+    Door, LogLevel, LogOptions, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, OpenAction, PortProto, SEQ_TIMEOUT_RANGE,
+    Sequence, TableFamily, TcpFlags, check_identifier, check_range,
 };
 use super::{ConfigError, Location};
 
@@ -24,9 +25,6 @@ const MAX_TABLE_NAME: usize = 64;
 /// The kernel's IFNAMSIZ less the terminating NUL.
 const MAX_IFNAME: usize = 15;
 /// Bounds that keep a typo (`30h` for `30s`, `0s`) from becoming a surprise.
-const SEQ_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
-const OPEN_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86400));
-const CMD_TIMEOUT_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(7 * 86400));
 /// Longest command template; the classic daemon truncated at PATH_MAX and refused to run.
 pub const MAX_COMMAND_LEN: usize = 4096;
 
@@ -350,15 +348,7 @@ fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration,
     let d = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h")
     })?;
-    if d < min || d > max {
-        return Err(format!(
-            "{} is out of range: use {} to {}",
-            humantime::format_duration(d),
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        ));
-    }
-    Ok(d)
+    check_range(d, (min, max))
 }
 
 struct SeqTimeout(Duration);

@@ -1,0 +1,82 @@
+//! Nanoseconds per packet on the hot path: parsing a frame, matching a knock, and both through
+//! the engine. `cargo bench` prints the figures; nothing here asserts a time.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
+use knockd::config::{self, PortProto};
+use knockd::engine::Engine;
+use knockd::firewall::MemoryFirewall;
+use knockd::legacy_command::MemorySpawner;
+use knockd::matcher::Matcher;
+use knockd::wire::{self, Knock};
+
+const CONFIG: &str = "log: {level: error}
+doors:
+  ssh: {sequence: [7000, 8000, 9000], seq_timeout: 5s, tcp_flags: syn, open: {ports: [22], timeout: 30s}}
+";
+
+fn syn(src: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x45;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[32] = 0x50;
+    p[33] = 0x02;
+    p
+}
+
+fn benches(c: &mut Criterion) {
+    let packet = syn(Ipv4Addr::new(198, 18, 0, 2), 7000);
+    c.bench_function("wire::parse IPv4 TCP SYN", |b| b.iter(|| wire::parse(black_box(&packet))));
+
+    let config = config::yaml::parse("bench.yaml", CONFIG).unwrap();
+    // A first knock from a new source each time: the insert path, with the table filling up
+    // and evicting (cap 65536).
+    c.bench_function("matcher: first knock, new source", |b| {
+        let mut m = Matcher::new(&config.doors, config.max_attempts);
+        let mut events = Vec::with_capacity(4);
+        let mut n: u32 = 0;
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let knock = Knock {
+                src: IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (n & 0x1_ffff))),
+                dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                port: PortProto::tcp(7000),
+                tcp_flags: 0x02,
+            };
+            events.clear();
+            m.knock(black_box(&knock), Duration::from_millis(u64::from(n)), &mut events);
+        })
+    });
+    c.bench_function("matcher: knock to a port of no door", |b| {
+        let mut m = Matcher::new(&config.doors, config.max_attempts);
+        let mut events = Vec::new();
+        let knock = Knock {
+            src: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            port: PortProto::tcp(80),
+            tcp_flags: 0x02,
+        };
+        b.iter(|| m.knock(black_box(&knock), Duration::ZERO, &mut events))
+    });
+    c.bench_function("engine: full sequence (3 packets), parse + match + grant", |b| {
+        let packets: Vec<Vec<u8>> = [7000, 8000, 9000].iter().map(|p| syn(Ipv4Addr::new(198, 18, 0, 2), *p)).collect();
+        b.iter_batched(
+            || Engine::start(config.clone(), MemoryFirewall::default(), MemorySpawner::default()).unwrap(),
+            |mut engine| {
+                for (i, p) in packets.iter().enumerate() {
+                    engine.packet(p, Duration::from_millis(i as u64));
+                }
+                engine.flush()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(packet_path, benches);
+criterion_main!(packet_path);
