@@ -9,9 +9,9 @@
 
 use crate::config::{PortProto, Proto};
 
-/// Bytes kept of an accepted packet: the largest IPv4 header (60) plus the TCP header (20),
-/// rounded up. Enough for everything [`crate::wire::parse`] reads.
-pub const SNAPLEN: u32 = 128;
+/// Bytes kept of an accepted packet: the largest IPv4 header (60), a UDP header (8) and the
+/// largest single-packet authorization datagram (doc/spa.md: 140 bytes), rounded up.
+pub const SNAPLEN: u32 = 256;
 
 /// The kernel's limit on classic BPF program length (`BPF_MAXINSNS`).
 pub const MAX_INSNS: usize = 4096;

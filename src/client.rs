@@ -153,6 +153,27 @@ pub fn send_hit(target: IpAddr, hit: PortProto, origin: &Origin) -> Result<(), C
     Ok(())
 }
 
+/// Sends one UDP datagram with `payload` (a single-packet authorization).
+pub fn send_datagram(target: IpAddr, port: u16, payload: &[u8], origin: &Origin) -> Result<(), ClientError> {
+    let to = SocketAddr::new(target, port);
+    let fail = |source| ClientError::Send { what: "the SPA packet", target: to, source };
+    let socket = origin.socket(&to, Type::DGRAM, Protocol::UDP).map_err(fail)?;
+    socket.send_to(payload, &SockAddr::from(to)).map_err(fail)?;
+    Ok(())
+}
+
+/// Parses `LOW-HIGH` for rotating sequences, with the daemon's rules.
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), ClientError> {
+    let bad =
+        || ClientError::Usage(format!("--port-range {text}: write two ports like 20000-40000, at least 16 apart"));
+    let (low, high) = text.split_once('-').ok_or_else(bad)?;
+    let (low, high): (u16, u16) = (low.trim().parse().map_err(|_| bad())?, high.trim().parse().map_err(|_| bad())?);
+    if low == 0 || high < low.saturating_add(15) {
+        return Err(bad());
+    }
+    Ok((low, high))
+}
+
 /// Tries to connect to `target` until it works or `within` has passed. Bounded: at most one
 /// attempt per 200 ms.
 pub fn wait_open(target: SocketAddr, origin: &Origin, within: Duration) -> bool {

@@ -94,6 +94,7 @@ pub fn run<F: Firewall, S: Spawner>(
     let mut last_verify = Duration::ZERO;
     let mut batch = RecvBatch::default();
     loop {
+        engine.set_wall_clock(crate::clock::unix_now());
         let now = origin.elapsed();
         let until_due = engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
         wait(capture, &signals.wake, until_due)?;
@@ -124,7 +125,7 @@ pub fn run<F: Firewall, S: Spawner>(
         }
         engine.flush();
         if engine.take_filter_changed() {
-            if let Err(e) = capture.set_ports(&engine.matcher().knock_ports()) {
+            if let Err(e) = capture.set_ports(&engine.capture_ports()) {
                 error!("cannot update the capture filter: {e}");
             }
         }
@@ -149,7 +150,8 @@ fn log_counters<F: Firewall, S: Spawner>(engine: &Engine<F, S>, capture: &Captur
         crate::wire::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
     info!(
         "counters: packets={} kernel_packets={} kernel_drops={} opens={} restarts={} timeouts={} expired={} \
-         attempts={} attempts_cap={} evictions={} grant_errors={} pending_stops={} dropped: {}",
+         attempts={} attempts_cap={} evictions={} grant_errors={} pending_stops={} spa_accepted={} spa_rejected={} \
+         dropped: {}",
         s.packets,
         kernel.packets,
         kernel.drops,
@@ -162,6 +164,8 @@ fn log_counters<F: Firewall, S: Spawner>(engine: &Engine<F, S>, capture: &Captur
         s.matcher.evictions,
         s.grant_errors,
         engine.pending_stops(),
+        s.spa_accepted,
+        s.spa_rejected,
         drops.join(" ")
     );
 }
@@ -178,7 +182,7 @@ fn reload<F: Firewall, S: Spawner>(engine: &mut Engine<F, S>, capture: &mut Capt
         return error!("reload failed, keeping the running config: {e}");
     }
     engine.take_filter_changed();
-    match capture.reconfigure(&interfaces, &engine.matcher().knock_ports()) {
+    match capture.reconfigure(&interfaces, &engine.capture_ports()) {
         Ok(()) => info!("reloaded: {} door(s)", engine.config().doors.len()),
         Err(e) => error!("reloaded, but the capture filter still listens as before: {e}"),
     }

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use log::{debug, error, info, trace, warn};
 
-use crate::config::{Config, Sequence, TableFamily};
+use crate::config::{Config, PortProto, Proto, Sequence, TableFamily};
 use crate::firewall::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV6};
 use crate::legacy_command::{Scheduler, Spawner};
 use crate::matcher::{DoorId, Event, Matcher, MatcherStats};
 use crate::names::Names;
 use crate::rate_limit::{LogBudget, Verdict};
+use crate::rotating;
+use crate::spa::{SpaError, Verifier};
 
 /// Stage, restart and timeout log lines per second; the rest are counted and summarized.
 const STAGE_LINES_PER_SECOND: u32 = 200;
@@ -34,6 +36,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Grants the firewall refused.
     pub grant_errors: u64,
+    /// Single-packet authorizations accepted, and datagrams to SPA ports rejected.
+    pub spa_accepted: u64,
+    pub spa_rejected: u64,
     pub matcher: MatcherStats,
 }
 
@@ -44,6 +49,8 @@ pub enum EngineError {
     Firewall(#[from] FirewallError),
     #[error("door {door}: {message}")]
     AttachSet { door: String, message: String },
+    #[error("door {door}: {message}")]
+    Key { door: String, message: String },
     #[error("door {door}: {source}")]
     OneTime {
         door: String,
@@ -79,6 +86,12 @@ pub struct Engine<F: Firewall, S: Spawner> {
     /// The attached set last reported missing, so the report is not repeated every check.
     missing_attached: Option<(String, String)>,
     log_budget: LogBudget,
+    /// Per door: its SPA verifier, if it has `spa:`.
+    spa: Vec<Option<Verifier>>,
+    /// Per door: the secret of its rotating sequence, and the step its slots were set for.
+    rotating: Vec<Option<(Vec<u8>, Option<u64>)>>,
+    /// Seconds since the Unix epoch, as last told by [`Engine::set_wall_clock`].
+    unix_now: Duration,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -90,6 +103,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             firewall.install(&ruleset)?;
         }
         let matcher = matcher_for(&config)?;
+        let (spa, rotating) = secrets_for(&config)?;
         warn_inactive(&config);
         Ok(Engine {
             matcher,
@@ -105,6 +119,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             names: None,
             missing_attached: None,
             log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
+            spa,
+            rotating,
+            unix_now: Duration::ZERO,
         })
     }
 
@@ -129,6 +146,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.flush();
         check_attached_sets(&config, &mut self.firewall)?;
         let mut matcher = matcher_for(&config)?;
+        let (spa, rotating) = secrets_for(&config)?;
         let ruleset = Ruleset::for_config(&config);
         if self.installed || !ruleset.is_empty() {
             self.firewall.install(&ruleset)?;
@@ -138,6 +156,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         matcher.carry_over(old);
         self.matcher = matcher;
         self.config = config;
+        self.spa = spa;
+        self.rotating = rotating;
+        self.rotate();
         self.filter_changed = true;
         warn_inactive(&self.config);
         Ok(())
@@ -155,6 +176,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
         };
         trace!("{}: knock on {}", knock.src, knock.port);
+        if knock.port.proto == Proto::Udp && self.spa_port(knock.port.port) {
+            return self.spa_packet(packet, knock.src, knock.port.port, now);
+        }
         let mut events = std::mem::take(&mut self.events);
         self.matcher.knock(&knock, now, &mut events);
         for event in events.drain(..) {
@@ -168,7 +192,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             Event::Stage { door, src, .. }
             | Event::Restart { door, src }
             | Event::TimedOut { door, src }
-            | Event::Open { door, src } => (door, src),
+            | Event::Open { door, src, .. } => (door, src),
         };
         match event {
             Event::Restart { .. } => self.stats.restarts += 1,
@@ -190,8 +214,13 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             Event::Stage { stage, of, .. } => info!("{name}: {who}: stage {stage} of {of}"),
             Event::Restart { .. } => debug!("{name}: {who}: knock out of order, sequence restarted"),
             Event::TimedOut { .. } => info!("{name}: {who}: sequence timed out"),
-            Event::Open { .. } => {
+            Event::Open { slot, .. } => {
                 info!("{name}: {who}: OPEN");
+                if matches!(self.config.doors[door].sequence, Sequence::Rotating(_)) {
+                    // Used once: not again while it is valid (the slot is reused two steps on).
+                    self.matcher.set_sequence(slot, Vec::new());
+                    self.filter_changed = true;
+                }
                 self.open(door, src, now);
             }
         }
@@ -210,10 +239,93 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
     }
 
+    fn spa_port(&self, port: u16) -> bool {
+        self.config.doors.iter().any(|d| d.spa.as_ref().is_some_and(|s| s.port == port))
+    }
+
+    /// A datagram to an SPA port: every door listening there checks it; the first that
+    /// accepts it grants. Rejections are counted and logged (rate-limited), never answered.
+    fn spa_packet(&mut self, packet: &[u8], src: IpAddr, port: u16, now: Duration) {
+        let Some(payload) = wire::udp_payload(packet) else { return };
+        let mut reason = None;
+        for id in 0..self.config.doors.len() {
+            let door = &self.config.doors[id];
+            if door.spa.as_ref().is_none_or(|s| s.port != port) {
+                continue;
+            }
+            let Some(verifier) = self.spa[id].as_mut() else { continue };
+            match verifier.verify(payload, &door.name, self.unix_now) {
+                Ok(request) => {
+                    let addr = request.address.unwrap_or(src);
+                    if !door.admits(&src) || !door.admits(&addr) {
+                        reason = Some(format!(
+                            "{}: {src}: SPA packet for {addr} refused by the door's from/not_from",
+                            door.name
+                        ));
+                        continue;
+                    }
+                    self.stats.spa_accepted += 1;
+                    let who = self.who(addr);
+                    info!("{}: {who}: OPEN (single-packet authorization from {src})", self.config.doors[id].name);
+                    return self.open(id, addr, now);
+                }
+                Err(SpaError::OtherDoor) => {}
+                Err(e) => reason = Some(format!("{}: {src}: SPA packet rejected: {e}", door.name)),
+            }
+        }
+        self.stats.spa_rejected += 1;
+        if let Some(reason) = reason {
+            if self.log_budget.check(now) != Verdict::Suppress {
+                info!("{reason}");
+            }
+        }
+    }
+
+    /// Told the time of day (seconds since the Unix epoch) by the caller, the engine moves
+    /// rotating doors on to their current and previous steps' sequences.
+    pub fn set_wall_clock(&mut self, unix_now: Duration) {
+        self.unix_now = unix_now;
+        self.rotate();
+    }
+
+    fn rotate(&mut self) {
+        for id in 0..self.config.doors.len() {
+            let Sequence::Rotating(r) = &self.config.doors[id].sequence else { continue };
+            let Some((secret, set_for)) = self.rotating[id].as_mut() else { continue };
+            let now = rotating::counter(self.unix_now, r.step);
+            if *set_for == Some(now) {
+                continue;
+            }
+            // Slot `counter % 2` holds that step's sequence. Moving on by one step only replaces
+            // the slot of the step before last, so attempts on the previous step's sequence carry on.
+            let slots = self.matcher.slots_of(id);
+            let stale = set_for.is_none_or(|was| now != was + 1);
+            for counter in [now, now.saturating_sub(1)] {
+                if counter == now || stale {
+                    let slot = slots.start + (counter % 2) as usize;
+                    self.matcher
+                        .set_sequence(slot, rotating::sequence(secret, &self.config.doors[id].name, counter, r));
+                }
+            }
+            *set_for = Some(now);
+            self.filter_changed = true;
+        }
+    }
+
+    /// Every port the capture filter must pass: knock ports and SPA ports.
+    pub fn capture_ports(&self) -> Vec<PortProto> {
+        let mut ports = self.matcher.knock_ports();
+        ports.extend(self.config.doors.iter().filter_map(|d| d.spa.as_ref()).map(|s| PortProto::udp(s.port)));
+        ports.sort();
+        ports.dedup();
+        ports
+    }
+
     /// Marks the sequence just used and switches the door to the next one, or disables it.
     fn next_one_time_sequence(&mut self, id: DoorId, path: &std::path::Path) {
         let name = self.config.doors[id].name.clone();
-        let used = self.matcher.sequence(id).to_vec();
+        let slot = self.matcher.slots_of(id).start;
+        let used = self.matcher.sequence(slot).to_vec();
         let next = one_time::mark_used(path, &used).and_then(|marked| {
             if !marked {
                 warn!("{name}: the used sequence is no longer in {}; nothing to mark", path.display());
@@ -234,7 +346,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                 Vec::new()
             }
         };
-        self.matcher.set_sequence(id, sequence);
+        self.matcher.set_sequence(slot, sequence);
         self.filter_changed = true;
     }
 
@@ -420,10 +532,30 @@ fn matcher_for(config: &Config) -> Result<Matcher, EngineError> {
             if current.is_none() {
                 warn!("{}: no unused sequence left in {}: door disabled", door.name, path.display());
             }
-            matcher.set_sequence(id, current.unwrap_or_default());
+            let slot = matcher.slots_of(id).start;
+            matcher.set_sequence(slot, current.unwrap_or_default());
         }
     }
     Ok(matcher)
+}
+
+/// Per door: the SPA verifier and the rotating secret, read from their files.
+type Secrets = (Vec<Option<Verifier>>, Vec<Option<(Vec<u8>, Option<u64>)>>);
+
+fn secrets_for(config: &Config) -> Result<Secrets, EngineError> {
+    let mut spa = Vec::new();
+    let mut rotating = Vec::new();
+    for door in &config.doors {
+        let key_error = |message: String| EngineError::Key { door: door.name.clone(), message };
+        spa.push(door.spa.as_ref().map(Verifier::from_config).transpose().map_err(|e| key_error(e.to_string()))?);
+        rotating.push(match &door.sequence {
+            Sequence::Rotating(r) => {
+                Some((rotating::read_secret(&r.secret_file).map_err(|e| key_error(e.to_string()))?, None))
+            }
+            _ => None,
+        });
+    }
+    Ok((spa, rotating))
 }
 
 /// Whether every set and the chain of `ruleset` exist.

@@ -56,6 +56,23 @@ fn describe(door: &Door) -> String {
             parts.push(format!("knock {} within {}", knocks.join(", "), humantime::format_duration(door.seq_timeout)));
         }
         Sequence::OneTime(path) => parts.push(format!("one-time sequences from {}", path.display())),
+        Sequence::Rotating(r) => parts.push(format!(
+            "rotating sequence of {} {} knocks in {}-{}, new every {} (secret {})",
+            r.length,
+            r.proto,
+            r.ports.0,
+            r.ports.1,
+            humantime::format_duration(r.step),
+            r.secret_file.display()
+        )),
+        Sequence::None => {}
+    }
+    if let Some(spa) = &door.spa {
+        parts.push(format!("single-packet authorization on {}/udp", spa.port));
+    }
+    if !door.from.is_empty() || !door.not_from.is_empty() {
+        let list = |l: &[ipnet::IpNet]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+        parts.push(format!("sources: from [{}] not from [{}]", list(&door.from), list(&door.not_from)));
     }
     if !door.tcp_flags.is_any() {
         parts.push(format!("tcp flags {}", door.tcp_flags));

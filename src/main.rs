@@ -66,7 +66,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.lookup {
         engine = engine.with_lookup();
     }
-    capture.set_ports(&engine.matcher().knock_ports())?;
+    engine.set_wall_clock(knockd::clock::unix_now());
+    capture.set_ports(&engine.capture_ports())?;
     daemon::warn_missing(&capture);
     let mut signals = Signals::install().context("cannot install signal handlers")?;
 

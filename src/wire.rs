@@ -94,6 +94,22 @@ fn parse_v6(packet: &[u8]) -> Result<Knock, Drop> {
     transport_knock(src, dst, ip.get_next_header().0, transport)
 }
 
+/// The payload of a UDP packet, as far as it was captured; `None` if it is not UDP.
+pub fn udp_payload(packet: &[u8]) -> Option<&[u8]> {
+    let (protocol, transport) = match packet.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new(packet)?;
+            (ip.get_next_level_protocol().0, packet.get(usize::from(ip.get_header_length()) * 4..)?)
+        }
+        6 => (Ipv6Packet::new(packet)?.get_next_header().0, &packet[Ipv6Packet::minimum_packet_size()..]),
+        _ => return None,
+    };
+    if protocol != IpNextHeaderProtocols::Udp.0 {
+        return None;
+    }
+    transport.get(UdpPacket::minimum_packet_size()..)
+}
+
 fn transport_knock(src: IpAddr, dst: IpAddr, protocol: u8, transport: &[u8]) -> Result<Knock, Drop> {
     if protocol == IpNextHeaderProtocols::Tcp.0 {
         let tcp = TcpPacket::new(transport).ok_or(Drop::Truncated)?;

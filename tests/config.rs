@@ -199,7 +199,7 @@ fn doors_are_required_and_unique() {
     assert_error(
         "doors:\n  ssh:\n    sequence: [1]\n    one_time_sequences: /etc/x\n",
         "2:3",
-        &["door `ssh` has both `sequence` and `one_time_sequences`"],
+        &["door `ssh` has more than one of `sequence`, `one_time_sequences` and `rotating`"],
     );
 }
 

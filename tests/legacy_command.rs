@@ -14,6 +14,9 @@ fn door(commands: Commands) -> Door {
         seq_timeout: Duration::from_secs(5),
         tcp_flags: TcpFlags::default(),
         target: None,
+        from: Vec::new(),
+        not_from: Vec::new(),
+        spa: None,
         open: None,
         commands,
     }

@@ -16,6 +16,9 @@ fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
         seq_timeout: Duration::from_millis(seq_timeout_ms),
         tcp_flags: TcpFlags::default(),
         target: None,
+        from: Vec::new(),
+        not_from: Vec::new(),
+        spa: None,
         open: Some(OpenAction { ports: vec![PortProto::tcp(22)], timeout: Duration::from_secs(30), attach: None }),
         commands: Commands::default(),
     }
@@ -63,7 +66,7 @@ impl Run {
     }
 
     fn opened(&mut self, src: IpAddr, port: u16, at_ms: u64) -> bool {
-        self.tcp(src, port, at_ms).contains(&Event::Open { door: 0, src })
+        self.tcp(src, port, at_ms).contains(&Event::Open { door: 0, src, slot: 0 })
     }
 }
 
@@ -73,7 +76,7 @@ fn right_order_opens_and_reports_stages() {
     let a = v4(2);
     assert_eq!(r.tcp(a, 7000, 0), [Event::Stage { door: 0, src: a, stage: 1, of: 3 }]);
     assert_eq!(r.tcp(a, 8000, 10), [Event::Stage { door: 0, src: a, stage: 2, of: 3 }]);
-    assert_eq!(r.tcp(a, 9000, 20), [Event::Open { door: 0, src: a }]);
+    assert_eq!(r.tcp(a, 9000, 20), [Event::Open { door: 0, src: a, slot: 0 }]);
     assert!(r.m.is_empty(), "a completed attempt is forgotten");
     // Knocking again works again: it is a fresh attempt.
     assert!(!r.opened(a, 7000, 30));
@@ -166,7 +169,7 @@ fn interleaved_sources_are_matched_independently() {
     let mut opened = 0;
     for (step, port) in [7000, 8000, 9000].into_iter().enumerate() {
         for src in &sources {
-            if r.tcp(*src, port, step as u64).contains(&Event::Open { door: 0, src: *src }) {
+            if r.tcp(*src, port, step as u64).contains(&Event::Open { door: 0, src: *src, slot: 0 }) {
                 opened += 1;
             }
         }
@@ -188,8 +191,8 @@ fn one_source_interleaving_its_own_doors() {
         [Event::Stage { door: 0, src: a, stage: 2, of: 3 }, Event::Stage { door: 1, src: a, stage: 2, of: 3 }]
     );
     // 9000 belongs to ssh only; 6000 to web only.
-    assert_eq!(r.tcp(a, 9000, 3), [Event::Open { door: 0, src: a }]);
-    assert_eq!(r.tcp(a, 6000, 4), [Event::Open { door: 1, src: a }]);
+    assert_eq!(r.tcp(a, 9000, 3), [Event::Open { door: 0, src: a, slot: 0 }]);
+    assert_eq!(r.tcp(a, 6000, 4), [Event::Open { door: 1, src: a, slot: 1 }]);
 }
 
 #[test]
@@ -203,7 +206,7 @@ fn ipv6_and_udp() {
     r.hit(a, PortProto::tcp(5001), SYN, ms(1));
     assert!(r.hit(b, PortProto::udp(5001), 0, ms(1)).is_empty(), "5001/udp is not in the sequence");
     assert_eq!(r.hit(b, PortProto::udp(5002), 0, ms(1)), [Event::Restart { door: 0, src: b }]);
-    assert_eq!(r.hit(a, PortProto::udp(5002), 0, ms(2)), [Event::Open { door: 0, src: a }]);
+    assert_eq!(r.hit(a, PortProto::udp(5002), 0, ms(2)), [Event::Open { door: 0, src: a, slot: 0 }]);
     assert!(r.hit(b, PortProto::udp(5002), 0, ms(2)).is_empty());
 }
 
@@ -220,20 +223,20 @@ fn tcp_flags_filter_ignores_instead_of_resetting() {
     assert!(r.hit(a, PortProto::tcp(9000), tcp_flag::ACK, ms(2)).is_empty());
     assert!(r.hit(a, PortProto::tcp(8000), tcp_flag::RST, ms(3)).is_empty());
     r.hit(a, PortProto::tcp(8000), SYN, ms(4));
-    assert!(r.hit(a, PortProto::tcp(9000), SYN, ms(5)).contains(&Event::Open { door: 0, src: a }));
+    assert!(r.hit(a, PortProto::tcp(9000), SYN, ms(5)).contains(&Event::Open { door: 0, src: a, slot: 0 }));
     // UDP knocks have no flags to check.
     let mut udp = door("u", &[PortProto::udp(1), PortProto::udp(2)], 1000);
     udp.tcp_flags = TcpFlags::parse_list("syn").unwrap();
     let mut r = Run::new(&[udp], 10);
     r.hit(a, PortProto::udp(1), 0, ms(0));
-    assert_eq!(r.hit(a, PortProto::udp(2), 0, ms(1)), [Event::Open { door: 0, src: a }]);
+    assert_eq!(r.hit(a, PortProto::udp(2), 0, ms(1)), [Event::Open { door: 0, src: a, slot: 0 }]);
 }
 
 #[test]
 fn single_knock_door_opens_without_state() {
     let mut r = Run::new(&[door("one", &[PortProto::udp(4000)], 1000)], 10);
     let a = v4(2);
-    assert_eq!(r.hit(a, PortProto::udp(4000), 0, ms(0)), [Event::Open { door: 0, src: a }]);
+    assert_eq!(r.hit(a, PortProto::udp(4000), 0, ms(0)), [Event::Open { door: 0, src: a, slot: 0 }]);
     assert!(r.m.is_empty());
 }
 
@@ -300,7 +303,7 @@ fn a_target_limits_which_knocks_count() {
     for port in [7000, 8000, 9000] {
         m.knock(&Knock { src: a, dst: v4(9), port: PortProto::tcp(port), tcp_flags: SYN }, ms(1), &mut events);
     }
-    assert!(events.contains(&Event::Open { door: 0, src: a }));
+    assert!(events.contains(&Event::Open { door: 0, src: a, slot: 0 }));
 }
 
 #[test]
@@ -333,7 +336,7 @@ fn a_reload_keeps_attempts_of_unchanged_doors_only() {
     new.m.carry_over(old.m);
     assert_eq!(new.m.len(), 1, "only ssh's attempt carried over");
     new.tcp(a, 8000, 1);
-    assert_eq!(new.tcp(a, 9000, 2), [Event::Open { door: 1, src: a }], "ssh (now door 1) kept its progress");
+    assert_eq!(new.tcp(a, 9000, 2), [Event::Open { door: 1, src: a, slot: 1 }], "ssh (now door 1) kept its progress");
 }
 
 #[test]

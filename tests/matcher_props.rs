@@ -15,6 +15,9 @@ fn door(name: &str, sequence: Vec<PortProto>, timeout_ms: u64, flags: TcpFlags) 
         seq_timeout: Duration::from_millis(timeout_ms),
         tcp_flags: flags,
         target: None,
+        from: Vec::new(),
+        not_from: Vec::new(),
+        spa: None,
         open: None,
         commands: Commands::default(),
     }
@@ -70,7 +73,7 @@ proptest! {
             m.knock(&Knock { src, dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), port, tcp_flags: flags }, now, &mut events);
             prop_assert!(m.len() <= cap, "{} attempts with a cap of {cap}", m.len());
             for event in &events {
-                if let Event::Open { door, src } = event {
+                if let Event::Open { door, src, .. } = event {
                     let d = &doors[*door];
                     let Sequence::Fixed(sequence) = &d.sequence else { unreachable!() };
                     // The door's ports, in order, from this source, with matching flags,
@@ -111,7 +114,7 @@ proptest! {
             events.clear();
             m.knock(&Knock { src: me, dst: me, port, tcp_flags: tcp_flag::SYN }, now, &mut events);
         }
-        let opened = events.contains(&Event::Open { door: 0, src: me });
+        let opened = events.contains(&Event::Open { door: 0, src: me, slot: 0 });
         prop_assert!(opened, "a clean sequence did not open");
     }
 }

@@ -9,7 +9,9 @@ use clap::Parser;
 use knockd::cli::KnockCli as Cli;
 
 use knockd::client::{self, ClientError, Family, Origin};
-use knockd::config::Proto;
+use knockd::clock::unix_now;
+use knockd::config::{Proto, ROTATING_MAX_LENGTH, Rotating, check_identifier};
+use knockd::{rotating, spa};
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -22,13 +24,51 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), ClientError> {
+    let usage = |m: String| ClientError::Usage(m);
+    if let Some(path) = &cli.spa_keygen {
+        let public = spa::generate(path).map_err(|e| usage(format!("--spa-keygen {}: {e}", path.display())))?;
+        println!(
+            "wrote {} (the secret key: keep it, use it with --key) and {} (for the door's public_keys)",
+            path.display(),
+            public.display()
+        );
+        return Ok(());
+    }
+    let host = cli.host.clone().expect("clap requires a host");
+    if let Some(door) = &cli.door {
+        check_identifier(door, 32).map_err(|e| usage(format!("--door: {e}")))?;
+    }
     // Everything the user typed is checked before anything is sent.
-    let hits = cli.ports.iter().map(|p| client::parse_hit(p, cli.udp)).collect::<Result<Vec<_>, _>>()?;
+    let hits = match &cli.secret_file {
+        Some(file) => {
+            if !(1..=ROTATING_MAX_LENGTH).contains(&cli.length) {
+                return Err(usage(format!("--length {}: use 1 to {ROTATING_MAX_LENGTH}", cli.length)));
+            }
+            let proto = if cli.udp { Proto::Udp } else { Proto::Tcp };
+            let rotating = Rotating {
+                secret_file: file.clone(),
+                step: cli.step,
+                length: cli.length,
+                ports: client::parse_port_range(&cli.port_range)?,
+                proto,
+            };
+            let secret = rotating::read_secret(file).map_err(|e| usage(e.to_string()))?;
+            let door = cli.door.as_deref().expect("clap requires --door");
+            rotating::sequence(&secret, door, rotating::counter(unix_now(), cli.step), &rotating)
+        }
+        None => cli.ports.iter().map(|p| client::parse_hit(p, cli.udp)).collect::<Result<Vec<_>, _>>()?,
+    };
+    let spa_key = if cli.spa {
+        let path = cli.key.as_deref().expect("clap requires --key");
+        Some(spa::read_key(path).map_err(|e| usage(e.to_string()))?)
+    } else {
+        None
+    };
     let wait = match &cli.wait_open {
         Some(text) => {
             let port = client::parse_hit(text, false)?;
             if port.proto != Proto::Tcp {
-                return Err(ClientError::Usage(format!("--wait-open {text}: only a TCP port can be waited for")));
+                return Err(usage(format!("--wait-open {text}: only a TCP port can be waited for")));
             }
             Some(port.port)
         }
@@ -43,11 +83,23 @@ fn run(cli: Cli) -> Result<(), ClientError> {
     };
     if let Some(source) = cli.source {
         if (family == Family::V4) != source.is_ipv4() {
-            return Err(ClientError::Usage(format!("--source {source} is not of the address family asked for")));
+            return Err(usage(format!("--source {source} is not of the address family asked for")));
         }
     }
-    let target = client::resolve(&cli.host, family)?;
-    let origin = Origin { source: cli.source, interface: cli.interface };
+    let target = client::resolve(&host, family)?;
+    let origin = Origin { source: cli.source, interface: cli.interface.clone() };
+    if let Some(key) = &spa_key {
+        let request = spa::Request {
+            timestamp: unix_now().as_secs(),
+            nonce: spa::nonce(),
+            door: cli.door.clone().expect("clap requires --door"),
+            address: cli.spa_address,
+        };
+        if cli.verbose {
+            println!("sending SPA for door {} to udp {}", request.door, SocketAddr::new(target, cli.spa_port));
+        }
+        client::send_datagram(target, cli.spa_port, &spa::encode(&request, key), &origin)?;
+    }
     for (i, hit) in hits.iter().enumerate() {
         if i > 0 && cli.delay > 0 {
             std::thread::sleep(Duration::from_millis(cli.delay));

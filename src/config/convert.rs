@@ -61,6 +61,14 @@ struct Door<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     one_time_sequences: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    rotating: Option<RotatingOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spa: Option<SpaOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    from: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_from: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     seq_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp_flags: Option<String>,
@@ -78,6 +86,25 @@ struct Door<'a> {
     stop_command_6: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cmd_timeout: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RotatingOut<'a> {
+    secret_file: &'a PathBuf,
+    step: String,
+    length: usize,
+    ports: String,
+    protocol: &'static str,
+}
+
+#[derive(Serialize)]
+struct SpaOut<'a> {
+    port: u16,
+    window: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key_file: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    public_keys: &'a [PathBuf],
 }
 
 #[derive(Serialize)]
@@ -124,13 +151,34 @@ pub fn to_yaml(config: &Config) -> String {
         .doors
         .iter()
         .map(|d| {
-            let (sequence, one_time) = match &d.sequence {
-                Sequence::Fixed(s) => (Some(s.iter().map(port).collect()), None),
-                Sequence::OneTime(path) => (None, Some(path)),
+            let (sequence, one_time, rotating) = match &d.sequence {
+                Sequence::Fixed(s) => (Some(s.iter().map(port).collect()), None, None),
+                Sequence::OneTime(path) => (None, Some(path), None),
+                Sequence::Rotating(r) => (
+                    None,
+                    None,
+                    Some(RotatingOut {
+                        secret_file: &r.secret_file,
+                        step: duration(r.step),
+                        length: r.length,
+                        ports: format!("{}-{}", r.ports.0, r.ports.1),
+                        protocol: r.proto.name(),
+                    }),
+                ),
+                Sequence::None => (None, None, None),
             };
             let door = Door {
                 sequence,
                 one_time_sequences: one_time,
+                rotating,
+                spa: d.spa.as_ref().map(|s| SpaOut {
+                    port: s.port,
+                    window: duration(s.window),
+                    hmac_key_file: s.hmac_key_file.as_ref(),
+                    public_keys: &s.public_keys,
+                }),
+                from: d.from.iter().map(|n| n.to_string()).collect(),
+                not_from: d.not_from.iter().map(|n| n.to_string()).collect(),
                 seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
                 tcp_flags: (!d.tcp_flags.is_any()).then(|| d.tcp_flags.to_string()),
                 target: d.target,

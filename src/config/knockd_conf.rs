@@ -176,6 +176,9 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             seq_timeout: d.seq_timeout,
             tcp_flags: d.tcp_flags,
             target: d.target,
+            from: Vec::new(),
+            not_from: Vec::new(),
+            spa: None,
             open: None,
             commands: d.commands,
         });

@@ -320,7 +320,45 @@ pub enum Sequence {
     Fixed(Vec<PortProto>),
     /// A file of sequences, one per line; each is used once (`One_Time_Sequences`).
     OneTime(PathBuf),
+    /// Derived from a secret and the time, changing every step (doc/rotating.md).
+    Rotating(Rotating),
+    /// No knock sequence: the door opens by single-packet authorization only.
+    None,
 }
+
+/// A rotating sequence: `length` ports in `ports`, derived from the secret every `step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotating {
+    pub secret_file: PathBuf,
+    pub step: Duration,
+    pub length: usize,
+    /// Inclusive port range the knocks are drawn from.
+    pub ports: (u16, u16),
+    pub proto: Proto,
+}
+
+/// Defaults shared by the daemon and the `knock` client, so a door and a client that both
+/// leave them out agree.
+pub const ROTATING_STEP: Duration = Duration::from_secs(30);
+pub const ROTATING_LENGTH: usize = 4;
+pub const ROTATING_PORTS: (u16, u16) = (20000, 40000);
+/// Most knocks a rotating sequence can have: 32 bytes of HMAC, 4 per knock.
+pub const ROTATING_MAX_LENGTH: usize = 8;
+
+/// Single-packet authorization for a door (doc/spa.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spa {
+    /// UDP port the authorization datagram is sent to.
+    pub port: u16,
+    /// How far a packet's timestamp may be from the daemon's clock.
+    pub window: Duration,
+    /// Shared key for HMAC-SHA256 packets.
+    pub hmac_key_file: Option<PathBuf>,
+    /// Clients' Ed25519 public keys.
+    pub public_keys: Vec<PathBuf>,
+}
+
+pub const SPA_WINDOW: Duration = Duration::from_secs(30);
 
 /// One door: a knock sequence and what it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,17 +369,27 @@ pub struct Door {
     pub tcp_flags: TcpFlags,
     /// Only knocks addressed to this address count (the classic `Target`).
     pub target: Option<IpAddr>,
+    /// Only these sources may knock (empty: any), and never these.
+    pub from: Vec<ipnet::IpNet>,
+    pub not_from: Vec<ipnet::IpNet>,
+    pub spa: Option<Spa>,
     pub open: Option<OpenAction>,
     pub commands: Commands,
 }
 
 impl Door {
-    /// The sequence if it is fixed; one-time sequences are known only at run time.
+    /// The sequence if it is fixed; one-time and rotating sequences are known only at run time.
     pub fn fixed_sequence(&self) -> Option<&[PortProto]> {
         match &self.sequence {
             Sequence::Fixed(s) => Some(s),
-            Sequence::OneTime(_) => None,
+            _ => None,
         }
+    }
+
+    /// Whether `addr` may knock on this door (`from` / `not_from`).
+    pub fn admits(&self, addr: &IpAddr) -> bool {
+        (self.from.is_empty() || self.from.iter().any(|n| n.contains(addr)))
+            && !self.not_from.iter().any(|n| n.contains(addr))
     }
 }
 

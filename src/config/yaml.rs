@@ -13,8 +13,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::model::{
     AttachSets, CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT,
-    Door, LogLevel, LogOptions, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, OpenAction, PortProto, SEQ_TIMEOUT_RANGE,
-    Sequence, TableFamily, TcpFlags, check_identifier, check_range,
+    Door, LogLevel, LogOptions, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, OpenAction, PortProto, Proto, ROTATING_LENGTH,
+    ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating, SEQ_TIMEOUT_RANGE, SPA_WINDOW, Sequence, Spa,
+    TableFamily, TcpFlags, check_identifier, check_range,
 };
 use super::{ConfigError, Location};
 
@@ -140,6 +141,14 @@ struct RawDoor {
     #[serde(default)]
     target: Option<std::net::IpAddr>,
     #[serde(default)]
+    rotating: Option<RawRotating>,
+    #[serde(default)]
+    spa: Option<RawSpa>,
+    #[serde(default)]
+    from: Vec<Prefix>,
+    #[serde(default)]
+    not_from: Vec<Prefix>,
+    #[serde(default)]
     open: Option<RawOpen>,
     #[serde(default, alias = "start_command")]
     command: Option<CommandText>,
@@ -155,18 +164,23 @@ struct RawDoor {
 
 impl RawDoor {
     fn into_door<E: de::Error>(self, name: String) -> Result<Door, E> {
-        let sequence = match (self.sequence, self.one_time_sequences) {
-            (Some(s), None) => Sequence::Fixed(s.0),
-            (None, Some(path)) => Sequence::OneTime(path),
-            (Some(_), Some(_)) => {
-                return Err(E::custom(format!("door `{name}` has both `sequence` and `one_time_sequences`: keep one")));
-            }
-            (None, None) => {
+        let sequence = match (self.sequence, self.one_time_sequences, self.rotating) {
+            (Some(s), None, None) => Sequence::Fixed(s.0),
+            (None, Some(path), None) => Sequence::OneTime(path),
+            (None, None, Some(r)) => Sequence::Rotating(r.into_rotating()?),
+            (None, None, None) if self.spa.is_some() => Sequence::None,
+            (None, None, None) => {
                 return Err(E::custom(format!(
-                    "door `{name}` has no knock: add `sequence:` (or `one_time_sequences:`)"
+                    "door `{name}` has no knock: add `sequence:` (or `one_time_sequences:`, `rotating:` or `spa:`)"
+                )));
+            }
+            _ => {
+                return Err(E::custom(format!(
+                    "door `{name}` has more than one of `sequence`, `one_time_sequences` and `rotating`: keep one"
                 )));
             }
         };
+        let spa = self.spa.map(|s| s.into_spa()).transpose()?;
         let text = |c: Option<CommandText>| c.map(|c| c.0);
         let open = self.open.map(|o| o.into_action(&name)).transpose()?;
         Ok(Door {
@@ -175,6 +189,9 @@ impl RawDoor {
             seq_timeout: self.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
             tcp_flags: self.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
             target: self.target,
+            from: self.from.into_iter().map(|p| p.0).collect(),
+            not_from: self.not_from.into_iter().map(|p| p.0).collect(),
+            spa,
             open,
             commands: Commands {
                 start: text(self.command),
@@ -195,6 +212,64 @@ struct RawOpen {
     #[serde(default)]
     set: Option<RawAttach>,
     timeout: OpenTimeout,
+}
+
+/// `rotating:` (doc/rotating.md).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRotating {
+    secret_file: PathBuf,
+    #[serde(default)]
+    step: Option<StepDuration>,
+    #[serde(default)]
+    length: Option<usize>,
+    #[serde(default)]
+    ports: Option<PortRange>,
+    #[serde(default)]
+    protocol: Option<ProtoName>,
+}
+
+impl RawRotating {
+    fn into_rotating<E: de::Error>(self) -> Result<Rotating, E> {
+        let length = self.length.unwrap_or(ROTATING_LENGTH);
+        if !(1..=ROTATING_MAX_LENGTH).contains(&length) {
+            return Err(E::custom(format!("rotating.length {length} is out of range: use 1 to {ROTATING_MAX_LENGTH}")));
+        }
+        Ok(Rotating {
+            secret_file: self.secret_file,
+            step: self.step.map_or(ROTATING_STEP, |s| s.0),
+            length,
+            ports: self.ports.map_or(ROTATING_PORTS, |p| p.0),
+            proto: self.protocol.map_or(Proto::Tcp, |p| p.0),
+        })
+    }
+}
+
+/// `spa:` (doc/spa.md).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpa {
+    port: Port,
+    #[serde(default)]
+    window: Option<SpaWindow>,
+    #[serde(default)]
+    hmac_key_file: Option<PathBuf>,
+    #[serde(default)]
+    public_keys: Vec<PathBuf>,
+}
+
+impl RawSpa {
+    fn into_spa<E: de::Error>(self) -> Result<Spa, E> {
+        if self.hmac_key_file.is_none() && self.public_keys.is_empty() {
+            return Err(E::custom("`spa` needs `hmac_key_file:` or `public_keys:` to check packets with"));
+        }
+        Ok(Spa {
+            port: self.port.0.port,
+            window: self.window.map_or(SPA_WINDOW, |w| w.0),
+            hmac_key_file: self.hmac_key_file,
+            public_keys: self.public_keys,
+        })
+    }
 }
 
 /// `open.set`: the admin's own sets (attach mode).
@@ -469,3 +544,38 @@ struct Family(TableFamily);
 from_str_checked!(Family, |s| TableFamily::parse(&s)
     .map(Family)
     .ok_or_else(|| format!("unknown table family `{s}`: use inet, ip or ip6")));
+
+struct StepDuration(Duration);
+from_str_checked!(StepDuration, |s| duration_in(&s, (Duration::from_secs(5), Duration::from_secs(3600)))
+    .map(StepDuration));
+
+struct SpaWindow(Duration);
+from_str_checked!(SpaWindow, |s| duration_in(&s, (Duration::from_secs(1), Duration::from_secs(600))).map(SpaWindow));
+
+struct ProtoName(Proto);
+from_str_checked!(ProtoName, |s| match s.to_ascii_lowercase().as_str() {
+    "tcp" => Ok(ProtoName(Proto::Tcp)),
+    "udp" => Ok(ProtoName(Proto::Udp)),
+    _ => Err(format!("unknown protocol `{s}`: use tcp or udp")),
+});
+
+/// `"20000-40000"`: an inclusive port range of at least 16 ports.
+struct PortRange((u16, u16));
+from_str_checked!(PortRange, |s| {
+    let bad = || format!("`{s}` is not a port range: write two ports like 20000-40000, at least 16 apart");
+    let (low, high) = s.split_once('-').ok_or_else(bad)?;
+    let low: u16 = low.trim().parse().map_err(|_| bad())?;
+    let high: u16 = high.trim().parse().map_err(|_| bad())?;
+    if low == 0 || high < low.saturating_add(15) {
+        return Err(bad());
+    }
+    Ok(PortRange((low, high)))
+});
+
+/// A source prefix: `198.18.0.0/15`, `2001:db8::/32`, or one address.
+struct Prefix(ipnet::IpNet);
+from_str_checked!(Prefix, |s| s
+    .parse::<ipnet::IpNet>()
+    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+    .map(|n| Prefix(n.trunc()))
+    .map_err(|_| format!("`{s}` is not an address prefix: write one like 198.18.0.0/15 or 2001:db8::/32")));

@@ -11,10 +11,10 @@ use std::net::IpAddr;
 
 use hashlink::LinkedHashMap;
 
-use super::DoorId;
+use super::SlotId;
 use std::time::Duration;
 
-pub(super) type Key = (IpAddr, DoorId);
+pub(super) type Key = (IpAddr, SlotId);
 
 /// One attempt: where it is in its sequence and when its first knock came.
 #[derive(Debug, Clone, Copy)]

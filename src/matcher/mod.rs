@@ -1,4 +1,7 @@
-//! The knock matcher: pure state machine, one attempt per (source address, door).
+//! The knock matcher: pure state machine, one attempt per (source address, slot).
+//!
+//! A slot is one sequence a door accepts: one per door, or two for a rotating door (the
+//! current step's sequence and the previous one's).
 //!
 //! Rules, in the classic knockd's spirit and fixing its concurrency bug:
 //! - Only knocks to a port in a door's sequence concern that door; anything else never touches
@@ -22,19 +25,24 @@ use std::time::Duration;
 
 use attempts::{Attempt, Attempts};
 
-use crate::config::{Door, PortProto, Proto, TcpFlags};
+use ipnet::IpNet;
+
+use crate::config::{Door, PortProto, Proto, Sequence, TcpFlags};
 use crate::wire::Knock;
 
 /// Index of a door in the configuration's door list.
 pub type DoorId = usize;
+
+/// Index of a slot: a sequence one of the doors accepts.
+pub type SlotId = usize;
 
 /// What a knock did, for logging, counters and the firewall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// `src` has `stage` of the door's `of` knocks in order.
     Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
-    /// `src` completed the door's sequence.
-    Open { door: DoorId, src: IpAddr },
+    /// `src` completed the sequence of the door's `slot`.
+    Open { door: DoorId, src: IpAddr, slot: SlotId },
     /// An out-of-order knock ended `src`'s attempt.
     Restart { door: DoorId, src: IpAddr },
     /// `src`'s attempt ran past the door's `seq_timeout`.
@@ -48,23 +56,42 @@ pub struct MatcherStats {
     pub expired: u64,
 }
 
-/// What the matcher needs of a door; equal specs mean an attempt can carry over a reload.
+/// What a slot matches; equal specs mean an attempt can carry over a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct DoorSpec {
+struct SlotSpec {
     name: String,
-    /// Empty while the door is disabled (a one-time door that ran out, or not loaded yet).
+    /// Empty while the slot is disabled (a one-time door that ran out, a rotating sequence
+    /// already used, or not loaded yet).
     sequence: Vec<PortProto>,
     seq_timeout: Duration,
     tcp_flags: TcpFlags,
     target: Option<IpAddr>,
+    /// Sources allowed to knock (empty: any) and sources never allowed.
+    from: Vec<IpNet>,
+    not_from: Vec<IpNet>,
 }
 
-/// Matches knocks against every door's sequence.
+impl SlotSpec {
+    fn admits(&self, knock: &Knock) -> bool {
+        (knock.port.proto != Proto::Tcp || self.tcp_flags.matches(knock.tcp_flags))
+            && self.target.is_none_or(|t| t == knock.dst)
+            && (self.from.is_empty() || self.from.iter().any(|n| n.contains(&knock.src)))
+            && !self.not_from.iter().any(|n| n.contains(&knock.src))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    door: DoorId,
+    spec: SlotSpec,
+}
+
+/// Matches knocks against every door's sequences.
 #[derive(Debug)]
 pub struct Matcher {
-    doors: Vec<DoorSpec>,
-    /// For each knock port, the doors whose sequence contains it.
-    by_port: HashMap<PortProto, Vec<DoorId>>,
+    slots: Vec<Slot>,
+    /// For each knock port, the slots whose sequence contains it.
+    by_port: HashMap<PortProto, Vec<SlotId>>,
     attempts: Attempts,
     cap: usize,
     stats: MatcherStats,
@@ -72,20 +99,24 @@ pub struct Matcher {
 
 impl Matcher {
     /// A matcher for `doors` that keeps at most `cap` attempts in progress (at least one).
-    /// Doors with one-time sequences start disabled until [`Matcher::set_sequence`].
+    /// One-time and rotating doors start disabled until [`Matcher::set_sequence`].
     pub fn new(doors: &[Door], cap: usize) -> Self {
-        let doors = doors
-            .iter()
-            .map(|d| DoorSpec {
+        let mut slots = Vec::new();
+        for (id, d) in doors.iter().enumerate() {
+            let spec = SlotSpec {
                 name: d.name.clone(),
                 sequence: d.fixed_sequence().map(<[_]>::to_vec).unwrap_or_default(),
                 seq_timeout: d.seq_timeout,
                 tcp_flags: d.tcp_flags,
                 target: d.target,
-            })
-            .collect();
+                from: d.from.clone(),
+                not_from: d.not_from.clone(),
+            };
+            let count = if matches!(d.sequence, Sequence::Rotating(_)) { 2 } else { 1 };
+            slots.extend(std::iter::repeat_n(Slot { door: id, spec }, count));
+        }
         let mut m = Matcher {
-            doors,
+            slots,
             by_port: HashMap::new(),
             attempts: Attempts::default(),
             cap: cap.max(1),
@@ -97,8 +128,8 @@ impl Matcher {
 
     fn index(&mut self) {
         self.by_port.clear();
-        for (id, door) in self.doors.iter().enumerate() {
-            for port in &door.sequence {
+        for (id, slot) in self.slots.iter().enumerate() {
+            for port in &slot.spec.sequence {
                 let ids = self.by_port.entry(*port).or_default();
                 if !ids.contains(&id) {
                     ids.push(id);
@@ -107,41 +138,48 @@ impl Matcher {
         }
     }
 
-    /// Replaces a door's sequence (empty disables the door); its attempts are forgotten.
-    pub fn set_sequence(&mut self, door: DoorId, sequence: Vec<PortProto>) {
-        self.doors[door].sequence = sequence;
-        self.attempts.retain(|(_, d), _| *d != door);
+    /// The slots of a door: one, or two for a rotating door.
+    pub fn slots_of(&self, door: DoorId) -> std::ops::Range<SlotId> {
+        let first = self.slots.iter().position(|s| s.door == door).unwrap_or(self.slots.len());
+        let count = self.slots[first..].iter().take_while(|s| s.door == door).count();
+        first..first + count
+    }
+
+    /// Replaces a slot's sequence (empty disables it); its attempts are forgotten.
+    pub fn set_sequence(&mut self, slot: SlotId, sequence: Vec<PortProto>) {
+        self.slots[slot].spec.sequence = sequence;
+        self.attempts.retain(|(_, s), _| *s != slot);
         self.index();
     }
 
-    /// The door's current sequence; empty when it is disabled.
-    pub fn sequence(&self, door: DoorId) -> &[PortProto] {
-        &self.doors[door].sequence
+    /// The slot's current sequence; empty when it is disabled.
+    pub fn sequence(&self, slot: SlotId) -> &[PortProto] {
+        &self.slots[slot].spec.sequence
     }
 
-    /// Takes over the attempts of `old` for doors that did not change (same name, sequence,
-    /// timeout, flags and target), so a reload does not cost anyone their progress.
+    /// Takes over the attempts of `old` for slots that did not change (same door name,
+    /// sequence, timeout, flags, target and source lists), so a reload costs nobody progress.
     pub fn carry_over(&mut self, old: Matcher) {
-        let mapping: Vec<Option<DoorId>> = old
-            .doors
+        let mapping: Vec<Option<SlotId>> = old
+            .slots
             .iter()
-            .map(|spec| self.doors.iter().position(|new| new == spec && !new.sequence.is_empty()))
+            .map(|slot| self.slots.iter().position(|new| new.spec == slot.spec && !new.spec.sequence.is_empty()))
             .collect();
-        for ((src, door), attempt) in old.attempts.into_entries() {
-            if let Some(new_door) = mapping[door] {
+        for ((src, slot), attempt) in old.attempts.into_entries() {
+            if let Some(new_slot) = mapping[slot] {
                 if self.attempts.len() >= self.cap {
                     self.attempts.evict();
                 }
-                self.attempts.insert_fresh((src, new_door), attempt);
+                self.attempts.insert_fresh((src, new_slot), attempt);
                 if attempt.next >= 2 {
-                    self.attempts.promote(&(src, new_door));
+                    self.attempts.promote(&(src, new_slot));
                 }
             }
         }
         self.stats = old.stats;
     }
 
-    /// Every distinct knock port of every enabled door, sorted: what the capture filter passes.
+    /// Every distinct knock port of every enabled slot, sorted: what the capture filter passes.
     pub fn knock_ports(&self) -> Vec<PortProto> {
         let mut ports: Vec<PortProto> = self.by_port.keys().copied().collect();
         ports.sort();
@@ -150,20 +188,18 @@ impl Matcher {
 
     /// Feeds one knock seen at `now`; what happened is appended to `events`.
     pub fn knock(&mut self, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
-        let Matcher { doors, by_port, attempts, cap, stats } = self;
-        let Some(door_ids) = by_port.get(&knock.port) else {
+        let Matcher { slots, by_port, attempts, cap, stats } = self;
+        let Some(slot_ids) = by_port.get(&knock.port) else {
             return;
         };
-        for &door in door_ids {
-            let spec = &doors[door];
-            if knock.port.proto == Proto::Tcp && !spec.tcp_flags.matches(knock.tcp_flags) {
-                continue;
-            }
-            if spec.target.is_some_and(|t| t != knock.dst) {
+        for &slot in slot_ids {
+            let Slot { door, spec } = &slots[slot];
+            let door = *door;
+            if !spec.admits(knock) {
                 continue;
             }
             let src = knock.src;
-            let key = (src, door);
+            let key = (src, slot);
             if let Some(attempt) = attempts.get_mut(&key) {
                 if now.saturating_sub(attempt.started) > spec.seq_timeout {
                     attempts.remove(&key);
@@ -174,7 +210,7 @@ impl Matcher {
                     let stage = attempt.next;
                     if stage == spec.sequence.len() {
                         attempts.remove(&key);
-                        events.push(Event::Open { door, src });
+                        events.push(Event::Open { door, src, slot });
                     } else {
                         if stage == 2 {
                             attempts.promote(&key);
@@ -192,7 +228,7 @@ impl Matcher {
             }
             let of = spec.sequence.len();
             if of == 1 {
-                events.push(Event::Open { door, src });
+                events.push(Event::Open { door, src, slot });
                 continue;
             }
             while attempts.len() >= *cap && attempts.evict() {
@@ -205,9 +241,9 @@ impl Matcher {
 
     /// Forgets attempts that can no longer complete; call it now and then to return memory early.
     pub fn expire(&mut self, now: Duration) {
-        let doors = &self.doors;
+        let slots = &self.slots;
         let before = self.attempts.len();
-        self.attempts.retain(|(_, door), a| now.saturating_sub(a.started) <= doors[*door].seq_timeout);
+        self.attempts.retain(|(_, slot), a| now.saturating_sub(a.started) <= slots[*slot].spec.seq_timeout);
         self.stats.expired += (before - self.attempts.len()) as u64;
     }
 

@@ -1,0 +1,250 @@
+//! Rotating sequences and single-packet authorization: known answers (computed independently
+//! with Python's hmac and hashlib), replay, tampering and clock skew. No root, no network.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use knockd::config::{self, PortProto, Proto, Rotating};
+use knockd::engine::Engine;
+use knockd::firewall::MemoryFirewall;
+use knockd::legacy_command::MemorySpawner;
+use knockd::rotating;
+use knockd::spa::{self, Key, Request, SpaError, Verifier};
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn rot(length: usize, ports: (u16, u16)) -> Rotating {
+    Rotating { secret_file: PathBuf::new(), step: Duration::from_secs(30), length, ports, proto: Proto::Tcp }
+}
+
+fn tcp(ports: &[u16]) -> Vec<PortProto> {
+    ports.iter().map(|p| PortProto::tcp(*p)).collect()
+}
+
+#[test]
+fn rotating_derivation_known_answers() {
+    assert_eq!(rotating::sequence(SECRET, "ssh", 0, &rot(4, (20000, 40000))), tcp(&[25456, 32339, 25150, 25194]));
+    assert_eq!(
+        rotating::sequence(SECRET, "ssh", 58_000_000, &rot(4, (20000, 40000))),
+        tcp(&[28847, 26658, 32015, 39384])
+    );
+    assert_eq!(
+        rotating::sequence(SECRET, "web", 58_000_000, &rot(8, (1000, 1999))),
+        tcp(&[1895, 1163, 1834, 1901, 1947, 1100, 1070, 1185])
+    );
+    assert_eq!(rotating::counter(Duration::from_secs(1_740_000_000), Duration::from_secs(30)), 58_000_000);
+    assert_eq!(rotating::counter(Duration::from_secs(1_740_000_029), Duration::from_secs(30)), 58_000_000);
+    assert_eq!(rotating::counter(Duration::from_secs(1_740_000_030), Duration::from_secs(30)), 58_000_001);
+}
+
+/// An HMAC packet: version 1, HMAC (2), timestamp 1790000000, nonce 00..0f, door "ssh",
+/// address 198.18.0.9, then HMAC-SHA256 over all of that.
+const HMAC_KEY: &[u8] = b"spa-shared-secret-0123456789";
+const HMAC_PACKET: &str = "0102000000006ab13b80000102030405060708090a0b0c0d0e0f0373736804c61200093b2b532b1dca30232aa91531c85c91710abc811c311a8542069cd8087c325de7";
+
+fn request() -> Request {
+    Request {
+        timestamp: 1_790_000_000,
+        nonce: core::array::from_fn(|i| i as u8),
+        door: "ssh".into(),
+        address: Some("198.18.0.9".parse().unwrap()),
+    }
+}
+
+fn at(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+#[test]
+fn spa_packet_format_known_answer() {
+    let packet = spa::encode(&request(), &Key::Hmac(HMAC_KEY.to_vec()));
+    assert_eq!(hex::encode(&packet), HMAC_PACKET);
+    let decoded = spa::decode(&packet).unwrap();
+    assert_eq!(decoded.request, request());
+    assert_eq!(decoded.auth, spa::AUTH_HMAC_SHA256);
+}
+
+#[test]
+fn hmac_packets_verify_once_and_only_untampered() {
+    let packet = hex::decode(HMAC_PACKET).unwrap();
+    let mut v = Verifier::new(Some(HMAC_KEY.to_vec()), vec![], Duration::from_secs(30));
+    assert_eq!(v.verify(&packet, "ssh", at(1_790_000_010)), Ok(request()));
+    assert_eq!(v.verify(&packet, "ssh", at(1_790_000_011)), Err(SpaError::Replayed), "a captured packet replayed");
+    for i in 0..packet.len() {
+        let mut tampered = packet.clone();
+        tampered[i] ^= 0x01;
+        let mut fresh = Verifier::new(Some(HMAC_KEY.to_vec()), vec![], Duration::from_secs(30));
+        assert!(fresh.verify(&tampered, "ssh", at(1_790_000_010)).is_err(), "byte {i} flipped was accepted");
+    }
+    let mut wrong_key = Verifier::new(Some(b"another-shared-secret-xx".to_vec()), vec![], Duration::from_secs(30));
+    assert_eq!(wrong_key.verify(&packet, "ssh", at(1_790_000_010)), Err(SpaError::BadSignature));
+    assert_eq!(wrong_key.verify(&packet, "web", at(1_790_000_010)), Err(SpaError::OtherDoor));
+    assert!(spa::decode(&packet[..packet.len() - 1]).is_err());
+    assert!(spa::decode(&[packet.clone(), vec![0]].concat()).is_err(), "trailing bytes");
+}
+
+#[test]
+fn clock_skew_within_and_beyond_the_window() {
+    let key = Key::Hmac(HMAC_KEY.to_vec());
+    let packet_at = |ts: u64, n: u8| spa::encode(&Request { timestamp: ts, nonce: [n; 16], ..request() }, &key);
+    let mut v = Verifier::new(Some(HMAC_KEY.to_vec()), vec![], Duration::from_secs(30));
+    let now = at(1_800_000_000);
+    assert!(v.verify(&packet_at(1_800_000_030, 1), "ssh", now).is_ok(), "30 s ahead: inside");
+    assert!(v.verify(&packet_at(1_799_999_970, 2), "ssh", now).is_ok(), "30 s behind: inside");
+    assert_eq!(v.verify(&packet_at(1_800_000_031, 3), "ssh", now), Err(SpaError::Stale { skew_secs: 31 }));
+    assert_eq!(v.verify(&packet_at(1_799_999_969, 4), "ssh", now), Err(SpaError::Stale { skew_secs: -31 }));
+}
+
+#[test]
+fn ed25519_packets_verify_with_the_right_public_key_only() {
+    let dir = std::env::temp_dir().join(format!("knockd-spa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (alice, mallory) = (dir.join("alice"), dir.join("mallory"));
+    let alice_pub = spa::generate(&alice).unwrap();
+    spa::generate(&mallory).unwrap();
+    assert!(spa::generate(&alice).is_err(), "never overwrites a key");
+    let public = spa::read_public_key(&alice_pub).unwrap();
+    let alice_key = spa::read_key(&alice).unwrap();
+    let mallory_key = spa::read_key(&mallory).unwrap();
+    assert!(spa::read_public_key(&alice).is_err(), "a secret key is no public key");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let mut v = Verifier::new(None, vec![public], Duration::from_secs(30));
+    let now = at(1_790_000_000);
+    let good = spa::encode(&request(), &alice_key);
+    assert_eq!(good.len(), 1 + 1 + 8 + 16 + 1 + 3 + 1 + 4 + 64);
+    assert_eq!(v.verify(&good, "ssh", now), Ok(request()));
+    assert_eq!(v.verify(&good, "ssh", now), Err(SpaError::Replayed));
+    let forged = spa::encode(&Request { nonce: [9; 16], ..request() }, &mallory_key);
+    assert_eq!(v.verify(&forged, "ssh", now), Err(SpaError::BadSignature));
+    let hmac = spa::encode(&Request { nonce: [8; 16], ..request() }, &Key::Hmac(HMAC_KEY.to_vec()));
+    assert_eq!(v.verify(&hmac, "ssh", now), Err(SpaError::NoKey), "this door has no HMAC key");
+}
+
+/// A UDP datagram to `dport` from `src`, carrying `payload`.
+fn udp(src: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let src: std::net::Ipv4Addr = src.parse().unwrap();
+    let mut p = vec![0u8; 28];
+    p[0] = 0x45;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&[198, 18, 0, 1]);
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn tcp_syn(src: &str, dport: u16) -> Vec<u8> {
+    let src: std::net::Ipv4Addr = src.parse().unwrap();
+    let mut p = vec![0u8; 40];
+    p[0] = 0x45;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&src.octets());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[32] = 0x50;
+    p[33] = 0x02;
+    p
+}
+
+struct Files(PathBuf);
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn engine_with(yaml: impl Fn(&std::path::Path) -> String) -> (Engine<MemoryFirewall, MemorySpawner>, Files) {
+    let dir = std::env::temp_dir().join(format!("knockd-engine-rot-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), SECRET).unwrap();
+    std::fs::write(dir.join("hmac"), HMAC_KEY).unwrap();
+    let config = config::yaml::parse("test.yaml", &yaml(&dir)).unwrap();
+    (Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap(), Files(dir))
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn the_engine_accepts_the_current_and_previous_step_once_each() {
+    let (mut e, _files) = engine_with(|dir| {
+        format!(
+            "doors:\n  ssh:\n    rotating: {{secret_file: {}, step: 30s, length: 4}}\n    open: {{ports: [22], timeout: 1m}}\n",
+            dir.join("secret").display()
+        )
+    });
+    let step = 58_000_000u64;
+    let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
+    e.set_wall_clock(at(step * 30));
+    let mut ports = e.capture_ports();
+    let mut both: Vec<PortProto> = seq(step).into_iter().chain(seq(step - 1)).collect();
+    both.sort();
+    both.dedup();
+    ports.dedup();
+    assert_eq!(ports, both, "the filter follows the rotation: current and previous step");
+    let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
+        for (i, p) in s.iter().enumerate() {
+            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+        }
+        e.flush()
+    };
+    assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1, "the current step's sequence opens");
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "and only once: replaying it within its step does not");
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step - 1), 20), 1, "the previous step's sequence opens too");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 2), 30), 0, "older ones do not");
+    // The next step: a new sequence; the used one stays refused while it is still valid.
+    e.set_wall_clock(at((step + 1) * 30));
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step), 40), 0);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 1), 50), 1);
+}
+
+#[test]
+fn the_engine_grants_by_spa_and_refuses_replays_and_strangers() {
+    let (mut e, _files) = engine_with(|dir| {
+        format!(
+            "doors:\n  ssh:\n    spa: {{port: 62201, hmac_key_file: {}}}\n    from: [198.18.0.0/16]\n    open: {{ports: [22], timeout: 1m}}\n",
+            dir.join("hmac").display()
+        )
+    });
+    assert_eq!(e.capture_ports(), [PortProto::udp(62201)]);
+    e.set_wall_clock(at(1_790_000_005));
+    let packet = hex::decode(HMAC_PACKET).unwrap();
+    e.packet(&udp("198.18.0.2", 62201, &packet), at(0));
+    assert_eq!(e.flush(), 1);
+    let granted: Vec<IpAddr> = e.firewall().elements.iter().map(|el| el.addr).collect();
+    assert_eq!(granted, ["198.18.0.9".parse::<IpAddr>().unwrap()], "the address in the packet (NAT) is granted");
+    e.packet(&udp("198.18.0.2", 62201, &packet), at(1));
+    assert_eq!(e.flush(), 0, "a replayed packet grants nothing");
+    let fresh = spa::encode(&Request { nonce: [7; 16], ..request() }, &Key::Hmac(HMAC_KEY.to_vec()));
+    e.packet(&udp("198.19.0.2", 62201, &fresh), at(2));
+    assert_eq!(e.flush(), 0, "a source outside `from` is refused");
+    e.packet(&udp("198.18.0.2", 62201, b"\\x01garbage"), at(3));
+    assert_eq!(e.stats().spa_accepted, 1);
+    assert_eq!(e.stats().spa_rejected, 3);
+}
+
+#[test]
+fn yaml_rotating_spa_and_source_lists() {
+    let c = config::yaml::parse(
+        "t.yaml",
+        "doors:\n  a:\n    rotating: {secret_file: /s, step: 1m, length: 8, ports: 1000-1999, protocol: udp}\n    not_from: [198.18.0.7, \"2001:db8::/32\"]\n    open: {ports: [22], timeout: 1m}\n  b:\n    spa: {port: 62201, public_keys: [/k.pub], window: 10s}\n",
+    )
+    .unwrap();
+    let config::Sequence::Rotating(r) = &c.doors[0].sequence else { panic!() };
+    assert_eq!((r.step, r.length, r.ports, r.proto), (Duration::from_secs(60), 8, (1000, 1999), Proto::Udp));
+    assert!(!c.doors[0].admits(&"198.18.0.7".parse().unwrap()));
+    assert!(c.doors[0].admits(&"198.18.0.8".parse().unwrap()));
+    assert_eq!(c.doors[1].sequence, config::Sequence::None);
+    let yaml = config::convert::to_yaml(&c);
+    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), c, "{yaml}");
+    let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();
+    assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 9}\n").contains("use 1 to 8"));
+    assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, ports: 10-20}\n").contains("not a port range"));
+    assert!(error("doors:\n  a:\n    spa: {port: 1}\n").contains("needs `hmac_key_file:` or `public_keys:`"));
+    assert!(error("doors:\n  a:\n    sequence: [1]\n    rotating: {secret_file: /s}\n").contains("more than one of"));
+    assert!(error("doors:\n  a:\n    sequence: [1]\n    from: [nowhere]\n").contains("not an address prefix"));
+}
