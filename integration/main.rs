@@ -9,3 +9,4 @@ mod frames;
 mod lab;
 mod ops;
 mod reliability;
+mod spa;
