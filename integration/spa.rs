@@ -41,13 +41,32 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     // The client, as a user runs it.
-    let out = knock_cmd(&lab, &["--spa", "--key", secret.to_str().unwrap(), "--door", "ssh", "--source", CLIENT_V4, "--wait-open", "22", SERVER_V4]);
+    let out = knock_cmd(
+        &lab,
+        &[
+            "--spa",
+            "--key",
+            secret.to_str().unwrap(),
+            "--door",
+            "ssh",
+            "--source",
+            CLIENT_V4,
+            "--wait-open",
+            "22",
+            SERVER_V4,
+        ],
+    );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
     assert!(daemon.log_text().contains("ssh: 198.18.0.2: OPEN (single-packet authorization from 198.18.0.2)"));
 
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();
-    let request = spa::Request { timestamp: knockd::clock::unix_now().as_secs(), nonce: spa::nonce(), door: "ssh".into(), address: None };
+    let request = spa::Request {
+        timestamp: knockd::clock::unix_now().as_secs(),
+        nonce: spa::nonce(),
+        door: "ssh".into(),
+        address: None,
+    };
     let captured = spa::encode(&request, &key);
     let (other, server): (IpAddr, IpAddr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     let origin = Origin { source: Some(other), interface: None };
@@ -78,15 +97,15 @@ fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     let path = secret.path.to_str().unwrap();
-    let out = knock_cmd(&lab, &["-v", "--secret-file", path, "--door", "ssh", "--source", CLIENT_V4, "--wait-open", "22", SERVER_V4]);
+    let out = knock_cmd(
+        &lab,
+        &["-v", "--secret-file", path, "--door", "ssh", "--source", CLIENT_V4, "--wait-open", "22", SERVER_V4],
+    );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
     // The sequence an eavesdropper saw, replayed from another address.
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let seen: Vec<u16> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("hitting tcp 198.18.0.1:"))
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let seen: Vec<u16> =
+        stdout.lines().filter_map(|l| l.strip_prefix("hitting tcp 198.18.0.1:")).map(|p| p.parse().unwrap()).collect();
     assert_eq!(seen.len(), 4, "{stdout}");
     for port in &seen {
         knock(&lab.client, OTHER_V4, SERVER_V4, *port, false);
