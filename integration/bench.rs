@@ -124,11 +124,6 @@ impl Subject {
     }
 }
 
-fn proc_status(pid: i32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
-}
-
 /// Sends `packets` at `rate` per second (batches of 64, paced); returns the rate achieved.
 fn send_paced(sender: &Sender, packets: &[Vec<u8>], rate: u64) -> u64 {
     let start = Instant::now();

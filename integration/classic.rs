@@ -36,21 +36,7 @@ fn file_contains(path: &std::path::Path, needle: &str, within: Duration) -> bool
 }
 
 /// Debian's default knockd.conf, as shipped, with its iptables commands (iptables-nft here).
-const DEBIAN_DEFAULT: &str = "[options]
-\tUseSyslog
-
-[openSSH]
-\tsequence    = 7000,8000,9000
-\tseq_timeout = 5
-\tcommand     = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-\ttcpflags    = syn
-
-[closeSSH]
-\tsequence    = 9000,8000,7000
-\tseq_timeout = 5
-\tcommand     = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-\ttcpflags    = syn
-";
+const DEBIAN_DEFAULT: &str = include_str!("../tests/fixtures/debian-knockd.conf");
 
 #[test]
 fn the_debian_default_config_opens_and_closes_with_iptables() {

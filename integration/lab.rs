@@ -255,3 +255,9 @@ pub fn send_knock(src: IpAddr, dst: SocketAddr, udp: bool) -> io::Result<()> {
     let origin = Origin { source: Some(src), interface: None };
     client::send_hit(dst.ip(), PortProto::new(dst.port(), proto), &origin).map_err(io::Error::other)
 }
+
+/// A numeric field of /proc/<pid>/status (`VmRSS:` in KiB, say); 0 if it cannot be read.
+pub fn proc_status(pid: i32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+}

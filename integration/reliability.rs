@@ -176,13 +176,6 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     );
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
     let lab = Lab::new();
@@ -219,7 +212,7 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
     assert!(value("evictions") > 0, "the flood did overflow the table: {counters}");
     assert!(value("opens") >= 1, "{counters}");
     eprintln!("{counters}");
-    let rss = rss_kib(daemon.pid());
+    let rss = proc_status(daemon.pid(), "VmRSS:");
     assert!(rss < 64 * 1024, "resident memory {rss} KiB");
 }
 

@@ -6,27 +6,7 @@ use std::time::Duration;
 use knockd::config::{self, Config, Format, PortProto, Sequence, TcpFlags, convert, knockd_conf, tcp_flag};
 
 /// Debian's default /etc/knockd.conf for knockd 0.8, unchanged.
-const DEBIAN_DEFAULT: &str = "[options]
-\tUseSyslog
-
-[openSSH]
-\tsequence    = 7000,8000,9000
-\tseq_timeout = 5
-\tcommand     = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-\ttcpflags    = syn
-
-[closeSSH]
-\tsequence    = 9000,8000,7000
-\tseq_timeout = 5
-\tcommand     = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-\ttcpflags    = syn
-
-[openHTTPS]
-\tsequence    = 12345,54321,24680,13579
-\tseq_timeout = 5
-\tcommand     = /usr/local/sbin/knock_add -i -c INPUT -p tcp -d 443 -f %IP%
-\ttcpflags    = syn
-";
+const DEBIAN_DEFAULT: &str = include_str!("fixtures/debian-knockd.conf");
 
 /// Every directive of knockd 0.8, in mixed case, with aliases and comments.
 const EVERY_DIRECTIVE: &str = "# all of it

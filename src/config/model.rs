@@ -393,6 +393,11 @@ impl Door {
     }
 }
 
+/// Whether `addr` is in `from` (or `from` is empty) and not in `not_from`.
+pub fn admits(from: &[ipnet::IpNet], not_from: &[ipnet::IpNet], addr: &IpAddr) -> bool {
+    (from.is_empty() || from.iter().any(|n| n.contains(addr))) && !not_from.iter().any(|n| n.contains(addr))
+}
+
 /// Log verbosity from the config; the command line may raise it.
 pub type LogLevel = log::LevelFilter;
 

@@ -27,7 +27,7 @@ use attempts::{Attempt, Attempts};
 
 use ipnet::IpNet;
 
-use crate::config::{Door, PortProto, Proto, Sequence, TcpFlags};
+use crate::config::{self, Door, PortProto, Proto, Sequence, TcpFlags};
 use crate::wire::Knock;
 
 /// Index of a door in the configuration's door list.
@@ -75,8 +75,7 @@ impl SlotSpec {
     fn admits(&self, knock: &Knock) -> bool {
         (knock.port.proto != Proto::Tcp || self.tcp_flags.matches(knock.tcp_flags))
             && self.target.is_none_or(|t| t == knock.dst)
-            && (self.from.is_empty() || self.from.iter().any(|n| n.contains(&knock.src)))
-            && !self.not_from.iter().any(|n| n.contains(&knock.src))
+            && config::admits(&self.from, &self.not_from, &knock.src)
     }
 }
 
