@@ -55,6 +55,9 @@ fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
     let tables = lab.server.nft(&["list", "tables"]);
     assert_eq!(tables.trim(), "table inet filter", "no table of knockd's own");
 
+    let check = lab.server.run(|| cmd(&knockd_path(), &["check", "-c", config.path.to_str().unwrap()]));
+    assert!(check.contains("door ssh: set inet filter knock_ssh4: ok"), "{check}");
+    assert!(check.contains("door ssh: set inet filter knock_ssh6: ok"), "{check}");
     let status = lab.server.run(|| cmd(&knockd_path(), &["status", "-c", config.path.to_str().unwrap()]));
     let line = status.lines().find(|l| l.contains("198.18.0.2")).unwrap_or_else(|| panic!("{status}"));
     assert!(line.starts_with("ssh") && line.contains("set inet filter knock_ssh4"), "{status}");
@@ -76,6 +79,15 @@ fn attach_mode_refuses_to_start_without_the_sets() {
     lab.server.nft(&["add", "table", "inet", "filter"]);
     lab.server.nft(&["add", "set", "inet", "filter", "knock_ssh4", "{ type ipv4_addr; }"]);
     lab.server.nft(&["add", "set", "inet", "filter", "knock_ssh6", "{ type ipv6_addr; flags timeout; }"]);
+    // `knockd check` reports each set, including the wrong key type it once missed.
+    lab.server.nft(&["add", "set", "inet", "filter", "knock_ssh4_wrong", "{ type ipv6_addr; flags timeout; }"]);
+    let wrong = ConfigFile::new("wrong.yaml", &ATTACH.replace("ipv4: knock_ssh4,", "ipv4: knock_ssh4_wrong,"));
+    let check = lab.server.run(|| {
+        std::process::Command::new(knockd_path()).args(["check", "-c", wrong.path.to_str().unwrap()]).output().unwrap()
+    });
+    let check = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(check.contains("knock_ssh4_wrong does not hold ipv4_addr elements"), "{check}");
+    assert!(check.contains("knock_ssh6: ok"), "{check}");
     let mut no_timeout = Daemon::spawn(&lab.server, &config, &[]);
     assert_eq!(no_timeout.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(1));
     assert!(no_timeout.log_text().contains("has no `flags timeout`"), "{}", no_timeout.log_text());

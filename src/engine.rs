@@ -97,13 +97,15 @@ pub struct Engine<F: Firewall, S: Spawner> {
 impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// Installs the config's ruleset, loads one-time sequences, then starts matching.
     pub fn start(config: Config, mut firewall: F, spawner: S) -> Result<Self, EngineError> {
+        // Everything that reads a file or asks the kernel comes first: a start that fails
+        // leaves no table behind.
         check_attached_sets(&config, &mut firewall)?;
+        let matcher = matcher_for(&config)?;
+        let (spa, rotating) = secrets_for(&config)?;
         let ruleset = Ruleset::for_config(&config);
         if !ruleset.is_empty() {
             firewall.install(&ruleset)?;
         }
-        let matcher = matcher_for(&config)?;
-        let (spa, rotating) = secrets_for(&config)?;
         warn_inactive(&config);
         Ok(Engine {
             matcher,
@@ -568,28 +570,47 @@ fn ruleset_present<F: Firewall>(firewall: &mut F, ruleset: &Ruleset) -> Result<b
     firewall.chain_exists(TableFamily::Inet, &ruleset.table, crate::nft::CHAIN)
 }
 
+/// One set an attach-mode door adds to, and what is wrong with it, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedSet {
+    pub door: String,
+    /// `set inet filter knock_ssh4`
+    pub set: String,
+    pub problem: Option<String>,
+}
+
 /// Attach mode: every set a door names must exist, hold addresses of the right family, and
-/// have `flags timeout`; otherwise the start (or reload) fails before anything is applied.
-fn check_attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<(), EngineError> {
+/// have `flags timeout`. Looks every one up (reading only) and reports on each.
+pub fn attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<Vec<AttachedSet>, FirewallError> {
+    let mut reports = Vec::new();
     for door in &config.doors {
         let Some(attach) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
         let wanted = [(attach.ipv4.as_ref(), KEY_IPV4, "ipv4_addr"), (attach.ipv6.as_ref(), KEY_IPV6, "ipv6_addr")];
         for (name, key, key_name) in wanted.into_iter().filter_map(|(n, k, kn)| n.map(|n| (n, k, kn))) {
-            let what = format!("set {} {} {name}", attach.family, attach.table);
-            let fail = |message: String| EngineError::AttachSet { door: door.name.clone(), message };
-            match firewall.set_info(attach.family, &attach.table, name)? {
-                None => return Err(fail(format!("{what} does not exist: create it (see nft-templates/attach.nft)"))),
+            let set = format!("set {} {} {name}", attach.family, attach.table);
+            let problem = match firewall.set_info(attach.family, &attach.table, name)? {
+                None => Some(format!("{set} does not exist: create it (see nft-templates/attach.nft)")),
                 Some(info) if info.key_type != key => {
-                    return Err(fail(format!("{what} does not hold {key_name} elements: give it `type {key_name}`")));
+                    Some(format!("{set} does not hold {key_name} elements: give it `type {key_name}`"))
                 }
                 Some(info) if !info.timeout => {
-                    return Err(fail(format!("{what} has no `flags timeout`: add it, so grants can expire")));
+                    Some(format!("{set} has no `flags timeout`: add it, so grants can expire"))
                 }
-                Some(_) => {}
-            }
+                Some(_) => None,
+            };
+            reports.push(AttachedSet { door: door.name.clone(), set, problem });
         }
     }
-    Ok(())
+    Ok(reports)
+}
+
+/// The first problem with an attached set, as an error: the start (or reload) fails before
+/// anything is applied.
+fn check_attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<(), EngineError> {
+    match attached_sets(config, firewall)?.into_iter().find_map(|r| r.problem.map(|m| (r.door, m))) {
+        Some((door, message)) => Err(EngineError::AttachSet { door, message }),
+        None => Ok(()),
+    }
 }
 
 fn warn_inactive(config: &Config) {

@@ -118,16 +118,8 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         // Looking the sets up only reads; without CAP_NET_ADMIN it cannot be done.
         match NetlinkFirewall::open() {
             Ok(mut firewall) => {
-                for door in &config.doors {
-                    let Some(a) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
-                    for set in [&a.ipv4, &a.ipv6].into_iter().flatten() {
-                        let state = match firewall.set_info(a.family, &a.table, set)? {
-                            None => "MISSING: create it before starting knockd",
-                            Some(info) if !info.timeout => "has no `flags timeout`: add it",
-                            Some(_) => "ok",
-                        };
-                        println!("set {} {} {set}: {state}", a.family, a.table);
-                    }
+                for report in knockd::engine::attached_sets(&config, &mut firewall)? {
+                    println!("door {}: {}: {}", report.door, report.set, report.problem.as_deref().unwrap_or("ok"));
                 }
             }
             Err(e) => println!("(the attached sets were not checked: {e})"),

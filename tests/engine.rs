@@ -289,3 +289,36 @@ fn a_table_removed_from_outside_is_put_back_and_the_grant_retried() {
     e.verify();
     assert_eq!(e.firewall().installed.len(), 3, "nothing to do when all is there");
 }
+
+#[test]
+fn a_start_that_fails_on_a_file_applies_nothing() {
+    let text = "doors:\n  ssh:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n  ot:\n    one_time_sequences: /nonexistent/seqs\n    open: {ports: [23], timeout: 1m}\n";
+    let config = config::yaml::parse("test.yaml", text).unwrap();
+    let probe = std::cell::RefCell::new(Vec::new());
+    struct Recording<'a>(&'a std::cell::RefCell<Vec<&'static str>>);
+    impl knockd::firewall::Firewall for Recording<'_> {
+        fn install(&mut self, _: &knockd::nft::Ruleset) -> Result<(), knockd::firewall::FirewallError> {
+            self.0.borrow_mut().push("install");
+            Ok(())
+        }
+        fn add_elements(&mut self, _: &[Element]) -> Result<(), knockd::firewall::FirewallError> {
+            Ok(())
+        }
+        fn set_info(
+            &mut self,
+            _: TableFamily,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<knockd::firewall::SetInfo>, knockd::firewall::FirewallError> {
+            Ok(None)
+        }
+        fn chain_exists(&mut self, _: TableFamily, _: &str, _: &str) -> Result<bool, knockd::firewall::FirewallError> {
+            Ok(false)
+        }
+    }
+    let err = Engine::start(config, Recording(&probe), MemorySpawner::default())
+        .err()
+        .expect("a missing file fails the start");
+    assert!(err.to_string().contains("/nonexistent/seqs"), "{err}");
+    assert!(probe.borrow().is_empty(), "the ruleset was installed before every file was read");
+}
