@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 use knockd::config::{self, PortProto};
+use knockd::doors::sequence::matcher::Matcher;
 use knockd::engine::Engine;
-use knockd::firewall::MemoryFirewall;
-use knockd::legacy_command::MemorySpawner;
-use knockd::matcher::Matcher;
-use knockd::wire::{self, Knock};
+use knockd::grant::MemoryFirewall;
+use knockd::grant::legacy_command::MemorySpawner;
+use knockd::packet::{self, Knock};
 
 const CONFIG: &str = "log: {level: error}
 doors:
@@ -20,6 +20,7 @@ doors:
 fn syn(src: Ipv4Addr, dport: u16) -> Vec<u8> {
     let mut p = vec![0u8; 40];
     p[0] = 0x45;
+    p[3] = 40;
     p[9] = 6;
     p[12..16].copy_from_slice(&src.octets());
     p[16..20].copy_from_slice(&[198, 18, 0, 1]);
@@ -31,7 +32,7 @@ fn syn(src: Ipv4Addr, dport: u16) -> Vec<u8> {
 
 fn benches(c: &mut Criterion) {
     let packet = syn(Ipv4Addr::new(198, 18, 0, 2), 7000);
-    c.bench_function("wire::parse IPv4 TCP SYN", |b| b.iter(|| wire::parse(black_box(&packet))));
+    c.bench_function("packet::parse IPv4 TCP SYN", |b| b.iter(|| packet::parse(black_box(&packet))));
 
     let config = config::yaml::parse("bench.yaml", CONFIG).unwrap();
     // A first knock from a new source each time: the insert path, with the table filling up
@@ -42,12 +43,12 @@ fn benches(c: &mut Criterion) {
         let mut n: u32 = 0;
         b.iter(|| {
             n = n.wrapping_add(1);
-            let knock = Knock {
-                src: IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (n & 0x1_ffff))),
-                dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-                port: PortProto::tcp(7000),
-                tcp_flags: 0x02,
-            };
+            let knock = Knock::new(
+                IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (n & 0x1_ffff))),
+                IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                PortProto::tcp(7000),
+                0x02,
+            );
             events.clear();
             m.knock(black_box(&knock), Duration::from_millis(u64::from(n)), &mut events);
         })
@@ -55,12 +56,12 @@ fn benches(c: &mut Criterion) {
     c.bench_function("matcher: knock to a port of no door", |b| {
         let mut m = Matcher::new(&config.doors, config.max_attempts);
         let mut events = Vec::new();
-        let knock = Knock {
-            src: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
-            dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-            port: PortProto::tcp(80),
-            tcp_flags: 0x02,
-        };
+        let knock = Knock::new(
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            PortProto::tcp(80),
+            0x02,
+        );
         b.iter(|| m.knock(black_box(&knock), Duration::ZERO, &mut events))
     });
     c.bench_function("engine: full sequence (3 packets), parse + match + grant", |b| {

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use knockd::client::{self, Origin};
-use knockd::spa;
+use knockd::doors::spa;
 
 use crate::daemon::{ConfigFile, Daemon};
 use crate::lab::*;
@@ -62,7 +62,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();
     let request = spa::Request {
-        timestamp: knockd::clock::unix_now().as_secs(),
+        timestamp: knockd::daemon::clock::unix_now().as_secs(),
         nonce: spa::nonce(),
         door: "ssh".into(),
         address: None,

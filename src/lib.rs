@@ -1,30 +1,28 @@
 //! knockd: a port-knocking daemon that opens doors with nftables set elements over netlink.
 //!
-//! The pipeline, one module per stage: [`capture`] (AF_PACKET + [`bpf`] filter) -> [`wire`]
-//! (parse) -> [`matcher`] (pure state machine) -> [`engine`] -> [`firewall`] ([`nft`] over
-//! netlink) and [`legacy_command`] (knockd.conf commands). [`config`] turns a file into one
-//! validated model before anything else runs.
+//! The pipeline, one folder per stage:
+//!
+//! [`capture`] (AF_PACKET socket, BPF filter in the kernel) -> [`packet`] (checked views of
+//! the headers) -> [`doors`] (the proofs: knock sequences, single-packet authorization) ->
+//! [`grant`] (nftables over netlink, classic commands).
+//!
+//! [`engine`] routes packets to door kinds and commits their grants; [`config`] turns YAML or a
+//! classic knockd.conf into one validated model before anything runs; [`daemon`] is the event
+//! loop and everything a long-running process needs (signals, pid file, privileges, logging);
+//! [`cli`] and [`client`] are the command lines of `knockd` and `knock`.
+//!
+//! Only the modules that talk to the kernel may use `unsafe`, each block with a `SAFETY:`
+//! comment saying why it holds.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod background;
-pub mod bpf;
 pub mod capture;
 pub mod cli;
 pub mod client;
-pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod doors;
 pub mod engine;
-pub mod firewall;
-pub mod inspect;
-pub mod legacy_command;
-pub mod logging;
-pub mod matcher;
-pub mod names;
-pub mod nft;
-pub mod one_time;
-pub mod pidfile;
-pub mod privileges;
-pub mod rate_limit;
-pub mod rotating;
-pub mod spa;
-pub mod wire;
+pub mod grant;
+pub mod packet;

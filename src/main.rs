@@ -6,18 +6,17 @@ use anyhow::Context;
 use clap::Parser;
 use log::{LevelFilter, error, info};
 
-use knockd::background;
 use knockd::capture::Capture;
+use knockd::cli::report as inspect;
 use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
-use knockd::daemon::{self, ConfigSource, Signals};
+use knockd::daemon::logging::{self, Targets};
+use knockd::daemon::pidfile::PidFile;
+use knockd::daemon::{self, ConfigSource, Signals, background};
 use knockd::engine::Engine;
-use knockd::firewall::FirewallError;
-use knockd::inspect;
-use knockd::legacy_command::ShellSpawner;
-use knockd::logging::{self, Targets};
-use knockd::nft::NetlinkFirewall;
-use knockd::pidfile::PidFile;
+use knockd::grant::FirewallError;
+use knockd::grant::legacy_command::ShellSpawner;
+use knockd::grant::nft::NetlinkFirewall;
 
 /// Where `-d` writes its pid when neither `-p` nor the config names a file.
 const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
@@ -66,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.lookup {
         engine = engine.with_lookup();
     }
-    engine.set_wall_clock(knockd::clock::unix_now());
+    engine.set_wall_clock(daemon::clock::unix_now());
     capture.set_ports(&engine.capture_ports())?;
     daemon::warn_missing(&capture);
     let mut signals = Signals::install().context("cannot install signal handlers")?;
@@ -77,7 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
     if !cli.keep_capabilities {
-        knockd::privileges::drop_capabilities()?;
+        daemon::privileges::drop_capabilities()?;
     }
     info!("{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
@@ -118,7 +117,7 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         // Looking the sets up only reads; without CAP_NET_ADMIN it cannot be done.
         match NetlinkFirewall::open() {
             Ok(mut firewall) => {
-                for report in knockd::engine::attached_sets(&config, &mut firewall)? {
+                for report in knockd::grant::attach::attached_sets(&config, &mut firewall)? {
                     println!("door {}: {}: {}", report.door, report.set, report.problem.as_deref().unwrap_or("ok"));
                 }
             }
@@ -139,7 +138,7 @@ fn status(cli: &Cli) -> anyhow::Result<()> {
     let config = config::load(&cli.config)?;
     let mut firewall = NetlinkFirewall::open().context("reading grants needs root or CAP_NET_ADMIN")?;
     let grants = match inspect::grants(&config, &mut firewall) {
-        Err(FirewallError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+        Err(FirewallError::NotFound { .. }) => {
             anyhow::bail!(
                 "the sets of {} do not exist in this network namespace: is knockd running with it?",
                 cli.config.display()

@@ -1,7 +1,7 @@
 //! The capture filter, run on a classic BPF interpreter written here with the kernel's
 //! semantics, and checked by the kernel's own verifier (attaching to a UDP socket needs no root).
 
-use knockd::bpf::{self, BpfError, Insn, SNAPLEN, ancillary, op};
+use knockd::capture::bpf::{self, BpfError, Insn, SNAPLEN, ancillary, op};
 use knockd::config::PortProto;
 
 /// What the kernel knows about a packet besides its bytes.

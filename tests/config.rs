@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use knockd::config::{self, ConfigError, PortProto, Sequence, TcpFlags, tcp_flag};
+use knockd::config::{self, ConfigError, PortProto, Proof, TcpFlags, tcp_flag};
 
 fn parse(text: &str) -> Result<config::Config, ConfigError> {
     config::yaml::parse("test.yaml", text)
@@ -40,7 +40,10 @@ fn the_documented_example_loads() {
     assert!(config.interfaces.is_empty());
     let ssh = &config.doors[0];
     assert_eq!(ssh.name, "ssh");
-    assert_eq!(ssh.sequence, Sequence::Fixed(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]));
+    assert_eq!(
+        ssh.sequence(),
+        Some(&Proof::Sequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]))
+    );
     assert_eq!(ssh.seq_timeout, Duration::from_secs(5));
     assert_eq!(ssh.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
     let open = ssh.open.as_ref().unwrap();
@@ -93,8 +96,13 @@ doors:
     assert_eq!(names, ["web", "ssh"], "doors keep file order");
     let web = &config.doors[0];
     assert_eq!(
-        web.sequence,
-        Sequence::Fixed(vec![PortProto::tcp(1111), PortProto::udp(2222), PortProto::tcp(3333), PortProto::udp(4444)])
+        web.sequence(),
+        Some(&Proof::Sequence(vec![
+            PortProto::tcp(1111),
+            PortProto::udp(2222),
+            PortProto::tcp(3333),
+            PortProto::udp(4444)
+        ]))
     );
     assert_eq!(web.seq_timeout, Duration::from_millis(500));
     assert_eq!(web.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
@@ -103,7 +111,7 @@ doors:
     assert_eq!(open.timeout, Duration::from_secs(3600));
     assert_eq!(config.doors[1].tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK | tcp_flag::RST });
     assert_eq!(
-        knockd::matcher::Matcher::new(&config.doors, 10).knock_ports(),
+        knockd::doors::sequence::matcher::Matcher::new(&config.doors, 10).knock_ports(),
         [PortProto::tcp(1111), PortProto::udp(2222), PortProto::tcp(3333), PortProto::udp(4444), PortProto::tcp(7000)]
     );
 }
@@ -220,7 +228,7 @@ doors:
     )
     .unwrap();
     let d = &config.doors[0];
-    assert_eq!(d.sequence, Sequence::OneTime("/etc/knockd/ssh.seq".into()));
+    assert_eq!(d.sequence(), Some(&Proof::OneTime("/etc/knockd/ssh.seq".into())));
     assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
     assert_eq!(d.commands.start_for(false), Some("/usr/sbin/iptables -I INPUT -s %IP% -j ACCEPT"));
     assert_eq!(d.commands.start_for(true), None, "an empty _6 command means do nothing for IPv6");
@@ -307,7 +315,7 @@ fn files_others_can_write_are_refused() {
     let seqs = dir.join("seqs");
     std::fs::write(&seqs, "1,2\n").unwrap();
     std::fs::set_permissions(&seqs, std::fs::Permissions::from_mode(0o646)).unwrap();
-    let secret = knockd::one_time::current(&seqs).unwrap_err().to_string();
+    let secret = knockd::doors::sequence::one_time::current(&seqs).unwrap_err().to_string();
     // A directory is no config either.
     let dir_error = config::load(&dir).unwrap_err().to_string();
     std::fs::remove_dir_all(&dir).unwrap();

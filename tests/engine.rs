@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use knockd::config::{self, TableFamily};
 use knockd::engine::Engine;
-use knockd::firewall::{Element, MemoryFirewall};
-use knockd::legacy_command::MemorySpawner;
-use knockd::nft::{Family, Match, Ruleset, Verdict};
-use knockd::wire::Drop;
+use knockd::grant::legacy_command::MemorySpawner;
+use knockd::grant::memory::Failure;
+use knockd::grant::nft::{Family, Match, Ruleset, Verdict};
+use knockd::grant::{Element, MemoryFirewall};
+use knockd::packet::Drop;
 
 const CONFIG: &str = "
 nftables: {table: edge}
@@ -35,6 +36,7 @@ fn packet(src: &str, proto: u8, dport: u16) -> Vec<u8> {
         IpAddr::V4(a) => {
             let mut p = vec![0u8; 40];
             p[0] = 0x45;
+            p[3] = 40; // total length
             p[9] = proto;
             p[12..16].copy_from_slice(&a.octets());
             (p, 20)
@@ -42,14 +44,19 @@ fn packet(src: &str, proto: u8, dport: u16) -> Vec<u8> {
         IpAddr::V6(a) => {
             let mut p = vec![0u8; 60];
             p[0] = 0x60;
+            p[5] = 20; // payload length
             p[6] = proto;
             p[8..24].copy_from_slice(&a.octets());
             (p, 40)
         }
     };
     p[transport + 2..transport + 4].copy_from_slice(&dport.to_be_bytes());
-    p[transport + 12] = 0x50;
-    p[transport + 13] = 0x02;
+    if proto == 17 {
+        p[transport + 5] = 20; // UDP length: header and 12 bytes of payload
+    } else {
+        p[transport + 12] = 0x50;
+        p[transport + 13] = 0x02;
+    }
     p
 }
 
@@ -144,7 +151,7 @@ fn malformed_packets_are_counted_and_dropped() {
 #[test]
 fn a_refused_grant_is_counted_not_fatal() {
     let mut e = engine();
-    e.firewall_mut().fail_with = Some(libc::ENOENT);
+    e.firewall_mut().fail_with = Some(Failure::NotFound);
     e.packet(&packet("198.18.0.3", 6, 7000), at(0));
     e.packet(&packet("198.18.0.3", 6, 6000), at(1));
     assert_eq!(e.flush(), 0);
@@ -160,7 +167,7 @@ fn a_refused_grant_is_counted_not_fatal() {
 #[test]
 fn a_refused_ruleset_stops_the_start_and_says_why() {
     let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
-    let failing = MemoryFirewall { fail_with: Some(libc::EPERM), ..MemoryFirewall::default() };
+    let failing = MemoryFirewall { fail_with: Some(Failure::Refused(libc::EPERM)), ..MemoryFirewall::default() };
     let err = Engine::start(config, failing, MemorySpawner::default()).err().unwrap().to_string();
     assert!(err.contains("install the ruleset") && err.contains("Operation not permitted"), "{err}");
 }
@@ -171,7 +178,7 @@ fn a_refused_reload_keeps_the_running_config() {
     let other =
         config::yaml::parse("new.yaml", "doors:\n  x:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n")
             .unwrap();
-    e.firewall_mut().fail_with = Some(libc::EINVAL);
+    e.firewall_mut().fail_with = Some(Failure::Refused(libc::EINVAL));
     assert!(e.reconfigure(other).is_err());
     e.firewall_mut().fail_with = None;
     assert_eq!(e.config().table, "edge");
@@ -255,7 +262,7 @@ fn one_time_sequences_advance_and_run_out() {
     let text = format!("doors:\n  ot:\n    one_time_sequences: {}\n    command: go %IP%\n", seqs.display());
     let config = config::yaml::parse("test.yaml", &text).unwrap();
     let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
-    let ports = |e: &Engine<_, _>| e.matcher().knock_ports().iter().map(|p| p.port).collect::<Vec<_>>();
+    let ports = |e: &Engine<_, _>| e.capture_ports().iter().map(|p| p.port).collect::<Vec<_>>();
     assert_eq!(ports(&e), [1, 2]);
 
     knock_seq(&mut e, "2001:db8::2", &[1, 2], 0);
@@ -296,12 +303,12 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
     let config = config::yaml::parse("test.yaml", text).unwrap();
     let probe = std::cell::RefCell::new(Vec::new());
     struct Recording<'a>(&'a std::cell::RefCell<Vec<&'static str>>);
-    impl knockd::firewall::Firewall for Recording<'_> {
-        fn install(&mut self, _: &knockd::nft::Ruleset) -> Result<(), knockd::firewall::FirewallError> {
+    impl knockd::grant::Firewall for Recording<'_> {
+        fn install(&mut self, _: &knockd::grant::nft::Ruleset) -> Result<(), knockd::grant::FirewallError> {
             self.0.borrow_mut().push("install");
             Ok(())
         }
-        fn add_elements(&mut self, _: &[Element]) -> Result<(), knockd::firewall::FirewallError> {
+        fn add_elements(&mut self, _: &[Element]) -> Result<(), knockd::grant::FirewallError> {
             Ok(())
         }
         fn set_info(
@@ -309,10 +316,10 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
             _: TableFamily,
             _: &str,
             _: &str,
-        ) -> Result<Option<knockd::firewall::SetInfo>, knockd::firewall::FirewallError> {
+        ) -> Result<Option<knockd::grant::SetInfo>, knockd::grant::FirewallError> {
             Ok(None)
         }
-        fn chain_exists(&mut self, _: TableFamily, _: &str, _: &str) -> Result<bool, knockd::firewall::FirewallError> {
+        fn chain_exists(&mut self, _: TableFamily, _: &str, _: &str) -> Result<bool, knockd::grant::FirewallError> {
             Ok(false)
         }
     }

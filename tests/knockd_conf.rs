@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use knockd::config::{self, Config, Format, PortProto, Sequence, TcpFlags, convert, knockd_conf, tcp_flag};
+use knockd::config::{self, Config, Format, PortProto, Proof, TcpFlags, convert, knockd_conf, tcp_flag};
 
 /// Debian's default /etc/knockd.conf for knockd 0.8, unchanged.
 const DEBIAN_DEFAULT: &str = include_str!("fixtures/debian-knockd.conf");
@@ -47,7 +47,10 @@ fn the_debian_default_loads_unchanged() {
     let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["openSSH", "closeSSH", "openHTTPS"]);
     let open = &config.doors[0];
-    assert_eq!(open.sequence, Sequence::Fixed(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]));
+    assert_eq!(
+        open.sequence(),
+        Some(&Proof::Sequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]))
+    );
     assert_eq!(open.seq_timeout, Duration::from_secs(5));
     assert_eq!(open.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
     assert_eq!(open.commands.start_for(false), Some("/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT"));
@@ -65,7 +68,10 @@ fn every_directive() {
     assert_eq!(config.interfaces, ["eth0"]);
     let d = &config.doors[0];
     assert_eq!(d.name, "opencloseSSH");
-    assert_eq!(d.sequence, Sequence::Fixed(vec![PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)]));
+    assert_eq!(
+        d.sequence(),
+        Some(&Proof::Sequence(vec![PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)]))
+    );
     assert_eq!(d.seq_timeout, Duration::from_secs(15));
     assert_eq!(d.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
     assert!(d.commands.start_for(true).unwrap().starts_with("/sbin/ip6tables -A"));
@@ -74,7 +80,7 @@ fn every_directive() {
     assert_eq!(d.commands.cmd_timeout, Duration::from_secs(10));
     assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
     let one = &config.doors[1];
-    assert_eq!(one.sequence, Sequence::OneTime("/etc/knockd/onetime.seq".into()));
+    assert_eq!(one.sequence(), Some(&Proof::OneTime("/etc/knockd/onetime.seq".into())));
     assert_eq!(one.seq_timeout, Duration::from_secs(3), "TIMEOUT is an alias of Seq_Timeout");
     assert_eq!(one.commands.start_for(false), Some("logger knock from %IP%"));
     assert_eq!(one.commands.start_for(true), None, "an empty Command_6 means nothing for IPv6");

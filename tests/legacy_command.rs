@@ -4,19 +4,18 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config::{Commands, Door, PortProto, Sequence, TcpFlags};
-use knockd::legacy_command::{self, Job, MemorySpawner, Phase, Scheduler};
+use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags};
+use knockd::grant::legacy_command::{self, Job, MemorySpawner, Phase, Scheduler};
 
 fn door(commands: Commands) -> Door {
     Door {
         name: "ssh".into(),
-        sequence: Sequence::Fixed(vec![PortProto::tcp(1)]),
+        proofs: vec![Proof::Sequence(vec![PortProto::tcp(1)])],
         seq_timeout: Duration::from_secs(5),
         tcp_flags: TcpFlags::default(),
         target: None,
         from: Vec::new(),
         not_from: Vec::new(),
-        spa: None,
         open: None,
         commands,
     }

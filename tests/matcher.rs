@@ -3,22 +3,21 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use knockd::config::{Commands, Door, OpenAction, PortProto, Sequence, TcpFlags, tcp_flag};
-use knockd::matcher::{Event, Matcher};
-use knockd::wire::Knock;
+use knockd::config::{Commands, Door, OpenAction, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::doors::sequence::matcher::{Event, Matcher};
+use knockd::packet::Knock;
 
 const SYN: u8 = tcp_flag::SYN;
 
 fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
     Door {
         name: name.into(),
-        sequence: Sequence::Fixed(sequence.to_vec()),
+        proofs: vec![Proof::Sequence(sequence.to_vec())],
         seq_timeout: Duration::from_millis(seq_timeout_ms),
         tcp_flags: TcpFlags::default(),
         target: None,
         from: Vec::new(),
         not_from: Vec::new(),
-        spa: None,
         open: Some(OpenAction { ports: vec![PortProto::tcp(22)], timeout: Duration::from_secs(30), attach: None }),
         commands: Commands::default(),
     }
@@ -57,7 +56,7 @@ impl Run {
 
     fn hit(&mut self, src: IpAddr, port: PortProto, flags: u8, at: Duration) -> Vec<Event> {
         self.events.clear();
-        self.m.knock(&Knock { src, dst: server(src), port, tcp_flags: flags }, at, &mut self.events);
+        self.m.knock(&Knock::new(src, server(src), port, flags), at, &mut self.events);
         self.events.clone()
     }
 
@@ -297,11 +296,11 @@ fn a_target_limits_which_knocks_count() {
     let mut events = Vec::new();
     let a = v4(2);
     for port in [7000, 8000, 9000] {
-        m.knock(&Knock { src: a, dst: v4(1), port: PortProto::tcp(port), tcp_flags: SYN }, ms(0), &mut events);
+        m.knock(&Knock::new(a, v4(1), PortProto::tcp(port), SYN), ms(0), &mut events);
     }
     assert!(events.is_empty(), "knocks to another address are not for this door");
     for port in [7000, 8000, 9000] {
-        m.knock(&Knock { src: a, dst: v4(9), port: PortProto::tcp(port), tcp_flags: SYN }, ms(1), &mut events);
+        m.knock(&Knock::new(a, v4(9), PortProto::tcp(port), SYN), ms(1), &mut events);
     }
     assert!(events.contains(&Event::Open { door: 0, src: a, slot: 0 }));
 }
@@ -330,7 +329,7 @@ fn a_reload_keeps_attempts_of_unchanged_doors_only() {
     old.tcp(a, 1, 0);
     // The new config drops nothing of ssh but changes web's sequence and adds a door first.
     let mut web2 = web;
-    web2.sequence = knockd::config::Sequence::Fixed(vec![PortProto::tcp(1), PortProto::tcp(3)]);
+    web2.proofs = vec![Proof::Sequence(vec![PortProto::tcp(1), PortProto::tcp(3)])];
     let extra = door("extra", &[PortProto::tcp(5)], 1000);
     let mut new = Run::new(&[extra, ssh(), web2], 100);
     new.m.carry_over(old.m);

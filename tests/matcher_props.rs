@@ -3,21 +3,20 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use knockd::config::{Commands, Door, PortProto, Sequence, TcpFlags, tcp_flag};
-use knockd::matcher::{Event, Matcher};
-use knockd::wire::Knock;
+use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::doors::sequence::matcher::{Event, Matcher};
+use knockd::packet::Knock;
 use proptest::prelude::*;
 
 fn door(name: &str, sequence: Vec<PortProto>, timeout_ms: u64, flags: TcpFlags) -> Door {
     Door {
         name: name.into(),
-        sequence: Sequence::Fixed(sequence),
+        proofs: vec![Proof::Sequence(sequence)],
         seq_timeout: Duration::from_millis(timeout_ms),
         tcp_flags: flags,
         target: None,
         from: Vec::new(),
         not_from: Vec::new(),
-        spa: None,
         open: None,
         commands: Commands::default(),
     }
@@ -70,12 +69,12 @@ proptest! {
             let flags = if port.proto == knockd::config::Proto::Udp { 0 } else { flags };
             history.push((src, port, flags, now));
             events.clear();
-            m.knock(&Knock { src, dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), port, tcp_flags: flags }, now, &mut events);
+            m.knock(&Knock::new(src, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), port, flags), now, &mut events);
             prop_assert!(m.len() <= cap, "{} attempts with a cap of {cap}", m.len());
             for event in &events {
                 if let Event::Open { door, src, .. } = event {
                     let d = &doors[*door];
-                    let Sequence::Fixed(sequence) = &d.sequence else { unreachable!() };
+                    let Some(Proof::Sequence(sequence)) = d.sequence() else { unreachable!() };
                     // The door's ports, in order, from this source, with matching flags,
                     // all within seq_timeout before now, ending with this very knock.
                     let window: Vec<PortProto> = history
@@ -108,11 +107,11 @@ proptest! {
         for (i, port) in [PortProto::tcp(1), PortProto::tcp(2), PortProto::udp(3)].into_iter().enumerate() {
             for n in 0..noise {
                 let other = IpAddr::V4(Ipv4Addr::new(198, 19, 0, n as u8));
-                m.knock(&Knock { src: other, dst: me, port: PortProto::tcp(1), tcp_flags: tcp_flag::SYN }, now, &mut events);
+                m.knock(&Knock::new(other, me, PortProto::tcp(1), tcp_flag::SYN), now, &mut events);
             }
             now += Duration::from_millis(gaps[i]);
             events.clear();
-            m.knock(&Knock { src: me, dst: me, port, tcp_flags: tcp_flag::SYN }, now, &mut events);
+            m.knock(&Knock::new(me, me, port, tcp_flag::SYN), now, &mut events);
         }
         let opened = events.contains(&Event::Open { door: 0, src: me, slot: 0 });
         prop_assert!(opened, "a clean sequence did not open");

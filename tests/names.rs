@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use knockd::names::Names;
+use knockd::daemon::names::Names;
 
 #[test]
 fn names_arrive_in_the_background() {

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use knockd::config::PortProto;
-use knockd::one_time;
+use knockd::doors::sequence::one_time;
 
 struct Dir(PathBuf);
 

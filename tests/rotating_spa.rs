@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use knockd::config::{self, PortProto, Proto, Rotating};
+use knockd::doors::sequence::rotating;
+use knockd::doors::spa::{self, Key, Request, SpaError, Verified, Verifier};
 use knockd::engine::Engine;
-use knockd::firewall::MemoryFirewall;
-use knockd::legacy_command::MemorySpawner;
-use knockd::rotating;
-use knockd::spa::{self, Key, Request, SpaError, Verifier};
+use knockd::grant::MemoryFirewall;
+use knockd::grant::legacy_command::MemorySpawner;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -62,22 +62,23 @@ fn spa_packet_format_known_answer() {
     assert_eq!(hex::encode(&packet), HMAC_PACKET);
     let decoded = spa::decode(&packet).unwrap();
     assert_eq!(decoded.request, request());
-    assert_eq!(decoded.auth, spa::AUTH_HMAC_SHA256);
+    assert_eq!(decoded.auth, spa::wire::AUTH_HMAC_SHA256);
 }
 
 #[test]
 fn hmac_packets_verify_once_and_only_untampered() {
     let packet = hex::decode(HMAC_PACKET).unwrap();
-    let mut v = Verifier::new(Some(HMAC_KEY.to_vec()), vec![], Duration::from_secs(30));
-    assert_eq!(v.verify(&packet, "ssh", at(1_790_000_010)), Ok(request()));
+    let mut v = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
+    assert_eq!(v.verify(&packet, "ssh", at(1_790_000_010)), Ok(Verified { request: request(), key: "shared".into() }));
     assert_eq!(v.verify(&packet, "ssh", at(1_790_000_011)), Err(SpaError::Replayed), "a captured packet replayed");
     for i in 0..packet.len() {
         let mut tampered = packet.clone();
         tampered[i] ^= 0x01;
-        let mut fresh = Verifier::new(Some(HMAC_KEY.to_vec()), vec![], Duration::from_secs(30));
+        let mut fresh = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
         assert!(fresh.verify(&tampered, "ssh", at(1_790_000_010)).is_err(), "byte {i} flipped was accepted");
     }
-    let mut wrong_key = Verifier::new(Some(b"another-shared-secret-xx".to_vec()), vec![], Duration::from_secs(30));
+    let mut wrong_key =
+        Verifier::new(Some(("other".into(), b"another-shared-secret-xx".to_vec())), vec![], Duration::from_secs(30));
     assert_eq!(wrong_key.verify(&packet, "ssh", at(1_790_000_010)), Err(SpaError::BadSignature));
     assert_eq!(wrong_key.verify(&packet, "web", at(1_790_000_010)), Err(SpaError::OtherDoor));
     assert!(spa::decode(&packet[..packet.len() - 1]).is_err());
@@ -88,7 +89,7 @@ fn hmac_packets_verify_once_and_only_untampered() {
 fn clock_skew_within_and_beyond_the_window() {
     let key = Key::Hmac(HMAC_KEY.to_vec());
     let packet_at = |ts: u64, n: u8| spa::encode(&Request { timestamp: ts, nonce: [n; 16], ..request() }, &key);
-    let mut v = Verifier::new(Some(HMAC_KEY.to_vec()), vec![], Duration::from_secs(30));
+    let mut v = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
     let now = at(1_800_000_000);
     assert!(v.verify(&packet_at(1_800_000_030, 1), "ssh", now).is_ok(), "30 s ahead: inside");
     assert!(v.verify(&packet_at(1_799_999_970, 2), "ssh", now).is_ok(), "30 s behind: inside");
@@ -110,11 +111,11 @@ fn ed25519_packets_verify_with_the_right_public_key_only() {
     assert!(spa::read_public_key(&alice).is_err(), "a secret key is no public key");
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let mut v = Verifier::new(None, vec![public], Duration::from_secs(30));
+    let mut v = Verifier::new(None, vec![("alice".into(), public)], Duration::from_secs(30));
     let now = at(1_790_000_000);
     let good = spa::encode(&request(), &alice_key);
     assert_eq!(good.len(), 1 + 1 + 8 + 16 + 1 + 3 + 1 + 4 + 64);
-    assert_eq!(v.verify(&good, "ssh", now), Ok(request()));
+    assert_eq!(v.verify(&good, "ssh", now), Ok(Verified { request: request(), key: "alice".into() }));
     assert_eq!(v.verify(&good, "ssh", now), Err(SpaError::Replayed));
     let forged = spa::encode(&Request { nonce: [9; 16], ..request() }, &mallory_key);
     assert_eq!(v.verify(&forged, "ssh", now), Err(SpaError::BadSignature));
@@ -132,6 +133,9 @@ fn udp(src: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
     p[16..20].copy_from_slice(&[198, 18, 0, 1]);
     p[22..24].copy_from_slice(&dport.to_be_bytes());
     p.extend_from_slice(payload);
+    let (total, udp_len) = (p.len() as u16, (p.len() - 20) as u16);
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[24..26].copy_from_slice(&udp_len.to_be_bytes());
     p
 }
 
@@ -139,6 +143,7 @@ fn tcp_syn(src: &str, dport: u16) -> Vec<u8> {
     let src: std::net::Ipv4Addr = src.parse().unwrap();
     let mut p = vec![0u8; 40];
     p[0] = 0x45;
+    p[3] = 40;
     p[9] = 6;
     p[12..16].copy_from_slice(&src.octets());
     p[22..24].copy_from_slice(&dport.to_be_bytes());
@@ -234,11 +239,11 @@ fn yaml_rotating_spa_and_source_lists() {
         "doors:\n  a:\n    rotating: {secret_file: /s, step: 1m, length: 8, ports: 1000-1999, protocol: udp}\n    not_from: [198.18.0.7, \"2001:db8::/32\"]\n    open: {ports: [22], timeout: 1m}\n  b:\n    spa: {port: 62201, public_keys: [/k.pub], window: 10s}\n",
     )
     .unwrap();
-    let config::Sequence::Rotating(r) = &c.doors[0].sequence else { panic!() };
+    let Some(config::Proof::Rotating(r)) = c.doors[0].sequence() else { panic!() };
     assert_eq!((r.step, r.length, r.ports, r.proto), (Duration::from_secs(60), 8, (1000, 1999), Proto::Udp));
     assert!(!c.doors[0].admits(&"198.18.0.7".parse().unwrap()));
     assert!(c.doors[0].admits(&"198.18.0.8".parse().unwrap()));
-    assert_eq!(c.doors[1].sequence, config::Sequence::None);
+    assert_eq!(c.doors[1].sequence(), None);
     let yaml = config::convert::to_yaml(&c);
     assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), c, "{yaml}");
     let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();

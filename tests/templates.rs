@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use knockd::config;
-use knockd::nft::Ruleset;
+use knockd::grant::nft::Ruleset;
 
 const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
 

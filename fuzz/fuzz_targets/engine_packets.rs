@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use knockd::engine::Engine;
-use knockd::firewall::MemoryFirewall;
-use knockd::legacy_command::MemorySpawner;
+use knockd::grant::MemoryFirewall;
+use knockd::grant::legacy_command::MemorySpawner;
 use libfuzzer_sys::fuzz_target;
 
 const CONFIG: &str = "limits: {max_attempts: 8}

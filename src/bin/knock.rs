@@ -1,6 +1,6 @@
 //! `knock`: send a port-knock sequence. The command-line edge of `knockd::client`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,9 +9,10 @@ use clap::Parser;
 use knockd::cli::KnockCli as Cli;
 
 use knockd::client::{self, ClientError, Family, Origin};
-use knockd::clock::unix_now;
-use knockd::config::{Proto, ROTATING_MAX_LENGTH, Rotating, check_identifier};
-use knockd::{rotating, spa};
+use knockd::config::{PortProto, Proto, ROTATING_MAX_LENGTH, Rotating, check_identifier};
+use knockd::daemon::clock::unix_now;
+use knockd::doors::sequence::rotating;
+use knockd::doors::spa;
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
@@ -24,7 +25,6 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), ClientError> {
-    let usage = |m: String| ClientError::Usage(m);
     if let Some(path) = &cli.spa_keygen {
         let public = spa::generate(path).map_err(|e| usage(format!("--spa-keygen {}: {e}", path.display())))?;
         println!(
@@ -39,66 +39,14 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         check_identifier(door, 32).map_err(|e| usage(format!("--door: {e}")))?;
     }
     // Everything the user typed is checked before anything is sent.
-    let hits = match &cli.secret_file {
-        Some(file) => {
-            if !(1..=ROTATING_MAX_LENGTH).contains(&cli.length) {
-                return Err(usage(format!("--length {}: use 1 to {ROTATING_MAX_LENGTH}", cli.length)));
-            }
-            let proto = if cli.udp { Proto::Udp } else { Proto::Tcp };
-            let rotating = Rotating {
-                secret_file: file.clone(),
-                step: cli.step,
-                length: cli.length,
-                ports: client::parse_port_range(&cli.port_range)?,
-                proto,
-            };
-            let secret = rotating::read_secret(file).map_err(|e| usage(e.to_string()))?;
-            let door = cli.door.as_deref().expect("clap requires --door");
-            rotating::sequence(&secret, door, rotating::counter(unix_now(), cli.step), &rotating)
-        }
-        None => cli.ports.iter().map(|p| client::parse_hit(p, cli.udp)).collect::<Result<Vec<_>, _>>()?,
-    };
-    let spa_key = if cli.spa {
-        let path = cli.key.as_deref().expect("clap requires --key");
-        Some(spa::read_key(path).map_err(|e| usage(e.to_string()))?)
-    } else {
-        None
-    };
-    let wait = match &cli.wait_open {
-        Some(text) => {
-            let port = client::parse_hit(text, false)?;
-            if port.proto != Proto::Tcp {
-                return Err(usage(format!("--wait-open {text}: only a TCP port can be waited for")));
-            }
-            Some(port.port)
-        }
-        None => None,
-    };
-    let family = match (cli.ipv4, cli.ipv6, cli.source) {
-        (true, _, _) => Family::V4,
-        (_, true, _) => Family::V6,
-        (_, _, Some(source)) if source.is_ipv6() => Family::V6,
-        (_, _, Some(_)) => Family::V4,
-        _ => Family::Any,
-    };
-    if let Some(source) = cli.source {
-        if (family == Family::V4) != source.is_ipv4() {
-            return Err(usage(format!("--source {source} is not of the address family asked for")));
-        }
-    }
-    let target = client::resolve(&host, family)?;
+    let hits = hits(&cli)?;
+    let spa_key =
+        cli.key.as_deref().filter(|_| cli.spa).map(spa::read_key).transpose().map_err(|e| usage(e.to_string()))?;
+    let wait = cli.wait_open.as_deref().map(wait_port).transpose()?;
+    let target = client::resolve(&host, family(&cli)?)?;
     let origin = Origin { source: cli.source, interface: cli.interface.clone() };
     if let Some(key) = &spa_key {
-        let request = spa::Request {
-            timestamp: unix_now().as_secs(),
-            nonce: spa::nonce(),
-            door: cli.door.clone().expect("clap requires --door"),
-            address: cli.spa_address,
-        };
-        if cli.verbose {
-            println!("sending SPA for door {} to udp {}", request.door, SocketAddr::new(target, cli.spa_port));
-        }
-        client::send_datagram(target, cli.spa_port, &spa::encode(&request, key), &origin)?;
+        send_spa(&cli, target, key, &origin)?;
     }
     for (i, hit) in hits.iter().enumerate() {
         if i > 0 && cli.delay > 0 {
@@ -120,4 +68,67 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+fn usage(message: String) -> ClientError {
+    ClientError::Usage(message)
+}
+
+/// The ports to hit: those on the command line, or the door's current rotating sequence.
+fn hits(cli: &Cli) -> Result<Vec<PortProto>, ClientError> {
+    let Some(file) = &cli.secret_file else {
+        return cli.ports.iter().map(|p| client::parse_hit(p, cli.udp)).collect();
+    };
+    if !(1..=ROTATING_MAX_LENGTH).contains(&cli.length) {
+        return Err(usage(format!("--length {}: use 1 to {ROTATING_MAX_LENGTH}", cli.length)));
+    }
+    let rotating = Rotating {
+        secret_file: file.clone(),
+        step: cli.step,
+        length: cli.length,
+        ports: client::parse_port_range(&cli.port_range)?,
+        proto: if cli.udp { Proto::Udp } else { Proto::Tcp },
+    };
+    let secret = rotating::read_secret(file).map_err(|e| usage(e.to_string()))?;
+    let door = cli.door.as_deref().expect("clap requires --door");
+    Ok(rotating::sequence(&secret, door, rotating::counter(unix_now(), cli.step), &rotating))
+}
+
+/// `--wait-open PORT`: only a TCP port can be connected to.
+fn wait_port(text: &str) -> Result<u16, ClientError> {
+    let port = client::parse_hit(text, false)?;
+    if port.proto != Proto::Tcp {
+        return Err(usage(format!("--wait-open {text}: only a TCP port can be waited for")));
+    }
+    Ok(port.port)
+}
+
+/// The address family asked for with `-4`/`-6`, or implied by `--source`.
+fn family(cli: &Cli) -> Result<Family, ClientError> {
+    let family = match (cli.ipv4, cli.ipv6, cli.source) {
+        (true, _, _) => Family::V4,
+        (_, true, _) => Family::V6,
+        (_, _, Some(source)) if source.is_ipv6() => Family::V6,
+        (_, _, Some(_)) => Family::V4,
+        _ => Family::Any,
+    };
+    if let Some(source) = cli.source {
+        if (family == Family::V4) != source.is_ipv4() {
+            return Err(usage(format!("--source {source} is not of the address family asked for")));
+        }
+    }
+    Ok(family)
+}
+
+fn send_spa(cli: &Cli, target: IpAddr, key: &spa::Key, origin: &Origin) -> Result<(), ClientError> {
+    let request = spa::Request {
+        timestamp: unix_now().as_secs(),
+        nonce: spa::nonce(),
+        door: cli.door.clone().expect("clap requires --door"),
+        address: cli.spa_address,
+    };
+    if cli.verbose {
+        println!("sending SPA for door {} to udp {}", request.door, SocketAddr::new(target, cli.spa_port));
+    }
+    client::send_datagram(target, cli.spa_port, &spa::encode(&request, key), origin)
 }

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::model::{
-    Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, PortProto, Proto, Sequence,
-};
+use super::{Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, PortProto, Proof, Proto};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -151,10 +149,10 @@ pub fn to_yaml(config: &Config) -> String {
         .doors
         .iter()
         .map(|d| {
-            let (sequence, one_time, rotating) = match &d.sequence {
-                Sequence::Fixed(s) => (Some(s.iter().map(port).collect()), None, None),
-                Sequence::OneTime(path) => (None, Some(path), None),
-                Sequence::Rotating(r) => (
+            let (sequence, one_time, rotating) = match d.sequence() {
+                Some(Proof::Sequence(s)) => (Some(s.iter().map(port).collect()), None, None),
+                Some(Proof::OneTime(path)) => (None, Some(path), None),
+                Some(Proof::Rotating(r)) => (
                     None,
                     None,
                     Some(RotatingOut {
@@ -165,13 +163,13 @@ pub fn to_yaml(config: &Config) -> String {
                         protocol: r.proto.name(),
                     }),
                 ),
-                Sequence::None => (None, None, None),
+                _ => (None, None, None),
             };
             let door = Door {
                 sequence,
                 one_time_sequences: one_time,
                 rotating,
-                spa: d.spa.as_ref().map(|s| SpaOut {
+                spa: d.spa().map(|s| SpaOut {
                     port: s.port,
                     window: duration(s.window),
                     hmac_key_file: s.hmac_key_file.as_ref(),

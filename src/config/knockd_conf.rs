@@ -18,11 +18,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::model::{
-    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogOptions, PortProto,
-    SEQ_TIMEOUT_RANGE, Sequence, TcpFlags, check_identifier, check_range,
-};
 use super::yaml::check_command;
+use super::{
+    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogOptions, PortProto, Proof,
+    SEQ_TIMEOUT_RANGE, TcpFlags, check_identifier, check_range,
+};
 use super::{ConfigError, Location};
 
 const OPTIONS: &str = "UseSyslog, LogFile, PidFile, Interface";
@@ -41,20 +41,90 @@ struct Section {
     commands: Commands,
 }
 
+impl Section {
+    fn new(line: usize, name: &str) -> Self {
+        Section {
+            line,
+            name: name.to_owned(),
+            sequence: None,
+            one_time: None,
+            seq_timeout: DEFAULT_SEQ_TIMEOUT,
+            tcp_flags: TcpFlags::default(),
+            target: None,
+            commands: Commands::default(),
+        }
+    }
+
+    /// One `Key = value` line of the door's section.
+    fn directive(&mut self, upper: &str, value: &str) -> Result<(), String> {
+        match upper {
+            "SEQUENCE" => self.sequence = Some(PortProto::parse_sequence(value)?),
+            "ONE_TIME_SEQUENCES" => self.one_time = Some(PathBuf::from(value)),
+            "SEQ_TIMEOUT" | "TIMEOUT" => {
+                let secs = seconds(value)?;
+                if secs == 0 {
+                    return Err("a sequence timeout of 0 seconds can never be met: use 1 or more".into());
+                }
+                self.seq_timeout = check_range(Duration::from_secs(secs), SEQ_TIMEOUT_RANGE)?;
+            }
+            "CMD_TIMEOUT" => {
+                self.commands.cmd_timeout = check_range(Duration::from_secs(seconds(value)?), CMD_TIMEOUT_RANGE)?;
+            }
+            "START_COMMAND" | "COMMAND" => self.commands.start = Some(command(value)?),
+            "START_COMMAND_6" | "COMMAND_6" => self.commands.start_v6 = Some(command(value)?),
+            "STOP_COMMAND" => self.commands.stop = Some(command(value)?),
+            "STOP_COMMAND_6" => self.commands.stop_v6 = Some(command(value)?),
+            "TCPFLAGS" => self.tcp_flags = TcpFlags::parse_list(value)?,
+            "TARGET" => self.target = Some(value.parse().map_err(|_| format!("`{value}` is not an IP address"))?),
+            _ => return Err(format!("unknown directive: knockd.conf doors know {DIRECTIVES}")),
+        }
+        Ok(())
+    }
+
+    /// The finished door; `Err` says what the section lacks (or has twice).
+    fn into_door(self) -> Result<Door, String> {
+        let sequence = match (self.sequence, self.one_time) {
+            (Some(s), None) => Proof::Sequence(s),
+            (None, Some(path)) => Proof::OneTime(path),
+            (Some(_), Some(_)) => {
+                return Err(format!("[{}]: has both Sequence and One_Time_Sequences: keep one", self.name));
+            }
+            (None, None) => {
+                return Err(format!("[{}]: has an empty knock sequence: add `Sequence = 7000,8000,9000`", self.name));
+            }
+        };
+        Ok(Door {
+            name: self.name,
+            proofs: vec![sequence],
+            seq_timeout: self.seq_timeout,
+            tcp_flags: self.tcp_flags,
+            target: self.target,
+            from: Vec::new(),
+            not_from: Vec::new(),
+            open: None,
+            commands: self.commands,
+        })
+    }
+}
+
+/// The section the lines being read belong to.
 enum Current {
     None,
     Options,
     Door(Box<Section>),
 }
 
+/// The file as read so far.
+struct Parser<'a> {
+    file: &'a str,
+    config: Config,
+    current: Current,
+    sections: Vec<Section>,
+}
+
 /// Parses `text` (the contents of `file`) into a validated [`Config`].
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-    let error = |line: usize, message: String| ConfigError::Invalid {
-        file: file.to_owned(),
-        location: Some(Location { line, column: 1 }),
-        message,
-    };
-    let mut config = Config {
+    let config = Config {
         interfaces: Vec::new(),
         table: "knockd".into(),
         log: LogOptions::default(),
@@ -62,135 +132,96 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         max_attempts: DEFAULT_MAX_ATTEMPTS,
         doors: Vec::new(),
     };
-    let mut current = Current::None;
-    let mut doors: Vec<Section> = Vec::new();
-
+    let mut parser = Parser { file, config, current: Current::None, sections: Vec::new() };
     for (index, raw) in text.lines().enumerate() {
-        let n = index + 1;
         let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+        if !line.is_empty() && !line.starts_with('#') {
+            parser.line(index + 1, line)?;
         }
+    }
+    parser.finish()
+}
+
+impl Parser<'_> {
+    fn error(&self, line: usize, message: String) -> ConfigError {
+        ConfigError::Invalid { file: self.file.to_owned(), location: Some(Location { line, column: 1 }), message }
+    }
+
+    fn line(&mut self, n: usize, line: &str) -> Result<(), ConfigError> {
         if let Some(header) = line.strip_prefix('[') {
             let name = header
                 .strip_suffix(']')
-                .ok_or_else(|| error(n, format!("`{line}`: a section header ends with `]`")))?
-                .trim();
-            if let Current::Door(done) = std::mem::replace(&mut current, Current::None) {
-                doors.push(*done);
-            }
-            if name.eq_ignore_ascii_case("options") {
-                current = Current::Options;
-                continue;
-            }
-            check_identifier(name, 32).map_err(|e| error(n, format!("[{name}]: {e}")))?;
-            if doors.iter().any(|d| d.name == name) {
-                return Err(error(
-                    n,
-                    format!("[{name}]: the door is defined twice: give each door its own section name"),
-                ));
-            }
-            current = Current::Door(Box::new(Section {
-                line: n,
-                name: name.to_owned(),
-                sequence: None,
-                one_time: None,
-                seq_timeout: DEFAULT_SEQ_TIMEOUT,
-                tcp_flags: TcpFlags::default(),
-                target: None,
-                commands: Commands::default(),
-            }));
-            continue;
+                .ok_or_else(|| self.error(n, format!("`{line}`: a section header ends with `]`")))?;
+            return self.header(n, name.trim());
         }
-
         let (key, value) = match line.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),
             None => (line, None),
         };
         let upper = key.to_ascii_uppercase();
         if upper == "USESYSLOG" && value.is_none() {
-            config.log.syslog = true;
-            continue;
+            self.config.log.syslog = true;
+            return Ok(());
         }
-        let value = value.ok_or_else(|| error(n, format!("`{key}` needs a value: write `{key} = value`")))?;
-        match &mut current {
+        let value = value.ok_or_else(|| self.error(n, format!("`{key}` needs a value: write `{key} = value`")))?;
+        match &mut self.current {
             Current::None => {
-                return Err(error(n, format!("`{key}` must be inside a section: [options] or a door like [openSSH]")));
+                Err(self.error(n, format!("`{key}` must be inside a section: [options] or a door like [openSSH]")))
             }
-            Current::Options => match upper.as_str() {
-                "LOGFILE" => config.log.file = Some(PathBuf::from(value)),
-                "PIDFILE" => config.pidfile = Some(PathBuf::from(value)),
-                "INTERFACE" => config.interfaces.push(value.to_owned()),
-                _ => return Err(error(n, format!("unknown option `{key}` in [options]: knockd.conf knows {OPTIONS}"))),
-            },
+            Current::Options => self.option(n, key, &upper, value),
             Current::Door(door) => {
-                let at = |message: String| error(n, format!("[{}] {key}: {message}", door.name));
-                match upper.as_str() {
-                    "SEQUENCE" => door.sequence = Some(PortProto::parse_sequence(value).map_err(at)?),
-                    "ONE_TIME_SEQUENCES" => door.one_time = Some(PathBuf::from(value)),
-                    "SEQ_TIMEOUT" | "TIMEOUT" => {
-                        let secs = seconds(value).map_err(at)?;
-                        if secs == 0 {
-                            return Err(at("a sequence timeout of 0 seconds can never be met: use 1 or more".into()));
-                        }
-                        door.seq_timeout = check_range(Duration::from_secs(secs), SEQ_TIMEOUT_RANGE).map_err(at)?;
-                    }
-                    "CMD_TIMEOUT" => {
-                        let secs = Duration::from_secs(seconds(value).map_err(at)?);
-                        door.commands.cmd_timeout = check_range(secs, CMD_TIMEOUT_RANGE).map_err(at)?;
-                    }
-                    "START_COMMAND" | "COMMAND" => door.commands.start = Some(command(value).map_err(at)?),
-                    "START_COMMAND_6" | "COMMAND_6" => door.commands.start_v6 = Some(command(value).map_err(at)?),
-                    "STOP_COMMAND" => door.commands.stop = Some(command(value).map_err(at)?),
-                    "STOP_COMMAND_6" => door.commands.stop_v6 = Some(command(value).map_err(at)?),
-                    "TCPFLAGS" => door.tcp_flags = TcpFlags::parse_list(value).map_err(at)?,
-                    "TARGET" => {
-                        door.target = Some(value.parse().map_err(|_| at(format!("`{value}` is not an IP address")))?);
-                    }
-                    _ => return Err(at(format!("unknown directive: knockd.conf doors know {DIRECTIVES}"))),
-                }
+                let name = door.name.clone();
+                door.directive(&upper, value).map_err(|e| self.error(n, format!("[{name}] {key}: {e}")))
             }
         }
-    }
-    if let Current::Door(done) = current {
-        doors.push(*done);
     }
 
-    for d in doors {
-        let sequence = match (d.sequence, d.one_time) {
-            (Some(s), None) => Sequence::Fixed(s),
-            (None, Some(path)) => Sequence::OneTime(path),
-            (Some(_), Some(_)) => {
-                return Err(error(d.line, format!("[{}]: has both Sequence and One_Time_Sequences: keep one", d.name)));
-            }
-            (None, None) => {
-                return Err(error(
-                    d.line,
-                    format!("[{}]: has an empty knock sequence: add `Sequence = 7000,8000,9000`", d.name),
-                ));
-            }
-        };
-        config.doors.push(Door {
-            name: d.name,
-            sequence,
-            seq_timeout: d.seq_timeout,
-            tcp_flags: d.tcp_flags,
-            target: d.target,
-            from: Vec::new(),
-            not_from: Vec::new(),
-            spa: None,
-            open: None,
-            commands: d.commands,
-        });
+    fn header(&mut self, n: usize, name: &str) -> Result<(), ConfigError> {
+        if let Current::Door(done) = std::mem::replace(&mut self.current, Current::None) {
+            self.sections.push(*done);
+        }
+        if name.eq_ignore_ascii_case("options") {
+            self.current = Current::Options;
+            return Ok(());
+        }
+        check_identifier(name, 32).map_err(|e| self.error(n, format!("[{name}]: {e}")))?;
+        if self.sections.iter().any(|d| d.name == name) {
+            return Err(
+                self.error(n, format!("[{name}]: the door is defined twice: give each door its own section name"))
+            );
+        }
+        self.current = Current::Door(Box::new(Section::new(n, name)));
+        Ok(())
     }
-    if config.doors.is_empty() {
-        return Err(ConfigError::Invalid {
-            file: file.to_owned(),
-            location: None,
-            message: "no doors are defined: add a section like [openSSH] with a Sequence".into(),
-        });
+
+    fn option(&mut self, n: usize, key: &str, upper: &str, value: &str) -> Result<(), ConfigError> {
+        match upper {
+            "LOGFILE" => self.config.log.file = Some(PathBuf::from(value)),
+            "PIDFILE" => self.config.pidfile = Some(PathBuf::from(value)),
+            "INTERFACE" => self.config.interfaces.push(value.to_owned()),
+            _ => return Err(self.error(n, format!("unknown option `{key}` in [options]: knockd.conf knows {OPTIONS}"))),
+        }
+        Ok(())
     }
-    Ok(config)
+
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        if let Current::Door(done) = std::mem::replace(&mut self.current, Current::None) {
+            self.sections.push(*done);
+        }
+        for section in std::mem::take(&mut self.sections) {
+            let line = section.line;
+            let door = section.into_door().map_err(|message| self.error(line, message))?;
+            self.config.doors.push(door);
+        }
+        if self.config.doors.is_empty() {
+            return Err(ConfigError::Invalid {
+                file: self.file.to_owned(),
+                location: None,
+                message: "no doors are defined: add a section like [openSSH] with a Sequence".into(),
+            });
+        }
+        Ok(self.config)
+    }
 }
 
 fn seconds(value: &str) -> Result<u64, String> {

@@ -1,14 +1,21 @@
 //! Configuration: every file format is turned into one validated [`Config`] before anything runs.
+//!
+//! Contract: [`load`] reads a file (refusing one that other users could change), detects its
+//! format ([`yaml`] or the classic [`knockd_conf`]) and returns a [`Config`] in which every
+//! value has been checked; nothing downstream parses text. An error names the file, the line
+//! and the key, and says how to fix it. [`convert`] writes any config back as knockd.yaml.
 
 pub mod convert;
 pub mod knockd_conf;
 mod model;
+mod ports;
 pub mod yaml;
 
 use std::fmt;
 use std::path::Path;
 
 pub use model::*;
+pub use ports::*;
 
 /// Largest config file we read; anything bigger is a mistake (or an attack), not a config.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -16,24 +23,33 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// Where in a file an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
+    /// 1-based line number.
     pub line: usize,
+    /// 1-based column number.
     pub column: usize,
 }
 
 /// A config that cannot be used, with enough context to fix it.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum ConfigError {
     #[error("{file}: cannot read the config: {source}")]
+    /// The file cannot be read.
     Read {
+        /// The config file's path, as given.
         file: String,
         #[source]
+        /// Why it cannot be read.
         source: std::io::Error,
     },
     #[error("{file}: the config is larger than {MAX_CONFIG_BYTES} bytes")]
+    /// The file is too large to be a config.
     TooLarge { file: String },
     #[error("{file}: refusing to use it: {message}")]
+    /// Other users could change the file, so it could open the firewall for them.
     Unsafe { file: String, message: String },
     #[error("{file}{}: {message}", DisplayLocation(location))]
+    /// The file says something that cannot be used; the message says how to fix it.
     Invalid { file: String, location: Option<Location>, message: String },
 }
 
@@ -51,7 +67,9 @@ impl fmt::Display for DisplayLocation<'_> {
 /// The two config languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// knockd.yaml.
     Yaml,
+    /// The classic knockd.conf.
     KnockdConf,
 }
 
@@ -71,10 +89,15 @@ pub fn detect(path: &Path, text: &str) -> Format {
 /// Reads and validates the config at `path`, in whichever format it is written.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    check_private(path).map_err(|message| ConfigError::Unsafe { file: file.clone(), message })?;
-    let text = read_bounded(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::FileTooLarge => ConfigError::TooLarge { file: file.clone() },
-        _ => ConfigError::Read { file: file.clone(), source },
+    let bytes = read_private(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+        PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
+        PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
+        PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
+        file: file.clone(),
+        location: None,
+        message: "the file is not UTF-8 text".into(),
     })?;
     match detect(path, &text) {
         Format::Yaml => yaml::parse(&file, &text),
@@ -82,15 +105,40 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
-/// A file that decides what the firewall opens (a config, a one-time sequence file) must not be
-/// writable by anyone but its owner, and its owner must be root or the daemon's own user.
-/// Returns what is wrong and how to fix it. A missing file is left to the reader to report.
-pub fn check_private(path: &Path) -> Result<(), String> {
+/// Why a private file (a config, a secret) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateFileError {
+    #[error("{0}")]
+    /// The file cannot be opened or read.
+    Io(#[from] std::io::Error),
+    #[error("the file is too large")]
+    /// The file is larger than the reader allows.
+    TooLarge,
+    #[error("refusing to use it: {0}")]
+    /// Other users can write the file; the text says how to fix that.
+    Unsafe(String),
+}
+
+/// Reads a file that decides what the firewall opens (a config, a one-time sequence file, a
+/// key), at most `max` bytes. The checks look at the file that was opened (`fstat`), so a file
+/// swapped in between a check and the read cannot slip through.
+pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PrivateFileError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    check_private(&file.metadata()?, path).map_err(PrivateFileError::Unsafe)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(PrivateFileError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// A file that decides what the firewall opens must not be writable by anyone but its owner,
+/// and its owner must be root or the daemon's own user. Returns what is wrong and how to fix it.
+pub fn check_private(meta: &std::fs::Metadata, path: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
     let mode = meta.mode();
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
     if mode & 0o002 != 0 {
         return Err(format!(
             "it is writable by every user (mode {:o}): run `chmod o-w {}`",
@@ -106,19 +154,8 @@ pub fn check_private(path: &Path) -> Result<(), String> {
             path.display()
         ));
     }
-    if meta.uid() != 0 && meta.uid() != me {
+    if meta.uid() != 0 && meta.uid() != nix::unistd::geteuid().as_raw() {
         return Err(format!("it is owned by uid {}, not root: run `chown root {}`", meta.uid(), path.display()));
     }
     Ok(())
-}
-
-fn read_bounded(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(std::io::ErrorKind::FileTooLarge.into());
-    }
-    Ok(text)
 }

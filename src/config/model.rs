@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ports::{PortProto, Proto, TcpFlags};
+
 /// Longest knock sequence accepted, as in the classic knockd (`MAX_PORTS`).
 pub const MAX_SEQUENCE_LEN: usize = 32;
 
@@ -17,7 +19,9 @@ pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 /// Bounds on durations, shared by every config format so that a config converted from one to
 /// the other always loads. They keep a typo (`30h` for `30s`, `0s`) from becoming a surprise.
 pub const SEQ_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
+/// Bounds on how long a grant lasts.
 pub const OPEN_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86400));
+/// Bounds on the time between a start command and its stop command.
 pub const CMD_TIMEOUT_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(7 * 86400));
 
 /// Checks a duration against one of the ranges above.
@@ -31,180 +35,6 @@ pub fn check_range(d: Duration, (min, max): (Duration, Duration)) -> Result<Dura
         ));
     }
     Ok(d)
-}
-
-/// Transport protocol of a knock or an opened port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    /// The IANA protocol number, as found in the IPv4 protocol / IPv6 next-header field.
-    pub fn number(self) -> u8 {
-        match self {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A port with its protocol: one knock, or one port a door opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PortProto {
-    pub port: u16,
-    pub proto: Proto,
-}
-
-impl PortProto {
-    pub fn new(port: u16, proto: Proto) -> Self {
-        Self { port, proto }
-    }
-
-    pub fn tcp(port: u16) -> Self {
-        Self::new(port, Proto::Tcp)
-    }
-
-    pub fn udp(port: u16) -> Self {
-        Self::new(port, Proto::Udp)
-    }
-
-    /// Parses `7000`, `7000/udp` or the knockd.conf spelling `7000:udp`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (port, proto) = match text.find(['/', ':']) {
-            Some(i) => (&text[..i], Some(&text[i + 1..])),
-            None => (text, None),
-        };
-        let proto = match proto.map(|p| p.trim().to_ascii_lowercase()) {
-            None => Proto::Tcp,
-            Some(p) if p == "tcp" => Proto::Tcp,
-            Some(p) if p == "udp" => Proto::Udp,
-            Some(p) => {
-                return Err(format!("unknown protocol `{p}` in `{text}`: use tcp or udp"));
-            }
-        };
-        let port: u64 = port.trim().parse().map_err(|_| {
-            format!("`{text}` is not a port: write a number 1-65535, optionally followed by /tcp or /udp")
-        })?;
-        Self::checked(port, proto)
-    }
-
-    /// Parses a comma-separated sequence (`7000,8000:udp,9000`), as in knockd.conf.
-    pub fn parse_sequence(text: &str) -> Result<Vec<Self>, String> {
-        let ports = text.split(',').map(Self::parse).collect::<Result<Vec<_>, _>>()?;
-        if ports.len() > MAX_SEQUENCE_LEN {
-            return Err(format!("more than {MAX_SEQUENCE_LEN} knock ports"));
-        }
-        Ok(ports)
-    }
-
-    /// Builds from a number that came from a config file, rejecting 0 and anything above 65535.
-    pub fn checked(port: u64, proto: Proto) -> Result<Self, String> {
-        match u16::try_from(port) {
-            Ok(p) if p != 0 => Ok(Self::new(p, proto)),
-            _ => Err(format!("port {port} is out of range: ports are 1-65535")),
-        }
-    }
-}
-
-impl fmt::Display for PortProto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.port, self.proto)
-    }
-}
-
-/// TCP flag bits as they appear in byte 13 of the TCP header.
-pub mod tcp_flag {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-
-    /// Names as written in configs (`TCPFlags = syn,!ack`), with their bit.
-    pub const NAMES: [(&str, u8); 6] =
-        [("fin", FIN), ("syn", SYN), ("rst", RST), ("psh", PSH), ("ack", ACK), ("urg", URG)];
-}
-
-/// Which TCP flags a knock must have set and must have clear. UDP knocks ignore it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TcpFlags {
-    pub set: u8,
-    pub clear: u8,
-}
-
-impl TcpFlags {
-    /// Parses one item (`syn`, `!ack`) and merges it in.
-    pub fn add(&mut self, item: &str) -> Result<(), String> {
-        let item = item.trim().to_ascii_lowercase();
-        let (negated, name) = match item.strip_prefix('!') {
-            Some(rest) => (true, rest.trim()),
-            None => (false, item.as_str()),
-        };
-        let bit = tcp_flag::NAMES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).ok_or_else(|| {
-            format!("unknown TCP flag `{item}`: use fin, syn, rst, psh, ack or urg, with ! to negate")
-        })?;
-        if negated {
-            self.clear |= bit;
-        } else {
-            self.set |= bit;
-        }
-        if self.set & self.clear != 0 {
-            return Err(format!("TCP flag `{name}` is both required and forbidden"));
-        }
-        Ok(())
-    }
-
-    /// Parses a comma-separated list, the knockd.conf spelling.
-    pub fn parse_list(text: &str) -> Result<Self, String> {
-        let mut flags = Self::default();
-        for item in text.split(',').filter(|s| !s.trim().is_empty()) {
-            flags.add(item)?;
-        }
-        Ok(flags)
-    }
-
-    pub fn matches(self, flags: u8) -> bool {
-        flags & self.set == self.set && flags & self.clear == 0
-    }
-
-    pub fn is_any(self) -> bool {
-        self.set == 0 && self.clear == 0
-    }
-}
-
-impl fmt::Display for TcpFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (name, bit) in tcp_flag::NAMES {
-            for (mask, prefix) in [(self.set, ""), (self.clear, "!")] {
-                if mask & bit != 0 {
-                    if !first {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{prefix}{name}")?;
-                    first = false;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// What a completed knock opens: an element with a timeout in an nftables set.
@@ -221,12 +51,16 @@ pub struct OpenAction {
 /// Address family of an nftables table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TableFamily {
+    /// `inet`: IPv4 and IPv6.
     Inet,
+    /// `ip`: IPv4 only.
     Ip,
+    /// `ip6`: IPv6 only.
     Ip6,
 }
 
 impl TableFamily {
+    /// The name as nft writes it.
     pub fn name(self) -> &'static str {
         match self {
             TableFamily::Inet => "inet",
@@ -235,6 +69,7 @@ impl TableFamily {
         }
     }
 
+    /// Parses `inet`, `ip` or `ip6`.
     pub fn parse(text: &str) -> Option<TableFamily> {
         match text {
             "inet" => Some(TableFamily::Inet),
@@ -263,7 +98,9 @@ impl fmt::Display for TableFamily {
 /// Sets in an admin's table that a door adds addresses to (`open.set` in YAML).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachSets {
+    /// The family of the admin's table.
     pub family: TableFamily,
+    /// The admin's table.
     pub table: String,
     /// Set for IPv4 sources; `None` ignores IPv4 knockers for this door.
     pub ipv4: Option<String>,
@@ -277,9 +114,11 @@ pub const DEFAULT_CMD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Legacy shell commands of a door, as in knockd.conf. `%IP%` stands for the source address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commands {
+    /// Run when a knock completes.
     pub start: Option<String>,
     /// For IPv6 sources: `None` falls back to `start`; an empty command means do nothing.
     pub start_v6: Option<String>,
+    /// Run `cmd_timeout` after the start command.
     pub stop: Option<String>,
     /// For IPv6 sources: `None` falls back to `stop`; an empty command means do nothing.
     pub stop_v6: Option<String>,
@@ -309,38 +148,54 @@ impl Commands {
         chosen.map(String::as_str).filter(|c| !c.trim().is_empty())
     }
 
+    /// Whether the door has no command at all.
     pub fn is_empty(&self) -> bool {
         [&self.start, &self.start_v6, &self.stop, &self.stop_v6].iter().all(|c| c.is_none())
     }
 }
 
-/// Where a door's knock sequence comes from.
+/// How a client proves itself to a door: one variant per door kind. A door has one or more
+/// (a fixed sequence and SPA, say), at most one of them a knock sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sequence {
-    Fixed(Vec<PortProto>),
+pub enum Proof {
+    /// A fixed knock sequence.
+    Sequence(Vec<PortProto>),
     /// A file of sequences, one per line; each is used once (`One_Time_Sequences`).
     OneTime(PathBuf),
     /// Derived from a secret and the time, changing every step (doc/rotating.md).
     Rotating(Rotating),
-    /// No knock sequence: the door opens by single-packet authorization only.
-    None,
+    /// Single-packet authorization (doc/spa.md).
+    Spa(Spa),
+}
+
+impl Proof {
+    /// Whether this proof is a sequence of knocks (fixed, one-time or rotating).
+    pub fn is_sequence(&self) -> bool {
+        matches!(self, Proof::Sequence(_) | Proof::OneTime(_) | Proof::Rotating(_))
+    }
 }
 
 /// A rotating sequence: `length` ports in `ports`, derived from the secret every `step`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotating {
+    /// The shared secret the sequences are derived from.
     pub secret_file: PathBuf,
+    /// How often the sequence changes.
     pub step: Duration,
+    /// Knocks per sequence.
     pub length: usize,
     /// Inclusive port range the knocks are drawn from.
     pub ports: (u16, u16),
+    /// The protocol of every knock.
     pub proto: Proto,
 }
 
 /// Defaults shared by the daemon and the `knock` client, so a door and a client that both
 /// leave them out agree.
 pub const ROTATING_STEP: Duration = Duration::from_secs(30);
+/// Knocks per rotating sequence when the config does not say.
 pub const ROTATING_LENGTH: usize = 4;
+/// The port range rotating knocks are drawn from when the config does not say.
 pub const ROTATING_PORTS: (u16, u16) = (20000, 40000);
 /// Most knocks a rotating sequence can have: 32 bytes of HMAC, 4 per knock.
 pub const ROTATING_MAX_LENGTH: usize = 8;
@@ -358,38 +213,57 @@ pub struct Spa {
     pub public_keys: Vec<PathBuf>,
 }
 
+/// How far an SPA packet's timestamp may be from the daemon's clock when the config does not say.
 pub const SPA_WINDOW: Duration = Duration::from_secs(30);
 
 /// One door: a knock sequence and what it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Door {
+    /// The door's name: part of set names and log lines.
     pub name: String,
-    pub sequence: Sequence,
+    /// What proves a client: at least one; at most one of them a knock sequence.
+    pub proofs: Vec<Proof>,
+    /// The whole sequence must arrive within this time of its first knock.
     pub seq_timeout: Duration,
+    /// TCP knocks must have these flags set and clear.
     pub tcp_flags: TcpFlags,
     /// Only knocks addressed to this address count (the classic `Target`).
     pub target: Option<IpAddr>,
     /// Only these sources may knock (empty: any), and never these.
     pub from: Vec<ipnet::IpNet>,
+    /// Sources never allowed.
     pub not_from: Vec<ipnet::IpNet>,
-    pub spa: Option<Spa>,
+    /// The nftables grant, if the door opens ports or adds to a set.
     pub open: Option<OpenAction>,
+    /// Classic shell commands.
     pub commands: Commands,
 }
 
 impl Door {
     /// The sequence if it is fixed; one-time and rotating sequences are known only at run time.
     pub fn fixed_sequence(&self) -> Option<&[PortProto]> {
-        match &self.sequence {
-            Sequence::Fixed(s) => Some(s),
+        self.proofs.iter().find_map(|p| match p {
+            Proof::Sequence(s) => Some(s.as_slice()),
             _ => None,
-        }
+        })
+    }
+
+    /// The door's knock sequence proof (fixed, one-time or rotating), if it has one.
+    pub fn sequence(&self) -> Option<&Proof> {
+        self.proofs.iter().find(|p| p.is_sequence())
+    }
+
+    /// The door's single-packet authorization settings, if it has them.
+    pub fn spa(&self) -> Option<&Spa> {
+        self.proofs.iter().find_map(|p| match p {
+            Proof::Spa(s) => Some(s),
+            _ => None,
+        })
     }
 
     /// Whether `addr` may knock on this door (`from` / `not_from`).
     pub fn admits(&self, addr: &IpAddr) -> bool {
-        (self.from.is_empty() || self.from.iter().any(|n| n.contains(addr)))
-            && !self.not_from.iter().any(|n| n.contains(addr))
+        admits(&self.from, &self.not_from, addr)
     }
 }
 
@@ -404,6 +278,7 @@ pub type LogLevel = log::LevelFilter;
 /// Where and how much the daemon logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {
+    /// Most verbose level logged.
     pub level: LogLevel,
     /// Log to syslog (the default; `-n` turns it off).
     pub syslog: bool,
@@ -424,10 +299,13 @@ pub struct Config {
     pub interfaces: Vec<String>,
     /// Name of the `inet` table the daemon owns.
     pub table: String,
+    /// Where and how much to log.
     pub log: LogOptions,
+    /// Pid file to write and lock.
     pub pidfile: Option<PathBuf>,
     /// Cap on in-progress knock attempts across all sources and doors.
     pub max_attempts: usize,
+    /// Every door, in file order.
     pub doors: Vec<Door>,
 }
 
@@ -449,30 +327,6 @@ pub fn check_identifier(name: &str, max_len: usize) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn port_spellings() {
-        assert_eq!(PortProto::parse("7000"), Ok(PortProto::tcp(7000)));
-        assert_eq!(PortProto::parse("9000/udp"), Ok(PortProto::udp(9000)));
-        assert_eq!(PortProto::parse("9000:UDP"), Ok(PortProto::udp(9000)));
-        assert_eq!(PortProto::parse(" 22/tcp "), Ok(PortProto::tcp(22)));
-        assert!(PortProto::parse("0").is_err());
-        assert!(PortProto::parse("70000").is_err());
-        assert!(PortProto::parse("22/sctp").unwrap_err().contains("sctp"));
-        assert!(PortProto::parse("ssh").is_err());
-    }
-
-    #[test]
-    fn tcp_flag_lists() {
-        let f = TcpFlags::parse_list("syn,!ack").unwrap();
-        assert!(f.matches(tcp_flag::SYN));
-        assert!(!f.matches(tcp_flag::SYN | tcp_flag::ACK));
-        assert!(!f.matches(tcp_flag::ACK));
-        assert_eq!(f.to_string(), "syn,!ack");
-        assert!(TcpFlags::parse_list("syn,!syn").is_err());
-        assert!(TcpFlags::parse_list("xmas").unwrap_err().contains("xmas"));
-        assert!(TcpFlags::default().matches(0xff));
-    }
 
     #[test]
     fn identifiers() {

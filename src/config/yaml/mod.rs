@@ -1,0 +1,345 @@
+//! `knockd.yaml`: the declarative configuration format.
+//!
+//! Values are checked while they are deserialized, so every error comes back from
+//! serde_yaml_ng with the key path (`doors.ssh.sequence[1]`) and the line it is on.
+
+mod values;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use values::*;
+pub use values::{MAX_COMMAND_LEN, check_command};
+
+use super::{
+    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogOptions,
+    OpenAction, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating,
+    SPA_WINDOW, Spa, TableFamily, TcpFlags,
+};
+use super::{ConfigError, Location};
+
+/// Parses `text` (the contents of `file`) into a validated [`Config`].
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| {
+        let location = e.location().map(|l| Location { line: l.line(), column: l.column() });
+        ConfigError::Invalid { file: file.to_owned(), location, message: strip_location(&e.to_string()) }
+    })?;
+    let doors = raw.doors.0;
+    if doors.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            location: None,
+            message: "doors: no doors are defined: add at least one under `doors:`".into(),
+        });
+    }
+    Ok(Config {
+        interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
+        table: raw.nftables.table.0,
+        log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
+        pidfile: raw.pidfile,
+        max_attempts: raw.limits.max_attempts,
+        doors,
+    })
+}
+
+/// serde_yaml_ng appends " at line L column C"; we print the location in front instead.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    interfaces: Vec<IfName>,
+    #[serde(default)]
+    nftables: RawNftables,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    pidfile: Option<PathBuf>,
+    doors: Doors,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNftables {
+    table: TableName,
+}
+
+impl Default for RawNftables {
+    fn default() -> Self {
+        Self { table: TableName("knockd".into()) }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    level: Level,
+    #[serde(default = "yes")]
+    syslog: bool,
+    #[serde(default)]
+    file: Option<PathBuf>,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: Level::default(), syslog: true, file: None }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_max_attempts")]
+    max_attempts: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self { max_attempts: DEFAULT_MAX_ATTEMPTS }
+    }
+}
+
+fn default_max_attempts() -> usize {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDoor {
+    #[serde(default)]
+    sequence: Option<KnockSequence>,
+    #[serde(default)]
+    one_time_sequences: Option<PathBuf>,
+    #[serde(default)]
+    seq_timeout: Option<SeqTimeout>,
+    #[serde(default)]
+    tcp_flags: Option<Flags>,
+    #[serde(default)]
+    target: Option<std::net::IpAddr>,
+    #[serde(default)]
+    rotating: Option<RawRotating>,
+    #[serde(default)]
+    spa: Option<RawSpa>,
+    #[serde(default)]
+    from: Vec<Prefix>,
+    #[serde(default)]
+    not_from: Vec<Prefix>,
+    #[serde(default)]
+    open: Option<RawOpen>,
+    #[serde(default, alias = "start_command")]
+    command: Option<CommandText>,
+    #[serde(default, alias = "start_command_6")]
+    command_6: Option<CommandText>,
+    #[serde(default)]
+    stop_command: Option<CommandText>,
+    #[serde(default)]
+    stop_command_6: Option<CommandText>,
+    #[serde(default)]
+    cmd_timeout: Option<CmdTimeout>,
+}
+
+impl RawDoor {
+    fn into_door<E: de::Error>(self, name: String) -> Result<Door, E> {
+        let mut proofs = match (self.sequence, self.one_time_sequences, self.rotating) {
+            (Some(s), None, None) => vec![Proof::Sequence(s.0)],
+            (None, Some(path), None) => vec![Proof::OneTime(path)],
+            (None, None, Some(r)) => vec![Proof::Rotating(r.into_rotating()?)],
+            (None, None, None) => Vec::new(),
+            _ => {
+                return Err(E::custom(format!(
+                    "door `{name}` has more than one of `sequence`, `one_time_sequences` and `rotating`: keep one"
+                )));
+            }
+        };
+        proofs.extend(self.spa.map(|s| s.into_spa()).transpose()?.map(Proof::Spa));
+        if proofs.is_empty() {
+            return Err(E::custom(format!(
+                "door `{name}` has no knock: add `sequence:` (or `one_time_sequences:`, `rotating:` or `spa:`)"
+            )));
+        }
+        let text = |c: Option<CommandText>| c.map(|c| c.0);
+        let open = self.open.map(|o| o.into_action(&name)).transpose()?;
+        Ok(Door {
+            name,
+            proofs,
+            seq_timeout: self.seq_timeout.map_or(DEFAULT_SEQ_TIMEOUT, |t| t.0),
+            tcp_flags: self.tcp_flags.map_or_else(TcpFlags::default, |f| f.0),
+            target: self.target,
+            from: self.from.into_iter().map(|p| p.0).collect(),
+            not_from: self.not_from.into_iter().map(|p| p.0).collect(),
+            open,
+            commands: Commands {
+                start: text(self.command),
+                start_v6: text(self.command_6),
+                stop: text(self.stop_command),
+                stop_v6: text(self.stop_command_6),
+                cmd_timeout: self.cmd_timeout.map_or(DEFAULT_CMD_TIMEOUT, |t| t.0),
+            },
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpen {
+    #[serde(default)]
+    ports: Option<OpenPorts>,
+    #[serde(default)]
+    set: Option<RawAttach>,
+    timeout: OpenTimeout,
+}
+
+/// `rotating:` (doc/rotating.md).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRotating {
+    secret_file: PathBuf,
+    #[serde(default)]
+    step: Option<StepDuration>,
+    #[serde(default)]
+    length: Option<usize>,
+    #[serde(default)]
+    ports: Option<PortRange>,
+    #[serde(default)]
+    protocol: Option<ProtoName>,
+}
+
+impl RawRotating {
+    fn into_rotating<E: de::Error>(self) -> Result<Rotating, E> {
+        let length = self.length.unwrap_or(ROTATING_LENGTH);
+        if !(1..=ROTATING_MAX_LENGTH).contains(&length) {
+            return Err(E::custom(format!("rotating.length {length} is out of range: use 1 to {ROTATING_MAX_LENGTH}")));
+        }
+        Ok(Rotating {
+            secret_file: self.secret_file,
+            step: self.step.map_or(ROTATING_STEP, |s| s.0),
+            length,
+            ports: self.ports.map_or(ROTATING_PORTS, |p| p.0),
+            proto: self.protocol.map_or(Proto::Tcp, |p| p.0),
+        })
+    }
+}
+
+/// `spa:` (doc/spa.md).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpa {
+    port: Port,
+    #[serde(default)]
+    window: Option<SpaWindow>,
+    #[serde(default)]
+    hmac_key_file: Option<PathBuf>,
+    #[serde(default)]
+    public_keys: Vec<PathBuf>,
+}
+
+impl RawSpa {
+    fn into_spa<E: de::Error>(self) -> Result<Spa, E> {
+        if self.hmac_key_file.is_none() && self.public_keys.is_empty() {
+            return Err(E::custom("`spa` needs `hmac_key_file:` or `public_keys:` to check packets with"));
+        }
+        Ok(Spa {
+            port: self.port.0.port,
+            window: self.window.map_or(SPA_WINDOW, |w| w.0),
+            hmac_key_file: self.hmac_key_file,
+            public_keys: self.public_keys,
+        })
+    }
+}
+
+/// `open.set`: the admin's own sets (attach mode).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttach {
+    #[serde(default)]
+    family: Option<Family>,
+    table: TableName,
+    #[serde(default)]
+    ipv4: Option<TableName>,
+    #[serde(default)]
+    ipv6: Option<TableName>,
+}
+
+impl RawOpen {
+    fn into_action<E: de::Error>(self, door: &str) -> Result<OpenAction, E> {
+        let attach = match (self.ports, self.set) {
+            (Some(ports), None) => return Ok(OpenAction { ports: ports.0, timeout: self.timeout.0, attach: None }),
+            (None, Some(set)) => set,
+            (Some(_), Some(_)) => {
+                return Err(E::custom(format!(
+                    "door `{door}`: `open` has both `ports` (the daemon's own table) and `set` (your table): \
+                     keep one; with `set`, your own rules decide which ports the set opens"
+                )));
+            }
+            (None, None) => {
+                return Err(E::custom(format!("door `{door}`: `open` needs `ports:` or `set:`")));
+            }
+        };
+        let family = attach.family.map_or(TableFamily::Inet, |f| f.0);
+        let (ipv4, ipv6) = (attach.ipv4.map(|n| n.0), attach.ipv6.map(|n| n.0));
+        let fits = match family {
+            TableFamily::Inet => true,
+            TableFamily::Ip => ipv6.is_none(),
+            TableFamily::Ip6 => ipv4.is_none(),
+        };
+        if !fits {
+            return Err(E::custom(format!(
+                "door `{door}`: a table of family {family} cannot hold that set: use family inet"
+            )));
+        }
+        if ipv4.is_none() && ipv6.is_none() {
+            return Err(E::custom(format!("door `{door}`: `open.set` names no set: add `ipv4:` and/or `ipv6:`")));
+        }
+        Ok(OpenAction {
+            ports: Vec::new(),
+            timeout: self.timeout.0,
+            attach: Some(AttachSets { family, table: attach.table.0, ipv4, ipv6 }),
+        })
+    }
+}
+
+/// The `doors` mapping, kept in file order, with duplicate names rejected where they stand.
+struct Doors(Vec<Door>);
+
+impl<'de> Deserialize<'de> for Doors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Doors;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping from door names to doors")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doors, A::Error> {
+                let mut doors: Vec<Door> = Vec::new();
+                while let Some(name) = map.next_key::<DoorName>()? {
+                    if doors.iter().any(|d| d.name == name.0) {
+                        return Err(de::Error::custom(format!(
+                            "door `{}` is defined twice: give each door its own name",
+                            name.0
+                        )));
+                    }
+                    let raw: RawDoor = map.next_value()?;
+                    doors.push(raw.into_door(name.0)?);
+                }
+                Ok(Doors(doors))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

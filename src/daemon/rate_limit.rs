@@ -1,0 +1,67 @@
+//! Keeps per-knock log lines from stalling the packet path under a flood: at most a budget of
+//! lines per second, and one line saying how many were left out.
+
+use std::time::Duration;
+
+/// A per-second budget of log lines. Time is given, as everywhere in the core.
+#[derive(Debug)]
+pub struct LogBudget {
+    per_second: u32,
+    second: u64,
+    used: u32,
+    suppressed: u64,
+}
+
+/// What to do with one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Log the line.
+    Log,
+    /// Log it, but first say how many lines the previous seconds left out.
+    LogAfterSuppressed(u64),
+    /// Leave it out (it is counted).
+    Suppress,
+}
+
+impl LogBudget {
+    /// A budget of `per_second` lines a second.
+    pub fn new(per_second: u32) -> Self {
+        LogBudget { per_second, second: 0, used: 0, suppressed: 0 }
+    }
+
+    /// Whether a line at `now` may be logged.
+    pub fn check(&mut self, now: Duration) -> Verdict {
+        let second = now.as_secs();
+        if second != self.second {
+            self.second = second;
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            self.suppressed += 1;
+            return Verdict::Suppress;
+        }
+        self.used += 1;
+        match std::mem::take(&mut self.suppressed) {
+            0 => Verdict::Log,
+            n => Verdict::LogAfterSuppressed(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_per_second_then_a_summary() {
+        let mut b = LogBudget::new(2);
+        let t = Duration::from_millis;
+        assert_eq!(b.check(t(0)), Verdict::Log);
+        assert_eq!(b.check(t(10)), Verdict::Log);
+        assert_eq!(b.check(t(20)), Verdict::Suppress);
+        assert_eq!(b.check(t(999)), Verdict::Suppress);
+        assert_eq!(b.check(t(1000)), Verdict::LogAfterSuppressed(2));
+        assert_eq!(b.check(t(1001)), Verdict::Log);
+        assert_eq!(b.check(t(1002)), Verdict::Suppress);
+    }
+}

@@ -1,0 +1,128 @@
+//! Doors: the proofs a client gives, checked. One module per kind of proof.
+//!
+//! Contract: a door kind ([`DoorKind`]) owns its state and its secrets. It says which ports it
+//! needs captured, takes parsed packets to those ports with the (monotonic) time, and returns
+//! what happened as data ([`Outcomes`]): grants, and notes for the log and the counters. It is
+//! told the wall clock, and on reload it takes over what carries over from the kind it
+//! replaces. It never touches the firewall, the clock or the network: the engine routes packets
+//! to kinds by port and commits their grants.
+//!
+//! Kinds: [`sequence`] (knock sequences: fixed, one-time files, rotating secrets; one attempt
+//! table with a cap for all of them) and [`spa`] (single-packet authorization). A new kind is
+//! one module here, one [`crate::config::Proof`] variant, and one line in `KINDS`.
+
+pub mod key_file;
+pub mod sequence;
+pub mod spa;
+
+use std::any::Any;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::{Config, PortProto};
+use crate::packet::Packet;
+
+/// Index of a door in the configuration's door list.
+pub type DoorId = usize;
+
+/// A client proved itself to a door: the engine opens it for `addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The door to open.
+    pub door: DoorId,
+    /// Who gets in: the packet's source, or the address an SPA packet names.
+    pub addr: IpAddr,
+    /// Where the proof came from.
+    pub src: IpAddr,
+    /// The key that signed it, for the log and status; `None` for knock sequences.
+    pub by: Option<String>,
+}
+
+/// What happened to an attempt, for the log (rate-limited) and the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs, reason = "each variant's doc names its fields")]
+pub enum Note {
+    /// `src` has `stage` of the door's `of` knocks in order.
+    /// `src` has `stage` of the door's `of` knocks in order.
+    Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
+    /// An out-of-order knock ended `src`'s attempt.
+    /// An out-of-order knock ended `src`'s attempt.
+    Restart { door: DoorId, src: IpAddr },
+    /// `src`'s attempt ran past the door's `seq_timeout`.
+    /// `src`'s attempt ran past the door's `seq_timeout`.
+    TimedOut { door: DoorId, src: IpAddr },
+    /// A single-packet authorization was accepted (the grant follows).
+    /// A single-packet authorization from `src` was accepted (the grant follows).
+    Accepted { door: DoorId, src: IpAddr },
+    /// A packet to a kind's port was refused, and why.
+    /// A packet from `src` to a kind's port was refused, and why.
+    Rejected { door: Option<DoorId>, src: IpAddr, reason: String },
+    /// A door changed while running (a one-time sequence used up, say): said at `level`.
+    /// A door changed while running (a one-time sequence used up, say), said at `level`.
+    Changed { door: DoorId, level: log::Level, message: String },
+}
+
+/// Everything a kind reports from one call.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Doors to open.
+    pub grants: Vec<Grant>,
+    /// What happened on the way, for the log and the counters.
+    pub notes: Vec<Note>,
+    /// The kind's ports changed: the capture filter must follow.
+    pub ports_changed: bool,
+}
+
+/// A kind of door. See the module documentation for the contract.
+pub trait DoorKind: Any {
+    /// A short name for logs and status: `sequence`, `spa`.
+    fn kind(&self) -> &'static str;
+
+    /// Appends the ports this kind needs captured now.
+    fn ports(&self, out: &mut Vec<PortProto>);
+
+    /// One packet to one of those ports, seen at `now`.
+    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes);
+
+    /// The time of day (since the Unix epoch), for proofs that depend on it.
+    fn set_wall_clock(&mut self, _unix_now: Duration, _out: &mut Outcomes) {}
+
+    /// Housekeeping at `now`: forget what can no longer complete.
+    fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
+
+    /// After a reload: takes over what carries over from `old`, the kind this one replaces.
+    fn carry_over(&mut self, _old: Box<dyn Any>) {}
+
+    /// Attempts in progress.
+    fn attempts(&self) -> usize {
+        0
+    }
+
+    /// Running totals of the kind's own, by name.
+    fn counters(&self, _out: &mut Vec<(&'static str, u64)>) {}
+}
+
+/// Why the doors could not be set up: a file that cannot be read, a key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("door {door}: {message}")]
+pub struct DoorError {
+    /// The door's name.
+    pub door: String,
+    /// What is wrong, and how to fix it.
+    pub message: String,
+}
+
+/// Builds a kind from the config: `None` when no door uses it.
+type Build = fn(&Config) -> Result<Option<Box<dyn DoorKind>>, DoorError>;
+
+/// Every kind of door, in the order packets are offered to them.
+const KINDS: [Build; 2] = [sequence::build, spa::build];
+
+/// The kinds the config uses, with every file they need read: all or nothing.
+pub fn build(config: &Config) -> Result<Vec<Box<dyn DoorKind>>, DoorError> {
+    let mut kinds = Vec::new();
+    for build in KINDS {
+        kinds.extend(build(config)?);
+    }
+    Ok(kinds)
+}

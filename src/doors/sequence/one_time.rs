@@ -1,0 +1,167 @@
+//! One-time sequences: a file of knock sequences, one per line, each used once.
+//!
+//! The first line that holds a valid sequence (not blank, not a `#` comment) is the door's
+//! sequence. After a successful knock, that line is commented out by prefixing `#`, and the
+//! file is replaced atomically: a new file under an unpredictable name beside it, created
+//! exclusively with mode 0600 (never through a symlink), synced, given the old file's mode,
+//! then renamed over it. A crash leaves either the old file or the new one, never half of each.
+//! Lines that do not parse are skipped, as in the classic knockd.
+
+use std::any::Any;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::Source;
+use super::matcher::{Matcher, SlotId};
+use crate::config::PortProto;
+use crate::doors::{DoorId, Note, Outcomes};
+
+/// Largest one-time sequence file read.
+const MAX_FILE: u64 = 1 << 20;
+
+/// A one-time sequence file that cannot be read or rewritten.
+#[derive(Debug, thiserror::Error)]
+#[error("one-time sequence file {}: {source}", path.display())]
+pub struct OneTimeError {
+    /// The file.
+    pub path: PathBuf,
+    #[source]
+    /// Why it cannot be used.
+    pub source: std::io::Error,
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> OneTimeError + '_ {
+    move |source| OneTimeError { path: path.to_owned(), source }
+}
+
+/// The sequence on a line, if the line holds an unused, valid one.
+fn parse_line(line: &str) -> Option<Vec<PortProto>> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    PortProto::parse_sequence(line).ok()
+}
+
+/// Reads the file, checking (on the file opened) that other users cannot write it: it holds
+/// secrets that open the firewall.
+fn read(path: &Path) -> Result<String, OneTimeError> {
+    let bytes = crate::config::read_private(path, MAX_FILE).map_err(|e| OneTimeError {
+        path: path.to_owned(),
+        source: match e {
+            crate::config::PrivateFileError::Io(e) => e,
+            other => std::io::Error::new(std::io::ErrorKind::PermissionDenied, other.to_string()),
+        },
+    })?;
+    String::from_utf8(bytes).map_err(|_| io_error(path)(std::io::ErrorKind::InvalidData.into()))
+}
+
+/// The first unused sequence in `path`; `None` when every one has been used.
+pub fn current(path: &Path) -> Result<Option<Vec<PortProto>>, OneTimeError> {
+    Ok(read(path)?.lines().find_map(parse_line))
+}
+
+/// Marks the first unused line holding `sequence` as used. Returns whether a line was marked
+/// (false if someone removed it from the file meanwhile).
+pub fn mark_used(path: &Path, sequence: &[PortProto]) -> Result<bool, OneTimeError> {
+    let text = read(path)?;
+    let mut marked = false;
+    let mut out = String::with_capacity(text.len() + 1);
+    for line in text.split_inclusive('\n') {
+        if !marked && parse_line(line).as_deref() == Some(sequence) {
+            out.push('#');
+            marked = true;
+        }
+        out.push_str(line);
+    }
+    if marked {
+        replace(path, &out).map_err(io_error(path))?;
+    }
+    Ok(marked)
+}
+
+/// Replaces `path` with `text` atomically (see the module documentation).
+fn replace(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!(".{}.{}", name.to_string_lossy(), hex::encode(random)));
+    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.set_permissions(fs::Permissions::from_mode(mode & !0o022))?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A one-time door: its file, and the sequence in force.
+pub(super) struct OneTime {
+    door: DoorId,
+    path: PathBuf,
+}
+
+impl OneTime {
+    /// Reads the file and puts the door's first unused sequence in its slot (none: disabled).
+    pub fn open(door: DoorId, name: &str, path: &Path, matcher: &mut Matcher) -> Result<Self, OneTimeError> {
+        let current = current(path)?;
+        if current.is_none() {
+            log::warn!("{name}: no unused sequence left in {}: door disabled", path.display());
+        }
+        matcher.set_sequence(matcher.slots_of(door).start, current.unwrap_or_default());
+        Ok(OneTime { door, path: path.to_owned() })
+    }
+}
+
+impl Source for OneTime {
+    fn door(&self) -> DoorId {
+        self.door
+    }
+
+    /// Marks the sequence just used and switches the door to the next one, or disables it.
+    fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, out: &mut Outcomes) {
+        let used = matcher.sequence(slot).to_vec();
+        let path = self.path.display();
+        let note = |level, message| Note::Changed { door: self.door, level, message };
+        let next = mark_used(&self.path, &used).and_then(|marked| {
+            if !marked {
+                out.notes
+                    .push(note(log::Level::Warn, format!("the used sequence is no longer in {path}; nothing to mark")));
+            }
+            current(&self.path)
+        });
+        let sequence = match next {
+            Ok(Some(sequence)) => {
+                out.notes.push(note(log::Level::Info, "next one-time sequence loaded".into()));
+                sequence
+            }
+            Ok(None) => {
+                out.notes.push(note(log::Level::Warn, format!("no more one-time sequences in {path}: door disabled")));
+                Vec::new()
+            }
+            Err(e) => {
+                out.notes.push(note(log::Level::Error, format!("{e}: door disabled")));
+                Vec::new()
+            }
+        };
+        matcher.set_sequence(slot, sequence);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,60 @@
+//! SPA key files: Ed25519 key pairs (`knock --spa-keygen`) and HMAC shared secrets.
+
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::doors::key_file::{self, KeyFileError};
+
+const SECRET_TAG: &str = "knockd-ed25519-secret";
+const PUBLIC_TAG: &str = "knockd-ed25519-public";
+
+/// A client's key.
+pub enum Key {
+    /// An Ed25519 secret key: the client signs, the server holds only the public key.
+    Ed25519(SigningKey),
+    /// A shared HMAC-SHA256 key, the same on both sides.
+    Hmac(Vec<u8>),
+}
+
+fn key_error(path: &Path, message: impl Into<String>) -> KeyFileError {
+    KeyFileError::new("key file", path, message)
+}
+
+/// The 32 bytes after `tag` in a key file, or `None` if the file does not start with `tag`.
+fn tagged_hex(path: &Path, tag: &str) -> Result<Option<[u8; 32]>, KeyFileError> {
+    let bytes = key_file::read_private("key file", path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let Some(hex_text) = text.trim().strip_prefix(tag) else { return Ok(None) };
+    let bytes = hex::decode(hex_text.trim()).map_err(|_| key_error(path, "the key is not hexadecimal"))?;
+    bytes.try_into().map(Some).map_err(|_| key_error(path, "an Ed25519 key is 32 bytes"))
+}
+
+/// Reads a client's public key file (`knockd-ed25519-public <hex>`).
+pub fn read_public_key(path: &Path) -> Result<VerifyingKey, KeyFileError> {
+    let bytes =
+        tagged_hex(path, PUBLIC_TAG)?.ok_or_else(|| key_error(path, format!("expected `{PUBLIC_TAG} <hex>`")))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| key_error(path, "not a valid Ed25519 public key"))
+}
+
+/// Reads a client key: an Ed25519 secret key file, or else an HMAC shared secret.
+pub fn read_key(path: &Path) -> Result<Key, KeyFileError> {
+    if let Some(seed) = tagged_hex(path, SECRET_TAG)? {
+        return Ok(Key::Ed25519(SigningKey::from_bytes(&seed)));
+    }
+    key_file::read_secret("key file", path).map(Key::Hmac)
+}
+
+/// Writes a new Ed25519 key pair: `path` (secret, mode 600) and `path.pub`.
+pub fn generate(path: &Path) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut secret = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    writeln!(secret, "{SECRET_TAG} {}", hex::encode(seed))?;
+    let public_path = PathBuf::from(format!("{}.pub", path.display()));
+    std::fs::write(&public_path, format!("{PUBLIC_TAG} {}\n", hex::encode(key.verifying_key().to_bytes())))?;
+    Ok(public_path)
+}

@@ -1,0 +1,181 @@
+//! Classic knockd.conf commands: `%IP%` substitution, the start command when a knock
+//! completes, the stop command `cmd_timeout` later.
+//!
+//! The [`Scheduler`] is pure (time is given); it hands jobs to a [`Spawner`], which must not
+//! block. [`shell::ShellSpawner`] runs them with `/bin/sh -c`, each in its own process group
+//! and with a time limit.
+
+mod shell;
+
+pub use shell::{COMMAND_TIME_LIMIT, Outcome, ShellSpawner, run};
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use log::error;
+
+use crate::config::Door;
+
+/// Stop commands waiting at once; past this, a start whose stop could not be kept is refused,
+/// so nothing is ever opened without its close.
+pub const MAX_PENDING_STOPS: usize = 65_536;
+
+/// Replaces every `%IP%` with the address. The address comes from a parsed packet, so the
+/// result only ever contains an IP literal where the placeholder was.
+pub fn expand(template: &str, addr: IpAddr) -> String {
+    template.replace("%IP%", &addr.to_string())
+}
+
+/// Whether a job opens or closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The door's start command, when a knock completes.
+    Start,
+    /// Its stop command, `cmd_timeout` later.
+    Stop,
+}
+
+/// One expanded command to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The door's name, for the log.
+    pub door: String,
+    /// The address `%IP%` stands for.
+    pub src: IpAddr,
+    /// Start or stop.
+    pub phase: Phase,
+    /// The command line, `%IP%` replaced.
+    pub command: String,
+}
+
+/// Runs jobs. `spawn` never blocks the caller and gives the job back when it cannot take it
+/// now; `spawn_blocking` waits for room (used at shutdown, when no stop may be lost).
+pub trait Spawner {
+    /// Takes a job without waiting, or gives it back when it cannot now.
+    fn spawn(&mut self, job: Job) -> Result<(), Job>;
+    /// Takes a job, waiting for room if need be.
+    fn spawn_blocking(&mut self, job: Job);
+}
+
+/// A stop command and when it is due; ordered by due time, then by arrival.
+#[derive(Debug)]
+struct Scheduled {
+    due: Duration,
+    seq: u64,
+    job: Job,
+}
+
+impl Scheduled {
+    fn key(&self) -> (Duration, u64) {
+        (self.due, self.seq)
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Start commands now, stop commands later. Independent of the config, so a reload never
+/// loses a pending stop.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    stops: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+}
+
+impl Scheduler {
+    /// A knock on `door` from `src` completed at `now`: run its start command, schedule its stop.
+    pub fn open(&mut self, door: &Door, src: IpAddr, now: Duration, spawner: &mut dyn Spawner) {
+        let ipv6 = src.is_ipv6();
+        let stop = door.commands.stop_for(ipv6).map(|t| expand(t, src));
+        if stop.is_some() && self.stops.len() >= MAX_PENDING_STOPS {
+            error!("{}: {src}: {MAX_PENDING_STOPS} stop commands pending; not running the start command", door.name);
+            return;
+        }
+        if let Some(template) = door.commands.start_for(ipv6) {
+            let job = Job { door: door.name.clone(), src, phase: Phase::Start, command: expand(template, src) };
+            if let Err(job) = spawner.spawn(job) {
+                // Nothing was started, so nothing needs stopping.
+                return error!("{}: {src}: command queue full; not running: {}", job.door, job.command);
+            }
+        }
+        if let Some(command) = stop {
+            let job = Job { door: door.name.clone(), src, phase: Phase::Stop, command };
+            self.push(now + door.commands.cmd_timeout, job);
+        }
+    }
+
+    fn push(&mut self, due: Duration, job: Job) {
+        self.seq += 1;
+        self.stops.push(Reverse(Scheduled { due, seq: self.seq, job }));
+    }
+
+    /// Hands every stop that is due at `now` to the spawner; any it cannot take now stay queued.
+    pub fn run_due(&mut self, now: Duration, spawner: &mut dyn Spawner) {
+        while self.stops.peek().is_some_and(|Reverse(s)| s.due <= now) {
+            let Reverse(s) = self.stops.pop().expect("peeked");
+            if let Err(job) = spawner.spawn(s.job) {
+                self.stops.push(Reverse(Scheduled { job, ..s }));
+                return;
+            }
+        }
+    }
+
+    /// At shutdown: every pending stop, now, in due order, waiting for room if need be.
+    pub fn drain(&mut self, spawner: &mut dyn Spawner) {
+        while let Some(Reverse(s)) = self.stops.pop() {
+            spawner.spawn_blocking(s.job);
+        }
+    }
+
+    /// When the next stop is due, so the event loop can wake up for it.
+    pub fn next_due(&self) -> Option<Duration> {
+        self.stops.peek().map(|Reverse(s)| s.due)
+    }
+
+    /// Stop commands waiting for their time.
+    pub fn pending(&self) -> usize {
+        self.stops.len()
+    }
+}
+
+/// A spawner that records jobs, for tests of everything above it.
+#[derive(Debug, Default)]
+pub struct MemorySpawner {
+    /// Every job handed over, oldest first.
+    pub jobs: Vec<Job>,
+    /// Refuse every job (a full queue).
+    pub full: bool,
+}
+
+impl Spawner for MemorySpawner {
+    fn spawn(&mut self, job: Job) -> Result<(), Job> {
+        if self.full {
+            return Err(job);
+        }
+        self.jobs.push(job);
+        Ok(())
+    }
+
+    fn spawn_blocking(&mut self, job: Job) {
+        self.jobs.push(job);
+    }
+}

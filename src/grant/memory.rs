@@ -1,0 +1,81 @@
+//! An in-memory firewall that records what it was asked to do, for tests without root.
+
+use super::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV6, SetInfo};
+use crate::config::TableFamily;
+use crate::grant::nft::{CHAIN, Family, Ruleset};
+
+/// How [`MemoryFirewall`] fails when told to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// As if a table, chain or set were missing.
+    NotFound,
+    /// As if the kernel had no buffer space.
+    NoBuffer,
+    /// Refused with this errno.
+    Refused(i32),
+}
+
+/// An in-memory firewall that records what it was asked to do.
+#[derive(Debug, Default)]
+pub struct MemoryFirewall {
+    /// Every ruleset installed, oldest first.
+    pub installed: Vec<Ruleset>,
+    /// Every element added, oldest first.
+    pub elements: Vec<Element>,
+    /// Sets that exist outside the daemon's own table (attach mode).
+    pub foreign_sets: Vec<(TableFamily, String, String, SetInfo)>,
+    /// When set, every operation fails this way.
+    pub fail_with: Option<Failure>,
+    /// Someone deleted the installed table (`nft flush ruleset`); `install` puts it back.
+    pub deleted: bool,
+}
+
+impl MemoryFirewall {
+    fn check(&self, operation: &str) -> Result<(), FirewallError> {
+        let operation = operation.to_owned();
+        match self.fail_with {
+            None => Ok(()),
+            Some(Failure::NotFound) => Err(FirewallError::NotFound { operation }),
+            Some(Failure::NoBuffer) => Err(FirewallError::NoBuffer { operation }),
+            Some(Failure::Refused(errno)) => {
+                Err(FirewallError::Refused { operation, source: std::io::Error::from_raw_os_error(errno) })
+            }
+        }
+    }
+
+    fn own(&self, family: TableFamily, table: &str) -> Option<&Ruleset> {
+        self.installed.last().filter(|r| !self.deleted && family == TableFamily::Inet && r.table == table)
+    }
+}
+
+impl Firewall for MemoryFirewall {
+    fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError> {
+        self.check("install the ruleset")?;
+        self.installed.push(ruleset.clone());
+        self.deleted = false;
+        Ok(())
+    }
+
+    fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
+        self.check("add set elements")?;
+        if self.deleted {
+            return Err(FirewallError::NotFound { operation: "add set elements".into() });
+        }
+        self.elements.extend_from_slice(elements);
+        Ok(())
+    }
+
+    fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError> {
+        self.check("look up a set")?;
+        if let Some(spec) = self.own(family, table).and_then(|r| r.sets.iter().find(|s| s.name == set)) {
+            let key_type = if spec.family == Family::V4 { KEY_IPV4 } else { KEY_IPV6 };
+            return Ok(Some(SetInfo { timeout: true, key_type }));
+        }
+        Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))
+    }
+
+    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError> {
+        self.check("look up a chain")?;
+        Ok(self.own(family, table).is_some() && chain == CHAIN)
+    }
+}

@@ -1,0 +1,95 @@
+//! Grants: what happens when a door opens. The one seam between doors and the packet filter.
+//!
+//! Contract: the daemon only ever does a few things to the firewall, all through the
+//! [`Firewall`] trait: install its ruleset (one atomic transaction), add addresses to sets with
+//! a timeout, and look sets and chains up. Backends: [`nft::NetlinkFirewall`] (the kernel, over
+//! netlink; every raw errno is turned into a [`FirewallError`] variant there) and
+//! [`memory::MemoryFirewall`] (tests of everything above it, no root needed). Classic
+//! knockd.conf doors run shell commands instead, through [`legacy_command`]. [`Granter`] turns a
+//! door's grant into both, and retries a grant once when the daemon's own table has gone.
+
+pub mod attach;
+mod granter;
+pub mod legacy_command;
+pub mod memory;
+pub mod nft;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use granter::Granter;
+pub use memory::MemoryFirewall;
+
+use crate::config::TableFamily;
+use nft::Ruleset;
+
+/// One address to add to one set, expiring after `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    /// The family of the set's table.
+    pub family: TableFamily,
+    /// The set's table.
+    pub table: String,
+    /// The set.
+    pub set: String,
+    /// The address to add.
+    pub addr: IpAddr,
+    /// When the kernel removes it again.
+    pub timeout: Duration,
+}
+
+/// What attach mode needs to know about an admin's set before it uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetInfo {
+    /// Whether the set has `flags timeout` (elements with a timeout need it).
+    pub timeout: bool,
+    /// The nftables data type of the key: 7 is `ipv4_addr`, 8 is `ipv6_addr`.
+    pub key_type: u32,
+}
+
+/// nftables' data type number for `ipv4_addr` set keys.
+pub const KEY_IPV4: u32 = 7;
+/// nftables' data type number for `ipv6_addr` set keys.
+pub const KEY_IPV6: u32 = 8;
+
+/// A firewall operation that failed, with what was being done and what the kernel said.
+#[derive(Debug, thiserror::Error)]
+#[allow(missing_docs, reason = "each variant's doc names its fields")]
+pub enum FirewallError {
+    #[error("cannot open a netlink socket to nftables: {0}")]
+    /// No netlink socket (no CAP_NET_ADMIN, say).
+    Socket(#[source] std::io::Error),
+    /// A table, chain or set the operation names does not exist (any more).
+    #[error("nftables cannot {operation}: a table, chain or set it needs does not exist")]
+    /// A table, chain or set the operation names does not exist (any more).
+    NotFound { operation: String },
+    /// The kernel ran out of buffer space for the request or its answers.
+    #[error("nftables cannot {operation}: no buffer space for the request or its answers")]
+    /// The kernel ran out of buffer space for the request or its answers.
+    NoBuffer { operation: String },
+    /// Any other refusal, with the kernel's reason.
+    #[error("nftables refused to {operation}: {source}")]
+    Refused {
+        /// What was being done: "install table inet knockd".
+        operation: String,
+        #[source]
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+}
+
+/// A packet filter the daemon can program.
+pub trait Firewall {
+    /// Creates or updates the daemon's table, sets and chain in one atomic transaction.
+    /// Existing set elements (grants that have not expired) are kept.
+    fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError>;
+
+    /// Adds each element, or refreshes its timeout if it is already there, in one transaction.
+    fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError>;
+
+    /// Describes an existing set; `None` when it (or its table) does not exist.
+    fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError>;
+
+    /// Whether a chain exists.
+    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError>;
+}

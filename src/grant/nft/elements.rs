@@ -1,0 +1,112 @@
+//! Set elements with per-element timeouts, which nftnl's safe API lacks: built here through
+//! nftnl-sys.
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::net::IpAddr;
+use std::os::raw::c_char;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use nftnl::nftnl_sys::{self as sys, libc};
+use nftnl::{Batch, MsgType, NlMsg};
+
+use super::install::cstring;
+use crate::config::TableFamily;
+use crate::grant::Element;
+
+/// Elements per netlink message; keeps each message far below the netlink size limit.
+const ELEMENTS_PER_MESSAGE: usize = 256;
+
+/// One batch that adds every element, or restarts its timeout if it is there already.
+pub(super) fn batch(elements: &[Element]) -> Batch {
+    // Per set, in one transaction: add (no-op if present), delete, add again. That creates
+    // the element or restarts its timeout, without a lookup first and on every kernel.
+    let mut messages = Vec::new();
+    let mut sorted: Vec<&Element> = elements.iter().collect();
+    sorted.sort_by(|a, b| (a.family.nfproto(), &a.table, &a.set).cmp(&(b.family.nfproto(), &b.table, &b.set)));
+    for group in sorted.chunk_by(|a, b| a.family == b.family && a.table == b.table && a.set == b.set) {
+        for chunk in group.chunks(ELEMENTS_PER_MESSAGE) {
+            let mut with_timeout = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
+            let mut keys_only = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
+            for e in chunk {
+                with_timeout.push(&e.addr, Some(e.timeout));
+                keys_only.push(&e.addr, None);
+            }
+            messages.push((with_timeout, keys_only));
+        }
+    }
+    let mut batch = Batch::new();
+    for (with_timeout, keys_only) in &messages {
+        batch.add(with_timeout, MsgType::Add);
+        batch.add(keys_only, MsgType::Del);
+        batch.add(with_timeout, MsgType::Add);
+    }
+    batch
+}
+
+/// A NEWSETELEM/DELSETELEM message for one set, with optional per-element timeouts.
+struct ElementsMsg {
+    set: NonNull<sys::nftnl_set>,
+    family: u16,
+}
+
+impl ElementsMsg {
+    fn new(family: TableFamily, table: &str, set_name: &str) -> Self {
+        // SAFETY: plain libnftnl allocation; strings are copied by libnftnl.
+        unsafe {
+            let set = NonNull::new(sys::nftnl_set_alloc()).unwrap_or_else(|| std::process::abort());
+            sys::nftnl_set_set_str(set.as_ptr(), sys::NFTNL_SET_TABLE as u16, cstring(table).as_ptr());
+            sys::nftnl_set_set_str(set.as_ptr(), sys::NFTNL_SET_NAME as u16, cstring(set_name).as_ptr());
+            sys::nftnl_set_set_u32(set.as_ptr(), sys::NFTNL_SET_FAMILY as u16, u32::from(family.nfproto()));
+            ElementsMsg { set, family: u16::from(family.nfproto()) }
+        }
+    }
+
+    fn push(&mut self, addr: &IpAddr, timeout: Option<Duration>) {
+        let key: Vec<u8> = match addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        // SAFETY: the element is handed to the set, which owns and frees it.
+        unsafe {
+            let elem = sys::nftnl_set_elem_alloc();
+            if elem.is_null() {
+                std::process::abort();
+            }
+            sys::nftnl_set_elem_set(
+                elem,
+                sys::NFTNL_SET_ELEM_KEY as u16,
+                key.as_ptr().cast::<c_void>(),
+                key.len() as u32,
+            );
+            if let Some(t) = timeout {
+                let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+                sys::nftnl_set_elem_set_u64(elem, sys::NFTNL_SET_ELEM_TIMEOUT as u16, ms);
+            }
+            sys::nftnl_set_elem_add(self.set.as_ptr(), elem);
+        }
+    }
+}
+
+// SAFETY: `write` only writes one message into the buffer the batch hands it.
+unsafe impl NlMsg for ElementsMsg {
+    unsafe fn write(&self, buf: *mut c_void, seq: u32, msg_type: MsgType) {
+        let (kind, flags) = match msg_type {
+            MsgType::Add => (libc::NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE | libc::NLM_F_ACK),
+            MsgType::Del => (libc::NFT_MSG_DELSETELEM, libc::NLM_F_ACK),
+        };
+        // SAFETY: the batch hands a buffer of nft_nlmsg_maxsize bytes; the set is live.
+        unsafe {
+            let header = sys::nftnl_nlmsg_build_hdr(buf.cast::<c_char>(), kind as u16, self.family, flags as u16, seq);
+            sys::nftnl_set_elems_nlmsg_build_payload(header, self.set.as_ptr());
+        }
+    }
+}
+
+impl Drop for ElementsMsg {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new`; frees the elements too.
+        unsafe { sys::nftnl_set_free(self.set.as_ptr()) };
+    }
+}

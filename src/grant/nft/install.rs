@@ -1,0 +1,128 @@
+//! The daemon's ruleset as one netlink batch: table, sets, chain and rules.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use nftnl::expr::ct::States;
+use nftnl::nftnl_sys::{self as sys, libc};
+use nftnl::set::Set;
+use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table, nft_expr};
+
+use super::ruleset::{CHAIN, Family, Match, PRIORITY, RuleSpec, Ruleset, Verdict};
+use crate::config::Proto;
+
+/// `ARPHRD_LOOPBACK`, the value of `meta iiftype` on `lo`.
+const ARPHRD_LOOPBACK: u16 = 772;
+
+/// An object name as libnftnl wants it.
+pub(super) fn cstring(name: &str) -> CString {
+    // Names are validated identifiers (config::check_identifier): they never contain NUL.
+    CString::new(name).expect("nftables object names never contain NUL")
+}
+
+/// The daemon's sets, declared in the batch, for rules to look up.
+struct Sets<'a> {
+    v4: Vec<Set<'a, Ipv4Addr>>,
+    v6: Vec<Set<'a, Ipv6Addr>>,
+}
+
+impl<'a> Sets<'a> {
+    fn declare(table: &'a Table, ruleset: &Ruleset, batch: &mut Batch) -> Self {
+        let mut sets = Sets { v4: Vec::new(), v6: Vec::new() };
+        // Set ids only need to be unique within the batch.
+        for (id, spec) in ruleset.sets.iter().enumerate() {
+            let name = cstring(&spec.name);
+            match spec.family {
+                Family::V4 => sets.v4.push(timeout_set(&name, id as u32, table)),
+                Family::V6 => sets.v6.push(timeout_set(&name, id as u32, table)),
+            }
+        }
+        sets.v4.iter().for_each(|s| batch.add(s, MsgType::Add));
+        sets.v6.iter().for_each(|s| batch.add(s, MsgType::Add));
+        sets
+    }
+}
+
+fn timeout_set<'a, K: nftnl::set::SetKey>(name: &CString, id: u32, table: &'a Table) -> Set<'a, K> {
+    let set = Set::<K>::new_named(name, id, table, ProtoFamily::Inet);
+    // SAFETY: the pointer is the live nftnl_set owned by `set`.
+    unsafe { sys::nftnl_set_set_u32(set.as_ptr().as_ptr(), sys::NFTNL_SET_FLAGS as u16, libc::NFT_SET_TIMEOUT as u32) };
+    set
+}
+
+fn find<'s, 'a, K>(sets: &'s [Set<'a, K>], name: &str) -> &'s Set<'a, K> {
+    sets.iter()
+        .find(|s| s.get_name().to_bytes() == name.as_bytes())
+        .expect("Ruleset::for_config declares every set a rule looks up")
+}
+
+/// The whole ruleset as one batch. Existing set elements (live grants) are kept: the table and
+/// sets are added (a no-op when they exist), and the chain is flushed and refilled.
+pub(super) fn batch(ruleset: &Ruleset) -> Batch {
+    let table_name = cstring(&ruleset.table);
+    let table = Table::new(&table_name, ProtoFamily::Inet);
+    let mut batch = Batch::new();
+    batch.add(&table, MsgType::Add);
+    let sets = Sets::declare(&table, ruleset, &mut batch);
+    let mut chain = Chain::new(cstring(CHAIN), &table);
+    chain.set_hook(Hook::In, PRIORITY);
+    chain.set_type(ChainType::Filter);
+    chain.set_policy(Policy::Accept);
+    batch.add(&chain, MsgType::Add);
+    // A rule without a handle, deleted, flushes the chain: the new rules replace the old
+    // ones in the same transaction, and the sets (with their grants) stay.
+    batch.add(&Rule::new(&chain), MsgType::Del);
+    for spec in &ruleset.rules {
+        batch.add(&rule(&chain, spec, &sets), MsgType::Add);
+    }
+    batch
+}
+
+fn rule<'a>(chain: &'a Chain, spec: &RuleSpec, sets: &Sets) -> Rule<'a> {
+    let mut rule = Rule::new(chain);
+    for m in &spec.matches {
+        add_match(&mut rule, m, sets);
+    }
+    match spec.verdict {
+        Verdict::Accept => rule.add_expr(&nft_expr!(verdict accept)),
+        Verdict::Drop => rule.add_expr(&nft_expr!(verdict drop)),
+    }
+    rule
+}
+
+fn add_match(rule: &mut Rule, m: &Match, sets: &Sets) {
+    match m {
+        Match::Established => {
+            rule.add_expr(&nft_expr!(ct state));
+            let states = (States::ESTABLISHED | States::RELATED).bits();
+            rule.add_expr(&nft_expr!(bitwise mask states, xor 0u32));
+            rule.add_expr(&nft_expr!(cmp != 0u32));
+        }
+        Match::Loopback => {
+            rule.add_expr(&nft_expr!(meta iiftype));
+            rule.add_expr(&nft_expr!(cmp == ARPHRD_LOOPBACK));
+        }
+        Match::Dport(port) => {
+            rule.add_expr(&nft_expr!(meta l4proto));
+            rule.add_expr(&nft_expr!(cmp == port.proto.number()));
+            match port.proto {
+                Proto::Tcp => rule.add_expr(&nft_expr!(payload tcp dport)),
+                Proto::Udp => rule.add_expr(&nft_expr!(payload udp dport)),
+            }
+            rule.add_expr(&nft_expr!(cmp == port.port.to_be()));
+        }
+        Match::SaddrIn { family: Family::V4, set } => {
+            rule.add_expr(&nft_expr!(meta nfproto));
+            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV4 as u8));
+            rule.add_expr(&nft_expr!(payload ipv4 saddr));
+            rule.add_expr(&nft_expr!(lookup find(&sets.v4, set)));
+        }
+        Match::SaddrIn { family: Family::V6, set } => {
+            rule.add_expr(&nft_expr!(meta nfproto));
+            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV6 as u8));
+            rule.add_expr(&nft_expr!(payload ipv6 saddr));
+            rule.add_expr(&nft_expr!(lookup find(&sets.v6, set)));
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The daemon's nftables objects, derived from the config as plain data.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::config::{Config, PortProto};
+
+/// The base chain the daemon owns in its table.
+pub const CHAIN: &str = "input";
+/// Chain priority: `filter`, the same as a typical admin's input chain.
+pub const PRIORITY: i32 = 0;
+
+/// Address family of a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// Both families, IPv4 first.
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The family of an address.
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        }
+    }
+
+    /// The nft keyword for the set's key type.
+    pub fn key_type(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        }
+    }
+
+    fn saddr(self) -> &'static str {
+        match self {
+            Family::V4 => "ip saddr",
+            Family::V6 => "ip6 saddr",
+        }
+    }
+}
+
+/// Name of a door's set for one family: `ssh_v4`, `ssh_v6`.
+pub fn set_name(door: &str, family: Family) -> String {
+    format!("{door}_{}", family.suffix())
+}
+
+/// A named set of addresses whose elements time out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetSpec {
+    /// The set's name in the table.
+    pub name: String,
+    /// Which addresses it holds.
+    pub family: Family,
+}
+
+/// One condition of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs, reason = "each variant's doc names its fields")]
+pub enum Match {
+    /// `ct state established,related`
+    Established,
+    /// `meta iiftype loopback`: the host talking to itself is never knocked out.
+    Loopback,
+    /// `tcp dport 22` / `udp dport 53`
+    Dport(PortProto),
+    /// `ip saddr @set` / `ip6 saddr @set`
+    /// `ip saddr @set` / `ip6 saddr @set`.
+    SaddrIn { family: Family, set: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a rule does with a packet that matches.
+pub enum Verdict {
+    /// Let it through (this chain).
+    Accept,
+    /// Drop it.
+    Drop,
+}
+
+/// A rule: all matches, then the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// Conditions, all of which must hold.
+    pub matches: Vec<Match>,
+    /// What happens then.
+    pub verdict: Verdict,
+}
+
+/// Everything the daemon creates: one `inet` table, its sets and one input chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// The `inet` table's name.
+    pub table: String,
+    /// Every door's sets.
+    pub sets: Vec<SetSpec>,
+    /// The input chain's rules, in order.
+    pub rules: Vec<RuleSpec>,
+}
+
+impl Ruleset {
+    /// Whether the config asks nothing of nftables (only legacy command doors).
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// The ruleset for `config`: each door's ports are dropped unless the packet belongs to an
+    /// established connection, comes from loopback, or its source is in one of the door's sets.
+    /// The chain's policy is accept, so the daemon never touches other traffic.
+    pub fn for_config(config: &Config) -> Ruleset {
+        let mut sets = Vec::new();
+        let mut rules = vec![
+            RuleSpec { matches: vec![Match::Established], verdict: Verdict::Accept },
+            RuleSpec { matches: vec![Match::Loopback], verdict: Verdict::Accept },
+        ];
+        let mut guarded: Vec<PortProto> = Vec::new();
+        for door in &config.doors {
+            let Some(open) = door.open.as_ref().filter(|o| o.attach.is_none()) else { continue };
+            for family in Family::BOTH {
+                let set = set_name(&door.name, family);
+                sets.push(SetSpec { name: set.clone(), family });
+                for port in &open.ports {
+                    rules.push(RuleSpec {
+                        matches: vec![Match::Dport(*port), Match::SaddrIn { family, set: set.clone() }],
+                        verdict: Verdict::Accept,
+                    });
+                }
+            }
+            guarded.extend(&open.ports);
+        }
+        guarded.sort();
+        guarded.dedup();
+        // Drops come after every door's accepts: two doors may open the same port.
+        rules.extend(
+            guarded.into_iter().map(|port| RuleSpec { matches: vec![Match::Dport(port)], verdict: Verdict::Drop }),
+        );
+        Ruleset { table: config.table.clone(), sets, rules }
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::Established => f.write_str("ct state established,related"),
+            Match::Loopback => f.write_str("meta iiftype loopback"),
+            Match::Dport(p) => write!(f, "{} dport {}", p.proto, p.port),
+            Match::SaddrIn { family, set } => write!(f, "{} @{set}", family.saddr()),
+        }
+    }
+}
+
+impl fmt::Display for RuleSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.matches {
+            write!(f, "{m} ")?;
+        }
+        f.write_str(match self.verdict {
+            Verdict::Accept => "accept",
+            Verdict::Drop => "drop",
+        })
+    }
+}
+
+/// The ruleset in `nft -f` syntax.
+impl fmt::Display for Ruleset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "table inet {} {{", self.table)?;
+        for set in &self.sets {
+            writeln!(f, "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n", set.name, set.family.key_type())?;
+        }
+        writeln!(f, "\tchain {CHAIN} {{")?;
+        writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?;
+        for rule in &self.rules {
+            writeln!(f, "\t\t{rule}")?;
+        }
+        writeln!(f, "\t}}\n}}")
+    }
+}

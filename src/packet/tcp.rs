@@ -1,0 +1,74 @@
+//! A checked view of a TCP header: the fields a knock is made of.
+
+use super::Drop;
+
+type Field = std::ops::Range<usize>;
+
+const SRC_PORT: Field = 0..2;
+const DST_PORT: Field = 2..4;
+const SEQ_NUM: Field = 4..8;
+const FLAGS: usize = 13;
+/// The smallest header: no options.
+pub const MIN_HEADER: usize = 20;
+
+/// A TCP segment whose fixed header is known to be complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Tcp<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Tcp<'a> {
+    /// Checks that the fixed header was captured.
+    pub fn new_checked(bytes: &'a [u8]) -> Result<Self, Drop> {
+        if bytes.len() < MIN_HEADER {
+            return Err(Drop::Truncated);
+        }
+        Ok(Tcp { bytes })
+    }
+
+    fn u16_at(&self, field: Field) -> u16 {
+        u16::from_be_bytes([self.bytes[field.start], self.bytes[field.start + 1]])
+    }
+
+    /// The source port.
+    pub fn src_port(&self) -> u16 {
+        self.u16_at(SRC_PORT)
+    }
+
+    /// The destination port: the knock port.
+    pub fn dst_port(&self) -> u16 {
+        self.u16_at(DST_PORT)
+    }
+
+    /// The sequence number: a retransmitted SYN repeats it, a new connection does not.
+    pub fn seq_number(&self) -> u32 {
+        let b = &self.bytes[SEQ_NUM];
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// The flags byte (FIN 0x01 ... URG 0x20).
+    pub fn flags(&self) -> u8 {
+        self.bytes[FLAGS]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 40000 -> 7000, seq 1, SYN.
+    const SEGMENT: [u8; 20] = [0x9c, 0x40, 0x1b, 0x58, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0];
+
+    #[test]
+    fn deconstruct() {
+        let tcp = Tcp::new_checked(&SEGMENT).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.seq_number(), tcp.flags()), (40000, 7000, 1, 0x02));
+    }
+
+    #[test]
+    fn truncated() {
+        for len in 0..MIN_HEADER {
+            assert_eq!(Tcp::new_checked(&SEGMENT[..len]).unwrap_err(), Drop::Truncated);
+        }
+    }
+}
