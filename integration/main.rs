@@ -5,6 +5,7 @@ mod classic;
 mod client;
 mod core;
 mod daemon;
+mod fail_closed;
 mod frames;
 mod lab;
 mod ops;

@@ -67,7 +67,9 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
     assert!(daemon.wait_log("granted", WITHIN));
+    let mut daemon = daemon;
     daemon.signal(libc::SIGKILL);
+    assert!(daemon.wait_exit(WITHIN).is_some());
     let daemon = Daemon::start(&lab.server, &ConfigFile::new("knockd.yaml", &door("60s")), &[]);
     assert!(set_has(&lab, "198.18.0.2"), "the unexpired grant is still there");
     assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
@@ -299,6 +301,7 @@ fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() 
     lab.server.nft(&["flush", "ruleset"]);
     assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
 
+    drop(daemon);
     let kept = Daemon::start(&lab.server, &config, &["--keep-capabilities"]);
     assert_ne!(capabilities(kept.pid()).0, NET_ADMIN_AND_RAW);
 }

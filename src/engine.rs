@@ -5,7 +5,8 @@
 //! elements and commands is tested with in-memory stand-ins, without root.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use log::{debug, info, log, trace};
@@ -46,14 +47,14 @@ pub struct Stats {
 /// Why the engine could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
     /// The firewall refused the ruleset.
+    #[error(transparent)]
     Firewall(#[from] FirewallError),
-    #[error(transparent)]
     /// An attached set is missing or unusable.
-    Attach(#[from] AttachError),
     #[error(transparent)]
+    Attach(#[from] AttachError),
     /// A door's file or key cannot be used.
+    #[error(transparent)]
     Door(#[from] DoorError),
 }
 
@@ -70,6 +71,8 @@ pub struct Engine<F: Firewall, S: Spawner> {
     /// Host names for log lines (`--lookup`); `None` logs addresses only.
     names: Option<Names>,
     log_budget: LogBudget,
+    /// This host's addresses: packets to any other are not knocks. `None` until told.
+    local: Option<HashSet<IpAddr>>,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -91,6 +94,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             filter_changed: false,
             names: None,
             log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
+            local: None,
         };
         engine.route();
         Ok(engine)
@@ -150,6 +154,13 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
         };
         trace!("{}: knock on {}", packet.knock.src, packet.knock.port);
+        if self.local.as_ref().is_some_and(|local| !local.contains(&packet.knock.dst)) {
+            self.stats.dropped[Drop::NotForThisHost.index()] += 1;
+            if self.log_budget.check(now) != Verdict::Suppress {
+                debug!("{}: not counted: sent to {}, not to this host", packet.knock.src, packet.knock.dst);
+            }
+            return;
+        }
         let Some(kinds) = self.routes.get(&packet.knock.port) else { return };
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for &i in kinds {
@@ -205,6 +216,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                 info!("{}: {}: stage {stage} of {of}", name(door), describe(&mut self.names, src))
             }
             Note::Restart { door, src } => debug!("{}: {src}: knock out of order, sequence restarted", name(door)),
+            Note::Ignored { door, src, why } => debug!("{}: {src}: knock not counted: {why}", name(door)),
             Note::TimedOut { door, src } => info!("{}: {src}: sequence timed out", name(door)),
             Note::Rejected { door: Some(door), src, reason } => info!("{}: {src}: {reason}", name(door)),
             Note::Rejected { door: None, src, reason } => debug!("{src}: {reason}"),
@@ -222,6 +234,11 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
         self.take(&mut outcomes, Duration::ZERO);
         self.outcomes = outcomes;
+    }
+
+    /// This host's own addresses, as they are now: only packets to one of them are knocks.
+    pub fn set_local_addresses(&mut self, addresses: &HashSet<IpAddr>) {
+        self.local = Some(addresses.clone());
     }
 
     /// Every port the capture filter must pass.
@@ -336,7 +353,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
 }
 
 /// How a source appears in log lines: with its host name once known (`--lookup`).
-fn describe(names: &mut Option<Names>, src: std::net::IpAddr) -> String {
+fn describe(names: &mut Option<Names>, src: IpAddr) -> String {
     match names {
         Some(names) => names.describe(src),
         None => src.to_string(),

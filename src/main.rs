@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use log::{LevelFilter, error, info};
+use log::{LevelFilter, error, info, warn};
 
 use knockd::capture::Capture;
 use knockd::cli::report as inspect;
@@ -12,11 +12,13 @@ use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
 use knockd::daemon::logging::{self, Targets};
 use knockd::daemon::pidfile::PidFile;
-use knockd::daemon::{self, ConfigSource, Signals, background};
+use knockd::capture::local::LocalAddresses;
+use knockd::daemon::lock::TableLock;
+use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
 use knockd::engine::Engine;
 use knockd::grant::FirewallError;
 use knockd::grant::legacy_command::ShellSpawner;
-use knockd::grant::nft::NetlinkFirewall;
+use knockd::grant::nft::{Monitor, NetlinkFirewall, Ruleset};
 
 /// Where `-d` writes its pid when neither `-p` nor the config names a file.
 const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
@@ -55,12 +57,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let pidfile_path =
         cli.pidfile.clone().or_else(|| config.pidfile.clone()).or_else(|| cli.daemon.then(|| DEFAULT_PIDFILE.into()));
     let mut pidfile = pidfile_path.as_deref().map(PidFile::create).transpose()?;
+    // One daemon per table: a second one would fight the first over its chain.
+    let lock = Ruleset::for_config(&config).table_if_any().map(|t| TableLock::take(&t)).transpose()?;
 
     // Capture first, with a filter that passes nothing: a missing interface or capability
     // fails the start before the firewall is touched.
     let mut capture = Capture::open(&config.interfaces, &[], !cli.only_ipv4)?;
     let firewall = NetlinkFirewall::open().context("knockd needs root or CAP_NET_ADMIN")?;
+    let monitor = match Monitor::open(&config.table) {
+        Ok(monitor) => Some(monitor),
+        Err(e) => {
+            warn!("cannot watch nftables for changes ({e}): reading the chain back twice a second instead");
+            None
+        }
+    };
+    let local = LocalAddresses::open().context("cannot read this host's addresses")?;
     let summary = summary(&config);
+    if !cli.daemon {
+        warn_lockout(&config);
+    }
     let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
     if cli.lookup {
         engine = engine.with_lookup();
@@ -68,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     engine.set_wall_clock(daemon::clock::unix_now());
     capture.set_ports(&engine.capture_ports())?;
     daemon::warn_missing(&capture);
-    let mut signals = Signals::install().context("cannot install signal handlers")?;
+    let signals = Signals::install().context("cannot install signal handlers")?;
 
     if cli.daemon && !cli.debug {
         background::detach(pidfile.as_mut()).context("cannot go into the background")?;
@@ -81,15 +96,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     info!("{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let mut reopen_log = || {
+    let reopen_log = Box::new(|| {
         if let Err(e) = logging::reopen() {
             error!("{e}");
         }
-    };
-    daemon::run(&mut engine, &mut capture, &mut signals, &source, &mut reopen_log).context("capture failed")?;
-    engine.into_spawner().finish();
+    });
+    let mut daemon =
+        Daemon { engine, capture, signals, source, monitor, local: Some(local), lock, on_reload: reopen_log };
+    daemon::run(&mut daemon).context("capture failed")?;
+    daemon.engine.into_spawner().finish();
     drop(pidfile);
     Ok(())
+}
+
+/// A foreground start from an SSH session on a port a door guards: the same warning as
+/// `knockd check`, before the door closes.
+fn warn_lockout(config: &Config) {
+    if let Some(warning) = inspect::lockout_warning(config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
+        eprintln!("knockd: {warning}");
+    }
 }
 
 /// The error and its causes, each said once (library errors already include their cause).

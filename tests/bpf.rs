@@ -49,6 +49,7 @@ fn run(prog: &[Insn], packet: &[u8], meta: Meta) -> u32 {
                 Some(v) => x = 4 * (v & 0xf),
                 None => return 0,
             },
+            op::ALU_AND_K => a &= i.k,
             op::JA => pc += i.k as usize,
             op::JEQ_K | op::JSET_K => {
                 let hit = if i.code == op::JEQ_K { a == i.k } else { a & i.k != 0 };
@@ -138,6 +139,9 @@ fn drops_what_cannot_be_a_knock() {
     let prog = bpf::build(&knocks(), None, true).unwrap();
     let outgoing = Meta { pkttype: bpf::PACKET_OUTGOING, ..INCOMING_V4 };
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), outgoing), 0, "our own packets");
+    for (pkttype, what) in [(1, "broadcast"), (2, "multicast"), (3, "for another host (a bridge, promiscuous mode)")] {
+        assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), Meta { pkttype, ..INCOMING_V4 }), 0, "{what}");
+    }
     let arp = Meta { protocol: 0x0806, ..INCOMING_V4 };
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), arp), 0);
 
@@ -211,6 +215,25 @@ fn the_kernel_accepts_the_program() {
         let filter: Vec<socket2::SockFilter> =
             prog.iter().map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
         socket.attach_filter(&filter).unwrap();
+    }
+}
+
+#[test]
+fn the_frame_type_and_the_ip_version_must_agree() {
+    for with_v6 in [true, false] {
+        let prog = bpf::build(&knocks(), None, with_v6).unwrap();
+        // An IPv6 packet in a frame that says IPv4, with bytes where an IPv4 reading finds no
+        // fragment offset, protocol TCP and (header length 0) port 7000.
+        let mut v6_in_v4 = ipv6(TCP, 7000);
+        v6_in_v4[6..8].copy_from_slice(&[0, 0]);
+        v6_in_v4[9] = TCP;
+        v6_in_v4[2..4].copy_from_slice(&7000u16.to_be_bytes());
+        assert_eq!(run(&prog, &v6_in_v4, INCOMING_V4), 0, "ipv6 enabled: {with_v6}");
+        let mut v4_in_v6 = ipv4(TCP, 7000, 5);
+        v4_in_v6.resize(60, 0);
+        v4_in_v6[6] = TCP;
+        v4_in_v6[42..44].copy_from_slice(&7000u16.to_be_bytes());
+        assert_eq!(run(&prog, &v4_in_v6, INCOMING_V6), 0, "ipv6 enabled: {with_v6}");
     }
 }
 

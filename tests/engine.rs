@@ -304,7 +304,11 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
     let probe = std::cell::RefCell::new(Vec::new());
     struct Recording<'a>(&'a std::cell::RefCell<Vec<&'static str>>);
     impl knockd::grant::Firewall for Recording<'_> {
-        fn install(&mut self, _: &knockd::grant::nft::Ruleset) -> Result<(), knockd::grant::FirewallError> {
+        fn install(
+            &mut self,
+            _: &knockd::grant::nft::Ruleset,
+            _: Option<&str>,
+        ) -> Result<(), knockd::grant::FirewallError> {
             self.0.borrow_mut().push("install");
             Ok(())
         }
@@ -319,8 +323,8 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
         ) -> Result<Option<knockd::grant::SetInfo>, knockd::grant::FirewallError> {
             Ok(None)
         }
-        fn chain_exists(&mut self, _: TableFamily, _: &str, _: &str) -> Result<bool, knockd::grant::FirewallError> {
-            Ok(false)
+        fn drift(&mut self, _: &knockd::grant::nft::Ruleset) -> Result<Option<String>, knockd::grant::FirewallError> {
+            Ok(None)
         }
     }
     let err = Engine::start(config, Recording(&probe), MemorySpawner::default())

@@ -54,10 +54,17 @@ impl Run {
         Run { m: Matcher::new(doors, cap), events: Vec::new() }
     }
 
+    /// The events that change an attempt (ignored knocks are reported too, as
+    /// `Event::Ignored`; `ignored` looks at those).
     fn hit(&mut self, src: IpAddr, port: PortProto, flags: u8, at: Duration) -> Vec<Event> {
         self.events.clear();
         self.m.knock(&Knock::new(src, server(src), port, flags), at, &mut self.events);
-        self.events.clone()
+        self.events.iter().filter(|e| !matches!(e, Event::Ignored { .. })).cloned().collect()
+    }
+
+    /// Why the last knock did not count, per door it concerned.
+    fn ignored(&self) -> Vec<&'static str> {
+        self.events.iter().filter_map(|e| if let Event::Ignored { why, .. } = e { Some(*why) } else { None }).collect()
     }
 
     fn tcp(&mut self, src: IpAddr, port: u16, at_ms: u64) -> Vec<Event> {
@@ -216,6 +223,7 @@ fn tcp_flags_filter_ignores_instead_of_resetting() {
     let mut r = Run::new(&[d], 100);
     let a = v4(2);
     assert!(r.hit(a, PortProto::tcp(7000), tcp_flag::SYN | tcp_flag::ACK, ms(0)).is_empty());
+    assert_eq!(r.ignored(), ["its TCP flags are not the door's tcp_flags"]);
     assert!(r.m.is_empty(), "a SYN-ACK does not start an attempt");
     r.hit(a, PortProto::tcp(7000), SYN, ms(1));
     // A stray ACK to a later port is ignored, not counted as out of order.
@@ -298,7 +306,10 @@ fn a_target_limits_which_knocks_count() {
     for port in [7000, 8000, 9000] {
         m.knock(&Knock::new(a, v4(1), PortProto::tcp(port), SYN), ms(0), &mut events);
     }
-    assert!(events.is_empty(), "knocks to another address are not for this door");
+    assert!(
+        events.iter().all(|e| matches!(e, Event::Ignored { why, .. } if why.contains("target"))),
+        "knocks to another address are not for this door: {events:?}"
+    );
     for port in [7000, 8000, 9000] {
         m.knock(&Knock::new(a, v4(9), PortProto::tcp(port), SYN), ms(1), &mut events);
     }
@@ -350,4 +361,45 @@ fn a_flood_of_first_knocks_never_evicts_a_client_part_way_through() {
     }
     assert!(r.opened(legit, 9000, 3), "the advanced attempt kept its place");
     assert_eq!(r.m.stats().evictions, 10_000 - 99);
+}
+
+/// A knock with a fingerprint: the TCP source port and sequence number of one connection.
+fn knock_fp(src: IpAddr, port: u16, fingerprint: u64) -> Knock {
+    Knock { fingerprint, ..Knock::new(src, server(src), PortProto::tcp(port), SYN) }
+}
+
+#[test]
+fn a_repeat_of_the_same_packet_counts_once() {
+    // A bridge or a VLAN interface shows every frame twice; a client that connects with a
+    // timeout retransmits its SYN. The copies carry the same fingerprint.
+    let mut r = Run::new(&[ssh()], 100);
+    let a = v4(2);
+    let mut events = Vec::new();
+    for (port, fp) in [(7000, 1), (7000, 1), (8000, 2), (8000, 2), (8000, 2), (9000, 3)] {
+        r.m.knock(&knock_fp(a, port, fp), ms(0), &mut events);
+    }
+    assert!(events.contains(&Event::Open { door: 0, src: a, slot: 0 }), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::Restart { .. })), "{events:?}");
+    let repeats = events.iter().filter(|e| matches!(e, Event::Ignored { why, .. } if why.contains("repeats"))).count();
+    assert_eq!(repeats, 3);
+}
+
+#[test]
+fn a_repeated_port_with_a_new_packet_still_counts() {
+    let d = door("rep", &[PortProto::tcp(7000), PortProto::tcp(7000), PortProto::tcp(8000)], 5000);
+    let mut m = Matcher::new(&[d], 10);
+    let a = v4(2);
+    let mut events = Vec::new();
+    // Each knock a new connection (new fingerprint); each also seen twice.
+    for (port, fp) in [(7000, 1), (7000, 1), (7000, 2), (7000, 2), (8000, 3), (8000, 3)] {
+        m.knock(&knock_fp(a, port, fp), ms(0), &mut events);
+    }
+    let opens = events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
+    assert_eq!(opens, 1, "{events:?}");
+    // Without fingerprints (0), nothing is taken for a repeat: 7000, 7000, 8000 opens.
+    let mut events = Vec::new();
+    for port in [7000, 7000, 8000] {
+        m.knock(&knock_fp(v4(3), port, 0), ms(1), &mut events);
+    }
+    assert!(events.contains(&Event::Open { door: 0, src: v4(3), slot: 0 }), "{events:?}");
 }

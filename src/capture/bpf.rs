@@ -1,17 +1,19 @@
 //! Builds the classic BPF program that runs in the kernel on the capture socket.
 //!
-//! It keeps only packets that could be knocks: received (not sent) by this host, on a
-//! configured interface, IPv4 (first fragment) or IPv6 (no extension headers), TCP or UDP, to a
-//! knock port of that protocol. Everything else is dropped before it is copied to user space,
-//! so noise to other ports costs the daemon nothing. Accepted packets are cut to [`SNAPLEN`].
+//! It keeps only packets that could be knocks: frames addressed to this host (not sent by it,
+//! not broadcast, not for another host's link address), on a configured interface, IPv4 (first
+//! fragment) or IPv6 (no extension headers) with the IP version the frame's type says, TCP or
+//! UDP, to a port of that protocol some door listens on. Everything else is dropped before it
+//! is copied to user space, so noise to other ports costs the daemon nothing. Accepted packets
+//! are cut to [`SNAPLEN`].
 //!
 //! The socket is `SOCK_DGRAM`, so offset 0 is the IP header whatever the link type.
 
 use crate::config::{PortProto, Proto};
 
-/// Bytes kept of an accepted packet: the largest IPv4 header (60), a UDP header (8) and the
-/// largest single-packet authorization datagram (doc/spa.md: 140 bytes), rounded up.
-pub const SNAPLEN: u32 = 256;
+/// Bytes kept of an accepted packet: a whole datagram of a 1500-byte link, with room to spare
+/// (single-packet authorization needs the whole payload; knocks need only the headers).
+pub const SNAPLEN: u32 = 2048;
 
 /// The kernel's limit on classic BPF program length (`BPF_MAXINSNS`).
 pub const MAX_INSNS: usize = 4096;
@@ -32,11 +34,11 @@ pub struct Insn {
 /// Why no program could be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BpfError {
-    #[error("the capture filter needs {0} instructions, more than the kernel's {MAX_INSNS}: use fewer knock ports")]
     /// The program would be longer than the kernel allows.
+    #[error("the capture filter needs {0} instructions, more than the kernel's {MAX_INSNS}: use fewer knock ports")]
     TooLong(usize),
-    #[error("the capture filter has a jump too far for classic BPF: use fewer interfaces (at most 250)")]
     /// A conditional jump is farther than classic BPF can encode.
+    #[error("the capture filter has a jump too far for classic BPF: use fewer interfaces (at most 250)")]
     JumpTooFar,
 }
 
@@ -52,6 +54,8 @@ pub mod op {
     pub const LD_H_IND: u16 = 0x48;
     /// `ldx 4*([k]&0xf)`: the IPv4 header length into the index register.
     pub const LDX_B_MSH: u16 = 0xb1;
+    /// `and #k`: the accumulator masked with `k`.
+    pub const ALU_AND_K: u16 = 0x54;
     /// `ja k`: jump always.
     pub const JA: u16 = 0x05;
     /// `jeq #k`: jump if equal.
@@ -73,6 +77,9 @@ pub mod ancillary {
     pub const IFINDEX: u32 = OFF + 8;
 }
 
+/// `PACKET_HOST`: a frame addressed to this host's link address. The others are broadcast (1),
+/// multicast (2), for another host (3, seen in promiscuous mode or on a bridge) and outgoing (4).
+pub const PACKET_HOST: u32 = 0;
 /// `PACKET_OUTGOING`: a packet this host sent, looped back to packet sockets.
 pub const PACKET_OUTGOING: u32 = 4;
 const ETH_P_IP: u32 = 0x0800;
@@ -88,7 +95,7 @@ pub fn build(ports: &[PortProto], ifindexes: Option<&[u32]>, ipv6: bool) -> Resu
     let (drop, tcp_ports, udp_ports) = (a.label(), a.label(), a.label());
 
     a.stmt(op::LD_W_ABS, ancillary::PKTTYPE);
-    a.drop_if(op::JEQ_K, PACKET_OUTGOING);
+    a.drop_unless(op::JEQ_K, PACKET_HOST);
     if let Some(ifindexes) = ifindexes {
         let on_interface = a.label();
         a.stmt(op::LD_W_ABS, ancillary::IFINDEX);
@@ -105,6 +112,10 @@ pub fn build(ports: &[PortProto], ifindexes: Option<&[u32]>, ipv6: bool) -> Resu
     a.jump(op::JEQ_K, ETH_P_IPV6, if ipv6 { v6 } else { drop }.into(), drop.into());
 
     a.bind(v4);
+    // The frame's type and the packet's own version must agree.
+    a.stmt(op::LD_B_ABS, 0);
+    a.stmt(op::ALU_AND_K, 0xf0);
+    a.jump(op::JEQ_K, 0x40, Next, drop.into());
     a.stmt(op::LD_H_ABS, 6);
     a.jump(op::JSET_K, IPV4_FRAG_OFFSET_MASK, drop.into(), Next);
     a.stmt(op::LD_B_ABS, 9);
@@ -119,6 +130,9 @@ pub fn build(ports: &[PortProto], ifindexes: Option<&[u32]>, ipv6: bool) -> Resu
     a.ja(drop);
 
     a.bind(v6);
+    a.stmt(op::LD_B_ABS, 0);
+    a.stmt(op::ALU_AND_K, 0xf0);
+    a.jump(op::JEQ_K, 0x60, Next, drop.into());
     a.stmt(op::LD_B_ABS, 6);
     for (proto, ports) in [(Proto::Tcp, tcp_ports), (Proto::Udp, udp_ports)] {
         let skip = a.label();
@@ -194,10 +208,10 @@ impl Asm {
         self.items.push(Item::Jump { code, k, jt, jf });
     }
 
-    /// Drops the packet if the test is true; otherwise falls through.
-    fn drop_if(&mut self, code: u16, k: u32) {
+    /// Drops the packet unless the test is true; otherwise falls through.
+    fn drop_unless(&mut self, code: u16, k: u32) {
         let pass = self.label();
-        self.jump(code, k, To::Next, pass.into());
+        self.jump(code, k, pass.into(), To::Next);
         self.stmt(op::RET_K, 0);
         self.bind(pass);
     }

@@ -7,6 +7,7 @@
 //! doors' ports and with interfaces that come and go; [`socket`] reads packets in batches.
 
 pub mod bpf;
+pub mod local;
 pub mod socket;
 
 use std::io;
@@ -19,11 +20,11 @@ use crate::config::PortProto;
 /// Why capture could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error(transparent)]
     /// The knock ports do not fit in a kernel filter.
+    #[error(transparent)]
     Filter(#[from] BpfError),
-    #[error("cannot open the capture socket (knockd needs CAP_NET_RAW): {0}")]
     /// The kernel refused the socket or the filter.
+    #[error("cannot open the capture socket (knockd needs CAP_NET_RAW): {0}")]
     Socket(#[source] io::Error),
 }
 

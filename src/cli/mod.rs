@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "knockd", version)]
 pub struct KnockdCli {
-    #[command(subcommand)]
     /// What to do instead of running the daemon.
+    #[command(subcommand)]
     pub command: Option<KnockdCommand>,
     /// Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content.
     #[arg(short = 'c', long = "configfile", value_name = "FILE", default_value = "/etc/knockd.conf", global = true)]

@@ -14,24 +14,24 @@ use crate::config::{PortProto, Proto};
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum ClientError {
-    #[error("{0}")]
     /// The command line is wrong; nothing was sent.
+    #[error("{0}")]
     Usage(String),
-    #[error("cannot resolve {host}: {reason}")]
     /// The host name has no address of the family asked for.
+    #[error("cannot resolve {host}: {reason}")]
     Resolve { host: String, reason: String },
-    #[error("{target} did not open within {}s", within.as_secs())]
     /// `--wait-open`: the port did not accept a connection in time.
+    #[error("{target} did not open within {}s", within.as_secs())]
     NotOpen { target: SocketAddr, within: Duration },
-    #[error("cannot send {what} to {target}: {source}")]
     /// A hit could not be sent.
+    #[error("cannot send {what} to {target}: {source}")]
     Send {
         /// "a TCP knock", "a UDP knock", "the SPA packet".
         what: &'static str,
         /// Where it was going.
         target: SocketAddr,
-        #[source]
         /// What the kernel said.
+        #[source]
         source: io::Error,
     },
 }

@@ -33,23 +33,23 @@ pub struct Location {
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum ConfigError {
-    #[error("{file}: cannot read the config: {source}")]
     /// The file cannot be read.
+    #[error("{file}: cannot read the config: {source}")]
     Read {
         /// The config file's path, as given.
         file: String,
-        #[source]
         /// Why it cannot be read.
+        #[source]
         source: std::io::Error,
     },
-    #[error("{file}: the config is larger than {MAX_CONFIG_BYTES} bytes")]
     /// The file is too large to be a config.
+    #[error("{file}: the config is larger than {MAX_CONFIG_BYTES} bytes")]
     TooLarge { file: String },
-    #[error("{file}: refusing to use it: {message}")]
     /// Other users could change the file, so it could open the firewall for them.
+    #[error("{file}: refusing to use it: {message}")]
     Unsafe { file: String, message: String },
-    #[error("{file}{}: {message}", DisplayLocation(location))]
     /// The file says something that cannot be used; the message says how to fix it.
+    #[error("{file}{}: {message}", DisplayLocation(location))]
     Invalid { file: String, location: Option<Location>, message: String },
 }
 
@@ -108,14 +108,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Why a private file (a config, a secret) could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivateFileError {
-    #[error("{0}")]
     /// The file cannot be opened or read.
+    #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("the file is too large")]
     /// The file is larger than the reader allows.
+    #[error("the file is too large")]
     TooLarge,
-    #[error("refusing to use it: {0}")]
     /// Other users can write the file; the text says how to fix that.
+    #[error("refusing to use it: {0}")]
     Unsafe(String),
 }
 

@@ -36,8 +36,8 @@ pub struct Targets {
 pub struct LogFileError {
     /// The log file that could not be opened.
     pub path: PathBuf,
-    #[source]
     /// Why not.
+    #[source]
     pub source: std::io::Error,
 }
 

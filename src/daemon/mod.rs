@@ -1,13 +1,15 @@
 //! The daemon: a long-running process around the engine.
 //!
-//! Contract: [`run`] is the event loop: it waits for packets, signals or the next due stop
-//! command, feeds the engine, commits grants, and keeps the capture filter in step with the
-//! doors' ports. The other modules are what a daemon needs besides: [`signals`], the
-//! [`pidfile`], dropping [`privileges`], [`logging`] and going into the [`background`]; the
-//! only place the wall clock is read is [`clock`].
+//! Contract: [`run`] is the event loop. It waits for packets, signals, nftables change events,
+//! address changes or the next due stop command; feeds the engine; commits grants; keeps the
+//! capture filter in step with the doors' ports; and repairs the daemon's table the moment
+//! someone else changes it. The other modules are what a daemon needs besides: [`signals`],
+//! the [`pidfile`], the per-table [`lock`], dropping [`privileges`], [`logging`] and going
+//! into the [`background`]; the only place the wall clock is read is [`clock`].
 
 pub mod background;
 pub mod clock;
+pub mod lock;
 pub mod logging;
 pub mod names;
 pub mod pidfile;
@@ -16,8 +18,7 @@ pub mod rate_limit;
 pub mod signals;
 
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -26,19 +27,24 @@ use log::{error, info, warn};
 
 pub use signals::Signals;
 
+use crate::capture::local::LocalAddresses;
 use crate::capture::{BATCH, Capture, PacketSource, RecvBatch};
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::grant::Firewall;
 use crate::grant::legacy_command::Spawner;
+use crate::grant::nft::{Monitor, Ruleset};
+use lock::TableLock;
 
 /// Packets handled before grants are committed and signals looked at again, so a flood can
 /// neither delay a grant nor starve shutdown.
 const PACKETS_PER_ROUND: usize = 1024;
 /// How often idle housekeeping runs.
 const TICK: Duration = Duration::from_secs(1);
-/// How often the daemon checks that its nftables objects are still there.
-const VERIFY_EVERY: Duration = Duration::from_secs(2);
+/// How often the daemon reads its chain back when change events tell it nothing: a backstop
+/// with events, the only check (and fast enough to repair within a second) without them.
+const VERIFY_WITH_EVENTS: Duration = Duration::from_secs(10);
+const VERIFY_WITHOUT_EVENTS: Duration = Duration::from_millis(500);
 
 /// Where the running config came from, so SIGHUP can read it again.
 pub struct ConfigSource {
@@ -59,137 +65,236 @@ impl ConfigSource {
     }
 }
 
-/// What the loop calls on SIGHUP besides the engine (the binary reopens its log file).
-pub type ReloadHook<'a> = &'a mut dyn FnMut();
+/// Everything the event loop drives.
+pub struct Daemon<F: Firewall, S: Spawner> {
+    /// The packet path.
+    pub engine: Engine<F, S>,
+    /// The capture socket and its filter.
+    pub capture: Capture,
+    /// SIGTERM, SIGHUP, SIGUSR1.
+    pub signals: Signals,
+    /// The config file, for SIGHUP.
+    pub source: ConfigSource,
+    /// nftables change events for the daemon's table; `None` reads the chain back often.
+    pub monitor: Option<Monitor>,
+    /// This host's addresses; `None` counts knocks to any address.
+    pub local: Option<LocalAddresses>,
+    /// The lock on the daemon's table, while it has one.
+    pub lock: Option<TableLock>,
+    /// What SIGHUP does besides the engine (the binary reopens its log file).
+    pub on_reload: Box<dyn FnMut()>,
+}
+
+/// Which of the loop's descriptors have something to read.
+#[derive(Default)]
+struct Ready {
+    monitor: bool,
+    local: bool,
+}
 
 /// Runs until SIGTERM or SIGINT, then runs pending stop commands and returns.
-pub fn run<F: Firewall, S: Spawner>(
-    engine: &mut Engine<F, S>,
-    capture: &mut Capture,
-    signals: &mut Signals,
-    source: &ConfigSource,
-    on_reload: ReloadHook,
-) -> io::Result<()> {
+pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
     let origin = Instant::now();
     let mut last_tick = Duration::ZERO;
     let mut last_verify = Duration::ZERO;
     let mut batch = RecvBatch::default();
+    if let Some(local) = &d.local {
+        d.engine.set_local_addresses(local.addresses());
+    }
     loop {
-        engine.set_wall_clock(clock::unix_now());
+        d.engine.set_wall_clock(clock::unix_now());
         let now = origin.elapsed();
-        let until_due = engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
-        wait(capture, &signals.wake, until_due)?;
-        signals.drain();
-        if signals.shutdown.load(Ordering::Relaxed) {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-            info!("shutting down; granted addresses stay open until their timeouts");
-            engine.shutdown();
+        let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
+        let ready = d.wait(until_due)?;
+        d.signals.drain();
+        if d.signals.shutdown.load(Ordering::Relaxed) {
+            d.shutdown();
             return Ok(());
         }
-        if signals.reload.swap(false, Ordering::Relaxed) {
+        d.handle_signals();
+        if ready.local {
+            d.refresh_addresses();
+        }
+        d.packets(&mut batch, origin)?;
+        let now = origin.elapsed();
+        if d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
+            d.engine.tick(now);
+            d.follow_interfaces();
+            last_tick = now;
+        }
+        let every = if d.monitor.is_some() { VERIFY_WITH_EVENTS } else { VERIFY_WITHOUT_EVENTS };
+        let changed = ready.monitor && d.monitor.as_mut().is_some_and(Monitor::changed);
+        if changed || now - last_verify >= every {
+            d.engine.verify();
+            last_verify = now;
+        }
+        if let Some(lock) = &d.lock {
+            lock.answer();
+        }
+    }
+}
+
+impl<F: Firewall, S: Spawner> Daemon<F, S> {
+    /// Blocks until a descriptor has something to read, or `timeout` passes.
+    fn wait(&self, timeout: Duration) -> io::Result<Ready> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = vec![
+            PollFd::new(self.capture.socket.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.signals.wake.as_fd(), PollFlags::POLLIN),
+        ];
+        fn push<'a>(fds: &mut Vec<PollFd<'a>>, fd: Option<BorrowedFd<'a>>) -> Option<usize> {
+            fds.push(PollFd::new(fd?, PollFlags::POLLIN));
+            Some(fds.len() - 1)
+        }
+        let monitor_at = push(&mut fds, self.monitor.as_ref().map(|m| m.as_fd()));
+        let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
+        push(&mut fds, self.lock.as_ref().map(|l| l.as_fd()));
+        let millis = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, millis) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let readable = |at: Option<usize>| at.is_some_and(|i| fds[i].any().unwrap_or(false));
+        Ok(Ready { monitor: readable(monitor_at), local: readable(local_at) })
+    }
+
+    fn handle_signals(&mut self) {
+        if self.signals.reload.swap(false, Ordering::Relaxed) {
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-            on_reload();
-            reload(engine, capture, source);
+            (self.on_reload)();
+            self.reload();
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         }
-        if signals.dump.swap(false, Ordering::Relaxed) {
-            log_counters(engine, capture);
+        if self.signals.dump.swap(false, Ordering::Relaxed) {
+            self.log_counters();
         }
+    }
+
+    /// Reads a round of packets, commits the grants they earned, and follows port changes.
+    fn packets(&mut self, batch: &mut RecvBatch, origin: Instant) -> io::Result<()> {
         for _ in 0..PACKETS_PER_ROUND / BATCH {
-            if capture.socket.recv_batch(&mut batch)? == 0 {
+            if self.capture.socket.recv_batch(batch)? == 0 {
                 break;
             }
+            // An address added just before a knock was sent is reported before the knock
+            // arrives: look at the reports once more now that the knock is here.
+            self.refresh_addresses();
             let now = origin.elapsed();
             for packet in batch.packets() {
-                engine.packet(packet, now);
+                self.engine.packet(packet, now);
             }
         }
-        engine.flush();
-        if engine.take_filter_changed() {
-            if let Err(e) = capture.set_ports(&engine.capture_ports()) {
+        self.engine.flush();
+        if self.engine.take_filter_changed() {
+            if let Err(e) = self.capture.set_ports(&self.engine.capture_ports()) {
                 error!("cannot update the capture filter: {e}");
             }
         }
-        let now = origin.elapsed();
-        if engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
-            engine.tick(now);
-            follow_interfaces(capture);
-            last_tick = now;
+        Ok(())
+    }
+
+    fn refresh_addresses(&mut self) {
+        if let Some(local) = &mut self.local {
+            if local.refresh() {
+                self.engine.set_local_addresses(local.addresses());
+            }
         }
-        if now - last_verify >= VERIFY_EVERY {
-            engine.verify();
-            last_verify = now;
+    }
+
+    fn shutdown(&mut self) {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        info!("{}", shutdown_line(self.engine.config()));
+        self.engine.shutdown();
+    }
+
+    /// SIGUSR1: everything the daemon counts, in one log line.
+    fn log_counters(&self) {
+        let s = self.engine.stats();
+        let kernel = self.capture.socket.kernel_stats().unwrap_or_default();
+        let counters: Vec<String> =
+            self.engine.counters().iter().skip(1).map(|(name, value)| format!("{name}={value}")).collect();
+        let drops: Vec<String> =
+            crate::packet::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
+        info!(
+            "counters: packets={} kernel_packets={} kernel_drops={} {} dropped: {}",
+            s.packets,
+            kernel.packets,
+            kernel.drops,
+            counters.join(" "),
+            drops.join(" ")
+        );
+    }
+
+    /// Loads the config again and switches to it, or keeps the running one and says why.
+    fn reload(&mut self) {
+        info!("SIGHUP: reloading {}", self.source.path.display());
+        let config = match self.source.load() {
+            Ok(config) => config,
+            Err(e) => return error!("reload failed, keeping the running config: {e}"),
+        };
+        let table = Ruleset::for_config(&config).table_if_any();
+        let new_lock = match (&table, &self.lock) {
+            (Some(t), Some(held)) if held.table() == t => None,
+            (Some(t), _) => match TableLock::take(t) {
+                Ok(lock) => Some(lock),
+                Err(e) => return error!("reload failed, keeping the running config: {e}"),
+            },
+            (None, _) => None,
+        };
+        let interfaces = config.interfaces.clone();
+        if let Err(e) = self.engine.reconfigure(config) {
+            return error!("reload failed, keeping the running config: {e}");
+        }
+        if new_lock.is_some() || table.is_none() {
+            self.lock = new_lock;
+        }
+        if let (Some(monitor), Some(t)) = (&mut self.monitor, &table) {
+            monitor.set_table(t);
+        }
+        self.engine.take_filter_changed();
+        match self.capture.reconfigure(&interfaces, &self.engine.capture_ports()) {
+            Ok(()) => info!("reloaded: {} door(s)", self.engine.config().doors.len()),
+            Err(e) => error!("reloaded, but the capture filter still listens as before: {e}"),
+        }
+        warn_missing(&self.capture);
+    }
+
+    fn follow_interfaces(&mut self) {
+        match self.capture.follow_interfaces() {
+            Ok(true) => {
+                let missing = self.capture.missing();
+                if missing.is_empty() {
+                    info!("interfaces changed: listening on all of them again");
+                } else {
+                    warn!("interfaces changed: {} missing now; listening on the others", missing.join(", "));
+                }
+            }
+            Ok(false) => {}
+            Err(e) => error!("cannot follow the interfaces: {e}"),
         }
     }
 }
 
-/// SIGUSR1: everything the daemon counts, in one log line.
-fn log_counters<F: Firewall, S: Spawner>(engine: &Engine<F, S>, capture: &Capture) {
-    let s = engine.stats();
-    let kernel = capture.socket.kernel_stats().unwrap_or_default();
-    let counters: Vec<String> =
-        engine.counters().iter().skip(1).map(|(name, value)| format!("{name}={value}")).collect();
-    let drops: Vec<String> =
-        crate::packet::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
-    info!(
-        "counters: packets={} kernel_packets={} kernel_drops={} {} dropped: {}",
-        s.packets,
-        kernel.packets,
-        kernel.drops,
-        counters.join(" "),
-        drops.join(" ")
-    );
-}
-
-/// Loads the config again and switches to it, or keeps the running one and says why.
-fn reload<F: Firewall, S: Spawner>(engine: &mut Engine<F, S>, capture: &mut Capture, source: &ConfigSource) {
-    info!("SIGHUP: reloading {}", source.path.display());
-    let config = match source.load() {
-        Ok(config) => config,
-        Err(e) => return error!("reload failed, keeping the running config: {e}"),
-    };
-    let interfaces = config.interfaces.clone();
-    if let Err(e) = engine.reconfigure(config) {
-        return error!("reload failed, keeping the running config: {e}");
+/// What stopping leaves behind, and how to undo it: the guarded ports stay closed to everyone
+/// but the current grants, on purpose.
+pub fn shutdown_line(config: &Config) -> String {
+    let ruleset = Ruleset::for_config(config);
+    let guarded = ruleset.guarded_ports();
+    if guarded.is_empty() {
+        return "shutting down".into();
     }
-    engine.take_filter_changed();
-    match capture.reconfigure(&interfaces, &engine.capture_ports()) {
-        Ok(()) => info!("reloaded: {} door(s)", engine.config().doors.len()),
-        Err(e) => error!("reloaded, but the capture filter still listens as before: {e}"),
-    }
-    warn_missing(capture);
+    let ports: Vec<String> = guarded.iter().map(|p| p.to_string()).collect();
+    format!(
+        "shutting down; {} stay closed to all but current grants until those time out (to open them now: \
+         `nft delete table inet {}`)",
+        ports.join(", "),
+        ruleset.table
+    )
 }
 
 /// Says which named interfaces do not exist, so a typo does not go unnoticed.
 pub fn warn_missing(capture: &Capture) {
     for name in capture.missing() {
         warn!("interface {name} does not exist (yet): knocks on it will be heard once it appears");
-    }
-}
-
-fn follow_interfaces(capture: &mut Capture) {
-    match capture.follow_interfaces() {
-        Ok(true) => {
-            let missing = capture.missing();
-            if missing.is_empty() {
-                info!("interfaces changed: listening on all of them again");
-            } else {
-                warn!("interfaces changed: {} missing now; listening on the others", missing.join(", "));
-            }
-        }
-        Ok(false) => {}
-        Err(e) => error!("cannot follow the interfaces: {e}"),
-    }
-}
-
-/// Blocks until a packet or a signal arrives, or `timeout` passes.
-fn wait(capture: &Capture, wake: &UnixStream, timeout: Duration) -> io::Result<()> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds =
-        [PollFd::new(capture.socket.as_fd(), PollFlags::POLLIN), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
-    let millis = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
-    match poll(&mut fds, millis) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }

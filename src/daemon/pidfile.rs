@@ -12,17 +12,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum PidFileError {
-    #[error("pid file {}: {source}", path.display())]
     /// The pid file cannot be opened or written.
+    #[error("pid file {}: {source}", path.display())]
     Io {
         /// The pid file's path.
         path: PathBuf,
-        #[source]
         /// Why it failed.
+        #[source]
         source: std::io::Error,
     },
-    #[error("another knockd is running (pid {pid}, pid file {})", path.display())]
     /// Another process holds the pid file's lock.
+    #[error("another knockd is running (pid {pid}, pid file {})", path.display())]
     Running { path: PathBuf, pid: String },
 }
 

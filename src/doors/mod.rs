@@ -51,6 +51,8 @@ pub enum Note {
     /// `src`'s attempt ran past the door's `seq_timeout`.
     /// `src`'s attempt ran past the door's `seq_timeout`.
     TimedOut { door: DoorId, src: IpAddr },
+    /// A packet from `src` to one of the door's ports did not count, and why (logged at debug).
+    Ignored { door: DoorId, src: IpAddr, why: &'static str },
     /// A single-packet authorization was accepted (the grant follows).
     /// A single-packet authorization from `src` was accepted (the grant follows).
     Accepted { door: DoorId, src: IpAddr },

@@ -43,11 +43,11 @@ pub fn attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<V
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum AttachError {
-    #[error(transparent)]
     /// The sets could not be looked up.
+    #[error(transparent)]
     Firewall(#[from] FirewallError),
-    #[error("door {door}: {message}")]
     /// A set is missing or unusable; the message says how to fix it.
+    #[error("door {door}: {message}")]
     Set { door: String, message: String },
 }
 

@@ -7,7 +7,7 @@ use log::{debug, error, info, warn};
 
 use super::attach::{AttachError, check_attached_sets};
 use super::legacy_command::{Scheduler, Spawner};
-use super::nft::{CHAIN, Family, Ruleset, set_name};
+use super::nft::{Family, Ruleset, set_name};
 use super::{Element, Firewall, FirewallError};
 use crate::config::{Config, Door, TableFamily};
 use crate::doors::{DoorId, Grant};
@@ -26,9 +26,9 @@ pub struct Granter<F: Firewall, S: Spawner> {
     spawner: S,
     /// Pending stop commands; outlives reloads.
     scheduler: Scheduler,
-    /// Whether a ruleset was put in place (so a reload to a config without nftables doors
-    /// still replaces it).
-    installed: bool,
+    /// The table the daemon installed, if any (so a reload to a config without nftables doors
+    /// still replaces it, and a rename removes the old one).
+    table: Option<String>,
     pending: Vec<Pending>,
     /// The attached set last reported missing, so the report is not repeated every check.
     missing_attached: Option<(String, String)>,
@@ -40,14 +40,15 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// Installs the config's ruleset (if it has nftables doors).
     pub fn start(config: &Config, mut firewall: F, spawner: S) -> Result<Self, FirewallError> {
         let ruleset = Ruleset::for_config(config);
-        if !ruleset.is_empty() {
-            firewall.install(&ruleset)?;
+        let table = (!ruleset.is_empty()).then(|| ruleset.table.clone());
+        if table.is_some() {
+            firewall.install(&ruleset, None)?;
         }
         Ok(Granter {
             firewall,
             spawner,
             scheduler: Scheduler::default(),
-            installed: !ruleset.is_empty(),
+            table,
             pending: Vec::new(),
             missing_attached: None,
             errors: 0,
@@ -59,12 +60,13 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         check_attached_sets(config, &mut self.firewall)
     }
 
-    /// Replaces the ruleset with `config`'s in one transaction; on error the old one stays.
+    /// Replaces the ruleset with `config`'s in one transaction (removing the old table if it was
+    /// renamed, and the sets of doors that are gone); on error the old one stays.
     pub fn reconfigure(&mut self, config: &Config) -> Result<(), FirewallError> {
         let ruleset = Ruleset::for_config(config);
-        if self.installed || !ruleset.is_empty() {
-            self.firewall.install(&ruleset)?;
-            self.installed = true;
+        if self.table.is_some() || !ruleset.is_empty() {
+            self.firewall.install(&ruleset, self.table.as_deref())?;
+            self.table = Some(ruleset.table.clone());
         }
         Ok(())
     }
@@ -77,59 +79,53 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         self.scheduler.open(door, grant.addr, now, &mut self.spawner);
     }
 
-    /// Commits every grant since the last flush in one firewall transaction, retrying once
-    /// after putting the table back if it has gone. Returns how many were granted.
+    /// Commits every grant since the last flush: one transaction per set, each element once,
+    /// so one set's failure never costs another set's grants. A set that has gone with the
+    /// daemon's own table is put back and tried once more. Returns how many were granted.
     pub fn flush(&mut self, config: &Config) -> usize {
         if self.pending.is_empty() {
             return 0;
         }
         let pending = std::mem::take(&mut self.pending);
-        let mut granted_to = Vec::with_capacity(pending.len());
-        let mut elements = Vec::with_capacity(pending.len());
-        for p in pending {
-            match element(config, &p) {
-                Some(element) => {
-                    elements.push(element);
-                    granted_to.push(p);
+        let mut granted = 0;
+        for group in by_set(config, pending) {
+            let elements: Vec<Element> = group.iter().map(|(_, e)| e.clone()).collect();
+            let mut result = self.firewall.add_elements(&elements);
+            if matches!(result, Err(FirewallError::NotFound { .. }))
+                && self.table.as_deref() == Some(&elements[0].table)
+            {
+                // Someone removed our table or a set: put it back and try once more.
+                self.verify(config);
+                result = self.firewall.add_elements(&elements);
+            }
+            match result {
+                Ok(()) => {
+                    for (p, element) in &group {
+                        log_grant(&config.doors[p.door], p, element);
+                    }
+                    granted += elements.len();
                 }
-                None => warn!(
-                    "{}: {}: the door has no set for this address family; not granted",
-                    config.doors[p.door].name, p.addr
-                ),
-            }
-        }
-        let mut result = self.firewall.add_elements(&elements);
-        if matches!(result, Err(FirewallError::NotFound { .. })) {
-            // Someone removed our table or a set: put it back and try once more.
-            self.verify(config);
-            result = self.firewall.add_elements(&elements);
-        }
-        match result {
-            Ok(()) => {
-                for (p, element) in granted_to.iter().zip(&elements) {
-                    log_grant(&config.doors[p.door], p, element);
+                Err(e) => {
+                    self.errors += elements.len() as u64;
+                    error!("cannot grant access to {} source(s): {e}", elements.len());
                 }
-                elements.len()
-            }
-            Err(e) => {
-                self.errors += elements.len() as u64;
-                error!("cannot grant access to {} source(s): {e}", elements.len());
-                0
             }
         }
+        granted
     }
 
-    /// Checks that the table, sets and chain the daemon installed are still there, and puts
-    /// them back if someone removed them (`nft flush ruleset`); grants they held are gone with
-    /// them. Attached sets of the admin's are only reported: they are not ours to create.
+    /// Checks that the kernel still holds exactly what the daemon installed, and puts it back
+    /// if not (`nft flush ruleset`, a rule deleted or added by hand): the daemon's ports are
+    /// never left unguarded. Grants held by sets that were removed are gone with them. Attached
+    /// sets of the admin's are only reported: they are not ours to create.
     pub fn verify(&mut self, config: &Config) {
-        if self.installed {
+        if self.table.is_some() {
             let ruleset = Ruleset::for_config(config);
-            match ruleset_present(&mut self.firewall, &ruleset) {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!("table inet {} (or part of it) was removed from outside: putting it back", ruleset.table);
-                    match self.firewall.install(&ruleset) {
+            match self.firewall.drift(&ruleset) {
+                Ok(None) => {}
+                Ok(Some(what)) => {
+                    warn!("{what} from outside: putting it back");
+                    match self.firewall.install(&ruleset, None) {
                         Ok(()) => info!("table inet {} restored", ruleset.table),
                         Err(e) => error!("cannot restore table inet {}: {e}", ruleset.table),
                     }
@@ -211,6 +207,33 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     }
 }
 
+/// The pending grants as elements, grouped by set, each (set, address) once with the longest
+/// timeout asked for. Grants with no set for their address's family are logged and dropped.
+fn by_set(config: &Config, pending: Vec<Pending>) -> Vec<Vec<(Pending, Element)>> {
+    let mut groups: Vec<Vec<(Pending, Element)>> = Vec::new();
+    for p in pending {
+        let Some(element) = element(config, &p) else {
+            warn!(
+                "{}: {}: the door has no set for this address family; not granted",
+                config.doors[p.door].name, p.addr
+            );
+            continue;
+        };
+        let same_set = |g: &&mut Vec<(Pending, Element)>| {
+            let e = &g[0].1;
+            (e.family, &e.table, &e.set) == (element.family, &element.table, &element.set)
+        };
+        match groups.iter_mut().find(same_set) {
+            Some(group) => match group.iter_mut().find(|(_, e)| e.addr == element.addr) {
+                Some((_, e)) => e.timeout = e.timeout.max(element.timeout),
+                None => group.push((p, element)),
+            },
+            None => groups.push(vec![(p, element)]),
+        }
+    }
+    groups
+}
+
 fn log_grant(door: &Door, p: &Pending, element: &Element) {
     let timeout = humantime::format_duration(element.timeout);
     let by = p.by.as_ref().map_or_else(String::new, |key| format!(" (key {key})"));
@@ -239,14 +262,4 @@ fn element(config: &Config, p: &Pending) -> Option<Element> {
         }
     };
     Some(Element { family, table, set, addr: p.addr, timeout: open.timeout })
-}
-
-/// Whether every set and the chain of `ruleset` exist.
-fn ruleset_present<F: Firewall>(firewall: &mut F, ruleset: &Ruleset) -> Result<bool, FirewallError> {
-    for set in &ruleset.sets {
-        if firewall.set_info(TableFamily::Inet, &ruleset.table, &set.name)?.is_none() {
-            return Ok(false);
-        }
-    }
-    firewall.chain_exists(TableFamily::Inet, &ruleset.table, CHAIN)
 }

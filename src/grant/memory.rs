@@ -28,6 +28,14 @@ pub struct MemoryFirewall {
     pub fail_with: Option<Failure>,
     /// Someone deleted the installed table (`nft flush ruleset`); `install` puts it back.
     pub deleted: bool,
+    /// Someone changed the chain's rules (`nft flush chain`); `install` puts them back.
+    pub tampered: bool,
+    /// Sets that refuse elements as missing, as if deleted from outside.
+    pub missing_sets: Vec<String>,
+    /// Tables `install` was asked to delete (renamed away).
+    pub removed_tables: Vec<String>,
+    /// Calls to `add_elements`, one per transaction.
+    pub transactions: usize,
 }
 
 impl MemoryFirewall {
@@ -49,16 +57,23 @@ impl MemoryFirewall {
 }
 
 impl Firewall for MemoryFirewall {
-    fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError> {
+    fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError> {
         self.check("install the ruleset")?;
         self.installed.push(ruleset.clone());
+        self.removed_tables.extend(previous.filter(|p| *p != ruleset.table).map(str::to_owned));
         self.deleted = false;
+        self.tampered = false;
+        self.missing_sets.retain(|s| !ruleset.sets.iter().any(|r| &r.name == s));
         Ok(())
     }
 
     fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
         self.check("add set elements")?;
-        if self.deleted {
+        self.transactions += 1;
+        let ours =
+            |e: &Element| e.family == TableFamily::Inet && self.installed.last().is_some_and(|r| r.table == e.table);
+        let gone = |e: &Element| (self.deleted && ours(e)) || self.missing_sets.contains(&e.set);
+        if elements.iter().any(gone) {
             return Err(FirewallError::NotFound { operation: "add set elements".into() });
         }
         self.elements.extend_from_slice(elements);
@@ -74,8 +89,14 @@ impl Firewall for MemoryFirewall {
         Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))
     }
 
-    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError> {
-        self.check("look up a chain")?;
-        Ok(self.own(family, table).is_some() && chain == CHAIN)
+    fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {
+        self.check("read the chain back")?;
+        Ok(if self.deleted {
+            Some(format!("table inet {} was removed", ruleset.table))
+        } else if self.tampered {
+            Some(format!("the rules of chain inet {} {CHAIN} were changed", ruleset.table))
+        } else {
+            self.missing_sets.first().map(|s| format!("set {s} of table inet {} was removed", ruleset.table))
+        })
     }
 }

@@ -56,40 +56,45 @@ pub const KEY_IPV6: u32 = 8;
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum FirewallError {
-    #[error("cannot open a netlink socket to nftables: {0}")]
     /// No netlink socket (no CAP_NET_ADMIN, say).
+    #[error("cannot open a netlink socket to nftables: {0}")]
     Socket(#[source] std::io::Error),
     /// A table, chain or set the operation names does not exist (any more).
-    #[error("nftables cannot {operation}: a table, chain or set it needs does not exist")]
     /// A table, chain or set the operation names does not exist (any more).
+    #[error("nftables cannot {operation}: a table, chain or set it needs does not exist")]
     NotFound { operation: String },
     /// The kernel ran out of buffer space for the request or its answers.
-    #[error("nftables cannot {operation}: no buffer space for the request or its answers")]
     /// The kernel ran out of buffer space for the request or its answers.
+    #[error("nftables cannot {operation}: no buffer space for the request or its answers")]
     NoBuffer { operation: String },
     /// Any other refusal, with the kernel's reason.
     #[error("nftables refused to {operation}: {source}")]
     Refused {
         /// What was being done: "install table inet knockd".
         operation: String,
-        #[source]
         /// The kernel's answer.
+        #[source]
         source: std::io::Error,
     },
 }
 
 /// A packet filter the daemon can program.
 pub trait Firewall {
-    /// Creates or updates the daemon's table, sets and chain in one atomic transaction.
-    /// Existing set elements (grants that have not expired) are kept.
-    fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError>;
+    /// Creates or updates the daemon's table, sets and chain in one atomic transaction, keeping
+    /// the elements (live grants) of sets that stay. In the same transaction, sets of the table
+    /// that `ruleset` no longer declares are deleted, and so is the table `previous` (the
+    /// daemon's table before a rename). If the kernel refuses any of it, nothing changes.
+    fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError>;
 
-    /// Adds each element, or refreshes its timeout if it is already there, in one transaction.
+    /// Adds each element, or restarts its timeout if it is already there, in one transaction.
+    /// The granter calls it once per set, so one set's failure never costs another's grants.
     fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError>;
 
     /// Describes an existing set; `None` when it (or its table) does not exist.
     fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError>;
 
-    /// Whether a chain exists.
-    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError>;
+    /// How the kernel differs from what the last [`install`](Firewall::install) of `ruleset`
+    /// left: the table, a set or the chain removed, or the chain's rules changed. `None` when
+    /// everything is as installed.
+    fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError>;
 }

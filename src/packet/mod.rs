@@ -58,27 +58,36 @@ pub struct Packet<'a> {
 /// Why a packet was dropped before it reached a door; each reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Drop {
-    #[error("truncated packet")]
     /// A header is cut short.
+    #[error("truncated packet")]
     Truncated,
-    #[error("IP version is neither 4 nor 6")]
     /// Neither IPv4 nor IPv6.
+    #[error("IP version is neither 4 nor 6")]
     BadVersion,
-    #[error("a header length is invalid")]
     /// A length field is smaller than its header.
+    #[error("a header length is invalid")]
     BadHeaderLength,
-    #[error("non-first IPv4 fragment")]
     /// A later fragment: it has no transport header.
+    #[error("non-first IPv4 fragment")]
     Fragment,
-    #[error("not TCP or UDP (or behind IPv6 extension headers)")]
     /// Not TCP or UDP (or behind IPv6 extension headers).
+    #[error("not TCP or UDP (or behind IPv6 extension headers)")]
     NotTcpOrUdp,
+    /// Addressed to another host (a router forwards it): not a knock on this one.
+    #[error("not addressed to this host")]
+    NotForThisHost,
 }
 
 impl Drop {
     /// Every reason, for counters indexed by [`Drop::index`].
-    pub const ALL: [Drop; 5] =
-        [Drop::Truncated, Drop::BadVersion, Drop::BadHeaderLength, Drop::Fragment, Drop::NotTcpOrUdp];
+    pub const ALL: [Drop; 6] = [
+        Drop::Truncated,
+        Drop::BadVersion,
+        Drop::BadHeaderLength,
+        Drop::Fragment,
+        Drop::NotTcpOrUdp,
+        Drop::NotForThisHost,
+    ];
 
     /// The reason's position in [`Drop::ALL`].
     pub fn index(self) -> usize {
@@ -93,6 +102,7 @@ impl Drop {
             Drop::BadHeaderLength => "bad_header_length",
             Drop::Fragment => "fragment",
             Drop::NotTcpOrUdp => "not_tcp_or_udp",
+            Drop::NotForThisHost => "not_for_this_host",
         }
     }
 }

@@ -21,7 +21,10 @@ pub(super) type Key = (IpAddr, SlotId);
 pub(super) struct Attempt {
     /// Index into the sequence of the next expected knock (>= 1).
     pub next: usize,
+    /// When the first knock came.
     pub started: Duration,
+    /// The fingerprint of the last knock counted, to tell its repeats from a new knock.
+    pub last: u64,
 }
 
 /// Keys are attacker-chosen addresses, hence the randomly keyed SipHash.

@@ -47,6 +47,8 @@ pub enum Event {
     /// `src`'s attempt ran past the door's `seq_timeout`.
     /// `src`'s attempt ran past the door's `seq_timeout`.
     TimedOut { door: DoorId, src: IpAddr },
+    /// A knock to one of the door's ports that did not count, and why.
+    Ignored { door: DoorId, src: IpAddr, why: &'static str },
 }
 
 /// Running totals kept by the matcher.
@@ -74,10 +76,18 @@ struct SlotSpec {
 }
 
 impl SlotSpec {
-    fn admits(&self, knock: &Knock) -> bool {
-        (knock.port.proto != Proto::Tcp || self.tcp_flags.matches(knock.tcp_flags))
-            && self.target.is_none_or(|t| t == knock.dst)
-            && config::admits(&self.from, &self.not_from, &knock.src)
+    /// Why `knock` does not concern this slot at all, if it does not: such knocks neither
+    /// advance nor end an attempt.
+    fn refuses(&self, knock: &Knock) -> Option<&'static str> {
+        if knock.port.proto == Proto::Tcp && !self.tcp_flags.matches(knock.tcp_flags) {
+            Some("its TCP flags are not the door's tcp_flags")
+        } else if self.target.is_some_and(|t| t != knock.dst) {
+            Some("it was sent to another address than the door's target")
+        } else if !config::admits(&self.from, &self.not_from, &knock.src) {
+            Some("the source is not allowed by the door's from/not_from")
+        } else {
+            None
+        }
     }
 }
 
@@ -93,6 +103,12 @@ pub struct Matcher {
     slots: Vec<Slot>,
     /// For each knock port, the slots whose sequence contains it.
     by_port: HashMap<PortProto, Vec<SlotId>>,
+    table: Table,
+}
+
+/// The attempts in progress, with their cap and running totals.
+#[derive(Debug)]
+struct Table {
     attempts: Attempts,
     cap: usize,
     stats: MatcherStats,
@@ -120,13 +136,8 @@ impl Matcher {
             };
             slots.extend(std::iter::repeat_n(Slot { door: id, spec }, count));
         }
-        let mut m = Matcher {
-            slots,
-            by_port: HashMap::new(),
-            attempts: Attempts::default(),
-            cap: cap.max(1),
-            stats: MatcherStats::default(),
-        };
+        let table = Table { attempts: Attempts::default(), cap: cap.max(1), stats: MatcherStats::default() };
+        let mut m = Matcher { slots, by_port: HashMap::new(), table };
         m.index();
         m
     }
@@ -153,7 +164,7 @@ impl Matcher {
     /// Replaces a slot's sequence (empty disables it); its attempts are forgotten.
     pub fn set_sequence(&mut self, slot: SlotId, sequence: Vec<PortProto>) {
         self.slots[slot].spec.sequence = sequence;
-        self.attempts.retain(|(_, s), _| *s != slot);
+        self.table.attempts.retain(|(_, s), _| *s != slot);
         self.index();
     }
 
@@ -170,18 +181,19 @@ impl Matcher {
             .iter()
             .map(|slot| self.slots.iter().position(|new| new.spec == slot.spec && !new.spec.sequence.is_empty()))
             .collect();
-        for ((src, slot), attempt) in old.attempts.into_entries() {
+        let table = &mut self.table;
+        for ((src, slot), attempt) in old.table.attempts.into_entries() {
             if let Some(new_slot) = mapping[slot] {
-                if self.attempts.len() >= self.cap {
-                    self.attempts.evict();
+                if table.attempts.len() >= table.cap {
+                    table.attempts.evict();
                 }
-                self.attempts.insert_fresh((src, new_slot), attempt);
+                table.attempts.insert_fresh((src, new_slot), attempt);
                 if attempt.next >= 2 {
-                    self.attempts.promote(&(src, new_slot));
+                    table.attempts.promote(&(src, new_slot));
                 }
             }
         }
-        self.stats = old.stats;
+        table.stats = old.table.stats;
     }
 
     /// Every distinct knock port of every enabled slot, sorted: what the capture filter passes.
@@ -193,82 +205,93 @@ impl Matcher {
 
     /// Feeds one knock seen at `now`; what happened is appended to `events`.
     pub fn knock(&mut self, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
-        let Matcher { slots, by_port, attempts, cap, stats } = self;
-        let Some(slot_ids) = by_port.get(&knock.port) else {
+        let Some(slot_ids) = self.by_port.get(&knock.port) else {
             return;
         };
         for &slot in slot_ids {
-            let Slot { door, spec } = &slots[slot];
-            let door = *door;
-            if !spec.admits(knock) {
-                continue;
+            let Slot { door, spec } = &self.slots[slot];
+            match spec.refuses(knock) {
+                Some(why) => events.push(Event::Ignored { door: *door, src: knock.src, why }),
+                None => self.table.step(slot, *door, spec, knock, now, events),
             }
-            let src = knock.src;
-            let key = (src, slot);
-            if let Some(attempt) = attempts.get_mut(&key) {
-                if now.saturating_sub(attempt.started) > spec.seq_timeout {
-                    attempts.remove(&key);
-                    stats.expired += 1;
-                    events.push(Event::TimedOut { door, src });
-                } else if spec.sequence[attempt.next] == knock.port {
-                    attempt.next += 1;
-                    let stage = attempt.next;
-                    if stage == spec.sequence.len() {
-                        attempts.remove(&key);
-                        events.push(Event::Open { door, src, slot });
-                    } else {
-                        if stage == 2 {
-                            attempts.promote(&key);
-                        }
-                        events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
-                    }
-                    continue;
-                } else {
-                    attempts.remove(&key);
-                    events.push(Event::Restart { door, src });
-                }
-            }
-            if spec.sequence[0] != knock.port {
-                continue;
-            }
-            let of = spec.sequence.len();
-            if of == 1 {
-                events.push(Event::Open { door, src, slot });
-                continue;
-            }
-            while attempts.len() >= *cap && attempts.evict() {
-                stats.evictions += 1;
-            }
-            attempts.insert_fresh(key, Attempt { next: 1, started: now });
-            events.push(Event::Stage { door, src, stage: 1, of });
         }
     }
 
     /// Forgets attempts that can no longer complete; call it now and then to return memory early.
     pub fn expire(&mut self, now: Duration) {
         let slots = &self.slots;
-        let before = self.attempts.len();
-        self.attempts.retain(|(_, slot), a| now.saturating_sub(a.started) <= slots[*slot].spec.seq_timeout);
-        self.stats.expired += (before - self.attempts.len()) as u64;
+        let table = &mut self.table;
+        let before = table.attempts.len();
+        table.attempts.retain(|(_, slot), a| now.saturating_sub(a.started) <= slots[*slot].spec.seq_timeout);
+        table.stats.expired += (before - table.attempts.len()) as u64;
     }
 
     /// Attempts in progress.
     pub fn len(&self) -> usize {
-        self.attempts.len()
+        self.table.attempts.len()
     }
 
     /// Whether no attempt is in progress.
     pub fn is_empty(&self) -> bool {
-        self.attempts.len() == 0
+        self.table.attempts.len() == 0
     }
 
     /// The most attempts kept at once.
     pub fn cap(&self) -> usize {
-        self.cap
+        self.table.cap
     }
 
     /// Running totals.
     pub fn stats(&self) -> MatcherStats {
-        self.stats
+        self.table.stats
+    }
+}
+
+impl Table {
+    /// One knock that concerns slot `slot` (of door `door`): advance, open, time out, restart,
+    /// or start an attempt.
+    fn step(&mut self, slot: SlotId, door: DoorId, spec: &SlotSpec, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
+        let src = knock.src;
+        let key = (src, slot);
+        if let Some(attempt) = self.attempts.get_mut(&key) {
+            let last = spec.sequence[attempt.next - 1];
+            if now.saturating_sub(attempt.started) > spec.seq_timeout {
+                self.attempts.remove(&key);
+                self.stats.expired += 1;
+                events.push(Event::TimedOut { door, src });
+            } else if knock.fingerprint != 0 && knock.port == last && knock.fingerprint == attempt.last {
+                // The same packet again: a retransmitted SYN, or the copy a bridge shows.
+                return events.push(Event::Ignored { door, src, why: "it repeats the last knock (same packet)" });
+            } else if spec.sequence[attempt.next] == knock.port {
+                attempt.next += 1;
+                attempt.last = knock.fingerprint;
+                let stage = attempt.next;
+                if stage == spec.sequence.len() {
+                    self.attempts.remove(&key);
+                    events.push(Event::Open { door, src, slot });
+                } else {
+                    if stage == 2 {
+                        self.attempts.promote(&key);
+                    }
+                    events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
+                }
+                return;
+            } else {
+                self.attempts.remove(&key);
+                events.push(Event::Restart { door, src });
+            }
+        }
+        if spec.sequence[0] != knock.port {
+            return;
+        }
+        let of = spec.sequence.len();
+        if of == 1 {
+            return events.push(Event::Open { door, src, slot });
+        }
+        while self.attempts.len() >= self.cap && self.attempts.evict() {
+            self.stats.evictions += 1;
+        }
+        self.attempts.insert_fresh(key, Attempt { next: 1, started: now, last: knock.fingerprint });
+        events.push(Event::Stage { door, src, stage: 1, of });
     }
 }

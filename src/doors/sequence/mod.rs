@@ -86,6 +86,7 @@ impl Sequences {
             Event::Stage { door, src, stage, of } => out.notes.push(Note::Stage { door, src, stage, of }),
             Event::Restart { door, src } => out.notes.push(Note::Restart { door, src }),
             Event::TimedOut { door, src } => out.notes.push(Note::TimedOut { door, src }),
+            Event::Ignored { door, src, why } => out.notes.push(Note::Ignored { door, src, why }),
             Event::Open { door, src, slot } => {
                 out.grants.push(Grant { door, addr: src, src, by: None });
                 if let Some(source) = self.sources.iter_mut().find(|s| s.door() == door) {

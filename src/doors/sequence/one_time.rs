@@ -27,8 +27,8 @@ const MAX_FILE: u64 = 1 << 20;
 pub struct OneTimeError {
     /// The file.
     pub path: PathBuf,
-    #[source]
     /// Why it cannot be used.
+    #[source]
     pub source: std::io::Error,
 }
 

@@ -28,26 +28,26 @@ pub const REPLAY_CACHE: usize = 65_536;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum SpaError {
-    #[error("malformed packet: {0}")]
     /// The packet does not parse; says which part.
+    #[error("malformed packet: {0}")]
     Malformed(&'static str),
-    #[error("unknown version {0}")]
     /// A version this daemon does not know.
+    #[error("unknown version {0}")]
     Version(u8),
-    #[error("for another door")]
     /// The packet names another door (on the same port).
+    #[error("for another door")]
     OtherDoor,
-    #[error("no key of this door checks this kind of signature")]
     /// The door has no key of the packet's authentication type.
+    #[error("no key of this door checks this kind of signature")]
     NoKey,
-    #[error("bad signature")]
     /// No key of the door verifies the signature.
+    #[error("bad signature")]
     BadSignature,
-    #[error("timestamp {skew_secs}s away from this host's clock")]
     /// The timestamp is outside the window, by this many seconds.
+    #[error("timestamp {skew_secs}s away from this host's clock")]
     Stale { skew_secs: i64 },
-    #[error("replayed")]
     /// The packet was accepted before.
+    #[error("replayed")]
     Replayed,
 }
 

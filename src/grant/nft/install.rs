@@ -58,11 +58,17 @@ fn find<'s, 'a, K>(sets: &'s [Set<'a, K>], name: &str) -> &'s Set<'a, K> {
 }
 
 /// The whole ruleset as one batch. Existing set elements (live grants) are kept: the table and
-/// sets are added (a no-op when they exist), and the chain is flushed and refilled.
-pub(super) fn batch(ruleset: &Ruleset) -> Batch {
+/// sets are added (a no-op when they exist), and the chain is flushed and refilled. In the same
+/// transaction, `stale` sets (of doors that are gone) are deleted once no rule uses them, and
+/// the table `old_table` (the daemon's before a rename) is deleted whole.
+pub(super) fn batch(ruleset: &Ruleset, stale: &[String], old_table: Option<&str>) -> Batch {
+    let mut batch = Batch::new();
+    if let Some(old) = old_table {
+        let old_name = cstring(old);
+        batch.add(&Table::new(&old_name, ProtoFamily::Inet), MsgType::Del);
+    }
     let table_name = cstring(&ruleset.table);
     let table = Table::new(&table_name, ProtoFamily::Inet);
-    let mut batch = Batch::new();
     batch.add(&table, MsgType::Add);
     let sets = Sets::declare(&table, ruleset, &mut batch);
     let mut chain = Chain::new(cstring(CHAIN), &table);
@@ -73,6 +79,11 @@ pub(super) fn batch(ruleset: &Ruleset) -> Batch {
     // A rule without a handle, deleted, flushes the chain: the new rules replace the old
     // ones in the same transaction, and the sets (with their grants) stay.
     batch.add(&Rule::new(&chain), MsgType::Del);
+    for (id, name) in stale.iter().enumerate() {
+        let name = cstring(name);
+        let set = Set::<Ipv4Addr>::new(&name, (ruleset.sets.len() + id) as u32, &table, ProtoFamily::Inet);
+        batch.add(&set, MsgType::Del);
+    }
     for spec in &ruleset.rules {
         batch.add(&rule(&chain, spec, &sets), MsgType::Add);
     }

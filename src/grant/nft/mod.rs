@@ -7,10 +7,13 @@
 
 mod elements;
 mod install;
+mod monitor;
 mod netlink;
+mod nlmsg;
 mod query;
 mod ruleset;
 
+pub use monitor::Monitor;
 pub use netlink::NetlinkFirewall;
 pub use query::ElementInfo;
 pub use ruleset::*;

@@ -1,31 +1,124 @@
-//! The nftables backend: libnftnl batches over a netfilter netlink socket (nftnl + mnl).
+//! The nftables backend: libnftnl batches over a netfilter netlink socket.
 //!
-//! Every change is one batch, so the kernel applies all of it or none of it. All nftnl/mnl code
-//! lives under this module; raw errno values are turned into [`FirewallError`] variants here
+//! Every change is one batch, sent with one `sendmsg` however large it is, so the kernel applies
+//! all of it or none of it; every acknowledgement is read before the next request. All netlink
+//! code lives under this module; raw errno values are turned into [`FirewallError`] variants here
 //! and nowhere else.
-#![allow(unsafe_code)]
 
-use std::os::fd::AsRawFd;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use nftnl::nftnl_sys::libc;
 use nftnl::{Batch, FinalizedBatch};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, sendmsg, setsockopt, socket,
+    sockopt,
+};
+use nix::sys::time::TimeVal;
 
+use super::nlmsg;
 use super::ruleset::Ruleset;
 use crate::config::TableFamily;
 use crate::grant::{Element, Firewall, FirewallError, SetInfo};
 
 /// How long to wait for the kernel's answer before calling the socket broken.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Receive buffer room per acknowledgement: each is queued as its own small socket buffer,
+/// which costs the receive budget well over its size.
+const ACK_TRUESIZE: usize = 1024;
+/// Room for the answers of small requests, and the least either buffer is given.
+const BASE_BUFFER: usize = 1 << 20;
 
-/// Programs nftables through netlink.
-pub struct NetlinkFirewall {
-    /// Reopened after any failure, so stale replies of a failed batch cannot be misread.
-    socket: Option<mnl::Socket>,
-    buffer: Vec<u8>,
+/// A netfilter netlink socket, close-on-exec, bound to a port of its own.
+pub(super) struct NlSocket {
+    fd: OwnedFd,
+    /// Buffer sizes set so far; they only ever grow.
+    sized: (usize, usize),
 }
 
-/// The typed error for a kernel answer of `errno` to `operation`.
+impl NlSocket {
+    /// Opens a socket that also receives the multicast `groups` (a bit mask).
+    pub fn open(groups: u32) -> std::io::Result<Self> {
+        let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))?;
+        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0))?;
+        let mut socket = NlSocket { fd, sized: (0, 0) };
+        // Events of a large install arrive all at once: room for them on a monitor socket.
+        let room = if groups == 0 { BASE_BUFFER } else { 16 * BASE_BUFFER };
+        socket.reserve(BASE_BUFFER, room)?;
+        Ok(socket)
+    }
+
+    /// Makes the kernel buffers large enough for a request of `send` bytes and `recv` bytes of
+    /// answers. The forced options ignore the system-wide caps (CAP_NET_ADMIN).
+    fn reserve(&mut self, send: usize, recv: usize) -> std::io::Result<()> {
+        if send > self.sized.0 {
+            setsockopt(&self.fd, sockopt::SndBufForce, &send)?;
+            self.sized.0 = send;
+        }
+        if recv > self.sized.1 {
+            setsockopt(&self.fd, sockopt::RcvBufForce, &recv)?;
+            self.sized.1 = recv;
+        }
+        Ok(())
+    }
+
+    /// Sends one request (or a whole batch, its pages as one message vector).
+    pub fn send(&self, pages: &[&[u8]]) -> std::io::Result<()> {
+        let iov: Vec<IoSlice> = pages.iter().map(|p| IoSlice::new(p)).collect();
+        let total: usize = pages.iter().map(|p| p.len()).sum();
+        let sent = sendmsg::<NetlinkAddr>(self.fd.as_raw_fd(), &iov, &[], MsgFlags::empty(), None)?;
+        if sent != total {
+            return Err(std::io::Error::other(format!("netlink sent {sent} of {total} bytes")));
+        }
+        Ok(())
+    }
+
+    /// Receives what the kernel queued, blocking up to the reply timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match recv(self.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                Err(Errno::EINTR) => continue,
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    /// Sends a finalized batch whole and reads an acknowledgement for every message that
+    /// asked for one; the first error wins.
+    pub fn exchange(&mut self, batch: &FinalizedBatch) -> std::io::Result<()> {
+        let pages: Vec<&[u8]> = batch.iter().collect();
+        let total: usize = pages.iter().map(|p| p.len()).sum();
+        let expected = batch.sequence_numbers();
+        let acks = expected.len();
+        self.reserve(total + BASE_BUFFER, acks * ACK_TRUESIZE + BASE_BUFFER)?;
+        self.send(&pages)?;
+        let mut buf = vec![0u8; 1 << 17];
+        let mut acked = 0;
+        while acked < acks {
+            let n = self.recv(&mut buf)?;
+            for message in nlmsg::messages(&buf[..n]) {
+                let message = message.map_err(std::io::Error::other)?;
+                match message.errno() {
+                    Some(0) if expected.contains(&message.seq) => acked += 1,
+                    Some(0) => {}
+                    Some(errno) => return Err(std::io::Error::from_raw_os_error(errno)),
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for NlSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The typed error for a kernel answer to `operation`.
 pub(super) fn error(operation: String, source: std::io::Error) -> FirewallError {
     match source.raw_os_error() {
         Some(libc::ENOENT) => FirewallError::NotFound { operation },
@@ -34,24 +127,29 @@ pub(super) fn error(operation: String, source: std::io::Error) -> FirewallError 
     }
 }
 
+/// Programs nftables through netlink.
+pub struct NetlinkFirewall {
+    /// Reopened after any failure, so stale replies of a failed batch cannot be misread.
+    socket: Option<NlSocket>,
+    /// What the daemon's own chain held right after the last install, to tell a change.
+    pub(super) installed: Option<super::query::ChainState>,
+    /// The sequence number of the last query.
+    pub(super) next_seq: u32,
+}
+
 impl NetlinkFirewall {
     /// Opens the netlink socket now, so a missing capability is reported at start-up.
     pub fn open() -> Result<Self, FirewallError> {
-        let mut fw = NetlinkFirewall { socket: None, buffer: vec![0; nftnl::nft_nlmsg_maxsize() as usize] };
+        let mut fw = NetlinkFirewall { socket: None, installed: None, next_seq: 0 };
         fw.socket()?;
         Ok(fw)
     }
 
-    pub(super) fn socket(&mut self) -> Result<&mnl::Socket, FirewallError> {
+    pub(super) fn socket(&mut self) -> Result<&mut NlSocket, FirewallError> {
         if self.socket.is_none() {
-            let socket = mnl::Socket::new(mnl::Bus::Netfilter).map_err(FirewallError::Socket)?;
-            let fd = socket.as_raw_fd();
-            // SAFETY: `fd` is the open netlink socket owned by `socket`, which outlives this borrow.
-            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            socket2::SockRef::from(&borrowed).set_read_timeout(Some(REPLY_TIMEOUT)).map_err(FirewallError::Socket)?;
-            self.socket = Some(socket);
+            self.socket = Some(NlSocket::open(0).map_err(FirewallError::Socket)?);
         }
-        Ok(self.socket.as_ref().expect("socket was just opened"))
+        Ok(self.socket.as_mut().expect("socket was just opened"))
     }
 
     /// Drops the socket after a failure, so stale replies cannot be misread; reopened on use.
@@ -62,9 +160,7 @@ impl NetlinkFirewall {
     /// Sends a batch and checks every acknowledgement; any failure resets the socket.
     pub(super) fn commit(&mut self, batch: Batch, operation: impl FnOnce() -> String) -> Result<(), FirewallError> {
         let batch = batch.finalize();
-        self.socket()?;
-        let socket = self.socket.as_ref().expect("opened above");
-        let result = exchange(socket, &batch, &mut self.buffer).map_err(|source| error(operation(), source));
+        let result = self.socket()?.exchange(&batch).map_err(|source| error(operation(), source));
         if result.is_err() {
             self.reset();
         }
@@ -72,25 +168,17 @@ impl NetlinkFirewall {
     }
 }
 
-/// Sends a batch and reads one acknowledgement per message; the first error wins.
-fn exchange(socket: &mnl::Socket, batch: &FinalizedBatch, buffer: &mut [u8]) -> std::io::Result<()> {
-    socket.send_all(batch)?;
-    let portid = socket.portid();
-    let mut expected = batch.sequence_numbers();
-    while !expected.is_empty() {
-        for message in socket.recv(buffer)? {
-            let message = message?;
-            let seq = expected.next().ok_or_else(|| std::io::Error::other("unexpected netlink reply"))?;
-            mnl::cb_run(message, seq, portid)?;
-        }
-    }
-    Ok(())
-}
-
 impl Firewall for NetlinkFirewall {
-    fn install(&mut self, ruleset: &Ruleset) -> Result<(), FirewallError> {
-        let batch = super::install::batch(ruleset);
-        self.commit(batch, || format!("install table inet {}", ruleset.table))
+    fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError> {
+        let stale = self.stale_sets(ruleset)?;
+        let old_table = match previous.filter(|t| *t != ruleset.table) {
+            Some(old) if self.table_exists(old)? => Some(old),
+            _ => None,
+        };
+        let batch = super::install::batch(ruleset, &stale, old_table);
+        self.commit(batch, || format!("install table inet {}", ruleset.table))?;
+        self.installed = Some(self.chain_state(&ruleset.table)?);
+        Ok(())
     }
 
     fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
@@ -113,7 +201,7 @@ impl Firewall for NetlinkFirewall {
         NetlinkFirewall::set_info(self, family, table, set)
     }
 
-    fn chain_exists(&mut self, family: TableFamily, table: &str, chain: &str) -> Result<bool, FirewallError> {
-        NetlinkFirewall::chain_exists(self, family, table, chain)
+    fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {
+        NetlinkFirewall::drift(self, ruleset)
     }
 }

@@ -1,17 +1,36 @@
-//! Read-only netlink queries: describe a set, list a set's elements.
-#![allow(unsafe_code)]
+//! Read-only netlink queries: describe a set, list a set's elements, list a table's sets, read
+//! back the daemon's chain. Requests and answers are built and parsed in safe Rust (`nlmsg`).
 
-use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::raw::c_char;
 use std::time::Duration;
 
-use mnl::CbResult;
-use nftnl::nftnl_sys::{self as sys, libc};
-
 use super::netlink::{self, NetlinkFirewall};
+use super::nlmsg::{self, F_ACK, F_DUMP, Message, NLMSG_DONE, Request};
+use super::ruleset::{CHAIN, Ruleset};
 use crate::config::TableFamily;
 use crate::grant::{FirewallError, SetInfo};
+
+// NFT_MSG_* request types and NFTA_* attribute types (linux/netfilter/nf_tables.h).
+const GETTABLE: u16 = 1;
+const GETRULE: u16 = 7;
+const GETSET: u16 = 10;
+const GETSETELEM: u16 = 13;
+const TABLE_NAME: u16 = 1;
+const CHAIN_TABLE_OR_RULE_TABLE: u16 = 1;
+const RULE_CHAIN: u16 = 2;
+const RULE_EXPRESSIONS: u16 = 4;
+const SET_TABLE: u16 = 1;
+const SET_NAME: u16 = 2;
+const SET_FLAGS: u16 = 3;
+const SET_KEY_TYPE: u16 = 4;
+const SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const LIST_ELEM: u16 = 1;
+const SET_ELEM_KEY: u16 = 1;
+const SET_ELEM_TIMEOUT: u16 = 4;
+const SET_ELEM_EXPIRATION: u16 = 5;
+const DATA_VALUE: u16 = 1;
+/// `NFT_SET_TIMEOUT`.
+const SET_F_TIMEOUT: u32 = 0x10;
 
 /// One element of a set, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,134 +43,70 @@ pub struct ElementInfo {
     pub expires: Option<Duration>,
 }
 
-/// An `nftnl_set` naming one set, freed on drop.
-struct SetRef(*mut sys::nftnl_set);
-
-impl SetRef {
-    fn new(family: TableFamily, table: &str, name: &str) -> Result<SetRef, FirewallError> {
-        let c = |s: &str| {
-            CString::new(s).map_err(|_| FirewallError::Refused {
-                operation: format!("look up set {family} {table} {name}"),
-                source: std::io::ErrorKind::InvalidInput.into(),
-            })
-        };
-        let (table, name) = (c(table)?, c(name)?);
-        // SAFETY: a fresh allocation; libnftnl copies the strings.
-        unsafe {
-            let set = sys::nftnl_set_alloc();
-            if set.is_null() {
-                std::process::abort();
-            }
-            sys::nftnl_set_set_str(set, sys::NFTNL_SET_TABLE as u16, table.as_ptr());
-            sys::nftnl_set_set_str(set, sys::NFTNL_SET_NAME as u16, name.as_ptr());
-            sys::nftnl_set_set_u32(set, sys::NFTNL_SET_FAMILY as u16, u32::from(family.nfproto()));
-            Ok(SetRef(set))
-        }
-    }
+/// What the daemon's chain holds: each rule's expressions, as the kernel reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ChainState {
+    rules: Vec<Vec<u8>>,
 }
 
-impl Drop for SetRef {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new`.
-        unsafe { sys::nftnl_set_free(self.0) };
-    }
+fn be_u32(data: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(data.try_into().ok()?))
+}
+
+fn be_ms(data: &[u8]) -> Option<Duration> {
+    Some(Duration::from_millis(u64::from_be_bytes(data.try_into().ok()?)))
 }
 
 impl NetlinkFirewall {
-    /// Sends one request and feeds every reply message to `parse`, until the kernel is done.
-    fn request<T>(
-        &mut self,
-        build: impl FnOnce(*mut c_char, u32),
-        parse: mnl::Callback<T>,
-        data: &mut T,
-        operation: impl FnOnce() -> String,
-    ) -> Result<(), FirewallError> {
-        let socket = self.socket()?;
-        let seq = 1;
-        let mut request = vec![0u8; nftnl::nft_nlmsg_maxsize() as usize];
-        build(request.as_mut_ptr().cast::<c_char>(), seq);
-        // SAFETY: `build` wrote a netlink header at the start of the buffer, which a Vec<u8> does
-        // not align for it: read it unaligned.
-        let len = unsafe { request.as_ptr().cast::<libc::nlmsghdr>().read_unaligned() }.nlmsg_len as usize;
-        let portid = socket.portid();
-        let result = (|| {
-            socket.send(&request[..len])?;
-            // u64 storage keeps the buffer aligned for nlmsghdr.
-            let mut storage = vec![0u64; nftnl::nft_nlmsg_maxsize() as usize / 8];
-            // SAFETY: viewing the u64 buffer as bytes.
-            let buffer =
-                unsafe { std::slice::from_raw_parts_mut(storage.as_mut_ptr().cast::<u8>(), storage.len() * 8) };
-            loop {
-                let n = socket.recv_raw(buffer)?;
-                if let CbResult::Stop = mnl::cb_run2(&buffer[..n], seq, portid, parse, data)? {
-                    return Ok(());
+    /// Sends one request and hands every answer to `each`, until the kernel is done.
+    fn request(&mut self, request: Request, mut each: impl FnMut(&Message<'_>)) -> std::io::Result<()> {
+        let socket = self.socket().map_err(|e| std::io::Error::other(e.to_string()))?;
+        socket.send(&[&request.finish()])?;
+        let mut buf = vec![0u8; 1 << 17];
+        loop {
+            let n = socket.recv(&mut buf)?;
+            for message in nlmsg::messages(&buf[..n]) {
+                let message = message.map_err(std::io::Error::other)?;
+                match message.errno() {
+                    Some(0) => return Ok(()),
+                    Some(errno) => return Err(std::io::Error::from_raw_os_error(errno)),
+                    None if message.kind == NLMSG_DONE => return Ok(()),
+                    None => each(&message),
                 }
             }
-        })();
-        result.map_err(|source| {
+        }
+    }
+
+    /// Like [`request`](Self::request), with errors typed and the socket reset after one.
+    fn query(
+        &mut self,
+        request: Request,
+        each: impl FnMut(&Message<'_>),
+        operation: impl FnOnce() -> String,
+    ) -> Result<(), FirewallError> {
+        self.request(request, each).map_err(|source| {
             self.reset();
             netlink::error(operation(), source)
         })
     }
 
-    /// Describes a set; `None` when the table or the set does not exist.
-    pub fn set_info(&mut self, family: TableFamily, table: &str, name: &str) -> Result<Option<SetInfo>, FirewallError> {
-        let set = SetRef::new(family, table, name)?;
-        let mut info: Option<SetInfo> = None;
-        let build = |buf: *mut c_char, seq: u32| {
-            // SAFETY: the buffer is nft_nlmsg_maxsize bytes; `set` is valid.
-            unsafe {
-                let nlh = sys::nftnl_nlmsg_build_hdr(
-                    buf,
-                    libc::NFT_MSG_GETSET as u16,
-                    u16::from(family.nfproto()),
-                    libc::NLM_F_ACK as u16,
-                    seq,
-                );
-                sys::nftnl_set_nlmsg_build_payload(nlh, set.0);
-            }
-        };
-        let result = self.request(build, parse_set, &mut info, || format!("look up set {family} {table} {name}"));
-        match result {
-            Ok(()) => Ok(info),
-            Err(FirewallError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+    fn seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1).max(1);
+        self.next_seq
     }
 
-    /// Whether a chain exists.
-    pub fn chain_exists(&mut self, family: TableFamily, table: &str, name: &str) -> Result<bool, FirewallError> {
-        let invalid = || FirewallError::Refused {
-            operation: format!("look up chain {family} {table} {name}"),
-            source: std::io::ErrorKind::InvalidInput.into(),
+    /// Describes a set; `None` when the table or the set does not exist.
+    pub fn set_info(&mut self, family: TableFamily, table: &str, name: &str) -> Result<Option<SetInfo>, FirewallError> {
+        let request =
+            Request::new(GETSET, family.nfproto(), F_ACK, self.seq()).str(SET_TABLE, table).str(SET_NAME, name);
+        let mut info = None;
+        let each = |m: &Message<'_>| {
+            let attr = |kind| m.attrs().find(kind).and_then(|a| be_u32(a.data)).unwrap_or(0);
+            info = Some(SetInfo { timeout: attr(SET_FLAGS) & SET_F_TIMEOUT != 0, key_type: attr(SET_KEY_TYPE) });
         };
-        let (c_table, c_name) =
-            (CString::new(table).map_err(|_| invalid())?, CString::new(name).map_err(|_| invalid())?);
-        let build = |buf: *mut c_char, seq: u32| {
-            // SAFETY: a fresh chain object naming the chain, freed right after building.
-            unsafe {
-                let chain = sys::nftnl_chain_alloc();
-                if chain.is_null() {
-                    std::process::abort();
-                }
-                sys::nftnl_chain_set_str(chain, sys::NFTNL_CHAIN_TABLE as u16, c_table.as_ptr());
-                sys::nftnl_chain_set_str(chain, sys::NFTNL_CHAIN_NAME as u16, c_name.as_ptr());
-                let nlh = sys::nftnl_nlmsg_build_hdr(
-                    buf,
-                    libc::NFT_MSG_GETCHAIN as u16,
-                    u16::from(family.nfproto()),
-                    libc::NLM_F_ACK as u16,
-                    seq,
-                );
-                sys::nftnl_chain_nlmsg_build_payload(nlh, chain);
-                sys::nftnl_chain_free(chain);
-            }
-        };
-        let mut found = false;
-        let result = self.request(build, note_reply, &mut found, || format!("look up chain {family} {table} {name}"));
-        match result {
-            Ok(()) => Ok(found),
-            Err(FirewallError::NotFound { .. }) => Ok(false),
+        match self.query(request, each, || format!("look up set {family} {table} {name}")) {
+            Ok(()) => Ok(info),
+            Err(FirewallError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -163,87 +118,93 @@ impl NetlinkFirewall {
         table: &str,
         name: &str,
     ) -> Result<Vec<ElementInfo>, FirewallError> {
-        let set = SetRef::new(family, table, name)?;
+        let request =
+            Request::new(GETSETELEM, family.nfproto(), F_DUMP, self.seq()).str(SET_TABLE, table).str(SET_NAME, name);
         let mut elements = Vec::new();
-        let build = |buf: *mut c_char, seq: u32| {
-            // SAFETY: as in `set_info`; a dump request with table and set name.
-            unsafe {
-                let flags = (libc::NLM_F_DUMP | libc::NLM_F_ACK) as u16;
-                let nlh = sys::nftnl_nlmsg_build_hdr(
-                    buf,
-                    libc::NFT_MSG_GETSETELEM as u16,
-                    u16::from(family.nfproto()),
-                    flags,
-                    seq,
-                );
-                sys::nftnl_set_elems_nlmsg_build_payload(nlh, set.0);
+        let each = |m: &Message<'_>| {
+            let Some(list) = m.attrs().find(SET_ELEM_LIST_ELEMENTS) else { return };
+            for elem in list.nested().filter(|a| a.kind == LIST_ELEM) {
+                let key = elem.nested().find(SET_ELEM_KEY).and_then(|k| k.nested().find(DATA_VALUE));
+                let addr = match key.map(|k| k.data) {
+                    Some(&[a, b, c, d]) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+                    Some(bytes) if bytes.len() == 16 => {
+                        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).expect("16 bytes")))
+                    }
+                    _ => continue,
+                };
+                let ms = |kind| elem.nested().find(kind).and_then(|a| be_ms(a.data));
+                elements.push(ElementInfo { addr, timeout: ms(SET_ELEM_TIMEOUT), expires: ms(SET_ELEM_EXPIRATION) });
             }
         };
-        self.request(build, parse_elements, &mut elements, || format!("list set {family} {table} {name}"))?;
+        self.query(request, each, || format!("list set {family} {table} {name}"))?;
         Ok(elements)
     }
-}
 
-fn note_reply(_: &libc::nlmsghdr, found: &mut bool) -> libc::c_int {
-    *found = true;
-    1 // MNL_CB_OK
-}
-
-fn parse_set(header: &libc::nlmsghdr, info: &mut Option<SetInfo>) -> libc::c_int {
-    // SAFETY: `header` is a complete netlink message; the set is freed by SetRef.
-    unsafe {
-        let set = SetRef(sys::nftnl_set_alloc());
-        if set.0.is_null() || sys::nftnl_set_nlmsg_parse(header, set.0) < 0 {
-            return mnl_sys_error();
+    /// The names of every set in the `inet` table `table`; `None` when the table does not exist.
+    pub(super) fn set_names(&mut self, table: &str) -> Result<Option<Vec<String>>, FirewallError> {
+        let request = Request::new(GETSET, TableFamily::Inet.nfproto(), F_DUMP, self.seq()).str(SET_TABLE, table);
+        let mut names = Vec::new();
+        let each = |m: &Message<'_>| {
+            names.extend(m.attrs().find(SET_NAME).map(|a| String::from_utf8_lossy(a.str()).into_owned()));
+        };
+        match self.query(request, each, || format!("list the sets of table inet {table}")) {
+            Ok(()) => Ok(Some(names)),
+            Err(FirewallError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
-        let flags = sys::nftnl_set_get_u32(set.0, sys::NFTNL_SET_FLAGS as u16);
-        *info = Some(SetInfo {
-            timeout: flags & libc::NFT_SET_TIMEOUT as u32 != 0,
-            key_type: sys::nftnl_set_get_u32(set.0, sys::NFTNL_SET_KEY_TYPE as u16),
-        });
     }
-    1 // MNL_CB_OK
-}
 
-fn parse_elements(header: &libc::nlmsghdr, out: &mut Vec<ElementInfo>) -> libc::c_int {
-    // SAFETY: `header` is a complete netlink message; elements belong to the set, freed by SetRef.
-    unsafe {
-        let set = SetRef(sys::nftnl_set_alloc());
-        if set.0.is_null() || sys::nftnl_set_elems_nlmsg_parse(header, set.0) < 0 {
-            return mnl_sys_error();
+    /// Whether the `inet` table `name` exists.
+    pub(super) fn table_exists(&mut self, name: &str) -> Result<bool, FirewallError> {
+        let request = Request::new(GETTABLE, TableFamily::Inet.nfproto(), F_ACK, self.seq()).str(TABLE_NAME, name);
+        match self.query(request, |_| {}, || format!("look up table inet {name}")) {
+            Ok(()) => Ok(true),
+            Err(FirewallError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
-        let iter = sys::nftnl_set_elems_iter_create(set.0);
-        if iter.is_null() {
-            return mnl_sys_error();
-        }
-        let mut elem = sys::nftnl_set_elems_iter_next(iter);
-        while !elem.is_null() {
-            let mut len = 0u32;
-            let key = sys::nftnl_set_elem_get(elem, sys::NFTNL_SET_ELEM_KEY as u16, &mut len);
-            let addr = match len {
-                4 => Some(IpAddr::V4(Ipv4Addr::from(*key.cast::<[u8; 4]>()))),
-                16 => Some(IpAddr::V6(Ipv6Addr::from(*key.cast::<[u8; 16]>()))),
-                _ => None,
-            };
-            let ms = |attr: u32| {
-                (sys::nftnl_set_elem_is_set(elem, attr as u16))
-                    .then(|| Duration::from_millis(sys::nftnl_set_elem_get_u64(elem, attr as u16)))
-            };
-            if let Some(addr) = addr {
-                out.push(ElementInfo {
-                    addr,
-                    timeout: ms(sys::NFTNL_SET_ELEM_TIMEOUT),
-                    expires: ms(sys::NFTNL_SET_ELEM_EXPIRATION),
-                });
-            }
-            elem = sys::nftnl_set_elems_iter_next(iter);
-        }
-        sys::nftnl_set_elems_iter_destroy(iter);
     }
-    1 // MNL_CB_OK
-}
 
-/// MNL_CB_ERROR: stops processing and reports the message as unparsable.
-fn mnl_sys_error() -> libc::c_int {
-    -1
+    /// The rules of the daemon's chain in `table`, as the kernel holds them.
+    pub(super) fn chain_state(&mut self, table: &str) -> Result<ChainState, FirewallError> {
+        let request = Request::new(GETRULE, TableFamily::Inet.nfproto(), F_DUMP, self.seq())
+            .str(CHAIN_TABLE_OR_RULE_TABLE, table)
+            .str(RULE_CHAIN, CHAIN);
+        let mut rules = Vec::new();
+        let each =
+            |m: &Message<'_>| rules.push(m.attrs().find(RULE_EXPRESSIONS).map(|a| a.data.to_vec()).unwrap_or_default());
+        self.query(request, each, || format!("list chain inet {table} {CHAIN}"))?;
+        Ok(ChainState { rules })
+    }
+
+    /// Sets in the daemon's table that `ruleset` does not declare: the sets of doors that are
+    /// gone, to be removed with the install.
+    pub(super) fn stale_sets(&mut self, ruleset: &Ruleset) -> Result<Vec<String>, FirewallError> {
+        let existing = self.set_names(&ruleset.table)?.unwrap_or_default();
+        Ok(existing.into_iter().filter(|name| !ruleset.sets.iter().any(|s| &s.name == name)).collect())
+    }
+
+    /// How the kernel differs from what the last install of `ruleset` left, if it does: the
+    /// table, a set or the chain removed, or the chain's rules changed.
+    pub fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {
+        let table = &ruleset.table;
+        let Some(sets) = self.set_names(table)? else {
+            return Ok(Some(format!("table inet {table} was removed")));
+        };
+        if let Some(missing) = ruleset.sets.iter().find(|s| !sets.contains(&s.name)) {
+            return Ok(Some(format!("set {} of table inet {table} was removed", missing.name)));
+        }
+        let now = match self.chain_state(table) {
+            Ok(state) => state,
+            Err(FirewallError::NotFound { .. }) => return Ok(Some(format!("chain inet {table} {CHAIN} was removed"))),
+            Err(e) => return Err(e),
+        };
+        match &self.installed {
+            Some(installed) if *installed != now || now.rules.len() != ruleset.rules.len() => Ok(Some(format!(
+                "the rules of chain inet {table} {CHAIN} were changed ({} rules, {} expected)",
+                now.rules.len(),
+                ruleset.rules.len()
+            ))),
+            _ => Ok(None),
+        }
+    }
 }

@@ -83,8 +83,8 @@ pub enum Match {
     SaddrIn { family: Family, set: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// What a rule does with a packet that matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Let it through (this chain).
     Accept,
@@ -116,6 +116,17 @@ impl Ruleset {
     /// Whether the config asks nothing of nftables (only legacy command doors).
     pub fn is_empty(&self) -> bool {
         self.sets.is_empty()
+    }
+
+    /// The table's name, if the daemon has a table for this config at all.
+    pub fn table_if_any(&self) -> Option<String> {
+        (!self.is_empty()).then(|| self.table.clone())
+    }
+
+    /// The ports the chain drops unless a grant lets the packet in.
+    pub fn guarded_ports(&self) -> Vec<PortProto> {
+        let ports = self.rules.iter().filter(|r| r.verdict == Verdict::Drop);
+        ports.flat_map(|r| &r.matches).filter_map(|m| if let Match::Dport(p) = m { Some(*p) } else { None }).collect()
     }
 
     /// The ruleset for `config`: each door's ports are dropped unless the packet belongs to an

@@ -1,0 +1,84 @@
+//! The host's own addresses, kept current: only packets addressed to this host are knocks. A
+//! router sees other hosts' traffic to knock ports go through; none of it may count.
+//!
+//! The list is read with `getifaddrs` and read again whenever rtnetlink reports an address
+//! added or removed, so an address that appears later (`ip addr add`) counts at once.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, socket,
+};
+
+/// `RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`: address events of both families.
+const ADDRESS_GROUPS: u32 = 0x10 | 0x100;
+
+/// The addresses of this host's interfaces, with a subscription that says when they change.
+pub struct LocalAddresses {
+    events: OwnedFd,
+    addresses: HashSet<IpAddr>,
+}
+
+impl LocalAddresses {
+    /// Subscribes to address events, then reads the addresses (in that order, so no change
+    /// falls between the two).
+    pub fn open() -> std::io::Result<Self> {
+        let events = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockProtocol::NetlinkRoute,
+        )?;
+        bind(events.as_raw_fd(), &NetlinkAddr::new(0, ADDRESS_GROUPS))?;
+        let mut local = LocalAddresses { events, addresses: HashSet::new() };
+        local.read()?;
+        Ok(local)
+    }
+
+    fn read(&mut self) -> std::io::Result<()> {
+        self.addresses = nix::ifaddrs::getifaddrs()?
+            .filter_map(|a| a.address)
+            .filter_map(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| IpAddr::V4(v4.ip()))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Reads the addresses again if rtnetlink reported a change (or lost reports). Returns
+    /// whether it did.
+    pub fn refresh(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        let mut changed = false;
+        loop {
+            match recv(self.events.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) | Err(Errno::EAGAIN) => break,
+                Ok(_) | Err(Errno::ENOBUFS) => changed = true,
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        if changed {
+            if let Err(e) = self.read() {
+                log::error!("cannot read this host's addresses: {e}");
+            }
+        }
+        changed
+    }
+
+    /// The addresses as of the last read.
+    pub fn addresses(&self) -> &HashSet<IpAddr> {
+        &self.addresses
+    }
+}
+
+impl AsFd for LocalAddresses {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
+    }
+}
