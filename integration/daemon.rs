@@ -29,12 +29,27 @@ impl ConfigFile {
         let dir = std::env::temp_dir().join(format!("knockd-it-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        ConfigFile { dir, path }
+        let file = ConfigFile { dir, path };
+        file.rewrite(text);
+        file
     }
 
+    /// Replaces the file's text. A YAML config that names no `state_dir` gets one of its own
+    /// beside it: tests run in parallel, and the host's /var/lib/knockd is not theirs.
     pub fn rewrite(&self, text: &str) {
+        let yaml = self.path.extension().is_some_and(|e| e == "yaml") && text.contains("doors:");
+        let text = if yaml && !text.contains("state_dir:") {
+            // Appended, so that line numbers in error messages stay those of the test's text.
+            format!("{}\nstate_dir: {}\n", text.trim_end_matches('\n'), self.state_dir().display())
+        } else {
+            text.to_owned()
+        };
         std::fs::write(&self.path, text).unwrap();
+    }
+
+    /// Where a daemon started with this config keeps its state.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
     }
 }
 

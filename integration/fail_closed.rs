@@ -19,7 +19,12 @@ fn ssh_v4() -> SocketAddr {
 fn many_doors(n: u16, timeout: &str) -> String {
     let mut yaml = String::from("log: {level: warn}\ndoors:\n");
     for i in 0..n {
-        let _ = writeln!(yaml, "  d{i}: {{sequence: [7000, {}], open: {{ports: [{}], timeout: {timeout}}}}}", 8000 + i, 10000 + i);
+        let _ = writeln!(
+            yaml,
+            "  d{i}: {{sequence: [7000, {}], open: {{ports: [{}], timeout: {timeout}}}}}",
+            8000 + i,
+            10000 + i
+        );
     }
     yaml
 }
@@ -99,7 +104,8 @@ fn guarded(lab: &Lab) -> bool {
 fn outside_changes_to_the_chain_are_repaired_within_a_second() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     let changes: [(&str, &[&str]); 3] = [
@@ -119,7 +125,8 @@ fn outside_changes_to_the_chain_are_repaired_within_a_second() {
         }
         let changed_at = Instant::now();
         assert!(
-            eventually(Duration::from_secs(1), || lab.server.nft(&["list", "chain", "inet", "knockd", "input"]) == installed),
+            eventually(Duration::from_secs(1), || lab.server.nft(&["list", "chain", "inet", "knockd", "input"])
+                == installed),
             "{what}: not repaired within 1 s:\n{}",
             daemon.log_text()
         );
@@ -137,7 +144,8 @@ fn outside_changes_to_the_chain_are_repaired_within_a_second() {
 #[test]
 fn a_second_daemon_on_the_same_table_refuses_and_names_the_first() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     let first = Daemon::start(&lab.server, &config, &[]);
     let installed = lab.server.nft(&["list", "ruleset"]);
     let mut second = Daemon::spawn(&lab.server, &config, &[]);
@@ -166,9 +174,15 @@ fn a_reload_removes_a_renamed_table_and_the_sets_of_dropped_doors() {
     assert!(!sets.contains("web_v4") && !sets.contains("web_v6"), "the dropped door's sets are gone:\n{sets}");
     assert!(sets.contains("ssh_v4"));
 
-    config.rewrite("nftables: {table: guard}\ndoors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
+    config.rewrite(
+        "nftables: {table: guard}\ndoors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n",
+    );
     daemon.signal(libc::SIGHUP);
-    assert!(eventually(WITHIN, || daemon.log_text().matches("reloaded: 1 door(s)").count() == 2), "{}", daemon.log_text());
+    assert!(
+        eventually(WITHIN, || daemon.log_text().matches("reloaded: 1 door(s)").count() == 2),
+        "{}",
+        daemon.log_text()
+    );
     assert_eq!(lab.server.nft(&["list", "tables"]).trim(), "table inet guard", "the old table is gone");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "and the new one guards the port");
 }
@@ -176,9 +190,18 @@ fn a_reload_removes_a_renamed_table_and_the_sets_of_dropped_doors() {
 #[test]
 fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.server.0, &crate::daemon::knockd_path(), "-D", "-c", config.path.to_str().unwrap()])
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
+    let child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server.0,
+            &crate::daemon::knockd_path(),
+            "-D",
+            "-c",
+            config.path.to_str().unwrap(),
+        ])
         .env("SSH_CONNECTION", "198.18.0.2 50000 198.18.0.1 22")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -193,5 +216,36 @@ fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
         stderr.contains("shutting down; 22/tcp stay closed to all but current grants")
             && stderr.contains("`nft delete table inet knockd`"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    lab.server.nft(&["-f", &format!("{}/nft-templates/attach.nft", env!("CARGO_MANIFEST_DIR"))]);
+    lab.server.nft(&["add", "set", "inet", "filter", "knock_web4", "{ type ipv4_addr; flags timeout; }"]);
+    // Three doors on one knock: two share the admin's set, the third has its own.
+    let set = |name: &str| format!("open: {{set: {{family: inet, table: filter, ipv4: {name}}}, timeout: 30s}}");
+    let yaml = format!(
+        "doors:\n  a: {{sequence: [7000, 8000], {}}}\n  b: {{sequence: [7000, 8000], {}}}\n  c: {{sequence: [7000, 8000], {}}}\n",
+        set("knock_ssh4"),
+        set("knock_ssh4"),
+        set("knock_web4")
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    // The admin's set of door c goes away after the start: c's grants fail, and only c's.
+    lab.server.nft(&["delete", "set", "inet", "filter", "knock_web4"]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
+    assert_eq!(elements.matches("198.18.0.2").count(), 1, "one element for both doors: {elements}");
+    assert!(daemon.wait_log("a: 198.18.0.2: added to set inet filter knock_ssh4", WITHIN), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_log("cannot grant access to 1 source(s)", WITHIN),
+        "c's failure is reported: {}",
+        daemon.log_text()
     );
 }

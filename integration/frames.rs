@@ -14,10 +14,15 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender for frames of `ethertype` (IPv4 is 0x0800) to the server. Must be created
-    /// inside the client namespace.
+    /// A sender for frames of `ethertype` (IPv4 is 0x0800) to the server.
     pub fn new(lab: &Lab, ethertype: u16) -> Sender {
-        let (mac, ifname) = (lab.server_mac(), lab.client_if.clone());
+        Sender::to_mac(lab, ethertype, lab.server_mac())
+    }
+
+    /// A sender for frames of `ethertype` to the link address `mac`, through the client's end
+    /// of the veth pair (the server sees every one of them).
+    pub fn to_mac(lab: &Lab, ethertype: u16, mac: [u8; 6]) -> Sender {
+        let ifname = lab.client_if.clone();
         lab.client.run(move || {
             let socket = Socket::new(Domain::PACKET, Type::DGRAM, None).unwrap();
             let ifindex = knockd::capture::interface_index(&ifname).unwrap();
@@ -72,6 +77,12 @@ impl Sender {
 
 /// An IPv4 TCP SYN from `src` to `dst:dport`.
 pub fn tcp_syn(src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    tcp_syn_from(src, 40000, 0, dst, dport)
+}
+
+/// An IPv4 TCP SYN from `src:sport` with sequence number `seq` to `dst:dport`: the same
+/// arguments make the same packet, as a retransmission does.
+pub fn tcp_syn_from(src: Ipv4Addr, sport: u16, seq: u32, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
     let mut p = vec![0u8; 40];
     p[0] = 0x45;
     p[2..4].copy_from_slice(&40u16.to_be_bytes());
@@ -79,8 +90,9 @@ pub fn tcp_syn(src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
     p[9] = 6;
     p[12..16].copy_from_slice(&src.octets());
     p[16..20].copy_from_slice(&dst.octets());
-    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
     p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
     p[32] = 0x50;
     p[33] = 0x02;
     p[34..36].copy_from_slice(&1024u16.to_be_bytes());
@@ -105,4 +117,24 @@ pub const SPOOFED: u32 = 0x1_e000;
 /// The `n`th spoofed source (they repeat after [`SPOOFED`]).
 pub fn spoofed(n: u32) -> Ipv4Addr {
     Ipv4Addr::from(0xc612_2000 + n % SPOOFED)
+}
+
+/// An IPv4 UDP datagram from `src:sport` to `dst:dport` carrying `payload` (no UDP checksum,
+/// which IPv4 allows).
+pub fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut p = vec![0u8; 28];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let sum = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(payload);
+    p
 }

@@ -4,6 +4,7 @@
 mod classic;
 mod client;
 mod core;
+mod counting;
 mod daemon;
 mod fail_closed;
 mod frames;

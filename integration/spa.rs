@@ -112,3 +112,165 @@ fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     }
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "a replayed rotating sequence opened the door");
 }
+
+/// Writes `n` Ed25519 key pairs `dir/key0 .. dir/key<n-1>` (and `.pub`) with the client.
+fn keygen(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("key{i}"));
+            let out = Command::new(KNOCK).args(["--spa-keygen", path.to_str().unwrap()]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            path
+        })
+        .collect()
+}
+
+fn spa_door(keys: &[std::path::PathBuf], extra: &str) -> String {
+    let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
+    format!(
+        "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}]{extra}}}\n    open: {{ports: [22], timeout: 30s}}\n",
+        public.join(", ")
+    )
+}
+
+#[test]
+fn a_packet_accepted_before_a_restart_is_refused_after_it() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let files = ConfigFile::new("keys", "");
+    let keys = keygen(files.path.parent().unwrap(), 1);
+    let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ""));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let key = spa::read_key(&keys[0]).unwrap();
+    let request = spa::Request {
+        timestamp: knockd::daemon::clock::unix_now().as_secs(),
+        nonce: spa::nonce(),
+        door: "ssh".into(),
+        address: None,
+    };
+    let captured = spa::encode(&request, &key);
+    let (other, server): (IpAddr, IpAddr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
+    let origin = Origin { source: Some(other), interface: None };
+    lab.client.run(|| client::send_datagram(server, 62201, &captured, &origin)).unwrap();
+    assert!(daemon.wait_log("ssh: 198.18.0.3: OPEN", WITHIN), "{}", daemon.log_text());
+    assert!(daemon.stop().success());
+    let cache = std::fs::read_to_string(config.state_dir().join("ssh.replay")).expect("the replay cache is on disk");
+    assert!(cache.starts_with("knockd-replay-cache 1\n") && cache.lines().count() == 2, "{cache}");
+
+    // Restarted, within the packet's window: the same bytes are refused.
+    lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    lab.client.run(|| client::send_datagram(server, 62201, &captured, &origin)).unwrap();
+    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay after the restart opened the door");
+}
+
+#[test]
+fn require_address_refuses_packets_that_name_no_address() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let files = ConfigFile::new("keys", "");
+    let keys = keygen(files.path.parent().unwrap(), 1);
+    let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ", require_address: true"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let key = keys[0].to_str().unwrap();
+    let base = ["--spa", "--key", key, "--door", "ssh", "--source", CLIENT_V4];
+    let out = knock_cmd(&lab, &[&base[..], &["--wait-open", "22", "--wait-timeout", "2", SERVER_V4]].concat());
+    assert_eq!(out.status.code(), Some(1), "a packet for whoever sends it opened the door");
+    assert!(daemon.wait_log("names no address, and the door requires one", WITHIN), "{}", daemon.log_text());
+    let out = knock_cmd(&lab, &[&base[..], &["--spa-address", CLIENT_V4, "--wait-open", "22", SERVER_V4]].concat());
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
+}
+
+#[test]
+fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let files = ConfigFile::new("keys", "");
+    let keys = keygen(files.path.parent().unwrap(), 8);
+    let door = spa_door(&keys, "") + "  web: {sequence: [7000, 8000], open: {ports: [80], timeout: 30s}}\n";
+    let config = ConfigFile::new("knockd.yaml", &format!("log: {{level: warn}}\n{door}"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let _web = Echo::start(&lab.server, "[::]:80".parse().unwrap());
+
+    // Well-formed packets for door ssh, timestamped now, naming real key ids, signed by a key
+    // the door does not have: every cheap check passes, only the signature does not.
+    let mallory = spa::Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+    let ids: Vec<[u8; 8]> = keys.iter().map(|k| spa::read_key(k).unwrap().id()).collect();
+    let server: std::net::Ipv4Addr = SERVER_V4.parse().unwrap();
+    let frames: Vec<Vec<u8>> = (0..4096u32)
+        .map(|n| {
+            let request = spa::Request {
+                timestamp: knockd::daemon::clock::unix_now().as_secs(),
+                nonce: spa::nonce(),
+                door: "ssh".into(),
+                address: None,
+            };
+            let mut packet = spa::encode(&request, &mallory);
+            packet[2..10].copy_from_slice(&ids[n as usize % ids.len()]);
+            crate::frames::udp(crate::frames::spoofed(n * 53), 40000, server, 62201, &packet)
+        })
+        .collect();
+    let sender = crate::frames::Sender::new(&lab, 0x0800);
+    let stop = AtomicBool::new(false);
+    let cpu_before = cpu_ticks(daemon.pid());
+    let flood_started = std::time::Instant::now();
+    let (sent, client) = std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            // Bounded: at most 15 s, then it stops by itself.
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) && flood_started.elapsed() < Duration::from_secs(15) {
+                for batch in frames.chunks(64) {
+                    sent += sender.send_many(batch);
+                }
+            }
+            sent
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let key = keys[0].to_str().unwrap();
+        let out = knock_cmd(
+            &lab,
+            &[
+                "--spa",
+                "--key",
+                key,
+                "--door",
+                "ssh",
+                "--source",
+                CLIENT_V4,
+                "--wait-open",
+                "22",
+                "--wait-timeout",
+                "5",
+                SERVER_V4,
+            ],
+        );
+        let took = started.elapsed();
+        // A sequence door is unaffected by the flood on the SPA port.
+        knock(&lab.client, OTHER_V4, SERVER_V4, 7000, false);
+        knock(&lab.client, OTHER_V4, SERVER_V4, 8000, false);
+        let web = connects_within(&lab.client, OTHER_V4, SocketAddr::new(SERVER_V4.parse().unwrap(), 80), WITHIN);
+        stop.store(true, Ordering::Relaxed);
+        (flood.join().unwrap(), (out, took, web))
+    });
+    let (out, took, web) = client;
+    let flood_secs = flood_started.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(daemon.pid()) - cpu_before) as f64 / 100.0;
+    eprintln!(
+        "flood: {sent} forged packets in {flood_secs:.1} s ({:.0}/s); the client got in after {took:?}; daemon CPU {cpu:.2} s ({:.0}% of one core)",
+        sent as f64 / flood_secs,
+        100.0 * cpu / flood_secs
+    );
+    assert!(out.status.success(), "the client did not get in within 5 s:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(web, "the sequence door stopped working during the flood");
+    assert!(sent > 100_000, "the flood was too small to prove anything: {sent}");
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}

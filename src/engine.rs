@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use log::{debug, info, log, trace};
 
+use crate::capture::{Lane, Ports};
 use crate::config::{Config, PortProto};
 use crate::daemon::names::Names;
 use crate::daemon::rate_limit::{LogBudget, Verdict};
@@ -143,8 +144,18 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.filter_changed = true;
     }
 
-    /// Handles one captured packet (starting at its IP header) seen at `now`.
+    /// Handles one captured packet (starting at its IP header) seen at `now`, for every kind.
     pub fn packet(&mut self, bytes: &[u8], now: Duration) {
+        self.route_packet(None, bytes, now);
+    }
+
+    /// Handles one packet captured on `lane`'s socket: only that lane's kinds see it (a port
+    /// both lanes capture arrives once on each).
+    pub fn packet_in(&mut self, lane: Lane, bytes: &[u8], now: Duration) {
+        self.route_packet(Some(lane), bytes, now);
+    }
+
+    fn route_packet(&mut self, lane: Option<Lane>, bytes: &[u8], now: Duration) {
         self.stats.packets += 1;
         let packet = match packet::parse(bytes) {
             Ok(packet) => packet,
@@ -164,7 +175,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         let Some(kinds) = self.routes.get(&packet.knock.port) else { return };
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for &i in kinds {
-            self.kinds[i].packet(&packet, now, &mut outcomes);
+            if lane.is_none_or(|l| self.kinds[i].lane() == l) {
+                self.kinds[i].packet(&packet, now, &mut outcomes);
+            }
         }
         self.take(&mut outcomes, now);
         self.outcomes = outcomes;
@@ -241,10 +254,21 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.local = Some(addresses.clone());
     }
 
-    /// Every port the capture filter must pass.
-    pub fn capture_ports(&self) -> Vec<PortProto> {
-        let mut ports: Vec<PortProto> = self.routes.keys().copied().collect();
-        ports.sort();
+    /// Every port the capture filters must pass, by lane.
+    pub fn capture_ports(&self) -> Ports {
+        let mut ports = Ports::default();
+        for (port, kinds) in &self.routes {
+            for lane in Lane::ALL {
+                if kinds.iter().any(|&i| self.kinds[i].lane() == lane) {
+                    match lane {
+                        Lane::Knocks => ports.knocks.push(*port),
+                        Lane::Datagrams => ports.datagrams.push(*port),
+                    }
+                }
+            }
+        }
+        ports.knocks.sort();
+        ports.datagrams.sort();
         ports
     }
 
@@ -270,9 +294,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.outcomes = outcomes;
     }
 
-    /// When the next stop command is due, so the caller can wake up in time.
+    /// When the next stop command or deferred door work is due, so the caller can wake up in time.
     pub fn next_due(&self) -> Option<Duration> {
-        self.granter.next_due()
+        self.kinds.iter().filter_map(|k| k.next_due()).chain(self.granter.next_due()).min()
     }
 
     /// Commits pending grants and hands every pending stop command to the runner.

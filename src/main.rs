@@ -7,13 +7,13 @@ use clap::Parser;
 use log::{LevelFilter, error, info, warn};
 
 use knockd::capture::Capture;
+use knockd::capture::local::LocalAddresses;
 use knockd::cli::report as inspect;
 use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
+use knockd::daemon::lock::TableLock;
 use knockd::daemon::logging::{self, Targets};
 use knockd::daemon::pidfile::PidFile;
-use knockd::capture::local::LocalAddresses;
-use knockd::daemon::lock::TableLock;
 use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
 use knockd::engine::Engine;
 use knockd::grant::FirewallError;
@@ -57,12 +57,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let pidfile_path =
         cli.pidfile.clone().or_else(|| config.pidfile.clone()).or_else(|| cli.daemon.then(|| DEFAULT_PIDFILE.into()));
     let mut pidfile = pidfile_path.as_deref().map(PidFile::create).transpose()?;
+    if config.keeps_state() {
+        create_state_dir(&config.state_dir)?;
+    }
     // One daemon per table: a second one would fight the first over its chain.
     let lock = Ruleset::for_config(&config).table_if_any().map(|t| TableLock::take(&t)).transpose()?;
 
     // Capture first, with a filter that passes nothing: a missing interface or capability
     // fails the start before the firewall is touched.
-    let mut capture = Capture::open(&config.interfaces, &[], !cli.only_ipv4)?;
+    let mut capture = Capture::open(&config.interfaces, !cli.only_ipv4)?;
     let firewall = NetlinkFirewall::open().context("knockd needs root or CAP_NET_ADMIN")?;
     let monitor = match Monitor::open(&config.table) {
         Ok(monitor) => Some(monitor),
@@ -106,6 +109,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     daemon::run(&mut daemon).context("capture failed")?;
     daemon.engine.into_spawner().finish();
     drop(pidfile);
+    Ok(())
+}
+
+/// The directory for state that must survive a restart: made if missing, never readable by
+/// others (it holds what the SPA doors accepted).
+fn create_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the state directory {} (set `state_dir:`)", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        anyhow::bail!(
+            "the state directory {} is writable by others (mode {:o}): run `chmod go-w {}`",
+            dir.display(),
+            mode & 0o777,
+            dir.display()
+        );
+    }
     Ok(())
 }
 

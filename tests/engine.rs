@@ -262,7 +262,7 @@ fn one_time_sequences_advance_and_run_out() {
     let text = format!("doors:\n  ot:\n    one_time_sequences: {}\n    command: go %IP%\n", seqs.display());
     let config = config::yaml::parse("test.yaml", &text).unwrap();
     let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
-    let ports = |e: &Engine<_, _>| e.capture_ports().iter().map(|p| p.port).collect::<Vec<_>>();
+    let ports = |e: &Engine<_, _>| e.capture_ports().knocks.iter().map(|p| p.port).collect::<Vec<_>>();
     assert_eq!(ports(&e), [1, 2]);
 
     knock_seq(&mut e, "2001:db8::2", &[1, 2], 0);
@@ -332,4 +332,47 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
         .expect("a missing file fails the start");
     assert!(err.to_string().contains("/nonexistent/seqs"), "{err}");
     assert!(probe.borrow().is_empty(), "the ruleset was installed before every file was read");
+}
+
+#[test]
+fn one_source_twice_in_a_round_is_one_element_and_one_bad_set_costs_only_its_grants() {
+    let mut e = engine();
+    // The same source completes door web twice before the grants are committed.
+    knock_seq(&mut e, "198.18.0.2", &[7000, 6000], 0);
+    knock_seq(&mut e, "198.18.0.2", &[7000, 6000], 10);
+    assert_eq!(e.flush(), 1);
+    let web: Vec<&Element> = e.firewall().elements.iter().filter(|el| el.set == "web_v4").collect();
+    assert_eq!(web.len(), 1, "one element, not two: {web:?}");
+
+    // ssh_v4 is gone (and stays gone: the table looks intact otherwise); web's grant in the
+    // same round still goes through, in a transaction of its own.
+    e.firewall_mut().missing_sets = vec!["ssh_v4".into()];
+    e.firewall_mut().elements.clear();
+    let before = e.firewall().transactions;
+    e.packet(&packet("198.18.0.3", 6, 7000), at(100));
+    e.packet(&packet("198.18.0.3", 6, 8000), at(101));
+    e.packet(&packet("198.18.0.3", 17, 9000), at(102));
+    knock_seq(&mut e, "198.18.0.4", &[7000, 6000], 103);
+    assert_eq!(e.flush(), 2, "ssh's set is put back and its grant retried; web's never waited for it");
+    let sets: Vec<&str> = e.firewall().elements.iter().map(|el| el.set.as_str()).collect();
+    assert!(sets.contains(&"web_v4") && sets.contains(&"ssh_v4"), "{sets:?}");
+    assert!(e.firewall().transactions - before >= 2, "one transaction per set");
+    assert_eq!(e.stats().grant_errors, 0);
+}
+
+#[test]
+fn a_set_that_stays_missing_fails_alone() {
+    let mut e = engine();
+    knock_seq(&mut e, "198.18.0.5", &[7000, 6000], 0);
+    e.packet(&packet("198.18.0.6", 6, 7000), at(1));
+    e.packet(&packet("198.18.0.6", 6, 8000), at(2));
+    e.packet(&packet("198.18.0.6", 17, 9000), at(3));
+    // A set the daemon cannot put back: `install` fails too.
+    e.firewall_mut().missing_sets = vec!["ssh_v4".into()];
+    e.firewall_mut().fail_install = true;
+    assert_eq!(e.flush(), 1, "web's grant is committed although ssh's set is missing");
+    assert_eq!(e.stats().grant_errors, 1);
+    assert!(
+        e.firewall().elements.iter().any(|el| el.set == "web_v4" && el.addr == "198.18.0.5".parse::<IpAddr>().unwrap())
+    );
 }

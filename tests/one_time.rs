@@ -70,3 +70,29 @@ fn a_missing_file_is_an_error_naming_it() {
     let e = one_time::current(std::path::Path::new("/nonexistent/seqs")).unwrap_err().to_string();
     assert!(e.contains("/nonexistent/seqs"), "{e}");
 }
+
+#[test]
+fn a_symlink_planted_where_the_old_temporary_file_went_is_not_followed() {
+    // The rewrite used to write `.seqs.knockd-<pid>` with File::create: a symlink there made it
+    // overwrite the link's target. Plant one at that name (and make it the only way in).
+    let dir = Dir::new("symlink");
+    let path = dir.file("1,2\n3,4\n");
+    let victim = dir.0.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.0.join(format!(".seqs.knockd-{}", std::process::id()))).unwrap();
+    assert!(one_time::mark_used(&path, &[PortProto::tcp(1), PortProto::tcp(2)]).unwrap());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "the link's target was overwritten");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "#1,2\n3,4\n");
+}
+
+#[test]
+fn the_rewritten_file_never_gets_more_than_the_old_mode() {
+    let dir = Dir::new("mode");
+    let path = dir.file("1,2\n3,4\n");
+    for mode in [0o600, 0o640, 0o400] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert!(one_time::mark_used(&path, &one_time::current(&path).unwrap().unwrap()).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, mode, "mode {mode:o}");
+        std::fs::write(&path, "1,2\n3,4\n").unwrap();
+    }
+}

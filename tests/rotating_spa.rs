@@ -41,7 +41,10 @@ fn rotating_derivation_known_answers() {
 /// An HMAC packet: version 1, HMAC (2), timestamp 1790000000, nonce 00..0f, door "ssh",
 /// address 198.18.0.9, then HMAC-SHA256 over all of that.
 const HMAC_KEY: &[u8] = b"spa-shared-secret-0123456789";
-const HMAC_PACKET: &str = "0102000000006ab13b80000102030405060708090a0b0c0d0e0f0373736804c61200093b2b532b1dca30232aa91531c85c91710abc811c311a8542069cd8087c325de7";
+/// Version 2 (with the key id `b9d41f7a94540af9`), as `knock` sends it; computed with Python's hmac.
+const HMAC_PACKET: &str = "0202b9d41f7a94540af9000000006ab13b80000102030405060708090a0b0c0d0e0f0373736804c612000997888eec995cca958145967c6667965a29e1b323a73bfce8bde252f801f51fc4";
+/// The same request as version 1 (no key id), as knock 0.1 sent it: still accepted.
+const HMAC_PACKET_V1: &str = "0102000000006ab13b80000102030405060708090a0b0c0d0e0f0373736804c61200093b2b532b1dca30232aa91531c85c91710abc811c311a8542069cd8087c325de7";
 
 fn request() -> Request {
     Request {
@@ -63,6 +66,29 @@ fn spa_packet_format_known_answer() {
     let decoded = spa::decode(&packet).unwrap();
     assert_eq!(decoded.request, request());
     assert_eq!(decoded.auth, spa::wire::AUTH_HMAC_SHA256);
+    assert_eq!(decoded.key_id.map(hex::encode).as_deref(), Some("b9d41f7a94540af9"));
+    let v1 = hex::decode(HMAC_PACKET_V1).unwrap();
+    let decoded = spa::decode(&v1).unwrap();
+    assert_eq!((decoded.request, decoded.key_id), (request(), None));
+}
+
+#[test]
+fn version_1_packets_are_still_accepted() {
+    let packet = hex::decode(HMAC_PACKET_V1).unwrap();
+    let mut v = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
+    assert_eq!(v.verify(&packet, "ssh", at(1_790_000_010)).map(|v| v.key), Ok("shared".into()));
+    assert_eq!(v.verify(&packet, "ssh", at(1_790_000_010)), Err(SpaError::Replayed));
+}
+
+#[test]
+fn a_timestamp_far_from_now_is_stale_not_an_overflow() {
+    // u64 timestamps near the ends: the difference must not overflow (it panicked in debug builds).
+    let key = Key::Hmac(HMAC_KEY.to_vec());
+    let mut v = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
+    for ts in [u64::MAX, 0, i64::MAX as u64 + 7] {
+        let packet = spa::encode(&Request { timestamp: ts, ..request() }, &key);
+        assert!(matches!(v.verify(&packet, "ssh", at(1_790_000_000)), Err(SpaError::Stale { .. })), "{ts}");
+    }
 }
 
 #[test]
@@ -79,7 +105,11 @@ fn hmac_packets_verify_once_and_only_untampered() {
     }
     let mut wrong_key =
         Verifier::new(Some(("other".into(), b"another-shared-secret-xx".to_vec())), vec![], Duration::from_secs(30));
-    assert_eq!(wrong_key.verify(&packet, "ssh", at(1_790_000_010)), Err(SpaError::BadSignature));
+    // The packet's key id names no key of this door: refused before any MAC is computed.
+    assert_eq!(wrong_key.verify(&packet, "ssh", at(1_790_000_010)), Err(SpaError::NoKey));
+    // A version 1 packet names no key: the door's key is tried, and fails.
+    let v1 = hex::decode(HMAC_PACKET_V1).unwrap();
+    assert_eq!(wrong_key.verify(&v1, "ssh", at(1_790_000_010)), Err(SpaError::BadSignature));
     assert_eq!(wrong_key.verify(&packet, "web", at(1_790_000_010)), Err(SpaError::OtherDoor));
     assert!(spa::decode(&packet[..packet.len() - 1]).is_err());
     assert!(spa::decode(&[packet.clone(), vec![0]].concat()).is_err(), "trailing bytes");
@@ -114,11 +144,16 @@ fn ed25519_packets_verify_with_the_right_public_key_only() {
     let mut v = Verifier::new(None, vec![("alice".into(), public)], Duration::from_secs(30));
     let now = at(1_790_000_000);
     let good = spa::encode(&request(), &alice_key);
-    assert_eq!(good.len(), 1 + 1 + 8 + 16 + 1 + 3 + 1 + 4 + 64);
+    assert_eq!(good.len(), 1 + 1 + 8 + 8 + 16 + 1 + 3 + 1 + 4 + 64);
     assert_eq!(v.verify(&good, "ssh", now), Ok(Verified { request: request(), key: "alice".into() }));
     assert_eq!(v.verify(&good, "ssh", now), Err(SpaError::Replayed));
+    // Mallory's packet names Mallory's key, which this door does not have.
     let forged = spa::encode(&Request { nonce: [9; 16], ..request() }, &mallory_key);
-    assert_eq!(v.verify(&forged, "ssh", now), Err(SpaError::BadSignature));
+    assert_eq!(v.verify(&forged, "ssh", now), Err(SpaError::NoKey));
+    // A packet that names Alice's key but was signed by Mallory: one verification, and it fails.
+    let mut claimed = forged.clone();
+    claimed[2..10].copy_from_slice(&alice_key.id());
+    assert_eq!(v.verify(&claimed, "ssh", now), Err(SpaError::BadSignature));
     let hmac = spa::encode(&Request { nonce: [8; 16], ..request() }, &Key::Hmac(HMAC_KEY.to_vec()));
     assert_eq!(v.verify(&hmac, "ssh", now), Err(SpaError::NoKey), "this door has no HMAC key");
 }
@@ -185,7 +220,7 @@ fn the_engine_accepts_the_current_and_previous_step_once_each() {
     let step = 58_000_000u64;
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
     e.set_wall_clock(at(step * 30));
-    let mut ports = e.capture_ports();
+    let mut ports = e.capture_ports().knocks;
     let mut both: Vec<PortProto> = seq(step).into_iter().chain(seq(step - 1)).collect();
     both.sort();
     both.dedup();
@@ -215,7 +250,8 @@ fn the_engine_grants_by_spa_and_refuses_replays_and_strangers() {
             dir.join("hmac").display()
         )
     });
-    assert_eq!(e.capture_ports(), [PortProto::udp(62201)]);
+    let ports = e.capture_ports();
+    assert_eq!((ports.knocks, ports.datagrams), (vec![], vec![PortProto::udp(62201)]), "SPA has a socket of its own");
     e.set_wall_clock(at(1_790_000_005));
     let packet = hex::decode(HMAC_PACKET).unwrap();
     e.packet(&udp("198.18.0.2", 62201, &packet), at(0));

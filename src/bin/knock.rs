@@ -46,7 +46,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
     let target = client::resolve(&host, family(&cli)?)?;
     let origin = Origin { source: cli.source, interface: cli.interface.clone() };
     if let Some(key) = &spa_key {
-        send_spa(&cli, target, key, &origin)?;
+        return spa_until_open(&cli, target, key, &origin, wait);
     }
     for (i, hit) in hits.iter().enumerate() {
         if i > 0 && cli.delay > 0 {
@@ -119,6 +119,35 @@ fn family(cli: &Cli) -> Result<Family, ClientError> {
     }
     Ok(family)
 }
+
+/// Sends the SPA packet; with `--wait-open`, sends a fresh one (new nonce, new timestamp) every
+/// second until the port opens: a packet lost on the way, or in a flood, costs a second.
+fn spa_until_open(
+    cli: &Cli,
+    target: IpAddr,
+    key: &spa::Key,
+    origin: &Origin,
+    wait: Option<u16>,
+) -> Result<(), ClientError> {
+    let Some(port) = wait else { return send_spa(cli, target, key, origin) };
+    let to = SocketAddr::new(target, port);
+    let within = Duration::from_secs(cli.wait_timeout);
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        send_spa(cli, target, key, origin)?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if client::wait_open(to, origin, left.min(RESEND_EVERY)) {
+            if cli.verbose {
+                println!("{to} is open");
+            }
+            return Ok(());
+        }
+    }
+    Err(ClientError::NotOpen { target: to, within })
+}
+
+/// How long `--wait-open` waits for an SPA packet to work before sending a fresh one.
+const RESEND_EVERY: Duration = Duration::from_secs(1);
 
 fn send_spa(cli: &Cli, target: IpAddr, key: &spa::Key, origin: &Origin) -> Result<(), ClientError> {
     let request = spa::Request {

@@ -1,10 +1,12 @@
 //! Capture: where packets come from.
 //!
-//! Contract: one AF_PACKET socket, cooked (`SOCK_DGRAM`, so every packet starts at its IP
-//! header whatever the link type), with a classic BPF program in the kernel ([`bpf`]) that
-//! passes only packets that could be knocks: received by this host, on the configured
-//! interfaces, to a port some door listens on. [`Capture`] keeps that filter in step with the
-//! doors' ports and with interfaces that come and go; [`socket`] reads packets in batches.
+//! Contract: AF_PACKET sockets, cooked (`SOCK_DGRAM`, so every packet starts at its IP header
+//! whatever the link type), each with a classic BPF program in the kernel ([`bpf`]) that passes
+//! only packets that could be knocks: received by this host, on the configured interfaces, to a
+//! port some door listens on. Knocks and single-packet authorization datagrams arrive on two
+//! sockets ([`Lane`]), so a flood of one cannot crowd out the other. [`Capture`] keeps the
+//! filters in step with the doors' ports and with interfaces that come and go; [`socket`] reads
+//! packets in batches; [`local`] knows this host's own addresses.
 
 pub mod bpf;
 pub mod local;
@@ -28,41 +30,98 @@ pub enum CaptureError {
     Socket(#[source] io::Error),
 }
 
-/// The capture socket with what its filter is built from: knock ports, interfaces, families.
+/// Which capture socket a door kind's packets arrive on. Datagram kinds (single-packet
+/// authorization) have a socket of their own: a flood of forged datagrams fills only that
+/// socket's kernel buffer, never the one knocks arrive in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Knock sequences.
+    Knocks,
+    /// Single-packet authorization.
+    Datagrams,
+}
+
+impl Lane {
+    /// Both lanes, knocks first (the event loop reads them first).
+    pub const ALL: [Lane; 2] = [Lane::Knocks, Lane::Datagrams];
+}
+
+/// The ports each lane's filter passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ports {
+    /// Ports of knock sequences.
+    pub knocks: Vec<PortProto>,
+    /// Ports of datagram doors.
+    pub datagrams: Vec<PortProto>,
+}
+
+impl Ports {
+    /// The ports of `lane`.
+    pub fn of(&self, lane: Lane) -> &[PortProto] {
+        match lane {
+            Lane::Knocks => &self.knocks,
+            Lane::Datagrams => &self.datagrams,
+        }
+    }
+}
+
+/// The capture sockets with what their filters are built from: ports, interfaces, families.
 ///
-/// Named interfaces that do not exist (yet) are not an error: the filter passes nothing from
+/// Named interfaces that do not exist (yet) are not an error: the filters pass nothing from
 /// them until they appear, and [`Capture::follow_interfaces`] notices when they come, go, or
 /// come back with a new index (the classic knockd exited when its interface went away).
 pub struct Capture {
-    /// The packet socket, for the event loop to poll and read.
-    pub socket: PacketSocket,
+    /// One packet socket per [`Lane`], for the event loop to poll and read.
+    sockets: [PacketSocket; 2],
     /// Interfaces named in the config; empty means all.
     names: Vec<String>,
     /// Indexes of the named interfaces that exist now.
     ifindexes: Vec<u32>,
-    ports: Vec<PortProto>,
+    ports: Ports,
     ipv6: bool,
 }
 
 impl Capture {
-    /// Opens capture on `interfaces` (all if empty) for `ports`; IPv4 only unless `ipv6`.
-    pub fn open(interfaces: &[String], ports: &[PortProto], ipv6: bool) -> Result<Capture, CaptureError> {
+    /// Opens capture on `interfaces` (all if empty), passing nothing yet; IPv4 only unless `ipv6`.
+    pub fn open(interfaces: &[String], ipv6: bool) -> Result<Capture, CaptureError> {
         let (ifindexes, _) = resolve(interfaces);
+        let nothing = bpf::build(&[], Some(&[]), ipv6)?;
+        let open = || PacketSocket::open(&nothing).map_err(CaptureError::Socket);
         let mut capture = Capture {
-            socket: PacketSocket::open(&bpf::build(&[], Some(&[]), ipv6)?).map_err(CaptureError::Socket)?,
+            sockets: [open()?, open()?],
             names: interfaces.to_vec(),
             ifindexes,
-            ports: ports.to_vec(),
+            ports: Ports::default(),
             ipv6,
         };
         capture.apply()?;
         Ok(capture)
     }
 
+    /// The socket of `lane`.
+    pub fn socket(&self, lane: Lane) -> &PacketSocket {
+        &self.sockets[lane as usize]
+    }
+
+    /// The socket of `lane`, to read from.
+    pub fn socket_mut(&mut self, lane: Lane) -> &mut PacketSocket {
+        &mut self.sockets[lane as usize]
+    }
+
+    /// What the kernel counted on both sockets.
+    pub fn kernel_stats(&self) -> KernelStats {
+        self.sockets.iter().map(|s| s.kernel_stats().unwrap_or_default()).fold(KernelStats::default(), |a, b| {
+            KernelStats { packets: a.packets + b.packets, drops: a.drops + b.drops }
+        })
+    }
+
     fn apply(&mut self) -> Result<(), CaptureError> {
         let only = (!self.names.is_empty()).then_some(self.ifindexes.as_slice());
-        let filter = bpf::build(&self.ports, only, self.ipv6)?;
-        self.socket.set_filter(&filter).map_err(CaptureError::Socket)
+        for lane in Lane::ALL {
+            let filter = bpf::build(self.ports.of(lane), only, self.ipv6)?;
+            self.sockets[lane as usize].set_filter(&filter).map_err(CaptureError::Socket)?;
+        }
+        Ok(())
     }
 
     /// Named interfaces that do not exist right now.
@@ -70,23 +129,23 @@ impl Capture {
         resolve(&self.names).1
     }
 
-    /// Follows new knock ports. On error the old filter stays.
-    pub fn set_ports(&mut self, ports: &[PortProto]) -> Result<(), CaptureError> {
-        let old = std::mem::replace(&mut self.ports, ports.to_vec());
+    /// Follows new ports. On error the old filters stay.
+    pub fn set_ports(&mut self, ports: &Ports) -> Result<(), CaptureError> {
+        let old = std::mem::replace(&mut self.ports, ports.clone());
         self.apply().inspect_err(|_| self.ports = old)
     }
 
-    /// Follows a reload: new interfaces and new knock ports at once. On error nothing changes.
-    pub fn reconfigure(&mut self, interfaces: &[String], ports: &[PortProto]) -> Result<(), CaptureError> {
+    /// Follows a reload: new interfaces and new ports at once. On error nothing changes.
+    pub fn reconfigure(&mut self, interfaces: &[String], ports: &Ports) -> Result<(), CaptureError> {
         let old = (self.names.clone(), self.ifindexes.clone(), self.ports.clone());
         self.names = interfaces.to_vec();
         self.ifindexes = resolve(interfaces).0;
-        self.ports = ports.to_vec();
+        self.ports = ports.clone();
         self.apply().inspect_err(|_| (self.names, self.ifindexes, self.ports) = old)
     }
 
-    /// Looks the named interfaces up again and rebuilds the filter if any appeared, went away
-    /// or came back under a new index. Returns whether the filter changed.
+    /// Looks the named interfaces up again and rebuilds the filters if any appeared, went away
+    /// or came back under a new index. Returns whether the filters changed.
     pub fn follow_interfaces(&mut self) -> Result<bool, CaptureError> {
         if self.names.is_empty() {
             return Ok(false);

@@ -173,8 +173,15 @@ pub fn parse_port_range(text: &str) -> Result<(u16, u16), ClientError> {
     Ok((low, high))
 }
 
-/// Tries to connect to `target` until it works or `within` has passed. Bounded: at most one
-/// attempt per 200 ms.
+/// How long one connection attempt of `--wait-open` waits. The first SYN may arrive before the
+/// grant and be dropped; the kernel would resend it only after a second, so a fresh attempt
+/// soon after is quicker.
+const ATTEMPT: Duration = Duration::from_millis(150);
+/// The least time between two attempts, for attempts that fail at once (refused).
+const PAUSE: Duration = Duration::from_millis(50);
+
+/// Tries to connect to `target` until it works or `within` has passed. Bounded: one attempt at
+/// a time, each at most [`ATTEMPT`] long, at most one start per [`PAUSE`].
 pub fn wait_open(target: SocketAddr, origin: &Origin, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {
@@ -184,12 +191,14 @@ pub fn wait_open(target: SocketAddr, origin: &Origin, within: Duration) -> bool 
             return false;
         }
         let attempt = origin.socket(&target, Type::STREAM, Protocol::TCP).and_then(|socket| {
-            socket.connect_timeout(&SockAddr::from(target), remaining.min(Duration::from_secs(1)))?;
+            socket.connect_timeout(&SockAddr::from(target), remaining.min(ATTEMPT))?;
             Ok(TcpStream::from(socket))
         });
         if attempt.is_ok() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(200).saturating_sub(started.elapsed()));
+        std::thread::sleep(
+            PAUSE.saturating_sub(started.elapsed()).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
 }

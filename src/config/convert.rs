@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, PortProto, Proof, Proto};
+use super::{
+    Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR, PortProto, Proof, Proto,
+};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -15,6 +17,8 @@ struct Out<'a> {
     log: Log<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pidfile: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_dir: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<Limits>,
     /// Serialized as a mapping in file order.
@@ -103,6 +107,8 @@ struct SpaOut<'a> {
     hmac_key_file: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     public_keys: &'a [PathBuf],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    require_address: bool,
 }
 
 #[derive(Serialize)]
@@ -174,6 +180,7 @@ pub fn to_yaml(config: &Config) -> String {
                     window: duration(s.window),
                     hmac_key_file: s.hmac_key_file.as_ref(),
                     public_keys: &s.public_keys,
+                    require_address: s.require_address,
                 }),
                 from: d.from.iter().map(|n| n.to_string()).collect(),
                 not_from: d.not_from.iter().map(|n| n.to_string()).collect(),
@@ -208,6 +215,7 @@ pub fn to_yaml(config: &Config) -> String {
             file: config.log.file.as_ref(),
         },
         pidfile: config.pidfile.as_ref(),
+        state_dir: (config.state_dir != std::path::Path::new(DEFAULT_STATE_DIR)).then_some(&config.state_dir),
         limits: (config.max_attempts != DEFAULT_MAX_ATTEMPTS).then_some(Limits { max_attempts: config.max_attempts }),
         doors: Doors(doors),
     };

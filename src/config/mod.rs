@@ -9,6 +9,7 @@ pub mod convert;
 pub mod knockd_conf;
 mod model;
 mod ports;
+pub mod private_file;
 pub mod yaml;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 pub use model::*;
 pub use ports::*;
+pub use private_file::{PrivateFileError, check_private, read_private};
 
 /// Largest config file we read; anything bigger is a mistake (or an attack), not a config.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -103,59 +105,4 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Format::Yaml => yaml::parse(&file, &text),
         Format::KnockdConf => knockd_conf::parse(&file, &text),
     }
-}
-
-/// Why a private file (a config, a secret) could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum PrivateFileError {
-    /// The file cannot be opened or read.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The file is larger than the reader allows.
-    #[error("the file is too large")]
-    TooLarge,
-    /// Other users can write the file; the text says how to fix that.
-    #[error("refusing to use it: {0}")]
-    Unsafe(String),
-}
-
-/// Reads a file that decides what the firewall opens (a config, a one-time sequence file, a
-/// key), at most `max` bytes. The checks look at the file that was opened (`fstat`), so a file
-/// swapped in between a check and the read cannot slip through.
-pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PrivateFileError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    check_private(&file.metadata()?, path).map_err(PrivateFileError::Unsafe)?;
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(PrivateFileError::TooLarge);
-    }
-    Ok(bytes)
-}
-
-/// A file that decides what the firewall opens must not be writable by anyone but its owner,
-/// and its owner must be root or the daemon's own user. Returns what is wrong and how to fix it.
-pub fn check_private(meta: &std::fs::Metadata, path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let mode = meta.mode();
-    if mode & 0o002 != 0 {
-        return Err(format!(
-            "it is writable by every user (mode {:o}): run `chmod o-w {}`",
-            mode & 0o7777,
-            path.display()
-        ));
-    }
-    if mode & 0o020 != 0 && meta.gid() != 0 {
-        return Err(format!(
-            "it is writable by group {} (mode {:o}): run `chmod g-w {}`",
-            meta.gid(),
-            mode & 0o7777,
-            path.display()
-        ));
-    }
-    if meta.uid() != 0 && meta.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(format!("it is owned by uid {}, not root: run `chown root {}`", meta.uid(), path.display()));
-    }
-    Ok(())
 }

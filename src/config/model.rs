@@ -211,6 +211,8 @@ pub struct Spa {
     pub hmac_key_file: Option<PathBuf>,
     /// Clients' Ed25519 public keys.
     pub public_keys: Vec<PathBuf>,
+    /// Accept only packets that name the address to open for (never "whoever sent this").
+    pub require_address: bool,
 }
 
 /// How far an SPA packet's timestamp may be from the daemon's clock when the config does not say.
@@ -272,6 +274,10 @@ pub fn admits(from: &[ipnet::IpNet], not_from: &[ipnet::IpNet], addr: &IpAddr) -
     (from.is_empty() || from.iter().any(|n| n.contains(addr))) && !not_from.iter().any(|n| n.contains(addr))
 }
 
+/// Where state that must survive a restart lives when the config does not say (the unit's
+/// `StateDirectory`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/knockd";
+
 /// Log verbosity from the config; the command line may raise it.
 pub type LogLevel = log::LevelFilter;
 
@@ -305,8 +311,17 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// Cap on in-progress knock attempts across all sources and doors.
     pub max_attempts: usize,
+    /// Where the daemon keeps what must survive a restart (SPA replay caches).
+    pub state_dir: PathBuf,
     /// Every door, in file order.
     pub doors: Vec<Door>,
+}
+
+impl Config {
+    /// Whether a door keeps state that must survive a restart, in [`Config::state_dir`].
+    pub fn keeps_state(&self) -> bool {
+        self.doors.iter().any(|d| d.spa().is_some())
+    }
 }
 
 /// Checks a name used in nftables object names and log lines: letters, digits, `_` and `-`,

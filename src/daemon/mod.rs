@@ -28,7 +28,7 @@ use log::{error, info, warn};
 pub use signals::Signals;
 
 use crate::capture::local::LocalAddresses;
-use crate::capture::{BATCH, Capture, PacketSource, RecvBatch};
+use crate::capture::{BATCH, Capture, Lane, PacketSource, RecvBatch};
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::grant::Firewall;
@@ -139,7 +139,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     fn wait(&self, timeout: Duration) -> io::Result<Ready> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let mut fds = vec![
-            PollFd::new(self.capture.socket.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.capture.socket(Lane::Knocks).as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.capture.socket(Lane::Datagrams).as_fd(), PollFlags::POLLIN),
             PollFd::new(self.signals.wake.as_fd(), PollFlags::POLLIN),
         ];
         fn push<'a>(fds: &mut Vec<PollFd<'a>>, fd: Option<BorrowedFd<'a>>) -> Option<usize> {
@@ -149,7 +150,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let monitor_at = push(&mut fds, self.monitor.as_ref().map(|m| m.as_fd()));
         let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
         push(&mut fds, self.lock.as_ref().map(|l| l.as_fd()));
-        let millis = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let millis =
+            PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, millis) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -170,18 +172,21 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         }
     }
 
-    /// Reads a round of packets, commits the grants they earned, and follows port changes.
+    /// Reads a round of packets from each socket, knocks first, commits the grants they
+    /// earned, and follows port changes.
     fn packets(&mut self, batch: &mut RecvBatch, origin: Instant) -> io::Result<()> {
-        for _ in 0..PACKETS_PER_ROUND / BATCH {
-            if self.capture.socket.recv_batch(batch)? == 0 {
-                break;
-            }
-            // An address added just before a knock was sent is reported before the knock
-            // arrives: look at the reports once more now that the knock is here.
-            self.refresh_addresses();
-            let now = origin.elapsed();
-            for packet in batch.packets() {
-                self.engine.packet(packet, now);
+        for lane in Lane::ALL {
+            for _ in 0..PACKETS_PER_ROUND / BATCH {
+                if self.capture.socket_mut(lane).recv_batch(batch)? == 0 {
+                    break;
+                }
+                // An address added just before a knock was sent is reported before the knock
+                // arrives: look at the reports once more now that the knock is here.
+                self.refresh_addresses();
+                let now = origin.elapsed();
+                for packet in batch.packets() {
+                    self.engine.packet_in(lane, packet, now);
+                }
             }
         }
         self.engine.flush();
@@ -210,7 +215,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     /// SIGUSR1: everything the daemon counts, in one log line.
     fn log_counters(&self) {
         let s = self.engine.stats();
-        let kernel = self.capture.socket.kernel_stats().unwrap_or_default();
+        let kernel = self.capture.kernel_stats();
         let counters: Vec<String> =
             self.engine.counters().iter().skip(1).map(|(name, value)| format!("{name}={value}")).collect();
         let drops: Vec<String> =

@@ -11,7 +11,9 @@
 //! table with a cap for all of them) and [`spa`] (single-packet authorization). A new kind is
 //! one module here, one [`crate::config::Proof`] variant, and one line in `KINDS`.
 
+pub mod budget;
 pub mod key_file;
+pub mod replay;
 pub mod sequence;
 pub mod spa;
 
@@ -19,6 +21,7 @@ use std::any::Any;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::capture::Lane;
 use crate::config::{Config, PortProto};
 use crate::packet::Packet;
 
@@ -83,14 +86,24 @@ pub trait DoorKind: Any {
     /// Appends the ports this kind needs captured now.
     fn ports(&self, out: &mut Vec<PortProto>);
 
+    /// The capture socket the kind's packets arrive on.
+    fn lane(&self) -> Lane {
+        Lane::Knocks
+    }
+
     /// One packet to one of those ports, seen at `now`.
     fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes);
 
     /// The time of day (since the Unix epoch), for proofs that depend on it.
     fn set_wall_clock(&mut self, _unix_now: Duration, _out: &mut Outcomes) {}
 
-    /// Housekeeping at `now`: forget what can no longer complete.
+    /// Housekeeping at `now`: forget what can no longer complete, run deferred work.
     fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
+
+    /// When [`tick`](DoorKind::tick) next has deferred work to run, if it has any.
+    fn next_due(&self) -> Option<Duration> {
+        None
+    }
 
     /// After a reload: takes over what carries over from `old`, the kind this one replaces.
     fn carry_over(&mut self, _old: Box<dyn Any>) {}

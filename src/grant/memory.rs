@@ -36,6 +36,8 @@ pub struct MemoryFirewall {
     pub removed_tables: Vec<String>,
     /// Calls to `add_elements`, one per transaction.
     pub transactions: usize,
+    /// `install` fails (refused), though everything else works.
+    pub fail_install: bool,
 }
 
 impl MemoryFirewall {
@@ -59,6 +61,10 @@ impl MemoryFirewall {
 impl Firewall for MemoryFirewall {
     fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError> {
         self.check("install the ruleset")?;
+        if self.fail_install {
+            let source = std::io::Error::from_raw_os_error(libc::EINVAL);
+            return Err(FirewallError::Refused { operation: "install the ruleset".into(), source });
+        }
         self.installed.push(ruleset.clone());
         self.removed_tables.extend(previous.filter(|p| *p != ruleset.table).map(str::to_owned));
         self.deleted = false;

@@ -15,9 +15,9 @@ use values::*;
 pub use values::{MAX_COMMAND_LEN, check_command};
 
 use super::{
-    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, Door, LogOptions,
-    OpenAction, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating,
-    SPA_WINDOW, Spa, TableFamily, TcpFlags,
+    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR,
+    Door, LogOptions, OpenAction, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP,
+    Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
 };
 use super::{ConfigError, Location};
 
@@ -40,6 +40,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         table: raw.nftables.table.0,
         log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
         pidfile: raw.pidfile,
+        state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         max_attempts: raw.limits.max_attempts,
         doors,
     })
@@ -66,6 +67,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     pidfile: Option<PathBuf>,
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
     doors: Doors,
 }
 
@@ -247,6 +250,8 @@ struct RawSpa {
     hmac_key_file: Option<PathBuf>,
     #[serde(default)]
     public_keys: Vec<PathBuf>,
+    #[serde(default)]
+    require_address: bool,
 }
 
 impl RawSpa {
@@ -259,6 +264,7 @@ impl RawSpa {
             window: self.window.map_or(SPA_WINDOW, |w| w.0),
             hmac_key_file: self.hmac_key_file,
             public_keys: self.public_keys,
+            require_address: self.require_address,
         })
     }
 }

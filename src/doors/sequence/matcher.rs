@@ -250,7 +250,15 @@ impl Matcher {
 impl Table {
     /// One knock that concerns slot `slot` (of door `door`): advance, open, time out, restart,
     /// or start an attempt.
-    fn step(&mut self, slot: SlotId, door: DoorId, spec: &SlotSpec, knock: &Knock, now: Duration, events: &mut Vec<Event>) {
+    fn step(
+        &mut self,
+        slot: SlotId,
+        door: DoorId,
+        spec: &SlotSpec,
+        knock: &Knock,
+        now: Duration,
+        events: &mut Vec<Event>,
+    ) {
         let src = knock.src;
         let key = (src, slot);
         if let Some(attempt) = self.attempts.get_mut(&key) {

@@ -2,20 +2,20 @@
 //!
 //! The first line that holds a valid sequence (not blank, not a `#` comment) is the door's
 //! sequence. After a successful knock, that line is commented out by prefixing `#`, and the
-//! file is replaced atomically: a new file under an unpredictable name beside it, created
-//! exclusively with mode 0600 (never through a symlink), synced, given the old file's mode,
-//! then renamed over it. A crash leaves either the old file or the new one, never half of each.
+//! file is replaced atomically with the old file's mode (`config::private_file::write_atomic`:
+//! a new file under an unpredictable name, created exclusively with mode 0600, never through a
+//! symlink, synced, renamed). A crash leaves either the old file or the new one.
 //! Lines that do not parse are skipped, as in the classic knockd.
 
 use std::any::Any;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Source;
 use super::matcher::{Matcher, SlotId};
 use crate::config::PortProto;
+use crate::config::private_file::write_atomic;
 use crate::doors::{DoorId, Note, Outcomes};
 
 /// Largest one-time sequence file read.
@@ -77,36 +77,10 @@ pub fn mark_used(path: &Path, sequence: &[PortProto]) -> Result<bool, OneTimeErr
         out.push_str(line);
     }
     if marked {
-        replace(path, &out).map_err(io_error(path))?;
+        let mode = fs::metadata(path).map_err(io_error(path))?.permissions().mode();
+        write_atomic(path, out.as_bytes(), mode).map_err(io_error(path))?;
     }
     Ok(marked)
-}
-
-/// Replaces `path` with `text` atomically (see the module documentation).
-fn replace(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(".{}.{}", name.to_string_lossy(), hex::encode(random)));
-    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.set_permissions(fs::Permissions::from_mode(mode & !0o022))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// A one-time door: its file, and the sequence in force.

@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use super::wire::KEY_ID_LEN;
 
 use crate::doors::key_file::{self, KeyFileError};
 
@@ -15,6 +19,29 @@ pub enum Key {
     Ed25519(SigningKey),
     /// A shared HMAC-SHA256 key, the same on both sides.
     Hmac(Vec<u8>),
+}
+
+impl Key {
+    /// The id a packet signed with this key carries (doc/spa.md).
+    pub fn id(&self) -> [u8; KEY_ID_LEN] {
+        match self {
+            Key::Ed25519(k) => public_key_id(&k.verifying_key()),
+            Key::Hmac(secret) => hmac_key_id(secret),
+        }
+    }
+}
+
+/// An Ed25519 key's id: the first 8 bytes of SHA-256 of the public key.
+pub fn public_key_id(key: &VerifyingKey) -> [u8; KEY_ID_LEN] {
+    Sha256::digest(key.as_bytes())[..KEY_ID_LEN].try_into().expect("8 of 32 bytes")
+}
+
+/// A shared key's id: the first 8 bytes of HMAC-SHA256 of a fixed text, keyed with the key (so
+/// the id tells nothing about the key).
+pub fn hmac_key_id(secret: &[u8]) -> [u8; KEY_ID_LEN] {
+    let mut mac = <Hmac<Sha256>>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"knockd-spa-key-id");
+    mac.finalize().into_bytes()[..KEY_ID_LEN].try_into().expect("8 of 32 bytes")
 }
 
 fn key_error(path: &Path, message: impl Into<String>) -> KeyFileError {

@@ -1,28 +1,38 @@
 //! Single-packet authorization: one UDP datagram that proves who sent it, for which door, when.
 //! The layout is specified byte by byte in doc/spa.md ([`wire`]). The daemon never answers,
 //! so the SPA port looks closed to a scanner.
+//!
+//! Forged packets are cheap to send and signatures are not cheap to check, so every check that
+//! costs nothing comes first (door, time window, nonce, key id, sources), and the signature is
+//! checked at most once per packet, within a budget shared fairly between source prefixes
+//! ([`crate::doors::budget`]). Accepted nonces are kept on disk until they are too old to be
+//! replayed ([`crate::doors::replay`]).
 
 pub mod keys;
+mod verifier;
 pub mod wire;
 
 use std::any::Any;
-use std::path::Path;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use ed25519_dalek::{Signature, VerifyingKey};
-use hashlink::LinkedHashMap;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 pub use keys::{Key, generate, read_key, read_public_key};
+pub use verifier::{REPLAY_CACHE, Verified, Verifier};
 pub use wire::{NONCE_LEN, Request, decode, encode, nonce};
 
-use super::{DoorError, DoorId, DoorKind, Grant, Note, Outcomes, key_file};
-use crate::config::{Config, Door, PortProto, Proto, Spa};
+use super::budget::Budget;
+use super::replay::ReplayCache;
+use super::{DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
+use crate::capture::Lane;
+use crate::config::{Config, Door, PortProto, Proto};
 use crate::packet::Packet;
 
-/// Nonces remembered for replay protection; only authenticated packets are remembered.
-pub const REPLAY_CACHE: usize = 65_536;
+/// Ed25519 verifications a second, for every SPA door together (about a tenth of a core), and
+/// how many may be spent at once.
+const VERIFICATIONS_PER_SECOND: u32 = 2_000;
+const VERIFICATION_BURST: u32 = 64;
+/// Source prefixes that may wait for a verification at once.
+const WAITING_PREFIXES: usize = 4_096;
 
 /// Why a packet was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,101 +47,21 @@ pub enum SpaError {
     /// The packet names another door (on the same port).
     #[error("for another door")]
     OtherDoor,
-    /// The door has no key of the packet's authentication type.
-    #[error("no key of this door checks this kind of signature")]
+    /// The door has no key with the packet's key id, or of its authentication type.
+    #[error("no key of this door checks this packet")]
     NoKey,
-    /// No key of the door verifies the signature.
+    /// The signature does not verify.
     #[error("bad signature")]
     BadSignature,
-    /// The timestamp is outside the window, by this many seconds.
+    /// The timestamp is outside the window, by this many seconds (ahead if positive).
     #[error("timestamp {skew_secs}s away from this host's clock")]
     Stale { skew_secs: i64 },
     /// The packet was accepted before.
     #[error("replayed")]
     Replayed,
-}
-
-/// An accepted packet and the name of the key that signed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    /// What the packet asks for.
-    pub request: Request,
-    /// The key file's name without directory and `.pub`: `alice` for `/etc/knockd/alice.pub`.
-    pub key: String,
-}
-
-/// Checks packets for one door.
-pub struct Verifier {
-    hmac: Option<(String, Vec<u8>)>,
-    public: Vec<(String, VerifyingKey)>,
-    window: Duration,
-    /// Nonces of accepted packets, oldest first.
-    seen: LinkedHashMap<[u8; NONCE_LEN], (), std::hash::RandomState>,
-}
-
-/// A key's name: its file name without directory and extension.
-fn key_name(path: &Path) -> String {
-    path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
-}
-
-impl Verifier {
-    /// A verifier with these named keys.
-    pub fn new(hmac: Option<(String, Vec<u8>)>, public: Vec<(String, VerifyingKey)>, window: Duration) -> Self {
-        Verifier { hmac, public, window, seen: LinkedHashMap::with_hasher(std::hash::RandomState::new()) }
-    }
-
-    /// The verifier for a door's `spa:` settings, with its key files read.
-    pub fn from_config(spa: &Spa) -> Result<Self, key_file::KeyFileError> {
-        let hmac = match &spa.hmac_key_file {
-            Some(path) => Some((key_name(path), key_file::read_secret("key file", path)?)),
-            None => None,
-        };
-        let public =
-            spa.public_keys.iter().map(|p| Ok((key_name(p), read_public_key(p)?))).collect::<Result<_, _>>()?;
-        Ok(Verifier::new(hmac, public, spa.window))
-    }
-
-    /// Accepts `bytes` for `door` at `unix_now`, or says why not. An accepted packet's nonce is
-    /// remembered, so the same packet is never accepted twice.
-    pub fn verify(&mut self, bytes: &[u8], door: &str, unix_now: Duration) -> Result<Verified, SpaError> {
-        let packet = decode(bytes)?;
-        if packet.request.door != door {
-            return Err(SpaError::OtherDoor);
-        }
-        let key = self.authenticate(&packet)?;
-        let skew = packet.request.timestamp as i64 - unix_now.as_secs() as i64;
-        if skew.unsigned_abs() > self.window.as_secs() {
-            return Err(SpaError::Stale { skew_secs: skew });
-        }
-        if self.seen.contains_key(&packet.request.nonce) {
-            return Err(SpaError::Replayed);
-        }
-        if self.seen.len() >= REPLAY_CACHE {
-            self.seen.pop_front();
-        }
-        self.seen.insert(packet.request.nonce, ());
-        Ok(Verified { request: packet.request, key })
-    }
-
-    /// The name of the key that signed the packet.
-    fn authenticate(&self, packet: &wire::Packet<'_>) -> Result<String, SpaError> {
-        if packet.auth == wire::AUTH_HMAC_SHA256 {
-            let (name, secret) = self.hmac.as_ref().ok_or(SpaError::NoKey)?;
-            let mut mac = <Hmac<Sha256>>::new_from_slice(secret).expect("HMAC takes keys of any length");
-            mac.update(packet.signed);
-            mac.verify_slice(packet.tag).map_err(|_| SpaError::BadSignature)?;
-            return Ok(name.clone());
-        }
-        if self.public.is_empty() {
-            return Err(SpaError::NoKey);
-        }
-        let signature = Signature::from_slice(packet.tag).map_err(|_| SpaError::BadSignature)?;
-        self.public
-            .iter()
-            .find(|(_, k)| k.verify_strict(packet.signed, &signature).is_ok())
-            .map(|(name, _)| name.clone())
-            .ok_or(SpaError::BadSignature)
-    }
+    /// The packet names no address to open for, and the door requires one.
+    #[error("names no address, and the door requires one (require_address)")]
+    NoAddress,
 }
 
 /// One door that takes SPA packets.
@@ -142,10 +72,19 @@ struct SpaDoor {
     verifier: Verifier,
 }
 
+/// A packet that passed every cheap check, waiting for its signature check.
+struct Waiting {
+    door: usize,
+    src: IpAddr,
+    payload: Vec<u8>,
+}
+
 /// The SPA door kind.
 pub struct SpaDoors {
     doors: Vec<SpaDoor>,
     unix_now: Duration,
+    budget: Budget<Waiting>,
+    ready: Vec<Waiting>,
 }
 
 /// The kind for `config`, if any door has `spa:`.
@@ -153,14 +92,62 @@ pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     let mut doors = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
         let Some(spa) = door.spa() else { continue };
-        let verifier =
-            Verifier::from_config(spa).map_err(|e| DoorError { door: door.name.clone(), message: e.to_string() })?;
+        let error = |message: String| DoorError { door: door.name.clone(), message };
+        let replay = ReplayCache::open(&config.state_dir.join(format!("{}.replay", door.name)))
+            .map_err(|e| error(e.to_string()))?;
+        let verifier = Verifier::from_config(spa, replay).map_err(|e| error(e.to_string()))?;
         doors.push(SpaDoor { id, door: door.clone(), port: spa.port, verifier });
     }
     if doors.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Box::new(SpaDoors { doors, unix_now: Duration::ZERO })))
+    let budget = Budget::new(VERIFICATIONS_PER_SECOND, VERIFICATION_BURST, WAITING_PREFIXES);
+    Ok(Some(Box::new(SpaDoors { doors, unix_now: Duration::ZERO, budget, ready: Vec::new() })))
+}
+
+impl SpaDoors {
+    /// The cheap checks, in order; `Ok` with the door and the cost of its signature check.
+    fn screen(&self, src: IpAddr, port: u16, payload: &[u8]) -> Result<(usize, u32), Note> {
+        let reject = |door, reason: String| Note::Rejected { door, src, reason };
+        let packet = decode(payload).map_err(|e| reject(None, format!("SPA packet rejected: {e}")))?;
+        let name = &packet.request.door;
+        let Some(at) = self.doors.iter().position(|d| d.port == port && &d.door.name == name) else {
+            return Err(reject(None, "SPA packet for no door on this port".into()));
+        };
+        let d = &self.doors[at];
+        let cost = d
+            .verifier
+            .screen(&packet, self.unix_now)
+            .map_err(|e| reject(Some(d.id), format!("SPA packet rejected: {e}")))?;
+        let addr = packet.request.address.unwrap_or(src);
+        if !d.door.admits(&src) || !d.door.admits(&addr) {
+            return Err(reject(Some(d.id), format!("SPA packet for {addr} refused by the door's from/not_from")));
+        }
+        Ok((at, cost))
+    }
+
+    /// Checks the signature of packets whose turn it is, and grants those that verify.
+    fn run_ready(&mut self, out: &mut Outcomes) {
+        for w in std::mem::take(&mut self.ready) {
+            let d = &mut self.doors[w.door];
+            match d.verifier.verify(&w.payload, &d.door.name, self.unix_now) {
+                Ok(verified) => {
+                    if let Err(e) = d.verifier.persist() {
+                        let message = format!("{e}: a restart could let this packet in again");
+                        out.notes.push(Note::Changed { door: d.id, level: log::Level::Error, message });
+                    }
+                    let addr = verified.request.address.unwrap_or(w.src);
+                    out.notes.push(Note::Accepted { door: d.id, src: w.src });
+                    out.grants.push(Grant { door: d.id, addr, src: w.src, by: Some(verified.key) });
+                }
+                Err(e) => out.notes.push(Note::Rejected {
+                    door: Some(d.id),
+                    src: w.src,
+                    reason: format!("SPA packet rejected: {e}"),
+                }),
+            }
+        }
+    }
 }
 
 impl DoorKind for SpaDoors {
@@ -172,9 +159,14 @@ impl DoorKind for SpaDoors {
         out.extend(self.doors.iter().map(|d| PortProto::udp(d.port)));
     }
 
-    /// Every door listening on the port checks the packet; the first that accepts it grants.
-    /// Rejections are reported, never answered.
-    fn packet(&mut self, packet: &Packet<'_>, _now: Duration, out: &mut Outcomes) {
+    /// A socket of its own: a flood of forged datagrams never crowds out knocks.
+    fn lane(&self) -> Lane {
+        Lane::Datagrams
+    }
+
+    /// Screens the packet, then hands it to the budget; the budget says what may be verified
+    /// now (this packet, or others that waited). Rejections are reported, never answered.
+    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes) {
         let knock = &packet.knock;
         if knock.port.proto != Proto::Udp {
             return;
@@ -183,32 +175,35 @@ impl DoorKind for SpaDoors {
         let Some(payload) = packet.payload else {
             return out.notes.push(Note::Rejected { door: None, src, reason: "SPA packet cut short".into() });
         };
-        let mut rejected = None;
-        for d in self.doors.iter_mut().filter(|d| d.port == knock.port.port) {
-            match d.verifier.verify(payload, &d.door.name, self.unix_now) {
-                Ok(verified) => {
-                    let addr = verified.request.address.unwrap_or(src);
-                    if !d.door.admits(&src) || !d.door.admits(&addr) {
-                        let reason = format!("SPA packet for {addr} refused by the door's from/not_from");
-                        rejected = Some(Note::Rejected { door: Some(d.id), src, reason });
-                        continue;
-                    }
-                    out.notes.push(Note::Accepted { door: d.id, src });
-                    return out.grants.push(Grant { door: d.id, addr, src, by: Some(verified.key) });
+        match self.screen(src, knock.port.port, payload) {
+            Ok((door, cost)) => {
+                let waiting = Waiting { door, src, payload: payload.to_vec() };
+                if cost == 0 {
+                    // A MAC costs about what the checks before it did: no need to wait.
+                    self.ready.push(waiting);
+                } else {
+                    self.budget.offer(src, waiting, cost, now, &mut self.ready);
                 }
-                Err(SpaError::OtherDoor) => {}
-                Err(e) => {
-                    rejected =
-                        Some(Note::Rejected { door: Some(d.id), src, reason: format!("SPA packet rejected: {e}") })
-                }
+                self.run_ready(out);
             }
+            Err(note) => out.notes.push(note),
         }
-        let reason = "SPA packet for no door on this port".to_owned();
-        out.notes.push(rejected.unwrap_or(Note::Rejected { door: None, src, reason }));
     }
 
     fn set_wall_clock(&mut self, unix_now: Duration, _out: &mut Outcomes) {
         self.unix_now = unix_now;
+    }
+
+    fn tick(&mut self, now: Duration, out: &mut Outcomes) {
+        self.budget.poll(now, &mut self.ready);
+        self.run_ready(out);
+        for d in &mut self.doors {
+            d.verifier.expire(self.unix_now);
+        }
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        self.budget.next_due()
     }
 
     /// Accepted nonces carry over a reload: a packet accepted before it stays refused after it.
@@ -216,8 +211,14 @@ impl DoorKind for SpaDoors {
         let Ok(mut old) = old.downcast::<SpaDoors>() else { return };
         for d in &mut self.doors {
             if let Some(previous) = old.doors.iter_mut().find(|o| o.door.name == d.door.name) {
-                d.verifier.seen = std::mem::take(&mut previous.verifier.seen);
+                d.verifier.take_replay_cache(&mut previous.verifier);
             }
         }
+        self.unix_now = old.unix_now;
+    }
+
+    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
+        let stats = self.budget.stats();
+        out.extend([("spa_verified", stats.run), ("spa_dropped_in_flood", stats.dropped)]);
     }
 }

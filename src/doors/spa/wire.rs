@@ -9,8 +9,12 @@ use sha2::Sha256;
 use super::SpaError;
 use super::keys::Key;
 
-/// The packet format's version.
-pub const VERSION: u8 = 1;
+/// The packet format's version: 2 carries a key id; 1 (without) is still accepted.
+pub const VERSION: u8 = 2;
+/// The first version, without a key id.
+pub const VERSION_1: u8 = 1;
+/// Bytes of key id in a version 2 packet.
+pub const KEY_ID_LEN: usize = 8;
 /// Authentication types.
 pub const AUTH_ED25519: u8 = 1;
 /// HMAC-SHA256 with a shared key.
@@ -34,9 +38,10 @@ pub struct Request {
 }
 
 /// The part every packet starts with, signed together with everything after it.
-fn body(request: &Request, auth: u8) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+fn body(request: &Request, auth: u8, key_id: &[u8; KEY_ID_LEN]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(72);
     out.extend_from_slice(&[VERSION, auth]);
+    out.extend_from_slice(key_id);
     out.extend_from_slice(&request.timestamp.to_be_bytes());
     out.extend_from_slice(&request.nonce);
     out.push(request.door.len() as u8);
@@ -57,15 +62,16 @@ fn body(request: &Request, auth: u8) -> Vec<u8> {
 
 /// The datagram for `request`, signed with `key`.
 pub fn encode(request: &Request, key: &Key) -> Vec<u8> {
+    let key_id = key.id();
     match key {
         Key::Ed25519(k) => {
-            let mut packet = body(request, AUTH_ED25519);
+            let mut packet = body(request, AUTH_ED25519, &key_id);
             let signature = k.sign(&packet);
             packet.extend_from_slice(&signature.to_bytes());
             packet
         }
         Key::Hmac(secret) => {
-            let mut packet = body(request, AUTH_HMAC_SHA256);
+            let mut packet = body(request, AUTH_HMAC_SHA256, &key_id);
             let mut mac = <Hmac<Sha256>>::new_from_slice(secret).expect("HMAC takes keys of any length");
             mac.update(&packet);
             packet.extend_from_slice(&mac.finalize().into_bytes());
@@ -78,6 +84,8 @@ pub fn encode(request: &Request, key: &Key) -> Vec<u8> {
 pub struct Packet<'a> {
     /// [`AUTH_ED25519`] or [`AUTH_HMAC_SHA256`].
     pub auth: u8,
+    /// Which key signed it (version 2); version 1 packets do not say.
+    pub key_id: Option<[u8; KEY_ID_LEN]>,
     /// What the packet asks for.
     pub request: Request,
     /// The bytes the signature covers.
@@ -112,10 +120,11 @@ impl<'a> Cursor<'a> {
 pub fn decode(bytes: &[u8]) -> Result<Packet<'_>, SpaError> {
     let mut c = Cursor { bytes, at: 0 };
     let version = c.byte()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(SpaError::Version(version));
     }
     let auth = c.byte()?;
+    let key_id = if version == VERSION { Some(c.array()?) } else { None };
     let timestamp = u64::from_be_bytes(c.array()?);
     let nonce: [u8; NONCE_LEN] = c.array()?;
     let door_len = usize::from(c.byte()?);
@@ -139,7 +148,8 @@ pub fn decode(bytes: &[u8]) -> Result<Packet<'_>, SpaError> {
     if c.at != bytes.len() {
         return Err(SpaError::Malformed("trailing bytes"));
     }
-    Ok(Packet { auth, request: Request { timestamp, nonce, door, address }, signed: &bytes[..signed_len], tag })
+    let request = Request { timestamp, nonce, door, address };
+    Ok(Packet { auth, key_id, request, signed: &bytes[..signed_len], tag })
 }
 
 /// A fresh random nonce.

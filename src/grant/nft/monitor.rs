@@ -59,7 +59,7 @@ impl Monitor {
             let Some(kind) = m.nft_type() else { return false };
             m.family() == Some(TableFamily::Inet.nfproto())
                 && !ELEMENT_OR_GENERATION.contains(&kind)
-                && m.attrs().find(TABLE_ATTR).is_some_and(|t| t.str() == self.table.as_bytes())
+                && m.attrs().get(TABLE_ATTR).is_some_and(|t| t.str() == self.table.as_bytes())
         })
     }
 }

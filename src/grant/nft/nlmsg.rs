@@ -206,8 +206,8 @@ impl<'a> Iterator for Attrs<'a> {
 
 impl<'a> Attrs<'a> {
     /// The first attribute of type `kind`.
-    pub fn find(mut self, kind: u16) -> Option<Attr<'a>> {
-        self.find_map(|a| (a.kind == kind).then_some(a))
+    pub fn get(mut self, kind: u16) -> Option<Attr<'a>> {
+        self.find(|a| a.kind == kind)
     }
 }
 
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].seq, all[0].errno()), (7, Some(libc::ENOENT)));
         assert_eq!((all[1].nft_type(), all[1].family(), all[1].portid), (Some(6), Some(1), 4242));
-        assert_eq!(all[1].attrs().find(1).map(|a| a.str()), Some(&b"knockd"[..]));
+        assert_eq!(all[1].attrs().get(1).map(|a| a.str()), Some(&b"knockd"[..]));
         assert_eq!(all[1].errno(), None);
     }
 

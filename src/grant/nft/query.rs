@@ -101,7 +101,7 @@ impl NetlinkFirewall {
             Request::new(GETSET, family.nfproto(), F_ACK, self.seq()).str(SET_TABLE, table).str(SET_NAME, name);
         let mut info = None;
         let each = |m: &Message<'_>| {
-            let attr = |kind| m.attrs().find(kind).and_then(|a| be_u32(a.data)).unwrap_or(0);
+            let attr = |kind| m.attrs().get(kind).and_then(|a| be_u32(a.data)).unwrap_or(0);
             info = Some(SetInfo { timeout: attr(SET_FLAGS) & SET_F_TIMEOUT != 0, key_type: attr(SET_KEY_TYPE) });
         };
         match self.query(request, each, || format!("look up set {family} {table} {name}")) {
@@ -122,9 +122,9 @@ impl NetlinkFirewall {
             Request::new(GETSETELEM, family.nfproto(), F_DUMP, self.seq()).str(SET_TABLE, table).str(SET_NAME, name);
         let mut elements = Vec::new();
         let each = |m: &Message<'_>| {
-            let Some(list) = m.attrs().find(SET_ELEM_LIST_ELEMENTS) else { return };
+            let Some(list) = m.attrs().get(SET_ELEM_LIST_ELEMENTS) else { return };
             for elem in list.nested().filter(|a| a.kind == LIST_ELEM) {
-                let key = elem.nested().find(SET_ELEM_KEY).and_then(|k| k.nested().find(DATA_VALUE));
+                let key = elem.nested().get(SET_ELEM_KEY).and_then(|k| k.nested().get(DATA_VALUE));
                 let addr = match key.map(|k| k.data) {
                     Some(&[a, b, c, d]) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
                     Some(bytes) if bytes.len() == 16 => {
@@ -132,7 +132,7 @@ impl NetlinkFirewall {
                     }
                     _ => continue,
                 };
-                let ms = |kind| elem.nested().find(kind).and_then(|a| be_ms(a.data));
+                let ms = |kind| elem.nested().get(kind).and_then(|a| be_ms(a.data));
                 elements.push(ElementInfo { addr, timeout: ms(SET_ELEM_TIMEOUT), expires: ms(SET_ELEM_EXPIRATION) });
             }
         };
@@ -145,7 +145,7 @@ impl NetlinkFirewall {
         let request = Request::new(GETSET, TableFamily::Inet.nfproto(), F_DUMP, self.seq()).str(SET_TABLE, table);
         let mut names = Vec::new();
         let each = |m: &Message<'_>| {
-            names.extend(m.attrs().find(SET_NAME).map(|a| String::from_utf8_lossy(a.str()).into_owned()));
+            names.extend(m.attrs().get(SET_NAME).map(|a| String::from_utf8_lossy(a.str()).into_owned()));
         };
         match self.query(request, each, || format!("list the sets of table inet {table}")) {
             Ok(()) => Ok(Some(names)),
@@ -171,7 +171,7 @@ impl NetlinkFirewall {
             .str(RULE_CHAIN, CHAIN);
         let mut rules = Vec::new();
         let each =
-            |m: &Message<'_>| rules.push(m.attrs().find(RULE_EXPRESSIONS).map(|a| a.data.to_vec()).unwrap_or_default());
+            |m: &Message<'_>| rules.push(m.attrs().get(RULE_EXPRESSIONS).map(|a| a.data.to_vec()).unwrap_or_default());
         self.query(request, each, || format!("list chain inet {table} {CHAIN}"))?;
         Ok(ChainState { rules })
     }
