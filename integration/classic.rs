@@ -199,8 +199,12 @@ fn sigterm_runs_pending_stop_commands_before_exiting() {
 fn daemon_mode_detaches_writes_a_locked_pidfile_and_logs_to_a_file() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let config =
-        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    // `user: root`: a daemon that stays root removes its pid file at exit (one that gives root up
+    // can only empty it: reliability.rs).
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "user: root\ndoors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n",
+    );
     let dir = config.path.parent().unwrap();
     let (pidfile, logfile) = (dir.join("knockd.pid"), dir.join("knockd.log"));
     let run = |extra: &[&str]| {

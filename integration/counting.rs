@@ -132,3 +132,27 @@ fn traffic_for_other_hosts_is_not_a_knock() {
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
 }
+
+#[test]
+fn with_ipv4_only_an_ipv6_packet_in_an_ipv4_frame_never_passes_the_filter() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", DOOR);
+    let daemon = Daemon::start(&lab.server, &config, &["-4"]);
+    // IPv6 bytes in a frame that says IPv4, laid out so that an IPv4 reading finds no fragment
+    // offset, protocol TCP and (header length 0) port 7000.
+    let mut packet = vec![0u8; 60];
+    packet[0] = 0x60;
+    packet[2..4].copy_from_slice(&7000u16.to_be_bytes());
+    packet[9] = 6;
+    let sender = Sender::new(&lab, 0x0800);
+    for _ in 0..5 {
+        sender.send(&packet);
+    }
+    // A real knock afterwards, so the counters below are read once everything has arrived.
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 3", WITHIN), "{}", daemon.log_text());
+    daemon.signal(libc::SIGUSR1);
+    assert!(daemon.wait_log("counters:", WITHIN));
+    let counters = daemon.log_text().lines().find(|l| l.contains("counters:")).unwrap().to_owned();
+    assert!(counters.contains("counters: packets=1 kernel_packets=1 "), "{counters}");
+}

@@ -10,5 +10,6 @@ mod fail_closed;
 mod frames;
 mod lab;
 mod ops;
+mod processes;
 mod reliability;
 mod spa;

@@ -143,14 +143,18 @@ fn under_systemd_it_notifies_and_logs_with_priorities() {
         ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     let notify_path = config.path.with_file_name("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
+    // Like systemd's /run/systemd/notify: a daemon that has left root can still write to it.
+    std::fs::set_permissions(&notify_path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .args(["netns", "exec", &lab.server.0, &knockd_path(), "-c", config.path.to_str().unwrap()])
         .env("NOTIFY_SOCKET", &notify_path)
         .env("JOURNAL_STREAM", "8:12345")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed when the test ends, also when it fails half-way.
+    let mut child = KillOnDrop(child);
     let mut buf = [0u8; 256];
     let mut next = || {
         let n = notify.recv(&mut buf).expect("a notification within 10s");
@@ -167,4 +171,27 @@ fn under_systemd_it_notifies_and_logs_with_priorities() {
     let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
     assert!(lines.iter().any(|l| l.starts_with("<6>listening on all interfaces")), "{lines:?}");
     assert!(lines.iter().all(|l| l.starts_with('<')), "every line has a priority: {lines:?}");
+}
+
+/// A child process that is killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -305,3 +305,60 @@ fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() 
     let kept = Daemon::start(&lab.server, &config, &["--keep-capabilities"]);
     assert_ne!(capabilities(kept.pid()).0, NET_ADMIN_AND_RAW);
 }
+
+/// The real and effective uid of a process, from /proc.
+fn uids(pid: i32) -> (u32, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let ids: Vec<u32> = line.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
+    (ids[0], ids[1])
+}
+
+#[test]
+fn with_no_command_it_runs_as_nobody_and_everything_still_works() {
+    use std::os::unix::fs::MetadataExt;
+    const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let keys = ConfigFile::new("alice", "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_knock"))
+        .args(["--spa-keygen", keys.path.with_file_name("alice-key").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = keys.path.with_file_name("alice-key.pub");
+    let yaml = format!(
+        "doors:\n  ssh: {{sequence: [7000, 8000], open: {{ports: [22], timeout: 30s}}}}\n  spa: {{spa: {{port: 62201, public_keys: [{}]}}, open: {{ports: [22], timeout: 30s}}}}\n",
+        public.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let pidfile = config.path.with_file_name("knockd.pid");
+    let daemon = Daemon::start(&lab.server, &config, &["-p", pidfile.to_str().unwrap()]);
+    assert!(daemon.log_text().contains("running as user nobody"), "{}", daemon.log_text());
+    assert_eq!(uids(daemon.pid()), (65534, 65534));
+    assert_eq!(capabilities(daemon.pid()).0, NET_ADMIN_AND_RAW);
+
+    knock_all(&lab, CLIENT_V4, &[7000, 8000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+    let knock = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client.0, env!("CARGO_BIN_EXE_knock"), "--spa", "--door", "spa", "--key"])
+        .arg(keys.path.with_file_name("alice-key"))
+        .args(["--source", OTHER_V4, "--wait-open", "22", SERVER_V4])
+        .output()
+        .unwrap();
+    assert!(knock.status.success(), "{}\n{}", String::from_utf8_lossy(&knock.stderr), daemon.log_text());
+    let replay = config.state_dir().join("spa.replay");
+    assert_eq!(std::fs::metadata(&replay).expect("the replay cache was written").uid(), 65534);
+
+    lab.server.nft(&["flush", "ruleset"]);
+    assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
+    config.rewrite(&yaml.replace("timeout: 30s}}\n  spa", "timeout: 45s}}\n  spa"));
+    daemon.signal(libc::SIGHUP);
+    assert!(daemon.wait_log("reloaded: 2 door(s)", WITHIN), "{}", daemon.log_text());
+    assert!(daemon.stop().success());
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap_or_default(), "", "the pid file is left empty");
+
+    // Restarted (as root, then nobody again): the cache nobody wrote is read.
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(daemon.log_text().contains("running as user nobody"), "{}", daemon.log_text());
+}

@@ -274,3 +274,29 @@ fn cpu_ticks(pid: i32) -> u64 {
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
+
+#[test]
+fn an_spa_datagram_is_read_to_its_udp_length() {
+    // Bytes after the datagram inside the IP packet (padding, a sloppy stack): the payload ends
+    // where the UDP length says.
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let files = ConfigFile::new("keys", "");
+    let keys = keygen(files.path.parent().unwrap(), 1);
+    let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ""));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let key = spa::read_key(&keys[0]).unwrap();
+    let request = spa::Request {
+        timestamp: knockd::daemon::clock::unix_now().as_secs(),
+        nonce: spa::nonce(),
+        door: "ssh".into(),
+        address: None,
+    };
+    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
+    let mut frame = crate::frames::udp(src, 40000, dst, 62201, &spa::encode(&request, &key));
+    frame.extend_from_slice(&[0xee; 6]);
+    let total = frame.len() as u16;
+    frame[2..4].copy_from_slice(&total.to_be_bytes());
+    crate::frames::Sender::new(&lab, 0x0800).send(&frame);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
+}

@@ -13,7 +13,7 @@ use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
 use knockd::daemon::lock::TableLock;
 use knockd::daemon::logging::{self, Targets};
-use knockd::daemon::pidfile::PidFile;
+use knockd::daemon::pidfile::{PidFile, PidFileError};
 use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
 use knockd::engine::Engine;
 use knockd::grant::FirewallError;
@@ -27,6 +27,7 @@ const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
 const EXIT_LOCKOUT: u8 = 3;
 
 fn main() -> ExitCode {
+    daemon::inherited::close_on_exec();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(KnockdCommand::Check) => check(&cli),
@@ -53,18 +54,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let source = ConfigSource { path: cli.config.clone(), interfaces: cli.interfaces.clone() };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
-
-    let pidfile_path =
-        cli.pidfile.clone().or_else(|| config.pidfile.clone()).or_else(|| cli.daemon.then(|| DEFAULT_PIDFILE.into()));
-    let mut pidfile = pidfile_path.as_deref().map(PidFile::create).transpose()?;
+    daemon::privileges::trust_run_user(&config);
+    let mut pidfile = pidfile(&cli, &config)?;
     if config.keeps_state() {
         create_state_dir(&config.state_dir)?;
     }
     // One daemon per table: a second one would fight the first over its chain.
     let lock = Ruleset::for_config(&config).table_if_any().map(|t| TableLock::take(&t)).transpose()?;
+    let summary = summary(&config);
+    if !cli.daemon {
+        warn_lockout(&config);
+    }
+    let mut daemon = start(&cli, config, source, lock)?;
+    if cli.daemon && !cli.debug {
+        background::detach(pidfile.as_mut()).context("cannot go into the background")?;
+        logging::reopen()?;
+    }
+    // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
+    if !cli.keep_capabilities {
+        give_up_privileges(daemon.engine.config(), &cli.config)?;
+    }
+    info!("{summary}");
+    // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    daemon::run(&mut daemon).context("capture failed")?;
+    daemon.engine.into_spawner().finish();
+    drop(pidfile);
+    Ok(())
+}
 
-    // Capture first, with a filter that passes nothing: a missing interface or capability
-    // fails the start before the firewall is touched.
+/// The pid file, if one is asked for (`-p`, the config, or `-d`'s default).
+fn pidfile(cli: &Cli, config: &Config) -> anyhow::Result<Option<PidFile>> {
+    let path =
+        cli.pidfile.clone().or_else(|| config.pidfile.clone()).or_else(|| cli.daemon.then(|| DEFAULT_PIDFILE.into()));
+    match path.as_deref().map(PidFile::create).transpose() {
+        Ok(pidfile) => Ok(pidfile),
+        // systemd knows the pid without a file, and its sandbox may not let one be written:
+        // a pid file is a convenience there, not worth failing the start for. A second daemon
+        // is still refused, by the table's lock.
+        Err(e @ PidFileError::Io { .. }) if under_systemd() => {
+            warn!("{e}: going on without a pid file (systemd knows the pid)");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens every socket, installs the ruleset and starts capture: the daemon, ready to run.
+fn start(
+    cli: &Cli,
+    config: Config,
+    source: ConfigSource,
+    lock: Option<TableLock>,
+) -> anyhow::Result<Daemon<NetlinkFirewall, ShellSpawner>> {
+    // Capture first, with filters that pass nothing: a missing capability fails the start
+    // before the firewall is touched.
     let mut capture = Capture::open(&config.interfaces, !cli.only_ipv4)?;
     let firewall = NetlinkFirewall::open().context("knockd needs root or CAP_NET_ADMIN")?;
     let monitor = match Monitor::open(&config.table) {
@@ -75,10 +119,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let local = LocalAddresses::open().context("cannot read this host's addresses")?;
-    let summary = summary(&config);
-    if !cli.daemon {
-        warn_lockout(&config);
-    }
     let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
     if cli.lookup {
         engine = engine.with_lookup();
@@ -87,29 +127,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     capture.set_ports(&engine.capture_ports())?;
     daemon::warn_missing(&capture);
     let signals = Signals::install().context("cannot install signal handlers")?;
-
-    if cli.daemon && !cli.debug {
-        background::detach(pidfile.as_mut()).context("cannot go into the background")?;
-        logging::reopen()?;
-    }
-    // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
-    if !cli.keep_capabilities {
-        daemon::privileges::drop_capabilities()?;
-    }
-    info!("{summary}");
-    // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let reopen_log = Box::new(|| {
+    let on_reload = Box::new(|| {
         if let Err(e) = logging::reopen() {
             error!("{e}");
         }
     });
-    let mut daemon =
-        Daemon { engine, capture, signals, source, monitor, local: Some(local), lock, on_reload: reopen_log };
-    daemon::run(&mut daemon).context("capture failed")?;
-    daemon.engine.into_spawner().finish();
-    drop(pidfile);
-    Ok(())
+    Ok(Daemon { engine, capture, signals, source, monitor, local: Some(local), lock, on_reload })
+}
+
+/// Keeps only CAP_NET_ADMIN and CAP_NET_RAW, and leaves root when nothing needs it.
+fn give_up_privileges(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    match daemon::privileges::run_user(config)? {
+        Some(user) => leave_root(&user, config, path),
+        None => {
+            daemon::privileges::drop_capabilities()?;
+            if let Some(why) = config.needs_root() {
+                info!("staying root after start: {why}");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The directory for state that must survive a restart: made if missing, never readable by
@@ -133,12 +170,35 @@ fn create_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs as `user` from now on, with the two capabilities, and says so; warns if SIGHUP will not
+/// be able to read the config.
+fn leave_root(user: &nix::unistd::User, config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    daemon::privileges::give(&config.state_dir, user)?;
+    daemon::privileges::become_user(user)?;
+    daemon::privileges::drop_capabilities()?;
+    info!("running as user {} with CAP_NET_ADMIN and CAP_NET_RAW only", user.name);
+    if let Err(e) = std::fs::File::open(path) {
+        warn!(
+            "{}: {e}: SIGHUP will not be able to read it as user {}: make it readable to the user (e.g. \
+             `chmod o+r {0}`, or group-readable with `chgrp`), or set `user: root`",
+            path.display(),
+            user.name
+        );
+    }
+    Ok(())
+}
+
 /// A foreground start from an SSH session on a port a door guards: the same warning as
 /// `knockd check`, before the door closes.
 fn warn_lockout(config: &Config) {
     if let Some(warning) = inspect::lockout_warning(config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
         eprintln!("knockd: {warning}");
     }
+}
+
+/// Whether systemd started us (it sets NOTIFY_SOCKET for Type=notify units).
+fn under_systemd() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some()
 }
 
 /// The error and its causes, each said once (library errors already include their cause).
@@ -159,6 +219,7 @@ fn describe(e: &anyhow::Error) -> String {
 /// `knockd check`: validate, show what would be created, warn about lock-outs. Reads only.
 fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config)?;
+    daemon::privileges::trust_run_user(&config);
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
     let attached = config.doors.iter().any(|d| d.open.as_ref().is_some_and(|o| o.attach.is_some()));

@@ -84,7 +84,11 @@ fn the_systemd_unit_verifies() {
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "PrivateTmp=yes",
-        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_CHOWN",
+        "StateDirectory=knockd",
+        "RuntimeDirectory=knockd",
+        "LogsDirectory=knockd",
+        "ReadWritePaths=-/var/log/knockd.log",
         "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW",
         "RestrictAddressFamilies=AF_NETLINK AF_PACKET AF_UNIX AF_INET AF_INET6",
     ] {

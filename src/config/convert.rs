@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::model;
+
 use super::{
-    Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR, PortProto, Proof, Proto,
+    Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR, DEFAULT_USER, PortProto,
+    Proof, Proto,
 };
 
 #[derive(Serialize)]
@@ -19,6 +22,8 @@ struct Out<'a> {
     pidfile: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state_dir: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<Limits>,
     /// Serialized as a mapping in file order.
@@ -151,61 +156,6 @@ fn duration(d: std::time::Duration) -> String {
 
 /// The config as knockd.yaml text; loading it gives back an equal config.
 pub fn to_yaml(config: &Config) -> String {
-    let doors = config
-        .doors
-        .iter()
-        .map(|d| {
-            let (sequence, one_time, rotating) = match d.sequence() {
-                Some(Proof::Sequence(s)) => (Some(s.iter().map(port).collect()), None, None),
-                Some(Proof::OneTime(path)) => (None, Some(path), None),
-                Some(Proof::Rotating(r)) => (
-                    None,
-                    None,
-                    Some(RotatingOut {
-                        secret_file: &r.secret_file,
-                        step: duration(r.step),
-                        length: r.length,
-                        ports: format!("{}-{}", r.ports.0, r.ports.1),
-                        protocol: r.proto.name(),
-                    }),
-                ),
-                _ => (None, None, None),
-            };
-            let door = Door {
-                sequence,
-                one_time_sequences: one_time,
-                rotating,
-                spa: d.spa().map(|s| SpaOut {
-                    port: s.port,
-                    window: duration(s.window),
-                    hmac_key_file: s.hmac_key_file.as_ref(),
-                    public_keys: &s.public_keys,
-                    require_address: s.require_address,
-                }),
-                from: d.from.iter().map(|n| n.to_string()).collect(),
-                not_from: d.not_from.iter().map(|n| n.to_string()).collect(),
-                seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
-                tcp_flags: (!d.tcp_flags.is_any()).then(|| d.tcp_flags.to_string()),
-                target: d.target,
-                open: d.open.as_ref().map(|o| Open {
-                    ports: o.attach.is_none().then(|| o.ports.iter().map(port).collect()),
-                    set: o.attach.as_ref().map(|a| Set {
-                        family: a.family.name(),
-                        table: &a.table,
-                        ipv4: a.ipv4.as_deref(),
-                        ipv6: a.ipv6.as_deref(),
-                    }),
-                    timeout: duration(o.timeout),
-                }),
-                command: d.commands.start.as_deref(),
-                command_6: d.commands.start_v6.as_deref(),
-                stop_command: d.commands.stop.as_deref(),
-                stop_command_6: d.commands.stop_v6.as_deref(),
-                cmd_timeout: (d.commands.cmd_timeout != DEFAULT_CMD_TIMEOUT).then(|| duration(d.commands.cmd_timeout)),
-            };
-            (d.name.as_str(), door)
-        })
-        .collect();
     let out = Out {
         interfaces: &config.interfaces,
         nftables: Table { table: &config.table },
@@ -216,8 +166,65 @@ pub fn to_yaml(config: &Config) -> String {
         },
         pidfile: config.pidfile.as_ref(),
         state_dir: (config.state_dir != std::path::Path::new(DEFAULT_STATE_DIR)).then_some(&config.state_dir),
+        user: (config.user != DEFAULT_USER).then_some(config.user.as_str()),
         limits: (config.max_attempts != DEFAULT_MAX_ATTEMPTS).then_some(Limits { max_attempts: config.max_attempts }),
-        doors: Doors(doors),
+        doors: Doors(config.doors.iter().map(|d| (d.name.as_str(), door(d))).collect()),
     };
     serde_yaml_ng::to_string(&out).expect("plain data always serializes")
+}
+
+/// One door, with what its defaults already say left out.
+fn door(d: &model::Door) -> Door<'_> {
+    let (sequence, one_time_sequences, rotating) = match d.sequence() {
+        Some(Proof::Sequence(s)) => (Some(s.iter().map(port).collect()), None, None),
+        Some(Proof::OneTime(path)) => (None, Some(path), None),
+        Some(Proof::Rotating(r)) => (None, None, Some(rotating_out(r))),
+        _ => (None, None, None),
+    };
+    Door {
+        sequence,
+        one_time_sequences,
+        rotating,
+        spa: d.spa().map(|s| SpaOut {
+            port: s.port,
+            window: duration(s.window),
+            hmac_key_file: s.hmac_key_file.as_ref(),
+            public_keys: &s.public_keys,
+            require_address: s.require_address,
+        }),
+        from: d.from.iter().map(|n| n.to_string()).collect(),
+        not_from: d.not_from.iter().map(|n| n.to_string()).collect(),
+        seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
+        tcp_flags: (!d.tcp_flags.is_any()).then(|| d.tcp_flags.to_string()),
+        target: d.target,
+        open: d.open.as_ref().map(open),
+        command: d.commands.start.as_deref(),
+        command_6: d.commands.start_v6.as_deref(),
+        stop_command: d.commands.stop.as_deref(),
+        stop_command_6: d.commands.stop_v6.as_deref(),
+        cmd_timeout: (d.commands.cmd_timeout != DEFAULT_CMD_TIMEOUT).then(|| duration(d.commands.cmd_timeout)),
+    }
+}
+
+fn rotating_out(r: &model::Rotating) -> RotatingOut<'_> {
+    RotatingOut {
+        secret_file: &r.secret_file,
+        step: duration(r.step),
+        length: r.length,
+        ports: format!("{}-{}", r.ports.0, r.ports.1),
+        protocol: r.proto.name(),
+    }
+}
+
+fn open(o: &model::OpenAction) -> Open<'_> {
+    Open {
+        ports: o.attach.is_none().then(|| o.ports.iter().map(port).collect()),
+        set: o.attach.as_ref().map(|a| Set {
+            family: a.family.name(),
+            table: &a.table,
+            ipv4: a.ipv4.as_deref(),
+            ipv6: a.ipv6.as_deref(),
+        }),
+        timeout: duration(o.timeout),
+    }
 }

@@ -313,14 +313,31 @@ pub struct Config {
     pub max_attempts: usize,
     /// Where the daemon keeps what must survive a restart (SPA replay caches).
     pub state_dir: PathBuf,
+    /// The user the daemon runs as after start when nothing needs root (`root` keeps root).
+    pub user: String,
     /// Every door, in file order.
     pub doors: Vec<Door>,
 }
+
+/// The user the daemon runs as after start when the config does not say.
+pub const DEFAULT_USER: &str = "nobody";
 
 impl Config {
     /// Whether a door keeps state that must survive a restart, in [`Config::state_dir`].
     pub fn keeps_state(&self) -> bool {
         self.doors.iter().any(|d| d.spa().is_some())
+    }
+
+    /// Why the daemon must stay root after start, if it must: a door runs commands (they run
+    /// as the daemon), or rewrites a one-time sequence file (in a directory root owns).
+    pub fn needs_root(&self) -> Option<String> {
+        let door =
+            self.doors.iter().find(|d| !d.commands.is_empty() || matches!(d.sequence(), Some(Proof::OneTime(_))))?;
+        Some(if door.commands.is_empty() {
+            format!("door {} rewrites its one-time sequence file", door.name)
+        } else {
+            format!("door {} runs commands", door.name)
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod background;
 pub mod clock;
+pub mod inherited;
 pub mod lock;
 pub mod logging;
 pub mod names;
@@ -237,6 +238,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             Ok(config) => config,
             Err(e) => return error!("reload failed, keeping the running config: {e}"),
         };
+        if let (Some(_), Some(why)) = (privileges::run_as_uid(), config.needs_root()) {
+            return error!(
+                "reload failed, keeping the running config: {why}, which needs root, and knockd gave root up at \
+                 start: restart it"
+            );
+        }
         let table = Ruleset::for_config(&config).table_if_any();
         let new_lock = match (&table, &self.lock) {
             (Some(t), Some(held)) if held.table() == t => None,

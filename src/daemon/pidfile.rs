@@ -66,7 +66,10 @@ impl PidFile {
 }
 
 impl Drop for PidFile {
+    /// Empties the file, then removes it: a daemon that gave up root can no longer remove a
+    /// file from a directory root owns, but its open file it can still empty.
     fn drop(&mut self) {
+        let _ = self.file.set_len(0);
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -1,19 +1,66 @@
-//! After start-up the daemon keeps only the capabilities its work needs.
+//! After start-up the daemon keeps only what its work needs.
 //!
-//! CAP_NET_ADMIN (netlink: grants, restoring the table) and CAP_NET_RAW (the capture socket).
-//! The bounding set is reduced too, so commands of classic doors, which inherit from the
-//! daemon, can never regain more. Capabilities are per thread: this must run before any other
+//! Capabilities: CAP_NET_ADMIN (netlink: grants, repairing the table) and CAP_NET_RAW (the
+//! capture sockets). The bounding set is reduced too, so commands of classic doors, which
+//! inherit from the daemon, can never regain more.
+//!
+//! User: when no door runs commands or rewrites a one-time file (both need root), the daemon
+//! also leaves uid 0 for an unprivileged user (`user:`, default `nobody`), so that even with
+//! both capabilities it cannot write a file root owns. The state directory is made the user's
+//! first. Capabilities and ids are per thread in the kernel: this must run before any other
 //! thread exists (the command and lookup threads start on first use, after it).
 
+use std::path::Path;
+use std::sync::OnceLock;
+
 use caps::{CapSet, Capability, CapsHashSet};
+use nix::unistd::{Gid, Uid, User, setgroups, setresgid, setresuid};
 
 /// What the daemon keeps.
 pub const KEEP: [Capability; 2] = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW];
 
-/// Why capabilities could not be dropped.
+/// The user the daemon runs as after start, once it has switched.
+static RUN_AS: OnceLock<u32> = OnceLock::new();
+/// The user whose files the daemon trusts like root's: the one it runs as after start, whose
+/// files (the replay caches) a later start, still root, must be able to read.
+static TRUSTED: OnceLock<u32> = OnceLock::new();
+
+/// The uid the daemon switched to, if it did.
+pub fn run_as_uid() -> Option<u32> {
+    RUN_AS.get().copied()
+}
+
+/// The uid whose files are trusted like root's, if any.
+pub fn trusted_uid() -> Option<u32> {
+    TRUSTED.get().copied()
+}
+
+/// The user the daemon will run as after start under `config`, if it leaves root: its files
+/// are trusted from now on. A user that does not exist is left to the switch to report.
+pub fn trust_run_user(config: &crate::config::Config) {
+    if config.user == "root" || config.needs_root().is_some() {
+        return;
+    }
+    if let Ok(Some(user)) = User::from_name(&config.user) {
+        let _ = TRUSTED.set(user.uid.as_raw());
+    }
+}
+
+/// Why privileges could not be dropped.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot drop capabilities: {0}")]
-pub struct PrivilegeError(#[from] caps::errors::CapsError);
+pub enum PrivilegeError {
+    /// A capability call failed.
+    #[error("cannot drop capabilities: {0}")]
+    Caps(#[from] caps::errors::CapsError),
+    /// The user does not exist, or the switch failed.
+    #[error("cannot run as user {user}: {message}")]
+    User {
+        /// The user asked for.
+        user: String,
+        /// What went wrong.
+        message: String,
+    },
+}
 
 /// Drops every capability but [`KEEP`] from the bounding, inheritable, permitted and effective
 /// sets of the calling thread.
@@ -29,5 +76,46 @@ pub fn drop_capabilities() -> Result<(), PrivilegeError> {
     let kept: CapsHashSet = caps::read(None, CapSet::Permitted)?.intersection(&keep).copied().collect();
     caps::set(None, CapSet::Effective, &kept)?;
     caps::set(None, CapSet::Permitted, &kept)?;
+    Ok(())
+}
+
+/// The user to run as after start under `config`, if the daemon leaves root: `None` for
+/// `user: root`, and when a door needs root (the caller says why).
+pub fn run_user(config: &crate::config::Config) -> Result<Option<User>, PrivilegeError> {
+    if config.user == "root" || config.needs_root().is_some() {
+        return Ok(None);
+    }
+    let error = |message: String| PrivilegeError::User { user: config.user.clone(), message };
+    let user = User::from_name(&config.user).map_err(|e| error(e.to_string()))?.ok_or_else(|| {
+        error("no such user: create it, or set `user:` to an existing one (`user: root` keeps root)".into())
+    })?;
+    Ok((!user.uid.is_root()).then_some(user))
+}
+
+/// Gives `dir` (the state directory) to `user`, while the daemon still may.
+pub fn give(dir: &Path, user: &User) -> Result<(), PrivilegeError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    nix::unistd::chown(dir, Some(user.uid), Some(user.gid))
+        .map_err(|e| PrivilegeError::User { user: user.name.clone(), message: format!("{}: {e}", dir.display()) })
+}
+
+/// Switches to `user` (its uid, its primary group, no other group), keeping the capabilities
+/// it had: call [`drop_capabilities`] right after.
+pub fn become_user(user: &User) -> Result<(), PrivilegeError> {
+    let error = |message: String| PrivilegeError::User { user: user.name.clone(), message };
+    // Keep the permitted capabilities across the change of uid; the kernel clears the effective
+    // set, which is raised again below, for `drop_capabilities` to trim.
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| error(e.to_string()))?;
+    setgroups(&[user.gid]).map_err(|e| error(format!("setgroups: {e}")))?;
+    setresgid(user.gid, user.gid, user.gid).map_err(|e| error(format!("setresgid: {e}")))?;
+    setresuid(user.uid, user.uid, user.uid).map_err(|e| error(format!("setresuid: {e}")))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| error(e.to_string()))?;
+    caps::set(None, CapSet::Effective, &caps::read(None, CapSet::Permitted)?)?;
+    if Uid::effective() != user.uid || Gid::effective() != user.gid {
+        return Err(error("the switch did not take".into()));
+    }
+    let _ = RUN_AS.set(user.uid.as_raw());
     Ok(())
 }

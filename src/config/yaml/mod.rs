@@ -16,8 +16,8 @@ pub use values::{MAX_COMMAND_LEN, check_command};
 
 use super::{
     AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR,
-    Door, LogOptions, OpenAction, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP,
-    Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
+    DEFAULT_USER, Door, LogOptions, OpenAction, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS,
+    ROTATING_STEP, Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
 };
 use super::{ConfigError, Location};
 
@@ -41,6 +41,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
         pidfile: raw.pidfile,
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+        user: raw.user.map_or_else(|| DEFAULT_USER.into(), |u| u.0),
         max_attempts: raw.limits.max_attempts,
         doors,
     })
@@ -69,6 +70,8 @@ struct RawConfig {
     pidfile: Option<PathBuf>,
     #[serde(default)]
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    user: Option<UserName>,
     doors: Doors,
 }
 

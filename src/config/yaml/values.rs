@@ -249,3 +249,13 @@ from_str_checked!(Prefix, |s| s
     .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
     .map(|n| Prefix(n.trunc()))
     .map_err(|_| format!("`{s}` is not an address prefix: write one like 198.18.0.0/15 or 2001:db8::/32")));
+
+/// A user name: what `useradd` accepts.
+pub(super) struct UserName(pub(super) String);
+from_str_checked!(UserName, |s| {
+    let valid = !s.is_empty()
+        && s.len() <= 32
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid { Ok(UserName(s)) } else { Err(format!("`{s}` is not a user name: use one like nobody or knockd")) }
+});

@@ -1,0 +1,144 @@
+//! The SPA flood figure of knockd-bench: well-formed forged packets at full rate against a door
+//! with 8 Ed25519 keys, and how long a legitimate client then takes to get in.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use knockd::client::{self, Origin};
+use knockd::doors::spa;
+
+use crate::daemon::{ConfigFile, Daemon, knockd_path};
+use crate::frames::{self, Sender};
+use crate::lab::*;
+
+/// What the flood measured.
+pub struct SpaFlood {
+    /// Forged packets sent per second.
+    pub sent_pps: u64,
+    /// From the client's first packet to an accepted connection; `None` if not within 10 s.
+    pub got_in_after: Option<Duration>,
+    /// The daemon's CPU time over the flood, as a share of one core.
+    pub cpu_share: f64,
+    /// Signature checks the daemon made per second.
+    pub verified_per_sec: u64,
+}
+
+fn cpu(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs the flood for about `secs` seconds (bounded) and measures.
+pub fn measure(secs: u64) -> SpaFlood {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let dir = ConfigFile::new("keys", "");
+    let keys: Vec<std::path::PathBuf> = (0..8)
+        .map(|i| {
+            let path = dir.path.with_file_name(format!("key{i}"));
+            spa::generate(&path).unwrap();
+            path
+        })
+        .collect();
+    let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
+    let yaml = format!(
+        "log: {{level: warn, syslog: false}}\ndoors:\n  ssh: {{spa: {{port: 62201, public_keys: [{}]}}, open: {{ports: [22], timeout: 30s}}}}\n",
+        public.join(", ")
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let path = config.path.to_str().unwrap().to_owned();
+    let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &["-c", &path, "-n", "-s"]);
+    assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+
+    let forged = forged_frames(&keys);
+    let sender = Sender::new(&lab, 0x0800);
+    let stop = AtomicBool::new(false);
+    let (cpu_before, started) = (cpu(daemon.pid()), Instant::now());
+    let before = counter(&daemon, "spa_verified");
+    let (sent, got_in_after) = std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(secs + 10) {
+                for batch in forged.chunks(64) {
+                    sent += sender.send_many(batch);
+                }
+            }
+            sent
+        });
+        std::thread::sleep(Duration::from_secs(secs / 2));
+        let got_in = legitimate_client(&lab, &keys[0]);
+        std::thread::sleep(Duration::from_secs(secs / 2));
+        stop.store(true, Ordering::Relaxed);
+        (flood.join().unwrap(), got_in)
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let used = (cpu(daemon.pid()) - cpu_before).as_secs_f64();
+    let verified = counter(&daemon, "spa_verified") - before;
+    SpaFlood {
+        sent_pps: (sent as f64 / elapsed) as u64,
+        got_in_after,
+        cpu_share: used / elapsed,
+        verified_per_sec: (verified as f64 / elapsed) as u64,
+    }
+}
+
+/// 4096 well-formed packets for door ssh, timestamped now, naming the door's real key ids but
+/// signed by another key, from 480 spoofed /24 prefixes.
+fn forged_frames(keys: &[std::path::PathBuf]) -> Vec<Vec<u8>> {
+    let mallory = spa::Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+    let ids: Vec<[u8; 8]> = keys.iter().map(|k| spa::read_key(k).unwrap().id()).collect();
+    let server: Ipv4Addr = SERVER_V4.parse().unwrap();
+    (0..4096u32)
+        .map(|n| {
+            let request = spa::Request {
+                timestamp: knockd::daemon::clock::unix_now().as_secs(),
+                nonce: spa::nonce(),
+                door: "ssh".into(),
+                address: None,
+            };
+            let mut packet = spa::encode(&request, &mallory);
+            packet[2..10].copy_from_slice(&ids[n as usize % ids.len()]);
+            frames::udp(frames::spoofed(n * 53), 40000, server, 62201, &packet)
+        })
+        .collect()
+}
+
+/// As `knock --spa --wait-open 22` does: a fresh packet each second until the port answers.
+fn legitimate_client(lab: &Lab, key: &std::path::Path) -> Option<Duration> {
+    let key = spa::read_key(key).unwrap();
+    let (src, server): (IpAddr, IpAddr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
+    let origin = Origin { source: Some(src), interface: None };
+    let started = Instant::now();
+    lab.client.run(|| {
+        while started.elapsed() < Duration::from_secs(10) {
+            let request = spa::Request {
+                timestamp: knockd::daemon::clock::unix_now().as_secs(),
+                nonce: spa::nonce(),
+                door: "ssh".into(),
+                address: None,
+            };
+            client::send_datagram(server, 62201, &spa::encode(&request, &key), &origin).ok()?;
+            if client::wait_open(SocketAddr::new(server, 22), &origin, Duration::from_secs(1)) {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    })
+}
+
+/// One counter of the daemon's, read with SIGUSR1.
+fn counter(daemon: &Daemon, name: &str) -> u64 {
+    let before = daemon.log_text().matches("counters:").count();
+    daemon.signal(libc::SIGUSR1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.log_text().matches("counters:").count() == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = daemon.log_text();
+    let line = log.lines().rev().find(|l| l.contains("counters:")).unwrap_or("");
+    let key = format!("{name}=");
+    line.split_whitespace().find_map(|f| f.strip_prefix(key.as_str())).and_then(|n| n.parse().ok()).unwrap_or(0)
+}

@@ -1,0 +1,87 @@
+//! What classic commands inherit and how they run: no descriptor of the daemon's, no waiting
+//! behind another door's hung command, no thread left behind by a command's background child.
+
+use std::time::{Duration, Instant};
+
+use crate::daemon::{ConfigFile, Daemon};
+use crate::lab::*;
+
+const WITHIN: Duration = Duration::from_secs(3);
+
+/// Waits (bounded) until `path` holds `needle`; returns the file's text.
+fn wait_for(path: &std::path::Path, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || Instant::now() >= deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_command_inherits_no_descriptor_of_the_daemon() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("fds", "");
+    // An nftables door too, so the netlink sockets exist; `ls` lists what it inherited (and
+    // the directory it reads, as its fd 3).
+    let yaml = format!(
+        "doors:\n  ssh:\n    sequence: [7000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"ls -l /proc/self/fd > {0}; echo done >> {0}\"\n",
+        out.path.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    let text = wait_for(&out.path, "done", WITHIN);
+    let fds: Vec<&str> = text.lines().filter_map(|l| l.split_once(" -> ")?.0.split_whitespace().last()).collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "the command inherited more than stdin, stdout, stderr:\n{text}\n{}",
+        daemon.log_text()
+    );
+    assert!(!text.contains("socket:"), "{text}");
+}
+
+#[test]
+fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("log", "");
+    let yaml = format!(
+        "doors:\n  hung:\n    sequence: [6000]\n    command: \"sleep 30\"\n  quick:\n    sequence: [7000]\n    command: \"echo start %IP% >> {0}\"\n    stop_command: \"echo stop %IP% >> {0}\"\n    cmd_timeout: 1s\n",
+        out.path.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, false);
+    assert!(daemon.wait_log("hung: 198.18.0.2: running command: sleep 30", WITHIN));
+    let knocked = Instant::now();
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    let text = wait_for(&out.path, "stop 198.18.0.2", Duration::from_secs(5));
+    assert!(text.contains("start 198.18.0.2\nstop 198.18.0.2"), "{text}\n{}", daemon.log_text());
+    eprintln!("the stop ran {:?} after the knock (cmd_timeout 1s)", knocked.elapsed());
+}
+
+#[test]
+fn commands_that_leave_a_background_child_holding_stderr_leave_no_thread() {
+    let lab = Lab::new();
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "doors:\n  bg:\n    sequence: [7000]\n    command: \"sleep 33 & echo started\"\n",
+    );
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    for _ in 0..20 {
+        knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    }
+    let deadline = Instant::now() + WITHIN;
+    while daemon.log_text().matches("running command: sleep 33").count() < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(daemon.log_text().matches("running command: sleep 33").count(), 20, "{}", daemon.log_text());
+    std::thread::sleep(Duration::from_millis(300));
+    let threads = proc_status(daemon.pid(), "Threads:");
+    assert!(threads <= 3, "{threads} threads: one per command still blocked on a background child's stderr?");
+    // The background sleeps (of this test alone: 33 s) are the test's to end.
+    let _ = std::process::Command::new("pkill").args(["-f", "^sleep 33$"]).status();
+}
