@@ -2,13 +2,15 @@
 //! (`apt-get install knockd`), on two network namespaces joined by a veth pair, and prints one
 //! table with both and their ratio. It prints figures; it asserts nothing about timings.
 //!
-//! Run as root: `cargo run --release --features bench --bin knockd-bench -- [--trials N]`.
+//! Run as root: `cargo run --release --features bench --bin knockd-bench -- [--trials N]
+//! [--fwknop-only]`. The fwknop figure needs fwknop-client, and fwknop-server for its side.
 //! Traffic is raw IPv4 packets with spoofed sources in 198.18.0.0/15, sent from the client
 //! namespace to the server namespace only; every sending loop is bounded in count and time.
 
 // The benchmark shares the test lab's modules; not every helper of theirs is used here.
 #![allow(dead_code)]
 
+mod bench_fwknop;
 mod bench_spa;
 mod daemon;
 mod frames;
@@ -187,7 +189,7 @@ fn latency(lab: &Lab, trials: usize) -> Option<Duration> {
 }
 
 /// One non-blocking connect, waiting `wait` for the answer.
-fn try_connect(src: IpAddr, dst: SocketAddr, wait: Duration) -> bool {
+pub(crate) fn try_connect(src: IpAddr, dst: SocketAddr, wait: Duration) -> bool {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
     socket.bind(&SockAddr::from(SocketAddr::new(src, 0))).unwrap();
     socket.set_nonblocking(true).unwrap();
@@ -282,9 +284,44 @@ fn row(name: &str, classic: Option<String>, ours: String, ratio: Option<String>)
     );
 }
 
+/// fwknopd and knockd on one access.conf, packets from the stock client: median of 21.
+fn fwknop_table() {
+    const TRIALS: usize = 21;
+    use bench_fwknop::Server;
+    let fwknopd = std::path::Path::new(bench_fwknop::FWKNOPD).exists();
+    let has_client = std::process::Command::new("fwknop").arg("--version").output().is_ok();
+    if !has_client {
+        return eprintln!(
+            "knockd-bench: no fwknop client (apt-get install fwknop-client): the fwknop figure is left out"
+        );
+    }
+    eprintln!("knockd-bench: measuring fwknop's client against knockd and fwknopd...");
+    let (ours, ours_in) = bench_fwknop::latency(Server::Knockd, TRIALS);
+    let theirs = fwknopd.then(|| bench_fwknop::latency(Server::Fwknopd, TRIALS));
+    let show = |(median, got_in): (Option<Duration>, usize)| {
+        median.map_or_else(|| format!("{got_in} of {TRIALS} got in within 2 s"), ms)
+    };
+    let ratio = theirs.and_then(|(t, _)| Some(format!("{:.0}x faster", t?.as_secs_f64() / ours?.as_secs_f64())));
+    println!();
+    println!("| fwknop client 2.6.10 | fwknopd 2.6.10 (iptables) | knockd (nftables) | ratio |");
+    println!("|---|---|---|---|");
+    row(
+        &format!("SPA sent -> TCP connect accepted, median of {TRIALS}"),
+        theirs.map(show),
+        show((ours, ours_in)),
+        ratio,
+    );
+    if !fwknopd {
+        eprintln!("knockd-bench: {} is not installed (apt-get install fwknop-server)", bench_fwknop::FWKNOPD);
+    }
+}
+
 fn main() {
     let trials = std::env::args().skip_while(|a| a != "--trials").nth(1).and_then(|n| n.parse().ok()).unwrap_or(15);
     require_root();
+    if std::env::args().any(|a| a == "--fwknop-only") {
+        return fwknop_table();
+    }
     let classic_installed = std::path::Path::new(CLASSIC).exists();
     eprintln!("knockd-bench: measuring knockd ({trials} latency trials)...");
     let ours = measure(Which::Ours, trials);
@@ -331,6 +368,8 @@ fn main() {
     if !classic_installed {
         eprintln!("knockd-bench: {CLASSIC} is not installed (apt-get install knockd) so only knockd was measured");
     }
+
+    fwknop_table();
 
     eprintln!("knockd-bench: measuring a flood of forged SPA packets...");
     let flood = bench_spa::measure(6);

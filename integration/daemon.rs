@@ -34,6 +34,14 @@ impl ConfigFile {
         file
     }
 
+    /// A file only its owner can read (a secret, an access.conf with keys).
+    pub fn private(name: &str, text: &str) -> ConfigFile {
+        use std::os::unix::fs::PermissionsExt;
+        let file = ConfigFile::new(name, text);
+        std::fs::set_permissions(&file.path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        file
+    }
+
     /// Replaces the file's text. A YAML config that names no `state_dir` gets one of its own
     /// beside it: tests run in parallel, and the host's /var/lib/knockd is not theirs.
     pub fn rewrite(&self, text: &str) {

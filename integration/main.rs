@@ -8,6 +8,7 @@ mod counting;
 mod daemon;
 mod fail_closed;
 mod frames;
+mod fwknop;
 mod lab;
 mod ops;
 mod processes;

@@ -88,7 +88,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
 fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let secret = ConfigFile::new("secret", "a shared secret of some length\n");
+    let secret = ConfigFile::private("secret", "a shared secret of some length\n");
     let yaml = format!(
         "doors:\n  ssh:\n    rotating: {{secret_file: {}, step: 30s, length: 4}}\n    open: {{ports: [22], timeout: 30s}}\n",
         secret.path.display()

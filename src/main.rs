@@ -51,7 +51,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", convert::to_yaml(&config::load(file)?));
         return Ok(());
     }
-    let source = ConfigSource { path: cli.config.clone(), interfaces: cli.interfaces.clone() };
+    let source =
+        ConfigSource { path: cli.config.clone(), interfaces: cli.interfaces.clone(), state_dir: cli.state_dir.clone() };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
     daemon::privileges::trust_run_user(&config);
@@ -137,9 +138,22 @@ fn start(
 
 /// Keeps only CAP_NET_ADMIN and CAP_NET_RAW, and leaves root when nothing needs it.
 fn give_up_privileges(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
-    match daemon::privileges::run_user(config)? {
-        Some(user) => leave_root(&user, config, path),
-        None => {
+    let user = daemon::privileges::run_user(config)?;
+    let mut files: Vec<&std::path::Path> = vec![path];
+    files.extend(config.included.iter().map(|p| p.as_path()));
+    files.extend(config.door_files());
+    let unreadable = user.as_ref().and_then(|u| daemon::privileges::unreadable_for(u, &files).map(|f| (u, f)));
+    match user {
+        Some(user) if unreadable.is_none() => leave_root(&user, config),
+        _ => {
+            if let Some((user, file)) = unreadable {
+                info!(
+                    "staying root after start: user {} could not read {} again on SIGHUP (make it readable \
+                     to that user, e.g. with its group and mode 640, or set `user: root` to say so)",
+                    user.name,
+                    file.display()
+                );
+            }
             daemon::privileges::drop_capabilities()?;
             if let Some(why) = config.needs_root() {
                 info!("staying root after start: {why}");
@@ -170,21 +184,12 @@ fn create_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs as `user` from now on, with the two capabilities, and says so; warns if SIGHUP will not
-/// be able to read the config.
-fn leave_root(user: &nix::unistd::User, config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+/// Runs as `user` from now on, with the two capabilities, and says so.
+fn leave_root(user: &nix::unistd::User, config: &Config) -> anyhow::Result<()> {
     daemon::privileges::give(&config.state_dir, user)?;
     daemon::privileges::become_user(user)?;
     daemon::privileges::drop_capabilities()?;
     info!("running as user {} with CAP_NET_ADMIN and CAP_NET_RAW only", user.name);
-    if let Err(e) = std::fs::File::open(path) {
-        warn!(
-            "{}: {e}: SIGHUP will not be able to read it as user {}: make it readable to the user (e.g. \
-             `chmod o+r {0}`, or group-readable with `chgrp`), or set `user: root`",
-            path.display(),
-            user.name
-        );
-    }
     Ok(())
 }
 

@@ -103,6 +103,7 @@ fn a_completed_knock_becomes_one_element_per_source() {
                 table: "edge".into(),
                 set: "ssh_v4".into(),
                 addr: "198.18.0.2".parse().unwrap(),
+                port: None,
                 timeout: Duration::from_secs(30)
             },
             Element {
@@ -110,6 +111,7 @@ fn a_completed_knock_becomes_one_element_per_source() {
                 table: "edge".into(),
                 set: "ssh_v6".into(),
                 addr: "2001:db8::2".parse().unwrap(),
+                port: None,
                 timeout: Duration::from_secs(30)
             },
         ]

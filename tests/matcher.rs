@@ -18,7 +18,12 @@ fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
         target: None,
         from: Vec::new(),
         not_from: Vec::new(),
-        open: Some(OpenAction { ports: vec![PortProto::tcp(22)], timeout: Duration::from_secs(30), attach: None }),
+        open: Some(OpenAction {
+            ports: vec![PortProto::tcp(22)],
+            timeout: Duration::from_secs(30),
+            per_port: false,
+            attach: None,
+        }),
         commands: Commands::default(),
     }
 }

@@ -197,10 +197,15 @@ impl Drop for Files {
 fn engine_with(yaml: impl Fn(&std::path::Path) -> String) -> (Engine<MemoryFirewall, MemorySpawner>, Files) {
     let dir = std::env::temp_dir().join(format!("knockd-engine-rot-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("secret"), SECRET).unwrap();
-    std::fs::write(dir.join("hmac"), HMAC_KEY).unwrap();
-    let config = config::yaml::parse("test.yaml", &yaml(&dir)).unwrap();
-    (Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap(), Files(dir))
+    let files = Files(dir.clone());
+    for (name, secret) in [("secret", SECRET), ("hmac", HMAC_KEY)] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(dir.join(name), secret).unwrap();
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let text = format!("state_dir: {}\n{}", dir.display(), yaml(&dir));
+    let config = config::yaml::parse("test.yaml", &text).unwrap();
+    (Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap(), files)
 }
 
 fn rand_suffix() -> u64 {

@@ -10,16 +10,29 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// Port-knocking daemon: opens ports in nftables (or runs commands) for clients that knock
-/// the right sequence. Reads knockd.yaml or a classic knockd.conf.
+/// the right sequence, or send fwknop's single packets. Reads knockd.yaml, a classic knockd.conf
+/// or fwknopd's access.conf.
 #[derive(Parser, Debug)]
 #[command(name = "knockd", version)]
 pub struct KnockdCli {
     /// What to do instead of running the daemon.
     #[command(subcommand)]
     pub command: Option<KnockdCommand>,
-    /// Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content.
-    #[arg(short = 'c', long = "configfile", value_name = "FILE", default_value = "/etc/knockd.conf", global = true)]
+    /// Config file: knockd.yaml, a classic knockd.conf or fwknopd's access.conf, detected from
+    /// its content.
+    #[arg(
+        short = 'c',
+        long = "configfile",
+        visible_alias = "config",
+        value_name = "FILE",
+        default_value = "/etc/knockd.conf",
+        global = true
+    )]
     pub config: PathBuf,
+    /// Where state that must survive a restart is kept (replay caches); overrides the config's
+    /// `state_dir` (access.conf has no way to say it). Default /var/lib/knockd.
+    #[arg(long = "state-dir", value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
     /// Run in the background once started (writes a pid file).
     #[arg(short = 'd', long = "daemon")]
     pub daemon: bool,

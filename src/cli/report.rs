@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::config::{Config, Door, PortProto, Proof, TableFamily};
+use crate::config::{Config, Door, OpenAction, PortProto, Proof, TableFamily};
 use crate::grant::FirewallError;
 use crate::grant::nft::{Family, NetlinkFirewall, Ruleset, set_name};
 
@@ -49,6 +49,32 @@ pub fn check_report(config: &Config) -> String {
 }
 
 fn describe(door: &Door) -> String {
+    let mut parts = proofs(door);
+    let list = |l: &[ipnet::IpNet]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    if !door.from.is_empty() {
+        parts.push(format!("only from {}", list(&door.from)));
+    }
+    if !door.not_from.is_empty() {
+        parts.push(format!("never from {}", list(&door.not_from)));
+    }
+    if !door.tcp_flags.is_any() {
+        parts.push(format!("tcp flags {}", door.tcp_flags));
+    }
+    if let Some(target) = door.target {
+        parts.push(format!("to {target} only"));
+    }
+    parts.extend(door.open.as_ref().map(opens));
+    if let Some(start) = &door.commands.start {
+        parts.push(format!("runs `{start}`"));
+    }
+    if let Some(stop) = &door.commands.stop {
+        parts.push(format!("then `{stop}` after {}", humantime::format_duration(door.commands.cmd_timeout)));
+    }
+    parts.join("; ")
+}
+
+/// How a client proves itself to the door, one part per proof.
+fn proofs(door: &Door) -> Vec<String> {
     let mut parts = Vec::new();
     match door.sequence() {
         Some(Proof::Sequence(s)) => {
@@ -70,37 +96,38 @@ fn describe(door: &Door) -> String {
     if let Some(spa) = door.spa() {
         parts.push(format!("single-packet authorization on {}/udp", spa.port));
     }
-    if !door.from.is_empty() || !door.not_from.is_empty() {
-        let list = |l: &[ipnet::IpNet]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
-        parts.push(format!("sources: from [{}] not from [{}]", list(&door.from), list(&door.not_from)));
+    if let Some(f) = door.fwknop() {
+        let mut line = format!(
+            "fwknop packets on {}/udp (key {}, HMAC {}; clients may ask for up to {})",
+            f.port,
+            f.name,
+            f.hmac_digest.name(),
+            humantime::format_duration(f.max_timeout)
+        );
+        if f.require_source_address {
+            line.push_str("; an address is required (no -s)");
+        }
+        parts.push(line);
     }
-    if !door.tcp_flags.is_any() {
-        parts.push(format!("tcp flags {}", door.tcp_flags));
-    }
-    if let Some(target) = door.target {
-        parts.push(format!("to {target} only"));
-    }
-    if let Some(open) = &door.open {
-        let timeout = humantime::format_duration(open.timeout);
-        match &open.attach {
-            None => {
-                let ports: Vec<String> = open.ports.iter().map(PortProto::to_string).collect();
-                parts.push(format!("opens {} for {timeout}", ports.join(", ")));
-            }
-            Some(a) => {
-                let sets: Vec<String> =
-                    [&a.ipv4, &a.ipv6].into_iter().flatten().map(|s| format!("{} {} {s}", a.family, a.table)).collect();
-                parts.push(format!("adds the source to set {} for {timeout}", sets.join(" / ")));
-            }
+    parts
+}
+
+/// What a grant of the door opens, for how long.
+fn opens(open: &OpenAction) -> String {
+    let timeout = humantime::format_duration(open.timeout);
+    let ports: Vec<String> = open.ports.iter().map(PortProto::to_string).collect();
+    match &open.attach {
+        None if open.per_port && open.ports.is_empty() => {
+            format!("opens the ports a client asks for, any port, for {timeout}")
+        }
+        None if open.per_port => format!("opens the ports a client asks for, of {}, for {timeout}", ports.join(", ")),
+        None => format!("opens {} for {timeout}", ports.join(", ")),
+        Some(a) => {
+            let sets: Vec<String> =
+                [&a.ipv4, &a.ipv6].into_iter().flatten().map(|s| format!("{} {} {s}", a.family, a.table)).collect();
+            format!("adds the source to set {} for {timeout}", sets.join(" / "))
         }
     }
-    if let Some(start) = &door.commands.start {
-        parts.push(format!("runs `{start}`"));
-    }
-    if let Some(stop) = &door.commands.stop {
-        parts.push(format!("then `{stop}` after {}", humantime::format_duration(door.commands.cmd_timeout)));
-    }
-    parts.join("; ")
 }
 
 /// A current grant, as `knockd status` lists it.
@@ -137,7 +164,9 @@ pub fn grants(config: &Config, firewall: &mut NetlinkFirewall) -> Result<Vec<Gra
         };
         for (family, table, set, opens) in sets {
             for e in firewall.list_elements(family, &table, &set)? {
-                grants.push(Grant { door: door.name.clone(), addr: e.addr, opens: opens.clone(), left: e.expires });
+                // A per-port set's element names the one port it opens.
+                let opens = e.port.map_or_else(|| opens.clone(), |p| p.to_string());
+                grants.push(Grant { door: door.name.clone(), addr: e.addr, opens, left: e.expires });
             }
         }
     }

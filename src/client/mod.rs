@@ -181,7 +181,7 @@ const ATTEMPT: Duration = Duration::from_millis(150);
 const PAUSE: Duration = Duration::from_millis(50);
 
 /// Tries to connect to `target` until it works or `within` has passed. Bounded: one attempt at
-/// a time, each at most [`ATTEMPT`] long, at most one start per [`PAUSE`].
+/// a time, each at most 150 ms long, at most one start per 50 ms.
 pub fn wait_open(target: SocketAddr, origin: &Origin, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {

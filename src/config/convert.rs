@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::model;
+use super::{model, proof};
 
 use super::{
     Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR, DEFAULT_USER, PortProto,
@@ -71,6 +71,8 @@ struct Door<'a> {
     rotating: Option<RotatingOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     spa: Option<SpaOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fwknop: Option<FwknopOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     from: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -114,6 +116,72 @@ struct SpaOut<'a> {
     public_keys: &'a [PathBuf],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     require_address: bool,
+}
+
+#[derive(Serialize)]
+struct FwknopOut<'a> {
+    port: u16,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_base64: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key_base64: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key_file: Option<&'a PathBuf>,
+    hmac_digest: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    require_source_address: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    open_ports: Vec<Port>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    restrict_ports: Vec<Port>,
+    max_timeout: String,
+    window: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    destination: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+/// A key's three spellings, as (text, base64, file).
+fn key_out(key: &proof::KeyMaterial) -> (Option<&str>, Option<&str>, Option<&PathBuf>) {
+    match key {
+        proof::KeyMaterial::Text(t) => (Some(t), None, None),
+        proof::KeyMaterial::Base64(b) => (None, Some(b), None),
+        proof::KeyMaterial::File(f) => (None, None, Some(f)),
+    }
+}
+
+fn fwknop_out(f: &proof::Fwknop) -> FwknopOut<'_> {
+    let (key, key_base64, key_file) = key_out(&f.key);
+    let (hmac_key, hmac_key_base64, hmac_key_file) = key_out(&f.hmac_key);
+    FwknopOut {
+        port: f.port,
+        name: &f.name,
+        key,
+        key_base64,
+        key_file,
+        hmac_key,
+        hmac_key_base64,
+        hmac_key_file,
+        hmac_digest: f.hmac_digest.name(),
+        require_source_address: f.require_source_address,
+        require_username: f.require_username.as_deref(),
+        open_ports: f.open_ports.iter().map(port).collect(),
+        restrict_ports: f.restrict_ports.iter().map(port).collect(),
+        max_timeout: duration(f.max_timeout),
+        window: duration(f.window),
+        destination: f.destination.iter().map(|n| n.to_string()).collect(),
+        expires: f.expires.map(|e| e.to_string()),
+    }
 }
 
 #[derive(Serialize)]
@@ -192,6 +260,7 @@ fn door(d: &model::Door) -> Door<'_> {
             public_keys: &s.public_keys,
             require_address: s.require_address,
         }),
+        fwknop: d.fwknop().map(fwknop_out),
         from: d.from.iter().map(|n| n.to_string()).collect(),
         not_from: d.not_from.iter().map(|n| n.to_string()).collect(),
         seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
@@ -206,7 +275,7 @@ fn door(d: &model::Door) -> Door<'_> {
     }
 }
 
-fn rotating_out(r: &model::Rotating) -> RotatingOut<'_> {
+fn rotating_out(r: &proof::Rotating) -> RotatingOut<'_> {
     RotatingOut {
         secret_file: &r.secret_file,
         step: duration(r.step),
@@ -218,7 +287,8 @@ fn rotating_out(r: &model::Rotating) -> RotatingOut<'_> {
 
 fn open(o: &model::OpenAction) -> Open<'_> {
     Open {
-        ports: o.attach.is_none().then(|| o.ports.iter().map(port).collect()),
+        // A per-port door's ports are its `fwknop.open_ports`.
+        ports: (o.attach.is_none() && !o.per_port).then(|| o.ports.iter().map(port).collect()),
         set: o.attach.as_ref().map(|a| Set {
             family: a.family.name(),
             table: &a.table,

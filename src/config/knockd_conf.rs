@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use super::yaml::check_command;
 use super::{
-    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR, DEFAULT_USER,
-    Door, LogOptions, PortProto, Proof, SEQ_TIMEOUT_RANGE, TcpFlags, check_identifier, check_range,
+    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_SEQ_TIMEOUT, Door, PortProto, Proof, SEQ_TIMEOUT_RANGE, TcpFlags,
+    check_identifier, check_range,
 };
 use super::{ConfigError, Location};
 
@@ -124,16 +124,7 @@ struct Parser<'a> {
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`].
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-    let config = Config {
-        interfaces: Vec::new(),
-        table: "knockd".into(),
-        log: LogOptions::default(),
-        pidfile: None,
-        max_attempts: DEFAULT_MAX_ATTEMPTS,
-        state_dir: DEFAULT_STATE_DIR.into(),
-        user: DEFAULT_USER.into(),
-        doors: Vec::new(),
-    };
+    let config = Config::with_doors(Vec::new());
     let mut parser = Parser { file, config, current: Current::None, sections: Vec::new() };
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();

@@ -5,11 +5,13 @@
 //! value has been checked; nothing downstream parses text. An error names the file, the line
 //! and the key, and says how to fix it. [`convert`] writes any config back as knockd.yaml.
 
+pub mod access_conf;
 pub mod convert;
 pub mod knockd_conf;
 mod model;
 mod ports;
 pub mod private_file;
+mod proof;
 pub mod yaml;
 
 use std::fmt;
@@ -18,6 +20,7 @@ use std::path::Path;
 pub use model::*;
 pub use ports::*;
 pub use private_file::{PrivateFileError, check_private, read_private};
+pub use proof::*;
 
 /// Largest config file we read; anything bigger is a mistake (or an attack), not a config.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -66,21 +69,32 @@ impl fmt::Display for DisplayLocation<'_> {
     }
 }
 
-/// The two config languages.
+/// The config languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// knockd.yaml.
     Yaml,
     /// The classic knockd.conf.
     KnockdConf,
+    /// fwknopd's access.conf.
+    AccessConf,
 }
 
-/// `.yaml`/`.yml` files, and any file whose text is a YAML mapping, are YAML; everything else
-/// is a classic knockd.conf (whose `[options]` header reads as a YAML list, not a mapping).
+/// `.yaml`/`.yml` files are YAML; a file named `access.conf`, or whose first directive is
+/// `SOURCE` or `%include`, is fwknopd's access.conf; any other file whose text is a YAML
+/// mapping is YAML; everything else is a classic knockd.conf (whose `[options]` header reads as
+/// a YAML list, not a mapping).
 pub fn detect(path: &Path, text: &str) -> Format {
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     if matches!(extension.as_deref(), Some("yaml" | "yml")) {
         return Format::Yaml;
+    }
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with(['#', ';']));
+    let first_word = first.and_then(|l| l.split_whitespace().next()).unwrap_or("").to_ascii_uppercase();
+    if path.file_name().is_some_and(|n| n == "access.conf")
+        || ["SOURCE", "%INCLUDE", "%INCLUDE_FOLDER"].contains(&first_word.as_str())
+    {
+        return Format::AccessConf;
     }
     match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
         Ok(serde_yaml_ng::Value::Mapping(_)) => Format::Yaml,
@@ -101,8 +115,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         location: None,
         message: "the file is not UTF-8 text".into(),
     })?;
-    match detect(path, &text) {
+    let config = match detect(path, &text) {
         Format::Yaml => yaml::parse(&file, &text),
         Format::KnockdConf => knockd_conf::parse(&file, &text),
+        Format::AccessConf => access_conf::parse(&file, &text),
+    }?;
+    if config.has_inline_secrets() {
+        for config_file in std::iter::once(path).chain(config.included.iter().map(|p| p.as_path())) {
+            check_unreadable_by_others(config_file)?;
+        }
     }
+    Ok(config)
+}
+
+/// A config that holds keys must be as private as a key file (fwknopd's access.conf is 0600).
+fn check_unreadable_by_others(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let file = path.display().to_string();
+    let mode = std::fs::metadata(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?.mode();
+    if mode & 0o004 == 0 {
+        return Ok(());
+    }
+    let message = format!("every user can read the keys in it (mode {:o}): run `chmod o-r {file}`", mode & 0o7777);
+    Err(ConfigError::Unsafe { file, message })
 }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ports::{PortProto, Proto, TcpFlags};
+use super::ports::{PortProto, TcpFlags};
+use super::proof::{Fwknop, KeyMaterial, Proof, Spa};
 
 /// Longest knock sequence accepted, as in the classic knockd (`MAX_PORTS`).
 pub const MAX_SEQUENCE_LEN: usize = 32;
@@ -40,8 +41,12 @@ pub fn check_range(d: Duration, (min, max): (Duration, Duration)) -> Result<Dura
 /// What a completed knock opens: an element with a timeout in an nftables set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAction {
-    /// Ports the daemon's own chain guards for this door; empty in attach mode.
+    /// Ports the daemon's own chain guards for this door; empty in attach mode. For a per-port
+    /// door, also the ports a client may ask for (empty: any).
     pub ports: Vec<PortProto>,
+    /// Grants name the ports the client asked for (fwknop): the door's sets hold address,
+    /// protocol and port, not the address alone.
+    pub per_port: bool,
     /// Lifetime of the set element; the kernel removes it by itself.
     pub timeout: Duration,
     /// Attach mode: the admin's own sets, in the admin's own table, instead of the daemon's.
@@ -154,70 +159,6 @@ impl Commands {
     }
 }
 
-/// How a client proves itself to a door: one variant per door kind. A door has one or more
-/// (a fixed sequence and SPA, say), at most one of them a knock sequence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Proof {
-    /// A fixed knock sequence.
-    Sequence(Vec<PortProto>),
-    /// A file of sequences, one per line; each is used once (`One_Time_Sequences`).
-    OneTime(PathBuf),
-    /// Derived from a secret and the time, changing every step (doc/rotating.md).
-    Rotating(Rotating),
-    /// Single-packet authorization (doc/spa.md).
-    Spa(Spa),
-}
-
-impl Proof {
-    /// Whether this proof is a sequence of knocks (fixed, one-time or rotating).
-    pub fn is_sequence(&self) -> bool {
-        matches!(self, Proof::Sequence(_) | Proof::OneTime(_) | Proof::Rotating(_))
-    }
-}
-
-/// A rotating sequence: `length` ports in `ports`, derived from the secret every `step`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotating {
-    /// The shared secret the sequences are derived from.
-    pub secret_file: PathBuf,
-    /// How often the sequence changes.
-    pub step: Duration,
-    /// Knocks per sequence.
-    pub length: usize,
-    /// Inclusive port range the knocks are drawn from.
-    pub ports: (u16, u16),
-    /// The protocol of every knock.
-    pub proto: Proto,
-}
-
-/// Defaults shared by the daemon and the `knock` client, so a door and a client that both
-/// leave them out agree.
-pub const ROTATING_STEP: Duration = Duration::from_secs(30);
-/// Knocks per rotating sequence when the config does not say.
-pub const ROTATING_LENGTH: usize = 4;
-/// The port range rotating knocks are drawn from when the config does not say.
-pub const ROTATING_PORTS: (u16, u16) = (20000, 40000);
-/// Most knocks a rotating sequence can have: 32 bytes of HMAC, 4 per knock.
-pub const ROTATING_MAX_LENGTH: usize = 8;
-
-/// Single-packet authorization for a door (doc/spa.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spa {
-    /// UDP port the authorization datagram is sent to.
-    pub port: u16,
-    /// How far a packet's timestamp may be from the daemon's clock.
-    pub window: Duration,
-    /// Shared key for HMAC-SHA256 packets.
-    pub hmac_key_file: Option<PathBuf>,
-    /// Clients' Ed25519 public keys.
-    pub public_keys: Vec<PathBuf>,
-    /// Accept only packets that name the address to open for (never "whoever sent this").
-    pub require_address: bool,
-}
-
-/// How far an SPA packet's timestamp may be from the daemon's clock when the config does not say.
-pub const SPA_WINDOW: Duration = Duration::from_secs(30);
-
 /// One door: a knock sequence and what it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Door {
@@ -259,6 +200,14 @@ impl Door {
     pub fn spa(&self) -> Option<&Spa> {
         self.proofs.iter().find_map(|p| match p {
             Proof::Spa(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The door's fwknop settings, if it takes fwknop's packets.
+    pub fn fwknop(&self) -> Option<&Fwknop> {
+        self.proofs.iter().find_map(|p| match p {
+            Proof::Fwknop(f) => Some(f.as_ref()),
             _ => None,
         })
     }
@@ -315,6 +264,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The user the daemon runs as after start when nothing needs root (`root` keeps root).
     pub user: String,
+    /// Files the config file included (access.conf's `%include`), read again on reload.
+    pub included: Vec<PathBuf>,
     /// Every door, in file order.
     pub doors: Vec<Door>,
 }
@@ -323,9 +274,57 @@ pub struct Config {
 pub const DEFAULT_USER: &str = "nobody";
 
 impl Config {
+    /// A config with these doors and every other setting at its default: what the file
+    /// formats that cannot say more (knockd.conf, access.conf) start from.
+    pub fn with_doors(doors: Vec<Door>) -> Self {
+        Config {
+            interfaces: Vec::new(),
+            table: "knockd".into(),
+            log: LogOptions::default(),
+            pidfile: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            state_dir: DEFAULT_STATE_DIR.into(),
+            user: DEFAULT_USER.into(),
+            included: Vec::new(),
+            doors,
+        }
+    }
+
     /// Whether a door keeps state that must survive a restart, in [`Config::state_dir`].
     pub fn keeps_state(&self) -> bool {
-        self.doors.iter().any(|d| d.spa().is_some())
+        self.doors.iter().any(|d| d.spa().is_some() || d.fwknop().is_some())
+    }
+
+    /// Whether a door's secrets are written in the config itself (access.conf's `KEY_BASE64`),
+    /// which makes the config files secrets too.
+    pub fn has_inline_secrets(&self) -> bool {
+        self.doors
+            .iter()
+            .filter_map(Door::fwknop)
+            .any(|f| [&f.key, &f.hmac_key].into_iter().any(|k| !matches!(k, KeyMaterial::File(_))))
+    }
+
+    /// Every file the doors read their keys and sequences from, read again on reload.
+    pub fn door_files(&self) -> Vec<&std::path::Path> {
+        let mut files = Vec::new();
+        for door in &self.doors {
+            for proof in &door.proofs {
+                match proof {
+                    Proof::Sequence(_) => {}
+                    Proof::OneTime(path) => files.push(path.as_path()),
+                    Proof::Rotating(r) => files.push(r.secret_file.as_path()),
+                    Proof::Spa(s) => {
+                        files.extend(s.hmac_key_file.as_deref());
+                        files.extend(s.public_keys.iter().map(PathBuf::as_path));
+                    }
+                    Proof::Fwknop(f) => files.extend([&f.key, &f.hmac_key].into_iter().filter_map(|k| match k {
+                        KeyMaterial::File(path) => Some(path.as_path()),
+                        _ => None,
+                    })),
+                }
+            }
+        }
+        files
     }
 
     /// Why the daemon must stay root after start, if it must: a door runs commands (they run

@@ -53,14 +53,19 @@ pub struct ConfigSource {
     pub path: PathBuf,
     /// `-i` from the command line, which overrides the file's interfaces.
     pub interfaces: Vec<String>,
+    /// `--state-dir` from the command line, which overrides the file's.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl ConfigSource {
-    /// Reads the config again, with `-i` applied.
+    /// Reads the config again, with the command line's overrides applied.
     pub fn load(&self) -> Result<Config, config::ConfigError> {
         let mut config = config::load(&self.path)?;
         if !self.interfaces.is_empty() {
             config.interfaces = self.interfaces.clone();
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = dir.clone();
         }
         Ok(config)
     }

@@ -6,11 +6,13 @@
 //!
 //! User: when no door runs commands or rewrites a one-time file (both need root), the daemon
 //! also leaves uid 0 for an unprivileged user (`user:`, default `nobody`), so that even with
-//! both capabilities it cannot write a file root owns. The state directory is made the user's
+//! both capabilities it cannot write a file root owns. It stays root, and says why, when that
+//! user could not read the config or a key file again on SIGHUP: a reload that fails later
+//! is worse than a reason given now. The state directory is made the user's
 //! first. Capabilities and ids are per thread in the kernel: this must run before any other
 //! thread exists (the command and lookup threads start on first use, after it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use caps::{CapSet, Capability, CapsHashSet};
@@ -90,6 +92,29 @@ pub fn run_user(config: &crate::config::Config) -> Result<Option<User>, Privileg
         error("no such user: create it, or set `user:` to an existing one (`user: root` keeps root)".into())
     })?;
     Ok((!user.uid.is_root()).then_some(user))
+}
+
+/// The first of `paths` that `user` (with only its primary group, as [`become_user`] leaves
+/// it) could not read, or could not reach through a directory: SIGHUP reads them again.
+pub fn unreadable_for(user: &User, paths: &[&Path]) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    // The owner's, group's or others' bit of `mask` (read 4, search 1), whichever applies.
+    let allows = |meta: &std::fs::Metadata, mask: u32| {
+        let mode = meta.mode();
+        if meta.uid() == user.uid.as_raw() {
+            mode & (mask << 6) != 0
+        } else if meta.gid() == user.gid.as_raw() {
+            mode & (mask << 3) != 0
+        } else {
+            mode & mask != 0
+        }
+    };
+    paths.iter().find_map(|path| {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dirs_ok = path.ancestors().skip(1).all(|dir| std::fs::metadata(dir).is_ok_and(|m| allows(&m, 0o1)));
+        let file_ok = std::fs::metadata(&path).is_ok_and(|m| allows(&m, 0o4));
+        (!dirs_ok || !file_ok).then_some(path)
+    })
 }
 
 /// Gives `dir` (the state directory) to `user`, while the daemon still may.

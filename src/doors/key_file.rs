@@ -1,7 +1,29 @@
-//! Files that hold secrets (rotating secrets, SPA keys): read whole, refused if other users can
-//! write them, since whoever can change them can open the firewall.
+//! Files that hold keys (rotating secrets, SPA keys, fwknop keys): read whole, refused if other
+//! users can write them (whoever can change them can open the firewall) and, for secrets, if
+//! other users can read them.
 
 use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::config::KeyMaterial;
+
+/// Base64 as fwknop writes it: the standard alphabet, with or without `=` padding.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_encode_padding(false).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes base64 as fwknop writes it; `None` if it is not base64.
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    BASE64.decode(text.trim()).ok()
+}
+
+/// Encodes as fwknop does: the standard alphabet, without padding.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
 
 /// Shortest shared secret accepted, in bytes.
 pub const MIN_SECRET: usize = 16;
@@ -30,9 +52,39 @@ pub fn read_private(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileE
     crate::config::read_private(path, 1 << 16).map_err(|e| KeyFileError::new(what, path, e.to_string()))
 }
 
+/// Reads a file that holds a secret: like [`read_private`], and other users must not be able
+/// to read it either.
+pub fn read_secret_bytes(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    use std::os::unix::fs::MetadataExt;
+    let bytes = read_private(what, path)?;
+    let mode = std::fs::metadata(path).map_err(|e| KeyFileError::new(what, path, e.to_string()))?.mode();
+    if mode & 0o004 != 0 {
+        let message = format!(
+            "refusing to use it: every user can read the secret in it (mode {:o}): run `chmod o-r {}`",
+            mode & 0o7777,
+            path.display()
+        );
+        return Err(KeyFileError::new(what, path, message));
+    }
+    Ok(bytes)
+}
+
+/// The bytes of a key, wherever it is written: text as is, base64 decoded, a file's base64.
+pub fn read_key_material(what: &'static str, key: &KeyMaterial) -> Result<Vec<u8>, KeyFileError> {
+    let invalid = |path: &Path| KeyFileError::new(what, path, "the key is not base64");
+    match key {
+        KeyMaterial::Text(text) => Ok(text.as_bytes().to_vec()),
+        KeyMaterial::Base64(text) => decode_base64(text).ok_or_else(|| invalid(Path::new("(inline)"))),
+        KeyMaterial::File(path) => {
+            let bytes = read_secret_bytes(what, path)?;
+            decode_base64(&String::from_utf8_lossy(&bytes)).ok_or_else(|| invalid(path))
+        }
+    }
+}
+
 /// Reads a shared secret: the file's bytes less one trailing newline, at least [`MIN_SECRET`].
 pub fn read_secret(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    let mut secret = read_private(what, path)?;
+    let mut secret = read_secret_bytes(what, path)?;
     if secret.ends_with(b"\n") {
         secret.pop();
         if secret.ends_with(b"\r") {

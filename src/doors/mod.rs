@@ -8,10 +8,12 @@
 //! to kinds by port and commits their grants.
 //!
 //! Kinds: [`sequence`] (knock sequences: fixed, one-time files, rotating secrets; one attempt
-//! table with a cap for all of them) and [`spa`] (single-packet authorization). A new kind is
+//! table with a cap for all of them), [`spa`] (single-packet authorization) and [`fwknop`]
+//! (fwknop's clients' single packets). A new kind is
 //! one module here, one [`crate::config::Proof`] variant, and one line in `KINDS`.
 
 pub mod budget;
+pub mod fwknop;
 pub mod key_file;
 pub mod replay;
 pub mod sequence;
@@ -37,8 +39,23 @@ pub struct Grant {
     pub addr: IpAddr,
     /// Where the proof came from.
     pub src: IpAddr,
+    /// Where the proof was sent.
+    pub dst: IpAddr,
     /// The key that signed it, for the log and status; `None` for knock sequences.
     pub by: Option<String>,
+    /// The ports the client asked for (fwknop); empty: what the door opens.
+    pub ports: Vec<PortProto>,
+    /// How long, when the proof says (a client's timeout); `None`: the door's `open.timeout`.
+    pub timeout: Option<Duration>,
+    /// When the client sent it, in seconds since the Unix epoch, when the proof says.
+    pub sent_at: Option<u64>,
+}
+
+impl Grant {
+    /// A grant for `addr` that asks for nothing but what the door opens.
+    pub fn new(door: DoorId, addr: IpAddr, src: IpAddr, dst: IpAddr) -> Self {
+        Grant { door, addr, src, dst, by: None, ports: Vec::new(), timeout: None, sent_at: None }
+    }
 }
 
 /// What happened to an attempt, for the log (rate-limited) and the counters.
@@ -131,7 +148,7 @@ pub struct DoorError {
 type Build = fn(&Config) -> Result<Option<Box<dyn DoorKind>>, DoorError>;
 
 /// Every kind of door, in the order packets are offered to them.
-const KINDS: [Build; 2] = [sequence::build, spa::build];
+const KINDS: [Build; 3] = [sequence::build, spa::build, fwknop::build];
 
 /// The kinds the config uses, with every file they need read: all or nothing.
 pub fn build(config: &Config) -> Result<Vec<Box<dyn DoorKind>>, DoorError> {

@@ -104,6 +104,15 @@ impl ReplayCache {
             .map_err(|e| ReplayError { path: file.clone(), message: e.to_string() })
     }
 
+    /// Takes in what `older` (the cache this one replaces, on a reload) remembers.
+    pub fn absorb(&mut self, older: ReplayCache) {
+        for (key, until) in older.seen {
+            if !self.seen.contains_key(&key) {
+                self.insert(key, until);
+            }
+        }
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.seen.len()

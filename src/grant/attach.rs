@@ -1,7 +1,7 @@
 //! Attach mode: doors that add addresses to sets in the admin's own table. The sets are the
 //! admin's: knockd checks them (exists, right key type, `flags timeout`) and never creates them.
 
-use super::{Firewall, FirewallError, KEY_IPV4, KEY_IPV6};
+use super::{Firewall, FirewallError, KEY_IPV4, KEY_IPV4_PORT, KEY_IPV6, KEY_IPV6_PORT};
 use crate::config::Config;
 
 /// One set an attach-mode door adds to, and what is wrong with it, if anything.
@@ -19,8 +19,17 @@ pub struct AttachedSet {
 pub fn attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<Vec<AttachedSet>, FirewallError> {
     let mut reports = Vec::new();
     for door in &config.doors {
-        let Some(attach) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
-        let wanted = [(attach.ipv4.as_ref(), KEY_IPV4, "ipv4_addr"), (attach.ipv6.as_ref(), KEY_IPV6, "ipv6_addr")];
+        let Some(open) = door.open.as_ref() else { continue };
+        let Some(attach) = open.attach.as_ref() else { continue };
+        // A door whose clients name ports (fwknop) adds address, protocol and port.
+        let wanted = if open.per_port {
+            [
+                (attach.ipv4.as_ref(), KEY_IPV4_PORT, "ipv4_addr . inet_proto . inet_service"),
+                (attach.ipv6.as_ref(), KEY_IPV6_PORT, "ipv6_addr . inet_proto . inet_service"),
+            ]
+        } else {
+            [(attach.ipv4.as_ref(), KEY_IPV4, "ipv4_addr"), (attach.ipv6.as_ref(), KEY_IPV6, "ipv6_addr")]
+        };
         for (name, key, key_name) in wanted.into_iter().filter_map(|(n, k, kn)| n.map(|n| (n, k, kn))) {
             let set = format!("set {} {} {name}", attach.family, attach.table);
             let problem = match firewall.set_info(attach.family, &attach.table, name)? {

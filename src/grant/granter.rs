@@ -1,24 +1,15 @@
 //! From a door's grant to set elements and commands, and the retry policy around them.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
 use super::attach::{AttachError, check_attached_sets};
-use super::legacy_command::{Scheduler, Spawner};
+use super::legacy_command::{Scheduler, Spawner, Vars};
 use super::nft::{Family, Ruleset, set_name};
 use super::{Element, Firewall, FirewallError};
-use crate::config::{Config, Door, TableFamily};
-use crate::doors::{DoorId, Grant};
-
-/// A completed proof waiting for the next firewall commit.
-#[derive(Debug, Clone)]
-struct Pending {
-    door: DoorId,
-    addr: IpAddr,
-    by: Option<String>,
-}
+use crate::config::{Config, Door, PortProto, TableFamily};
+use crate::doors::Grant;
 
 /// Commits grants: set elements through the firewall, commands through the spawner.
 pub struct Granter<F: Firewall, S: Spawner> {
@@ -29,7 +20,8 @@ pub struct Granter<F: Firewall, S: Spawner> {
     /// The table the daemon installed, if any (so a reload to a config without nftables doors
     /// still replaces it, and a rename removes the old one).
     table: Option<String>,
-    pending: Vec<Pending>,
+    /// Grants waiting for the next firewall commit.
+    pending: Vec<Grant>,
     /// The attached set last reported missing, so the report is not repeated every check.
     missing_attached: Option<(String, String)>,
     /// Grants the firewall refused.
@@ -71,44 +63,60 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         Ok(())
     }
 
-    /// Opens `door` for the grant: queues its set element, runs its start command.
+    /// Opens `door` for the grant: queues its set elements, runs its start command.
     pub fn open(&mut self, door: &Door, grant: &Grant, now: Duration) {
         if door.open.is_some() {
-            self.pending.push(Pending { door: grant.door, addr: grant.addr, by: grant.by.clone() });
+            self.pending.push(grant.clone());
         }
-        self.scheduler.open(door, grant.addr, now, &mut self.spawner);
+        let vars = Vars {
+            ip: grant.addr,
+            pkt_src: Some(grant.src),
+            dst: Some(grant.dst),
+            port: grant.ports.first().copied(),
+            timeout: grant.timeout,
+            sent_at: grant.sent_at,
+        };
+        self.scheduler.open(door, vars, now, &mut self.spawner);
     }
 
     /// Commits every grant since the last flush: one transaction per set, each element once,
     /// so one set's failure never costs another set's grants. A set that has gone with the
-    /// daemon's own table is put back and tried once more. Returns how many were granted.
+    /// daemon's own table is put back and tried once more. Returns how many grants went in.
     pub fn flush(&mut self, config: &Config) -> usize {
         if self.pending.is_empty() {
             return 0;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let mut granted = 0;
-        for group in by_set(config, pending) {
-            let elements: Vec<Element> = group.iter().map(|(_, e)| e.clone()).collect();
-            let mut result = self.firewall.add_elements(&elements);
-            if matches!(result, Err(FirewallError::NotFound { .. }))
-                && self.table.as_deref() == Some(&elements[0].table)
-            {
+        // The same source opening the same door twice in a round is one grant: the later one.
+        let mut seen = std::collections::HashSet::new();
+        let mut pending: Vec<Grant> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .rev()
+            .filter(|g| seen.insert((g.door, g.addr, g.ports.clone())))
+            .collect();
+        pending.reverse();
+        let wanted: Vec<Vec<Element>> = pending.iter().map(|g| elements(config, g)).collect();
+        let mut failed: Vec<(TableFamily, String, String)> = Vec::new();
+        for set in by_set(wanted.iter().flatten()) {
+            let mut result = self.firewall.add_elements(&set);
+            if matches!(result, Err(FirewallError::NotFound { .. })) && self.table.as_deref() == Some(&set[0].table) {
                 // Someone removed our table or a set: put it back and try once more.
                 self.verify(config);
-                result = self.firewall.add_elements(&elements);
+                result = self.firewall.add_elements(&set);
             }
-            match result {
-                Ok(()) => {
-                    for (p, element) in &group {
-                        log_grant(&config.doors[p.door], p, element);
-                    }
-                    granted += elements.len();
-                }
-                Err(e) => {
-                    self.errors += elements.len() as u64;
-                    error!("cannot grant access to {} source(s): {e}", elements.len());
-                }
+            if let Err(e) = result {
+                error!("cannot grant access to {} source(s): {e}", set.len());
+                failed.push((set[0].family, set[0].table.clone(), set[0].set.clone()));
+            }
+        }
+        let mut granted = 0;
+        for (grant, elements) in pending.iter().zip(&wanted) {
+            let ok = !elements.is_empty()
+                && elements.iter().all(|e| !failed.contains(&(e.family, e.table.clone(), e.set.clone())));
+            if ok {
+                log_grant(&config.doors[grant.door], grant, elements);
+                granted += 1;
+            } else if !elements.is_empty() {
+                self.errors += 1;
             }
         }
         granted
@@ -207,59 +215,66 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     }
 }
 
-/// The pending grants as elements, grouped by set, each (set, address) once with the longest
-/// timeout asked for. Grants with no set for their address's family are logged and dropped.
-fn by_set(config: &Config, pending: Vec<Pending>) -> Vec<Vec<(Pending, Element)>> {
-    let mut groups: Vec<Vec<(Pending, Element)>> = Vec::new();
-    for p in pending {
-        let Some(element) = element(config, &p) else {
-            warn!(
-                "{}: {}: the door has no set for this address family; not granted",
-                config.doors[p.door].name, p.addr
-            );
-            continue;
-        };
-        let same_set = |g: &&mut Vec<(Pending, Element)>| {
-            let e = &g[0].1;
+/// Elements grouped by set, each (set, address, port) once with the longest timeout asked for.
+fn by_set<'a>(elements: impl Iterator<Item = &'a Element>) -> Vec<Vec<Element>> {
+    let mut groups: Vec<Vec<Element>> = Vec::new();
+    for element in elements {
+        let same_set = |g: &&mut Vec<Element>| {
+            let e = &g[0];
             (e.family, &e.table, &e.set) == (element.family, &element.table, &element.set)
         };
         match groups.iter_mut().find(same_set) {
-            Some(group) => match group.iter_mut().find(|(_, e)| e.addr == element.addr) {
-                Some((_, e)) => e.timeout = e.timeout.max(element.timeout),
-                None => group.push((p, element)),
+            Some(group) => match group.iter_mut().find(|e| (e.addr, e.port) == (element.addr, element.port)) {
+                Some(e) => e.timeout = e.timeout.max(element.timeout),
+                None => group.push(element.clone()),
             },
-            None => groups.push(vec![(p, element)]),
+            None => groups.push(vec![element.clone()]),
         }
     }
     groups
 }
 
-fn log_grant(door: &Door, p: &Pending, element: &Element) {
-    let timeout = humantime::format_duration(element.timeout);
-    let by = p.by.as_ref().map_or_else(String::new, |key| format!(" (key {key})"));
-    match door.open.as_ref().filter(|o| o.attach.is_none()) {
-        Some(open) => {
-            let ports = open.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-            info!("{}: {}: granted {ports} for {timeout}{by}", door.name, p.addr);
+fn log_grant(door: &Door, grant: &Grant, elements: &[Element]) {
+    let timeout = humantime::format_duration(elements[0].timeout);
+    let by = grant.by.as_ref().map_or_else(String::new, |key| format!(" (key {key})"));
+    let Some(open) = door.open.as_ref() else { return };
+    let list = |ports: &mut dyn Iterator<Item = PortProto>| ports.map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+    match &open.attach {
+        None if open.per_port => {
+            info!(
+                "{}: {}: granted {} for {timeout}{by}",
+                door.name,
+                grant.addr,
+                list(&mut elements.iter().filter_map(|e| e.port))
+            )
         }
-        None => info!(
-            "{}: {}: added to set {} {} {} for {timeout}{by}",
-            door.name, p.addr, element.family, element.table, element.set
-        ),
+        None => {
+            info!("{}: {}: granted {} for {timeout}{by}", door.name, grant.addr, list(&mut open.ports.iter().copied()))
+        }
+        Some(_) => {
+            let e = &elements[0];
+            info!("{}: {}: added to set {} {} {} for {timeout}{by}", door.name, grant.addr, e.family, e.table, e.set)
+        }
     }
 }
 
-/// The set element that grants `p`; `None` for an attach door without a set for the address's
-/// family.
-fn element(config: &Config, p: &Pending) -> Option<Element> {
-    let door = &config.doors[p.door];
-    let open = door.open.as_ref()?;
+/// The set elements that grant `grant`: one for the address, or (a per-port door) one per
+/// port asked for. None for an attach door without a set for the address's family, or a
+/// per-port grant that asked for no port.
+fn elements(config: &Config, grant: &Grant) -> Vec<Element> {
+    let door = &config.doors[grant.door];
+    let Some(open) = door.open.as_ref() else { return Vec::new() };
     let (family, table, set) = match &open.attach {
-        None => (TableFamily::Inet, config.table.clone(), set_name(&door.name, Family::of(&p.addr))),
-        Some(a) => {
-            let set = if p.addr.is_ipv4() { a.ipv4.as_ref() } else { a.ipv6.as_ref() }?;
-            (a.family, a.table.clone(), set.clone())
-        }
+        None => (TableFamily::Inet, config.table.clone(), set_name(&door.name, Family::of(&grant.addr))),
+        Some(a) => match if grant.addr.is_ipv4() { a.ipv4.as_ref() } else { a.ipv6.as_ref() } {
+            Some(set) => (a.family, a.table.clone(), set.clone()),
+            None => {
+                warn!("{}: {}: the door has no set for this address family; not granted", door.name, grant.addr);
+                return Vec::new();
+            }
+        },
     };
-    Some(Element { family, table, set, addr: p.addr, timeout: open.timeout })
+    let timeout = grant.timeout.unwrap_or(open.timeout);
+    let element = |port| Element { family, table: table.clone(), set: set.clone(), addr: grant.addr, port, timeout };
+    if open.per_port { grant.ports.iter().map(|p| element(Some(*p))).collect() } else { vec![element(None)] }
 }

@@ -1,6 +1,6 @@
 //! An in-memory firewall that records what it was asked to do, for tests without root.
 
-use super::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV6, SetInfo};
+use super::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV4_PORT, KEY_IPV6, KEY_IPV6_PORT, SetInfo};
 use crate::config::TableFamily;
 use crate::grant::nft::{CHAIN, Family, Ruleset};
 
@@ -89,7 +89,12 @@ impl Firewall for MemoryFirewall {
     fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError> {
         self.check("look up a set")?;
         if let Some(spec) = self.own(family, table).and_then(|r| r.sets.iter().find(|s| s.name == set)) {
-            let key_type = if spec.family == Family::V4 { KEY_IPV4 } else { KEY_IPV6 };
+            let key_type = match (spec.family, spec.per_port) {
+                (Family::V4, false) => KEY_IPV4,
+                (Family::V6, false) => KEY_IPV6,
+                (Family::V4, true) => KEY_IPV4_PORT,
+                (Family::V6, true) => KEY_IPV6_PORT,
+            };
             return Ok(Some(SetInfo { timeout: true, key_type }));
         }
         Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use granter::Granter;
 pub use memory::MemoryFirewall;
 
-use crate::config::TableFamily;
+use crate::config::{PortProto, TableFamily};
 use nft::Ruleset;
 
 /// One address to add to one set, expiring after `timeout`.
@@ -34,6 +34,8 @@ pub struct Element {
     pub set: String,
     /// The address to add.
     pub addr: IpAddr,
+    /// For a per-port set: the protocol and port that address may reach.
+    pub port: Option<PortProto>,
     /// When the kernel removes it again.
     pub timeout: Duration,
 }
@@ -51,6 +53,10 @@ pub struct SetInfo {
 pub const KEY_IPV4: u32 = 7;
 /// nftables' data type number for `ipv6_addr` set keys.
 pub const KEY_IPV6: u32 = 8;
+/// nftables' data type numbers for `ipv4_addr . inet_proto . inet_service` and its IPv6 twin.
+pub const KEY_IPV4_PORT: u32 = nft::concat::key_type(nft::Family::V4);
+/// See [`KEY_IPV4_PORT`].
+pub const KEY_IPV6_PORT: u32 = nft::concat::key_type(nft::Family::V6);
 
 /// A firewall operation that failed, with what was being done and what the kernel said.
 #[derive(Debug, thiserror::Error)]

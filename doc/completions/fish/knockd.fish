@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockd_global_optspecs
-    string join \n c/configfile= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup keep-capabilities convert= h/help V/version
+    string join \n c/configfile= state-dir= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup keep-capabilities convert= h/help V/version
 end
 
 function __fish_knockd_needs_command
@@ -24,7 +24,8 @@ function __fish_knockd_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c knockd -n "__fish_knockd_needs_command" -s c -l configfile -d 'Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_needs_command" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config)' -r
 complete -c knockd -n "__fish_knockd_needs_command" -s l -l loglevel -d 'Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library internals' -r
 complete -c knockd -n "__fish_knockd_needs_command" -s L -l logfile -d 'Also log to this file' -r -F
@@ -43,9 +44,11 @@ complete -c knockd -n "__fish_knockd_needs_command" -s V -l version -d 'Print ve
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "check" -d 'Validate the config and print the nftables objects it would create; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "status" -d 'List current grants (door, address, what is open, time left), read from the kernel'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c knockd -n "__fish_knockd_using_subcommand check" -s c -l configfile -d 'Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand check" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand check" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand check" -s h -l help -d 'Print help'
-complete -c knockd -n "__fish_knockd_using_subcommand status" -s c -l configfile -d 'Config file: YAML (knockd.yaml) or classic knockd.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand status" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand status" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status help" -f -a "check" -d 'Validate the config and print the nftables objects it would create; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
 complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status help" -f -a "status" -d 'List current grants (door, address, what is open, time left), read from the kernel'

@@ -3,6 +3,7 @@
 //! Values are checked while they are deserialized, so every error comes back from
 //! serde_yaml_ng with the key path (`doors.ssh.sequence[1]`) and the line it is on.
 
+mod fwknop;
 mod values;
 
 use std::fmt;
@@ -16,8 +17,8 @@ pub use values::{MAX_COMMAND_LEN, check_command};
 
 use super::{
     AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR,
-    DEFAULT_USER, Door, LogOptions, OpenAction, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS,
-    ROTATING_STEP, Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
+    DEFAULT_USER, Door, LogOptions, OpenAction, PortProto, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH,
+    ROTATING_PORTS, ROTATING_STEP, Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
 };
 use super::{ConfigError, Location};
 
@@ -42,6 +43,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         pidfile: raw.pidfile,
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         user: raw.user.map_or_else(|| DEFAULT_USER.into(), |u| u.0),
+        included: Vec::new(),
         max_attempts: raw.limits.max_attempts,
         doors,
     })
@@ -143,6 +145,8 @@ struct RawDoor {
     #[serde(default)]
     spa: Option<RawSpa>,
     #[serde(default)]
+    fwknop: Option<fwknop::RawFwknop>,
+    #[serde(default)]
     from: Vec<Prefix>,
     #[serde(default)]
     not_from: Vec<Prefix>,
@@ -174,13 +178,16 @@ impl RawDoor {
             }
         };
         proofs.extend(self.spa.map(|s| s.into_spa()).transpose()?.map(Proof::Spa));
+        let fwknop = self.fwknop.map(|f| f.into_fwknop(&name)).transpose()?;
+        let allowed = fwknop.as_ref().map(|f| f.open_ports.clone());
+        proofs.extend(fwknop.map(|f| Proof::Fwknop(Box::new(f))));
         if proofs.is_empty() {
             return Err(E::custom(format!(
-                "door `{name}` has no knock: add `sequence:` (or `one_time_sequences:`, `rotating:` or `spa:`)"
+                "door `{name}` has no knock: add `sequence:` (or `one_time_sequences:`, `rotating:`, `spa:` or `fwknop:`)"
             )));
         }
         let text = |c: Option<CommandText>| c.map(|c| c.0);
-        let open = self.open.map(|o| o.into_action(&name)).transpose()?;
+        let open = self.open.map(|o| o.into_action(&name, allowed)).transpose()?;
         Ok(Door {
             name,
             proofs,
@@ -286,17 +293,28 @@ struct RawAttach {
 }
 
 impl RawOpen {
-    fn into_action<E: de::Error>(self, door: &str) -> Result<OpenAction, E> {
-        let attach = match (self.ports, self.set) {
-            (Some(ports), None) => return Ok(OpenAction { ports: ports.0, timeout: self.timeout.0, attach: None }),
-            (None, Some(set)) => set,
-            (Some(_), Some(_)) => {
+    /// `allowed`: for a door whose clients ask for ports (fwknop), the ports they may ask for
+    /// (`fwknop.open_ports`, empty for any): those are the ones guarded.
+    fn into_action<E: de::Error>(self, door: &str, allowed: Option<Vec<PortProto>>) -> Result<OpenAction, E> {
+        let timeout = self.timeout.0;
+        let per_port = allowed.is_some();
+        let attach = match (self.ports, self.set, allowed) {
+            (Some(_), None, Some(_)) => {
+                return Err(E::custom(format!(
+                    "door `{door}`: fwknop's clients name the ports they want: list those they may ask for in \
+                     `fwknop.open_ports`, and leave `ports` out of `open`"
+                )));
+            }
+            (Some(ports), None, None) => return Ok(OpenAction { ports: ports.0, per_port, timeout, attach: None }),
+            (None, None, Some(ports)) => return Ok(OpenAction { ports, per_port, timeout, attach: None }),
+            (None, Some(set), _) => set,
+            (Some(_), Some(_), _) => {
                 return Err(E::custom(format!(
                     "door `{door}`: `open` has both `ports` (the daemon's own table) and `set` (your table): \
                      keep one; with `set`, your own rules decide which ports the set opens"
                 )));
             }
-            (None, None) => {
+            (None, None, None) => {
                 return Err(E::custom(format!("door `{door}`: `open` needs `ports:` or `set:`")));
             }
         };
@@ -317,7 +335,8 @@ impl RawOpen {
         }
         Ok(OpenAction {
             ports: Vec::new(),
-            timeout: self.timeout.0,
+            per_port,
+            timeout,
             attach: Some(AttachSets { family, table: attach.table.0, ipv4, ipv6 }),
         })
     }

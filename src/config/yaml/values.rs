@@ -259,3 +259,12 @@ from_str_checked!(UserName, |s| {
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if valid { Ok(UserName(s)) } else { Err(format!("`{s}` is not a user name: use one like nobody or knockd")) }
 });
+
+/// Any text, as a string (a number or a boolean where text is meant is an error, not text).
+pub(super) struct TextValue(pub(super) String);
+from_str_checked!(TextValue, |s| Ok(TextValue(s)));
+
+/// Whether `text` is base64 (the standard alphabet, padding optional).
+pub fn check_base64(text: &str) -> Result<(), String> {
+    crate::doors::key_file::decode_base64(text).map(|_| ()).ok_or_else(|| format!("`{text}` is not base64"))
+}

@@ -81,14 +81,14 @@ impl Sequences {
         &self.matcher
     }
 
-    fn on_event(&mut self, event: Event, out: &mut Outcomes) {
+    fn on_event(&mut self, event: Event, dst: std::net::IpAddr, out: &mut Outcomes) {
         match event {
             Event::Stage { door, src, stage, of } => out.notes.push(Note::Stage { door, src, stage, of }),
             Event::Restart { door, src } => out.notes.push(Note::Restart { door, src }),
             Event::TimedOut { door, src } => out.notes.push(Note::TimedOut { door, src }),
             Event::Ignored { door, src, why } => out.notes.push(Note::Ignored { door, src, why }),
             Event::Open { door, src, slot } => {
-                out.grants.push(Grant { door, addr: src, src, by: None });
+                out.grants.push(Grant::new(door, src, src, dst));
                 if let Some(source) = self.sources.iter_mut().find(|s| s.door() == door) {
                     source.opened(slot, &mut self.matcher, out);
                     out.ports_changed = true;
@@ -111,7 +111,7 @@ impl DoorKind for Sequences {
         let mut events = std::mem::take(&mut self.events);
         self.matcher.knock(&packet.knock, now, &mut events);
         for event in events.drain(..) {
-            self.on_event(event, out);
+            self.on_event(event, packet.knock.dst, out);
         }
         self.events = events;
     }

@@ -76,6 +76,7 @@ struct SpaDoor {
 struct Waiting {
     door: usize,
     src: IpAddr,
+    dst: IpAddr,
     payload: Vec<u8>,
 }
 
@@ -138,7 +139,12 @@ impl SpaDoors {
                     }
                     let addr = verified.request.address.unwrap_or(w.src);
                     out.notes.push(Note::Accepted { door: d.id, src: w.src });
-                    out.grants.push(Grant { door: d.id, addr, src: w.src, by: Some(verified.key) });
+                    let by = Some(verified.key);
+                    out.grants.push(Grant {
+                        by,
+                        sent_at: Some(verified.request.timestamp),
+                        ..Grant::new(d.id, addr, w.src, w.dst)
+                    });
                 }
                 Err(e) => out.notes.push(Note::Rejected {
                     door: Some(d.id),
@@ -177,7 +183,7 @@ impl DoorKind for SpaDoors {
         };
         match self.screen(src, knock.port.port, payload) {
             Ok((door, cost)) => {
-                let waiting = Waiting { door, src, payload: payload.to_vec() };
+                let waiting = Waiting { door, src, dst: knock.dst, payload: payload.to_vec() };
                 if cost == 0 {
                     // A MAC costs about what the checks before it did: no need to wait.
                     self.ready.push(waiting);

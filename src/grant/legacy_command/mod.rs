@@ -16,16 +16,61 @@ use std::time::Duration;
 
 use log::error;
 
-use crate::config::Door;
+use crate::config::{Door, PortProto};
 
 /// Stop commands waiting at once; past this, a start whose stop could not be kept is refused,
 /// so nothing is ever opened without its close.
 pub const MAX_PENDING_STOPS: usize = 65_536;
 
-/// Replaces every `%IP%` with the address. The address comes from a parsed packet, so the
-/// result only ever contains an IP literal where the placeholder was.
-pub fn expand(template: &str, addr: IpAddr) -> String {
-    template.replace("%IP%", &addr.to_string())
+/// What a command's placeholders stand for. Every value comes from a parsed packet or the
+/// config: the result only ever holds addresses and numbers where placeholders were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vars {
+    /// `%IP%` and `%SRC%`: the address let in.
+    pub ip: IpAddr,
+    /// `%PKT_SRC%`: the packet's source (fwknop; the address let in otherwise).
+    pub pkt_src: Option<IpAddr>,
+    /// `%DST%`: the address the packet was sent to.
+    pub dst: Option<IpAddr>,
+    /// `%PORT%` and `%PROTO%` (the protocol's number): the first port asked for (fwknop).
+    pub port: Option<PortProto>,
+    /// `%CLIENT_TIMEOUT%`: the timeout the client asked for, in seconds (else the door's).
+    pub timeout: Option<Duration>,
+    /// When the client sent the packet: `%TIMEOUT%` is this plus the timeout (fwknop).
+    pub sent_at: Option<u64>,
+}
+
+impl From<IpAddr> for Vars {
+    fn from(ip: IpAddr) -> Self {
+        Vars { ip, pkt_src: None, dst: None, port: None, timeout: None, sent_at: None }
+    }
+}
+
+/// Replaces the placeholders (`%IP%`, and fwknop's `%SRC%`, `%PKT_SRC%`, `%DST%`, `%PORT%`,
+/// `%PROTO%`, `%TIMEOUT%`, `%CLIENT_TIMEOUT%`) that have a value; others stay as written.
+pub fn expand(template: &str, vars: impl Into<Vars>) -> String {
+    expand_with(template, &vars.into(), None)
+}
+
+fn expand_with(template: &str, vars: &Vars, cmd_timeout: Option<Duration>) -> String {
+    let timeout = vars.timeout.or(cmd_timeout).map(|t| t.as_secs());
+    let values: [(&str, Option<String>); 8] = [
+        ("%IP%", Some(vars.ip.to_string())),
+        ("%SRC%", Some(vars.ip.to_string())),
+        ("%PKT_SRC%", Some(vars.pkt_src.unwrap_or(vars.ip).to_string())),
+        ("%DST%", vars.dst.map(|d| d.to_string())),
+        ("%PORT%", vars.port.map(|p| p.port.to_string())),
+        ("%PROTO%", vars.port.map(|p| p.proto.number().to_string())),
+        ("%TIMEOUT%", vars.sent_at.zip(timeout).map(|(at, t)| (at + t).to_string())),
+        ("%CLIENT_TIMEOUT%", timeout.map(|t| t.to_string())),
+    ];
+    let mut out = template.to_owned();
+    for (placeholder, value) in values {
+        if let Some(value) = value {
+            out = out.replace(placeholder, &value);
+        }
+    }
+    out
 }
 
 /// Whether a job opens or closes.
@@ -102,16 +147,19 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A knock on `door` from `src` completed at `now`: run its start command, schedule its stop.
-    pub fn open(&mut self, door: &Door, src: IpAddr, now: Duration, spawner: &mut dyn Spawner) {
-        let ipv6 = src.is_ipv6();
-        let stop = door.commands.stop_for(ipv6).map(|t| expand(t, src));
+    /// `door` opened for `vars.ip` at `now`: run its start command, schedule its stop.
+    pub fn open(&mut self, door: &Door, vars: impl Into<Vars>, now: Duration, spawner: &mut dyn Spawner) {
+        let vars = vars.into();
+        let (src, ipv6) = (vars.ip, vars.ip.is_ipv6());
+        let cmd_timeout = Some(door.commands.cmd_timeout);
+        let stop = door.commands.stop_for(ipv6).map(|t| expand_with(t, &vars, cmd_timeout));
         if stop.is_some() && self.stops.len() >= MAX_PENDING_STOPS {
             error!("{}: {src}: {MAX_PENDING_STOPS} stop commands pending; not running the start command", door.name);
             return;
         }
         if let Some(template) = door.commands.start_for(ipv6) {
-            let job = Job { door: door.name.clone(), src, phase: Phase::Start, command: expand(template, src) };
+            let command = expand_with(template, &vars, cmd_timeout);
+            let job = Job { door: door.name.clone(), src, phase: Phase::Start, command };
             if let Err(job) = spawner.spawn(job) {
                 // Nothing was started, so nothing needs stopping.
                 return error!("{}: {src}: command queue full; not running: {}", job.door, job.command);

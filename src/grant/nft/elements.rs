@@ -3,7 +3,6 @@
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
-use std::net::IpAddr;
 use std::os::raw::c_char;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -30,8 +29,9 @@ pub(super) fn batch(elements: &[Element]) -> Batch {
             let mut with_timeout = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
             let mut keys_only = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
             for e in chunk {
-                with_timeout.push(&e.addr, Some(e.timeout));
-                keys_only.push(&e.addr, None);
+                let key = super::concat::key(&e.addr, e.port);
+                with_timeout.push(&key, Some(e.timeout));
+                keys_only.push(&key, None);
             }
             messages.push((with_timeout, keys_only));
         }
@@ -63,11 +63,7 @@ impl ElementsMsg {
         }
     }
 
-    fn push(&mut self, addr: &IpAddr, timeout: Option<Duration>) {
-        let key: Vec<u8> = match addr {
-            IpAddr::V4(a) => a.octets().to_vec(),
-            IpAddr::V6(a) => a.octets().to_vec(),
-        };
+    fn push(&mut self, key: &[u8], timeout: Option<Duration>) {
         // SAFETY: the element is handed to the set, which owns and frees it.
         unsafe {
             let elem = sys::nftnl_set_elem_alloc();

@@ -9,6 +9,7 @@ use nftnl::nftnl_sys::{self as sys, libc};
 use nftnl::set::Set;
 use nftnl::{Batch, Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table, nft_expr};
 
+use super::concat::{self, V4Port, V6Port};
 use super::ruleset::{CHAIN, Family, Match, PRIORITY, RuleSpec, Ruleset, Verdict};
 use crate::config::Proto;
 
@@ -25,21 +26,27 @@ pub(super) fn cstring(name: &str) -> CString {
 struct Sets<'a> {
     v4: Vec<Set<'a, Ipv4Addr>>,
     v6: Vec<Set<'a, Ipv6Addr>>,
+    v4_port: Vec<Set<'a, V4Port>>,
+    v6_port: Vec<Set<'a, V6Port>>,
 }
 
 impl<'a> Sets<'a> {
     fn declare(table: &'a Table, ruleset: &Ruleset, batch: &mut Batch) -> Self {
-        let mut sets = Sets { v4: Vec::new(), v6: Vec::new() };
+        let mut sets = Sets { v4: Vec::new(), v6: Vec::new(), v4_port: Vec::new(), v6_port: Vec::new() };
         // Set ids only need to be unique within the batch.
         for (id, spec) in ruleset.sets.iter().enumerate() {
-            let name = cstring(&spec.name);
-            match spec.family {
-                Family::V4 => sets.v4.push(timeout_set(&name, id as u32, table)),
-                Family::V6 => sets.v6.push(timeout_set(&name, id as u32, table)),
+            let (name, id) = (cstring(&spec.name), id as u32);
+            match (spec.family, spec.per_port) {
+                (Family::V4, false) => sets.v4.push(timeout_set(&name, id, table)),
+                (Family::V6, false) => sets.v6.push(timeout_set(&name, id, table)),
+                (Family::V4, true) => sets.v4_port.push(timeout_set(&name, id, table)),
+                (Family::V6, true) => sets.v6_port.push(timeout_set(&name, id, table)),
             }
         }
         sets.v4.iter().for_each(|s| batch.add(s, MsgType::Add));
         sets.v6.iter().for_each(|s| batch.add(s, MsgType::Add));
+        sets.v4_port.iter().for_each(|s| batch.add(s, MsgType::Add));
+        sets.v6_port.iter().for_each(|s| batch.add(s, MsgType::Add));
         sets
     }
 }
@@ -134,6 +141,16 @@ fn add_match(rule: &mut Rule, m: &Match, sets: &Sets) {
             rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV6 as u8));
             rule.add_expr(&nft_expr!(payload ipv6 saddr));
             rule.add_expr(&nft_expr!(lookup find(&sets.v6, set)));
+        }
+        Match::SaddrPortIn { family: Family::V4, set } => {
+            rule.add_expr(&nft_expr!(meta nfproto));
+            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV4 as u8));
+            concat::add_lookup(rule, Family::V4, find(&sets.v4_port, set));
+        }
+        Match::SaddrPortIn { family: Family::V6, set } => {
+            rule.add_expr(&nft_expr!(meta nfproto));
+            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV6 as u8));
+            concat::add_lookup(rule, Family::V6, find(&sets.v6_port, set));
         }
     }
 }

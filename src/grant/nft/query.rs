@@ -1,13 +1,13 @@
 //! Read-only netlink queries: describe a set, list a set's elements, list a table's sets, read
 //! back the daemon's chain. Requests and answers are built and parsed in safe Rust (`nlmsg`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::netlink::{self, NetlinkFirewall};
 use super::nlmsg::{self, F_ACK, F_DUMP, Message, NLMSG_DONE, Request};
 use super::ruleset::{CHAIN, Ruleset};
-use crate::config::TableFamily;
+use crate::config::{PortProto, TableFamily};
 use crate::grant::{FirewallError, SetInfo};
 
 // NFT_MSG_* request types and NFTA_* attribute types (linux/netfilter/nf_tables.h).
@@ -37,6 +37,8 @@ const SET_F_TIMEOUT: u32 = 0x10;
 pub struct ElementInfo {
     /// The element's address.
     pub addr: IpAddr,
+    /// For a per-port set: the protocol and port.
+    pub port: Option<PortProto>,
     /// The element's own timeout, if it has one.
     pub timeout: Option<Duration>,
     /// Time left before the kernel removes it.
@@ -125,15 +127,10 @@ impl NetlinkFirewall {
             let Some(list) = m.attrs().get(SET_ELEM_LIST_ELEMENTS) else { return };
             for elem in list.nested().filter(|a| a.kind == LIST_ELEM) {
                 let key = elem.nested().get(SET_ELEM_KEY).and_then(|k| k.nested().get(DATA_VALUE));
-                let addr = match key.map(|k| k.data) {
-                    Some(&[a, b, c, d]) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
-                    Some(bytes) if bytes.len() == 16 => {
-                        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).expect("16 bytes")))
-                    }
-                    _ => continue,
-                };
+                let Some((addr, port)) = key.and_then(|k| super::concat::parse_key(k.data)) else { continue };
                 let ms = |kind| elem.nested().get(kind).and_then(|a| be_ms(a.data));
-                elements.push(ElementInfo { addr, timeout: ms(SET_ELEM_TIMEOUT), expires: ms(SET_ELEM_EXPIRATION) });
+                let (timeout, expires) = (ms(SET_ELEM_TIMEOUT), ms(SET_ELEM_EXPIRATION));
+                elements.push(ElementInfo { addr, port, timeout, expires });
             }
         };
         self.query(request, each, || format!("list set {family} {table} {name}"))?;

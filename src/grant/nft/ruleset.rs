@@ -66,6 +66,20 @@ pub struct SetSpec {
     pub name: String,
     /// Which addresses it holds.
     pub family: Family,
+    /// Elements are address, protocol and port (`ipv4_addr . inet_proto . inet_service`), for
+    /// doors whose clients ask for ports (fwknop).
+    pub per_port: bool,
+}
+
+impl SetSpec {
+    /// The set's key type, in nft syntax.
+    pub fn key_type(&self) -> String {
+        if self.per_port {
+            format!("{} . inet_proto . inet_service", self.family.key_type())
+        } else {
+            self.family.key_type().to_owned()
+        }
+    }
 }
 
 /// One condition of a rule.
@@ -81,6 +95,8 @@ pub enum Match {
     /// `ip saddr @set` / `ip6 saddr @set`
     /// `ip saddr @set` / `ip6 saddr @set`.
     SaddrIn { family: Family, set: String },
+    /// `ip saddr . meta l4proto . th dport @set`: the source, with the port it knocks on.
+    SaddrPortIn { family: Family, set: String },
 }
 
 /// What a rule does with a packet that matches.
@@ -143,13 +159,8 @@ impl Ruleset {
             let Some(open) = door.open.as_ref().filter(|o| o.attach.is_none()) else { continue };
             for family in Family::BOTH {
                 let set = set_name(&door.name, family);
-                sets.push(SetSpec { name: set.clone(), family });
-                for port in &open.ports {
-                    rules.push(RuleSpec {
-                        matches: vec![Match::Dport(*port), Match::SaddrIn { family, set: set.clone() }],
-                        verdict: Verdict::Accept,
-                    });
-                }
+                sets.push(SetSpec { name: set.clone(), family, per_port: open.per_port });
+                rules.extend(accepts(open, family, &set));
             }
             guarded.extend(&open.ports);
         }
@@ -163,6 +174,22 @@ impl Ruleset {
     }
 }
 
+/// The rules that let a door's grants in: per port for a plain door, one rule for a per-port
+/// door (its set names the ports).
+fn accepts(open: &crate::config::OpenAction, family: Family, set: &str) -> Vec<RuleSpec> {
+    if open.per_port {
+        let matches = vec![Match::SaddrPortIn { family, set: set.to_owned() }];
+        return vec![RuleSpec { matches, verdict: Verdict::Accept }];
+    }
+    open.ports
+        .iter()
+        .map(|port| RuleSpec {
+            matches: vec![Match::Dport(*port), Match::SaddrIn { family, set: set.to_owned() }],
+            verdict: Verdict::Accept,
+        })
+        .collect()
+}
+
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -170,6 +197,7 @@ impl fmt::Display for Match {
             Match::Loopback => f.write_str("meta iiftype loopback"),
             Match::Dport(p) => write!(f, "{} dport {}", p.proto, p.port),
             Match::SaddrIn { family, set } => write!(f, "{} @{set}", family.saddr()),
+            Match::SaddrPortIn { family, set } => write!(f, "{} . meta l4proto . th dport @{set}", family.saddr()),
         }
     }
 }
@@ -191,7 +219,7 @@ impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "table inet {} {{", self.table)?;
         for set in &self.sets {
-            writeln!(f, "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n", set.name, set.family.key_type())?;
+            writeln!(f, "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n", set.name, set.key_type())?;
         }
         writeln!(f, "\tchain {CHAIN} {{")?;
         writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?;

@@ -1,0 +1,117 @@
+//! The fwknop figure of knockd-bench: fwknopd 2.6.10 (Debian's fwknop-server, its iptables
+//! backend, its shipped defaults) and knockd on the same access.conf, each sent packets the
+//! stock fwknop client built; SPA sent -> first accepted TCP connect, median of the trials.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use knockd::client::{self, Origin};
+
+use crate::daemon::{ConfigFile, Daemon, knockd_path};
+use crate::lab::*;
+
+/// fwknopd as Debian installs it.
+pub const FWKNOPD: &str = "/usr/sbin/fwknopd";
+const KEY: &str = "aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=";
+const HMAC_KEY: &str = "oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==";
+
+/// Which server answers the packets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Fwknopd,
+    Knockd,
+}
+
+/// A packet from the stock client (`-T -B`: built, not sent) opening tcp/22 for `src`.
+fn client_packet(lab: &Lab, src: &str) -> Vec<u8> {
+    let file = ConfigFile::new("spa.packet", "");
+    let args = ["-A", "tcp/22", "-a", src, "-D", SERVER_V4, "-T", "-B", file.path.to_str().unwrap()];
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.client.0, "fwknop", "--no-rc-file", "--no-save-args", "--use-hmac"])
+        .args(["--key-base64-rijndael", KEY, "--key-base64-hmac", HMAC_KEY])
+        .args(args)
+        .output()
+        .expect("fwknop (apt-get install fwknop-client)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&file.path).unwrap().trim_ascii_end().to_vec()
+}
+
+/// Starts `server` in the lab with one stanza for tcp/22; keep the files while it runs.
+fn start(server: Server, lab: &Lab) -> (Daemon, Vec<ConfigFile>) {
+    let access = ConfigFile::private(
+        "access.conf",
+        &format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nOPEN_PORTS tcp/22\nFW_ACCESS_TIMEOUT 60\n"),
+    );
+    let dir = access.state_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    match server {
+        Server::Knockd => {
+            let args = ["-c", &path(&access.path), "--state-dir", &path(&dir), "-n", "-s"];
+            let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &args);
+            assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+            (daemon, vec![access])
+        }
+        Server::Fwknopd => {
+            // Port 22 closed but for fwknopd's rules (it puts its chain first in INPUT).
+            lab.server.run(|| cmd("iptables", &["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]));
+            let conf = ConfigFile::private(
+                "fwknopd.conf",
+                &format!("PCAP_INTF {};\nFWKNOP_RUN_DIR {};\n", lab.server_if, path(&dir)),
+            );
+            let (digest, pid) = (dir.join("digest.cache"), dir.join("fwknopd.pid"));
+            let args = [
+                "-f",
+                "-v",
+                "-c",
+                &path(&conf.path),
+                "-a",
+                &path(&access.path),
+                "-d",
+                &path(&digest),
+                "-p",
+                &path(&pid),
+            ];
+            let daemon = Daemon::spawn_program(&lab.server, FWKNOPD, &args);
+            // fwknopd says nothing when ready; its chain appearing is the sign.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !lab.server.run(|| cmd("iptables", &["-S"])).contains("FWKNOP_INPUT") && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            (daemon, vec![access, conf])
+        }
+    }
+}
+
+/// SPA sent -> first accepted connect, for `trials` sources; the median, and how many got in.
+pub fn latency(server: Server, trials: usize) -> (Option<Duration>, usize) {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let (_daemon, _files) = start(server, &lab);
+    let target: IpAddr = SERVER_V4.parse().unwrap();
+    let mut samples = Vec::new();
+    for i in 0..trials {
+        let src = format!("198.18.40.{}", i + 1);
+        lab.add_client_addr(&format!("{src}/16"));
+        let packet = client_packet(&lab, &src);
+        let src_ip: IpAddr = src.parse().unwrap();
+        let took = lab.client.run(|| {
+            let origin = Origin { source: Some(src_ip), interface: None };
+            client::send_datagram(target, 62201, &packet, &origin).unwrap();
+            let started = Instant::now();
+            // One SYN every 50 us until one is answered; bounded by 2 s.
+            while started.elapsed() < Duration::from_secs(2) {
+                if crate::try_connect(src_ip, SocketAddr::new(target, 22), Duration::from_micros(50)) {
+                    return Some(started.elapsed());
+                }
+            }
+            None
+        });
+        samples.extend(took);
+    }
+    samples.sort();
+    let got_in = samples.len();
+    ((got_in == trials).then(|| samples[got_in / 2]), got_in)
+}

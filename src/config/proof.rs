@@ -1,0 +1,170 @@
+//! How a client proves itself to a door: the settings of each kind of proof.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ports::{PortProto, Proto};
+
+/// How a client proves itself to a door: one variant per door kind. A door has one or more
+/// (a fixed sequence and SPA, say), at most one of them a knock sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// A fixed knock sequence.
+    Sequence(Vec<PortProto>),
+    /// A file of sequences, one per line; each is used once (`One_Time_Sequences`).
+    OneTime(PathBuf),
+    /// Derived from a secret and the time, changing every step (doc/rotating.md).
+    Rotating(Rotating),
+    /// Single-packet authorization (doc/spa.md).
+    Spa(Spa),
+    /// Single-packet authorization from fwknop's clients (an access.conf stanza).
+    Fwknop(Box<Fwknop>),
+}
+
+impl Proof {
+    /// Whether this proof is a sequence of knocks (fixed, one-time or rotating).
+    pub fn is_sequence(&self) -> bool {
+        matches!(self, Proof::Sequence(_) | Proof::OneTime(_) | Proof::Rotating(_))
+    }
+}
+
+/// A rotating sequence: `length` ports in `ports`, derived from the secret every `step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotating {
+    /// The shared secret the sequences are derived from.
+    pub secret_file: PathBuf,
+    /// How often the sequence changes.
+    pub step: Duration,
+    /// Knocks per sequence.
+    pub length: usize,
+    /// Inclusive port range the knocks are drawn from.
+    pub ports: (u16, u16),
+    /// The protocol of every knock.
+    pub proto: Proto,
+}
+
+/// Defaults shared by the daemon and the `knock` client, so a door and a client that both
+/// leave them out agree.
+pub const ROTATING_STEP: Duration = Duration::from_secs(30);
+/// Knocks per rotating sequence when the config does not say.
+pub const ROTATING_LENGTH: usize = 4;
+/// The port range rotating knocks are drawn from when the config does not say.
+pub const ROTATING_PORTS: (u16, u16) = (20000, 40000);
+/// Most knocks a rotating sequence can have: 32 bytes of HMAC, 4 per knock.
+pub const ROTATING_MAX_LENGTH: usize = 8;
+
+/// Single-packet authorization for a door (doc/spa.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spa {
+    /// UDP port the authorization datagram is sent to.
+    pub port: u16,
+    /// How far a packet's timestamp may be from the daemon's clock.
+    pub window: Duration,
+    /// Shared key for HMAC-SHA256 packets.
+    pub hmac_key_file: Option<PathBuf>,
+    /// Clients' Ed25519 public keys.
+    pub public_keys: Vec<PathBuf>,
+    /// Accept only packets that name the address to open for (never "whoever sent this").
+    pub require_address: bool,
+}
+
+/// How far an SPA packet's timestamp may be from the daemon's clock when the config does not say.
+pub const SPA_WINDOW: Duration = Duration::from_secs(30);
+
+/// fwknop's HMAC digest types (`HMAC_DIGEST_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs, reason = "the names are the digests'")]
+pub enum HmacDigest {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha3_256,
+    Sha3_512,
+}
+
+impl HmacDigest {
+    /// Every type, as access.conf spells them.
+    pub const ALL: [HmacDigest; 7] = [
+        HmacDigest::Md5,
+        HmacDigest::Sha1,
+        HmacDigest::Sha256,
+        HmacDigest::Sha384,
+        HmacDigest::Sha512,
+        HmacDigest::Sha3_256,
+        HmacDigest::Sha3_512,
+    ];
+
+    /// The name access.conf and knockd.yaml use: `sha256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HmacDigest::Md5 => "md5",
+            HmacDigest::Sha1 => "sha1",
+            HmacDigest::Sha256 => "sha256",
+            HmacDigest::Sha384 => "sha384",
+            HmacDigest::Sha512 => "sha512",
+            HmacDigest::Sha3_256 => "sha3_256",
+            HmacDigest::Sha3_512 => "sha3_512",
+        }
+    }
+
+    /// Parses a name, in any case.
+    pub fn parse(text: &str) -> Option<HmacDigest> {
+        HmacDigest::ALL.into_iter().find(|d| d.name().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+/// Key material, and where it was written: the bytes are read when the doors are built, and
+/// `--convert` writes the key back the way it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// A passphrase, as text (access.conf `KEY`, `HMAC_KEY`).
+    Text(String),
+    /// Base64 of the key's bytes (`KEY_BASE64`, `HMAC_KEY_BASE64`).
+    Base64(String),
+    /// A file holding the base64 of the key (YAML `key_file`, `hmac_key_file`).
+    File(PathBuf),
+}
+
+/// A door for fwknop's clients: one access.conf stanza (doc/fwknop.md). `SOURCE` is the door's
+/// `from` and `FW_ACCESS_TIMEOUT` its `open.timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fwknop {
+    /// UDP port the packets are sent to (fwknop's default 62201).
+    pub port: u16,
+    /// The key's name in log lines and `knockd status` (access.conf: `stanza1`, `stanza2`...).
+    pub name: String,
+    /// The Rijndael key.
+    pub key: KeyMaterial,
+    /// The HMAC key: knockd checks the HMAC before anything else, so it is required.
+    pub hmac_key: KeyMaterial,
+    /// The HMAC's digest.
+    pub hmac_digest: HmacDigest,
+    /// Refuse packets that ask to open for their own source (`-s`, the address 0.0.0.0).
+    pub require_source_address: bool,
+    /// Accept only packets from this user name (the client's `-U`).
+    pub require_username: Option<String>,
+    /// The ports a client may ask for (`OPEN_PORTS`; empty: any). A door that opens them in
+    /// the daemon's own table guards these.
+    pub open_ports: Vec<PortProto>,
+    /// Ports never opened, whatever the client asks.
+    pub restrict_ports: Vec<PortProto>,
+    /// The most a client may ask for (`MAX_FW_TIMEOUT`).
+    pub max_timeout: Duration,
+    /// How old (or early) a packet may be (`MAX_SPA_PACKET_AGE`).
+    pub window: Duration,
+    /// Accept only packets sent to these addresses (`DESTINATION`; empty: any).
+    pub destination: Vec<ipnet::IpNet>,
+    /// Unix time after which the door no longer opens (`ACCESS_EXPIRE`).
+    pub expires: Option<u64>,
+}
+
+/// fwknop's defaults: the UDP port, `MAX_FW_TIMEOUT`, `MAX_SPA_PACKET_AGE`, `FW_ACCESS_TIMEOUT`.
+pub const FWKNOP_PORT: u16 = 62201;
+/// The most a client may ask for when `MAX_FW_TIMEOUT` is not set.
+pub const FWKNOP_MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// How old a packet may be when `MAX_SPA_PACKET_AGE` is not set.
+pub const FWKNOP_WINDOW: Duration = Duration::from_secs(120);
+/// How long a grant lasts when neither the client nor `FW_ACCESS_TIMEOUT` says.
+pub const FWKNOP_ACCESS_TIMEOUT: Duration = Duration::from_secs(30);

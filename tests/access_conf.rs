@@ -1,0 +1,168 @@
+//! fwknopd's access.conf, loaded unchanged; and the same door written in knockd.yaml.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use knockd::config::{self, Config, Format, HmacDigest, KeyMaterial, PortProto, Proof};
+
+const KEY: &str = "aiAWG9B/dq+7bUR12Zrw4d4UBHVrZmeMTrEfP31C2kw=";
+const HMAC_KEY: &str = "eD+riu6fYSbODfJFHEbjnD8BBrMMpSsHVw9lvYtAugoCiGf7WRmsRio3SdXVgi/TvpTG6xN8EO/c+ldSc+8zxg==";
+
+fn parse(text: &str) -> Result<Config, String> {
+    config::access_conf::parse("/etc/fwknop/access.conf", text).map_err(|e| e.to_string())
+}
+
+fn stanza(extra: &str) -> String {
+    format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\n{extra}")
+}
+
+#[test]
+fn the_debian_example_stanza_loads() {
+    let text = "# access.conf\n%include_folder /nonexistent-is-not-read-unless-named\n";
+    assert!(parse(text).unwrap_err().contains("nonexistent"), "a missing folder is an error, not skipped");
+    let text = format!(
+        "SOURCE              198.18.0.0/16, 2001:db8::/32;  # comment\nOPEN_PORTS          tcp/22, udp/1194\n\
+         RESTRICT_PORTS      tcp/23\nKEY_BASE64          {KEY}\nHMAC_KEY_BASE64     {HMAC_KEY}\n\
+         HMAC_DIGEST_TYPE    SHA512\nFW_ACCESS_TIMEOUT   45\nMAX_FW_TIMEOUT      600\nREQUIRE_USERNAME    alice\n\
+         REQUIRE_SOURCE_ADDRESS Y\nENCRYPTION_MODE CBC\nDESTINATION 198.18.0.1\nACCESS_EXPIRE 01/31/2027\n"
+    );
+    let c = parse(&text).unwrap();
+    let door = &c.doors[0];
+    assert_eq!(door.name, "stanza1");
+    assert_eq!(door.from.len(), 2);
+    let Some(f) = door.fwknop() else { panic!("{door:?}") };
+    assert_eq!((f.port, f.name.as_str(), f.hmac_digest), (62201, "stanza1", HmacDigest::Sha512));
+    assert_eq!(f.key, KeyMaterial::Base64(KEY.into()));
+    assert_eq!(f.open_ports, [PortProto::tcp(22), PortProto::udp(1194)]);
+    assert_eq!(f.restrict_ports, [PortProto::tcp(23)]);
+    assert_eq!((f.max_timeout, f.window), (Duration::from_secs(600), Duration::from_secs(120)));
+    assert!(f.require_source_address);
+    assert_eq!(f.require_username.as_deref(), Some("alice"));
+    assert_eq!(f.expires, Some(1_801_353_600), "midnight UTC, 2027-01-31");
+    let open = door.open.as_ref().unwrap();
+    assert!(open.per_port);
+    assert_eq!((open.ports.clone(), open.timeout), (f.open_ports.clone(), Duration::from_secs(45)));
+}
+
+#[test]
+fn unsupported_directives_are_errors_that_say_why() {
+    let cases = [
+        ("GPG_DECRYPT_ID ABCD1234\n", "does not take fwknop's GPG packets"),
+        ("ENABLE_CMD_EXEC Y\n", "CMD_EXEC"),
+        ("FORCE_NAT 198.18.0.5 22\n", "NAT"),
+        ("ENCRYPTION_MODE CTR\n", "knockd does only CBC (fwknop's default), not `CTR`"),
+        ("FW_ACCESS_TIMEOUT soon\n", "not a number of seconds"),
+        ("OPEN_PORTS icmp/0\n", "unknown protocol `icmp`"),
+        ("SOMETHING_NEW 1\n", "unknown directive: knockd reads SOURCE"),
+        ("HMAC_DIGEST_TYPE sha224\n", "use md5, sha1, sha256"),
+        ("CMD_CYCLE_OPEN /bin/true $IP\n", "CMD_CYCLE_OPEN needs CMD_CYCLE_CLOSE"),
+    ];
+    for (extra, wanted) in cases {
+        let error = parse(&stanza(extra)).unwrap_err();
+        assert!(error.starts_with("/etc/fwknop/access.conf:"), "{error}");
+        assert!(error.contains(wanted), "{extra}: {error}");
+    }
+    let no_hmac = parse(&format!("SOURCE ANY\nKEY_BASE64 {KEY}\n")).unwrap_err();
+    assert!(no_hmac.contains("access.conf:1:1") && no_hmac.contains("no HMAC_KEY_BASE64"), "{no_hmac}");
+    let changeme = parse("SOURCE ANY\nKEY_BASE64 __CHANGEME__\n").unwrap_err();
+    assert!(changeme.contains("access.conf:2:1") && changeme.contains("__CHANGEME__"), "{changeme}");
+    let orphan = parse("OPEN_PORTS tcp/22\n").unwrap_err();
+    assert!(orphan.contains("comes before any `SOURCE` line"), "{orphan}");
+    assert!(parse("# nothing\n").unwrap_err().contains("no stanza is defined"));
+    let same = parse(&format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {KEY}\n")).unwrap_err();
+    assert!(same.contains("must not be the same"), "{same}");
+}
+
+#[test]
+fn command_cycles_run_through_the_classic_command_layer_with_fwknops_variables() {
+    let c = parse(&stanza(
+        "CMD_CYCLE_OPEN /usr/sbin/knock-open $IP $PORT $PROTO $SRC $PKT_SRC $DST $TIMEOUT $HOME\n\
+         CMD_CYCLE_CLOSE /usr/sbin/knock-close $IP\nCMD_CYCLE_TIMER 60\nOPEN_PORTS tcp/22\n",
+    ))
+    .unwrap();
+    let door = &c.doors[0];
+    assert_eq!(door.open, None, "fwknopd runs the command instead of adding a rule");
+    assert_eq!(
+        door.commands.start.as_deref(),
+        Some("/usr/sbin/knock-open %IP% %PORT% %PROTO% %SRC% %PKT_SRC% %DST% %TIMEOUT% $HOME")
+    );
+    assert_eq!(door.commands.stop.as_deref(), Some("/usr/sbin/knock-close %IP%"));
+    assert_eq!(door.commands.cmd_timeout, Duration::from_secs(60));
+    assert_eq!(door.fwknop().unwrap().open_ports, [PortProto::tcp(22)], "OPEN_PORTS still limits what is asked");
+    assert!(c.needs_root().is_some(), "commands keep the daemon root");
+}
+
+/// A directory of its own, removed at the end.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn includes_folders_detection_and_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir(std::env::temp_dir().join(format!("knockd-access-{}", std::process::id())));
+    std::fs::create_dir_all(dir.0.join("access.d")).unwrap();
+    let main = dir.0.join("main.conf");
+    write_private(&main, &format!("{}\n%include_folder access.d\n", stanza("OPEN_PORTS tcp/22\n")));
+    write_private(&dir.0.join("access.d/b.conf"), &stanza("OPEN_PORTS tcp/443\n"));
+    write_private(&dir.0.join("access.d/a.conf"), &stanza("OPEN_PORTS tcp/80\n"));
+    std::fs::write(dir.0.join("access.d/ignored.txt"), "not read").unwrap();
+    assert_eq!(config::detect(&main, &std::fs::read_to_string(&main).unwrap()), Format::AccessConf);
+    let c = config::load(&main).unwrap();
+    let ports: Vec<u16> = c.doors.iter().map(|d| d.fwknop().unwrap().open_ports[0].port).collect();
+    assert_eq!(ports, [22, 80, 443], "the stanza, then the folder's files in name order");
+    assert_eq!(c.included, [dir.0.join("access.d/a.conf"), dir.0.join("access.d/b.conf")]);
+
+    std::fs::set_permissions(dir.0.join("access.d/b.conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = config::load(&main).unwrap_err().to_string();
+    assert!(error.contains("b.conf: refusing to use it: every user can read the keys in it (mode 644)"), "{error}");
+
+    write_private(&main, &format!("%include {}\n", main.display()));
+    let error = config::load(&main).unwrap_err().to_string();
+    assert!(error.contains("at most 3 levels deep"), "{error}");
+}
+
+#[test]
+fn converted_to_yaml_it_loads_as_the_same_doors() {
+    let text = format!(
+        "{}\n{}",
+        stanza("OPEN_PORTS tcp/22\nMAX_FW_TIMEOUT 600\nREQUIRE_SOURCE_ADDRESS Y\nACCESS_EXPIRE_EPOCH 1801440000\n"),
+        stanza("HMAC_DIGEST_TYPE sha3_256\nRESTRICT_PORTS tcp/23\nDESTINATION 198.18.0.1\n")
+            .replace("SOURCE ANY", "SOURCE 198.18.0.0/16")
+    );
+    let c = parse(&text).unwrap();
+    let yaml = config::convert::to_yaml(&c);
+    assert!(yaml.contains("fwknop:") && yaml.contains("hmac_key_base64:"), "{yaml}");
+    let again = config::yaml::parse("converted.yaml", &yaml).unwrap();
+    assert_eq!(again.doors, c.doors, "{yaml}");
+}
+
+#[test]
+fn the_yaml_door_kind() {
+    let yaml = format!(
+        "doors:\n  ssh:\n    fwknop:\n      key_base64: {KEY}\n      hmac_key_base64: {HMAC_KEY}\n      hmac_digest: sha384\n      open_ports: [22, 53/udp]\n      max_timeout: 10m\n      expires: 2027-01-31\n      name: alice\n    open: {{timeout: 30s}}\n"
+    );
+    let c = config::yaml::parse("t.yaml", &yaml).unwrap();
+    let [Proof::Fwknop(f)] = c.doors[0].proofs.as_slice() else { panic!() };
+    assert_eq!((f.name.as_str(), f.hmac_digest, f.expires), ("alice", HmacDigest::Sha384, Some(1_801_353_600)));
+    assert_eq!(c.doors[0].open.as_ref().unwrap().ports, [PortProto::tcp(22), PortProto::udp(53)]);
+    let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();
+    let e = error(&yaml.replace("open: {timeout: 30s}", "open: {ports: [22], timeout: 30s}"));
+    assert!(e.contains("fwknop.open_ports"), "{e}");
+    let e = error(&yaml.replace("      hmac_key_base64", "      hmac_key_file: /k\n      hmac_key_base64"));
+    assert!(e.contains("more than one of `hmac_key`"), "{e}");
+    let e = error(&yaml.replace("hmac_digest: sha384", "hmac_digest: crc32"));
+    assert!(e.contains("unknown hmac_digest `crc32`"), "{e}");
+    let e = error(&yaml.replace(&format!("key_base64: {KEY}"), "key_base64: not*base64"));
+    assert!(e.contains("key_base64"), "{e}");
+}
