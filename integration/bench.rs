@@ -2,8 +2,9 @@
 //! (`apt-get install knockd`), on two network namespaces joined by a veth pair, and prints one
 //! table with both and their ratio. It prints figures; it asserts nothing about timings.
 //!
-//! Run as root: `cargo run --release --features bench --bin knockd-bench -- [--trials N]
-//! [--fwknop-only]`. The fwknop figure needs fwknop-client, and fwknop-server for its side.
+//! Run as root: `cargo build --release --features bench && target/release/knockd-bench
+//! [--trials N] [--fwknop-only | --spa-only]` (it runs the knockd built beside it, so build
+//! both). The fwknop figure needs fwknop-client, and fwknop-server for its side.
 //! Traffic is raw IPv4 packets with spoofed sources in 198.18.0.0/15, sent from the client
 //! namespace to the server namespace only; every sending loop is bounded in count and time.
 
@@ -35,6 +36,7 @@ const RATES: [u64; 9] = [5_000, 10_000, 25_000, 50_000, 100_000, 200_000, 300_00
 struct Figures {
     latency_median: Option<Duration>,
     latency_trials: usize,
+    wait_open_median: Option<Duration>,
     max_rate: Option<u64>,
     first_loss: Option<(u64, u64, u64)>,
     /// Whether the highest rate tried was limited by the sender, not the daemon.
@@ -71,7 +73,12 @@ impl Subject {
                     "log: {level: info, syslog: false}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    tcp_flags: syn\n    open: {ports: [22], timeout: 20s}\n",
                 );
                 let path = config.path.to_str().unwrap().to_owned();
-                let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &["-c", &path, "-n", "-s"]);
+                let control = config.control().to_str().unwrap().to_owned();
+                let daemon = Daemon::spawn_program(
+                    &lab.server,
+                    &knockd_path(),
+                    &["-c", &path, "-n", "-s", "--control", &control],
+                );
                 assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
                 Subject { which, daemon, _config: config }
             }
@@ -160,7 +167,6 @@ fn sequences(first: u32, count: u32) -> Vec<Vec<u8>> {
 
 /// Last knock -> TCP connect accepted, for `trials` sources; the median.
 fn latency(lab: &Lab, trials: usize) -> Option<Duration> {
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
     let mut samples = Vec::new();
     for i in 0..trials {
         let src = format!("198.18.{}.{}", 30, i + 1);
@@ -181,6 +187,30 @@ fn latency(lab: &Lab, trials: usize) -> Option<Duration> {
                 }
             }
             None
+        });
+        samples.extend(took);
+    }
+    samples.sort();
+    (samples.len() == trials).then(|| samples[samples.len() / 2])
+}
+
+/// Last knock -> the `knock` client's `--wait-open 22` loop returns, for `trials` sources; the
+/// median. It shows what a user waits, retries included.
+fn wait_open_latency(lab: &Lab, trials: usize) -> Option<Duration> {
+    let server: IpAddr = SERVER_V4.parse().unwrap();
+    let mut samples = Vec::new();
+    for i in 0..trials {
+        let src = format!("198.18.31.{}", i + 1);
+        lab.add_client_addr(&format!("{src}/16"));
+        let src_ip: IpAddr = src.parse().unwrap();
+        let origin = knockd::client::Origin { source: Some(src_ip), interface: None };
+        let took = lab.client.run(|| {
+            for port in SEQUENCE {
+                send_knock(src_ip, SocketAddr::new(server, port), false).ok()?;
+            }
+            let started = Instant::now();
+            let open = knockd::client::wait_open(SocketAddr::new(server, 22), &origin, Duration::from_secs(5));
+            open.then(|| started.elapsed())
         });
         samples.extend(took);
     }
@@ -210,7 +240,9 @@ fn measure(which: Which, trials: usize) -> Figures {
         let subject = Subject::start(which, &lab, true);
         std::thread::sleep(Duration::from_millis(500));
         f.idle_rss_kib = Some(subject.rss_kib());
+        let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
         f.latency_median = latency(&lab, trials);
+        f.wait_open_median = wait_open_latency(&lab, trials);
     }
     let lab = Lab::new();
     let sender = Sender::new(&lab, 0x0800);
@@ -289,7 +321,9 @@ fn fwknop_table() {
     const TRIALS: usize = 21;
     use bench_fwknop::Server;
     let fwknopd = std::path::Path::new(bench_fwknop::FWKNOPD).exists();
-    let has_client = std::process::Command::new("fwknop").arg("--version").output().is_ok();
+    // Without these flags the client writes ~/.fwknoprc and ~/.fwknop.run.
+    let has_client =
+        std::process::Command::new("fwknop").args(["--no-rc-file", "--no-save-args", "--version"]).output().is_ok();
     if !has_client {
         return eprintln!(
             "knockd-bench: no fwknop client (apt-get install fwknop-client): the fwknop figure is left out"
@@ -322,6 +356,9 @@ fn main() {
     if std::env::args().any(|a| a == "--fwknop-only") {
         return fwknop_table();
     }
+    if std::env::args().any(|a| a == "--spa-only") {
+        return spa_table();
+    }
     let classic_installed = std::path::Path::new(CLASSIC).exists();
     eprintln!("knockd-bench: measuring knockd ({trials} latency trials)...");
     let ours = measure(Which::Ours, trials);
@@ -338,6 +375,13 @@ fn main() {
         Some(format!("{:.0}x faster", c.latency_median?.as_secs_f64() / ours.latency_median?.as_secs_f64()))
     });
     row(&format!("last knock -> TCP connect accepted, median of {trials}"), c.map(lat), lat(&ours), ratio);
+    let waited = |f: &Figures| f.wait_open_median.map(ms).unwrap_or_else(|| "did not open within 5 s".into());
+    row(
+        &format!("`knock --wait-open 22`: last knock -> it returns, median of {trials}"),
+        c.map(waited),
+        waited(&ours),
+        None,
+    );
     let rate = |f: &Figures| match (f.max_rate, f.first_loss) {
         (Some(r), Some((at, got, of))) => format!("{r}/s (at {at}/s: {got} of {of} opened)"),
         (Some(r), None) if f.sender_bound => format!("{r}/s, the sender's line rate, with no loss"),
@@ -370,7 +414,10 @@ fn main() {
     }
 
     fwknop_table();
+    spa_table();
+}
 
+fn spa_table() {
     eprintln!("knockd-bench: measuring a flood of forged SPA packets...");
     let flood = bench_spa::measure(6);
     println!();

@@ -48,7 +48,8 @@ fn start(server: Server, lab: &Lab) -> (Daemon, Vec<ConfigFile>) {
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     match server {
         Server::Knockd => {
-            let args = ["-c", &path(&access.path), "--state-dir", &path(&dir), "-n", "-s"];
+            let control = path(&access.control());
+            let args = ["-c", &path(&access.path), "--state-dir", &path(&dir), "-n", "-s", "--control", &control];
             let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &args);
             assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
             (daemon, vec![access])

@@ -45,12 +45,13 @@ pub fn measure(secs: u64) -> SpaFlood {
         .collect();
     let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
     let yaml = format!(
-        "log: {{level: warn, syslog: false}}\ndoors:\n  ssh: {{spa: {{port: 62201, public_keys: [{}]}}, open: {{ports: [22], timeout: 30s}}}}\n",
+        "log: {{level: info, syslog: false}}\ndoors:\n  ssh: {{spa: {{port: 62201, public_keys: [{}]}}, open: {{ports: [22], timeout: 30s}}}}\n",
         public.join(", ")
     );
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let path = config.path.to_str().unwrap().to_owned();
-    let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &["-c", &path, "-n", "-s"]);
+    let control = config.control().to_str().unwrap().to_owned();
+    let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &["-c", &path, "-n", "-s", "--control", &control]);
     assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
 
     let forged = forged_frames(&keys);

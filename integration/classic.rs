@@ -196,7 +196,7 @@ fn sigterm_runs_pending_stop_commands_before_exiting() {
 }
 
 #[test]
-fn daemon_mode_detaches_writes_a_locked_pidfile_and_logs_to_a_file() {
+fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
     // `user: root`: a daemon that stays root removes its pid file at exit (one that gives root up
@@ -209,9 +209,13 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_and_logs_to_a_file() {
     let (pidfile, logfile) = (dir.join("knockd.pid"), dir.join("knockd.log"));
     let run = |extra: &[&str]| {
         let knockd = knockd_path();
-        let mut args = vec!["netns", "exec", &lab.server.0, &knockd, "-c", config.path.to_str().unwrap(), "-n"];
+        let control = config.control();
+        // The config by a relative name: the background daemon changes to / and must still
+        // find it on reload.
+        let mut args = vec!["netns", "exec", &lab.server.0, &knockd, "-c", "knockd.yaml", "-n"];
+        args.extend(["--control", control.to_str().unwrap()]);
         args.extend_from_slice(extra);
-        Command::new("ip").args(&args).output().unwrap()
+        Command::new("ip").args(&args).current_dir(dir).output().unwrap()
     };
     let first = run(&["-d", "-p", pidfile.to_str().unwrap(), "-L", logfile.to_str().unwrap()]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -223,6 +227,10 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_and_logs_to_a_file() {
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN));
     assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN));
+
+    let reload = run(&["reload"]);
+    assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
+    assert!(String::from_utf8_lossy(&reload.stdout).contains("reloaded: 1 door(s)"), "{reload:?}");
 
     let second = run(&["-d", "-p", pidfile.to_str().unwrap()]);
     assert_eq!(second.status.code(), Some(1));

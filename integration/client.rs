@@ -57,8 +57,9 @@ fn the_client_opens_the_door_over_ipv4_and_ipv6() {
     );
 
     assert!(is_dropped(&lab.client, CLIENT_V6, addr(SERVER_V6, 22), DROP_WAIT));
-    // Two addresses on the client: name the source, as the kernel may pick either.
-    let out = knock(&lab, &["-6", "-d", "50", "--source", CLIENT_V6, SERVER_V6, "7000", "8000/udp", "9000"]);
+    // Two addresses on the client: name the source, as the kernel may pick either. The ports
+    // as one comma-separated argument, as a knockd.conf Sequence line writes them.
+    let out = knock(&lab, &["-6", "-d", "50", "--source", CLIENT_V6, SERVER_V6, "7000,8000/udp,9000"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         connects_within(&lab.client, CLIENT_V6, addr(SERVER_V6, 22), Duration::from_secs(3)),

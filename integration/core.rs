@@ -82,12 +82,9 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 
     let elements = lab.server.set_elements("knockd", "ssh_v4");
     assert!(elements.contains("198.18.0.2") && elements.contains("timeout 3s"), "{elements}");
-    for line in [
-        "ssh: 198.18.0.2: stage 1 of 3",
-        "ssh: 198.18.0.2: stage 2 of 3",
-        "ssh: 198.18.0.2: OPEN",
-        "ssh: 198.18.0.2: granted 22/tcp for 3s",
-    ] {
+    for line in
+        ["ssh: 198.18.0.2: stage 1 of 3", "ssh: 198.18.0.2: stage 2 of 3", "ssh: 198.18.0.2: OPEN 22/tcp for 3s"]
+    {
         assert!(daemon.wait_log(line, Duration::from_secs(2)), "missing log line `{line}`:\n{}", daemon.log_text());
     }
 
@@ -98,6 +95,10 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
     let lifetime = granted_at.elapsed();
     assert!(lifetime >= Duration::from_millis(2500), "the grant lasted only {lifetime:?}");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
+    // The log says so when it happens, and said OPEN once.
+    let ended = "ssh: 198.18.0.2: 22/tcp closed again: the grant of 3s ended";
+    assert!(daemon.wait_log(ended, Duration::from_secs(2)), "{}", daemon.log_text());
+    assert_eq!(daemon.log_text().matches(": OPEN").count(), 1, "one line per grant:\n{}", daemon.log_text());
 
     session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     session.write_all(b"still here").unwrap();
@@ -278,16 +279,16 @@ fn knocking_again_restarts_the_timeout() {
     let config = ConfigFile::new("knockd.yaml", &config("3s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
-    assert!(daemon.wait_log("granted 22/tcp for 3s", Duration::from_secs(3)), "{}", daemon.log_text());
+    assert!(daemon.wait_log("OPEN 22/tcp for 3s", Duration::from_secs(3)), "{}", daemon.log_text());
     let first = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
     // Bounded: the second grant is logged within a few seconds or the test fails.
     let deadline = Instant::now() + Duration::from_secs(3);
-    while daemon.log_text().matches("granted 22/tcp").count() < 2 && Instant::now() < deadline {
+    while daemon.log_text().matches("OPEN 22/tcp").count() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(daemon.log_text().matches("granted 22/tcp").count(), 2, "{}", daemon.log_text());
+    assert_eq!(daemon.log_text().matches("OPEN 22/tcp").count(), 2, "{}", daemon.log_text());
     // Past the first grant's expiry, the element is still there: its timeout was restarted.
     std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500));
     let elements = lab.server.set_elements("knockd", "ssh_v4");

@@ -55,6 +55,12 @@ impl ConfigFile {
         std::fs::write(&self.path, text).unwrap();
     }
 
+    /// The control socket of a daemon started with this config: tests run in parallel, and
+    /// /run/knockd is not theirs.
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("control")
+    }
+
     /// Where a daemon started with this config keeps its state.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
@@ -85,7 +91,8 @@ impl Daemon {
 
     /// Starts it without waiting; for tests of start-up failures.
     pub fn spawn(ns: &Netns, config: &ConfigFile, extra: &[&str]) -> Daemon {
-        let mut args = vec!["-D", "-c", config.path.to_str().unwrap()];
+        let control = config.control();
+        let mut args = vec!["-D", "-c", config.path.to_str().unwrap(), "--control", control.to_str().unwrap()];
         args.extend_from_slice(extra);
         Daemon::spawn_program(ns, &knockd_path(), &args)
     }

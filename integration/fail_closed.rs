@@ -153,9 +153,11 @@ fn a_second_daemon_on_the_same_table_refuses_and_names_the_first() {
     let expected = format!("another knockd is running (pid {}) with table inet knockd", first.pid());
     assert!(second.log_text().contains(&expected), "{}", second.log_text());
     assert_eq!(lab.server.nft(&["list", "ruleset"]), installed, "the second daemon touched nothing");
-    // Another namespace is another table: no conflict there.
+    // Another namespace is another table: no conflict there (its control socket is another file).
     let other = Lab::new();
-    drop(Daemon::start(&other.server, &config, &[]));
+    let same_doors =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
+    drop(Daemon::start(&other.server, &same_doors, &[]));
     drop(first);
 }
 
@@ -201,6 +203,8 @@ fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
             "-D",
             "-c",
             config.path.to_str().unwrap(),
+            "--control",
+            config.control().to_str().unwrap(),
         ])
         .env("SSH_CONNECTION", "198.18.0.2 50000 198.18.0.1 22")
         .stderr(std::process::Stdio::piped())
@@ -242,7 +246,7 @@ fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
     assert_eq!(elements.matches("198.18.0.2").count(), 1, "one element for both doors: {elements}");
-    assert!(daemon.wait_log("a: 198.18.0.2: added to set inet filter knock_ssh4", WITHIN), "{}", daemon.log_text());
+    assert!(daemon.wait_log("a: 198.18.0.2: OPEN set inet filter knock_ssh4", WITHIN), "{}", daemon.log_text());
     assert!(
         daemon.wait_log("cannot grant access to 1 source(s)", WITHIN),
         "c's failure is reported: {}",

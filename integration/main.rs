@@ -3,6 +3,7 @@
 
 mod classic;
 mod client;
+mod control;
 mod core;
 mod counting;
 mod daemon;
@@ -10,6 +11,7 @@ mod fail_closed;
 mod frames;
 mod fwknop;
 mod lab;
+mod logs;
 mod ops;
 mod processes;
 mod reliability;

@@ -50,7 +50,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
     let mut daemon = Daemon::start(&lab.server, &config, &[]);
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log("granted", WITHIN));
+    assert!(daemon.wait_log(": OPEN ", WITHIN));
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
     let killed_at = Instant::now();
@@ -66,7 +66,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
     // A grant made before a crash survives the restart; nothing is duplicated.
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log("granted", WITHIN));
+    assert!(daemon.wait_log(": OPEN ", WITHIN));
     let mut daemon = daemon;
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
@@ -146,7 +146,7 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     let config = ConfigFile::new("knockd.yaml", &door("60s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log("granted", WITHIN));
+    assert!(daemon.wait_log(": OPEN ", WITHIN));
 
     let good = |n: u16| {
         format!("doors:\n  ssh:\n    sequence: [{}, 6001]\n    open: {{ports: [22], timeout: 60s}}\n", 5000 + n)

@@ -57,7 +57,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
         ],
     );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
-    assert!(daemon.log_text().contains("ssh: 198.18.0.2: OPEN (single-packet authorization from 198.18.0.2)"));
+    assert!(daemon.log_text().contains("ssh: 198.18.0.2: OPEN 22/tcp for 2s (key alice)"));
 
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();

@@ -11,12 +11,12 @@ use knockd::capture::local::LocalAddresses;
 use knockd::cli::report as inspect;
 use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
+use knockd::control::{self, Request};
 use knockd::daemon::lock::TableLock;
 use knockd::daemon::logging::{self, Targets};
 use knockd::daemon::pidfile::{PidFile, PidFileError};
 use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
 use knockd::engine::Engine;
-use knockd::grant::FirewallError;
 use knockd::grant::legacy_command::ShellSpawner;
 use knockd::grant::nft::{Monitor, NetlinkFirewall, Ruleset};
 
@@ -29,9 +29,14 @@ const EXIT_LOCKOUT: u8 = 3;
 fn main() -> ExitCode {
     daemon::inherited::close_on_exec();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match cli.command.clone() {
         Some(KnockdCommand::Check) => check(&cli),
-        Some(KnockdCommand::Status) => status(&cli).map(|()| ExitCode::SUCCESS),
+        Some(KnockdCommand::Status { json, prometheus }) => status(&cli, json, prometheus).map(|()| ExitCode::SUCCESS),
+        Some(KnockdCommand::Revoke { address, door }) => ask(&cli, Request::Revoke { address, door }),
+        Some(KnockdCommand::Grant { address, door, duration, ports }) => {
+            ask(&cli, Request::Grant { address, door, seconds: duration.map(|d| d.as_secs().max(1)), ports })
+        }
+        Some(KnockdCommand::Reload) => ask(&cli, Request::Reload),
         None => run(cli).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -39,7 +44,9 @@ fn main() -> ExitCode {
         Err(e) => {
             // Start-up errors happen before the background fork: the terminal sees them.
             let message = describe(&e);
-            eprintln!("knockd: {message}");
+            if !logging::writes_stderr() {
+                eprintln!("knockd: {message}");
+            }
             error!("{message}");
             ExitCode::FAILURE
         }
@@ -51,8 +58,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", convert::to_yaml(&config::load(file)?));
         return Ok(());
     }
-    let source =
-        ConfigSource { path: cli.config.clone(), interfaces: cli.interfaces.clone(), state_dir: cli.state_dir.clone() };
+    // Absolute, so that a reload after `-d` (which changes to /) reads the same file, and
+    // `knockd status` names it wherever it is run from.
+    let path = std::path::absolute(&cli.config).unwrap_or_else(|_| cli.config.clone());
+    let source = ConfigSource { path, interfaces: cli.interfaces.clone(), state_dir: cli.state_dir.clone() };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
     daemon::privileges::trust_run_user(&config);
@@ -120,6 +129,8 @@ fn start(
         }
     };
     let local = LocalAddresses::open().context("cannot read this host's addresses")?;
+    // Before the ruleset: a second daemon on the same socket fails here, having changed nothing.
+    let control = control::Listener::bind(&control_path(cli, Some(&config)))?;
     let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
     if cli.lookup {
         engine = engine.with_lookup();
@@ -133,7 +144,20 @@ fn start(
             error!("{e}");
         }
     });
-    Ok(Daemon { engine, capture, signals, source, monitor, local: Some(local), lock, on_reload })
+    let started = std::time::Instant::now();
+    Ok(Daemon {
+        engine,
+        capture,
+        signals,
+        source,
+        monitor,
+        local: Some(local),
+        lock,
+        on_reload,
+        control: Some(control),
+        started,
+        metrics_written: None,
+    })
 }
 
 /// Keeps only CAP_NET_ADMIN and CAP_NET_RAW, and leaves root when nothing needs it.
@@ -142,17 +166,12 @@ fn give_up_privileges(config: &Config, path: &std::path::Path) -> anyhow::Result
     let mut files: Vec<&std::path::Path> = vec![path];
     files.extend(config.included.iter().map(|p| p.as_path()));
     files.extend(config.door_files());
-    let unreadable = user.as_ref().and_then(|u| daemon::privileges::unreadable_for(u, &files).map(|f| (u, f)));
+    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files));
     match user {
-        Some(user) if unreadable.is_none() => leave_root(&user, config),
+        Some(user) if why_root.is_none() => leave_root(&user, config),
         _ => {
-            if let Some((user, file)) = unreadable {
-                info!(
-                    "staying root after start: user {} could not read {} again on SIGHUP (make it readable \
-                     to that user, e.g. with its group and mode 640, or set `user: root` to say so)",
-                    user.name,
-                    file.display()
-                );
+            if let Some(why) = why_root {
+                info!("staying root after start: {why}");
             }
             daemon::privileges::drop_capabilities()?;
             if let Some(why) = config.needs_root() {
@@ -182,6 +201,29 @@ fn create_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Why the daemon must keep root to do its work as `user` later: a file SIGHUP reads again, or
+/// the directory the metrics textfile is written in.
+fn root_needed_for(user: &nix::unistd::User, config: &Config, files: &[&std::path::Path]) -> Option<String> {
+    if let Some(file) = daemon::privileges::unreadable_for(user, files) {
+        return Some(format!(
+            "user {} could not read {} again on SIGHUP (make it readable to that user, e.g. with its group and \
+             mode 640, or set `user: root` to say so)",
+            user.name,
+            file.display()
+        ));
+    }
+    let dir = config.metrics_textfile.as_ref().and_then(|f| f.parent()).filter(|d| !d.as_os_str().is_empty());
+    match dir {
+        Some(dir) if !daemon::privileges::can_write_in(user, dir) => Some(format!(
+            "user {} could not write the metrics textfile in {} (give that user the directory, or set `user: \
+             root` to say so)",
+            user.name,
+            dir.display()
+        )),
+        _ => None,
+    }
 }
 
 /// Runs as `user` from now on, with the two capabilities, and says so.
@@ -225,8 +267,14 @@ fn describe(e: &anyhow::Error) -> String {
 fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config)?;
     daemon::privileges::trust_run_user(&config);
+    // What a start reads before touching the firewall: every sequence, secret and key file.
+    knockd::doors::build(&config)?;
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
+    let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
+    for warning in inspect::warnings(&config, exists) {
+        println!("warning: {warning}");
+    }
     let attached = config.doors.iter().any(|d| d.open.as_ref().is_some_and(|o| o.attach.is_some()));
     if attached {
         // Looking the sets up only reads; without CAP_NET_ADMIN it cannot be done.
@@ -248,21 +296,43 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `knockd status`: current grants, read from the kernel.
-fn status(cli: &Cli) -> anyhow::Result<()> {
-    let config = config::load(&cli.config)?;
-    let mut firewall = NetlinkFirewall::open().context("reading grants needs root or CAP_NET_ADMIN")?;
-    let grants = match inspect::grants(&config, &mut firewall) {
-        Err(FirewallError::NotFound { .. }) => {
-            anyhow::bail!(
-                "the sets of {} do not exist in this network namespace: is knockd running with it?",
-                cli.config.display()
-            )
-        }
-        other => other?,
-    };
-    print!("{}", inspect::format_grants(&grants));
+/// The control socket: `--control`, else the config's `control_socket` (when the config
+/// loads), else the default.
+fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
+    cli.control
+        .clone()
+        .or_else(|| config.and_then(|c| c.control_socket.clone()))
+        .unwrap_or_else(|| control::DEFAULT_SOCKET.into())
+}
+
+/// `knockd status`: the running daemon's view, or the kernel's when none runs.
+fn status(cli: &Cli, json: bool, prometheus: bool) -> anyhow::Result<()> {
+    let config = config::load(&cli.config).ok();
+    let status = knockd::cli::status::gather(&control_path(cli, config.as_ref()), &cli.config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else if prometheus {
+        print!("{}", control::prometheus::render(&status));
+    } else {
+        print!("{}", knockd::cli::status::format(&status));
+    }
     Ok(())
+}
+
+/// `knockd revoke`, `grant`, `reload`: asks the running daemon, prints its answer.
+fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("run as root: the control socket is root's");
+    }
+    let config = config::load(&cli.config).ok();
+    let response = control::ask(&control_path(cli, config.as_ref()), &request)?;
+    if response.ok {
+        println!("{}", response.message);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("knockd: {}", response.message);
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn summary(config: &Config) -> String {
@@ -294,8 +364,9 @@ fn log_targets(cli: &Cli, config: &Config) -> Targets {
         level,
         libraries: cli.loglevel == Some(4),
         syslog: config.log.syslog && !cli.no_syslog && !cli.debug && !journal,
-        file: cli.logfile.clone().or_else(|| config.log.file.clone()),
-        stdout: cli.stdout,
+        // -D: stderr only, as its help says.
+        file: if cli.debug { None } else { cli.logfile.clone().or_else(|| config.log.file.clone()) },
+        stdout: cli.stdout && !cli.debug,
         stderr: cli.debug,
         journal,
     }

@@ -97,3 +97,82 @@ fn convert_prints_yaml_that_loads() {
         "{yaml}"
     );
 }
+
+/// A directory of its own, removed at the end.
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("knockd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str, mode: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `knockd check` fails exactly where a start would: every file a door reads is read.
+#[test]
+fn check_reads_what_a_start_reads() {
+    let dir = Dir::new("check-files");
+    let secret = dir.write("ssh.secret", "a shared secret of 32 bytes.....", 0o600);
+    let state = dir.0.join("state").display().to_string();
+    let config = |door: &str| {
+        dir.write(
+            "knockd.yaml",
+            &format!("state_dir: {state}\ndoors:\n  d:\n{door}    open: {{ports: [22], timeout: 30s}}\n"),
+            0o644,
+        )
+    };
+    let cases = [
+        ("    one_time_sequences: /nonexistent/seqs\n".to_owned(), "/nonexistent/seqs"),
+        (format!("    rotating: {{secret_file: {}}}\n", dir.0.join("missing.secret").display()), "missing.secret"),
+        ("    spa: {port: 62201, public_keys: [/nonexistent/alice.pub]}\n".to_owned(), "/nonexistent/alice.pub"),
+    ];
+    for (door, wanted) in cases {
+        let out = knockd(&["check", "-c", &config(&door)]);
+        assert_eq!(out.status.code(), Some(1), "{door}: {}", text(&out.stdout));
+        assert!(text(&out.stderr).contains(wanted), "{door}: {}", text(&out.stderr));
+    }
+    let rotating = format!("    rotating: {{secret_file: {secret}}}\n");
+    assert!(knockd(&["check", "-c", &config(&rotating)]).status.success());
+    dir.write("ssh.secret", "a shared secret of 32 bytes.....", 0o666);
+    let out = knockd(&["check", "-c", &config(&rotating)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("writable by every user"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_warns_about_likely_mistakes() {
+    let dir = Dir::new("check-warnings");
+    let config = dir.write(
+        "knockd.yaml",
+        "interfaces: [kd-nosuchif]\ndoors:\n  a: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n  b: {sequence: [7000, 8000, 9000], open: {ports: [443], timeout: 30s}}\n  c: {sequence: [7000, 8000], open: {ports: [80], timeout: 30s}}\n  d: {sequence: [5000]}\n",
+        0o644,
+    );
+    let out = knockd(&["check", "--config", &config]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for warning in [
+        "warning: interface kd-nosuchif does not exist now",
+        "warning: door a's sequence is the start of door b's: knocking b opens a too",
+        "warning: doors a and c have the same sequence",
+        "warning: door c's sequence is the start of door b's",
+        "warning: door d: has neither `open` nor a command",
+    ] {
+        assert!(stdout.contains(warning), "`{warning}` missing:\n{stdout}");
+    }
+}

@@ -121,9 +121,13 @@ fn unknown_keys_are_errors() {
     assert_error(
         &MINIMAL.replace("    open:", "    sequnce: 5s\n    open:"),
         "5:5",
-        &["doors.ssh", "unknown field `sequnce`", "`seq_timeout`"],
+        &["doors.ssh", "unknown key `sequnce`: did you mean `sequence`?", "`seq_timeout`"],
     );
-    assert_error(&format!("interface: [eth0]\n{MINIMAL}"), "1:1", &["unknown field `interface`", "`interfaces`"]);
+    assert_error(
+        &format!("interface: [eth0]\n{MINIMAL}"),
+        "1:1",
+        &["unknown key `interface`: did you mean `interfaces`?"],
+    );
     assert_error(
         &MINIMAL.replace("timeout: 30s", "timeout: 30s\n      timout: 5s"),
         "8:7",
@@ -257,7 +261,7 @@ fn tcp_flag_errors() {
     assert_error(
         &MINIMAL.replace("    open:", "    tcp_flags: !ack\n    open:"),
         "5:16",
-        &["doors.ssh.tcp_flags", "quote anything starting with !"],
+        &["doors.ssh.tcp_flags", "`!ack` reads as a YAML tag: quote it, like \"!ack\""],
     );
     assert_error(
         &MINIMAL.replace("    open:", "    tcp_flags: \"syn,!syn\"\n    open:"),

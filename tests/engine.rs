@@ -325,6 +325,17 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
         ) -> Result<Option<knockd::grant::SetInfo>, knockd::grant::FirewallError> {
             Ok(None)
         }
+        fn list_elements(
+            &mut self,
+            _: TableFamily,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<knockd::grant::ElementInfo>, knockd::grant::FirewallError> {
+            Ok(Vec::new())
+        }
+        fn delete_elements(&mut self, _: &[Element]) -> Result<(), knockd::grant::FirewallError> {
+            Ok(())
+        }
         fn drift(&mut self, _: &knockd::grant::nft::Ruleset) -> Result<Option<String>, knockd::grant::FirewallError> {
             Ok(None)
         }

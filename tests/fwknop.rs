@@ -182,7 +182,7 @@ fn each_stanza_takes_its_own_hmac_type_and_grants_what_the_client_asked() {
         let stanza = HmacDigest::ALL.iter().position(|h| *h == c.hmac).unwrap();
         let [grant] = out.grants.as_slice() else { panic!("{}: {:?}", c.name, out.notes) };
         let addr = c.allow.unwrap_or("198.18.0.7".parse().unwrap());
-        let by = format!("stanza{}, user {}", stanza + 1, c.user);
+        let by = format!("key stanza{}, user {}", stanza + 1, c.user);
         let timeout = c.timeout.map(|_| Duration::from_secs(300));
         let want = Grant {
             by: Some(by),

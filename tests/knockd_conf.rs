@@ -164,3 +164,20 @@ fn convert_gives_yaml_that_loads_back_equal() {
     assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), example, "{yaml}");
     assert!(yaml.contains("sequence:\n    - 7000"), "{yaml}");
 }
+
+#[test]
+fn trailing_comments_and_use_syslog_as_the_classic_daemon_reads_them() {
+    let c = parse(
+        "[options]\n logfile = /var/log/knockd.log   # where\n[ssh]\n sequence = 7000,8000 # the knock\n seq_timeout = 5 # seconds\n command = echo %IP% '#not a comment'\n",
+    );
+    let door = &c.doors[0];
+    assert_eq!(door.seq_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(door.fixed_sequence().unwrap().len(), 2);
+    assert_eq!(door.commands.start.as_deref(), Some("echo %IP% '#not a comment'"), "commands keep their #");
+    assert_eq!(c.log.file.as_deref(), Some(std::path::Path::new("/var/log/knockd.log")));
+    assert!(!c.log.syslog, "LogFile without UseSyslog: a file, no syslog");
+    let yaml = knockd::config::convert::to_yaml(&c);
+    assert!(yaml.contains("syslog: false"), "{yaml}");
+    assert!(parse("[options]\n UseSyslog # yes\n logfile = /l\n[ssh]\n sequence = 1\n").log.syslog);
+    assert!(parse("[ssh]\n sequence = 1\n").log.syslog, "neither: syslog rather than no log at all");
+}

@@ -155,7 +155,7 @@ fn sequence_must_complete_within_seq_timeout_of_first_knock() {
 
     r.tcp(a, 7000, 10_000);
     r.tcp(a, 8000, 11_000);
-    assert_eq!(r.tcp(a, 9000, 15_001), [Event::TimedOut { door: 0, src: a }]);
+    assert_eq!(r.tcp(a, 9000, 15_001), [Event::TimedOut { door: 0, src: a, stage: 2, of: 3 }]);
     assert!(!r.opened(a, 9000, 15_002));
 }
 
@@ -166,7 +166,7 @@ fn a_slow_first_knock_after_timeout_starts_over() {
     r.tcp(a, 7000, 0);
     assert_eq!(
         r.tcp(a, 7000, 6000),
-        [Event::TimedOut { door: 0, src: a }, Event::Stage { door: 0, src: a, stage: 1, of: 3 }]
+        [Event::TimedOut { door: 0, src: a, stage: 1, of: 3 }, Event::Stage { door: 0, src: a, stage: 1, of: 3 }]
     );
     r.tcp(a, 8000, 6001);
     assert!(r.opened(a, 9000, 6002));
@@ -294,11 +294,14 @@ fn expire_frees_stale_attempts() {
     let mut r = Run::new(&doors, 100);
     r.tcp(v4(1), 7000, 0);
     r.tcp(v4(2), 1, 0);
-    r.m.expire(ms(101));
+    let mut events = Vec::new();
+    r.m.expire(ms(101), &mut events);
     assert_eq!(r.m.len(), 1, "only the fast door's attempt is stale");
-    r.m.expire(ms(5001));
+    assert_eq!(events, [Event::TimedOut { door: 1, src: v4(2), stage: 1, of: 2 }], "and it says so");
+    r.m.expire(ms(5001), &mut events);
     assert!(r.m.is_empty());
     assert_eq!(r.m.stats().expired, 2);
+    assert_eq!(events.len(), 2);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use knockd::grant::legacy_command::MemorySpawner;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn rot(length: usize, ports: (u16, u16)) -> Rotating {
-    Rotating { secret_file: PathBuf::new(), step: Duration::from_secs(30), length, ports, proto: Proto::Tcp }
+    Rotating { secret_files: vec![PathBuf::new()], step: Duration::from_secs(30), length, ports, proto: Proto::Tcp }
 }
 
 fn tcp(ports: &[u16]) -> Vec<PortProto> {
@@ -204,6 +204,7 @@ fn engine_with(yaml: impl Fn(&std::path::Path) -> String) -> (Engine<MemoryFirew
         std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let text = format!("state_dir: {}\n{}", dir.display(), yaml(&dir));
+    std::fs::write(dir.join("config.yaml"), &text).unwrap();
     let config = config::yaml::parse("test.yaml", &text).unwrap();
     (Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap(), files)
 }
@@ -293,4 +294,47 @@ fn yaml_rotating_spa_and_source_lists() {
     assert!(error("doors:\n  a:\n    spa: {port: 1}\n").contains("needs `hmac_key_file:` or `public_keys:`"));
     assert!(error("doors:\n  a:\n    sequence: [1]\n    rotating: {secret_file: /s}\n").contains("more than one of"));
     assert!(error("doors:\n  a:\n    sequence: [1]\n    from: [nowhere]\n").contains("not an address prefix"));
+}
+
+/// Two clients of one rotating door, each with a secret of their own: both get in within the
+/// same step (one shared secret would let only the first), each grant names its secret, and an
+/// attempt in progress survives a reload.
+#[test]
+fn one_secret_per_client_and_attempts_survive_a_reload() {
+    const BOB: &[u8] = b"another secret of bob, 32 bytes.";
+    let (mut e, files) = engine_with(|dir| {
+        std::fs::write(dir.join("bob.secret"), BOB).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(dir.join("bob.secret"), mode).unwrap();
+        format!(
+            "doors:\n  ssh:\n    rotating: {{secret_files: [{}, {}], length: 3}}\n    open: {{ports: [22], timeout: 1m}}\n",
+            dir.join("secret").display(),
+            dir.join("bob.secret").display()
+        )
+    });
+    let step = 58_000_000u64;
+    e.set_wall_clock(at(step * 30));
+    let seq = |secret: &[u8]| rotating::sequence(secret, "ssh", step, &rot(3, (20000, 40000)));
+    let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
+        for (i, p) in s.iter().enumerate() {
+            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+        }
+        e.flush()
+    };
+    assert_eq!(knock(&mut e, "198.18.0.2", &seq(SECRET), 0), 1, "the first client gets in");
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(BOB), 10), 1, "and so does the second, in the same step");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(BOB), 20), 0, "each sequence once");
+
+    // Half of a new step's sequence, a reload, then the rest: the attempt carried over.
+    e.set_wall_clock(at((step + 1) * 30));
+    let next = rotating::sequence(BOB, "ssh", step + 1, &rot(3, (20000, 40000)));
+    e.packet(&tcp_syn("198.18.0.5", next[0].port), at(30));
+    let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
+    e.reconfigure(config::yaml::parse("again.yaml", &text).unwrap()).unwrap();
+    e.packet(&tcp_syn("198.18.0.5", next[1].port), at(31));
+    e.packet(&tcp_syn("198.18.0.5", next[2].port), at(32));
+    assert_eq!(e.flush(), 1, "the attempt survived the reload");
+    let status = e.status().unwrap().1;
+    let bob = status.iter().find(|g| g.address.to_string() == "198.18.0.5").unwrap();
+    assert_eq!(bob.by.as_deref(), Some("secret bob"));
 }

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let door = String::from_utf8_lossy(&data[13..data.len().min(45)]).into_owned();
     let secret = &data[data.len().min(45)..];
     let settings = Rotating {
-        secret_file: "/dev/null".into(),
+        secret_files: vec!["/dev/null".into()],
         step: Duration::from_secs(30),
         length,
         ports: (low, high),

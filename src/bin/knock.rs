@@ -77,13 +77,15 @@ fn usage(message: String) -> ClientError {
 /// The ports to hit: those on the command line, or the door's current rotating sequence.
 fn hits(cli: &Cli) -> Result<Vec<PortProto>, ClientError> {
     let Some(file) = &cli.secret_file else {
-        return cli.ports.iter().map(|p| client::parse_hit(p, cli.udp)).collect();
+        // `7000,8000,9000` is three hits, as in a knockd.conf Sequence line.
+        let each = cli.ports.iter().flat_map(|p| p.split(',')).filter(|p| !p.trim().is_empty());
+        return each.map(|p| client::parse_hit(p.trim(), cli.udp)).collect();
     };
     if !(1..=ROTATING_MAX_LENGTH).contains(&cli.length) {
         return Err(usage(format!("--length {}: use 1 to {ROTATING_MAX_LENGTH}", cli.length)));
     }
     let rotating = Rotating {
-        secret_file: file.clone(),
+        secret_files: vec![file.clone()],
         step: cli.step,
         length: cli.length,
         ports: client::parse_port_range(&cli.port_range)?,

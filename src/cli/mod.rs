@@ -3,6 +3,7 @@
 //! and what `knockd check` and `knockd status` print ([`report`]).
 
 pub mod report;
+pub mod status;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -70,20 +71,59 @@ pub struct KnockdCli {
     /// start-up; commands of classic doors get the same).
     #[arg(long = "keep-capabilities")]
     pub keep_capabilities: bool,
+    /// The control socket: where the daemon listens, and where `status`, `revoke`, `grant`
+    /// and `reload` ask it (default: the config's `control_socket`, else /run/knockd/control).
+    #[arg(long = "control", value_name = "PATH", global = true)]
+    pub control: Option<PathBuf>,
     /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
     #[arg(long = "convert", value_name = "FILE", exclusive = true)]
     pub convert: Option<PathBuf>,
 }
 
 /// What `knockd` does instead of running, for admins.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum KnockdCommand {
-    /// Validate the config and print the nftables objects it would create; changes nothing.
+    /// Validate the config as a start would (every key and sequence file is read), print the
+    /// nftables objects it would create, and warn about likely mistakes; changes nothing.
     /// Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the
     /// port this session came in on.
     Check,
-    /// List current grants (door, address, what is open, time left), read from the kernel.
-    Status,
+    /// Ask the running daemon for its doors, grants (who opened each, time left), attempts in
+    /// progress and counters; with no daemon running, read the grants from the kernel.
+    Status {
+        /// Print the status as one JSON document (schema: /usr/share/doc/knockd/status.md).
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Print the counters in Prometheus' text format.
+        #[arg(long)]
+        prometheus: bool,
+    },
+    /// Remove an address's grants now (and run the stop commands of classic doors now).
+    Revoke {
+        /// The address.
+        address: IpAddr,
+        /// Only this door's grants (default: every door's).
+        #[arg(long, value_name = "NAME")]
+        door: Option<String>,
+    },
+    /// Open a door for an address, as if it had knocked (the log names your uid).
+    Grant {
+        /// The address.
+        address: IpAddr,
+        /// The door.
+        #[arg(long, value_name = "NAME")]
+        door: String,
+        /// For how long (default: the door's timeout).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// For a door whose clients name ports (fwknop): a port to open (repeatable; default:
+        /// every port the door allows).
+        #[arg(long = "port", value_name = "PORT[/PROTO]")]
+        ports: Vec<String>,
+    },
+    /// Read the config file again and switch to it; print the result (SIGHUP does the same,
+    /// silently).
+    Reload,
 }
 
 /// Port-knock client: sends one TCP SYN or one UDP datagram to each port, in order; or the
@@ -94,7 +134,8 @@ pub struct KnockCli {
     /// Host to knock on (a name is resolved once, before the first hit).
     #[arg(required_unless_present = "spa_keygen")]
     pub host: Option<String>,
-    /// Ports to hit, in order: 7000, 7000:udp, or a service name like ssh.
+    /// Ports to hit, in order: 7000, 7000:udp, or a service name like ssh; several may be
+    /// given in one argument, separated by commas (7000,8000,9000).
     #[arg(value_name = "PORT[:PROTO]", required_unless_present_any = ["secret_file", "spa", "spa_keygen"])]
     pub ports: Vec<String>,
     /// Knock the door's current rotating sequence, derived from this secret file.

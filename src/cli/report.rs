@@ -1,12 +1,10 @@
-//! What `knockd check` and `knockd status` show an admin.
+//! What `knockd check` shows an admin.
 
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::time::Duration;
 
-use crate::config::{Config, Door, OpenAction, PortProto, Proof, TableFamily};
-use crate::grant::FirewallError;
-use crate::grant::nft::{Family, NetlinkFirewall, Ruleset, set_name};
+use crate::config::{Config, Door, OpenAction, PortProto, Proof};
+use crate::grant::nft::Ruleset;
 
 /// A warning when the config would drop new SSH connections to the port of the session that
 /// runs the check. `ssh_connection` is `$SSH_CONNECTION`: "client_ip client_port server_ip
@@ -48,6 +46,47 @@ pub fn check_report(config: &Config) -> String {
     out
 }
 
+/// Likely mistakes in a valid config: interfaces that do not exist now (`exists` says which
+/// do), doors one knock sequence opens together, doors that open nothing.
+pub fn warnings(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut out: Vec<String> = config
+        .interfaces
+        .iter()
+        .filter(|i| !exists(i))
+        .map(|i| format!("interface {i} does not exist now: knocks on it are heard only once it appears"))
+        .collect();
+    let fixed: Vec<(&str, &[PortProto])> =
+        config.doors.iter().filter_map(|d| Some((d.name.as_str(), d.fixed_sequence()?))).collect();
+    for (i, &(a, sa)) in fixed.iter().enumerate() {
+        for &(b, sb) in &fixed[i + 1..] {
+            let ((short, short_seq), (long, long_seq)) =
+                if sa.len() <= sb.len() { ((a, sa), (b, sb)) } else { ((b, sb), (a, sa)) };
+            if sa == sb {
+                out.push(format!("doors {a} and {b} have the same sequence: knocking it opens both: change one"));
+            } else if long_seq.starts_with(short_seq) {
+                out.push(format!(
+                    "door {short}'s sequence is the start of door {long}'s: knocking {long} opens {short} too: change one"
+                ));
+            }
+        }
+    }
+    for door in &config.doors {
+        match &door.open {
+            None if door.commands.is_empty() => out.push(format!(
+                "door {}: has neither `open` nor a command: a completed knock only logs a line",
+                door.name
+            )),
+            Some(o) if o.per_port && o.ports.is_empty() && o.attach.is_none() => out.push(format!(
+                "door {}: lists no ports a client may ask for (OPEN_PORTS / open_ports), so it guards none: its \
+                 grants matter only where your own firewall drops what they open",
+                door.name
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn describe(door: &Door) -> String {
     let mut parts = proofs(door);
     let list = |l: &[ipnet::IpNet]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
@@ -83,13 +122,13 @@ fn proofs(door: &Door) -> Vec<String> {
         }
         Some(Proof::OneTime(path)) => parts.push(format!("one-time sequences from {}", path.display())),
         Some(Proof::Rotating(r)) => parts.push(format!(
-            "rotating sequence of {} {} knocks in {}-{}, new every {} (secret {})",
+            "rotating sequence of {} {} knocks in {}-{}, new every {} (secrets {})",
             r.length,
             r.proto,
             r.ports.0,
             r.ports.1,
             humantime::format_duration(r.step),
-            r.secret_file.display()
+            r.secret_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
         )),
         _ => {}
     }
@@ -128,77 +167,4 @@ fn opens(open: &OpenAction) -> String {
             format!("adds the source to set {} for {timeout}", sets.join(" / "))
         }
     }
-}
-
-/// A current grant, as `knockd status` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    /// The door whose set holds the grant.
-    pub door: String,
-    /// The address let in.
-    pub addr: IpAddr,
-    /// What the grant opens: ports, or the set it is in.
-    pub opens: String,
-    /// Time until the kernel removes it.
-    pub left: Option<Duration>,
-}
-
-/// Every grant in the sets the config's doors use, read from the kernel.
-pub fn grants(config: &Config, firewall: &mut NetlinkFirewall) -> Result<Vec<Grant>, FirewallError> {
-    let mut grants = Vec::new();
-    for door in &config.doors {
-        let Some(open) = &door.open else { continue };
-        let sets: Vec<(TableFamily, String, String, String)> = match &open.attach {
-            None => {
-                let ports: Vec<String> = open.ports.iter().map(PortProto::to_string).collect();
-                Family::BOTH
-                    .iter()
-                    .map(|f| (TableFamily::Inet, config.table.clone(), set_name(&door.name, *f), ports.join(", ")))
-                    .collect()
-            }
-            Some(a) => [&a.ipv4, &a.ipv6]
-                .into_iter()
-                .flatten()
-                .map(|s| (a.family, a.table.clone(), s.clone(), format!("set {} {} {s}", a.family, a.table)))
-                .collect(),
-        };
-        for (family, table, set, opens) in sets {
-            for e in firewall.list_elements(family, &table, &set)? {
-                // A per-port set's element names the one port it opens.
-                let opens = e.port.map_or_else(|| opens.clone(), |p| p.to_string());
-                grants.push(Grant { door: door.name.clone(), addr: e.addr, opens, left: e.expires });
-            }
-        }
-    }
-    Ok(grants)
-}
-
-/// The grants as an aligned table.
-pub fn format_grants(grants: &[Grant]) -> String {
-    if grants.is_empty() {
-        return "no current grants\n".into();
-    }
-    let rows: Vec<[String; 4]> = grants
-        .iter()
-        .map(|g| {
-            let left = g.left.map_or_else(
-                || "-".to_owned(),
-                |d| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
-            );
-            [g.door.clone(), g.addr.to_string(), g.opens.clone(), left]
-        })
-        .collect();
-    let header = ["DOOR", "ADDRESS", "OPENS", "TIME LEFT"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:w$}")).collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    out
 }

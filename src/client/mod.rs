@@ -1,10 +1,13 @@
 //! The `knock` client: turn `host port[:proto]...` into one SYN or one datagram per hit.
 
 mod services;
+mod wait_open;
+
+pub use wait_open::wait_open;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -171,34 +174,4 @@ pub fn parse_port_range(text: &str) -> Result<(u16, u16), ClientError> {
         return Err(bad());
     }
     Ok((low, high))
-}
-
-/// How long one connection attempt of `--wait-open` waits. The first SYN may arrive before the
-/// grant and be dropped; the kernel would resend it only after a second, so a fresh attempt
-/// soon after is quicker.
-const ATTEMPT: Duration = Duration::from_millis(150);
-/// The least time between two attempts, for attempts that fail at once (refused).
-const PAUSE: Duration = Duration::from_millis(50);
-
-/// Tries to connect to `target` until it works or `within` has passed. Bounded: one attempt at
-/// a time, each at most 150 ms long, at most one start per 50 ms.
-pub fn wait_open(target: SocketAddr, origin: &Origin, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        let started = Instant::now();
-        let remaining = deadline.saturating_duration_since(started);
-        if remaining.is_zero() {
-            return false;
-        }
-        let attempt = origin.socket(&target, Type::STREAM, Protocol::TCP).and_then(|socket| {
-            socket.connect_timeout(&SockAddr::from(target), remaining.min(ATTEMPT))?;
-            Ok(TcpStream::from(socket))
-        });
-        if attempt.is_ok() {
-            return true;
-        }
-        std::thread::sleep(
-            PAUSE.saturating_sub(started.elapsed()).min(deadline.saturating_duration_since(Instant::now())),
-        );
-    }
 }

@@ -26,8 +26,17 @@ struct Out<'a> {
     user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    control_socket: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<Metrics<'a>>,
     /// Serialized as a mapping in file order.
     doors: Doors<'a>,
+}
+
+#[derive(Serialize)]
+struct Metrics<'a> {
+    textfile: &'a PathBuf,
 }
 
 #[derive(Serialize)]
@@ -99,7 +108,10 @@ struct Door<'a> {
 
 #[derive(Serialize)]
 struct RotatingOut<'a> {
-    secret_file: &'a PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_file: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_files: Option<&'a [PathBuf]>,
     step: String,
     length: usize,
     ports: String,
@@ -236,6 +248,8 @@ pub fn to_yaml(config: &Config) -> String {
         state_dir: (config.state_dir != std::path::Path::new(DEFAULT_STATE_DIR)).then_some(&config.state_dir),
         user: (config.user != DEFAULT_USER).then_some(config.user.as_str()),
         limits: (config.max_attempts != DEFAULT_MAX_ATTEMPTS).then_some(Limits { max_attempts: config.max_attempts }),
+        control_socket: config.control_socket.as_ref(),
+        metrics: config.metrics_textfile.as_ref().map(|textfile| Metrics { textfile }),
         doors: Doors(config.doors.iter().map(|d| (d.name.as_str(), door(d))).collect()),
     };
     serde_yaml_ng::to_string(&out).expect("plain data always serializes")
@@ -277,7 +291,11 @@ fn door(d: &model::Door) -> Door<'_> {
 
 fn rotating_out(r: &proof::Rotating) -> RotatingOut<'_> {
     RotatingOut {
-        secret_file: &r.secret_file,
+        secret_file: match r.secret_files.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        },
+        secret_files: (r.secret_files.len() != 1).then_some(r.secret_files.as_slice()),
         step: duration(r.step),
         length: r.length,
         ports: format!("{}-{}", r.ports.0, r.ports.1),

@@ -120,12 +120,14 @@ struct Parser<'a> {
     config: Config,
     current: Current,
     sections: Vec<Section>,
+    /// `UseSyslog` was given.
+    use_syslog: bool,
 }
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`].
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let config = Config::with_doors(Vec::new());
-    let mut parser = Parser { file, config, current: Current::None, sections: Vec::new() };
+    let mut parser = Parser { file, config, current: Current::None, sections: Vec::new(), use_syslog: false };
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if !line.is_empty() && !line.starts_with('#') {
@@ -149,11 +151,14 @@ impl Parser<'_> {
         }
         let (key, value) = match line.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (line, None),
+            None => (uncommented(line), None),
         };
         let upper = key.to_ascii_uppercase();
+        // `Seq_Timeout = 5  # seconds`: the classic daemon reads the number and stops. Commands
+        // keep their `#`: the shell knows what it means there.
+        let value = if upper.contains("COMMAND") { value } else { value.map(uncommented) };
         if upper == "USESYSLOG" && value.is_none() {
-            self.config.log.syslog = true;
+            self.use_syslog = true;
             return Ok(());
         }
         let value = value.ok_or_else(|| self.error(n, format!("`{key}` needs a value: write `{key} = value`")))?;
@@ -198,6 +203,9 @@ impl Parser<'_> {
     }
 
     fn finish(mut self) -> Result<Config, ConfigError> {
+        // As the classic daemon: syslog when UseSyslog says so; a file only when only LogFile
+        // is given; and syslog when neither is, rather than no log at all.
+        self.config.log.syslog = self.use_syslog || self.config.log.file.is_none();
         if let Current::Door(done) = std::mem::replace(&mut self.current, Current::None) {
             self.sections.push(*done);
         }
@@ -215,6 +223,12 @@ impl Parser<'_> {
         }
         Ok(self.config)
     }
+}
+
+/// `value` without a trailing `# comment` (a `#` at the start or after a blank).
+fn uncommented(value: &str) -> &str {
+    let cut = value.char_indices().find(|&(i, c)| c == '#' && (i == 0 || value[..i].ends_with([' ', '\t'])));
+    cut.map_or(value, |(i, _)| &value[..i]).trim()
 }
 
 fn seconds(value: &str) -> Result<u64, String> {

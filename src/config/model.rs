@@ -266,6 +266,10 @@ pub struct Config {
     pub user: String,
     /// Files the config file included (access.conf's `%include`), read again on reload.
     pub included: Vec<PathBuf>,
+    /// Where the control socket is (`None`: [`crate::control::DEFAULT_SOCKET`]).
+    pub control_socket: Option<PathBuf>,
+    /// Where to write the counters for node_exporter's textfile collector, every 15 s.
+    pub metrics_textfile: Option<PathBuf>,
     /// Every door, in file order.
     pub doors: Vec<Door>,
 }
@@ -286,6 +290,8 @@ impl Config {
             state_dir: DEFAULT_STATE_DIR.into(),
             user: DEFAULT_USER.into(),
             included: Vec::new(),
+            control_socket: None,
+            metrics_textfile: None,
             doors,
         }
     }
@@ -312,7 +318,7 @@ impl Config {
                 match proof {
                     Proof::Sequence(_) => {}
                     Proof::OneTime(path) => files.push(path.as_path()),
-                    Proof::Rotating(r) => files.push(r.secret_file.as_path()),
+                    Proof::Rotating(r) => files.extend(r.secret_files.iter().map(PathBuf::as_path)),
                     Proof::Spa(s) => {
                         files.extend(s.hmac_key_file.as_deref());
                         files.extend(s.public_keys.iter().map(PathBuf::as_path));

@@ -28,11 +28,13 @@ impl Proof {
     }
 }
 
-/// A rotating sequence: `length` ports in `ports`, derived from the secret every `step`.
+/// A rotating sequence: `length` ports in `ports`, derived from a secret every `step`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotating {
-    /// The shared secret the sequences are derived from.
-    pub secret_file: PathBuf,
+    /// The secrets the sequences are derived from, one per client (or group of clients): each
+    /// derives its own sequence, used once per step, so clients never lock each other out.
+    /// The file name (without extension) names the secret in logs and `knockd status`.
+    pub secret_files: Vec<PathBuf>,
     /// How often the sequence changes.
     pub step: Duration,
     /// Knocks per sequence.

@@ -71,6 +71,12 @@ pub fn init(targets: Targets) -> Result<(), LogFileError> {
     Ok(())
 }
 
+/// Whether log lines already go to the terminal's stderr (`-D`, or under systemd's journal):
+/// then an error is said once, by the log, not also by the binary.
+pub fn writes_stderr() -> bool {
+    LOGGER.get().is_some_and(|l| l.targets.stderr || l.targets.journal)
+}
+
 /// Reopens every sink: after a fork, and on SIGHUP.
 pub fn reopen() -> Result<(), LogFileError> {
     let Some(logger) = LOGGER.get() else { return Ok(()) };

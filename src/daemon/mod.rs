@@ -9,6 +9,7 @@
 
 pub mod background;
 pub mod clock;
+mod control;
 pub mod inherited;
 pub mod lock;
 pub mod logging;
@@ -89,6 +90,12 @@ pub struct Daemon<F: Firewall, S: Spawner> {
     pub lock: Option<TableLock>,
     /// What SIGHUP does besides the engine (the binary reopens its log file).
     pub on_reload: Box<dyn FnMut()>,
+    /// The control socket (`knockd status`, `revoke`, `grant`, `reload`), if it could be made.
+    pub control: Option<crate::control::Listener>,
+    /// When the daemon started.
+    pub started: Instant,
+    /// When `metrics.textfile` was last written (monotonic, since the loop started).
+    pub metrics_written: Option<Duration>,
 }
 
 /// Which of the loop's descriptors have something to read.
@@ -96,6 +103,7 @@ pub struct Daemon<F: Firewall, S: Spawner> {
 struct Ready {
     monitor: bool,
     local: bool,
+    control: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then runs pending stop commands and returns.
@@ -137,6 +145,10 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
         if let Some(lock) = &d.lock {
             lock.answer();
         }
+        if ready.control {
+            d.serve_control();
+        }
+        d.write_metrics(now);
     }
 }
 
@@ -156,6 +168,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let monitor_at = push(&mut fds, self.monitor.as_ref().map(|m| m.as_fd()));
         let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
         push(&mut fds, self.lock.as_ref().map(|l| l.as_fd()));
+        let control_at = push(&mut fds, self.control.as_ref().map(|c| c.as_fd()));
         let millis =
             PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, millis) {
@@ -163,15 +176,13 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             Err(e) => return Err(e.into()),
         }
         let readable = |at: Option<usize>| at.is_some_and(|i| fds[i].any().unwrap_or(false));
-        Ok(Ready { monitor: readable(monitor_at), local: readable(local_at) })
+        Ok(Ready { monitor: readable(monitor_at), local: readable(local_at), control: readable(control_at) })
     }
 
     fn handle_signals(&mut self) {
         if self.signals.reload.swap(false, Ordering::Relaxed) {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-            (self.on_reload)();
-            self.reload();
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            info!("SIGHUP: reloading {}", self.source.path.display());
+            let _ = self.reload();
         }
         if self.signals.dump.swap(false, Ordering::Relaxed) {
             self.log_counters();
@@ -218,7 +229,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         self.engine.shutdown();
     }
 
-    /// SIGUSR1: everything the daemon counts, in one log line.
+    /// SIGUSR1: everything the daemon counts, in one log line (packets first, drops last).
     fn log_counters(&self) {
         let s = self.engine.stats();
         let kernel = self.capture.kernel_stats();
@@ -236,32 +247,33 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         );
     }
 
-    /// Loads the config again and switches to it, or keeps the running one and says why.
-    fn reload(&mut self) {
-        info!("SIGHUP: reloading {}", self.source.path.display());
-        let config = match self.source.load() {
-            Ok(config) => config,
-            Err(e) => return error!("reload failed, keeping the running config: {e}"),
-        };
+    /// Loads the config again and switches to it, or keeps the running one; logs and returns
+    /// what happened (`knockd reload` shows it).
+    fn reload(&mut self) -> Result<String, String> {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        (self.on_reload)();
+        let result = self.switch_config();
+        match &result {
+            Ok(message) => info!("{message}"),
+            Err(message) => error!("reload failed, keeping the running config: {message}"),
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        result
+    }
+
+    fn switch_config(&mut self) -> Result<String, String> {
+        let config = self.source.load().map_err(|e| e.to_string())?;
         if let (Some(_), Some(why)) = (privileges::run_as_uid(), config.needs_root()) {
-            return error!(
-                "reload failed, keeping the running config: {why}, which needs root, and knockd gave root up at \
-                 start: restart it"
-            );
+            return Err(format!("{why}, which needs root, and knockd gave root up at start: restart it"));
         }
         let table = Ruleset::for_config(&config).table_if_any();
         let new_lock = match (&table, &self.lock) {
             (Some(t), Some(held)) if held.table() == t => None,
-            (Some(t), _) => match TableLock::take(t) {
-                Ok(lock) => Some(lock),
-                Err(e) => return error!("reload failed, keeping the running config: {e}"),
-            },
+            (Some(t), _) => Some(TableLock::take(t).map_err(|e| e.to_string())?),
             (None, _) => None,
         };
         let interfaces = config.interfaces.clone();
-        if let Err(e) = self.engine.reconfigure(config) {
-            return error!("reload failed, keeping the running config: {e}");
-        }
+        self.engine.reconfigure(config).map_err(|e| e.to_string())?;
         if new_lock.is_some() || table.is_none() {
             self.lock = new_lock;
         }
@@ -269,11 +281,17 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             monitor.set_table(t);
         }
         self.engine.take_filter_changed();
-        match self.capture.reconfigure(&interfaces, &self.engine.capture_ports()) {
-            Ok(()) => info!("reloaded: {} door(s)", self.engine.config().doors.len()),
-            Err(e) => error!("reloaded, but the capture filter still listens as before: {e}"),
-        }
+        self.metrics_written = None;
+        let doors = self.engine.config().doors.len();
+        let result = match self.capture.reconfigure(&interfaces, &self.engine.capture_ports()) {
+            Ok(()) => Ok(format!("reloaded: {doors} door(s)")),
+            Err(e) => {
+                error!("cannot update the capture filter: {e}");
+                Ok(format!("reloaded: {doors} door(s), but the capture filter still listens as before: {e}"))
+            }
+        };
         warn_missing(&self.capture);
+        result
     }
 
     fn follow_interfaces(&mut self) {

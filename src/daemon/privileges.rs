@@ -97,24 +97,37 @@ pub fn run_user(config: &crate::config::Config) -> Result<Option<User>, Privileg
 /// The first of `paths` that `user` (with only its primary group, as [`become_user`] leaves
 /// it) could not read, or could not reach through a directory: SIGHUP reads them again.
 pub fn unreadable_for(user: &User, paths: &[&Path]) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    // The owner's, group's or others' bit of `mask` (read 4, search 1), whichever applies.
-    let allows = |meta: &std::fs::Metadata, mask: u32| {
-        let mode = meta.mode();
-        if meta.uid() == user.uid.as_raw() {
-            mode & (mask << 6) != 0
-        } else if meta.gid() == user.gid.as_raw() {
-            mode & (mask << 3) != 0
-        } else {
-            mode & mask != 0
-        }
-    };
     paths.iter().find_map(|path| {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let dirs_ok = path.ancestors().skip(1).all(|dir| std::fs::metadata(dir).is_ok_and(|m| allows(&m, 0o1)));
-        let file_ok = std::fs::metadata(&path).is_ok_and(|m| allows(&m, 0o4));
-        (!dirs_ok || !file_ok).then_some(path)
+        let file_ok = std::fs::metadata(&path).is_ok_and(|m| allows(user, &m, 0o4));
+        (!reachable(user, &path) || !file_ok).then_some(path)
     })
+}
+
+/// Whether `user` could create files in `dir` (the metrics textfile's directory).
+pub fn can_write_in(user: &User, dir: &Path) -> bool {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    reachable(user, &dir) && std::fs::metadata(&dir).is_ok_and(|m| allows(user, &m, 0o3))
+}
+
+/// Whether every directory above `path` lets `user` through.
+fn reachable(user: &User, path: &Path) -> bool {
+    path.ancestors().skip(1).all(|dir| std::fs::metadata(dir).is_ok_and(|m| allows(user, &m, 0o1)))
+}
+
+/// The owner's, group's or others' bits of `mask` (read 4, write 2, search 1), whichever apply
+/// to `user`, are all set.
+fn allows(user: &User, meta: &std::fs::Metadata, mask: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    let bits = if meta.uid() == user.uid.as_raw() {
+        mode >> 6
+    } else if meta.gid() == user.gid.as_raw() {
+        mode >> 3
+    } else {
+        mode
+    };
+    bits & mask == mask
 }
 
 /// Gives `dir` (the state directory) to `user`, while the daemon still may.

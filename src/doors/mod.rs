@@ -41,7 +41,8 @@ pub struct Grant {
     pub src: IpAddr,
     /// Where the proof was sent.
     pub dst: IpAddr,
-    /// The key that signed it, for the log and status; `None` for knock sequences.
+    /// Who vouched for it, as log lines and `knockd status` say it (`key alice`, `admin uid 0`);
+    /// `None` for knock sequences.
     pub by: Option<String>,
     /// The ports the client asked for (fwknop); empty: what the door opens.
     pub ports: Vec<PortProto>,
@@ -63,23 +64,17 @@ impl Grant {
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum Note {
     /// `src` has `stage` of the door's `of` knocks in order.
-    /// `src` has `stage` of the door's `of` knocks in order.
     Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
     /// An out-of-order knock ended `src`'s attempt.
-    /// An out-of-order knock ended `src`'s attempt.
     Restart { door: DoorId, src: IpAddr },
-    /// `src`'s attempt ran past the door's `seq_timeout`.
-    /// `src`'s attempt ran past the door's `seq_timeout`.
-    TimedOut { door: DoorId, src: IpAddr },
+    /// `src`'s attempt ran past the door's `seq_timeout`, with `stage` of `of` knocks.
+    TimedOut { door: DoorId, src: IpAddr, stage: usize, of: usize },
     /// A packet from `src` to one of the door's ports did not count, and why (logged at debug).
     Ignored { door: DoorId, src: IpAddr, why: &'static str },
-    /// A single-packet authorization was accepted (the grant follows).
     /// A single-packet authorization from `src` was accepted (the grant follows).
     Accepted { door: DoorId, src: IpAddr },
-    /// A packet to a kind's port was refused, and why.
     /// A packet from `src` to a kind's port was refused, and why.
     Rejected { door: Option<DoorId>, src: IpAddr, reason: String },
-    /// A door changed while running (a one-time sequence used up, say): said at `level`.
     /// A door changed while running (a one-time sequence used up, say), said at `level`.
     Changed { door: DoorId, level: log::Level, message: String },
 }

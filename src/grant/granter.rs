@@ -1,15 +1,29 @@
 //! From a door's grant to set elements and commands, and the retry policy around them.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
 use super::attach::{AttachError, check_attached_sets};
+use super::ledger::{Entry, Key, Ledger};
 use super::legacy_command::{Scheduler, Spawner, Vars};
-use super::nft::{Family, Ruleset, set_name};
+use super::nft::Ruleset;
+use super::sets::{by_set, door_sets, elements, opens};
 use super::{Element, Firewall, FirewallError};
-use crate::config::{Config, Door, PortProto, TableFamily};
+use crate::config::{Config, Door, TableFamily};
 use crate::doors::Grant;
+
+/// A grant the firewall took: what the log line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    /// The grant.
+    pub grant: Grant,
+    /// What it opens: `22/tcp, 443/tcp`, or the attached set.
+    pub opens: String,
+    /// For how long.
+    pub timeout: Duration,
+}
 
 /// Commits grants: set elements through the firewall, commands through the spawner.
 pub struct Granter<F: Firewall, S: Spawner> {
@@ -26,6 +40,8 @@ pub struct Granter<F: Firewall, S: Spawner> {
     missing_attached: Option<(String, String)>,
     /// Grants the firewall refused.
     errors: u64,
+    /// Live grants, to log when they end and to say who opened them.
+    ledger: Ledger,
 }
 
 impl<F: Firewall, S: Spawner> Granter<F, S> {
@@ -44,6 +60,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             pending: Vec::new(),
             missing_attached: None,
             errors: 0,
+            ledger: Ledger::default(),
         })
     }
 
@@ -60,6 +77,9 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             self.firewall.install(&ruleset, self.table.as_deref())?;
             self.table = Some(ruleset.table.clone());
         }
+        // Doors that are gone took their sets, and their grants, with them.
+        let names: Vec<&str> = config.doors.iter().filter(|d| d.open.is_some()).map(|d| d.name.as_str()).collect();
+        self.ledger.retain_doors(&names);
         Ok(())
     }
 
@@ -79,12 +99,13 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         self.scheduler.open(door, vars, now, &mut self.spawner);
     }
 
-    /// Commits every grant since the last flush: one transaction per set, each element once,
-    /// so one set's failure never costs another set's grants. A set that has gone with the
-    /// daemon's own table is put back and tried once more. Returns how many grants went in.
-    pub fn flush(&mut self, config: &Config) -> usize {
+    /// Commits every grant since the last flush at `now`: one transaction per set, each
+    /// element once, so one set's failure never costs another set's grants. A set that has
+    /// gone with the daemon's own table is put back and tried once more. Returns the grants
+    /// that went in.
+    pub fn flush(&mut self, config: &Config, now: Duration) -> Vec<Granted> {
         if self.pending.is_empty() {
-            return 0;
+            return Vec::new();
         }
         // The same source opening the same door twice in a round is one grant: the later one.
         let mut seen = std::collections::HashSet::new();
@@ -108,18 +129,58 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 failed.push((set[0].family, set[0].table.clone(), set[0].set.clone()));
             }
         }
-        let mut granted = 0;
-        for (grant, elements) in pending.iter().zip(&wanted) {
+        let mut granted = Vec::new();
+        for (grant, elements) in pending.into_iter().zip(&wanted) {
             let ok = !elements.is_empty()
                 && elements.iter().all(|e| !failed.contains(&(e.family, e.table.clone(), e.set.clone())));
             if ok {
-                log_grant(&config.doors[grant.door], grant, elements);
-                granted += 1;
+                granted.push(self.record(config, grant, elements, now));
             } else if !elements.is_empty() {
                 self.errors += 1;
             }
         }
         granted
+    }
+
+    /// Enters a grant the firewall took in the ledger.
+    fn record(&mut self, config: &Config, grant: Grant, elements: &[Element], now: Duration) -> Granted {
+        let door = config.doors[grant.door].name.clone();
+        let keys: Vec<Key> = elements.iter().map(|e| Key { door: door.clone(), addr: e.addr, port: e.port }).collect();
+        let timeout = elements[0].timeout;
+        for key in &keys {
+            self.ledger.record(key.clone(), grant.by.clone(), timeout, now);
+        }
+        let opens = match keys.as_slice() {
+            [one] => opens(config, one),
+            many => many.iter().map(|k| opens(config, k)).collect::<Vec<_>>().join(", "),
+        };
+        Granted { grant, opens, timeout }
+    }
+
+    /// Removes `addr`'s grants from the doors `door` names (all when `None`) now, and runs
+    /// their stop commands now. Returns what was removed.
+    pub fn revoke(&mut self, config: &Config, addr: IpAddr, door: Option<&str>) -> Result<Vec<Key>, FirewallError> {
+        let mut revoked = Vec::new();
+        for d in config.doors.iter().filter(|d| door.is_none_or(|name| name == d.name)) {
+            let mut gone = Vec::new();
+            for (family, table, set) in door_sets(config, d) {
+                for e in self.firewall.list_elements(family, &table, &set)?.into_iter().filter(|e| e.addr == addr) {
+                    let timeout = e.timeout.unwrap_or_default();
+                    gone.push(Element { family, table: table.clone(), set: set.clone(), addr, port: e.port, timeout });
+                }
+            }
+            self.firewall.delete_elements(&gone)?;
+            for e in gone {
+                let key = Key { door: d.name.clone(), addr, port: e.port };
+                self.ledger.remove(&key);
+                revoked.push(key);
+            }
+            let stops = self.scheduler.run_now(&d.name, addr, &mut self.spawner);
+            if stops > 0 && !revoked.iter().any(|k| k.door == d.name) {
+                revoked.push(Key { door: d.name.clone(), addr, port: None });
+            }
+        }
+        Ok(revoked)
     }
 
     /// Checks that the kernel still holds exactly what the daemon installed, and puts it back
@@ -164,14 +225,20 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         }
     }
 
-    /// Runs stop commands that are due at `now`.
-    pub fn tick(&mut self, now: Duration) {
+    /// Runs stop commands that are due at `now`; returns the grants that have ended.
+    pub fn tick(&mut self, now: Duration) -> Vec<(Key, Entry)> {
         self.scheduler.run_due(now, &mut self.spawner);
+        self.ledger.ended(now)
     }
 
-    /// When the next stop command is due.
+    /// When the next stop command is due, or the next grant ends.
     pub fn next_due(&self) -> Option<Duration> {
-        self.scheduler.next_due()
+        self.scheduler.next_due().into_iter().chain(self.ledger.next_due()).min()
+    }
+
+    /// Live grants, as the daemon made them.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// Hands every pending stop command to the runner (pending grants are flushed first by the
@@ -213,68 +280,4 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     pub fn into_spawner(self) -> S {
         self.spawner
     }
-}
-
-/// Elements grouped by set, each (set, address, port) once with the longest timeout asked for.
-fn by_set<'a>(elements: impl Iterator<Item = &'a Element>) -> Vec<Vec<Element>> {
-    let mut groups: Vec<Vec<Element>> = Vec::new();
-    for element in elements {
-        let same_set = |g: &&mut Vec<Element>| {
-            let e = &g[0];
-            (e.family, &e.table, &e.set) == (element.family, &element.table, &element.set)
-        };
-        match groups.iter_mut().find(same_set) {
-            Some(group) => match group.iter_mut().find(|e| (e.addr, e.port) == (element.addr, element.port)) {
-                Some(e) => e.timeout = e.timeout.max(element.timeout),
-                None => group.push(element.clone()),
-            },
-            None => groups.push(vec![element.clone()]),
-        }
-    }
-    groups
-}
-
-fn log_grant(door: &Door, grant: &Grant, elements: &[Element]) {
-    let timeout = humantime::format_duration(elements[0].timeout);
-    let by = grant.by.as_ref().map_or_else(String::new, |key| format!(" (key {key})"));
-    let Some(open) = door.open.as_ref() else { return };
-    let list = |ports: &mut dyn Iterator<Item = PortProto>| ports.map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-    match &open.attach {
-        None if open.per_port => {
-            info!(
-                "{}: {}: granted {} for {timeout}{by}",
-                door.name,
-                grant.addr,
-                list(&mut elements.iter().filter_map(|e| e.port))
-            )
-        }
-        None => {
-            info!("{}: {}: granted {} for {timeout}{by}", door.name, grant.addr, list(&mut open.ports.iter().copied()))
-        }
-        Some(_) => {
-            let e = &elements[0];
-            info!("{}: {}: added to set {} {} {} for {timeout}{by}", door.name, grant.addr, e.family, e.table, e.set)
-        }
-    }
-}
-
-/// The set elements that grant `grant`: one for the address, or (a per-port door) one per
-/// port asked for. None for an attach door without a set for the address's family, or a
-/// per-port grant that asked for no port.
-fn elements(config: &Config, grant: &Grant) -> Vec<Element> {
-    let door = &config.doors[grant.door];
-    let Some(open) = door.open.as_ref() else { return Vec::new() };
-    let (family, table, set) = match &open.attach {
-        None => (TableFamily::Inet, config.table.clone(), set_name(&door.name, Family::of(&grant.addr))),
-        Some(a) => match if grant.addr.is_ipv4() { a.ipv4.as_ref() } else { a.ipv6.as_ref() } {
-            Some(set) => (a.family, a.table.clone(), set.clone()),
-            None => {
-                warn!("{}: {}: the door has no set for this address family; not granted", door.name, grant.addr);
-                return Vec::new();
-            }
-        },
-    };
-    let timeout = grant.timeout.unwrap_or(open.timeout);
-    let element = |port| Element { family, table: table.clone(), set: set.clone(), addr: grant.addr, port, timeout };
-    if open.per_port { grant.ports.iter().map(|p| element(Some(*p))).collect() } else { vec![element(None)] }
 }

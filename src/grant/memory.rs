@@ -1,6 +1,6 @@
 //! An in-memory firewall that records what it was asked to do, for tests without root.
 
-use super::{Element, Firewall, FirewallError, KEY_IPV4, KEY_IPV4_PORT, KEY_IPV6, KEY_IPV6_PORT, SetInfo};
+use super::{Element, ElementInfo, Firewall, FirewallError, KEY_IPV4, KEY_IPV4_PORT, KEY_IPV6, KEY_IPV6_PORT, SetInfo};
 use crate::config::TableFamily;
 use crate::grant::nft::{CHAIN, Family, Ruleset};
 
@@ -20,8 +20,10 @@ pub enum Failure {
 pub struct MemoryFirewall {
     /// Every ruleset installed, oldest first.
     pub installed: Vec<Ruleset>,
-    /// Every element added, oldest first.
+    /// Every element added and not deleted since, oldest first.
     pub elements: Vec<Element>,
+    /// Every element deleted (`knockd revoke`), oldest first.
+    pub deleted_elements: Vec<Element>,
     /// Sets that exist outside the daemon's own table (attach mode).
     pub foreign_sets: Vec<(TableFamily, String, String, SetInfo)>,
     /// When set, every operation fails this way.
@@ -98,6 +100,33 @@ impl Firewall for MemoryFirewall {
             return Ok(Some(SetInfo { timeout: true, key_type }));
         }
         Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))
+    }
+
+    /// The elements added to the set and not deleted since, each once; `expires` is the
+    /// timeout (no time passes here).
+    fn list_elements(
+        &mut self,
+        family: TableFamily,
+        table: &str,
+        set: &str,
+    ) -> Result<Vec<ElementInfo>, FirewallError> {
+        self.check("list set elements")?;
+        let mut out: Vec<ElementInfo> = Vec::new();
+        for e in self.elements.iter().filter(|e| e.family == family && e.table == table && e.set == set) {
+            out.retain(|o| (o.addr, o.port) != (e.addr, e.port));
+            out.push(ElementInfo { addr: e.addr, port: e.port, timeout: Some(e.timeout), expires: Some(e.timeout) });
+        }
+        Ok(out)
+    }
+
+    fn delete_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
+        self.check("delete set elements")?;
+        let same = |a: &Element, b: &Element| {
+            (a.family, &a.table, &a.set, a.addr, a.port) == (b.family, &b.table, &b.set, b.addr, b.port)
+        };
+        self.elements.retain(|e| !elements.iter().any(|d| same(e, d)));
+        self.deleted_elements.extend_from_slice(elements);
+        Ok(())
     }
 
     fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {

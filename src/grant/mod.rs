@@ -10,9 +10,11 @@
 
 pub mod attach;
 mod granter;
+pub mod ledger;
 pub mod legacy_command;
 pub mod memory;
 pub mod nft;
+pub mod sets;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -38,6 +40,19 @@ pub struct Element {
     pub port: Option<PortProto>,
     /// When the kernel removes it again.
     pub timeout: Duration,
+}
+
+/// One element of a set, as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementInfo {
+    /// The element's address.
+    pub addr: IpAddr,
+    /// For a per-port set: the protocol and port.
+    pub port: Option<PortProto>,
+    /// The element's own timeout, if it has one.
+    pub timeout: Option<Duration>,
+    /// Time left before the kernel removes it.
+    pub expires: Option<Duration>,
 }
 
 /// What attach mode needs to know about an admin's set before it uses it.
@@ -98,6 +113,13 @@ pub trait Firewall {
 
     /// Describes an existing set; `None` when it (or its table) does not exist.
     fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError>;
+
+    /// Every element of a set, with the time it has left.
+    fn list_elements(&mut self, family: TableFamily, table: &str, set: &str)
+    -> Result<Vec<ElementInfo>, FirewallError>;
+
+    /// Removes these elements now (`knockd revoke`), in one transaction.
+    fn delete_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError>;
 
     /// How the kernel differs from what the last [`install`](Firewall::install) of `ruleset`
     /// left: the table, a set or the chain removed, or the chain's rules changed. `None` when

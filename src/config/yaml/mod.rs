@@ -4,6 +4,7 @@
 //! serde_yaml_ng with the key path (`doors.ssh.sequence[1]`) and the line it is on.
 
 mod fwknop;
+mod hints;
 mod values;
 
 use std::fmt;
@@ -26,7 +27,9 @@ use super::{ConfigError, Location};
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| {
         let location = e.location().map(|l| Location { line: l.line(), column: l.column() });
-        ConfigError::Invalid { file: file.to_owned(), location, message: strip_location(&e.to_string()) }
+        let (line, column) = location.map_or((0, 0), |l| (l.line, l.column));
+        let message = hints::explain(&strip_location(&e.to_string()), text, line, column);
+        ConfigError::Invalid { file: file.to_owned(), location, message }
     })?;
     let doors = raw.doors.0;
     if doors.is_empty() {
@@ -44,6 +47,8 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         user: raw.user.map_or_else(|| DEFAULT_USER.into(), |u| u.0),
         included: Vec::new(),
+        control_socket: raw.control_socket,
+        metrics_textfile: raw.metrics.textfile,
         max_attempts: raw.limits.max_attempts,
         doors,
     })
@@ -74,7 +79,18 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     user: Option<UserName>,
+    #[serde(default)]
+    control_socket: Option<PathBuf>,
+    #[serde(default)]
+    metrics: RawMetrics,
     doors: Doors,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default)]
+    textfile: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -222,7 +238,10 @@ struct RawOpen {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRotating {
-    secret_file: PathBuf,
+    #[serde(default)]
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    secret_files: Vec<PathBuf>,
     #[serde(default)]
     step: Option<StepDuration>,
     #[serde(default)]
@@ -239,8 +258,22 @@ impl RawRotating {
         if !(1..=ROTATING_MAX_LENGTH).contains(&length) {
             return Err(E::custom(format!("rotating.length {length} is out of range: use 1 to {ROTATING_MAX_LENGTH}")));
         }
+        let secret_files = match (self.secret_file, self.secret_files) {
+            (Some(one), many) if many.is_empty() => vec![one],
+            (None, many) if !many.is_empty() => many,
+            (Some(_), _) => {
+                return Err(E::custom(
+                    "rotating has both `secret_file` and `secret_files`: keep one (a list takes one)",
+                ));
+            }
+            (None, _) => {
+                return Err(E::custom(
+                    "rotating needs `secret_file:` (or `secret_files:`, one per client): the shared secret(s)",
+                ));
+            }
+        };
         Ok(Rotating {
-            secret_file: self.secret_file,
+            secret_files,
             step: self.step.map_or(ROTATING_STEP, |s| s.0),
             length,
             ports: self.ports.map_or(ROTATING_PORTS, |p| p.0),

@@ -59,7 +59,7 @@ pub fn grant(
     let timeout =
         message.client_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(u64::from(t)).min(fwknop.max_timeout));
     Ok(Grant {
-        by: Some(format!("{}, user {}", fwknop.name, message.user)),
+        by: Some(format!("key {}, user {}", fwknop.name, message.user)),
         ports: message.ports.clone(),
         timeout,
         sent_at: Some(ts),

@@ -36,17 +36,13 @@ pub type SlotId = usize;
 #[allow(missing_docs, reason = "each variant's doc names its fields")]
 pub enum Event {
     /// `src` has `stage` of the door's `of` knocks in order.
-    /// `src` has `stage` of the door's `of` knocks in order.
     Stage { door: DoorId, src: IpAddr, stage: usize, of: usize },
-    /// `src` completed the sequence of the door's `slot`.
     /// `src` completed the sequence of the door's `slot`.
     Open { door: DoorId, src: IpAddr, slot: SlotId },
     /// An out-of-order knock ended `src`'s attempt.
-    /// An out-of-order knock ended `src`'s attempt.
     Restart { door: DoorId, src: IpAddr },
-    /// `src`'s attempt ran past the door's `seq_timeout`.
-    /// `src`'s attempt ran past the door's `seq_timeout`.
-    TimedOut { door: DoorId, src: IpAddr },
+    /// `src`'s attempt ran past the door's `seq_timeout`, with `stage` of `of` knocks.
+    TimedOut { door: DoorId, src: IpAddr, stage: usize, of: usize },
     /// A knock to one of the door's ports that did not count, and why.
     Ignored { door: DoorId, src: IpAddr, why: &'static str },
 }
@@ -130,7 +126,7 @@ impl Matcher {
                 not_from: d.not_from.clone(),
             };
             let count = match d.sequence() {
-                Some(Proof::Rotating(_)) => 2,
+                Some(Proof::Rotating(r)) => 2 * r.secret_files.len(),
                 Some(_) => 1,
                 None => 0,
             };
@@ -154,7 +150,7 @@ impl Matcher {
         }
     }
 
-    /// The slots of a door: one, or two for a rotating door.
+    /// The slots of a door: one, or two per secret for a rotating door.
     pub fn slots_of(&self, door: DoorId) -> std::ops::Range<SlotId> {
         let first = self.slots.iter().position(|s| s.door == door).unwrap_or(self.slots.len());
         let count = self.slots[first..].iter().take_while(|s| s.door == door).count();
@@ -217,12 +213,21 @@ impl Matcher {
         }
     }
 
-    /// Forgets attempts that can no longer complete; call it now and then to return memory early.
-    pub fn expire(&mut self, now: Duration) {
+    /// Ends attempts that ran past their door's `seq_timeout` at `now`, each with a
+    /// [`Event::TimedOut`]; call it now and then, so the log says so on time.
+    pub fn expire(&mut self, now: Duration, events: &mut Vec<Event>) {
         let slots = &self.slots;
         let table = &mut self.table;
         let before = table.attempts.len();
-        table.attempts.retain(|(_, slot), a| now.saturating_sub(a.started) <= slots[*slot].spec.seq_timeout);
+        table.attempts.retain(|(src, slot), a| {
+            let spec = &slots[*slot].spec;
+            let live = now.saturating_sub(a.started) <= spec.seq_timeout;
+            if !live {
+                let (door, of) = (slots[*slot].door, spec.sequence.len());
+                events.push(Event::TimedOut { door, src: *src, stage: a.next, of });
+            }
+            live
+        });
         table.stats.expired += (before - table.attempts.len()) as u64;
     }
 
@@ -264,9 +269,10 @@ impl Table {
         if let Some(attempt) = self.attempts.get_mut(&key) {
             let last = spec.sequence[attempt.next - 1];
             if now.saturating_sub(attempt.started) > spec.seq_timeout {
+                let stage = attempt.next;
                 self.attempts.remove(&key);
                 self.stats.expired += 1;
-                events.push(Event::TimedOut { door, src });
+                events.push(Event::TimedOut { door, src, stage, of: spec.sequence.len() });
             } else if knock.fingerprint != 0 && knock.port == last && knock.fingerprint == attempt.last {
                 // The same packet again: a retransmitted SYN, or the copy a bridge shows.
                 return events.push(Event::Ignored { door, src, why: "it repeats the last knock (same packet)" });
@@ -290,7 +296,8 @@ impl Table {
             }
         }
         if spec.sequence[0] != knock.port {
-            return;
+            let why = "not the first knock, and no attempt is in progress (it may have timed out)";
+            return events.push(Event::Ignored { door, src, why });
         }
         let of = spec.sequence.len();
         if of == 1 {

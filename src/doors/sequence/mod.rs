@@ -85,7 +85,7 @@ impl Sequences {
         match event {
             Event::Stage { door, src, stage, of } => out.notes.push(Note::Stage { door, src, stage, of }),
             Event::Restart { door, src } => out.notes.push(Note::Restart { door, src }),
-            Event::TimedOut { door, src } => out.notes.push(Note::TimedOut { door, src }),
+            Event::TimedOut { door, src, stage, of } => out.notes.push(Note::TimedOut { door, src, stage, of }),
             Event::Ignored { door, src, why } => out.notes.push(Note::Ignored { door, src, why }),
             Event::Open { door, src, slot } => {
                 out.grants.push(Grant::new(door, src, src, dst));
@@ -123,8 +123,13 @@ impl DoorKind for Sequences {
         }
     }
 
-    fn tick(&mut self, now: Duration, _out: &mut Outcomes) {
-        self.matcher.expire(now);
+    fn tick(&mut self, now: Duration, out: &mut Outcomes) {
+        let mut events = std::mem::take(&mut self.events);
+        self.matcher.expire(now, &mut events);
+        for event in events.drain(..) {
+            self.on_event(event, std::net::Ipv4Addr::UNSPECIFIED.into(), out);
+        }
+        self.events = events;
     }
 
     fn carry_over(&mut self, old: Box<dyn Any>) {

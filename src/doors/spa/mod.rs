@@ -139,7 +139,7 @@ impl SpaDoors {
                     }
                     let addr = verified.request.address.unwrap_or(w.src);
                     out.notes.push(Note::Accepted { door: d.id, src: w.src });
-                    let by = Some(verified.key);
+                    let by = Some(format!("key {}", verified.key));
                     out.grants.push(Grant {
                         by,
                         sent_at: Some(verified.request.timestamp),

@@ -187,6 +187,18 @@ impl Scheduler {
         }
     }
 
+    /// Runs `door`'s pending stops for `src` now (`knockd revoke`); returns how many.
+    pub fn run_now(&mut self, door: &str, src: IpAddr, spawner: &mut dyn Spawner) -> usize {
+        let (now, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.stops).into_iter().partition(|Reverse(s)| s.job.door == door && s.job.src == src);
+        self.stops = later.into_iter().collect();
+        let count = now.len();
+        for Reverse(s) in now {
+            spawner.spawn_blocking(s.job);
+        }
+        count
+    }
+
     /// At shutdown: every pending stop, now, in due order, waiting for room if need be.
     pub fn drain(&mut self, spawner: &mut dyn Spawner) {
         while let Some(Reverse(s)) = self.stops.pop() {

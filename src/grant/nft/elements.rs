@@ -17,14 +17,38 @@ use crate::grant::Element;
 /// Elements per netlink message; keeps each message far below the netlink size limit.
 const ELEMENTS_PER_MESSAGE: usize = 256;
 
+/// One batch that removes every element (they must exist).
+pub(super) fn delete_batch(elements: &[Element]) -> Batch {
+    let mut batch = Batch::new();
+    let mut messages = Vec::new();
+    for group in by_set(elements) {
+        for chunk in group.chunks(ELEMENTS_PER_MESSAGE) {
+            let mut keys = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
+            for e in chunk {
+                keys.push(&super::concat::key(&e.addr, e.port), None);
+            }
+            messages.push(keys);
+        }
+    }
+    for keys in &messages {
+        batch.add(keys, MsgType::Del);
+    }
+    batch
+}
+
+/// The elements, grouped by set.
+fn by_set(elements: &[Element]) -> Vec<Vec<&Element>> {
+    let mut sorted: Vec<&Element> = elements.iter().collect();
+    sorted.sort_by(|a, b| (a.family.nfproto(), &a.table, &a.set).cmp(&(b.family.nfproto(), &b.table, &b.set)));
+    sorted.chunk_by(|a, b| a.family == b.family && a.table == b.table && a.set == b.set).map(<[_]>::to_vec).collect()
+}
+
 /// One batch that adds every element, or restarts its timeout if it is there already.
 pub(super) fn batch(elements: &[Element]) -> Batch {
     // Per set, in one transaction: add (no-op if present), delete, add again. That creates
     // the element or restarts its timeout, without a lookup first and on every kernel.
     let mut messages = Vec::new();
-    let mut sorted: Vec<&Element> = elements.iter().collect();
-    sorted.sort_by(|a, b| (a.family.nfproto(), &a.table, &a.set).cmp(&(b.family.nfproto(), &b.table, &b.set)));
-    for group in sorted.chunk_by(|a, b| a.family == b.family && a.table == b.table && a.set == b.set) {
+    for group in by_set(elements) {
         for chunk in group.chunks(ELEMENTS_PER_MESSAGE) {
             let mut with_timeout = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
             let mut keys_only = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);

@@ -16,5 +16,4 @@ mod ruleset;
 
 pub use monitor::Monitor;
 pub use netlink::NetlinkFirewall;
-pub use query::ElementInfo;
 pub use ruleset::*;

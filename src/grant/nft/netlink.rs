@@ -20,7 +20,7 @@ use nix::sys::time::TimeVal;
 use super::nlmsg;
 use super::ruleset::Ruleset;
 use crate::config::TableFamily;
-use crate::grant::{Element, Firewall, FirewallError, SetInfo};
+use crate::grant::{Element, ElementInfo, Firewall, FirewallError, SetInfo};
 
 /// How long to wait for the kernel's answer before calling the socket broken.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -199,6 +199,23 @@ impl Firewall for NetlinkFirewall {
 
     fn set_info(&mut self, family: TableFamily, table: &str, set: &str) -> Result<Option<SetInfo>, FirewallError> {
         NetlinkFirewall::set_info(self, family, table, set)
+    }
+
+    fn list_elements(
+        &mut self,
+        family: TableFamily,
+        table: &str,
+        set: &str,
+    ) -> Result<Vec<ElementInfo>, FirewallError> {
+        NetlinkFirewall::list_elements(self, family, table, set)
+    }
+
+    fn delete_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
+        let Some(first) = elements.first() else { return Ok(()) };
+        let batch = super::elements::delete_batch(elements);
+        let what =
+            || format!("remove {} element(s) from set {} {} {}", elements.len(), first.family, first.table, first.set);
+        self.commit(batch, what)
     }
 
     fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {

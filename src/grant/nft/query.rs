@@ -1,14 +1,13 @@
 //! Read-only netlink queries: describe a set, list a set's elements, list a table's sets, read
 //! back the daemon's chain. Requests and answers are built and parsed in safe Rust (`nlmsg`).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use super::netlink::{self, NetlinkFirewall};
 use super::nlmsg::{self, F_ACK, F_DUMP, Message, NLMSG_DONE, Request};
 use super::ruleset::{CHAIN, Ruleset};
-use crate::config::{PortProto, TableFamily};
-use crate::grant::{FirewallError, SetInfo};
+use crate::config::TableFamily;
+use crate::grant::{ElementInfo, FirewallError, SetInfo};
 
 // NFT_MSG_* request types and NFTA_* attribute types (linux/netfilter/nf_tables.h).
 const GETTABLE: u16 = 1;
@@ -31,19 +30,6 @@ const SET_ELEM_EXPIRATION: u16 = 5;
 const DATA_VALUE: u16 = 1;
 /// `NFT_SET_TIMEOUT`.
 const SET_F_TIMEOUT: u32 = 0x10;
-
-/// One element of a set, as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElementInfo {
-    /// The element's address.
-    pub addr: IpAddr,
-    /// For a per-port set: the protocol and port.
-    pub port: Option<PortProto>,
-    /// The element's own timeout, if it has one.
-    pub timeout: Option<Duration>,
-    /// Time left before the kernel removes it.
-    pub expires: Option<Duration>,
-}
 
 /// What the daemon's chain holds: each rule's expressions, as the kernel reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]

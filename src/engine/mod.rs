@@ -4,6 +4,10 @@
 //! The firewall and the command runner are traits, so the whole path from bytes to set
 //! elements and commands is tested with in-memory stand-ins, without root.
 
+mod admin;
+
+pub use admin::door_status;
+
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -74,6 +78,8 @@ pub struct Engine<F: Firewall, S: Spawner> {
     log_budget: LogBudget,
     /// This host's addresses: packets to any other are not knocks. `None` until told.
     local: Option<HashSet<IpAddr>>,
+    /// The latest time the engine was given (monotonic), for grants committed between calls.
+    now: Duration,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -96,6 +102,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             names: None,
             log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
             local: None,
+            now: Duration::ZERO,
         };
         engine.route();
         Ok(engine)
@@ -157,6 +164,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
 
     fn route_packet(&mut self, lane: Option<Lane>, bytes: &[u8], now: Duration) {
         self.stats.packets += 1;
+        self.now = self.now.max(now);
         let packet = match packet::parse(bytes) {
             Ok(packet) => packet,
             Err(reason) => {
@@ -191,10 +199,11 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         for grant in outcomes.grants.drain(..) {
             self.stats.opens += 1;
             let door = &self.config.doors[grant.door];
-            let who = describe(&mut self.names, grant.addr);
-            match &grant.by {
-                None => info!("{}: {who}: OPEN", door.name),
-                Some(_) => info!("{}: {who}: OPEN (single-packet authorization from {})", door.name, grant.src),
+            // A grant's line says what it opened once the firewall took it (`flush`); a door
+            // that only runs commands says it here.
+            if door.open.is_none() {
+                let who = describe(&mut self.names, grant.addr);
+                info!("{}: {who}: OPEN (runs its command){}", door.name, provenance(&grant));
             }
             self.granter.open(door, &grant, now);
         }
@@ -230,7 +239,15 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
             Note::Restart { door, src } => debug!("{}: {src}: knock out of order, sequence restarted", name(door)),
             Note::Ignored { door, src, why } => debug!("{}: {src}: knock not counted: {why}", name(door)),
-            Note::TimedOut { door, src } => info!("{}: {src}: sequence timed out", name(door)),
+            // A lone first knock that goes nowhere is mostly a port scan: debug only.
+            Note::TimedOut { door, src, stage, of } => {
+                let timeout = humantime::format_duration(self.config.doors[door].seq_timeout);
+                let line = format!(
+                    "{}: {src}: sequence timed out after {stage} of {of} knocks (seq_timeout {timeout})",
+                    name(door)
+                );
+                if stage > 1 { info!("{line}") } else { debug!("{line}") }
+            }
             Note::Rejected { door: Some(door), src, reason } => info!("{}: {src}: {reason}", name(door)),
             Note::Rejected { door: None, src, reason } => debug!("{src}: {reason}"),
             Note::Changed { door, level, message } => log!(level, "{}: {message}", name(door)),
@@ -272,10 +289,16 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         ports
     }
 
-    /// Commits every grant since the last flush in one firewall transaction.
+    /// Commits every grant since the last flush in one firewall transaction, and logs each.
     /// Returns how many were granted.
     pub fn flush(&mut self) -> usize {
-        self.granter.flush(&self.config)
+        let granted = self.granter.flush(&self.config, self.now);
+        for g in &granted {
+            let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
+            let timeout = humantime::format_duration(g.timeout);
+            info!("{door}: {who}: OPEN {} for {timeout}{}", g.opens, provenance(&g.grant));
+        }
+        granted.len()
     }
 
     /// Checks that the daemon's nftables objects are still there, and puts them back if not.
@@ -285,7 +308,16 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
 
     /// Housekeeping at `now`: runs due stop commands, forgets attempts that can no longer complete.
     pub fn tick(&mut self, now: Duration) {
-        self.granter.tick(now);
+        self.now = self.now.max(now);
+        for (key, entry) in self.granter.tick(now) {
+            let who = describe(&mut self.names, key.addr);
+            let opens = crate::grant::sets::opens(&self.config, &key);
+            info!(
+                "{}: {who}: {opens} closed again: the grant of {} ended",
+                key.door,
+                humantime::format_duration(entry.timeout)
+            );
+        }
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for kind in &mut self.kinds {
             kind.tick(now, &mut outcomes);
@@ -374,6 +406,16 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
         out
     }
+}
+
+/// Who vouched for a grant, and where its proof came from when that is not the address let in:
+/// ` (key alice, sent from 198.18.0.3)`; empty for a knock sequence.
+fn provenance(grant: &doors::Grant) -> String {
+    let mut parts: Vec<String> = grant.by.iter().cloned().collect();
+    if grant.src != grant.addr {
+        parts.push(format!("sent from {}", grant.src));
+    }
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
 }
 
 /// How a source appears in log lines: with its host name once known (`--lookup`).

@@ -1,0 +1,104 @@
+//! What the control socket's verbs do to the engine, with the in-memory firewall: an admin's
+//! grant, its refusals, status, revoke, and the ledger that knows who opened what and when it
+//! ends.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use knockd::config;
+use knockd::engine::Engine;
+use knockd::grant::MemoryFirewall;
+use knockd::grant::legacy_command::MemorySpawner;
+
+const CONFIG: &str = "
+doors:
+  ssh:
+    sequence: [7000]
+    open: {ports: [\"22/tcp\"], timeout: 30s}
+  web:
+    sequence: [7100]
+    open: {ports: [\"443/tcp\"], timeout: 2m}
+  cmd:
+    sequence: [7200]
+    command: \"true %IP%\"
+";
+
+fn engine() -> Engine<MemoryFirewall, MemorySpawner> {
+    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
+}
+
+fn addr(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn an_admin_grant_is_an_element_with_its_timeout_and_names_the_admin() {
+    let mut e = engine();
+    let said = e.admin_grant(addr("198.18.0.7"), "ssh", Some(Duration::from_secs(600)), Vec::new(), 1000).unwrap();
+    assert_eq!(said, "door ssh opened for 198.18.0.7");
+    let element = &e.firewall().elements[0];
+    assert_eq!((element.set.as_str(), element.timeout), ("ssh_v4", Duration::from_secs(600)));
+
+    let (doors, grants) = e.status().unwrap();
+    assert_eq!(doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["ssh", "web", "cmd"]);
+    assert_eq!(doors[1].opens, ["443/tcp"]);
+    assert_eq!(doors[1].timeout_seconds, Some(120));
+    assert_eq!(grants.len(), 1);
+    assert_eq!((grants[0].door.as_str(), grants[0].address), ("ssh", addr("198.18.0.7")));
+    assert_eq!((grants[0].opens.as_str(), grants[0].by.as_deref()), ("22/tcp", Some("admin uid 1000")));
+
+    // Without --for, the door's own timeout.
+    e.admin_grant(addr("2001:db8::7"), "web", None, Vec::new(), 0).unwrap();
+    let element = e.firewall().elements.iter().find(|el| el.set == "web_v6").unwrap();
+    assert_eq!(element.timeout, Duration::from_secs(120));
+}
+
+#[test]
+fn an_admin_grant_says_why_it_is_refused() {
+    let mut e = engine();
+    let refuse = |e: &mut Engine<_, _>, door: &str, timeout: Option<u64>, ports: &[&str]| {
+        let ports = ports.iter().map(|p| config::PortProto::parse(p).unwrap()).collect();
+        e.admin_grant(addr("198.18.0.7"), door, timeout.map(Duration::from_secs), ports, 0).unwrap_err()
+    };
+    assert_eq!(refuse(&mut e, "nope", None, &[]), "no door is named nope");
+    assert!(refuse(&mut e, "ssh", Some(30 * 86400), &[]).starts_with("--for 30days is out of range"));
+    assert_eq!(refuse(&mut e, "ssh", None, &["443/tcp"]), "door ssh opens its own ports: leave --port out");
+    assert!(e.firewall().elements.is_empty(), "nothing was granted");
+    assert_eq!(e.stats().opens, 0);
+}
+
+#[test]
+fn revoke_removes_the_element_now_from_one_door_or_all() {
+    let mut e = engine();
+    for door in ["ssh", "web"] {
+        e.admin_grant(addr("198.18.0.7"), door, None, Vec::new(), 0).unwrap();
+    }
+    e.admin_grant(addr("198.18.0.8"), "ssh", None, Vec::new(), 0).unwrap();
+
+    let said = e.revoke(addr("198.18.0.7"), Some("web"), 0).unwrap();
+    assert_eq!(said, "revoked: web: 198.18.0.7: 443/tcp");
+    assert_eq!(e.firewall().elements.len(), 2);
+    let said = e.revoke(addr("198.18.0.7"), None, 0).unwrap();
+    assert_eq!(said, "revoked: ssh: 198.18.0.7: 22/tcp");
+    let left: Vec<_> = e.firewall().elements.iter().map(|el| el.addr).collect();
+    assert_eq!(left, [addr("198.18.0.8")], "the other address keeps its grant");
+
+    assert_eq!(e.revoke(addr("198.18.0.7"), None, 0).unwrap_err(), "198.18.0.7 has no grant");
+    assert_eq!(e.revoke(addr("198.18.0.7"), Some("nope"), 0).unwrap_err(), "no door is named nope");
+}
+
+#[test]
+fn the_ledger_ends_a_grant_at_its_timeout() {
+    let mut e = engine();
+    e.tick(Duration::from_secs(100));
+    e.admin_grant(addr("198.18.0.7"), "ssh", None, Vec::new(), 0).unwrap();
+    assert_eq!(e.next_due(), Some(Duration::from_secs(130)), "the loop wakes when the grant ends");
+    e.tick(Duration::from_secs(129));
+    assert_eq!(e.status().unwrap().1[0].by.as_deref(), Some("admin uid 0"), "still live, still attributed");
+    e.tick(Duration::from_secs(130));
+    // The kernel removes the element by itself (the memory firewall keeps it); the daemon has
+    // logged the end and no longer attributes it.
+    assert_eq!(e.status().unwrap().1[0].by, None);
+    assert_eq!(e.next_due(), None);
+}
