@@ -181,7 +181,7 @@ fn two_hundred_interleaved_knockers_all_get_in() {
 fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", &config("60s"));
+    let config = ConfigFile::new("knockd.yaml", &config("8s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
 
@@ -204,6 +204,10 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
     assert_eq!(tables.trim(), "table inet knockd");
     assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"), "the grant survived the restart");
     assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
+    // The new daemon did not make the grant, and still says when it ends.
+    let ended = "ssh: 198.18.0.2: 22/tcp closed again: the grant of 8s ended";
+    assert!(daemon.wait_log(ended, Duration::from_secs(10)), "{}", daemon.log_text());
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
     drop(daemon);
 }
 

@@ -102,3 +102,24 @@ fn the_ledger_ends_a_grant_at_its_timeout() {
     assert_eq!(e.status().unwrap().1[0].by, None);
     assert_eq!(e.next_due(), None);
 }
+
+#[test]
+fn grants_already_in_the_kernel_at_start_end_on_time_too() {
+    // A restart: the sets kept an element the previous daemon made.
+    let mut firewall = MemoryFirewall::default();
+    firewall.elements.push(knockd::grant::Element {
+        family: config::TableFamily::Inet,
+        table: "knockd".into(),
+        set: "ssh_v4".into(),
+        addr: addr("198.18.0.9"),
+        port: None,
+        timeout: Duration::from_secs(45),
+    });
+    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    let mut e = Engine::start(config, firewall, MemorySpawner::default()).unwrap();
+    assert_eq!(e.next_due(), Some(Duration::from_secs(45)), "the loop wakes when it ends");
+    let grants = e.status().unwrap().1;
+    assert_eq!((grants[0].address, grants[0].by.as_deref()), (addr("198.18.0.9"), None), "who opened it is not known");
+    e.tick(Duration::from_secs(45));
+    assert_eq!(e.next_due(), None, "ended, and logged as ended");
+}

@@ -52,7 +52,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         if table.is_some() {
             firewall.install(&ruleset, None)?;
         }
-        Ok(Granter {
+        let mut granter = Granter {
             firewall,
             spawner,
             scheduler: Scheduler::default(),
@@ -61,7 +61,32 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             missing_attached: None,
             errors: 0,
             ledger: Ledger::default(),
-        })
+        };
+        granter.adopt(config, Duration::ZERO);
+        Ok(granter)
+    }
+
+    /// Enters the grants already in the kernel (a restart keeps the sets) in the ledger at
+    /// `now`, so that their end is logged too and status counts them.
+    fn adopt(&mut self, config: &Config, now: Duration) {
+        for door in &config.doors {
+            for (family, table, set) in door_sets(config, door) {
+                let found = match self.firewall.list_elements(family, &table, &set) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        debug!("cannot read the grants in set {set}: {e}");
+                        continue;
+                    }
+                };
+                // Elements without a timeout are an admin's own (attach mode): they never end.
+                for e in found {
+                    if let (Some(timeout), Some(left)) = (e.timeout, e.expires) {
+                        let key = Key { door: door.name.clone(), addr: e.addr, port: e.port };
+                        self.ledger.adopt(key, timeout, left, now);
+                    }
+                }
+            }
+        }
     }
 
     /// Checks the sets attach-mode doors of `config` name; reads only.

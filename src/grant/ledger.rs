@@ -44,15 +44,24 @@ pub struct Ledger {
 impl Ledger {
     /// Records a grant made (or renewed) at `now` for `timeout`.
     pub fn record(&mut self, key: Key, by: Option<String>, timeout: Duration, now: Duration) {
+        self.insert(key, Entry { by, until: now + timeout, timeout });
+    }
+
+    /// Records a grant found in the kernel at `now` with `left` of its `timeout` to go (the sets
+    /// outlive a restart); who opened it is not known any more.
+    pub fn adopt(&mut self, key: Key, timeout: Duration, left: Duration, now: Duration) {
+        self.insert(key, Entry { by: None, until: now + left, timeout });
+    }
+
+    fn insert(&mut self, key: Key, entry: Entry) {
         self.remove(&key);
         if self.entries.len() >= CAPACITY {
             if let Some((_, first)) = self.by_end.pop_first() {
                 self.entries.remove(&first);
             }
         }
-        let until = now + timeout;
-        self.by_end.insert((until, key.clone()));
-        self.entries.insert(key, Entry { by, until, timeout });
+        self.by_end.insert((entry.until, key.clone()));
+        self.entries.insert(key, entry);
     }
 
     /// Forgets a grant (revoked), returning it if it was live.
