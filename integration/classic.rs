@@ -23,16 +23,7 @@ fn knock_tcp(lab: &Lab, src: &str, dst: &str, ports: &[u16]) {
 
 /// Waits (bounded) until `path` contains `needle`.
 fn file_contains(path: &std::path::Path, needle: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(within, || std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)))
 }
 
 /// Debian's default knockd.conf, as shipped, with its iptables commands (iptables-nft here).

@@ -2,7 +2,7 @@
 //! `reload`, and the metrics textfile; with no daemon, status reads the kernel.
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::daemon::{ConfigFile, Daemon, knockd_path};
 use crate::lab::*;
@@ -141,10 +141,7 @@ fn reload_reports_the_result_and_metrics_are_written() {
     let with_metrics = |doors: &str| format!("metrics: {{textfile: {}}}\n{doors}", metrics.display());
     config.rewrite(&with_metrics(TWO_DOORS));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let deadline = Instant::now() + WITHIN;
-    while !metrics.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(WITHIN, || metrics.exists());
     let text = std::fs::read_to_string(&metrics).expect("the textfile is written at start");
     let why = "staying root after start: user nobody could not write the metrics textfile";
     assert!(daemon.log_text().contains(why), "{}", daemon.log_text());

@@ -45,14 +45,7 @@ const SEQUENCE: [(u16, bool); 3] = [(7000, false), (8000, true), (9000, false)];
 
 /// Waits (bounded) until `addr` has left the door's set.
 fn wait_until_expired(lab: &Lab, set: &str, addr: &str, within: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if !lab.server.set_elements("knockd", set).contains(addr) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+    eventually(within, || !lab.server.set_elements("knockd", set).contains(addr))
 }
 
 #[test]

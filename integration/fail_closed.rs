@@ -29,20 +29,6 @@ fn many_doors(n: u16, timeout: &str) -> String {
     yaml
 }
 
-/// Bounded wait for a condition.
-fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_thousand_doors_start_reload_and_open() {
     let lab = Lab::new();

@@ -28,20 +28,6 @@ fn set_has(lab: &Lab, addr: &str) -> bool {
     lab.server.set_elements("knockd", "ssh_v4").contains(addr)
 }
 
-/// Bounded wait for a condition on the server.
-fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything() {
     let lab = Lab::new();
