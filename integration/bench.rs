@@ -16,6 +16,7 @@ mod bench_spa;
 mod daemon;
 mod frames;
 mod lab;
+mod spa_packets;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -124,13 +125,7 @@ impl Subject {
     }
 
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.daemon.pid())).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz)
+        cpu_time(self.daemon.pid())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The SPA flood figure of knockd-bench: well-formed forged packets at full rate against a door
 //! with 8 Ed25519 keys, and how long a legitimate client then takes to get in.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -9,8 +9,9 @@ use knockd::client::{self, Origin};
 use knockd::doors::spa;
 
 use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::frames::{self, Sender};
+use crate::frames::Sender;
 use crate::lab::*;
+use crate::spa_packets::{forged_frames, fresh_request};
 
 /// What the flood measured.
 pub struct SpaFlood {
@@ -22,13 +23,6 @@ pub struct SpaFlood {
     pub cpu_share: f64,
     /// Signature checks the daemon made per second.
     pub verified_per_sec: u64,
-}
-
-fn cpu(pid: i32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }
 
 /// Runs the flood for about `secs` seconds (bounded) and measures.
@@ -57,7 +51,7 @@ pub fn measure(secs: u64) -> SpaFlood {
     let forged = forged_frames(&keys);
     let sender = Sender::new(&lab, 0x0800);
     let stop = AtomicBool::new(false);
-    let (cpu_before, started) = (cpu(daemon.pid()), Instant::now());
+    let (cpu_before, started) = (cpu_time(daemon.pid()), Instant::now());
     let before = counter(&daemon, "spa_verified");
     let (sent, got_in_after) = std::thread::scope(|s| {
         let flood = s.spawn(|| {
@@ -76,7 +70,7 @@ pub fn measure(secs: u64) -> SpaFlood {
         (flood.join().unwrap(), got_in)
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let used = (cpu(daemon.pid()) - cpu_before).as_secs_f64();
+    let used = (cpu_time(daemon.pid()) - cpu_before).as_secs_f64();
     let verified = counter(&daemon, "spa_verified") - before;
     SpaFlood {
         sent_pps: (sent as f64 / elapsed) as u64,
@@ -84,27 +78,6 @@ pub fn measure(secs: u64) -> SpaFlood {
         cpu_share: used / elapsed,
         verified_per_sec: (verified as f64 / elapsed) as u64,
     }
-}
-
-/// 4096 well-formed packets for door ssh, timestamped now, naming the door's real key ids but
-/// signed by another key, from 480 spoofed /24 prefixes.
-fn forged_frames(keys: &[std::path::PathBuf]) -> Vec<Vec<u8>> {
-    let mallory = spa::Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
-    let ids: Vec<[u8; 8]> = keys.iter().map(|k| spa::read_key(k).unwrap().id()).collect();
-    let server: Ipv4Addr = SERVER_V4.parse().unwrap();
-    (0..4096u32)
-        .map(|n| {
-            let request = spa::Request {
-                timestamp: knockd::daemon::clock::unix_now().as_secs(),
-                nonce: spa::nonce(),
-                door: "ssh".into(),
-                address: None,
-            };
-            let mut packet = spa::encode(&request, &mallory);
-            packet[2..10].copy_from_slice(&ids[n as usize % ids.len()]);
-            frames::udp(frames::spoofed(n * 53), 40000, server, 62201, &packet)
-        })
-        .collect()
 }
 
 /// As `knock --spa --wait-open 22` does: a fresh packet each second until the port answers.
@@ -115,13 +88,7 @@ fn legitimate_client(lab: &Lab, key: &std::path::Path) -> Option<Duration> {
     let started = Instant::now();
     lab.client.run(|| {
         while started.elapsed() < Duration::from_secs(10) {
-            let request = spa::Request {
-                timestamp: knockd::daemon::clock::unix_now().as_secs(),
-                nonce: spa::nonce(),
-                door: "ssh".into(),
-                address: None,
-            };
-            client::send_datagram(server, 62201, &spa::encode(&request, &key), &origin).ok()?;
+            client::send_datagram(server, 62201, &spa::encode(&fresh_request("ssh"), &key), &origin).ok()?;
             if client::wait_open(SocketAddr::new(server, 22), &origin, Duration::from_secs(1)) {
                 return Some(started.elapsed());
             }

@@ -16,3 +16,4 @@ mod ops;
 mod processes;
 mod reliability;
 mod spa;
+mod spa_packets;

@@ -9,6 +9,7 @@ use knockd::doors::spa;
 
 use crate::daemon::{ConfigFile, Daemon};
 use crate::lab::*;
+use crate::spa_packets::{forged_frames, fresh_request};
 
 const KNOCK: &str = env!("CARGO_BIN_EXE_knock");
 const WITHIN: Duration = Duration::from_secs(3);
@@ -61,12 +62,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
 
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();
-    let request = spa::Request {
-        timestamp: knockd::daemon::clock::unix_now().as_secs(),
-        nonce: spa::nonce(),
-        door: "ssh".into(),
-        address: None,
-    };
+    let request = fresh_request("ssh");
     let captured = spa::encode(&request, &key);
     let (other, server): (IpAddr, IpAddr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     let origin = Origin { source: Some(other), interface: None };
@@ -142,12 +138,7 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ""));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = spa::read_key(&keys[0]).unwrap();
-    let request = spa::Request {
-        timestamp: knockd::daemon::clock::unix_now().as_secs(),
-        nonce: spa::nonce(),
-        door: "ssh".into(),
-        address: None,
-    };
+    let request = fresh_request("ssh");
     let captured = spa::encode(&request, &key);
     let (other, server): (IpAddr, IpAddr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     let origin = Origin { source: Some(other), interface: None };
@@ -194,27 +185,10 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let _web = Echo::start(&lab.server, "[::]:80".parse().unwrap());
 
-    // Well-formed packets for door ssh, timestamped now, naming real key ids, signed by a key
-    // the door does not have: every cheap check passes, only the signature does not.
-    let mallory = spa::Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
-    let ids: Vec<[u8; 8]> = keys.iter().map(|k| spa::read_key(k).unwrap().id()).collect();
-    let server: std::net::Ipv4Addr = SERVER_V4.parse().unwrap();
-    let frames: Vec<Vec<u8>> = (0..4096u32)
-        .map(|n| {
-            let request = spa::Request {
-                timestamp: knockd::daemon::clock::unix_now().as_secs(),
-                nonce: spa::nonce(),
-                door: "ssh".into(),
-                address: None,
-            };
-            let mut packet = spa::encode(&request, &mallory);
-            packet[2..10].copy_from_slice(&ids[n as usize % ids.len()]);
-            crate::frames::udp(crate::frames::spoofed(n * 53), 40000, server, 62201, &packet)
-        })
-        .collect();
+    let frames = forged_frames(&keys);
     let sender = crate::frames::Sender::new(&lab, 0x0800);
     let stop = AtomicBool::new(false);
-    let cpu_before = cpu_ticks(daemon.pid());
+    let cpu_before = cpu_time(daemon.pid());
     let flood_started = std::time::Instant::now();
     let (sent, client) = std::thread::scope(|s| {
         let flood = s.spawn(|| {
@@ -257,7 +231,7 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     });
     let (out, took, web) = client;
     let flood_secs = flood_started.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks(daemon.pid()) - cpu_before) as f64 / 100.0;
+    let cpu = (cpu_time(daemon.pid()) - cpu_before).as_secs_f64();
     eprintln!(
         "flood: {sent} forged packets in {flood_secs:.1} s ({:.0}/s); the client got in after {took:?}; daemon CPU {cpu:.2} s ({:.0}% of one core)",
         sent as f64 / flood_secs,
@@ -266,13 +240,6 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     assert!(out.status.success(), "the client did not get in within 5 s:\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(web, "the sequence door stopped working during the flood");
     assert!(sent > 100_000, "the flood was too small to prove anything: {sent}");
-}
-
-/// CPU time (user + system) of a process, in clock ticks.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]
@@ -286,12 +253,7 @@ fn an_spa_datagram_is_read_to_its_udp_length() {
     let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ""));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = spa::read_key(&keys[0]).unwrap();
-    let request = spa::Request {
-        timestamp: knockd::daemon::clock::unix_now().as_secs(),
-        nonce: spa::nonce(),
-        door: "ssh".into(),
-        address: None,
-    };
+    let request = fresh_request("ssh");
     let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     let mut frame = crate::frames::udp(src, 40000, dst, 62201, &spa::encode(&request, &key));
     frame.extend_from_slice(&[0xee; 6]);
