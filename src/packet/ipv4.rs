@@ -2,9 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::Drop;
-
-type Field = std::ops::Range<usize>;
+use super::{Drop, Field, be_u16};
 
 const VER_IHL: usize = 0;
 const TOTAL_LEN: Field = 2..4;
@@ -44,10 +42,6 @@ impl<'a> Ipv4<'a> {
         Ok(view)
     }
 
-    fn u16_at(&self, field: Field) -> u16 {
-        u16::from_be_bytes([self.bytes[field.start], self.bytes[field.start + 1]])
-    }
-
     /// Header length in bytes (IHL words times four).
     pub fn header_len(&self) -> usize {
         usize::from(self.bytes[VER_IHL] & 0x0f) * 4
@@ -55,17 +49,17 @@ impl<'a> Ipv4<'a> {
 
     /// The total length the sender claims; the capture may hold less (the filter cuts packets).
     pub fn total_len(&self) -> usize {
-        usize::from(self.u16_at(TOTAL_LEN))
+        usize::from(be_u16(self.bytes, TOTAL_LEN))
     }
 
     /// The identification field: tells a duplicated datagram from a new one.
     pub fn ident(&self) -> u16 {
-        self.u16_at(IDENT)
+        be_u16(self.bytes, IDENT)
     }
 
     /// Whether this is a fragment other than the first: it carries no transport header.
     pub fn is_later_fragment(&self) -> bool {
-        self.u16_at(FLG_OFF) & 0x1fff != 0
+        be_u16(self.bytes, FLG_OFF) & 0x1fff != 0
     }
 
     /// The transport protocol number (6 TCP, 17 UDP).

@@ -2,9 +2,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::Drop;
-
-type Field = std::ops::Range<usize>;
+use super::{Drop, Field, be_u16};
 
 const PAYLOAD_LEN: Field = 4..6;
 const NEXT_HEADER: usize = 6;
@@ -53,8 +51,7 @@ impl<'a> Ipv6<'a> {
 
     /// What follows the fixed header, up to the payload length, as far as it was captured.
     pub fn payload(&self) -> &'a [u8] {
-        let claimed =
-            usize::from(u16::from_be_bytes([self.bytes[PAYLOAD_LEN.start], self.bytes[PAYLOAD_LEN.start + 1]]));
+        let claimed = usize::from(be_u16(self.bytes, PAYLOAD_LEN));
         let end = (HEADER + claimed).min(self.bytes.len());
         &self.bytes[HEADER..end]
     }

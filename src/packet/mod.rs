@@ -17,6 +17,15 @@ use std::net::IpAddr;
 
 use crate::config::{PortProto, Proto};
 
+/// A header field: its byte range from the start of its header.
+type Field = std::ops::Range<usize>;
+
+/// The big-endian `u16` in the first two bytes of `field`; each view checked in its
+/// constructor that its header holds the field.
+fn be_u16(bytes: &[u8], field: Field) -> u16 {
+    u16::from_be_bytes([bytes[field.start], bytes[field.start + 1]])
+}
+
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 

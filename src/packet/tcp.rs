@@ -1,8 +1,6 @@
 //! A checked view of a TCP header: the fields a knock is made of.
 
-use super::Drop;
-
-type Field = std::ops::Range<usize>;
+use super::{Drop, Field, be_u16};
 
 const SRC_PORT: Field = 0..2;
 const DST_PORT: Field = 2..4;
@@ -26,18 +24,14 @@ impl<'a> Tcp<'a> {
         Ok(Tcp { bytes })
     }
 
-    fn u16_at(&self, field: Field) -> u16 {
-        u16::from_be_bytes([self.bytes[field.start], self.bytes[field.start + 1]])
-    }
-
     /// The source port.
     pub fn src_port(&self) -> u16 {
-        self.u16_at(SRC_PORT)
+        be_u16(self.bytes, SRC_PORT)
     }
 
     /// The destination port: the knock port.
     pub fn dst_port(&self) -> u16 {
-        self.u16_at(DST_PORT)
+        be_u16(self.bytes, DST_PORT)
     }
 
     /// The sequence number: a retransmitted SYN repeats it, a new connection does not.

@@ -1,8 +1,6 @@
 //! A checked view of a UDP datagram: header, and a payload bounded by the length field.
 
-use super::Drop;
-
-type Field = std::ops::Range<usize>;
+use super::{Drop, Field, be_u16};
 
 const SRC_PORT: Field = 0..2;
 const DST_PORT: Field = 2..4;
@@ -24,34 +22,30 @@ impl<'a> Udp<'a> {
             return Err(Drop::Truncated);
         }
         let view = Udp { bytes };
-        if usize::from(view.u16_at(LENGTH)) < HEADER {
+        if usize::from(be_u16(view.bytes, LENGTH)) < HEADER {
             return Err(Drop::BadHeaderLength);
         }
         Ok(view)
     }
 
-    fn u16_at(&self, field: Field) -> u16 {
-        u16::from_be_bytes([self.bytes[field.start], self.bytes[field.start + 1]])
-    }
-
     /// The source port.
     pub fn src_port(&self) -> u16 {
-        self.u16_at(SRC_PORT)
+        be_u16(self.bytes, SRC_PORT)
     }
 
     /// The destination port: the knock port.
     pub fn dst_port(&self) -> u16 {
-        self.u16_at(DST_PORT)
+        be_u16(self.bytes, DST_PORT)
     }
 
     /// The checksum: with the source port, tells a duplicated datagram from a new one.
     pub fn checksum(&self) -> u16 {
-        self.u16_at(CHECKSUM)
+        be_u16(self.bytes, CHECKSUM)
     }
 
     /// The length the sender claims for header and payload.
     pub fn length(&self) -> usize {
-        usize::from(self.u16_at(LENGTH))
+        usize::from(be_u16(self.bytes, LENGTH))
     }
 
     /// The payload as the length field bounds it, or `None` when the capture holds less than
