@@ -191,39 +191,47 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
     // `user: root`: a daemon that stays root removes its pid file at exit (one that gives root up
-    // can only empty it: reliability.rs).
+    // can only empty it: reliability.rs). Every path is relative, on the command line and in the
+    // file: the background daemon changes to /, and must still find them all on reload.
     let config = ConfigFile::new(
         "knockd.yaml",
-        "user: root\ndoors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n",
+        "user: root\ndoors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n  \
+         once:\n    one_time_sequences: once.seq\n    open: {ports: [22], timeout: 30s}\n",
     );
     let dir = config.path.parent().unwrap();
+    std::fs::write(dir.join("once.seq"), "7101,7102\n7103,7104\n").unwrap();
     let (pidfile, logfile) = (dir.join("knockd.pid"), dir.join("knockd.log"));
     let run = |extra: &[&str]| {
         let knockd = knockd_path();
         let control = config.control();
-        // The config by a relative name: the background daemon changes to / and must still
-        // find it on reload.
         let mut args = vec!["netns", "exec", &lab.server.0, &knockd, "-c", "knockd.yaml", "-n"];
         args.extend(["--control", control.to_str().unwrap()]);
         args.extend_from_slice(extra);
         Command::new("ip").args(&args).current_dir(dir).output().unwrap()
     };
-    let first = run(&["-d", "-p", pidfile.to_str().unwrap(), "-L", logfile.to_str().unwrap()]);
+    let first = run(&["-d", "-p", "knockd.pid", "-L", "knockd.log"]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let _stray = KillOnDrop(pid);
     // SAFETY: probing a pid with signal 0.
     let alive = |pid| unsafe { libc::kill(pid, 0) } == 0;
     assert!(alive(pid), "the background daemon runs as the pid in the pid file");
 
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN));
-    assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN));
+    assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN), "{}", read(&logfile));
 
     let reload = run(&["reload"]);
     assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
-    assert!(String::from_utf8_lossy(&reload.stdout).contains("reloaded: 1 door(s)"), "{reload:?}");
+    assert!(String::from_utf8_lossy(&reload.stdout).contains("reloaded: 2 door(s)"), "{reload:?}");
+    // After the reload the log is reopened where it was, and the one-time file is read and
+    // rewritten where it is.
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7101, 7102]);
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", read(&logfile));
+    assert!(file_contains(&logfile, "once: 198.18.0.3: OPEN", WITHIN), "{}", read(&logfile));
+    assert!(file_contains(&dir.join("once.seq"), "#7101,7102", WITHIN));
 
-    let second = run(&["-d", "-p", pidfile.to_str().unwrap()]);
+    let second = run(&["-d", "-p", "knockd.pid"]);
     assert_eq!(second.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains(&format!("another knockd is running (pid {pid}")), "{stderr}");
@@ -236,6 +244,24 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
     }
     assert!(!alive(pid), "SIGTERM stops the background daemon");
     assert!(!pidfile.exists(), "a clean exit removes the pid file");
+}
+
+/// A background daemon, killed if the test fails before it stops it.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: signalling the daemon this test started, which a failed assertion left
+            // running (a test that passed stopped it, and its pid may since be another's).
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A file's text, or nothing, for a failure message.
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[test]

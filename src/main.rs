@@ -53,15 +53,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(file) = &cli.convert {
         print!("{}", convert::to_yaml(&config::load(file)?));
         return Ok(());
     }
-    // Absolute, so that a reload after `-d` (which changes to /) reads the same file, and
-    // `knockd status` names it wherever it is run from.
-    let path = std::path::absolute(&cli.config).unwrap_or_else(|_| cli.config.clone());
-    let source = ConfigSource { path, interfaces: cli.interfaces.clone(), state_dir: cli.state_dir.clone() };
+    // Every relative path, given here or in the file, is anchored where knockd was started:
+    // `-d` changes to /, and reloads, log reopens and one-time rewrites must still find them.
+    let workdir = std::env::current_dir().ok();
+    if let Some(dir) = &workdir {
+        cli.anchor_paths(dir);
+    }
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        interfaces: cli.interfaces.clone(),
+        state_dir: cli.state_dir.clone(),
+        workdir,
+    };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
     daemon::privileges::trust_run_user(&config);

@@ -328,3 +328,50 @@ fn files_others_can_write_are_refused() {
     assert!(secret.contains("refusing to use it") && secret.contains("writable by every user"), "{secret}");
     assert!(dir_error.contains("cannot read the config"), "{dir_error}");
 }
+
+#[test]
+fn relative_paths_are_anchored_where_the_daemon_started() {
+    let mut config = parse(
+        r#"
+log: {file: knockd.log}
+pidfile: run/knockd.pid
+state_dir: state
+control_socket: /run/knockd/control
+metrics: {textfile: metrics/knockd.prom}
+doors:
+  once:
+    one_time_sequences: once.seq
+    open: {ports: [22], timeout: 30s}
+  turn:
+    rotating: {secret_files: [keys/alice, /etc/knockd/bob]}
+    open: {ports: [22], timeout: 30s}
+  spa:
+    spa: {port: 62201, hmac_key_file: keys/hmac, public_keys: [keys/carol.pub]}
+    open: {ports: [22], timeout: 30s}
+  fwknop:
+    fwknop: {key_file: keys/fwknop.key, hmac_key_file: keys/fwknop.hmac}
+    open: {timeout: 30s}
+"#,
+    )
+    .unwrap();
+    config.anchor_paths(std::path::Path::new("/srv/gate"));
+    let at = |p: &str| std::path::PathBuf::from(p);
+    assert_eq!(config.log.file, Some(at("/srv/gate/knockd.log")));
+    assert_eq!(config.pidfile, Some(at("/srv/gate/run/knockd.pid")));
+    assert_eq!(config.state_dir, at("/srv/gate/state"));
+    assert_eq!(config.control_socket, Some(at("/run/knockd/control")), "an absolute path stays as it is");
+    assert_eq!(config.metrics_textfile, Some(at("/srv/gate/metrics/knockd.prom")));
+    let files: Vec<&str> = config.door_files().iter().map(|p| p.to_str().unwrap()).collect();
+    assert_eq!(
+        files,
+        [
+            "/srv/gate/once.seq",
+            "/srv/gate/keys/alice",
+            "/etc/knockd/bob",
+            "/srv/gate/keys/hmac",
+            "/srv/gate/keys/carol.pub",
+            "/srv/gate/keys/fwknop.key",
+            "/srv/gate/keys/fwknop.hmac"
+        ]
+    );
+}

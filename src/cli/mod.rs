@@ -6,7 +6,7 @@ pub mod report;
 pub mod status;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -78,6 +78,18 @@ pub struct KnockdCli {
     /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
     #[arg(long = "convert", value_name = "FILE", exclusive = true)]
     pub convert: Option<PathBuf>,
+}
+
+impl KnockdCli {
+    /// Makes the paths given on the command line absolute against `dir`, the directory
+    /// knockd was started in, as [`crate::config::Config::anchor_paths`] does for the file's:
+    /// the background daemon changes to /.
+    pub fn anchor_paths(&mut self, dir: &Path) {
+        let optional = [&mut self.state_dir, &mut self.logfile, &mut self.pidfile, &mut self.control];
+        for path in optional.into_iter().flatten().chain([&mut self.config]).filter(|p| p.is_relative()) {
+            *path = dir.join(&*path);
+        }
+    }
 }
 
 /// What `knockd` does instead of running, for admins.

@@ -312,25 +312,19 @@ impl Config {
 
     /// Every file the doors read their keys and sequences from, read again on reload.
     pub fn door_files(&self) -> Vec<&std::path::Path> {
-        let mut files = Vec::new();
-        for door in &self.doors {
-            for proof in &door.proofs {
-                match proof {
-                    Proof::Sequence(_) => {}
-                    Proof::OneTime(path) => files.push(path.as_path()),
-                    Proof::Rotating(r) => files.extend(r.secret_files.iter().map(PathBuf::as_path)),
-                    Proof::Spa(s) => {
-                        files.extend(s.hmac_key_file.as_deref());
-                        files.extend(s.public_keys.iter().map(PathBuf::as_path));
-                    }
-                    Proof::Fwknop(f) => files.extend([&f.key, &f.hmac_key].into_iter().filter_map(|k| match k {
-                        KeyMaterial::File(path) => Some(path.as_path()),
-                        _ => None,
-                    })),
-                }
-            }
+        self.doors.iter().flat_map(|d| &d.proofs).flat_map(Proof::files).collect()
+    }
+
+    /// Makes every relative path in the config absolute against `dir`, the directory the
+    /// daemon was started in: the background daemon changes to /, and a reload, a log file
+    /// reopened or a one-time file rewritten must still mean the files the admin named.
+    pub fn anchor_paths(&mut self, dir: &std::path::Path) {
+        let own = [&mut self.log.file, &mut self.pidfile, &mut self.control_socket, &mut self.metrics_textfile];
+        let doors = self.doors.iter_mut().flat_map(|d| &mut d.proofs).flat_map(Proof::files_mut);
+        let all = own.into_iter().flatten().chain([&mut self.state_dir]).chain(&mut self.included).chain(doors);
+        for path in all.filter(|p| p.is_relative()) {
+            *path = dir.join(&*path);
         }
-        files
     }
 
     /// Why the daemon must stay root after start, if it must: a door runs commands (they run

@@ -1,6 +1,6 @@
 //! How a client proves itself to a door: the settings of each kind of proof.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ports::{PortProto, Proto};
@@ -25,6 +25,33 @@ impl Proof {
     /// Whether this proof is a sequence of knocks (fixed, one-time or rotating).
     pub fn is_sequence(&self) -> bool {
         matches!(self, Proof::Sequence(_) | Proof::OneTime(_) | Proof::Rotating(_))
+    }
+
+    /// The files this proof reads its sequences or keys from (read again on reload).
+    pub fn files(&self) -> Vec<&Path> {
+        match self {
+            Proof::Sequence(_) => Vec::new(),
+            Proof::OneTime(path) => vec![path],
+            Proof::Rotating(r) => r.secret_files.iter().map(PathBuf::as_path).collect(),
+            Proof::Spa(s) => s.hmac_key_file.iter().chain(&s.public_keys).map(PathBuf::as_path).collect(),
+            Proof::Fwknop(f) => {
+                [&f.key, &f.hmac_key].into_iter().filter_map(KeyMaterial::file).map(PathBuf::as_path).collect()
+            }
+        }
+    }
+
+    /// The same files as [`Proof::files`], to anchor relative names.
+    pub fn files_mut(&mut self) -> Vec<&mut PathBuf> {
+        match self {
+            Proof::Sequence(_) => Vec::new(),
+            Proof::OneTime(path) => vec![path],
+            Proof::Rotating(r) => r.secret_files.iter_mut().collect(),
+            Proof::Spa(s) => s.hmac_key_file.iter_mut().chain(&mut s.public_keys).collect(),
+            Proof::Fwknop(f) => {
+                let Fwknop { key, hmac_key, .. } = &mut **f;
+                [key, hmac_key].into_iter().filter_map(KeyMaterial::file_mut).collect()
+            }
+        }
     }
 }
 
@@ -127,6 +154,23 @@ pub enum KeyMaterial {
     Base64(String),
     /// A file holding the base64 of the key (YAML `key_file`, `hmac_key_file`).
     File(PathBuf),
+}
+
+impl KeyMaterial {
+    /// The file the key is read from, if it is read from one.
+    fn file(&self) -> Option<&PathBuf> {
+        match self {
+            KeyMaterial::File(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    fn file_mut(&mut self) -> Option<&mut PathBuf> {
+        match self {
+            KeyMaterial::File(path) => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// A door for fwknop's clients: one access.conf stanza (doc/fwknop.md). `SOURCE` is the door's

@@ -56,6 +56,9 @@ pub struct ConfigSource {
     pub interfaces: Vec<String>,
     /// `--state-dir` from the command line, which overrides the file's.
     pub state_dir: Option<PathBuf>,
+    /// The directory the daemon was started in: relative paths in the file mean files there,
+    /// on every reload too (`None` when it could not be read; they stay relative).
+    pub workdir: Option<PathBuf>,
 }
 
 impl ConfigSource {
@@ -67,6 +70,9 @@ impl ConfigSource {
         }
         if let Some(dir) = &self.state_dir {
             config.state_dir = dir.clone();
+        }
+        if let Some(dir) = &self.workdir {
+            config.anchor_paths(dir);
         }
         Ok(config)
     }
