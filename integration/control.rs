@@ -120,6 +120,13 @@ fn an_admin_grants_and_revokes_and_the_log_names_them() {
     assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 5m (admin uid 0)", WITHIN), "{}", daemon.log_text());
     let text = stdout(&knockd(&lab, &config, &["status"]));
     assert!(text.lines().any(|l| l.contains("198.18.0.2") && l.contains("admin uid 0")), "{text}");
+    // The element carries who opened it: nft shows it, and a daemon started again knows it.
+    let listing = lab.server.nft(&["list", "set", "inet", "knockd", "ssh_v4"]);
+    assert!(listing.contains("comment \"admin uid 0\""), "{listing}");
+    assert!(daemon.stop().success());
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let text = stdout(&knockd(&lab, &config, &["status"]));
+    assert!(text.lines().any(|l| l.contains("198.18.0.2") && l.contains("admin uid 0")), "{text}");
 
     let said = stdout(&knockd(&lab, &config, &["revoke", CLIENT_V4]));
     assert!(said.contains("revoked: ssh: 198.18.0.2: 22/tcp"), "{said}");

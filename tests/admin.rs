@@ -96,6 +96,8 @@ fn the_ledger_ends_a_grant_at_its_timeout() {
     assert_eq!(e.next_due(), Some(Duration::from_secs(130)), "the loop wakes when the grant ends");
     e.tick(Duration::from_secs(129));
     assert_eq!(e.status().unwrap().1[0].by.as_deref(), Some("admin uid 0"), "still live, still attributed");
+    let comment = e.firewall().elements[0].comment.as_deref();
+    assert_eq!(comment, Some("admin uid 0"), "the element carries who opened it, for a restart");
     e.tick(Duration::from_secs(130));
     // The kernel removes the element by itself (the memory firewall keeps it); the daemon has
     // logged the end and no longer attributes it.
@@ -114,12 +116,14 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
         addr: addr("198.18.0.9"),
         port: None,
         timeout: Duration::from_secs(45),
+        comment: Some("key alice".into()),
     });
     let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
     let mut e = Engine::start(config, firewall, MemorySpawner::default()).unwrap();
     assert_eq!(e.next_due(), Some(Duration::from_secs(45)), "the loop wakes when it ends");
     let grants = e.status().unwrap().1;
-    assert_eq!((grants[0].address, grants[0].by.as_deref()), (addr("198.18.0.9"), None), "who opened it is not known");
+    let who = (grants[0].address, grants[0].by.as_deref());
+    assert_eq!(who, (addr("198.18.0.9"), Some("key alice")), "who opened it is read from the element's comment");
     e.tick(Duration::from_secs(45));
     assert_eq!(e.next_due(), None, "ended, and logged as ended");
 }

@@ -104,7 +104,8 @@ fn a_completed_knock_becomes_one_element_per_source() {
                 set: "ssh_v4".into(),
                 addr: "198.18.0.2".parse().unwrap(),
                 port: None,
-                timeout: Duration::from_secs(30)
+                timeout: Duration::from_secs(30),
+                comment: None
             },
             Element {
                 family: TableFamily::Inet,
@@ -112,7 +113,8 @@ fn a_completed_knock_becomes_one_element_per_source() {
                 set: "ssh_v6".into(),
                 addr: "2001:db8::2".parse().unwrap(),
                 port: None,
-                timeout: Duration::from_secs(30)
+                timeout: Duration::from_secs(30),
+                comment: None
             },
         ]
     );

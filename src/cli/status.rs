@@ -74,7 +74,13 @@ fn from_kernel(config: &Config, path: &Path) -> Result<Status, FirewallError> {
             for e in elements {
                 let key = Key { door: door.name.clone(), addr: e.addr, port: e.port };
                 let (opens, seconds_left) = (opens(config, &key), e.expires.map(|d| d.as_secs()));
-                grants.push(GrantStatus { door: door.name.clone(), address: e.addr, opens, by: None, seconds_left });
+                grants.push(GrantStatus {
+                    door: door.name.clone(),
+                    address: e.addr,
+                    opens,
+                    by: e.comment,
+                    seconds_left,
+                });
             }
         }
     }

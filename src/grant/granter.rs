@@ -82,7 +82,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 for e in found {
                     if let (Some(timeout), Some(left)) = (e.timeout, e.expires) {
                         let key = Key { door: door.name.clone(), addr: e.addr, port: e.port };
-                        self.ledger.adopt(key, timeout, left, now);
+                        self.ledger.adopt(key, e.comment, timeout, left, now);
                     }
                 }
             }
@@ -191,7 +191,8 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             for (family, table, set) in door_sets(config, d) {
                 for e in self.firewall.list_elements(family, &table, &set)?.into_iter().filter(|e| e.addr == addr) {
                     let timeout = e.timeout.unwrap_or_default();
-                    gone.push(Element { family, table: table.clone(), set: set.clone(), addr, port: e.port, timeout });
+                    let (table, set) = (table.clone(), set.clone());
+                    gone.push(Element { family, table, set, addr, port: e.port, timeout, comment: None });
                 }
             }
             self.firewall.delete_elements(&gone)?;

@@ -48,9 +48,9 @@ impl Ledger {
     }
 
     /// Records a grant found in the kernel at `now` with `left` of its `timeout` to go (the sets
-    /// outlive a restart); who opened it is not known any more.
-    pub fn adopt(&mut self, key: Key, timeout: Duration, left: Duration, now: Duration) {
-        self.insert(key, Entry { by: None, until: now + left, timeout });
+    /// outlive a restart); `by` is the element's comment, who opened it.
+    pub fn adopt(&mut self, key: Key, by: Option<String>, timeout: Duration, left: Duration, now: Duration) {
+        self.insert(key, Entry { by, until: now + left, timeout });
     }
 
     fn insert(&mut self, key: Key, entry: Entry) {

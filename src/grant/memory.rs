@@ -114,7 +114,8 @@ impl Firewall for MemoryFirewall {
         let mut out: Vec<ElementInfo> = Vec::new();
         for e in self.elements.iter().filter(|e| e.family == family && e.table == table && e.set == set) {
             out.retain(|o| (o.addr, o.port) != (e.addr, e.port));
-            out.push(ElementInfo { addr: e.addr, port: e.port, timeout: Some(e.timeout), expires: Some(e.timeout) });
+            let (timeout, comment) = (Some(e.timeout), e.comment.clone());
+            out.push(ElementInfo { addr: e.addr, port: e.port, timeout, expires: timeout, comment });
         }
         Ok(out)
     }

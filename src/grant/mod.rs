@@ -40,6 +40,8 @@ pub struct Element {
     pub port: Option<PortProto>,
     /// When the kernel removes it again.
     pub timeout: Duration,
+    /// Who opened it (a key's or secret's name), kept with the element as its comment.
+    pub comment: Option<String>,
 }
 
 /// One element of a set, as the kernel reports it.
@@ -53,6 +55,8 @@ pub struct ElementInfo {
     pub timeout: Option<Duration>,
     /// Time left before the kernel removes it.
     pub expires: Option<Duration>,
+    /// Its comment: who opened it, when knockd did.
+    pub comment: Option<String>,
 }
 
 /// What attach mode needs to know about an admin's set before it uses it.

@@ -22,7 +22,11 @@ pub fn by_set<'a>(elements: impl Iterator<Item = &'a Element>) -> Vec<Vec<Elemen
         };
         match groups.iter_mut().find(same_set) {
             Some(group) => match group.iter_mut().find(|e| (e.addr, e.port) == (element.addr, element.port)) {
-                Some(e) => e.timeout = e.timeout.max(element.timeout),
+                // The later grant names who opened it, as in the ledger.
+                Some(e) => {
+                    e.timeout = e.timeout.max(element.timeout);
+                    e.comment.clone_from(&element.comment);
+                }
                 None => group.push(element.clone()),
             },
             None => groups.push(vec![element.clone()]),
@@ -48,7 +52,15 @@ pub fn elements(config: &Config, grant: &Grant) -> Vec<Element> {
         },
     };
     let timeout = grant.timeout.unwrap_or(open.timeout);
-    let element = |port| Element { family, table: table.clone(), set: set.clone(), addr: grant.addr, port, timeout };
+    let element = |port| Element {
+        family,
+        table: table.clone(),
+        set: set.clone(),
+        addr: grant.addr,
+        port,
+        timeout,
+        comment: grant.by.clone(),
+    };
     if open.per_port { grant.ports.iter().map(|p| element(Some(*p))).collect() } else { vec![element(None)] }
 }
 

@@ -25,7 +25,7 @@ pub(super) fn delete_batch(elements: &[Element]) -> Batch {
         for chunk in group.chunks(ELEMENTS_PER_MESSAGE) {
             let mut keys = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
             for e in chunk {
-                keys.push(&super::concat::key(&e.addr, e.port), None);
+                keys.push(&super::concat::key(&e.addr, e.port), None, None);
             }
             messages.push(keys);
         }
@@ -54,8 +54,9 @@ pub(super) fn batch(elements: &[Element]) -> Batch {
             let mut keys_only = ElementsMsg::new(chunk[0].family, &chunk[0].table, &chunk[0].set);
             for e in chunk {
                 let key = super::concat::key(&e.addr, e.port);
-                with_timeout.push(&key, Some(e.timeout));
-                keys_only.push(&key, None);
+                let comment = e.comment.as_deref().map(super::comment::encode);
+                with_timeout.push(&key, Some(e.timeout), comment.as_deref());
+                keys_only.push(&key, None, None);
             }
             messages.push((with_timeout, keys_only));
         }
@@ -69,7 +70,8 @@ pub(super) fn batch(elements: &[Element]) -> Batch {
     batch
 }
 
-/// A NEWSETELEM/DELSETELEM message for one set, with optional per-element timeouts.
+/// A NEWSETELEM/DELSETELEM message for one set, with optional per-element timeouts and
+/// comments.
 struct ElementsMsg {
     set: NonNull<sys::nftnl_set>,
     family: u16,
@@ -87,7 +89,7 @@ impl ElementsMsg {
         }
     }
 
-    fn push(&mut self, key: &[u8], timeout: Option<Duration>) {
+    fn push(&mut self, key: &[u8], timeout: Option<Duration>, userdata: Option<&[u8]>) {
         // SAFETY: the element is handed to the set, which owns and frees it.
         unsafe {
             let elem = sys::nftnl_set_elem_alloc();
@@ -103,6 +105,11 @@ impl ElementsMsg {
             if let Some(t) = timeout {
                 let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
                 sys::nftnl_set_elem_set_u64(elem, sys::NFTNL_SET_ELEM_TIMEOUT as u16, ms);
+            }
+            if let Some(data) = userdata {
+                // libnftnl copies the bytes.
+                let len = data.len() as u32;
+                sys::nftnl_set_elem_set(elem, sys::NFTNL_SET_ELEM_USERDATA as u16, data.as_ptr().cast::<c_void>(), len);
             }
             sys::nftnl_set_elem_add(self.set.as_ptr(), elem);
         }

@@ -5,6 +5,7 @@
 //! (`elements.rs`) and reads sets back (`query.rs`). The ruleset's `Display` is the same ruleset
 //! in nft syntax (for `knockd check`, the templates and the tests).
 
+mod comment;
 pub mod concat;
 mod elements;
 mod install;

@@ -27,6 +27,7 @@ const LIST_ELEM: u16 = 1;
 const SET_ELEM_KEY: u16 = 1;
 const SET_ELEM_TIMEOUT: u16 = 4;
 const SET_ELEM_EXPIRATION: u16 = 5;
+const SET_ELEM_USERDATA: u16 = 6;
 const DATA_VALUE: u16 = 1;
 /// `NFT_SET_TIMEOUT`.
 const SET_F_TIMEOUT: u32 = 0x10;
@@ -116,7 +117,8 @@ impl NetlinkFirewall {
                 let Some((addr, port)) = key.and_then(|k| super::concat::parse_key(k.data)) else { continue };
                 let ms = |kind| elem.nested().get(kind).and_then(|a| be_ms(a.data));
                 let (timeout, expires) = (ms(SET_ELEM_TIMEOUT), ms(SET_ELEM_EXPIRATION));
-                elements.push(ElementInfo { addr, port, timeout, expires });
+                let comment = elem.nested().get(SET_ELEM_USERDATA).and_then(|a| super::comment::decode(a.data));
+                elements.push(ElementInfo { addr, port, timeout, expires, comment });
             }
         };
         self.query(request, each, || format!("list set {family} {table} {name}"))?;
