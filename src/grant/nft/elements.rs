@@ -17,6 +17,13 @@ use crate::grant::Element;
 /// Elements per netlink message; keeps each message far below the netlink size limit.
 const ELEMENTS_PER_MESSAGE: usize = 256;
 
+/// One message's elements are nested in one attribute, whose length is a `u16`. The most an
+/// element takes: its own header, the key (an IPv6 address, protocol and port), the timeout,
+/// and the longest comment with its NUL, each attribute padded to 4 bytes.
+const MOST_PER_ELEMENT: usize =
+    4 + (4 + 4 + 24) + (4 + 8) + (4 + (2 + super::comment::MAX_LEN + 1).next_multiple_of(4));
+const _: () = assert!(ELEMENTS_PER_MESSAGE * MOST_PER_ELEMENT < u16::MAX as usize);
+
 /// One batch that removes every element (they must exist).
 pub(super) fn delete_batch(elements: &[Element]) -> Batch {
     let mut batch = Batch::new();

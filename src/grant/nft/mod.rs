@@ -2,7 +2,8 @@
 //!
 //! [`Ruleset`] is computed from the config without touching the system; [`NetlinkFirewall`]
 //! turns it into one batch (`install.rs`), adds set elements with their own timeouts
-//! (`elements.rs`) and reads sets back (`query.rs`). The ruleset's `Display` is the same ruleset
+//! and with who opened them as their comment (`elements.rs`, `comment.rs`) and reads sets back
+//! (`query.rs`). The ruleset's `Display` is the same ruleset
 //! in nft syntax (for `knockd check`, the templates and the tests).
 
 mod comment;
