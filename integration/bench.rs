@@ -106,17 +106,7 @@ impl Subject {
     fn opens(&self) -> u64 {
         match self.which {
             Which::Classic => self.daemon.log_text().matches("OPEN SESAME").count() as u64,
-            Which::Ours => {
-                let before = self.daemon.log_text().matches("counters:").count();
-                self.daemon.signal(libc::SIGUSR1);
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while self.daemon.log_text().matches("counters:").count() == before && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                let log = self.daemon.log_text();
-                let line = log.lines().rev().find(|l| l.contains("counters:")).unwrap_or("");
-                line.split_whitespace().find_map(|f| f.strip_prefix("opens=")).and_then(|n| n.parse().ok()).unwrap_or(0)
-            }
+            Which::Ours => daemon::counter(&self.daemon.counters(), "opens").unwrap_or(0),
         }
     }
 

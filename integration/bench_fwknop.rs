@@ -76,10 +76,9 @@ fn start(server: Server, lab: &Lab) -> (Daemon, Vec<ConfigFile>) {
             ];
             let daemon = Daemon::spawn_program(&lab.server, FWKNOPD, &args);
             // fwknopd says nothing when ready; its chain appearing is the sign.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !lab.server.run(|| cmd("iptables", &["-S"])).contains("FWKNOP_INPUT") && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            eventually(Duration::from_secs(20), || {
+                lab.server.run(|| cmd("iptables", &["-S"])).contains("FWKNOP_INPUT")
+            });
             std::thread::sleep(Duration::from_millis(500));
             (daemon, vec![access, conf])
         }

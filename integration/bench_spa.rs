@@ -52,7 +52,7 @@ pub fn measure(secs: u64) -> SpaFlood {
     let sender = Sender::new(&lab, 0x0800);
     let stop = AtomicBool::new(false);
     let (cpu_before, started) = (cpu_time(daemon.pid()), Instant::now());
-    let before = counter(&daemon, "spa_verified");
+    let before = crate::daemon::counter(&daemon.counters(), "spa_verified").unwrap_or(0);
     let (sent, got_in_after) = std::thread::scope(|s| {
         let flood = s.spawn(|| {
             let mut sent = 0usize;
@@ -71,7 +71,7 @@ pub fn measure(secs: u64) -> SpaFlood {
     });
     let elapsed = started.elapsed().as_secs_f64();
     let used = (cpu_time(daemon.pid()) - cpu_before).as_secs_f64();
-    let verified = counter(&daemon, "spa_verified") - before;
+    let verified = crate::daemon::counter(&daemon.counters(), "spa_verified").unwrap_or(0) - before;
     SpaFlood {
         sent_pps: (sent as f64 / elapsed) as u64,
         got_in_after,
@@ -95,18 +95,4 @@ fn legitimate_client(lab: &Lab, key: &std::path::Path) -> Option<Duration> {
         }
         None
     })
-}
-
-/// One counter of the daemon's, read with SIGUSR1.
-fn counter(daemon: &Daemon, name: &str) -> u64 {
-    let before = daemon.log_text().matches("counters:").count();
-    daemon.signal(libc::SIGUSR1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while daemon.log_text().matches("counters:").count() == before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let log = daemon.log_text();
-    let line = log.lines().rev().find(|l| l.contains("counters:")).unwrap_or("");
-    let key = format!("{name}=");
-    line.split_whitespace().find_map(|f| f.strip_prefix(key.as_str())).and_then(|n| n.parse().ok()).unwrap_or(0)
 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::daemon::{ConfigFile, Daemon, knockd_path};
 use crate::lab::*;
@@ -47,11 +47,8 @@ fn the_debian_default_config_opens_and_closes_with_iptables() {
     assert!(daemon.wait_log("openSSH: 198.18.0.2: running command: /sbin/iptables -A INPUT -s 198.18.0.2", WITHIN));
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[9000, 8000, 7000]);
-    let deadline = Instant::now() + WITHIN;
-    while lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2"), "{}", daemon.log_text());
+    let closed = eventually(WITHIN, || !lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2"));
+    assert!(closed, "{}", daemon.log_text());
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again by closeSSH");
     assert_eq!(
         lab.server.nft(&["list", "tables"]).lines().filter(|l| l.contains("knockd")).count(),
@@ -238,11 +235,7 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
 
     // SAFETY: stopping the daemon we started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!alive(pid), "SIGTERM stops the background daemon");
+    assert!(eventually(Duration::from_secs(10), || !alive(pid)), "SIGTERM stops the background daemon");
     assert!(!pidfile.exists(), "a clean exit removes the pid file");
 }
 

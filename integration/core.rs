@@ -281,10 +281,7 @@ fn knocking_again_restarts_the_timeout() {
     std::thread::sleep(Duration::from_millis(2000));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
     // Bounded: the second grant is logged within a few seconds or the test fails.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while daemon.log_text().matches("OPEN 22/tcp").count() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(3), || daemon.log_text().matches("OPEN 22/tcp").count() >= 2);
     assert_eq!(daemon.log_text().matches("OPEN 22/tcp").count(), 2, "{}", daemon.log_text());
     // Past the first grant's expiry, the element is still there: its timeout was restarted.
     std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500));

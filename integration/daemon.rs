@@ -151,6 +151,16 @@ impl Daemon {
         unsafe { libc::kill(self.pid(), signal) };
     }
 
+    /// Asks for the counters with SIGUSR1 and returns the `counters:` line it logs (empty if
+    /// none comes within 10 s).
+    pub fn counters(&self) -> String {
+        let before = self.log_text().matches("counters:").count();
+        self.signal(libc::SIGUSR1);
+        crate::lab::eventually(Duration::from_secs(10), || self.log_text().matches("counters:").count() > before);
+        let log = self.log_text();
+        log.lines().rev().find(|l| l.contains("counters:")).unwrap_or("").to_owned()
+    }
+
     /// Waits up to `timeout` for the daemon to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -184,4 +194,9 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// One counter's value in a `counters:` line (`opens=3`).
+pub fn counter(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace().find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }

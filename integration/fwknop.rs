@@ -214,9 +214,6 @@ fn command_cycles_run_with_fwknops_variables() {
     let daemon = start(&lab, &access);
     send(&lab, OTHER_V4, &packet(&lab, (KEY, HMAC_KEY), &["-A", "udp/53", "-a", CLIENT_V4]));
     let want = format!("open {CLIENT_V4} {OTHER_V4} {SERVER_V4} 53 17\nclose {CLIENT_V4}\n");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&out.path).unwrap_or_default() != want && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(5), || std::fs::read_to_string(&out.path).unwrap_or_default() == want);
     assert_eq!(std::fs::read_to_string(&out.path).unwrap(), want, "{}", daemon.log_text());
 }
