@@ -2,6 +2,7 @@
 //! They need root; run them with `integration/test` (which `.ci/run` calls).
 
 mod classic;
+mod coexist;
 mod client;
 mod control;
 mod core;

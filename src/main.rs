@@ -8,6 +8,7 @@ use log::{LevelFilter, error, info, warn};
 
 use knockd::capture::Capture;
 use knockd::capture::local::LocalAddresses;
+use knockd::cli::host_firewall::{self, Finding};
 use knockd::cli::report as inspect;
 use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, Config, convert};
@@ -25,6 +26,8 @@ const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
 
 /// `knockd check` found a valid config that would drop new SSH connections to this session's port.
 const EXIT_LOCKOUT: u8 = 3;
+/// `knockd check` found a chain of another table that drops what a door opens.
+const EXIT_BLOCKED: u8 = 4;
 
 fn main() -> ExitCode {
     daemon::inherited::close_on_exec();
@@ -271,9 +274,16 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
-/// `knockd check`: validate, show what would be created, warn about lock-outs. Reads only.
+/// `knockd check`: validate, show what would be created, check the host's firewall, warn
+/// about lock-outs. Reads only. Takes the options a start takes, so it checks what will run.
 fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = config::load(&cli.config)?;
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        interfaces: cli.interfaces.clone(),
+        state_dir: cli.state_dir.clone(),
+        workdir: std::env::current_dir().ok(),
+    };
+    let config = source.load()?;
     daemon::privileges::trust_run_user(&config);
     // What a start reads before touching the firewall: every sequence, secret and key file.
     knockd::doors::build(&config)?;
@@ -283,25 +293,41 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     for warning in inspect::warnings(&config, exists) {
         println!("warning: {warning}");
     }
-    let attached = config.doors.iter().any(|d| d.open.as_ref().is_some_and(|o| o.attach.is_some()));
-    if attached {
-        // Looking the sets up only reads; without CAP_NET_ADMIN it cannot be done.
-        match NetlinkFirewall::open() {
-            Ok(mut firewall) => {
-                for report in knockd::grant::attach::attached_sets(&config, &mut firewall)? {
-                    println!("door {}: {}: {}", report.door, report.set, report.problem.as_deref().unwrap_or("ok"));
-                }
-            }
-            Err(e) => println!("(the attached sets were not checked: {e})"),
-        }
-    }
+    println!();
+    let finding = check_host_firewall(&config);
     match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
+        _ if finding == Finding::Refused => Ok(ExitCode::FAILURE),
+        _ if finding == Finding::Blocked => Ok(ExitCode::from(EXIT_BLOCKED)),
         Some(warning) => {
             eprintln!("\n{warning}");
             Ok(ExitCode::from(EXIT_LOCKOUT))
         }
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The host's firewall part of `knockd check` (it needs CAP_NET_ADMIN to read nftables).
+fn check_host_firewall(config: &Config) -> Finding {
+    let view = knockd::grant::coexist::HostView {
+        interfaces: knockd::capture::local::interfaces(&config.interfaces),
+        addresses: local_addresses(),
+    };
+    let report = NetlinkFirewall::open().and_then(|mut fw| host_firewall::report(config, &mut fw, &view));
+    match report {
+        Ok(report) => {
+            print!("{}", report.text);
+            report.finding
+        }
+        Err(e) => {
+            println!("(the host's firewall was not checked: {e}; run as root)");
+            Finding::Notes
+        }
+    }
+}
+
+/// This host's addresses now.
+fn local_addresses() -> Vec<std::net::IpAddr> {
+    LocalAddresses::open().map(|l| l.addresses().iter().copied().collect()).unwrap_or_default()
 }
 
 /// The control socket: `--control`, else the config's `control_socket` (when the config
@@ -346,8 +372,9 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
 fn summary(config: &Config) -> String {
     let interfaces =
         if config.interfaces.is_empty() { "all interfaces".to_owned() } else { config.interfaces.join(", ") };
-    let nft = config.doors.iter().filter(|d| d.open.is_some()).count();
-    let table = if nft > 0 { format!("; nftables table inet {} installed", config.table) } else { String::new() };
+    // Attach doors add to the admin's sets: knockd's own table exists only for `ports` doors.
+    let own = !Ruleset::for_config(config).is_empty();
+    let table = if own { format!("; nftables table inet {} installed", config.table) } else { String::new() };
     format!("listening on {interfaces} for {} door(s){table}", config.doors.len())
 }
 

@@ -80,3 +80,28 @@ impl AsFd for LocalAddresses {
         self.events.as_fd()
     }
 }
+
+/// The interfaces knocks are heard on, as the host's firewall rules can name them (name, index,
+/// type): the named ones that exist now, or every interface but loopback when none is named.
+pub fn interfaces(named: &[String]) -> Vec<crate::grant::host::Interface> {
+    use crate::grant::host::Interface;
+    let kind = |name: &str| {
+        let path = format!("/sys/class/net/{name}/type");
+        std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(1)
+    };
+    let all: Vec<Interface> = match nix::net::if_::if_nameindex() {
+        Ok(list) => list
+            .iter()
+            .map(|i| {
+                let name = i.name().to_string_lossy().into_owned();
+                Interface { index: i.index(), kind: kind(&name), name }
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if named.is_empty() {
+        all.into_iter().filter(|i| i.kind != crate::grant::host::probe::ARPHRD_LOOPBACK).collect()
+    } else {
+        all.into_iter().filter(|i| named.contains(&i.name)).collect()
+    }
+}

@@ -2,6 +2,7 @@
 //! are generated from the very same definitions (`KNOCKD_WRITE_DOCS=1 cargo test --test docs`),
 //! and what `knockd check` and `knockd status` print ([`report`]).
 
+pub mod host_firewall;
 pub mod report;
 pub mod status;
 
@@ -37,8 +38,8 @@ pub struct KnockdCli {
     /// Run in the background once started (writes a pid file).
     #[arg(short = 'd', long = "daemon")]
     pub daemon: bool,
-    /// Listen only on this interface (repeatable; overrides the config).
-    #[arg(short = 'i', long = "interface", value_name = "NAME")]
+    /// Listen only on this interface (repeatable; overrides the config; `check` checks that way).
+    #[arg(short = 'i', long = "interface", value_name = "NAME", global = true)]
     pub interfaces: Vec<String>,
     /// More log output (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]

@@ -35,7 +35,7 @@ use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::grant::Firewall;
 use crate::grant::legacy_command::Spawner;
-use crate::grant::nft::{Monitor, Ruleset};
+use crate::grant::nft::{Changes, Monitor, Ruleset};
 use lock::TableLock;
 
 /// Packets handled before grants are committed and signals looked at again, so a flood can
@@ -47,6 +47,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// with events, the only check (and fast enough to repair within a second) without them.
 const VERIFY_WITH_EVENTS: Duration = Duration::from_secs(10);
 const VERIFY_WITHOUT_EVENTS: Duration = Duration::from_millis(500);
+/// How long another table's changes may go on before the daemon looks: a firewall's reload
+/// is a burst of events, and one look after it is enough.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// Where the running config came from, so SIGHUP can read it again.
 pub struct ConfigSource {
@@ -117,14 +120,17 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
     let origin = Instant::now();
     let mut last_tick = Duration::ZERO;
     let mut last_verify = Duration::ZERO;
+    let mut others_due: Option<Duration> = None;
     let mut batch = RecvBatch::default();
     if let Some(local) = &d.local {
         d.engine.set_local_addresses(local.addresses());
     }
+    d.update_host_view();
     loop {
         d.engine.set_wall_clock(clock::unix_now());
         let now = origin.elapsed();
-        let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
+        let settle = others_due.map_or(TICK, |due| due.saturating_sub(now));
+        let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK).min(settle);
         let ready = d.wait(until_due)?;
         d.signals.drain();
         if d.signals.shutdown.load(Ordering::Relaxed) {
@@ -143,9 +149,20 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
             last_tick = now;
         }
         let every = if d.monitor.is_some() { VERIFY_WITH_EVENTS } else { VERIFY_WITHOUT_EVENTS };
-        let changed = ready.monitor && d.monitor.as_mut().is_some_and(Monitor::changed);
-        if changed || now - last_verify >= every {
-            d.engine.verify();
+        let own_port = d.engine.firewall().netlink_port();
+        let changes = match (&mut d.monitor, ready.monitor) {
+            (Some(monitor), true) => monitor.changed(own_port),
+            _ => Changes::default(),
+        };
+        if changes.others && others_due.is_none() {
+            others_due = Some(now + SETTLE);
+        }
+        let others = others_due.is_some_and(|due| due <= now);
+        if others {
+            others_due = None;
+        }
+        if changes.ours || others || now - last_verify >= every {
+            d.engine.verify(others);
             last_verify = now;
         }
         if let Some(lock) = &d.lock {
@@ -225,7 +242,19 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         if let Some(local) = &mut self.local {
             if local.refresh() {
                 self.engine.set_local_addresses(local.addresses());
+                self.update_host_view();
             }
+        }
+    }
+
+    /// Tells the engine the interfaces knocks are heard on and this host's addresses, for the
+    /// answers of the host's other firewalls; and the monitor which tables' sets matter.
+    fn update_host_view(&mut self) {
+        let addresses = self.local.as_ref().map(|l| l.addresses().iter().copied().collect()).unwrap_or_default();
+        let interfaces = crate::capture::local::interfaces(&self.engine.config().interfaces);
+        self.engine.set_host_view(crate::grant::coexist::HostView { interfaces, addresses });
+        if let Some(monitor) = &mut self.monitor {
+            monitor.watch(self.engine.watched_tables());
         }
     }
 
@@ -286,6 +315,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         if let (Some(monitor), Some(t)) = (&mut self.monitor, &table) {
             monitor.set_table(t);
         }
+        self.update_host_view();
         self.engine.take_filter_changed();
         self.metrics_written = None;
         let doors = self.engine.config().doors.len();
@@ -303,6 +333,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     fn follow_interfaces(&mut self) {
         match self.capture.follow_interfaces() {
             Ok(true) => {
+                self.update_host_view();
                 let missing = self.capture.missing();
                 if missing.is_empty() {
                     info!("interfaces changed: listening on all of them again");

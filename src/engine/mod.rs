@@ -5,6 +5,7 @@
 //! elements and commands is tested with in-memory stand-ins, without root.
 
 mod admin;
+mod coexist;
 
 pub use admin::door_status;
 
@@ -80,6 +81,10 @@ pub struct Engine<F: Firewall, S: Spawner> {
     local: Option<HashSet<IpAddr>>,
     /// The latest time the engine was given (monotonic), for grants committed between calls.
     now: Duration,
+    /// What the host's other firewalls do with each door's ports (`coexist.rs`).
+    coexist: Vec<crate::grant::coexist::DoorAnswer>,
+    /// The interfaces and addresses those answers are for.
+    host_view: crate::grant::coexist::HostView,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -103,8 +108,11 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
             local: None,
             now: Duration::ZERO,
+            coexist: Vec::new(),
+            host_view: Default::default(),
         };
         engine.route();
+        engine.reassess();
         Ok(engine)
     }
 
@@ -132,6 +140,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.config = config;
         self.route();
         warn_inactive(&self.config);
+        self.reassess();
         Ok(())
     }
 
@@ -296,14 +305,22 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         for g in &granted {
             let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
             let timeout = humantime::format_duration(g.timeout);
-            info!("{door}: {who}: OPEN {} for {timeout}{}", g.opens, provenance(&g.grant));
+            let caveat = crate::grant::coexist::caveat(&self.coexist, door, g.grant.addr).unwrap_or_default();
+            info!("{door}: {who}: OPEN {} for {timeout}{caveat}{}", g.opens, provenance(&g.grant));
         }
         granted.len()
     }
 
     /// Checks that the daemon's nftables objects are still there, and puts them back if not.
-    pub fn verify(&mut self) {
-        self.granter.verify(&self.config);
+    ///
+    /// `others`: another table changed (a firewall reloaded); live grants go back into sets
+    /// its reload emptied or made again, and what the host's firewalls do with the doors'
+    /// ports is worked out again.
+    pub fn verify(&mut self, others: bool) {
+        self.granter.verify(&self.config, self.now, others);
+        if others {
+            self.reassess();
+        }
     }
 
     /// Housekeeping at `now`: runs due stop commands, forgets attempts that can no longer complete.

@@ -1,5 +1,7 @@
 //! Attach mode: doors that add addresses to sets in the admin's own table. The sets are the
-//! admin's: knockd checks them (exists, right key type, `flags timeout`) and never creates them.
+//! admin's: knockd checks them (exists, right key type, `flags timeout`, a table others may
+//! change) and never creates them. Interval sets (firewalld's ipsets) are fine: an address is
+//! added there as a range of one.
 
 use super::{Firewall, FirewallError, KEY_IPV4, KEY_IPV4_PORT, KEY_IPV6, KEY_IPV6_PORT};
 use crate::config::Config;
@@ -40,6 +42,15 @@ pub fn attached_sets<F: Firewall>(config: &Config, firewall: &mut F) -> Result<V
                 Some(info) if !info.timeout => {
                     Some(format!("{set} has no `flags timeout`: add it, so grants can expire"))
                 }
+                Some(info) if info.unusable => {
+                    Some(format!("{set} is a map or `constant`: nothing can be added to it; attach to a plain set"))
+                }
+                Some(info) if info.owned => Some(format!(
+                    "{set} is in a table another process owns (`flags owner`; firewalld 2 does this unless \
+                     NftablesTableOwner=no in /etc/firewalld/firewalld.conf): nobody else may add to its sets. \
+                     Set NftablesTableOwner=no, or let that firewall accept the port and keep the door in \
+                     knockd's own table (`open.ports`)"
+                )),
                 Some(_) => None,
             };
             reports.push(AttachedSet { door: door.name.clone(), set, problem });

@@ -9,6 +9,7 @@ use super::attach::{AttachError, check_attached_sets};
 use super::ledger::{Entry, Key, Ledger};
 use super::legacy_command::{Scheduler, Spawner, Vars};
 use super::nft::Ruleset;
+use super::refill::Refill;
 use super::sets::{by_set, door_sets, elements, opens};
 use super::{Element, Firewall, FirewallError};
 use crate::config::{Config, Door, TableFamily};
@@ -42,15 +43,21 @@ pub struct Granter<F: Firewall, S: Spawner> {
     errors: u64,
     /// Live grants, to log when they end and to say who opened them.
     ledger: Ledger,
+    /// Puts grants back into sets that someone else's reload emptied.
+    refill: Refill,
 }
 
 impl<F: Firewall, S: Spawner> Granter<F, S> {
-    /// Installs the config's ruleset (if it has nftables doors).
+    /// Installs the config's ruleset, or, when no door guards a port in knockd's own table,
+    /// removes a table an earlier run left: a guard no door accounts for would keep a port shut.
     pub fn start(config: &Config, mut firewall: F, spawner: S) -> Result<Self, FirewallError> {
         let ruleset = Ruleset::for_config(config);
         let table = (!ruleset.is_empty()).then(|| ruleset.table.clone());
         if table.is_some() {
             firewall.install(&ruleset, None)?;
+            info!("nftables table inet {} installed", ruleset.table);
+        } else if firewall.remove_table(&ruleset.table)? {
+            info!("removed table inet {} left by an earlier run: no door guards a port in it now", ruleset.table);
         }
         let mut granter = Granter {
             firewall,
@@ -61,6 +68,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             missing_attached: None,
             errors: 0,
             ledger: Ledger::default(),
+            refill: Refill::default(),
         };
         granter.adopt(config, Duration::ZERO);
         Ok(granter)
@@ -98,10 +106,19 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// renamed, and the sets of doors that are gone); on error the old one stays.
     pub fn reconfigure(&mut self, config: &Config) -> Result<(), FirewallError> {
         let ruleset = Ruleset::for_config(config);
-        if self.table.is_some() || !ruleset.is_empty() {
+        if !ruleset.is_empty() {
             self.firewall.install(&ruleset, self.table.as_deref())?;
             self.table = Some(ruleset.table.clone());
+        } else {
+            // No door guards a port in the table any more (all attach now, say): its drops
+            // would keep those ports shut for good. It goes, under its old name and its new.
+            for table in self.table.take().into_iter().chain([ruleset.table.clone()]) {
+                if self.firewall.remove_table(&table)? {
+                    info!("removed table inet {table}: no door guards a port in it now");
+                }
+            }
         }
+        self.refill.reset();
         // Doors that are gone took their sets, and their grants, with them.
         let names: Vec<&str> = config.doors.iter().filter(|d| d.open.is_some()).map(|d| d.name.as_str()).collect();
         self.ledger.retain_doors(&names);
@@ -146,7 +163,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             let mut result = self.firewall.add_elements(&set);
             if matches!(result, Err(FirewallError::NotFound { .. })) && self.table.as_deref() == Some(&set[0].table) {
                 // Someone removed our table or a set: put it back and try once more.
-                self.verify(config);
+                self.verify(config, now, false);
                 result = self.firewall.add_elements(&set);
             }
             if let Err(e) = result {
@@ -213,7 +230,11 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// if not (`nft flush ruleset`, a rule deleted or added by hand): the daemon's ports are
     /// never left unguarded. Grants held by sets that were removed are gone with them. Attached
     /// sets of the admin's are only reported: they are not ours to create.
-    pub fn verify(&mut self, config: &Config) {
+    ///
+    /// `others` says another table changed (a firewall reloaded): sets that someone else's
+    /// reload emptied or made again get their live grants back, with the time each has left.
+    pub fn verify(&mut self, config: &Config, now: Duration, others: bool) {
+        let mut restored = false;
         if self.table.is_some() {
             let ruleset = Ruleset::for_config(config);
             match self.firewall.drift(&ruleset) {
@@ -221,21 +242,30 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 Ok(Some(what)) => {
                     warn!("{what} from outside: putting it back");
                     match self.firewall.install(&ruleset, None) {
-                        Ok(()) => info!("table inet {} restored", ruleset.table),
+                        Ok(()) => {
+                            info!("table inet {} restored", ruleset.table);
+                            restored = true;
+                        }
                         Err(e) => error!("cannot restore table inet {}: {e}", ruleset.table),
                     }
                 }
                 Err(e) => debug!("cannot check table inet {}: {e}", ruleset.table),
             }
         }
-        self.report_attached(config);
+        let back = self.report_attached(config);
+        if restored || others || back {
+            self.refill.run(config, &mut self.firewall, &mut self.ledger, now, restored);
+        }
     }
 
-    fn report_attached(&mut self, config: &Config) {
+    /// Says once when an attached set goes missing, and once when they are all back (then
+    /// returns true: their grants go back in).
+    fn report_attached(&mut self, config: &Config) -> bool {
         match check_attached_sets(config, &mut self.firewall) {
             Ok(()) => {
                 if self.missing_attached.take().is_some() {
                     info!("the attached sets are all back");
+                    return true;
                 }
             }
             Err(AttachError::Set { door, message }) => {
@@ -249,6 +279,12 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             }
             Err(e) => debug!("cannot check the attached sets: {e}"),
         }
+        false
+    }
+
+    /// The attached set that is missing or unusable now, and why (for `knockd status`).
+    pub fn attached_problem(&self) -> Option<&(String, String)> {
+        self.missing_attached.as_ref()
     }
 
     /// Runs stop commands that are due at `now`; returns the grants that have ended.

@@ -101,6 +101,11 @@ impl Ledger {
         }
     }
 
+    /// Every live grant, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.entries.iter()
+    }
+
     /// Live grants.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -40,6 +40,8 @@ pub struct MemoryFirewall {
     pub transactions: usize,
     /// `install` fails (refused), though everything else works.
     pub fail_install: bool,
+    /// The host's other tables, as `host_ruleset` reports them (with the daemon's own).
+    pub host: crate::grant::host::HostRuleset,
 }
 
 impl MemoryFirewall {
@@ -97,7 +99,7 @@ impl Firewall for MemoryFirewall {
                 (Family::V4, true) => KEY_IPV4_PORT,
                 (Family::V6, true) => KEY_IPV6_PORT,
             };
-            return Ok(Some(SetInfo { timeout: true, key_type }));
+            return Ok(Some(SetInfo::timeout_set(key_type)));
         }
         Ok(self.foreign_sets.iter().find(|(f, t, s, _)| *f == family && t == table && s == set).map(|e| e.3))
     }
@@ -128,6 +130,21 @@ impl Firewall for MemoryFirewall {
         self.elements.retain(|e| !elements.iter().any(|d| same(e, d)));
         self.deleted_elements.extend_from_slice(elements);
         Ok(())
+    }
+
+    fn remove_table(&mut self, table: &str) -> Result<bool, FirewallError> {
+        self.check("delete the table")?;
+        let there = self.installed.last().is_some_and(|r| r.table == table) && !self.deleted;
+        if there {
+            self.removed_tables.push(table.to_owned());
+            self.deleted = true;
+        }
+        Ok(there)
+    }
+
+    fn host_ruleset(&mut self) -> Result<crate::grant::host::HostRuleset, FirewallError> {
+        self.check("read the ruleset")?;
+        Ok(self.host.clone())
     }
 
     fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {

@@ -9,11 +9,14 @@
 //! door's grant into both, and retries a grant once when the daemon's own table has gone.
 
 pub mod attach;
+pub mod coexist;
+pub mod host;
 mod granter;
 pub mod ledger;
 pub mod legacy_command;
 pub mod memory;
 pub mod nft;
+pub mod refill;
 pub mod sets;
 
 use std::net::IpAddr;
@@ -60,12 +63,30 @@ pub struct ElementInfo {
 }
 
 /// What attach mode needs to know about an admin's set before it uses it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SetInfo {
     /// Whether the set has `flags timeout` (elements with a timeout need it).
     pub timeout: bool,
+    /// Whether the set has `flags interval` (firewalld's ipsets do): an address is then a
+    /// range of one, its start plus an end element at the next address. Added as a plain
+    /// element, it would open every address above it.
+    pub interval: bool,
+    /// Whether the set is `constant` or a map: elements cannot be added to it as a grant.
+    pub unusable: bool,
+    /// Whether its table is owned by another process (`flags owner`: firewalld 2 by default),
+    /// which alone may change it, elements included.
+    pub owned: bool,
+    /// The set's handle: a set deleted and made again (a firewall's reload) has a new one.
+    pub handle: u64,
     /// The nftables data type of the key: 7 is `ipv4_addr`, 8 is `ipv6_addr`.
     pub key_type: u32,
+}
+
+impl SetInfo {
+    /// A plain set with `flags timeout` holding `key_type` keys (knockd's own sets).
+    pub fn timeout_set(key_type: u32) -> Self {
+        SetInfo { timeout: true, key_type, ..SetInfo::default() }
+    }
 }
 
 /// nftables' data type number for `ipv4_addr` set keys.
@@ -129,4 +150,18 @@ pub trait Firewall {
     /// left: the table, a set or the chain removed, or the chain's rules changed. `None` when
     /// everything is as installed.
     fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError>;
+
+    /// Deletes the daemon's `inet` table `table` if the kernel has it (a config with no door
+    /// that guards a port there: an old guard must not stay). Returns whether it was there.
+    fn remove_table(&mut self, table: &str) -> Result<bool, FirewallError>;
+
+    /// Every table, chain, rule and set of the host, to work out what the other firewalls do
+    /// with what the doors open.
+    fn host_ruleset(&mut self) -> Result<host::HostRuleset, FirewallError>;
+
+    /// The netlink port of the socket the changes go through, so that change events the
+    /// daemon caused itself are told from others'; `None` for a backend without one.
+    fn netlink_port(&self) -> Option<u32> {
+        None
+    }
 }

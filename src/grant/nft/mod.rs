@@ -8,6 +8,7 @@
 
 mod comment;
 pub mod concat;
+mod dump;
 mod elements;
 mod install;
 mod monitor;
@@ -16,6 +17,6 @@ mod nlmsg;
 mod query;
 mod ruleset;
 
-pub use monitor::Monitor;
+pub use monitor::{Changes, Monitor};
 pub use netlink::NetlinkFirewall;
 pub use ruleset::*;

@@ -17,6 +17,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
+use super::elements::Layout;
 use super::nlmsg;
 use super::ruleset::Ruleset;
 use crate::config::TableFamily;
@@ -127,6 +128,14 @@ pub(super) fn error(operation: String, source: std::io::Error) -> FirewallError 
     }
 }
 
+/// A set, as (family, table, name), with how it holds an address.
+type SetLayout = (TableFamily, String, String, Layout);
+
+fn layout_in(layouts: &[SetLayout], e: &Element) -> Layout {
+    let found = layouts.iter().find(|(f, t, s, _)| (*f, t, s) == (e.family, &e.table, &e.set));
+    found.map_or(Layout::Plain, |l| l.3)
+}
+
 /// Programs nftables through netlink.
 pub struct NetlinkFirewall {
     /// Reopened after any failure, so stale replies of a failed batch cannot be misread.
@@ -135,12 +144,14 @@ pub struct NetlinkFirewall {
     pub(super) installed: Option<super::query::ChainState>,
     /// The sequence number of the last query.
     pub(super) next_seq: u32,
+    /// The daemon's own `inet` table, once installed: its sets are plain, never looked up.
+    own_table: Option<String>,
 }
 
 impl NetlinkFirewall {
     /// Opens the netlink socket now, so a missing capability is reported at start-up.
     pub fn open() -> Result<Self, FirewallError> {
-        let mut fw = NetlinkFirewall { socket: None, installed: None, next_seq: 0 };
+        let mut fw = NetlinkFirewall { socket: None, installed: None, next_seq: 0, own_table: None };
         fw.socket()?;
         Ok(fw)
     }
@@ -150,6 +161,33 @@ impl NetlinkFirewall {
             self.socket = Some(NlSocket::open(0).map_err(FirewallError::Socket)?);
         }
         Ok(self.socket.as_mut().expect("socket was just opened"))
+    }
+
+    /// How each set the elements go to holds an address. The daemon's own sets are plain; any
+    /// other set is looked up right before every change, because its owner may have made it
+    /// again with `flags interval` since (a plain element there would open every address
+    /// above it).
+    fn layouts(&mut self, elements: &[Element]) -> Result<Vec<SetLayout>, FirewallError> {
+        let mut layouts: Vec<SetLayout> = Vec::new();
+        for e in elements {
+            if layouts.iter().any(|(f, t, s, _)| (*f, t, s) == (e.family, &e.table, &e.set)) {
+                continue;
+            }
+            let own = e.family == TableFamily::Inet && self.own_table.as_deref() == Some(e.table.as_str());
+            let layout = if own {
+                Layout::Plain
+            } else {
+                match self.set_info(e.family, &e.table, &e.set)? {
+                    Some(info) => Layout::of(info.interval, e.port.is_some()),
+                    None => {
+                        let operation = format!("add to set {} {} {}", e.family, e.table, e.set);
+                        return Err(FirewallError::NotFound { operation });
+                    }
+                }
+            };
+            layouts.push((e.family, e.table.clone(), e.set.clone(), layout));
+        }
+        Ok(layouts)
     }
 
     /// Drops the socket after a failure, so stale replies cannot be misread; reopened on use.
@@ -177,13 +215,15 @@ impl Firewall for NetlinkFirewall {
         };
         let batch = super::install::batch(ruleset, &stale, old_table);
         self.commit(batch, || format!("install table inet {}", ruleset.table))?;
+        self.own_table = Some(ruleset.table.clone());
         self.installed = Some(self.chain_state(&ruleset.table)?);
         Ok(())
     }
 
     fn add_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
         let Some(first) = elements.first() else { return Ok(()) };
-        let batch = super::elements::batch(elements);
+        let layouts = self.layouts(elements)?;
+        let batch = super::elements::batch(elements, |e| layout_in(&layouts, e));
         let what = || {
             format!(
                 "add {} element(s) to set {} {} {} (first: {})",
@@ -212,7 +252,8 @@ impl Firewall for NetlinkFirewall {
 
     fn delete_elements(&mut self, elements: &[Element]) -> Result<(), FirewallError> {
         let Some(first) = elements.first() else { return Ok(()) };
-        let batch = super::elements::delete_batch(elements);
+        let layouts = self.layouts(elements)?;
+        let batch = super::elements::delete_batch(elements, |e| layout_in(&layouts, e));
         let what =
             || format!("remove {} element(s) from set {} {} {}", elements.len(), first.family, first.table, first.set);
         self.commit(batch, what)
@@ -220,5 +261,28 @@ impl Firewall for NetlinkFirewall {
 
     fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {
         NetlinkFirewall::drift(self, ruleset)
+    }
+
+    fn remove_table(&mut self, table: &str) -> Result<bool, FirewallError> {
+        if !self.table_exists(table)? {
+            return Ok(false);
+        }
+        let mut batch = nftnl::Batch::new();
+        let name = super::install::cstring(table);
+        batch.add(&nftnl::Table::new(&name, nftnl::ProtoFamily::Inet), nftnl::MsgType::Del);
+        self.commit(batch, || format!("delete table inet {table}"))?;
+        self.own_table = None;
+        self.installed = None;
+        Ok(true)
+    }
+
+    fn host_ruleset(&mut self) -> Result<crate::grant::host::HostRuleset, FirewallError> {
+        NetlinkFirewall::host_ruleset(self)
+    }
+
+    fn netlink_port(&self) -> Option<u32> {
+        let fd = self.socket.as_ref()?.as_fd().as_raw_fd();
+        let addr: NetlinkAddr = nix::sys::socket::getsockname(fd).ok()?;
+        Some(addr.pid())
     }
 }

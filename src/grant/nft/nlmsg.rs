@@ -186,7 +186,8 @@ pub fn attrs(bytes: &[u8]) -> Attrs<'_> {
     Attrs { bytes }
 }
 
-/// Iterator of [`attrs`].
+/// Iterator of [`attrs`]; a copy starts over where the original is.
+#[derive(Clone)]
 pub struct Attrs<'a> {
     bytes: &'a [u8],
 }

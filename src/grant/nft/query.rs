@@ -22,6 +22,10 @@ const SET_TABLE: u16 = 1;
 const SET_NAME: u16 = 2;
 const SET_FLAGS: u16 = 3;
 const SET_KEY_TYPE: u16 = 4;
+const SET_HANDLE: u16 = 16;
+const TABLE_FLAGS: u16 = 2;
+/// `NFT_TABLE_F_OWNER`.
+const TABLE_F_OWNER: u32 = 2;
 const SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const LIST_ELEM: u16 = 1;
 const SET_ELEM_KEY: u16 = 1;
@@ -29,8 +33,15 @@ const SET_ELEM_TIMEOUT: u16 = 4;
 const SET_ELEM_EXPIRATION: u16 = 5;
 const SET_ELEM_USERDATA: u16 = 6;
 const DATA_VALUE: u16 = 1;
-/// `NFT_SET_TIMEOUT`.
+/// `NFT_SET_CONSTANT`, `NFT_SET_INTERVAL`, `NFT_SET_MAP`, `NFT_SET_TIMEOUT`, `NFT_SET_OBJECT`.
+const SET_F_CONSTANT: u32 = 0x2;
+const SET_F_INTERVAL: u32 = 0x4;
+const SET_F_MAP: u32 = 0x8;
 const SET_F_TIMEOUT: u32 = 0x10;
+const SET_F_OBJECT: u32 = 0x40;
+const SET_ELEM_FLAGS: u16 = 3;
+/// `NFT_SET_ELEM_INTERVAL_END`: the element ends a range; it is not an address of its own.
+const ELEM_F_INTERVAL_END: u32 = 1;
 
 /// What the daemon's chain holds: each rule's expressions, as the kernel reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +59,7 @@ fn be_ms(data: &[u8]) -> Option<Duration> {
 
 impl NetlinkFirewall {
     /// Sends one request and hands every answer to `each`, until the kernel is done.
-    fn request(&mut self, request: Request, mut each: impl FnMut(&Message<'_>)) -> std::io::Result<()> {
+    pub(super) fn request(&mut self, request: Request, mut each: impl FnMut(&Message<'_>)) -> std::io::Result<()> {
         let socket = self.socket().map_err(|e| std::io::Error::other(e.to_string()))?;
         socket.send(&[&request.finish()])?;
         let mut buf = vec![0u8; 1 << 17];
@@ -67,7 +78,7 @@ impl NetlinkFirewall {
     }
 
     /// Like [`request`](Self::request), with errors typed and the socket reset after one.
-    fn query(
+    pub(super) fn query(
         &mut self,
         request: Request,
         each: impl FnMut(&Message<'_>),
@@ -79,7 +90,7 @@ impl NetlinkFirewall {
         })
     }
 
-    fn seq(&mut self) -> u32 {
+    pub(super) fn seq(&mut self) -> u32 {
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
         self.next_seq
     }
@@ -91,10 +102,33 @@ impl NetlinkFirewall {
         let mut info = None;
         let each = |m: &Message<'_>| {
             let attr = |kind| m.attrs().get(kind).and_then(|a| be_u32(a.data)).unwrap_or(0);
-            info = Some(SetInfo { timeout: attr(SET_FLAGS) & SET_F_TIMEOUT != 0, key_type: attr(SET_KEY_TYPE) });
+            let flags = attr(SET_FLAGS);
+            let handle = m.attrs().get(SET_HANDLE).and_then(|a| Some(u64::from_be_bytes(a.data.try_into().ok()?)));
+            info = Some(SetInfo {
+                timeout: flags & SET_F_TIMEOUT != 0,
+                interval: flags & SET_F_INTERVAL != 0,
+                unusable: flags & (SET_F_CONSTANT | SET_F_MAP | SET_F_OBJECT) != 0,
+                owned: false,
+                handle: handle.unwrap_or(0),
+                key_type: attr(SET_KEY_TYPE),
+            });
         };
         match self.query(request, each, || format!("look up set {family} {table} {name}")) {
-            Ok(()) => Ok(info),
+            Ok(()) => {}
+            Err(FirewallError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let owned = self.table_flags(family, table)?.unwrap_or(0) & TABLE_F_OWNER != 0;
+        Ok(info.map(|i| SetInfo { owned, ..i }))
+    }
+
+    /// A table's flags; `None` when it does not exist.
+    fn table_flags(&mut self, family: TableFamily, table: &str) -> Result<Option<u32>, FirewallError> {
+        let request = Request::new(GETTABLE, family.nfproto(), F_ACK, self.seq()).str(TABLE_NAME, table);
+        let mut flags = None;
+        let each = |m: &Message<'_>| flags = Some(m.attrs().get(TABLE_FLAGS).and_then(|a| be_u32(a.data)).unwrap_or(0));
+        match self.query(request, each, || format!("look up table {family} {table}")) {
+            Ok(()) => Ok(flags),
             Err(FirewallError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -113,6 +147,10 @@ impl NetlinkFirewall {
         let each = |m: &Message<'_>| {
             let Some(list) = m.attrs().get(SET_ELEM_LIST_ELEMENTS) else { return };
             for elem in list.nested().filter(|a| a.kind == LIST_ELEM) {
+                let flags = elem.nested().get(SET_ELEM_FLAGS).and_then(|a| be_u32(a.data)).unwrap_or(0);
+                if flags & ELEM_F_INTERVAL_END != 0 {
+                    continue;
+                }
                 let key = elem.nested().get(SET_ELEM_KEY).and_then(|k| k.nested().get(DATA_VALUE));
                 let Some((addr, port)) = key.and_then(|k| super::concat::parse_key(k.data)) else { continue };
                 let ms = |kind| elem.nested().get(kind).and_then(|a| be_ms(a.data));

@@ -1,0 +1,223 @@
+//! Coexistence: knockd on hosts that already run a firewall (a firewalld-shaped table, an
+//! admin's drop policy) and on a bare host. `knockd check` says what drops a door's port, the
+//! log and the OPEN line say it too, attaching works, and grants outlive the owner's reloads
+//! and absence.
+
+use std::net::SocketAddr;
+use std::process::Output;
+use std::time::Duration;
+
+use crate::daemon::{ConfigFile, Daemon, knockd_path};
+use crate::lab::*;
+
+const WITHIN: Duration = Duration::from_secs(5);
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/rulesets/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The firewalld fixture without the rich rule that accepts knockd's ipset: firewalld as a
+/// new user has it.
+fn plain_firewalld(dir: &ConfigFile) -> String {
+    let text = std::fs::read_to_string(fixture("firewalld.nft")).unwrap();
+    let plain: String = text.lines().filter(|l| !l.contains("@knockd_ssh4")).map(|l| format!("{l}\n")).collect();
+    let path = dir.path.with_file_name("firewalld-plain.nft");
+    std::fs::write(&path, plain).unwrap();
+    path.display().to_string()
+}
+
+fn port(p: u16) -> SocketAddr {
+    SocketAddr::new(SERVER_V4.parse().unwrap(), p)
+}
+
+/// Whether a new connection from `src` gets in within a short time (refused, rejected and
+/// dropped all count as no).
+fn gets_in(lab: &Lab, src: &str, p: u16) -> bool {
+    connect(&lab.client, src, port(p), Duration::from_millis(700)).is_ok()
+}
+
+fn check(lab: &Lab, config: &ConfigFile) -> (Option<i32>, String) {
+    let out: Output = lab.server.run(|| {
+        std::process::Command::new(knockd_path()).args(["check", "-c", config.path.to_str().unwrap()]).output().unwrap()
+    });
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+fn knock_all(lab: &Lab, src: &str, ports: &[u16]) {
+    for p in ports {
+        knock(&lab.client, src, SERVER_V4, *p, false);
+    }
+}
+
+const STANDALONE: &str = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [2222], timeout: 30s}\n";
+const ATTACHED: &str = "doors:
+  ssh:
+    sequence: [7000, 8000, 9000]
+    open:
+      set: {family: inet, table: firewalld, ipv4: knockd_ssh4}
+      timeout: 30s
+";
+
+#[test]
+fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_grantee() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
+    let standalone = ConfigFile::new("knockd.yaml", STANDALONE);
+    lab.server.nft(&["-f", &plain_firewalld(&standalone)]);
+    assert!(!gets_in(&lab, CLIENT_V4, 2222), "firewalld rejects 2222");
+
+    let (code, text) = check(&lab, &standalone);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle"), "{text}");
+    assert!(text.contains("firewall-cmd --permanent --add-port=2222/tcp"), "{text}");
+    let daemon = Daemon::start(&lab.server, &standalone, &[]);
+    assert!(daemon.wait_log("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it", WITHIN));
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    let open = "ssh: 198.18.0.2: OPEN 2222/tcp for 30s, but table inet firewalld chain filter_INPUT";
+    assert!(daemon.wait_log(open, WITHIN), "{}", daemon.log_text());
+    assert!(!gets_in(&lab, CLIENT_V4, 2222), "the grant cannot overrule firewalld's reject");
+    daemon.stop();
+    lab.server.nft(&["delete", "table", "inet", "firewalld"]);
+    lab.server.nft(&["-f", &fixture("firewalld.nft")]);
+
+    // Attached to the ipset (an interval set, as firewalld makes them): exactly the grantee.
+    let attached = ConfigFile::new("knockd.yaml", ATTACHED);
+    let (code, text) = check(&lab, &attached);
+    assert!(text.contains("door ssh: set inet firewalld knockd_ssh4: ok"), "{text}");
+    assert!(text.contains("door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it"), "{text}");
+    assert!(text.contains("a start removes it"), "the old table is reported: {text}");
+    assert_eq!(code, Some(0), "{text}");
+    lab.add_client_addr("198.18.0.41/16");
+    lab.add_client_addr("198.18.0.42/16");
+    lab.add_client_addr("198.18.0.43/16");
+    let daemon = Daemon::start(&lab.server, &attached, &[]);
+    assert!(!lab.server.nft(&["list", "tables"]).contains("knockd"), "the old guard is gone");
+    knock_all(&lab, "198.18.0.42", &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, "198.18.0.42", port(2222), WITHIN), "{}", daemon.log_text());
+    for neighbour in ["198.18.0.41", "198.18.0.43", CLIENT_V4] {
+        assert!(!gets_in(&lab, neighbour, 2222), "{neighbour} stays out");
+    }
+    let set = lab.server.nft(&["list", "set", "inet", "firewalld", "knockd_ssh4"]);
+    assert!(set.contains("elements = { 198.18.0.42 timeout 30s"), "one address, not a range: {set}");
+
+    // Revoked: exactly that address goes, and nothing else is left in the set.
+    let control = attached.control();
+    lab.server.run(|| cmd(&knockd_path(), &["revoke", "198.18.0.42", "--control", control.to_str().unwrap()]));
+    assert!(eventually(WITHIN, || !gets_in(&lab, "198.18.0.42", 2222)));
+    let set = lab.server.nft(&["list", "set", "inet", "firewalld", "knockd_ssh4"]);
+    assert!(!set.contains("elements"), "{set}");
+
+    // Expired: the kernel takes exactly that address out again.
+    let c = control.to_str().unwrap();
+    lab.server.run(|| cmd(&knockd_path(), &["grant", "198.18.0.42", "--door", "ssh", "--for", "2s", "--control", c]));
+    assert!(eventually(WITHIN, || gets_in(&lab, "198.18.0.42", 2222)));
+    assert!(!gets_in(&lab, "198.18.0.43", 2222) && !gets_in(&lab, "198.18.0.41", 2222));
+    assert!(eventually(WITHIN, || !gets_in(&lab, "198.18.0.42", 2222)), "closed when the grant ends");
+    assert!(daemon.wait_log("198.18.0.42: set inet firewalld knockd_ssh4 closed again", WITHIN), "{}", daemon.log_text());
+}
+
+#[test]
+fn grants_survive_the_owners_reload_and_absence_with_the_time_they_had_left() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
+    lab.server.nft(&["-f", &fixture("firewalld.nft")]);
+    let attached = ConfigFile::new("knockd.yaml", &ATTACHED.replace("30s", "40s"));
+    let daemon = Daemon::start(&lab.server, &attached, &[]);
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+
+    // `firewall-cmd --reload`: the table is deleted and made again, empty.
+    lab.server.nft(&["delete", "table", "inet", "firewalld"]);
+    lab.server.nft(&["-f", &fixture("firewalld.nft")]);
+    assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, 2222)), "{}", daemon.log_text());
+    assert!(daemon.wait_log("put 1 live grant(s) back with the time each had left", WITHIN), "{}", daemon.log_text());
+    let set = lab.server.nft(&["list", "set", "inet", "firewalld", "knockd_ssh4"]);
+    let timeout: u64 = set.split(" timeout ").nth(1).and_then(|t| t.split('s').next()?.parse().ok()).unwrap_or(99);
+    assert!(timeout <= 37, "the time it had left, not a fresh 40s: {set}");
+    assert!(!gets_in(&lab, OTHER_V4, 2222), "a stranger stays out");
+
+    // The owner away for a while (a firewall being restarted): knockd keeps running, says so
+    // once, and puts the grant back when the set returns.
+    lab.server.nft(&["delete", "table", "inet", "firewalld"]);
+    assert!(daemon.wait_log("set inet firewalld knockd_ssh4 does not exist", WITHIN), "{}", daemon.log_text());
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = cpu_time(daemon.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(cpu_time(daemon.pid()) - cpu < Duration::from_millis(500), "no spinning while the set is missing");
+    lab.server.nft(&["-f", &fixture("firewalld.nft")]);
+    assert!(daemon.wait_log("the attached sets are all back", WITHIN), "{}", daemon.log_text());
+    assert!(eventually(Duration::from_secs(2), || gets_in(&lab, CLIENT_V4, 2222)), "{}", daemon.log_text());
+    assert_eq!(daemon.log_text().matches("does not exist").count(), 1, "said once");
+}
+
+#[test]
+fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_still_guards_it() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
+    lab.server.nft(&["-f", &fixture("drop-policy.nft")]);
+    let config = ConfigFile::new("knockd.yaml", STANDALONE);
+    let (code, text) = check(&lab, &config);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)"), "{text}");
+    assert!(text.contains("nft add rule inet filter input tcp dport 2222 accept"), "{text}");
+
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(daemon.wait_log("OPEN 2222/tcp for 30s, but table inet filter chain input drops it (its policy)", WITHIN));
+    assert!(!gets_in(&lab, CLIENT_V4, 2222));
+
+    // The admin does what check said: knockd notices, and its own table still guards the port.
+    lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "accept"]);
+    assert!(daemon.wait_log("door ssh: 2222/tcp over IPv6: the host's firewalls let it in now", WITHIN), "{}", daemon.log_text());
+    // For IPv4, the admin's blocklist still drops its members: a note, not a warning.
+    assert!(daemon.wait_log("(the membership of @blocklist) (no chain drops it for sure now)", WITHIN), "{}", daemon.log_text());
+    assert!(gets_in(&lab, CLIENT_V4, 2222), "the grant works now");
+    assert!(!gets_in(&lab, OTHER_V4, 2222), "a stranger is still dropped by knockd's guard");
+    let (code, text) = check(&lab, &config);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn on_a_bare_host_check_is_clean() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", STANDALONE);
+    let (code, text) = check(&lab, &config);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("host firewall: ok") && !text.contains("note:") && !text.contains("warning"), "{text}");
+}
+
+#[test]
+fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
+    lab.server.nft(&["-f", &format!("{}/nft-templates/attach.nft", env!("CARGO_MANIFEST_DIR"))]);
+    lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "ip", "saddr", "@knock_ssh4", "accept"]);
+    let config = ConfigFile::new("knockd.yaml", STANDALONE);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(lab.server.nft(&["list", "table", "inet", "knockd"]).contains("tcp dport 2222 drop"));
+    config.rewrite(
+        "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open:\n      set: {table: filter, ipv4: knock_ssh4, ipv6: knock_ssh6}\n      timeout: 30s\n",
+    );
+    daemon.signal(libc::SIGHUP);
+    assert!(daemon.wait_log("removed table inet knockd: no door guards a port in it now", WITHIN), "{}", daemon.log_text());
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
+    assert!(!gets_in(&lab, OTHER_V4, 2222), "a stranger stays out");
+}
+
+#[test]
+fn knockds_own_table_deleted_comes_back_with_its_live_grants() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", STANDALONE);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
+    lab.server.nft(&["delete", "table", "inet", "knockd"]);
+    assert!(daemon.wait_log("table inet knockd restored", WITHIN), "{}", daemon.log_text());
+    assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, 2222)), "{}", daemon.log_text());
+    assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"));
+    assert!(!gets_in(&lab, OTHER_V4, 2222));
+}

@@ -1,0 +1,262 @@
+//! Coexistence: what the host's other firewalls do with what each door opens. knockd's accept
+//! cannot overrule another table's drop, so a grant that some chain drops must never be logged
+//! as if it opened anything: the answer goes into `knockd check`, the start and reload logs,
+//! the OPEN line and `knockd status`.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use super::host::model::{CmpOp, Expr, PayloadBase, Table, nfproto};
+use super::host::{Answer, Domain, Hook, HostRuleset, Interface, Probe, answer};
+use crate::config::{Config, Door, PortProto, Proto, TableFamily};
+
+/// What knockd knows of the host besides its firewall: the interfaces it listens on and its
+/// addresses (packets to this host are sent to one of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostView {
+    /// The interfaces knocks are heard on: the configured ones, or every one but loopback.
+    pub interfaces: Vec<Interface>,
+    /// This host's addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The answer for one port a door opens, for one address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorAnswer {
+    /// The door.
+    pub door: String,
+    /// The port it opens.
+    pub port: PortProto,
+    /// 4 or 6.
+    pub family: u8,
+    /// The interface, when the answer differs between them; `None` when it is every one's.
+    pub interface: Option<String>,
+    /// What the host's other tables do.
+    pub answer: Answer,
+}
+
+impl DoorAnswer {
+    /// `door ssh: 2222/tcp over IPv4 on eth1`.
+    pub fn subject(&self) -> String {
+        let on = self.interface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default();
+        format!("door {}: {} over IPv{}{on}", self.door, self.port, self.family)
+    }
+}
+
+/// The ports a door's grants let in, as far as knockd knows them: its own guarded ports, or
+/// for an attach door, the ports the rules that look its sets up compare with.
+pub fn door_ports(door: &Door, ruleset: &HostRuleset) -> Vec<PortProto> {
+    let Some(open) = &door.open else { return Vec::new() };
+    let Some(a) = &open.attach else { return open.ports.clone() };
+    let table = ruleset.tables.iter().find(|t| t.family == a.family.nfproto() && t.name == a.table);
+    let mut ports: Vec<PortProto> = Vec::new();
+    for rule in table.iter().flat_map(|t| t.chains.iter().flat_map(|c| &c.rules)) {
+        let uses = rule.exprs.iter().any(|e| matches!(e, Expr::Lookup { set, .. } if [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)));
+        if uses {
+            ports.extend(rule_ports(&rule.exprs));
+        }
+    }
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+/// The destination ports a rule compares with (`tcp dport 2222`), with the protocol its
+/// `meta l4proto` compare names (TCP when it names none).
+fn rule_ports(exprs: &[Expr]) -> Vec<PortProto> {
+    let mut proto = Proto::Tcp;
+    let mut dport_reg = None;
+    let mut out = Vec::new();
+    for e in exprs {
+        match e {
+            Expr::Meta { key: 16, dreg } => dport_reg = Some((*dreg, false)),
+            Expr::Payload { base: PayloadBase::Transport, offset: 2, len: 2, dreg } => dport_reg = Some((*dreg, true)),
+            Expr::Cmp { sreg, op: CmpOp::Eq, data } if dport_reg.is_some_and(|(r, _)| r == *sreg) => {
+                match (dport_reg, data.as_slice()) {
+                    (Some((_, false)), [17]) => proto = Proto::Udp,
+                    (Some((_, false)), [6]) => proto = Proto::Tcp,
+                    (Some((_, true)), [hi, lo]) => out.push(PortProto::new(u16::from_be_bytes([*hi, *lo]), proto)),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The sets the door adds its grantees to: the grantee is a member of those.
+fn is_member(config: &Config, door: &Door, table: &Table, set: &str) -> bool {
+    let Some(open) = &door.open else { return false };
+    match &open.attach {
+        Some(a) => {
+            let family = match a.family {
+                TableFamily::Inet => nfproto::INET,
+                TableFamily::Ip => nfproto::IPV4,
+                TableFamily::Ip6 => nfproto::IPV6,
+            };
+            table.family == family && table.name == a.table && [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)
+        }
+        None => table.family == nfproto::INET && table.name == config.table && set.starts_with(&door.name),
+    }
+}
+
+/// Who the door may grant, in one family: its `from` (or everyone), less its `not_from`.
+fn grantees(door: &Door, bytes: u8) -> Domain {
+    let from = if door.from.iter().any(|n| (n.addr().is_ipv4()) == (bytes == 4)) {
+        Domain::of_nets(bytes, &door.from)
+    } else if door.from.is_empty() {
+        Domain::all(bytes)
+    } else {
+        Domain::none(bytes)
+    };
+    from.minus(&Domain::of_nets(bytes, &door.not_from))
+}
+
+/// The families a door grants: those it has sets for.
+fn families(door: &Door) -> Vec<u8> {
+    match door.open.as_ref().and_then(|o| o.attach.as_ref()) {
+        None => vec![4, 6],
+        Some(a) => {
+            let mut out = Vec::new();
+            if a.ipv4.is_some() && a.family != TableFamily::Ip6 {
+                out.push(4);
+            }
+            if a.ipv6.is_some() && a.family != TableFamily::Ip {
+                out.push(6);
+            }
+            out
+        }
+    }
+}
+
+/// The question for one door, port, family and interface.
+fn probe(door: &Door, port: PortProto, family: u8, iif: &Interface, view: &HostView) -> Option<Probe> {
+    let bytes = if family == 4 { 4 } else { 16 };
+    let saddr = grantees(door, bytes);
+    if saddr.is_empty() {
+        return None;
+    }
+    let mut daddr = Domain::none(bytes);
+    let to: Vec<IpAddr> = door.target.map_or_else(|| view.addresses.clone(), |t| vec![t]);
+    for a in to.into_iter().filter(|a| a.is_ipv4() == (family == 4)) {
+        daddr = daddr.union(&Domain::one(a));
+    }
+    if daddr.is_empty() {
+        daddr = Domain::all(bytes);
+    }
+    Some(Probe { proto: port.proto, dport: port.port, saddr, daddr, iif: iif.clone(), oif: None, ct_status: 0 })
+}
+
+/// Every door's answers: for each port it opens and each family, on each interface knockd
+/// listens on (one answer when they agree). knockd's own table is left out: what it does is
+/// known.
+pub fn assess(config: &Config, ruleset: &HostRuleset, view: &HostView) -> Vec<DoorAnswer> {
+    let skip = Some((nfproto::INET, config.table.as_str()));
+    let mut out = Vec::new();
+    let fallback = [Interface::ether("*", 0)];
+    let interfaces: &[Interface] = if view.interfaces.is_empty() { &fallback } else { &view.interfaces };
+    for door in config.doors.iter().filter(|d| d.open.is_some()) {
+        let members = |t: &Table, s: &str| is_member(config, door, t, s);
+        for port in door_ports(door, ruleset) {
+            for family in families(door) {
+                let answers: Vec<(String, Answer)> = interfaces
+                    .iter()
+                    .filter_map(|i| Some((i.name.clone(), answer(ruleset, Hook::Input, &probe(door, port, family, i, view)?, skip, &members))))
+                    .collect();
+                let Some((_, first)) = answers.first() else { continue };
+                let same = answers.iter().all(|(_, a)| a == first);
+                let each = answers.iter().filter(|(_, a)| !same || a == first);
+                for (iface, a) in each {
+                    let interface = (!same).then(|| iface.clone());
+                    out.push(DoorAnswer { door: door.name.clone(), port, family, interface, answer: a.clone() });
+                    if same {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a grant to `addr` through `door` runs into, if a chain drops it: the suffix of its
+/// OPEN line (", but table inet firewalld chain filter_INPUT rejects it (handle 12)").
+pub fn caveat(answers: &[DoorAnswer], door: &str, addr: IpAddr) -> Option<String> {
+    let family = if addr.is_ipv4() { 4 } else { 6 };
+    answers.iter().filter(|a| a.door == door && a.family == family).find_map(|a| match &a.answer {
+        Answer::Dropped(b) => Some(format!(", but {b}")),
+        Answer::DroppedFor(b, who, _) if who.contains(addr) => Some(format!(", but {b}")),
+        _ => None,
+    })
+}
+
+/// What to do instead, ready to paste: let that firewall accept the port (knockd's own table
+/// still drops everyone who has not knocked), or attach the door to a set of that firewall.
+pub fn advice(config: &Config, a: &DoorAnswer) -> String {
+    let Some(b) = (match &a.answer {
+        Answer::Dropped(b) | Answer::DroppedFor(b, ..) => Some(b),
+        _ => None,
+    }) else {
+        return String::new();
+    };
+    let (port, proto) = (a.port.port, a.port.proto);
+    let mut out = String::new();
+    let standalone = config.doors.iter().any(|d| d.name == a.door && d.open.as_ref().is_some_and(|o| o.attach.is_none()));
+    let _ = writeln!(out, "  knockd's accept cannot overrule another table's drop. Either:");
+    if standalone {
+        let _ = writeln!(
+            out,
+            "  - let {} accept {port}/{proto}; knockd's own table (inet {}) still drops everyone who has not knocked:",
+            b.table, config.table
+        );
+        let _ = writeln!(out, "      {}", accept_line(b, a.port));
+    }
+    let (v4, v6) = (format!("knockd_{}_v4", a.door), format!("knockd_{}_v6", a.door));
+    let set = if a.family == 4 { &v4 } else { &v6 };
+    let table = b.table.trim_start_matches("table ");
+    let _ = writeln!(out, "  - or let the door add its grantees to a set of {} (attach mode):", b.table);
+    if table == "inet firewalld" {
+        let family = if a.family == 4 { "" } else { " --option=family=inet6" };
+        let _ = writeln!(out, "      firewall-cmd --permanent --new-ipset={set} --type=hash:ip --option=timeout=0{family}");
+        let fam = if a.family == 4 { "ipv4" } else { "ipv6" };
+        let _ = writeln!(
+            out,
+            "      firewall-cmd --permanent --add-rich-rule='rule family={fam} source ipset={set} port port={port} protocol={proto} accept'"
+        );
+        let _ = writeln!(out, "      firewall-cmd --reload");
+        let _ = writeln!(out, "    (with NftablesTableOwner=no in /etc/firewalld/firewalld.conf: see nft-templates/firewalld/)");
+    } else {
+        let key = if a.family == 4 { "ipv4_addr" } else { "ipv6_addr" };
+        let saddr = if a.family == 4 { "ip saddr" } else { "ip6 saddr" };
+        let _ = writeln!(out, "      nft add set {table} {set} '{{ type {key}; flags timeout; }}'");
+        let _ = writeln!(out, "      nft insert rule {table} {} {saddr} @{set} {proto} dport {port} accept", b.chain);
+    }
+    let key = if a.family == 4 { "ipv4" } else { "ipv6" };
+    let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
+    let _ = writeln!(out, "    and in the door: open: {{set: {{family: {family}, table: {name}, {key}: {set}}}}}");
+    out
+}
+
+/// The one line that makes the blocking firewall accept a port.
+fn accept_line(b: &super::host::Blocker, port: PortProto) -> String {
+    let table = b.table.trim_start_matches("table ");
+    match table {
+        "inet firewalld" => {
+            format!("firewall-cmd --permanent --add-port={port} && firewall-cmd --reload")
+        }
+        "inet fw4" => format!(
+            "uci add firewall rule; uci set firewall.@rule[-1].src=wan; uci set firewall.@rule[-1].dest_port={}; \
+             uci set firewall.@rule[-1].proto={}; uci set firewall.@rule[-1].target=ACCEPT; uci commit firewall; fw4 reload",
+            port.port, port.proto
+        ),
+        "ip filter" | "ip6 filter" => {
+            let cmd = if table.starts_with("ip6") { "ip6tables" } else { "iptables" };
+            format!("{cmd} -I {} -p {} --dport {} -j ACCEPT   (ufw: ufw allow {port})", b.base, port.proto, port.port)
+        }
+        _ => match b.handle {
+            Some(h) => format!("nft insert rule {table} {} position {h} {} dport {} accept   (and in your nftables.conf)", b.chain, port.proto, port.port),
+            None => format!("nft add rule {table} {} {} dport {} accept   (and in your nftables.conf)", b.chain, port.proto, port.port),
+        },
+    }
+}
