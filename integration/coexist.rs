@@ -167,6 +167,9 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
     knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
     assert!(daemon.wait_log("OPEN 2222/tcp for 30s, but table inet filter chain input drops it (its policy)", WITHIN));
     assert!(!gets_in(&lab, CLIENT_V4, 2222));
+    let control = config.control();
+    let status = lab.server.run(|| cmd(&knockd_path(), &["status", "--control", control.to_str().unwrap()]));
+    assert!(status.contains("door ssh: 2222/tcp over IPv6: table inet filter chain input drops it (its policy)"), "{status}");
 
     // The admin does what check said: knockd notices, and its own table still guards the port.
     lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "accept"]);
@@ -220,4 +223,86 @@ fn knockds_own_table_deleted_comes_back_with_its_live_grants() {
     assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, 2222)), "{}", daemon.log_text());
     assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"));
     assert!(!gets_in(&lab, OTHER_V4, 2222));
+}
+
+/// Where a blocker's rule sits in its chain (handles differ between the kernel and the text).
+fn normalized(ruleset: &knockd::grant::host::HostRuleset, answer: knockd::grant::host::Answer) -> String {
+    use knockd::grant::host::Answer;
+    let at = |b: &knockd::grant::host::Blocker| {
+        let table = ruleset.tables.iter().find(|t| t.title() == b.table).unwrap();
+        let chain = table.chain(&b.chain).unwrap();
+        b.handle.map(|h| chain.rules.iter().position(|r| r.handle == h).unwrap())
+    };
+    match &answer {
+        Answer::Dropped(b) | Answer::DroppedFor(b, ..) => format!("{answer:?} at rule {:?}", at(b)).replace(&format!("{:?}", b.handle), "_"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_kernels_copy_of_a_ruleset_gets_the_same_answers_as_its_text() {
+    use knockd::config::Proto;
+    use knockd::grant::host::model::Table;
+    use knockd::grant::host::text::{Indexes, parse};
+    use knockd::grant::host::{Domain, Hook, Interface, Probe, answer};
+    use knockd::grant::nft::NetlinkFirewall;
+
+    for name in ["firewalld.nft", "fw4.nft", "drop-policy.nft"] {
+        let lab = Lab::new();
+        lab.server.nft(&["-f", &fixture(name)]);
+        let kernel = lab.server.run(|| NetlinkFirewall::open().unwrap().host_ruleset().unwrap());
+        let text = parse(&std::fs::read_to_string(fixture(name)).unwrap(), &Indexes::new()).unwrap();
+        let tables = |r: &knockd::grant::host::HostRuleset| r.tables.iter().map(|t| t.title()).collect::<Vec<_>>();
+        assert_eq!(tables(&kernel), tables(&text), "{name}");
+        let mut asked = 0;
+        for (proto, dport) in [(Proto::Tcp, 22), (Proto::Tcp, 2222), (Proto::Udp, 68), (Proto::Udp, 546), (Proto::Tcp, 9090)] {
+            for iif in ["eth0", "eth1", "br-lan", "lo"] {
+                for bytes in [4u8, 16] {
+                    let probe = Probe {
+                        proto,
+                        dport,
+                        saddr: Domain::all(bytes),
+                        daddr: Domain::all(bytes),
+                        iif: Interface { name: iif.into(), index: if iif == "lo" { 1 } else { 7 }, kind: if iif == "lo" { 772 } else { 1 } },
+                        oif: None,
+                        ct_status: 0,
+                    };
+                    for members in [&[][..], &["knockd_ssh4"][..]] {
+                        let member = |_: &Table, s: &str| members.contains(&s);
+                        let from_kernel = answer(&kernel, Hook::Input, &probe, None, &member);
+                        let from_text = answer(&text, Hook::Input, &probe, None, &member);
+                        assert_eq!(
+                            normalized(&kernel, from_kernel),
+                            normalized(&text, from_text),
+                            "{name}: {proto:?} {dport} on {iif}, {bytes}-byte addresses"
+                        );
+                        asked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(asked, 80);
+    }
+}
+
+#[test]
+fn iptables_rules_cannot_be_looked_into_and_check_says_what_to_do() {
+    let lab = Lab::new();
+    let ipt = |args: &[&str]| {
+        let mut all = vec!["netns", "exec", &lab.server.0, "iptables"];
+        all.extend_from_slice(args);
+        cmd("ip", &all)
+    };
+    // What ufw leaves, in short: a drop policy, conntrack and limit matches, a final reject.
+    ipt(&["-P", "INPUT", "DROP"]);
+    ipt(&["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"]);
+    ipt(&["-A", "INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]);
+    ipt(&["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]);
+    ipt(&["-A", "INPUT", "-j", "REJECT"]);
+    let config = ConfigFile::new("knockd.yaml", STANDALONE);
+    let (code, text) = check(&lab, &config);
+    assert_eq!(code, Some(0), "a note, not an error: {text}");
+    assert!(text.contains("note: door ssh: 2222/tcp over IPv4: table ip filter chain INPUT may drop it: knockd cannot tell (xtables match conntrack)"), "{text}");
+    assert!(text.contains("ufw allow 2222/tcp") && text.contains("command: ufw insert 1 allow from %IP% to any port 2222 proto tcp"), "{text}");
+    assert!(text.contains("door ssh: 2222/tcp over IPv6: nothing in the host's firewall drops it"), "{text}");
 }

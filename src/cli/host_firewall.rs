@@ -57,6 +57,7 @@ pub fn report<F: Firewall>(config: &Config, firewall: &mut F, view: &HostView) -
             }
             Answer::CannotTell { .. } => {
                 let _ = writeln!(text, "note: {}: {}", a.subject(), a.answer);
+                text.push_str(&coexist::advice(config, &a));
                 finding = finding.max(Finding::Notes);
             }
         }

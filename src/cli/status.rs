@@ -134,6 +134,11 @@ pub fn format(status: &Status) -> String {
         [d.name.clone(), d.kinds.join(", "), d.listens.join("; "), d.opens.join(", "), timeout]
     });
     out.push_str(&table(["DOOR", "KIND", "LISTENS ON", "OPENS", "FOR"], doors.collect()));
+    for d in &status.doors {
+        for problem in &d.problems {
+            let _ = writeln!(out, "door {}: {problem}", d.name);
+        }
+    }
     out.push('\n');
     if status.grants.is_empty() {
         out.push_str("no current grants\n");

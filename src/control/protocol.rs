@@ -91,6 +91,10 @@ pub struct DoorStatus {
     pub opens: Vec<String>,
     /// How long a grant lasts, when it opens something.
     pub timeout_seconds: Option<u64>,
+    /// Why its grants may not open what they say: a chain of another table that drops its
+    /// ports, an attached set that is missing. Empty when nothing is in the way.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// One live grant.

@@ -49,13 +49,27 @@ pub fn door_status(door: &Door) -> DoorStatus {
         opens.push("command".into());
     }
     let timeout_seconds = door.open.as_ref().map(|o| o.timeout.as_secs());
-    DoorStatus { name: door.name.clone(), kinds, listens, opens, timeout_seconds }
+    DoorStatus { name: door.name.clone(), kinds, listens, opens, timeout_seconds, problems: Vec::new() }
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
+    /// A door's status with what stands in its way: other tables' drops, a missing set.
+    fn with_problems(&self, mut status: DoorStatus) -> DoorStatus {
+        for a in self.coexistence().iter().filter(|a| a.door == status.name && !a.answer.is_accepted()) {
+            let subject = a.subject();
+            let subject = subject.strip_prefix(&format!("door {}: ", a.door)).unwrap_or(&subject);
+            status.problems.push(format!("{subject}: {}", a.answer));
+        }
+        if let Some((door, message)) = self.granter.attached_problem().filter(|(d, _)| *d == status.name) {
+            let _ = door;
+            status.problems.push(message.clone());
+        }
+        status
+    }
+
     /// Every door, and every grant in the kernel with who opened it.
     pub fn status(&mut self) -> Result<(Vec<DoorStatus>, Vec<GrantStatus>), FirewallError> {
-        let doors = self.config.doors.iter().map(door_status).collect();
+        let doors = self.config.doors.iter().map(|d| self.with_problems(door_status(d))).collect();
         let mut grants = Vec::new();
         let config = self.config.clone();
         for door in &config.doors {

@@ -194,11 +194,10 @@ pub fn caveat(answers: &[DoorAnswer], door: &str, addr: IpAddr) -> Option<String
 /// What to do instead, ready to paste: let that firewall accept the port (knockd's own table
 /// still drops everyone who has not knocked), or attach the door to a set of that firewall.
 pub fn advice(config: &Config, a: &DoorAnswer) -> String {
-    let Some(b) = (match &a.answer {
-        Answer::Dropped(b) | Answer::DroppedFor(b, ..) => Some(b),
-        _ => None,
-    }) else {
-        return String::new();
+    let b = match &a.answer {
+        Answer::Dropped(b) | Answer::DroppedFor(b, ..) => b,
+        Answer::CannotTell { table, what, .. } if what.starts_with("xtables") => return iptables_advice(table, a),
+        _ => return String::new(),
     };
     let (port, proto) = (a.port.port, a.port.proto);
     let mut out = String::new();
@@ -236,6 +235,21 @@ pub fn advice(config: &Config, a: &DoorAnswer) -> String {
     let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
     let _ = writeln!(out, "    and in the door: open: {{set: {{family: {family}, table: {name}, {key}: {set}}}}}");
     out
+}
+
+/// iptables' rules (ufw, Docker, scripts) are made of xtables matches knockd cannot look into,
+/// and cannot match an nftables set: what to do instead.
+fn iptables_advice(table: &str, a: &DoorAnswer) -> String {
+    let (port, proto) = (a.port.port, a.port.proto);
+    format!(
+        "  {table} is iptables' (ufw, Docker, an iptables script): knockd cannot look into its rules, and \
+         they cannot match an nftables set. Either:\n\
+         \x20 - let it accept {port}/{proto}; knockd's own table still drops everyone who has not knocked:\n\
+         \x20     ufw allow {port}/{proto}     (or: iptables -I INPUT -p {proto} --dport {port} -j ACCEPT)\n\
+         \x20 - or have the door run ufw, as the classic knockd did:\n\
+         \x20     command: ufw insert 1 allow from %IP% to any port {port} proto {proto}\n\
+         \x20     stop_command: ufw delete allow from %IP% to any port {port} proto {proto}\n"
+    )
 }
 
 /// The one line that makes the blocking firewall accept a port.

@@ -254,7 +254,8 @@ fn expr(e: Attr<'_>) -> Expr {
         "counter" | "log" | "notrack" | "dynset" | "last" | "flow_offload" | "dup" | "ct_helper" | "secmark" => {
             Expr::Effect
         }
-        "limit" | "quota" | "connlimit" => Expr::Condition { what: name },
+        "limit" => Expr::Condition { what: limit(be64(get(1)), be64(get(2)), reg(4)) },
+        "quota" | "connlimit" => Expr::Condition { what: name },
         "objref" => match reg(1) {
             Some(2) => Expr::Condition { what: "a named quota".into() },
             Some(4) => Expr::Condition { what: "a named limit".into() },
@@ -268,6 +269,20 @@ fn expr(e: Attr<'_>) -> Expr {
         "exthdr" => unknown("an extension header or option", 1),
         other => Expr::Opaque { what: format!("the {other} expression") },
     }
+}
+
+/// `limit rate 25/second`, as nft writes it (without the burst).
+fn limit(rate: Option<u64>, unit: Option<u64>, kind: Option<u32>) -> String {
+    let unit = match unit.unwrap_or(1) {
+        1 => "second",
+        60 => "minute",
+        3600 => "hour",
+        86400 => "day",
+        604_800 => "week",
+        _ => "period",
+    };
+    let bytes = if kind == Some(1) { " bytes" } else { "" };
+    format!("limit rate {}{bytes}/{unit}", rate.unwrap_or(0))
 }
 
 /// An xtables target, as iptables-nft leaves it.

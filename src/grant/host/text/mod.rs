@@ -247,8 +247,10 @@ impl<'t> Compiler<'t> {
                 self.exprs.push(Expr::Opaque { what: "queue".into() });
             }
             "limit" | "quota" | "fib" => {
-                let what = t.skip_arguments().join(" ");
-                self.exprs.push(Expr::Condition { what });
+                let words = t.skip_arguments();
+                // As the kernel's copy reads back: `limit rate 25/second`, without the burst.
+                let keep = if word == "limit" { 3 } else { words.len() };
+                self.exprs.push(Expr::Condition { what: words[..keep.min(words.len())].join(" ") });
             }
             "xt" => self.xtables(t)?,
             _ => self.matching(t)?,
