@@ -306,3 +306,74 @@ fn iptables_rules_cannot_be_looked_into_and_check_says_what_to_do() {
     assert!(text.contains("ufw allow 2222/tcp") && text.contains("command: ufw insert 1 allow from %IP% to any port 2222 proto tcp"), "{text}");
     assert!(text.contains("door ssh: 2222/tcp over IPv6: nothing in the host's firewall drops it"), "{text}");
 }
+
+/// fwknop's stock client, built with `fwknop -T -B` (nothing sent): its packet from `src`.
+fn fwknop_packet(lab: &Lab, dir: &ConfigFile, src: &str, access: &str) -> Vec<u8> {
+    const KEY: &str = "aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=";
+    const HMAC: &str = "oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==";
+    let file = dir.path.with_file_name(format!("spa-{src}"));
+    let path = file.to_str().unwrap();
+    // The stock client takes no IPv6 allow address: `-s` (0.0.0.0) lets the source decide.
+    let (server, allow) = if src.contains(':') { (SERVER_V4, vec!["-s"]) } else { (SERVER_V4, vec!["-a", src]) };
+    cmd(
+        "ip",
+        &["netns", "exec", &lab.client.0, "fwknop", "--no-rc-file", "--no-save-args", "--use-hmac"][..]
+            .iter()
+            .copied()
+            .chain(["--key-base64-rijndael", KEY, "--key-base64-hmac", HMAC, "-T", "-B", path, "-D", server])
+            .chain(["-A", access])
+            .chain(allow)
+            .collect::<Vec<_>>(),
+    );
+    std::fs::read(&file).unwrap().trim_ascii_end().to_vec()
+}
+
+#[test]
+fn an_fwknop_door_attaches_to_per_port_sets_of_the_admins_table() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:2222".parse().unwrap());
+    let admin = "table inet filter {
+	set fw4 { type ipv4_addr . inet_proto . inet_service; flags interval,timeout; }
+	set fw6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related accept
+		iif \"lo\" accept
+		meta l4proto ipv6-icmp accept
+		ip saddr . meta l4proto . th dport @fw4 accept
+		ip6 saddr . meta l4proto . th dport @fw6 accept
+	}
+}
+";
+    let yaml = "doors:
+  stanza1:
+    fwknop:
+      port: 62201
+      key_base64: aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=
+      hmac_key_base64: oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==
+      open_ports: [2222]
+    open:
+      set: {table: filter, ipv4: fw4, ipv6: fw6}
+      timeout: 30s
+";
+    let config = ConfigFile::private("knockd.yaml", yaml);
+    let rules = config.path.with_file_name("admin.nft");
+    std::fs::write(&rules, admin).unwrap();
+    lab.server.nft(&["-f", rules.to_str().unwrap()]);
+    let (code, text) = check(&lab, &config);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("door stanza1: 2222/tcp over IPv4: nothing in the host's firewall drops it"), "{text}");
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    for (src, server) in [(CLIENT_V4, SERVER_V4), (CLIENT_V6, SERVER_V6)] {
+        let packet = fwknop_packet(&lab, &config, src, "tcp/2222");
+        let origin = knockd::client::Origin { source: Some(src.parse().unwrap()), interface: None };
+        lab.client.run(|| knockd::client::send_datagram(server.parse().unwrap(), 62201, &packet, &origin)).unwrap();
+        let to = SocketAddr::new(server.parse().unwrap(), 2222);
+        assert!(connects_within(&lab.client, src, to, WITHIN), "{src}: {}", daemon.log_text());
+        let other = if src == CLIENT_V4 { OTHER_V4 } else { OTHER_V6 };
+        assert!(connect(&lab.client, other, to, Duration::from_millis(700)).is_err(), "{other} stays out");
+    }
+    let set = lab.server.nft(&["list", "set", "inet", "filter", "fw4"]);
+    assert!(set.contains("198.18.0.2 . tcp . 2222"), "{set}");
+    assert!(!set.contains("198.18.0.3"), "{set}");
+}

@@ -41,8 +41,8 @@ pub fn check_range(d: Duration, (min, max): (Duration, Duration)) -> Result<Dura
 /// What a completed knock opens: an element with a timeout in an nftables set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAction {
-    /// Ports the daemon's own chain guards for this door; empty in attach mode. For a per-port
-    /// door, also the ports a client may ask for (empty: any).
+    /// Ports the daemon's own chain guards for this door; empty in attach mode, but for a
+    /// per-port door, whose clients may ask for these ports only (empty: any).
     pub ports: Vec<PortProto>,
     /// Grants name the ports the client asked for (fwknop): the door's sets hold address,
     /// protocol and port, not the address alone.

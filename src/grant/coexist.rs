@@ -47,7 +47,7 @@ impl DoorAnswer {
 /// for an attach door, the ports the rules that look its sets up compare with.
 pub fn door_ports(door: &Door, ruleset: &HostRuleset) -> Vec<PortProto> {
     let Some(open) = &door.open else { return Vec::new() };
-    let Some(a) = &open.attach else { return open.ports.clone() };
+    let Some(a) = open.attach.as_ref().filter(|_| open.ports.is_empty()) else { return open.ports.clone() };
     let table = ruleset.tables.iter().find(|t| t.family == a.family.nfproto() && t.name == a.table);
     let mut ports: Vec<PortProto> = Vec::new();
     for rule in table.iter().flat_map(|t| t.chains.iter().flat_map(|c| &c.rules)) {

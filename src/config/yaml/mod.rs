@@ -331,7 +331,7 @@ impl RawOpen {
     fn into_action<E: de::Error>(self, door: &str, allowed: Option<Vec<PortProto>>) -> Result<OpenAction, E> {
         let timeout = self.timeout.0;
         let per_port = allowed.is_some();
-        let attach = match (self.ports, self.set, allowed) {
+        let (attach, allowed) = match (self.ports, self.set, allowed) {
             (Some(_), None, Some(_)) => {
                 return Err(E::custom(format!(
                     "door `{door}`: fwknop's clients name the ports they want: list those they may ask for in \
@@ -340,7 +340,7 @@ impl RawOpen {
             }
             (Some(ports), None, None) => return Ok(OpenAction { ports: ports.0, per_port, timeout, attach: None }),
             (None, None, Some(ports)) => return Ok(OpenAction { ports, per_port, timeout, attach: None }),
-            (None, Some(set), _) => set,
+            (None, Some(set), allowed) => (set, allowed.unwrap_or_default()),
             (Some(_), Some(_), _) => {
                 return Err(E::custom(format!(
                     "door `{door}`: `open` has both `ports` (the daemon's own table) and `set` (your table): \
@@ -366,8 +366,10 @@ impl RawOpen {
         if ipv4.is_none() && ipv6.is_none() {
             return Err(E::custom(format!("door `{door}`: `open.set` names no set: add `ipv4:` and/or `ipv6:`")));
         }
+        // A per-port door keeps the ports its clients may ask for: its grants are checked
+        // against them, and `knockd check` asks the host's firewall about them.
         Ok(OpenAction {
-            ports: Vec::new(),
+            ports: allowed,
             per_port,
             timeout,
             attach: Some(AttachSets { family, table: attach.table.0, ipv4, ipv6 }),
