@@ -20,7 +20,7 @@ fn fixture(name: &str) -> String {
 /// new user has it.
 fn plain_firewalld(dir: &ConfigFile) -> String {
     let text = std::fs::read_to_string(fixture("firewalld.nft")).unwrap();
-    let plain: String = text.lines().filter(|l| !l.contains("@knockd_ssh4")).map(|l| format!("{l}\n")).collect();
+    let plain: String = text.lines().filter(|l| !l.contains("@knockd_ssh")).map(|l| format!("{l}\n")).collect();
     let path = dir.path.with_file_name("firewalld-plain.nft");
     std::fs::write(&path, plain).unwrap();
     path.display().to_string()
@@ -376,4 +376,37 @@ fn an_fwknop_door_attaches_to_per_port_sets_of_the_admins_table() {
     let set = lab.server.nft(&["list", "set", "inet", "filter", "fw4"]);
     assert!(set.contains("198.18.0.2 . tcp . 2222"), "{set}");
     assert!(!set.contains("198.18.0.3"), "{set}");
+}
+
+#[test]
+fn the_firewalld_templates_open_the_port_both_ways() {
+    let dir = format!("{}/nft-templates/firewalld", env!("CARGO_MANIFEST_DIR"));
+    for script in ["ports.sh", "ipset.sh"] {
+        cmd("sh", &["-n", &format!("{dir}/{script}")]);
+    }
+    let ipset = std::fs::read_to_string(format!("{dir}/ipset.sh")).unwrap();
+    assert!(ipset.contains("source ipset=knockd_ssh4 port port=2222 protocol=tcp accept"), "{ipset}");
+    let lab = Lab::new();
+    // Way 2, as firewalld renders ipset.sh (the fixture holds the same sets and rich rules).
+    lab.server.nft(&["-f", &fixture("firewalld.nft")]);
+    let yaml = std::fs::read_to_string(format!("{dir}/knockd-firewalld.yaml")).unwrap();
+    let attached = ConfigFile::new("knockd.yaml", &yaml);
+    let (code, text) = check(&lab, &attached);
+    assert_eq!(code, Some(0), "{text}");
+    for line in [
+        "door ssh: set inet firewalld knockd_ssh4: ok",
+        "door ssh: set inet firewalld knockd_ssh6: ok",
+        "door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it",
+        "door ssh: 2222/tcp over IPv6: nothing in the host's firewall drops it",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // Way 1, as firewalld renders ports.sh's --add-port in the public zone.
+    lab.server.nft(&["delete", "table", "inet", "firewalld"]);
+    let standalone = ConfigFile::new("knockd.yaml", STANDALONE);
+    lab.server.nft(&["-f", &plain_firewalld(&standalone)]);
+    lab.server.nft(&["add", "rule", "inet", "firewalld", "filter_IN_public_allow", "tcp", "dport", "2222", "ct", "state", "{", "new,", "untracked", "}", "accept"]);
+    let (code, text) = check(&lab, &standalone);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("host firewall: ok"), "{text}");
 }

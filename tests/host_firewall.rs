@@ -57,7 +57,8 @@ fn firewalld_rejects_a_port_no_zone_allows_and_accepts_ssh() {
     assert!(a.to_string().starts_with("table inet firewalld chain filter_INPUT rejects it (handle"), "{a}");
     assert_eq!(ask(&fw, &v4(Proto::Tcp, 22, "eth0"), &[]), Answer::Accepted);
     assert_eq!(ask(&fw, &v6(Proto::Tcp, 22, "eth0"), &[]), Answer::Accepted);
-    assert!(ask(&fw, &v6(Proto::Tcp, 2222, "eth0"), &[]).is_dropped(), "the ipset is IPv4 only");
+    assert!(ask(&fw, &v6(Proto::Tcp, 3333, "eth0"), &[]).is_dropped());
+    assert_eq!(ask(&fw, &v6(Proto::Tcp, 2222, "eth0"), &["knockd_ssh6"]), Answer::Accepted);
     assert!(ask(&fw, &v4(Proto::Udp, 2222, "eth0"), &[]).is_dropped());
 }
 
