@@ -42,6 +42,8 @@ struct Metrics<'a> {
 #[derive(Serialize)]
 struct Table<'a> {
     table: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set_size: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -238,7 +240,10 @@ fn duration(d: std::time::Duration) -> String {
 pub fn to_yaml(config: &Config) -> String {
     let out = Out {
         interfaces: &config.interfaces,
-        nftables: Table { table: &config.table },
+        nftables: Table {
+            table: &config.table,
+            set_size: (config.set_size != crate::config::DEFAULT_SET_SIZE).then_some(config.set_size),
+        },
         log: Log {
             level: config.log.level.to_string().to_ascii_lowercase(),
             syslog: config.log.syslog,

@@ -14,6 +14,13 @@ pub const MAX_SEQUENCE_LEN: usize = 32;
 /// Default cap on in-progress knock attempts; sized so a spoofed flood stays within a few MiB.
 pub const DEFAULT_MAX_ATTEMPTS: usize = 65_536;
 
+/// Default `size` of each of knockd's own sets: the most grants one set holds at once. A flood
+/// of spoofed completions fills a set, never the host's memory.
+pub const DEFAULT_SET_SIZE: u32 = 65_536;
+
+/// Bounds on `nftables.set_size`.
+pub const SET_SIZE_RANGE: (u32, u32) = (16, 1 << 24);
+
 /// Default sequence timeout, the classic knockd's `Seq_Timeout` default.
 pub const DEFAULT_SEQ_TIMEOUT: Duration = Duration::from_secs(25);
 
@@ -254,6 +261,8 @@ pub struct Config {
     pub interfaces: Vec<String>,
     /// Name of the `inet` table the daemon owns.
     pub table: String,
+    /// The `size` of each set in that table.
+    pub set_size: u32,
     /// Where and how much to log.
     pub log: LogOptions,
     /// Pid file to write and lock.
@@ -284,6 +293,7 @@ impl Config {
         Config {
             interfaces: Vec::new(),
             table: "knockd".into(),
+            set_size: DEFAULT_SET_SIZE,
             log: LogOptions::default(),
             pidfile: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,

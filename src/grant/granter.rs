@@ -10,7 +10,7 @@ use super::ledger::{Entry, Key, Ledger};
 use super::legacy_command::{Scheduler, Spawner, Vars};
 use super::nft::Ruleset;
 use super::refill::Refill;
-use super::sets::{by_set, door_sets, elements, opens};
+use super::sets::{SetRef, by_set, door_sets, elements, opens};
 use super::{Element, Firewall, FirewallError};
 use crate::config::{Config, Door, TableFamily};
 use crate::doors::Grant;
@@ -45,6 +45,8 @@ pub struct Granter<F: Firewall, S: Spawner> {
     ledger: Ledger,
     /// Puts grants back into sets that someone else's reload emptied.
     refill: Refill,
+    /// Sets found full, said once each until they take elements again.
+    full: std::collections::HashSet<SetRef>,
 }
 
 impl<F: Firewall, S: Spawner> Granter<F, S> {
@@ -69,6 +71,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             errors: 0,
             ledger: Ledger::default(),
             refill: Refill::default(),
+            full: Default::default(),
         };
         granter.adopt(config, Duration::ZERO);
         Ok(granter)
@@ -159,16 +162,25 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         pending.reverse();
         let wanted: Vec<Vec<Element>> = pending.iter().map(|g| elements(config, g)).collect();
         let mut failed: Vec<(TableFamily, String, String)> = Vec::new();
-        for set in by_set(wanted.iter().flatten()) {
+        // A live grant that lasts longer (an admin's `grant --for 1h`) is never cut short.
+        let longer = |e: &Element| self.outlasts(config, e, now);
+        let shorter: Vec<&Element> = wanted.iter().flatten().filter(|e| !longer(e)).collect();
+        for set in by_set(shorter.into_iter()) {
             let mut result = self.firewall.add_elements(&set);
             if matches!(result, Err(FirewallError::NotFound { .. })) && self.table.as_deref() == Some(&set[0].table) {
                 // Someone removed our table or a set: put it back and try once more.
                 self.verify(config, now, false);
                 result = self.firewall.add_elements(&set);
             }
-            if let Err(e) = result {
-                error!("cannot grant access to {} source(s): {e}", set.len());
-                failed.push((set[0].family, set[0].table.clone(), set[0].set.clone()));
+            let set_ref = (set[0].family, set[0].table.clone(), set[0].set.clone());
+            match result {
+                Err(FirewallError::Full { .. }) if !self.full.insert(set_ref.clone()) => failed.push(set_ref),
+                Err(e) => {
+                    error!("cannot grant access to {} source(s): {e}", set.len());
+                    failed.push(set_ref);
+                }
+                Ok(()) if self.full.remove(&set_ref) => info!("set {} {} {} has room again", set_ref.0, set_ref.1, set_ref.2),
+                Ok(()) => {}
             }
         }
         let mut granted = Vec::new();
@@ -184,13 +196,24 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         granted
     }
 
-    /// Enters a grant the firewall took in the ledger.
+    /// Whether the ledger holds a live grant for `e` that ends after `e` would.
+    fn outlasts(&self, config: &Config, e: &Element, now: Duration) -> bool {
+        let door = config.doors.iter().find(|d| door_sets(config, d).contains(&(e.family, e.table.clone(), e.set.clone())));
+        let key = |d: &Door| Key { door: d.name.clone(), addr: e.addr, port: e.port };
+        door.and_then(|d| self.ledger.get(&key(d))).is_some_and(|entry| entry.until > now + e.timeout)
+    }
+
+    /// Enters a grant the firewall took in the ledger; a longer one that is live stays, and
+    /// the line says how long the grant has in fact.
     fn record(&mut self, config: &Config, grant: Grant, elements: &[Element], now: Duration) -> Granted {
         let door = config.doors[grant.door].name.clone();
         let keys: Vec<Key> = elements.iter().map(|e| Key { door: door.clone(), addr: e.addr, port: e.port }).collect();
-        let timeout = elements[0].timeout;
+        let mut timeout = elements[0].timeout;
         for key in &keys {
-            self.ledger.record(key.clone(), grant.by.clone(), timeout, now);
+            match self.ledger.get(key).map(|entry| entry.until.saturating_sub(now)) {
+                Some(left) if left > elements[0].timeout => timeout = timeout.max(left),
+                _ => self.ledger.record(key.clone(), grant.by.clone(), elements[0].timeout, now),
+            }
         }
         let opens = match keys.as_slice() {
             [one] => opens(config, one),

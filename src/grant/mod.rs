@@ -106,13 +106,14 @@ pub enum FirewallError {
     #[error("cannot open a netlink socket to nftables: {0}")]
     Socket(#[source] std::io::Error),
     /// A table, chain or set the operation names does not exist (any more).
-    /// A table, chain or set the operation names does not exist (any more).
     #[error("nftables cannot {operation}: a table, chain or set it needs does not exist")]
     NotFound { operation: String },
     /// The kernel ran out of buffer space for the request or its answers.
-    /// The kernel ran out of buffer space for the request or its answers.
     #[error("nftables cannot {operation}: no buffer space for the request or its answers")]
     NoBuffer { operation: String },
+    /// A set holds as many elements as its `size` allows.
+    #[error("nftables cannot {operation}: the set is full (its `size`; knockd's own sets: nftables.set_size)")]
+    Full { operation: String },
     /// Any other refusal, with the kernel's reason.
     #[error("nftables refused to {operation}: {source}")]
     Refused {

@@ -17,7 +17,7 @@ use values::*;
 pub use values::{MAX_COMMAND_LEN, check_command};
 
 use super::{
-    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR,
+    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SET_SIZE, SET_SIZE_RANGE, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR,
     DEFAULT_USER, Door, LogOptions, OpenAction, PortProto, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH,
     ROTATING_PORTS, ROTATING_STEP, Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
 };
@@ -42,6 +42,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     Ok(Config {
         interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
         table: raw.nftables.table.0,
+        set_size: raw.nftables.set_size.0,
         log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
         pidfile: raw.pidfile,
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
@@ -96,12 +97,39 @@ struct RawMetrics {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNftables {
+    #[serde(default = "default_table")]
     table: TableName,
+    #[serde(default)]
+    set_size: SetSize,
+}
+
+fn default_table() -> TableName {
+    TableName("knockd".into())
 }
 
 impl Default for RawNftables {
     fn default() -> Self {
-        Self { table: TableName("knockd".into()) }
+        Self { table: default_table(), set_size: SetSize::default() }
+    }
+}
+
+/// `nftables.set_size`: a number within [`SET_SIZE_RANGE`].
+struct SetSize(u32);
+
+impl Default for SetSize {
+    fn default() -> Self {
+        SetSize(DEFAULT_SET_SIZE)
+    }
+}
+
+impl<'de> Deserialize<'de> for SetSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u64::deserialize(d)?;
+        let (lo, hi) = SET_SIZE_RANGE;
+        match u32::try_from(n) {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(SetSize(n)),
+            _ => Err(de::Error::custom(format!("set_size {n} is out of range: use {lo} to {hi}"))),
+        }
     }
 }
 

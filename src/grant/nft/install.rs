@@ -36,11 +36,12 @@ impl<'a> Sets<'a> {
         // Set ids only need to be unique within the batch.
         for (id, spec) in ruleset.sets.iter().enumerate() {
             let (name, id) = (cstring(&spec.name), id as u32);
+            let size = spec.size;
             match (spec.family, spec.per_port) {
-                (Family::V4, false) => sets.v4.push(timeout_set(&name, id, table)),
-                (Family::V6, false) => sets.v6.push(timeout_set(&name, id, table)),
-                (Family::V4, true) => sets.v4_port.push(timeout_set(&name, id, table)),
-                (Family::V6, true) => sets.v6_port.push(timeout_set(&name, id, table)),
+                (Family::V4, false) => sets.v4.push(timeout_set(&name, id, size, table)),
+                (Family::V6, false) => sets.v6.push(timeout_set(&name, id, size, table)),
+                (Family::V4, true) => sets.v4_port.push(timeout_set(&name, id, size, table)),
+                (Family::V6, true) => sets.v6_port.push(timeout_set(&name, id, size, table)),
             }
         }
         sets.v4.iter().for_each(|s| batch.add(s, MsgType::Add));
@@ -51,10 +52,14 @@ impl<'a> Sets<'a> {
     }
 }
 
-fn timeout_set<'a, K: nftnl::set::SetKey>(name: &CString, id: u32, table: &'a Table) -> Set<'a, K> {
+fn timeout_set<'a, K: nftnl::set::SetKey>(name: &CString, id: u32, size: u32, table: &'a Table) -> Set<'a, K> {
     let set = Set::<K>::new_named(name, id, table, ProtoFamily::Inet);
+    let ptr = set.as_ptr().as_ptr();
     // SAFETY: the pointer is the live nftnl_set owned by `set`.
-    unsafe { sys::nftnl_set_set_u32(set.as_ptr().as_ptr(), sys::NFTNL_SET_FLAGS as u16, libc::NFT_SET_TIMEOUT as u32) };
+    unsafe {
+        sys::nftnl_set_set_u32(ptr, sys::NFTNL_SET_FLAGS as u16, libc::NFT_SET_TIMEOUT as u32);
+        sys::nftnl_set_set_u32(ptr, sys::NFTNL_SET_DESC_SIZE as u16, size);
+    }
     set
 }
 

@@ -124,6 +124,8 @@ pub(super) fn error(operation: String, source: std::io::Error) -> FirewallError 
     match source.raw_os_error() {
         Some(libc::ENOENT) => FirewallError::NotFound { operation },
         Some(libc::ENOBUFS | libc::ENOMEM) => FirewallError::NoBuffer { operation },
+        // A set at its `size` answers ENFILE.
+        Some(libc::ENFILE) => FirewallError::Full { operation },
         _ => FirewallError::Refused { operation, source },
     }
 }

@@ -11,7 +11,11 @@ use crate::grant::{ElementInfo, FirewallError, SetInfo};
 
 // NFT_MSG_* request types and NFTA_* attribute types (linux/netfilter/nf_tables.h).
 const GETTABLE: u16 = 1;
+const GETCHAIN: u16 = 4;
 const GETRULE: u16 = 7;
+const CHAIN_NAME: u16 = 3;
+const CHAIN_HOOK: u16 = 4;
+const CHAIN_POLICY: u16 = 5;
 const GETSET: u16 = 10;
 const GETSETELEM: u16 = 13;
 const TABLE_NAME: u16 = 1;
@@ -43,10 +47,13 @@ const SET_ELEM_FLAGS: u16 = 3;
 /// `NFT_SET_ELEM_INTERVAL_END`: the element ends a range; it is not an address of its own.
 const ELEM_F_INTERVAL_END: u32 = 1;
 
-/// What the daemon's chain holds: each rule's expressions, as the kernel reports them.
+/// What the daemon's chain holds: each rule's expressions, as the kernel reports them, and
+/// the chain's policy, hook and priority (a `policy drop` put on it would drop every packet
+/// no door is about).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ChainState {
     rules: Vec<Vec<u8>>,
+    base: Vec<u8>,
 }
 
 fn be_u32(data: &[u8]) -> Option<u32> {
@@ -196,7 +203,17 @@ impl NetlinkFirewall {
         let each =
             |m: &Message<'_>| rules.push(m.attrs().get(RULE_EXPRESSIONS).map(|a| a.data.to_vec()).unwrap_or_default());
         self.query(request, each, || format!("list chain inet {table} {CHAIN}"))?;
-        Ok(ChainState { rules })
+        let request = Request::new(GETCHAIN, TableFamily::Inet.nfproto(), F_ACK, self.seq())
+            .str(CHAIN_TABLE_OR_RULE_TABLE, table)
+            .str(CHAIN_NAME, CHAIN);
+        let mut base = Vec::new();
+        let each = |m: &Message<'_>| {
+            for kind in [CHAIN_HOOK, CHAIN_POLICY] {
+                base.extend(m.attrs().get(kind).map(|a| a.data.to_vec()).unwrap_or_default());
+            }
+        };
+        self.query(request, each, || format!("look up chain inet {table} {CHAIN}"))?;
+        Ok(ChainState { rules, base })
     }
 
     /// Sets in the daemon's table that `ruleset` does not declare: the sets of doors that are
@@ -222,6 +239,9 @@ impl NetlinkFirewall {
             Err(e) => return Err(e),
         };
         match &self.installed {
+            Some(installed) if installed.base != now.base => {
+                Ok(Some(format!("the policy, hook or priority of chain inet {table} {CHAIN} was changed")))
+            }
             Some(installed) if *installed != now || now.rules.len() != ruleset.rules.len() => Ok(Some(format!(
                 "the rules of chain inet {table} {CHAIN} were changed ({} rules, {} expected)",
                 now.rules.len(),

@@ -69,6 +69,9 @@ pub struct SetSpec {
     /// Elements are address, protocol and port (`ipv4_addr . inet_proto . inet_service`), for
     /// doors whose clients ask for ports (fwknop).
     pub per_port: bool,
+    /// The most elements it holds (`size`): a flood of spoofed grants fills the set, not the
+    /// host's memory.
+    pub size: u32,
 }
 
 impl SetSpec {
@@ -159,7 +162,7 @@ impl Ruleset {
             let Some(open) = door.open.as_ref().filter(|o| o.attach.is_none()) else { continue };
             for family in Family::BOTH {
                 let set = set_name(&door.name, family);
-                sets.push(SetSpec { name: set.clone(), family, per_port: open.per_port });
+                sets.push(SetSpec { name: set.clone(), family, per_port: open.per_port, size: config.set_size });
                 rules.extend(accepts(open, family, &set));
             }
             guarded.extend(&open.ports);
@@ -219,7 +222,8 @@ impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "table inet {} {{", self.table)?;
         for set in &self.sets {
-            writeln!(f, "\tset {} {{\n\t\ttype {}\n\t\tflags timeout\n\t}}\n", set.name, set.key_type())?;
+            let (name, key, size) = (&set.name, set.key_type(), set.size);
+            writeln!(f, "\tset {name} {{\n\t\ttype {key}\n\t\tsize {size}\n\t\tflags timeout\n\t}}\n")?;
         }
         writeln!(f, "\tchain {CHAIN} {{")?;
         writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?;

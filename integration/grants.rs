@@ -1,0 +1,74 @@
+//! Grants nobody can cut short, and sets a flood cannot overfill: an admin's long grant
+//! survives a knock with a shorter timeout, and a door's set stops at its `size`, saying so
+//! once, while the daemon keeps serving.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::daemon::{ConfigFile, Daemon, knockd_path};
+use crate::frames::{Sender, spoofed, tcp_syn};
+use crate::lab::*;
+
+const WITHIN: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_knock_never_shortens_an_admins_longer_grant() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let control = config.control();
+    let c = control.to_str().unwrap();
+    lab.server.run(|| cmd(&knockd_path(), &["grant", CLIENT_V4, "--door", "ssh", "--for", "1h", "--control", c]));
+    assert!(eventually(WITHIN, || lab.server.set_elements("knockd", "ssh_v4").contains("timeout 1h")));
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 59m", WITHIN), "{}", daemon.log_text());
+    let set = lab.server.set_elements("knockd", "ssh_v4");
+    assert!(set.contains("timeout 1h") && set.contains("comment \"admin uid 0\""), "kept, with who opened it: {set}");
+    // A grant that outlasts the live one replaces it, as before.
+    lab.server.run(|| cmd(&knockd_path(), &["grant", CLIENT_V4, "--door", "ssh", "--for", "2h", "--control", c]));
+    assert!(eventually(WITHIN, || lab.server.set_elements("knockd", "ssh_v4").contains("timeout 2h")));
+}
+
+#[test]
+fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "0.0.0.0:22".parse().unwrap());
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "nftables: {set_size: 16}\ndoors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 3s}\n",
+    );
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(lab.server.nft(&["list", "set", "inet", "knockd", "ssh_v4"]).contains("size 16"));
+    let sender = Sender::new(&lab, 0x0800);
+    let server: Ipv4Addr = SERVER_V4.parse().unwrap();
+    for n in 0..40u32 {
+        sender.send(&tcp_syn(spoofed(n), server, 7000));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(daemon.wait_log("the set is full", WITHIN), "{}", daemon.log_text());
+    let set = lab.server.set_elements("knockd", "ssh_v4");
+    assert_eq!(set.matches("timeout").count(), 16, "{set}");
+    assert_eq!(daemon.log_text().matches("the set is full").count(), 1, "said once: {}", daemon.log_text());
+    // Once the grants end (and the kernel has collected them), a real client gets in.
+    let ssh = SocketAddr::new(SERVER_V4.parse().unwrap(), 22);
+    let got_in = eventually(Duration::from_secs(20), || {
+        knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+        connects_within(&lab.client, CLIENT_V4, ssh, Duration::from_millis(500))
+    });
+    assert!(got_in, "{}", daemon.log_text());
+    assert!(daemon.wait_log("has room again", WITHIN), "{}", daemon.log_text());
+}
+
+#[test]
+fn a_drop_policy_put_on_knockds_chain_is_repaired() {
+    let lab = Lab::new();
+    let _web = Echo::start(&lab.server, "0.0.0.0:80".parse().unwrap());
+    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let web = SocketAddr::new(SERVER_V4.parse().unwrap(), 80);
+    assert!(connect(&lab.client, CLIENT_V4, web, WITHIN).is_ok(), "knockd's chain leaves other ports alone");
+    lab.server.nft(&["add", "chain", "inet", "knockd", "input", "{", "policy", "drop", ";", "}"]);
+    assert!(daemon.wait_log("the policy, hook or priority of chain inet knockd input was changed", WITHIN), "{}", daemon.log_text());
+    assert!(eventually(WITHIN, || lab.server.nft(&["list", "chain", "inet", "knockd", "input"]).contains("policy accept")));
+    assert!(connects_within(&lab.client, CLIENT_V4, web, WITHIN), "port 80 is reachable again");
+}
