@@ -69,10 +69,15 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
 
     let (code, text) = check(&lab, &standalone);
     assert_eq!(code, Some(4), "{text}");
-    assert!(text.contains("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle"), "{text}");
+    assert!(
+        text.contains("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle"),
+        "{text}"
+    );
     assert!(text.contains("firewall-cmd --permanent --add-port=2222/tcp"), "{text}");
     let daemon = Daemon::start(&lab.server, &standalone, &[]);
-    assert!(daemon.wait_log("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it", WITHIN));
+    assert!(
+        daemon.wait_log("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it", WITHIN)
+    );
     knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
     let open = "ssh: 198.18.0.2: OPEN 2222/tcp for 30s, but table inet firewalld chain filter_INPUT";
     assert!(daemon.wait_log(open, WITHIN), "{}", daemon.log_text());
@@ -114,7 +119,11 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
     assert!(eventually(WITHIN, || gets_in(&lab, "198.18.0.42", 2222)));
     assert!(!gets_in(&lab, "198.18.0.43", 2222) && !gets_in(&lab, "198.18.0.41", 2222));
     assert!(eventually(WITHIN, || !gets_in(&lab, "198.18.0.42", 2222)), "closed when the grant ends");
-    assert!(daemon.wait_log("198.18.0.42: set inet firewalld knockd_ssh4 closed again", WITHIN), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_log("198.18.0.42: set inet firewalld knockd_ssh4 closed again", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
 }
 
 #[test]
@@ -160,7 +169,10 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
     let (code, text) = check(&lab, &config);
     assert_eq!(code, Some(4), "{text}");
-    assert!(text.contains("door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)"), "{text}");
+    assert!(
+        text.contains("door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)"),
+        "{text}"
+    );
     assert!(text.contains("nft add rule inet filter input tcp dport 2222 accept"), "{text}");
 
     let daemon = Daemon::start(&lab.server, &config, &[]);
@@ -169,13 +181,24 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
     assert!(!gets_in(&lab, CLIENT_V4, 2222));
     let control = config.control();
     let status = lab.server.run(|| cmd(&knockd_path(), &["status", "--control", control.to_str().unwrap()]));
-    assert!(status.contains("door ssh: 2222/tcp over IPv6: table inet filter chain input drops it (its policy)"), "{status}");
+    assert!(
+        status.contains("door ssh: 2222/tcp over IPv6: table inet filter chain input drops it (its policy)"),
+        "{status}"
+    );
 
     // The admin does what check said: knockd notices, and its own table still guards the port.
     lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "accept"]);
-    assert!(daemon.wait_log("door ssh: 2222/tcp over IPv6: the host's firewalls let it in now", WITHIN), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_log("door ssh: 2222/tcp over IPv6: the host's firewalls let it in now", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
     // For IPv4, the admin's blocklist still drops its members: a note, not a warning.
-    assert!(daemon.wait_log("(the membership of @blocklist) (no chain drops it for sure now)", WITHIN), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_log("(the membership of @blocklist) (no chain drops it for sure now)", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
     assert!(gets_in(&lab, CLIENT_V4, 2222), "the grant works now");
     assert!(!gets_in(&lab, OTHER_V4, 2222), "a stranger is still dropped by knockd's guard");
     let (code, text) = check(&lab, &config);
@@ -196,7 +219,20 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     lab.server.nft(&["-f", &format!("{}/nft-templates/attach.nft", env!("CARGO_MANIFEST_DIR"))]);
-    lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "ip", "saddr", "@knock_ssh4", "accept"]);
+    lab.server.nft(&[
+        "add",
+        "rule",
+        "inet",
+        "filter",
+        "input",
+        "tcp",
+        "dport",
+        "2222",
+        "ip",
+        "saddr",
+        "@knock_ssh4",
+        "accept",
+    ]);
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(lab.server.nft(&["list", "table", "inet", "knockd"]).contains("tcp dport 2222 drop"));
@@ -204,7 +240,11 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open:\n      set: {table: filter, ipv4: knock_ssh4, ipv6: knock_ssh6}\n      timeout: 30s\n",
     );
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("removed table inet knockd: no door guards a port in it now", WITHIN), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_log("removed table inet knockd: no door guards a port in it now", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
     knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
     assert!(!gets_in(&lab, OTHER_V4, 2222), "a stranger stays out");
@@ -234,7 +274,9 @@ fn normalized(ruleset: &knockd::grant::host::HostRuleset, answer: knockd::grant:
         b.handle.map(|h| chain.rules.iter().position(|r| r.handle == h).unwrap())
     };
     match &answer {
-        Answer::Dropped(b) | Answer::DroppedFor(b, ..) => format!("{answer:?} at rule {:?}", at(b)).replace(&format!("{:?}", b.handle), "_"),
+        Answer::Dropped(b) | Answer::DroppedFor(b, ..) => {
+            format!("{answer:?} at rule {:?}", at(b)).replace(&format!("{:?}", b.handle), "_")
+        }
         other => format!("{other:?}"),
     }
 }
@@ -255,7 +297,9 @@ fn the_kernels_copy_of_a_ruleset_gets_the_same_answers_as_its_text() {
         let tables = |r: &knockd::grant::host::HostRuleset| r.tables.iter().map(|t| t.title()).collect::<Vec<_>>();
         assert_eq!(tables(&kernel), tables(&text), "{name}");
         let mut asked = 0;
-        for (proto, dport) in [(Proto::Tcp, 22), (Proto::Tcp, 2222), (Proto::Udp, 68), (Proto::Udp, 546), (Proto::Tcp, 9090)] {
+        for (proto, dport) in
+            [(Proto::Tcp, 22), (Proto::Tcp, 2222), (Proto::Udp, 68), (Proto::Udp, 546), (Proto::Tcp, 9090)]
+        {
             for iif in ["eth0", "eth1", "br-lan", "lo"] {
                 for bytes in [4u8, 16] {
                     let probe = Probe {
@@ -263,7 +307,11 @@ fn the_kernels_copy_of_a_ruleset_gets_the_same_answers_as_its_text() {
                         dport,
                         saddr: Domain::all(bytes),
                         daddr: Domain::all(bytes),
-                        iif: Interface { name: iif.into(), index: if iif == "lo" { 1 } else { 7 }, kind: if iif == "lo" { 772 } else { 1 } },
+                        iif: Interface {
+                            name: iif.into(),
+                            index: if iif == "lo" { 1 } else { 7 },
+                            kind: if iif == "lo" { 772 } else { 1 },
+                        },
                         oif: None,
                         ct_status: 0,
                     };
@@ -303,7 +351,11 @@ fn iptables_rules_cannot_be_looked_into_and_check_says_what_to_do() {
     let (code, text) = check(&lab, &config);
     assert_eq!(code, Some(0), "a note, not an error: {text}");
     assert!(text.contains("note: door ssh: 2222/tcp over IPv4: table ip filter chain INPUT may drop it: knockd cannot tell (xtables match conntrack)"), "{text}");
-    assert!(text.contains("ufw allow 2222/tcp") && text.contains("command: ufw insert 1 allow from %IP% to any port 2222 proto tcp"), "{text}");
+    assert!(
+        text.contains("ufw allow 2222/tcp")
+            && text.contains("command: ufw insert 1 allow from %IP% to any port 2222 proto tcp"),
+        "{text}"
+    );
     assert!(text.contains("door ssh: 2222/tcp over IPv6: nothing in the host's firewall drops it"), "{text}");
 }
 
@@ -405,7 +457,23 @@ fn the_firewalld_templates_open_the_port_both_ways() {
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
     let standalone = ConfigFile::new("knockd.yaml", STANDALONE);
     lab.server.nft(&["-f", &plain_firewalld(&standalone)]);
-    lab.server.nft(&["add", "rule", "inet", "firewalld", "filter_IN_public_allow", "tcp", "dport", "2222", "ct", "state", "{", "new,", "untracked", "}", "accept"]);
+    lab.server.nft(&[
+        "add",
+        "rule",
+        "inet",
+        "firewalld",
+        "filter_IN_public_allow",
+        "tcp",
+        "dport",
+        "2222",
+        "ct",
+        "state",
+        "{",
+        "new,",
+        "untracked",
+        "}",
+        "accept",
+    ]);
     let (code, text) = check(&lab, &standalone);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("host firewall: ok"), "{text}");

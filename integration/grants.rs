@@ -14,7 +14,8 @@ const WITHIN: Duration = Duration::from_secs(5);
 #[test]
 fn a_knock_never_shortens_an_admins_longer_grant() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let control = config.control();
     let c = control.to_str().unwrap();
@@ -63,12 +64,20 @@ fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
 fn a_drop_policy_put_on_knockds_chain_is_repaired() {
     let lab = Lab::new();
     let _web = Echo::start(&lab.server, "0.0.0.0:80".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
+    let config =
+        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let web = SocketAddr::new(SERVER_V4.parse().unwrap(), 80);
     assert!(connect(&lab.client, CLIENT_V4, web, WITHIN).is_ok(), "knockd's chain leaves other ports alone");
     lab.server.nft(&["add", "chain", "inet", "knockd", "input", "{", "policy", "drop", ";", "}"]);
-    assert!(daemon.wait_log("the policy, hook or priority of chain inet knockd input was changed", WITHIN), "{}", daemon.log_text());
-    assert!(eventually(WITHIN, || lab.server.nft(&["list", "chain", "inet", "knockd", "input"]).contains("policy accept")));
+    assert!(
+        daemon.wait_log("the policy, hook or priority of chain inet knockd input was changed", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(eventually(WITHIN, || lab
+        .server
+        .nft(&["list", "chain", "inet", "knockd", "input"])
+        .contains("policy accept")));
     assert!(connects_within(&lab.client, CLIENT_V4, web, WITHIN), "port 80 is reachable again");
 }

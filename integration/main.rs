@@ -2,8 +2,8 @@
 //! They need root; run them with `integration/test` (which `.ci/run` calls).
 
 mod classic;
-mod coexist;
 mod client;
+mod coexist;
 mod control;
 mod core;
 mod counting;

@@ -221,4 +221,3 @@ fn rate_limits_and_named_sets_cannot_be_told_and_say_so() {
     assert!(matches!(&a, Answer::CannotTell { what, .. } if what == "the membership of @allow"), "{a}");
     assert_eq!(ask(&t, &v4(Proto::Tcp, 80, "eth0"), &["allow"]), Answer::Accepted, "knockd's own set: a member");
 }
-

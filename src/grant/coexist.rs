@@ -51,7 +51,9 @@ pub fn door_ports(door: &Door, ruleset: &HostRuleset) -> Vec<PortProto> {
     let table = ruleset.tables.iter().find(|t| t.family == a.family.nfproto() && t.name == a.table);
     let mut ports: Vec<PortProto> = Vec::new();
     for rule in table.iter().flat_map(|t| t.chains.iter().flat_map(|c| &c.rules)) {
-        let uses = rule.exprs.iter().any(|e| matches!(e, Expr::Lookup { set, .. } if [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)));
+        let uses = rule.exprs.iter().any(
+            |e| matches!(e, Expr::Lookup { set, .. } if [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)),
+        );
         if uses {
             ports.extend(rule_ports(&rule.exprs));
         }
@@ -95,7 +97,9 @@ fn is_member(config: &Config, door: &Door, table: &Table, set: &str) -> bool {
                 TableFamily::Ip => nfproto::IPV4,
                 TableFamily::Ip6 => nfproto::IPV6,
             };
-            table.family == family && table.name == a.table && [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)
+            table.family == family
+                && table.name == a.table
+                && [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)
         }
         None => table.family == nfproto::INET && table.name == config.table && set.starts_with(&door.name),
     }
@@ -162,7 +166,12 @@ pub fn assess(config: &Config, ruleset: &HostRuleset, view: &HostView) -> Vec<Do
             for family in families(door) {
                 let answers: Vec<(String, Answer)> = interfaces
                     .iter()
-                    .filter_map(|i| Some((i.name.clone(), answer(ruleset, Hook::Input, &probe(door, port, family, i, view)?, skip, &members))))
+                    .filter_map(|i| {
+                        Some((
+                            i.name.clone(),
+                            answer(ruleset, Hook::Input, &probe(door, port, family, i, view)?, skip, &members),
+                        ))
+                    })
                     .collect();
                 let Some((_, first)) = answers.first() else { continue };
                 let same = answers.iter().all(|(_, a)| a == first);
@@ -201,7 +210,8 @@ pub fn advice(config: &Config, a: &DoorAnswer) -> String {
     };
     let (port, proto) = (a.port.port, a.port.proto);
     let mut out = String::new();
-    let standalone = config.doors.iter().any(|d| d.name == a.door && d.open.as_ref().is_some_and(|o| o.attach.is_none()));
+    let standalone =
+        config.doors.iter().any(|d| d.name == a.door && d.open.as_ref().is_some_and(|o| o.attach.is_none()));
     let _ = writeln!(out, "  knockd's accept cannot overrule another table's drop. Either:");
     if standalone {
         let _ = writeln!(
@@ -217,14 +227,18 @@ pub fn advice(config: &Config, a: &DoorAnswer) -> String {
     let _ = writeln!(out, "  - or let the door add its grantees to a set of {} (attach mode):", b.table);
     if table == "inet firewalld" {
         let family = if a.family == 4 { "" } else { " --option=family=inet6" };
-        let _ = writeln!(out, "      firewall-cmd --permanent --new-ipset={set} --type=hash:ip --option=timeout=0{family}");
+        let _ =
+            writeln!(out, "      firewall-cmd --permanent --new-ipset={set} --type=hash:ip --option=timeout=0{family}");
         let fam = if a.family == 4 { "ipv4" } else { "ipv6" };
         let _ = writeln!(
             out,
             "      firewall-cmd --permanent --add-rich-rule='rule family={fam} source ipset={set} port port={port} protocol={proto} accept'"
         );
         let _ = writeln!(out, "      firewall-cmd --reload");
-        let _ = writeln!(out, "    (with NftablesTableOwner=no in /etc/firewalld/firewalld.conf: see nft-templates/firewalld/)");
+        let _ = writeln!(
+            out,
+            "    (with NftablesTableOwner=no in /etc/firewalld/firewalld.conf: see nft-templates/firewalld/)"
+        );
     } else {
         let key = if a.family == 4 { "ipv4_addr" } else { "ipv6_addr" };
         let saddr = if a.family == 4 { "ip saddr" } else { "ip6 saddr" };
@@ -269,8 +283,14 @@ fn accept_line(b: &super::host::Blocker, port: PortProto) -> String {
             format!("{cmd} -I {} -p {} --dport {} -j ACCEPT   (ufw: ufw allow {port})", b.base, port.proto, port.port)
         }
         _ => match b.handle {
-            Some(h) => format!("nft insert rule {table} {} position {h} {} dport {} accept   (and in your nftables.conf)", b.chain, port.proto, port.port),
-            None => format!("nft add rule {table} {} {} dport {} accept   (and in your nftables.conf)", b.chain, port.proto, port.port),
+            Some(h) => format!(
+                "nft insert rule {table} {} position {h} {} dport {} accept   (and in your nftables.conf)",
+                b.chain, port.proto, port.port
+            ),
+            None => format!(
+                "nft add rule {table} {} {} dport {} accept   (and in your nftables.conf)",
+                b.chain, port.proto, port.port
+            ),
         },
     }
 }

@@ -179,7 +179,9 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                     error!("cannot grant access to {} source(s): {e}", set.len());
                     failed.push(set_ref);
                 }
-                Ok(()) if self.full.remove(&set_ref) => info!("set {} {} {} has room again", set_ref.0, set_ref.1, set_ref.2),
+                Ok(()) if self.full.remove(&set_ref) => {
+                    info!("set {} {} {} has room again", set_ref.0, set_ref.1, set_ref.2)
+                }
                 Ok(()) => {}
             }
         }
@@ -198,7 +200,8 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
 
     /// Whether the ledger holds a live grant for `e` that ends after `e` would.
     fn outlasts(&self, config: &Config, e: &Element, now: Duration) -> bool {
-        let door = config.doors.iter().find(|d| door_sets(config, d).contains(&(e.family, e.table.clone(), e.set.clone())));
+        let door =
+            config.doors.iter().find(|d| door_sets(config, d).contains(&(e.family, e.table.clone(), e.set.clone())));
         let key = |d: &Door| Key { door: d.name.clone(), addr: e.addr, port: e.port };
         door.and_then(|d| self.ledger.get(&key(d))).is_some_and(|entry| entry.until > now + e.timeout)
     }

@@ -10,8 +10,8 @@
 
 pub mod attach;
 pub mod coexist;
-pub mod host;
 mod granter;
+pub mod host;
 pub mod ledger;
 pub mod legacy_command;
 pub mod memory;

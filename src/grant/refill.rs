@@ -48,7 +48,14 @@ impl Refill {
     /// missing from a set that still holds others was ended from outside (`nft delete
     /// element`), and is forgotten. `force` puts back everything missing (the daemon's own
     /// table was just restored). Returns how many went back.
-    pub fn run<F: Firewall>(&mut self, config: &Config, firewall: &mut F, ledger: &mut Ledger, now: Duration, force: bool) -> usize {
+    pub fn run<F: Firewall>(
+        &mut self,
+        config: &Config,
+        firewall: &mut F,
+        ledger: &mut Ledger,
+        now: Duration,
+        force: bool,
+    ) -> usize {
         let mut restored = 0;
         for door in config.doors.iter().filter(|d| d.open.is_some()) {
             for set in door_sets(config, door) {
@@ -88,7 +95,11 @@ impl Refill {
         if !(force || remade || emptied) {
             for e in &missing {
                 ledger.remove(&Key { door: door_of(config, e), addr: e.addr, port: e.port });
-                info!("{}: {}: removed from set {family} {table} {name} from outside: forgotten", door_of(config, e), e.addr);
+                info!(
+                    "{}: {}: removed from set {family} {table} {name} from outside: forgotten",
+                    door_of(config, e),
+                    e.addr
+                );
             }
             return 0;
         }

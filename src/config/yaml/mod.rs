@@ -17,9 +17,10 @@ use values::*;
 pub use values::{MAX_COMMAND_LEN, check_command};
 
 use super::{
-    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SET_SIZE, SET_SIZE_RANGE, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR,
-    DEFAULT_USER, Door, LogOptions, OpenAction, PortProto, Proof, Proto, ROTATING_LENGTH, ROTATING_MAX_LENGTH,
-    ROTATING_PORTS, ROTATING_STEP, Rotating, SPA_WINDOW, Spa, TableFamily, TcpFlags,
+    AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_SET_SIZE,
+    DEFAULT_STATE_DIR, DEFAULT_USER, Door, LogOptions, OpenAction, PortProto, Proof, Proto, ROTATING_LENGTH,
+    ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating, SET_SIZE_RANGE, SPA_WINDOW, Spa, TableFamily,
+    TcpFlags,
 };
 use super::{ConfigError, Location};
 

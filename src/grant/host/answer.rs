@@ -59,7 +59,13 @@ impl Answer {
 
 /// Runs the packet through every base chain on `hook` of every table that sees it, but the
 /// one `skip` names (knockd's own: what it does is known).
-pub fn answer(ruleset: &HostRuleset, hook: Hook, probe: &Probe, skip: Option<(u8, &str)>, members: Members<'_>) -> Answer {
+pub fn answer(
+    ruleset: &HostRuleset,
+    hook: Hook,
+    probe: &Probe,
+    skip: Option<(u8, &str)>,
+    members: Members<'_>,
+) -> Answer {
     let mut chains: Vec<(i32, &Table, usize)> = Vec::new();
     for table in &ruleset.tables {
         let family_sees = table.family == nfproto::INET || table.family == probe.nfproto();
@@ -101,7 +107,8 @@ fn surely_dropped(outcomes: &[&Outcome], depth: usize, bytes: u8) -> Domain {
     sides.dedup();
     let mut total: Option<Domain> = None;
     for side in sides {
-        let group: Vec<&Outcome> = outcomes.iter().filter(|o| o.trail.get(depth).is_some_and(|f| f.side == side)).copied().collect();
+        let group: Vec<&Outcome> =
+            outcomes.iter().filter(|o| o.trail.get(depth).is_some_and(|f| f.side == side)).copied().collect();
         let dropped = surely_dropped(&group, depth + 1, bytes);
         total = Some(match total {
             None => dropped,
@@ -125,7 +132,8 @@ fn classify(table: &Table, base: &str, outcomes: &[Outcome], grantees: &Domain) 
     let all: Vec<&Outcome> = outcomes.iter().collect();
     let sure = surely_dropped(&all, 0, grantees.bytes);
     if !sure.is_empty() {
-        let drops = outcomes.iter().filter(|o| matches!(o.end, End::Drop { .. }) && !o.doms.src.intersect(&sure).is_empty());
+        let drops =
+            outcomes.iter().filter(|o| matches!(o.end, End::Drop { .. }) && !o.doms.src.intersect(&sure).is_empty());
         let mut drops: Vec<&Outcome> = drops.collect();
         drops.sort_by_key(|o| o.because.is_some());
         if let Some(first) = drops.first() {

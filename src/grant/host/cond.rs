@@ -180,8 +180,11 @@ pub fn negate(truth: Truth, doms: &Doms) -> Truth {
 
 /// Field boundaries of a set's keys, each rounded up to a register word.
 fn field_spans(set: &Set) -> Vec<(usize, usize)> {
-    let lens: Vec<usize> =
-        if set.fields.is_empty() { vec![set.key_len as usize] } else { set.fields.iter().map(|l| *l as usize).collect() };
+    let lens: Vec<usize> = if set.fields.is_empty() {
+        vec![set.key_len as usize]
+    } else {
+        set.fields.iter().map(|l| *l as usize).collect()
+    };
     let mut at = 0;
     lens.into_iter()
         .map(|len| {
@@ -228,7 +231,9 @@ pub fn split_lookup<'s>(set: &'s Set, bytes: &[Byte], doms: &Doms) -> Option<(Fi
     let mut other: Vec<Byte> = bytes.to_vec();
     other[start..start + n].fill(Byte::of(0));
     let other = concrete(&other)?;
-    let same_elsewhere = |key: &[u8]| key.len() == other.len() && (0..key.len()).all(|i| (start..start + n).contains(&i) || key[i] == other[i]);
+    let same_elsewhere = |key: &[u8]| {
+        key.len() == other.len() && (0..key.len()).all(|i| (start..start + n).contains(&i) || key[i] == other[i])
+    };
     let total = n as u8;
     let mut out = Vec::new();
     let interval_one_field = set.interval() && set.fields.len() <= 1 && elements.iter().all(|e| e.key_end.is_none());

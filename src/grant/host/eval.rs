@@ -356,7 +356,14 @@ impl<'a> Run<'a> {
         self.work.push(other);
     }
 
-    fn lookup(&mut self, s: &mut State, sreg: u32, name: &str, dreg: Option<u32>, invert: bool) -> Result<Option<RuleEnd>, ()> {
+    fn lookup(
+        &mut self,
+        s: &mut State,
+        sreg: u32,
+        name: &str,
+        dreg: Option<u32>,
+        invert: bool,
+    ) -> Result<Option<RuleEnd>, ()> {
         let Some(set) = self.table.set(name) else { return Err(()) };
         let bytes = s.regs.read(sreg, set.key_len as usize).ok_or(())?.to_vec();
         let why = || format!("the membership of @{name}");
@@ -367,8 +374,10 @@ impl<'a> Run<'a> {
             self.decide(s, truth, why)?;
             return Ok(None);
         }
-        let key: Option<Vec<u8>> =
-            bytes.iter().map(|b| if let Byte::Known { value, known: 0xff } = b { Some(*value) } else { None }).collect();
+        let key: Option<Vec<u8>> = bytes
+            .iter()
+            .map(|b| if let Byte::Known { value, known: 0xff } = b { Some(*value) } else { None })
+            .collect();
         if let Some(key) = key {
             return match (cond::find(set, &key), invert) {
                 (Some(_), true) | (None, false) => Err(()),

@@ -184,9 +184,11 @@ fn comment(mut data: &[u8]) -> Option<String> {
 
 fn set(m: &Message<'_>) -> Option<(TableKey, Set)> {
     let a = m.attrs();
-    let fields = a.clone().get(9).and_then(|d| d.nested().get(2)).map(|concat| {
-        concat.nested().filter(|e| e.kind == 1).filter_map(|e| be32(e.nested().get(1))).collect()
-    });
+    let fields = a
+        .clone()
+        .get(9)
+        .and_then(|d| d.nested().get(2))
+        .map(|concat| concat.nested().filter(|e| e.kind == 1).filter_map(|e| be32(e.nested().get(1))).collect());
     let set = Set {
         name: text(a.clone().get(2))?,
         flags: be32(a.clone().get(3)).unwrap_or(0),
@@ -248,7 +250,9 @@ fn expr(e: Attr<'_>) -> Expr {
             mask: value(get(4)),
             xor: value(get(5)),
         },
-        "range" => Expr::Range { sreg: reg(1).unwrap_or(1), eq: reg(2) == Some(0), from: value(get(3)), to: value(get(4)) },
+        "range" => {
+            Expr::Range { sreg: reg(1).unwrap_or(1), eq: reg(2) == Some(0), from: value(get(3)), to: value(get(4)) }
+        }
         "reject" => Expr::Reject,
         "nat" | "masq" | "redir" => Expr::Nat,
         "counter" | "log" | "notrack" | "dynset" | "last" | "flow_offload" | "dup" | "ct_helper" | "secmark" => {

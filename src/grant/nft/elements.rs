@@ -160,7 +160,14 @@ impl ElementsMsg {
         }
     }
 
-    fn push(&mut self, key: &[u8], key_end: Option<&[u8]>, flags: u32, timeout: Option<Duration>, userdata: Option<&[u8]>) {
+    fn push(
+        &mut self,
+        key: &[u8],
+        key_end: Option<&[u8]>,
+        flags: u32,
+        timeout: Option<Duration>,
+        userdata: Option<&[u8]>,
+    ) {
         // SAFETY: the element is handed to the set, which owns and frees it.
         unsafe {
             let elem = sys::nftnl_set_elem_alloc();

@@ -3,8 +3,20 @@
 
 /// Words that begin a statement: an argument list ends before them.
 const STATEMENTS: [&str; 14] = [
-    "accept", "drop", "reject", "jump", "goto", "return", "continue", "counter", "log", "comment", "queue", "dnat",
-    "snat", "masquerade",
+    "accept",
+    "drop",
+    "reject",
+    "jump",
+    "goto",
+    "return",
+    "continue",
+    "counter",
+    "log",
+    "comment",
+    "queue",
+    "dnat",
+    "snat",
+    "masquerade",
 ];
 
 /// The words of a rule, read front to back.

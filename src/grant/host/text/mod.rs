@@ -305,7 +305,12 @@ impl<'t> Compiler<'t> {
             }
             Some(v) if v.starts_with('@') => {
                 t.next();
-                self.exprs.push(Expr::Lookup { sreg: 8, set: v[1..].to_owned(), dreg: None, invert: op == Some(CmpOp::Neq) });
+                self.exprs.push(Expr::Lookup {
+                    sreg: 8,
+                    set: v[1..].to_owned(),
+                    dreg: None,
+                    invert: op == Some(CmpOp::Neq),
+                });
             }
             Some(_) if single => self.compare(&fields[0], op, t)?,
             _ => return Err("a concatenation needs a set".into()),
@@ -324,7 +329,9 @@ impl<'t> Compiler<'t> {
                 let op = if op == Some(CmpOp::Neq) { CmpOp::Eq } else { CmpOp::Neq };
                 self.exprs.push(Expr::Cmp { sreg: 8, op, data: zero });
             }
-            (value::Value::Bytes(bytes), _) => self.exprs.push(Expr::Cmp { sreg: 8, op: op.unwrap_or(CmpOp::Eq), data: bytes }),
+            (value::Value::Bytes(bytes), _) => {
+                self.exprs.push(Expr::Cmp { sreg: 8, op: op.unwrap_or(CmpOp::Eq), data: bytes })
+            }
             (value::Value::Prefix(bytes, mask), _) => {
                 self.exprs.push(Expr::Bitwise { sreg: 8, dreg: 8, len, mask, xor: vec![0; len as usize] });
                 self.exprs.push(Expr::Cmp { sreg: 8, op: op.unwrap_or(CmpOp::Eq), data: bytes });

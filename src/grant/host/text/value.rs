@@ -60,8 +60,7 @@ pub struct Selector {
     pub depends: Vec<[Expr; 2]>,
 }
 
-const CT_STATES: &[(&str, u32)] =
-    &[("invalid", 1), ("established", 2), ("related", 4), ("new", 8), ("untracked", 64)];
+const CT_STATES: &[(&str, u32)] = &[("invalid", 1), ("established", 2), ("related", 4), ("new", 8), ("untracked", 64)];
 const CT_STATUS: &[(&str, u32)] = &[
     ("expected", 1),
     ("seen-reply", 2),
@@ -110,7 +109,8 @@ pub fn selector(t: &mut Tokens, family: u8) -> Result<Selector, String> {
             s
         }
         ("tcp", "flags") => {
-            let mut s = Selector { flags: TCP_FLAGS, ..mk(Source::Payload(PayloadBase::Transport, 13), 1, Kind::Flags) };
+            let mut s =
+                Selector { flags: TCP_FLAGS, ..mk(Source::Payload(PayloadBase::Transport, 13), 1, Kind::Flags) };
             s.depends.push(dep(16, 6));
             s
         }
@@ -118,12 +118,16 @@ pub fn selector(t: &mut Tokens, family: u8) -> Result<Selector, String> {
             let off = if f == "saddr" { 12 } else { 16 };
             Selector { depends: ip_dep(false), ..mk(Source::Payload(PayloadBase::Network, off), 4, Kind::Addr) }
         }
-        ("ip", "protocol") => Selector { depends: ip_dep(false), ..mk(Source::Payload(PayloadBase::Network, 9), 1, Kind::Proto) },
+        ("ip", "protocol") => {
+            Selector { depends: ip_dep(false), ..mk(Source::Payload(PayloadBase::Network, 9), 1, Kind::Proto) }
+        }
         ("ip6", f @ ("saddr" | "daddr")) => {
             let off = if f == "saddr" { 8 } else { 24 };
             Selector { depends: ip_dep(true), ..mk(Source::Payload(PayloadBase::Network, off), 16, Kind::Addr) }
         }
-        ("ip6", "nexthdr") => Selector { depends: ip_dep(true), ..mk(Source::Payload(PayloadBase::Network, 6), 1, Kind::Proto) },
+        ("ip6", "nexthdr") => {
+            Selector { depends: ip_dep(true), ..mk(Source::Payload(PayloadBase::Network, 6), 1, Kind::Proto) }
+        }
         (p @ ("icmp" | "icmpv6"), "type") => {
             let v6 = p == "icmpv6";
             let mut s = mk(Source::Payload(PayloadBase::Transport, 0), 1, Kind::Icmp(v6));
