@@ -110,6 +110,7 @@ struct Ready {
     monitor: bool,
     local: bool,
     control: bool,
+    commands: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then runs pending stop commands and returns.
@@ -137,6 +138,9 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
         }
         d.packets(&mut batch, origin)?;
         let now = origin.elapsed();
+        if ready.commands {
+            d.engine.commands(now);
+        }
         if d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
             d.engine.tick(now);
             d.follow_interfaces();
@@ -175,6 +179,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
         push(&mut fds, self.lock.as_ref().map(|l| l.as_fd()));
         let control_at = push(&mut fds, self.control.as_ref().map(|c| c.as_fd()));
+        let commands_at = push(&mut fds, self.engine.spawner().wake_fd());
         let millis =
             PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, millis) {
@@ -182,7 +187,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             Err(e) => return Err(e.into()),
         }
         let readable = |at: Option<usize>| at.is_some_and(|i| fds[i].any().unwrap_or(false));
-        Ok(Ready { monitor: readable(monitor_at), local: readable(local_at), control: readable(control_at) })
+        Ok(Ready {
+            monitor: readable(monitor_at),
+            local: readable(local_at),
+            control: readable(control_at),
+            commands: readable(commands_at),
+        })
     }
 
     fn handle_signals(&mut self) {
