@@ -3,6 +3,7 @@
 
 mod classic;
 mod client;
+mod commands;
 mod control;
 mod core;
 mod counting;
@@ -10,6 +11,7 @@ mod daemon;
 mod fail_closed;
 mod frames;
 mod fwknop;
+mod host;
 mod lab;
 mod logs;
 mod ops;
