@@ -8,6 +8,7 @@ use log::{LevelFilter, error, info, warn};
 
 use knockd::capture::Capture;
 use knockd::capture::local::LocalAddresses;
+use knockd::cli::programs;
 use knockd::cli::report as inspect;
 use knockd::cli::{KnockdCli as Cli, KnockdCommand};
 use knockd::config::{self, CommandPrivileges, Config, convert};
@@ -273,6 +274,12 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     print!("{}", inspect::check_report(&config));
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
     for warning in inspect::warnings(&config, exists) {
+        println!("warning: {warning}");
+    }
+    // Commands run with the daemon's PATH: a start from this shell, or systemd's (which has sbin).
+    let path =
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for warning in programs::missing_programs(&config, |program| programs::exists(program, &path)) {
         println!("warning: {warning}");
     }
     let attached = config.doors.iter().any(|d| d.open.as_ref().is_some_and(|o| o.attach.is_some()));

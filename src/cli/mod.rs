@@ -2,6 +2,7 @@
 //! are generated from the very same definitions (`KNOCKD_WRITE_DOCS=1 cargo test --test docs`),
 //! and what `knockd check` and `knockd status` print ([`report`]).
 
+pub mod programs;
 pub mod report;
 pub mod status;
 
