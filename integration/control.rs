@@ -147,10 +147,11 @@ fn reload_reports_the_result_and_metrics_are_written() {
     let metrics = config.path.with_file_name("knockd.prom");
     let with_metrics = |doors: &str| format!("metrics: {{textfile: {}}}\n{doors}", metrics.display());
     config.rewrite(&with_metrics(TWO_DOORS));
+    ensure_knockd_user();
     let daemon = Daemon::start(&lab.server, &config, &[]);
     eventually(WITHIN, || metrics.exists());
     let text = std::fs::read_to_string(&metrics).expect("the textfile is written at start");
-    let why = "staying root after start: user nobody could not write the metrics textfile";
+    let why = "staying root after start: user knockd could not write the metrics textfile";
     assert!(daemon.log_text().contains(why), "{}", daemon.log_text());
     assert!(text.contains("knockd_grants 0") && text.contains("knockd_opens_total 0"), "{text}");
 

@@ -71,9 +71,10 @@ fn the_stock_client_opens_the_port_it_asks_for_until_the_timeout() {
         "access.conf",
         &stanza("198.18.0.0/16", keys, "OPEN_PORTS tcp/22, tcp/443\nFW_ACCESS_TIMEOUT 2"),
     );
+    ensure_knockd_user();
     let daemon = start(&lab, &access);
     assert!(
-        daemon.log_text().contains("staying root after start: user nobody could not read"),
+        daemon.log_text().contains("staying root after start: user knockd could not read"),
         "{}",
         daemon.log_text()
     );

@@ -150,7 +150,25 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // Deleting a namespace deletes its end of the veth pair, and with it the other end.
         for ns in [&self.server, &self.client] {
+            ns.forget_run_files();
             let _ = Command::new("ip").args(["netns", "del", &ns.0]).status();
+        }
+    }
+}
+
+impl Netns {
+    /// Removes the files daemons of this namespace keep in the host's /run/knockd (table locks,
+    /// default control sockets: their names end in the namespace's number), which a daemon
+    /// that was killed, or had left root, could not remove itself.
+    fn forget_run_files(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(namespace) = std::fs::metadata(format!("/run/netns/{}", self.0)).map(|m| m.ino()) else { return };
+        let tag = format!(".net{namespace}");
+        for entry in std::fs::read_dir("/run/knockd").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(&tag) || name.ends_with(&format!("{tag}.lock")) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
@@ -285,4 +303,22 @@ pub fn cpu_time(pid: i32) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Makes sure the system user `knockd` exists, as the Debian package's postinst does: the
+/// daemon leaves root for it when no door needs root. Created once, never removed (other
+/// tests may be running as it).
+pub fn ensure_knockd_user() -> (u32, u32) {
+    let id = |flag: &str| Command::new("id").args([flag, "knockd"]).output().ok().filter(|o| o.status.success());
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
+            .arg("knockd")
+            .status()
+            .expect("useradd");
+        // 9: created meanwhile by a test running in parallel.
+        assert!(status.success() || status.code() == Some(9), "useradd knockd: {status}");
+    }
+    let number = |flag: &str| String::from_utf8_lossy(&id(flag).expect("id").stdout).trim().parse().unwrap();
+    (number("-u"), number("-g"))
 }

@@ -4,6 +4,7 @@
 mod classic;
 mod client;
 mod coexist;
+mod commands;
 mod control;
 mod core;
 mod counting;
@@ -12,6 +13,7 @@ mod fail_closed;
 mod frames;
 mod fwknop;
 mod grants;
+mod host;
 mod lab;
 mod logs;
 mod ops;

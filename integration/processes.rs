@@ -71,8 +71,11 @@ fn commands_that_leave_a_background_child_holding_stderr_leave_no_thread() {
         "doors:\n  bg:\n    sequence: [7000]\n    command: \"sleep 33 & echo started\"\n",
     );
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    for _ in 0..20 {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    // Twenty sources: one source's same command, while it still runs, runs once.
+    for n in 1..=20 {
+        let src = format!("198.18.1.{n}");
+        lab.add_client_addr(&format!("{src}/16"));
+        knock(&lab.client, &src, SERVER_V4, 7000, false);
     }
     let deadline = Instant::now() + WITHIN;
     while daemon.log_text().matches("running command: sleep 33").count() < 20 && Instant::now() < deadline {

@@ -296,10 +296,11 @@ fn uids(pid: i32) -> (u32, u32) {
 }
 
 #[test]
-fn with_no_command_it_runs_as_nobody_and_everything_still_works() {
+fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     use std::os::unix::fs::MetadataExt;
     const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
     let lab = Lab::new();
+    let (uid, gid) = ensure_knockd_user();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
     let keys = ConfigFile::new("alice", "");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_knock"))
@@ -315,8 +316,9 @@ fn with_no_command_it_runs_as_nobody_and_everything_still_works() {
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let pidfile = config.path.with_file_name("knockd.pid");
     let daemon = Daemon::start(&lab.server, &config, &["-p", pidfile.to_str().unwrap()]);
-    assert!(daemon.log_text().contains("running as user nobody"), "{}", daemon.log_text());
-    assert_eq!(uids(daemon.pid()), (65534, 65534));
+    assert!(daemon.log_text().contains("running as user knockd"), "{}", daemon.log_text());
+    assert_eq!(uids(daemon.pid()), (uid, uid));
+    assert_eq!(std::fs::metadata(config.state_dir()).unwrap().gid(), gid, "the state directory is its");
     assert_eq!(capabilities(daemon.pid()).0, NET_ADMIN_AND_RAW);
 
     knock_all(&lab, CLIENT_V4, &[7000, 8000]);
@@ -329,7 +331,7 @@ fn with_no_command_it_runs_as_nobody_and_everything_still_works() {
         .unwrap();
     assert!(knock.status.success(), "{}\n{}", String::from_utf8_lossy(&knock.stderr), daemon.log_text());
     let replay = config.state_dir().join("spa.replay");
-    assert_eq!(std::fs::metadata(&replay).expect("the replay cache was written").uid(), 65534);
+    assert_eq!(std::fs::metadata(&replay).expect("the replay cache was written").uid(), uid);
 
     lab.server.nft(&["flush", "ruleset"]);
     assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
@@ -339,7 +341,14 @@ fn with_no_command_it_runs_as_nobody_and_everything_still_works() {
     assert!(daemon.stop().success());
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap_or_default(), "", "the pid file is left empty");
 
-    // Restarted (as root, then nobody again): the cache nobody wrote is read.
+    // Restarted (as root, then knockd again): the cache knockd wrote is read.
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.log_text().contains("running as user nobody"), "{}", daemon.log_text());
+    assert!(daemon.log_text().contains("running as user knockd"), "{}", daemon.log_text());
+    drop(daemon);
+    // And by a daemon that now stays root (a door with a command): its own user's files are
+    // trusted, and the directory is given back to root.
+    config.rewrite(&yaml.replace("timeout: 30s}}\n  spa", "timeout: 30s}, command: \"true\"}\n  spa"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(daemon.log_text().contains("staying root after start: door ssh runs commands"), "{}", daemon.log_text());
+    assert_eq!(std::fs::metadata(config.state_dir()).unwrap().uid(), 0, "{}", daemon.log_text());
 }

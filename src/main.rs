@@ -9,13 +9,15 @@ use log::{LevelFilter, error, info, warn};
 use knockd::capture::Capture;
 use knockd::capture::local::LocalAddresses;
 use knockd::cli::host_firewall::{self, Finding};
+use knockd::cli::programs;
 use knockd::cli::report as inspect;
 use knockd::cli::{KnockdCli as Cli, KnockdCommand};
-use knockd::config::{self, Config, convert};
+use knockd::config::{self, CommandPrivileges, Config, convert};
 use knockd::control::{self, Request};
 use knockd::daemon::lock::TableLock;
 use knockd::daemon::logging::{self, Targets};
 use knockd::daemon::pidfile::{PidFile, PidFileError};
+use knockd::daemon::state_dir::Owner;
 use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
 use knockd::engine::Engine;
 use knockd::grant::legacy_command::ShellSpawner;
@@ -76,9 +78,10 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
     daemon::privileges::trust_run_user(&config);
+    let owner = owner_after_start(&cli, &config)?;
     let mut pidfile = pidfile(&cli, &config)?;
     if config.keeps_state() {
-        create_state_dir(&config.state_dir)?;
+        daemon::state_dir::prepare(&config.state_dir, &owner)?;
     }
     // One daemon per table: a second one would fight the first over its chain.
     let lock = Ruleset::for_config(&config).table_if_any().map(|t| TableLock::take(&t)).transpose()?;
@@ -89,12 +92,13 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let mut daemon = start(&cli, config, source, lock)?;
     if cli.daemon && !cli.debug {
         background::detach(pidfile.as_mut()).context("cannot go into the background")?;
+        if let Some(lock) = &mut daemon.lock {
+            lock.write_pid().context("cannot write the pid into the table's lock")?;
+        }
         logging::reopen()?;
     }
     // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
-    if !cli.keep_capabilities {
-        give_up_privileges(daemon.engine.config(), &cli.config)?;
-    }
+    give_up_privileges(&owner, daemon.engine.config())?;
     info!("{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -171,45 +175,43 @@ fn start(
     })
 }
 
-/// Keeps only CAP_NET_ADMIN and CAP_NET_RAW, and leaves root when nothing needs it.
-fn give_up_privileges(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+/// Who the daemon will be after start: `user:` when nothing needs root, else root with two
+/// capabilities (saying why), or root with all of them (`--keep-capabilities`).
+fn owner_after_start(cli: &Cli, config: &Config) -> anyhow::Result<Owner> {
+    if cli.keep_capabilities {
+        return Ok(Owner::RootWithEverything);
+    }
     let user = daemon::privileges::run_user(config)?;
-    let mut files: Vec<&std::path::Path> = vec![path];
+    let mut files: Vec<&std::path::Path> = vec![&cli.config];
     files.extend(config.included.iter().map(|p| p.as_path()));
     files.extend(config.door_files());
     let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files));
     match user {
-        Some(user) if why_root.is_none() => leave_root(&user, config),
+        Some(user) if why_root.is_none() => Ok(Owner::User(user)),
         _ => {
-            if let Some(why) = why_root {
+            for why in why_root.into_iter().chain(config.needs_root()) {
                 info!("staying root after start: {why}");
             }
-            daemon::privileges::drop_capabilities()?;
-            if let Some(why) = config.needs_root() {
-                info!("staying root after start: {why}");
-            }
-            Ok(())
+            Ok(Owner::Root)
         }
     }
 }
 
-/// The directory for state that must survive a restart: made if missing, never readable by
-/// others (it holds what the SPA doors accepted).
-fn create_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create the state directory {} (set `state_dir:`)", dir.display()))?;
-    let mode = std::fs::metadata(dir)?.permissions().mode();
-    if mode & 0o022 != 0 {
-        anyhow::bail!(
-            "the state directory {} is writable by others (mode {:o}): run `chmod go-w {}`",
-            dir.display(),
-            mode & 0o777,
-            dir.display()
-        );
+/// Keeps only CAP_NET_ADMIN and CAP_NET_RAW (commands get root's, with `commands: {privileges:
+/// full}`), and leaves root when nothing needs it.
+fn give_up_privileges(owner: &Owner, config: &Config) -> anyhow::Result<()> {
+    let commands = config.command_privileges;
+    match owner {
+        Owner::RootWithEverything => return Ok(()),
+        Owner::User(user) => {
+            daemon::privileges::become_user(user)?;
+            daemon::privileges::drop_capabilities(commands)?;
+            info!("running as user {} with CAP_NET_ADMIN and CAP_NET_RAW only", user.name);
+        }
+        Owner::Root => daemon::privileges::drop_capabilities(commands)?,
+    }
+    if commands == CommandPrivileges::Full && config.doors.iter().any(|d| !d.commands.is_empty()) {
+        info!("commands run with every capability root has (`commands: {{privileges: full}}`)");
     }
     Ok(())
 }
@@ -235,15 +237,6 @@ fn root_needed_for(user: &nix::unistd::User, config: &Config, files: &[&std::pat
         )),
         _ => None,
     }
-}
-
-/// Runs as `user` from now on, with the two capabilities, and says so.
-fn leave_root(user: &nix::unistd::User, config: &Config) -> anyhow::Result<()> {
-    daemon::privileges::give(&config.state_dir, user)?;
-    daemon::privileges::become_user(user)?;
-    daemon::privileges::drop_capabilities()?;
-    info!("running as user {} with CAP_NET_ADMIN and CAP_NET_RAW only", user.name);
-    Ok(())
 }
 
 /// A foreground start from an SSH session on a port a door guards: the same warning as
@@ -293,6 +286,12 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     for warning in inspect::warnings(&config, exists) {
         println!("warning: {warning}");
     }
+    // Commands run with the daemon's PATH: a start from this shell, or systemd's (which has sbin).
+    let path =
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for warning in programs::missing_programs(&config, |program| programs::exists(program, &path)) {
+        println!("warning: {warning}");
+    }
     println!();
     let finding = check_host_firewall(&config);
     match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
@@ -331,12 +330,12 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
 }
 
 /// The control socket: `--control`, else the config's `control_socket` (when the config
-/// loads), else the default.
+/// loads), else the default for its table in this network namespace.
 fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
     cli.control
         .clone()
         .or_else(|| config.and_then(|c| c.control_socket.clone()))
-        .unwrap_or_else(|| control::DEFAULT_SOCKET.into())
+        .unwrap_or_else(|| control::default_socket(config.map_or(knockd::config::DEFAULT_TABLE, |c| c.table.as_str())))
 }
 
 /// `knockd status`: the running daemon's view, or the kernel's when none runs.

@@ -176,3 +176,16 @@ fn check_warns_about_likely_mistakes() {
         assert!(stdout.contains(warning), "`{warning}` missing:\n{stdout}");
     }
 }
+
+#[test]
+fn check_says_which_command_programs_do_not_exist() {
+    let dir = Dir::new("check-programs");
+    let stock = include_str!("fixtures/debian-knockd.conf");
+    let config = dir.write("knockd.conf", &stock.replace("/sbin/iptables", "/bin/true"), 0o644);
+    let out = Command::new(KNOCKD).args(["check", "-c", &config]).env("PATH", "/usr/bin:/bin").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let warning = "warning: door openHTTPS: its command runs /usr/local/sbin/knock_add, which does not exist here";
+    assert!(stdout.contains(warning), "{stdout}");
+    assert_eq!(stdout.matches("does not exist here").count(), 1, "/bin/true exists:\n{stdout}");
+}

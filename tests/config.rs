@@ -375,3 +375,39 @@ doors:
         ]
     );
 }
+
+#[test]
+fn a_door_with_both_a_sequence_and_fwknop_is_refused() {
+    // A completed knock would open nothing there: fwknop's grants name ports, knocks do not.
+    for sequence in ["sequence: [7000]", "rotating: {secret_file: s}", "one_time_sequences: once.seq"] {
+        let text = format!(
+            "doors:\n  gate:\n    {sequence}\n    fwknop: {{key_file: k, hmac_key_file: h}}\n    open: {{timeout: 30s}}\n"
+        );
+        let e = error(&text);
+        assert!(e.contains("door `gate` has both a knock sequence and `fwknop`") && e.contains("two doors"), "{e}");
+    }
+}
+
+#[test]
+fn the_run_user_is_knockd_and_never_nobody() {
+    assert_eq!(parse(MINIMAL).unwrap().user, "knockd");
+    let e = error(&format!("user: nobody\n{MINIMAL}"));
+    assert!(e.contains("`nobody` is shared by other services") && e.contains("useradd --system"), "{e}");
+    assert_eq!(parse(&format!("user: gatekeeper\n{MINIMAL}")).unwrap().user, "gatekeeper");
+}
+
+#[test]
+fn commands_may_be_given_every_privilege() {
+    use config::CommandPrivileges;
+    assert_eq!(parse(MINIMAL).unwrap().command_privileges, CommandPrivileges::Network);
+    let full = parse(&format!("commands: {{privileges: full}}\n{MINIMAL}")).unwrap();
+    assert_eq!(full.command_privileges, CommandPrivileges::Full);
+    let yaml = config::convert::to_yaml(&full);
+    assert!(yaml.contains("commands:\n  privileges: full"), "{yaml}");
+    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), full, "--convert keeps it");
+    assert_error(
+        &format!("commands: {{privileges: root}}\n{MINIMAL}"),
+        "1:",
+        &["commands.privileges", "`root` is not a privilege level", "`full`"],
+    );
+}

@@ -153,6 +153,7 @@ fn man_pages_cover_every_flag() {
         "user",
         "control_socket",
         "metrics.textfile",
+        "commands.privileges",
         "limits.max_attempts",
         "doors",
         "sequence",

@@ -234,6 +234,25 @@ fn classic_doors_run_commands_and_touch_no_nftables() {
 }
 
 #[test]
+fn the_same_host_opening_twice_at_the_same_moment_is_one_grant_and_one_command() {
+    // Two doors with the same sequence open at once; each door once, though the host completed
+    // each twice in the same round (a bridge that shows every packet twice, say).
+    let mut e = classic(
+        "[ssh]\nsequence = 1\ncommand = open %IP%\nstop_command = close %IP%\n[web]\nsequence = 1\ncommand = web %IP%\n",
+    );
+    for sport in [40000u16, 40001] {
+        let mut p = packet("198.18.0.2", 6, 1);
+        p[20..22].copy_from_slice(&sport.to_be_bytes()); // two connections: two different knocks
+        e.packet(&p, at(u64::from(sport - 40000)));
+    }
+    e.flush();
+    let commands: Vec<&str> = e.spawner().jobs.iter().map(|j| j.command.as_str()).collect();
+    assert_eq!(commands, ["open 198.18.0.2", "web 198.18.0.2"]);
+    assert_eq!(e.stats().opens, 2, "one grant per door, not per duplicate");
+    assert_eq!(e.pending_stops(), 1);
+}
+
+#[test]
 fn pending_stops_survive_a_reload_and_run_at_shutdown() {
     let text = "[ssh]\nsequence = 1,2\ncommand = open %IP%\nstop_command = close %IP%\ncmd_timeout = 600\n";
     let mut e = classic(text);
@@ -273,12 +292,15 @@ fn one_time_sequences_advance_and_run_out() {
     assert!(e.take_filter_changed());
     assert_eq!(ports(&e), [3, 4], "the next line took effect");
     knock_seq(&mut e, "198.18.0.2", &[1, 2], 10);
+    e.flush();
     assert_eq!(e.spawner().jobs.len(), 1, "a used sequence does not open again");
     knock_seq(&mut e, "198.18.0.2", &[3, 4], 20);
+    e.flush();
     assert_eq!(e.spawner().jobs.len(), 2);
     assert!(ports(&e).is_empty(), "out of sequences: the door is disabled");
     assert_eq!(std::fs::read_to_string(&seqs).unwrap(), "#1,2\n#3,4\n");
     knock_seq(&mut e, "198.18.0.2", &[3, 4], 30);
+    e.flush();
     assert_eq!(e.spawner().jobs.len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags};
-use knockd::grant::legacy_command::{self, Job, MemorySpawner, Phase, Scheduler};
+use knockd::grant::legacy_command::{self, Job, MemorySpawner, Phase, START_QUEUE, Scheduler};
 
 fn door(commands: Commands) -> Door {
     Door {
@@ -46,6 +46,11 @@ fn every_placeholder_is_replaced() {
     assert_eq!(legacy_command::expand("%ip% %IP", ip("198.18.0.2")), "%ip% %IP", "only the exact token");
 }
 
+/// The commands handed over so far, as text.
+fn ran(spawner: &MemorySpawner) -> Vec<&str> {
+    spawner.jobs.iter().map(|j| j.command.as_str()).collect()
+}
+
 #[test]
 fn start_now_stop_after_cmd_timeout() {
     let d = door(commands("open %IP%", "close %IP%", 10));
@@ -53,15 +58,40 @@ fn start_now_stop_after_cmd_timeout() {
     sched.open(&d, ip("198.18.0.2"), s(100), &mut spawner);
     assert_eq!(
         spawner.jobs,
-        [Job { door: "ssh".into(), src: ip("198.18.0.2"), phase: Phase::Start, command: "open 198.18.0.2".into() }]
+        [Job {
+            id: 2,
+            door: "ssh".into(),
+            src: ip("198.18.0.2"),
+            phase: Phase::Start,
+            command: "open 198.18.0.2".into()
+        }]
     );
-    assert_eq!(sched.next_due(), Some(s(110)));
-    sched.run_due(s(109), &mut spawner);
+    assert_eq!(sched.next_due(), Some(s(110)), "the start ended at once: its stop is due cmd_timeout later");
+    sched.run(s(109), &mut spawner);
     assert_eq!(spawner.jobs.len(), 1, "not due yet");
-    sched.run_due(s(110), &mut spawner);
+    sched.run(s(110), &mut spawner);
     assert_eq!(spawner.jobs[1].command, "close 198.18.0.2");
     assert_eq!(spawner.jobs[1].phase, Phase::Stop);
     assert_eq!(sched.pending(), 0);
+}
+
+#[test]
+fn the_stop_runs_cmd_timeout_after_the_start_has_finished() {
+    // The classic knockd's rule: a start command that takes 20 s moves its stop by 20 s.
+    let d = door(commands("sleep 20", "close %IP%", 3));
+    let (mut sched, mut spawner) = (Scheduler::default(), MemorySpawner { hold: true, ..Default::default() });
+    sched.open(&d, ip("198.18.0.2"), s(0), &mut spawner);
+    assert_eq!(sched.next_due(), None, "no stop is due while its start runs");
+    assert_eq!(sched.pending(), 1, "but it is pending");
+    sched.run(s(10), &mut spawner);
+    assert_eq!(ran(&spawner), ["sleep 20"]);
+    spawner.finish();
+    sched.run(s(20), &mut spawner);
+    assert_eq!(sched.next_due(), Some(s(23)));
+    sched.run(s(22), &mut spawner);
+    assert_eq!(spawner.jobs.len(), 1);
+    sched.run(s(23), &mut spawner);
+    assert_eq!(ran(&spawner), ["sleep 20", "close 198.18.0.2"]);
 }
 
 #[test]
@@ -73,7 +103,7 @@ fn stops_run_in_due_order_across_doors() {
     sched.open(&slow, ip("198.18.0.2"), s(0), &mut spawner);
     sched.open(&fast, ip("198.18.0.3"), s(1), &mut spawner);
     sched.open(&fast, ip("198.18.0.4"), s(1), &mut spawner);
-    sched.run_due(s(100), &mut spawner);
+    sched.run(s(100), &mut spawner);
     let stops: Vec<&str> = spawner.jobs.iter().filter(|j| j.phase == Phase::Stop).map(|j| j.command.as_str()).collect();
     assert_eq!(stops, ["stop fast 198.18.0.3", "stop fast 198.18.0.4", "stop slow 198.18.0.2"]);
 }
@@ -88,40 +118,130 @@ fn ipv6_uses_the_6_commands_and_falls_back() {
     c.stop_v6 = Some(String::new());
     let (mut sched, mut spawner) = (Scheduler::default(), MemorySpawner::default());
     sched.open(&door(c), ip("2001:db8::2"), s(0), &mut spawner);
-    sched.run_due(s(5), &mut spawner);
+    sched.run(s(5), &mut spawner);
     assert_eq!(spawner.jobs.len(), 1, "an empty stop_command_6 means no stop for IPv6");
     assert_eq!(spawner.jobs[0].command, "v6 2001:db8::2");
 }
 
 #[test]
-fn a_full_queue_delays_stops_and_never_loses_them() {
+fn a_full_runner_delays_stops_and_never_loses_them() {
     let d = door(commands("start", "stop %IP%", 1));
     let (mut sched, mut spawner) = (Scheduler::default(), MemorySpawner::default());
     sched.open(&d, ip("198.18.0.2"), s(0), &mut spawner);
     spawner.full = true;
-    sched.run_due(s(2), &mut spawner);
+    sched.run(s(2), &mut spawner);
     assert_eq!(sched.pending(), 1, "kept for later");
     spawner.full = false;
-    sched.run_due(s(3), &mut spawner);
+    sched.run(s(3), &mut spawner);
     assert_eq!(sched.pending(), 0);
     assert_eq!(spawner.jobs.last().unwrap().command, "stop 198.18.0.2");
-    // A start that cannot be queued is not run, and so schedules no stop.
-    spawner.full = true;
-    sched.open(&d, ip("198.18.0.3"), s(4), &mut spawner);
+}
+
+#[test]
+fn spoofed_completions_never_delay_a_real_stop() {
+    // 2,000 spoofed completions of a door whose start commands hang, after one real one: the
+    // start queue is bounded (the rest are refused and counted), and the real stop runs on
+    // time, because stops have slots of their own.
+    let d = door(commands("start %IP%", "stop %IP%", 1));
+    let mut spawner = MemorySpawner { hold: true, slots: Some(16), ..Default::default() };
+    let mut sched = Scheduler::default();
+    sched.open(&d, ip("198.18.0.2"), s(0), &mut spawner);
+    spawner.finish();
+    sched.run(s(0), &mut spawner);
+    assert_eq!(sched.next_due(), Some(s(1)));
+    for n in 0..2000u32 {
+        let spoofed = std::net::Ipv4Addr::from(0xc612_2000 + n);
+        sched.open(&d, IpAddr::V4(spoofed), Duration::from_millis(100), &mut spawner);
+    }
+    assert_eq!(spawner.live.len(), 16, "16 spoofed starts run, hung");
+    assert_eq!(sched.refused(), 2000 - 16 - START_QUEUE as u64, "the queue holds {START_QUEUE}: the rest are refused");
+    sched.run(s(1), &mut spawner);
+    let stop = spawner.jobs.iter().position(|j| j.command == "stop 198.18.0.2");
+    assert!(stop.is_some(), "the real stop ran at its time, 16 hung starts notwithstanding");
+    assert_eq!(sched.pending(), 16 + START_QUEUE, "every start that may still run keeps its stop");
+}
+
+#[test]
+fn the_same_command_for_the_same_source_runs_once_while_it_waits_or_runs() {
+    let d = door(commands("open %IP%", "close %IP%", 5));
+    let mut spawner = MemorySpawner { hold: true, ..Default::default() };
+    let mut sched = Scheduler::default();
+    for _ in 0..3 {
+        sched.open(&d, ip("198.18.0.2"), s(0), &mut spawner);
+    }
+    sched.open(&d, ip("198.18.0.3"), s(0), &mut spawner);
+    assert_eq!(ran(&spawner), ["open 198.18.0.2", "open 198.18.0.3"]);
+    assert_eq!(sched.merged(), 2);
+    assert_eq!(sched.pending(), 2, "one stop per command run");
+    spawner.finish();
+    sched.run(s(1), &mut spawner);
+    // Once it has ended, a new completion is a new grant: its own start and stop.
+    sched.open(&d, ip("198.18.0.2"), s(2), &mut spawner);
+    assert_eq!(ran(&spawner).iter().filter(|c| **c == "open 198.18.0.2").count(), 2);
+}
+
+#[test]
+fn revoke_runs_the_stop_now_or_as_soon_as_the_start_has_ended() {
+    let d = door(commands("open %IP%", "close %IP%", 3600));
+    let mut spawner = MemorySpawner { hold: true, ..Default::default() };
+    let mut sched = Scheduler::default();
+    sched.open(&d, ip("198.18.0.2"), s(0), &mut spawner);
+    assert_eq!(sched.run_now("ssh", ip("198.18.0.2"), s(1), &mut spawner), 1);
+    assert_eq!(ran(&spawner), ["open 198.18.0.2"], "the start still runs");
+    spawner.finish();
+    sched.run(s(2), &mut spawner);
+    assert_eq!(ran(&spawner), ["open 198.18.0.2", "close 198.18.0.2"], "then the stop, at once");
     assert_eq!(sched.pending(), 0);
 }
 
 #[test]
-fn shutdown_runs_every_pending_stop_at_once() {
-    let d = door(commands("start", "stop %IP%", 3600));
-    let (mut sched, mut spawner) = (Scheduler::default(), MemorySpawner::default());
+fn shutdown_lets_starts_finish_then_runs_every_pending_stop() {
+    let d = door(commands("start %IP%", "stop %IP%", 3600));
+    let mut spawner = MemorySpawner { hold: true, slots: Some(2), ..Default::default() };
+    let mut sched = Scheduler::default();
     for last in 1..=3 {
         sched.open(&d, ip(&format!("198.18.0.{last}")), s(0), &mut spawner);
     }
-    spawner.full = true; // shutdown waits for room instead of dropping
+    assert_eq!(spawner.live.len(), 2, "the third waits for a slot");
     sched.drain(&mut spawner);
     assert_eq!(sched.pending(), 0);
-    assert_eq!(spawner.jobs.iter().filter(|j| j.phase == Phase::Stop).count(), 3);
+    let stops: Vec<&str> = spawner.jobs.iter().filter(|j| j.phase == Phase::Stop).map(|j| j.command.as_str()).collect();
+    assert_eq!(stops, ["stop 198.18.0.1", "stop 198.18.0.2"], "the waiting start never ran, so it has no stop");
+}
+
+#[test]
+fn the_shell_runner_reports_each_end_wakes_the_caller_and_keeps_slots_per_phase() {
+    use knockd::grant::legacy_command::{RUNNING, ShellSpawner, Spawner};
+    let job = |id, phase, command: &str| Job {
+        id,
+        door: "ssh".into(),
+        src: ip("198.18.0.2"),
+        phase,
+        command: command.into(),
+    };
+    let mut spawner = ShellSpawner::default();
+    assert!(spawner.wake_fd().is_none(), "no thread before the first job");
+    for id in 0..RUNNING as u64 {
+        spawner.spawn(job(id, Phase::Start, "sleep 1")).unwrap();
+    }
+    assert!(spawner.spawn(job(99, Phase::Start, "true")).is_err(), "every start slot is taken");
+    spawner.spawn(job(100, Phase::Stop, "echo stopped >&2; exit 3")).expect("a stop has a slot of its own");
+    let fd = spawner.wake_fd().expect("the thread runs");
+    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+    let woke = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+    assert_eq!(woke, 1, "the end of a command wakes the caller");
+    let mut ended = Vec::new();
+    for _ in 0..500 {
+        spawner.ended(&mut ended);
+        if !ended.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(ended[0].job.id, 100, "the stop ended first");
+    assert_eq!(ended[0].outcome.status, "exited with status 3");
+    assert_eq!(ended[0].outcome.stderr.trim(), "stopped");
+    spawner.finish();
 }
 
 #[test]

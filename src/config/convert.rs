@@ -30,8 +30,15 @@ struct Out<'a> {
     control_socket: Option<&'a PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<Metrics<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commands: Option<CommandsOut>,
     /// Serialized as a mapping in file order.
     doors: Doors<'a>,
+}
+
+#[derive(Serialize)]
+struct CommandsOut {
+    privileges: &'static str,
 }
 
 #[derive(Serialize)]
@@ -255,6 +262,8 @@ pub fn to_yaml(config: &Config) -> String {
         limits: (config.max_attempts != DEFAULT_MAX_ATTEMPTS).then_some(Limits { max_attempts: config.max_attempts }),
         control_socket: config.control_socket.as_ref(),
         metrics: config.metrics_textfile.as_ref().map(|textfile| Metrics { textfile }),
+        commands: (config.command_privileges == model::CommandPrivileges::Full)
+            .then_some(CommandsOut { privileges: "full" }),
         doors: Doors(config.doors.iter().map(|d| (d.name.as_str(), door(d))).collect()),
     };
     serde_yaml_ng::to_string(&out).expect("plain data always serializes")

@@ -19,7 +19,7 @@ use std::path::Path;
 
 pub use model::*;
 pub use ports::*;
-pub use private_file::{PrivateFileError, check_private, read_private};
+pub use private_file::{PrivateFileError, check_private, read_private, read_private_with_metadata};
 pub use proof::*;
 
 /// Largest config file we read; anything bigger is a mistake (or an attack), not a config.

@@ -279,12 +279,33 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// Where to write the counters for node_exporter's textfile collector, every 15 s.
     pub metrics_textfile: Option<PathBuf>,
+    /// What classic commands may do (`commands: {privileges: ...}`).
+    pub command_privileges: CommandPrivileges,
     /// Every door, in file order.
     pub doors: Vec<Door>,
 }
 
-/// The user the daemon runs as after start when the config does not say.
-pub const DEFAULT_USER: &str = "nobody";
+/// The daemon's table when the config does not name one.
+pub const DEFAULT_TABLE: &str = "knockd";
+
+/// The user the daemon runs as after start when the config does not say: a user of its own
+/// (the Debian package creates it), never `nobody`, whose files any other service running as
+/// `nobody` could have written.
+pub const DEFAULT_USER: &str = "knockd";
+
+/// What classic commands may do. They run as root either way (a door with commands keeps the
+/// daemon root); the difference is the capabilities an exec gives them back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommandPrivileges {
+    /// CAP_NET_ADMIN and CAP_NET_RAW only, like the daemon: enough for `nft`, `iptables`,
+    /// `ipset`; not for switching users, binding ports below 1024 or writing files root does
+    /// not own.
+    #[default]
+    Network,
+    /// Every capability root has (the daemon itself still keeps only its two): commands run as
+    /// they did under the classic knockd.
+    Full,
+}
 
 impl Config {
     /// A config with these doors and every other setting at its default: what the file
@@ -292,7 +313,7 @@ impl Config {
     pub fn with_doors(doors: Vec<Door>) -> Self {
         Config {
             interfaces: Vec::new(),
-            table: "knockd".into(),
+            table: DEFAULT_TABLE.into(),
             set_size: DEFAULT_SET_SIZE,
             log: LogOptions::default(),
             pidfile: None,
@@ -302,6 +323,7 @@ impl Config {
             included: Vec::new(),
             control_socket: None,
             metrics_textfile: None,
+            command_privileges: CommandPrivileges::default(),
             doors,
         }
     }

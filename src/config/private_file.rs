@@ -29,15 +29,22 @@ pub enum PrivateFileError {
 /// key), at most `max` bytes. The checks look at the file that was opened (`fstat`), so a file
 /// swapped in between a check and the read cannot slip through.
 pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PrivateFileError> {
+    read_private_with_metadata(path, max).map(|(bytes, _)| bytes)
+}
+
+/// [`read_private`], also returning the opened file's metadata, for callers that check more
+/// (a secret must not be readable by others): checked on the file read, never the path again.
+pub fn read_private_with_metadata(path: &Path, max: u64) -> Result<(Vec<u8>, fs::Metadata), PrivateFileError> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
-    check_private(&file.metadata()?, path).map_err(PrivateFileError::Unsafe)?;
+    let meta = file.metadata()?;
+    check_private(&meta, path).map_err(PrivateFileError::Unsafe)?;
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(PrivateFileError::TooLarge);
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 /// A file that decides what the firewall opens must not be writable by anyone but its owner,
@@ -60,8 +67,7 @@ pub fn check_private(meta: &std::fs::Metadata, path: &Path) -> Result<(), String
             path.display()
         ));
     }
-    let ours =
-        meta.uid() == nix::unistd::geteuid().as_raw() || Some(meta.uid()) == crate::daemon::privileges::trusted_uid();
+    let ours = meta.uid() == nix::unistd::geteuid().as_raw() || crate::daemon::privileges::is_trusted(meta.uid());
     if meta.uid() != 0 && !ours {
         return Err(format!("it is owned by uid {}, not root: run `chown root {}`", meta.uid(), path.display()));
     }

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::Status;
 
-/// Values that go up and down; every other counter only grows.
-const GAUGES: [&str; 4] = ["attempts", "attempts_cap", "pending_stops", "grants"];
+/// Values that go up and down; every other counter only grows (and is kept across reloads).
+pub const GAUGES: [&str; 4] = ["attempts", "attempts_cap", "pending_stops", "grants"];
 
 /// One `# HELP`, `# TYPE` and sample per counter, `knockd_` before each name; gauges keep
 /// their name, running totals get `_total`. Dropped packets are one family, by reason.

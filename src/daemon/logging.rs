@@ -104,6 +104,8 @@ fn open(targets: &Targets) -> Result<Vec<Sink>, LogFileError> {
             .create(true)
             .append(true)
             .mode(0o640)
+            // Never through a link: whoever could place one would choose what root appends to.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|source| LogFileError { path: path.clone(), source })?;
         sinks.push(Sink::File(file));
@@ -168,5 +170,31 @@ impl Log for Logger {
                 let _ = f.flush();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_in_place_of_the_log_file_is_not_followed() {
+        let dir = std::env::temp_dir().join(format!("knockd-logfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("shadow");
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("knockd.log")).unwrap();
+        let targets = Targets {
+            level: LevelFilter::Info,
+            libraries: false,
+            syslog: false,
+            file: Some(dir.join("knockd.log")),
+            stdout: false,
+            stderr: false,
+            journal: false,
+        };
+        assert!(open(&targets).is_err(), "a link is refused");
+        assert_eq!(std::fs::metadata(&target).unwrap().len(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

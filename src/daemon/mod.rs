@@ -14,10 +14,12 @@ pub mod inherited;
 pub mod lock;
 pub mod logging;
 pub mod names;
+pub mod namespace;
 pub mod pidfile;
 pub mod privileges;
 pub mod rate_limit;
 pub mod signals;
+pub mod state_dir;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -113,6 +115,7 @@ struct Ready {
     monitor: bool,
     local: bool,
     control: bool,
+    commands: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then runs pending stop commands and returns.
@@ -143,6 +146,9 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
         }
         d.packets(&mut batch, origin)?;
         let now = origin.elapsed();
+        if ready.commands {
+            d.engine.commands(now);
+        }
         if d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
             d.engine.tick(now);
             d.follow_interfaces();
@@ -164,9 +170,6 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
         if changes.ours || others || now - last_verify >= every {
             d.engine.verify(others);
             last_verify = now;
-        }
-        if let Some(lock) = &d.lock {
-            lock.answer();
         }
         if ready.control {
             d.serve_control();
@@ -190,8 +193,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         }
         let monitor_at = push(&mut fds, self.monitor.as_ref().map(|m| m.as_fd()));
         let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
-        push(&mut fds, self.lock.as_ref().map(|l| l.as_fd()));
         let control_at = push(&mut fds, self.control.as_ref().map(|c| c.as_fd()));
+        let commands_at = push(&mut fds, self.engine.spawner().wake_fd());
         let millis =
             PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, millis) {
@@ -199,7 +202,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             Err(e) => return Err(e.into()),
         }
         let readable = |at: Option<usize>| at.is_some_and(|i| fds[i].any().unwrap_or(false));
-        Ok(Ready { monitor: readable(monitor_at), local: readable(local_at), control: readable(control_at) })
+        Ok(Ready {
+            monitor: readable(monitor_at),
+            local: readable(local_at),
+            control: readable(control_at),
+            commands: readable(commands_at),
+        })
     }
 
     fn handle_signals(&mut self) {
@@ -302,15 +310,23 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             return Err(format!("{why}, which needs root, and knockd gave root up at start: restart it"));
         }
         let table = Ruleset::for_config(&config).table_if_any();
+        // `Some(new)`: the lock to hold from now on; `None`: keep the one held.
         let new_lock = match (&table, &self.lock) {
             (Some(t), Some(held)) if held.table() == t => None,
-            (Some(t), _) => Some(TableLock::take(t).map_err(|e| e.to_string())?),
-            (None, _) => None,
+            (Some(t), _) => match TableLock::take(t) {
+                Ok(lock) => Some(Some(lock)),
+                Err(e @ lock::LockError::NotRoot { .. }) => {
+                    warn!("{e}");
+                    Some(None)
+                }
+                Err(e) => return Err(e.to_string()),
+            },
+            (None, _) => Some(None),
         };
         let interfaces = config.interfaces.clone();
         self.engine.reconfigure(config).map_err(|e| e.to_string())?;
-        if new_lock.is_some() || table.is_none() {
-            self.lock = new_lock;
+        if let Some(lock) = new_lock {
+            self.lock = lock;
         }
         if let (Some(monitor), Some(t)) = (&mut self.monitor, &table) {
             monitor.set_table(t);

@@ -43,6 +43,8 @@ impl PidFile {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            // Never through a link: whoever could place one would choose what root truncates.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(io)?;
         // SAFETY: flock on an open file descriptor we own.
@@ -71,5 +73,22 @@ impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_in_place_of_the_pid_file_is_not_followed() {
+        let dir = std::env::temp_dir().join(format!("knockd-pidfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("precious");
+        std::fs::write(&target, "keep me\n").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("knockd.pid")).unwrap();
+        assert!(PidFile::create(&dir.join("knockd.pid")).is_err(), "a link is refused");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n", "its target is untouched");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,13 +4,18 @@
 //! capture sockets). The bounding set is reduced too, so commands of classic doors, which
 //! inherit from the daemon, can never regain more.
 //!
+//! With `commands: {privileges: full}` the bounding set is kept whole: the daemon still keeps
+//! only its two capabilities, but a command, run as root, gets every capability root has, as
+//! under the classic knockd.
+//!
 //! User: when no door runs commands or rewrites a one-time file (both need root), the daemon
-//! also leaves uid 0 for an unprivileged user (`user:`, default `nobody`), so that even with
-//! both capabilities it cannot write a file root owns. It stays root, and says why, when that
-//! user could not read the config or a key file again on SIGHUP: a reload that fails later
-//! is worse than a reason given now. The state directory is made the user's
-//! first. Capabilities and ids are per thread in the kernel: this must run before any other
-//! thread exists (the command and lookup threads start on first use, after it).
+//! also leaves uid 0 for an unprivileged user (`user:`, default `knockd`, a user of its own),
+//! so that even with both capabilities it cannot write a file root owns. It stays root, and
+//! says why, when that user could not read the config or a key file again on SIGHUP: a reload
+//! that fails later is worse than a reason given now. The state directory is made the run
+//! user's at start, and the start fails when that user could not write it. Capabilities and
+//! ids are per thread in the kernel: this must run before any other thread exists (the
+//! command and lookup threads start on first use, after it).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -18,34 +23,37 @@ use std::sync::OnceLock;
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid, User, setgroups, setresgid, setresuid};
 
+use crate::config::{CommandPrivileges, DEFAULT_USER};
+
 /// What the daemon keeps.
 pub const KEEP: [Capability; 2] = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW];
 
 /// The user the daemon runs as after start, once it has switched.
 static RUN_AS: OnceLock<u32> = OnceLock::new();
-/// The user whose files the daemon trusts like root's: the one it runs as after start, whose
-/// files (the replay caches) a later start, still root, must be able to read.
-static TRUSTED: OnceLock<u32> = OnceLock::new();
+/// The users whose files the daemon trusts like root's: the one it runs as after start, and
+/// its own user (`knockd`), whose files (the replay caches) a later start, perhaps as root or
+/// as another user, must be able to read. Never `nobody`.
+static TRUSTED: OnceLock<Vec<u32>> = OnceLock::new();
 
 /// The uid the daemon switched to, if it did.
 pub fn run_as_uid() -> Option<u32> {
     RUN_AS.get().copied()
 }
 
-/// The uid whose files are trusted like root's, if any.
-pub fn trusted_uid() -> Option<u32> {
-    TRUSTED.get().copied()
+/// Whether files owned by `uid` are trusted like root's.
+pub fn is_trusted(uid: u32) -> bool {
+    TRUSTED.get().is_some_and(|t| t.contains(&uid))
 }
 
 /// The user the daemon will run as after start under `config`, if it leaves root: its files
 /// are trusted from now on. A user that does not exist is left to the switch to report.
+/// `nobody` never is: any service running as `nobody` could have written them.
 pub fn trust_run_user(config: &crate::config::Config) {
-    if config.user == "root" || config.needs_root().is_some() {
-        return;
-    }
-    if let Ok(Some(user)) = User::from_name(&config.user) {
-        let _ = TRUSTED.set(user.uid.as_raw());
-    }
+    let uid = |name: &str| User::from_name(name).ok().flatten().map(|u| u.uid.as_raw());
+    let run_user = (config.user != "root" && config.needs_root().is_none()).then(|| uid(&config.user)).flatten();
+    let nobody = uid("nobody");
+    let trusted = [run_user, uid(DEFAULT_USER)].into_iter().flatten().filter(|u| Some(*u) != nobody && *u != 0);
+    let _ = TRUSTED.set(trusted.collect());
 }
 
 /// Why privileges could not be dropped.
@@ -64,13 +72,14 @@ pub enum PrivilegeError {
     },
 }
 
-/// Drops every capability but [`KEEP`] from the bounding, inheritable, permitted and effective
-/// sets of the calling thread.
-pub fn drop_capabilities() -> Result<(), PrivilegeError> {
+/// Drops every capability but [`KEEP`] from the inheritable, permitted and effective sets of
+/// the calling thread, and from its bounding set unless `commands` may have every privilege
+/// (the bounding set is what an exec gives back to root: to commands).
+pub fn drop_capabilities(commands: CommandPrivileges) -> Result<(), PrivilegeError> {
     let keep: CapsHashSet = KEEP.into_iter().collect();
     // Shrinking the bounding set needs CAP_SETPCAP, so it goes first.
     for cap in caps::read(None, CapSet::Bounding)? {
-        if !keep.contains(&cap) {
+        if !keep.contains(&cap) && commands == CommandPrivileges::Network {
             caps::drop(None, CapSet::Bounding, cap)?;
         }
     }
@@ -82,16 +91,28 @@ pub fn drop_capabilities() -> Result<(), PrivilegeError> {
 }
 
 /// The user to run as after start under `config`, if the daemon leaves root: `None` for
-/// `user: root`, and when a door needs root (the caller says why).
+/// `user: root`, and when a door needs root (the caller says why). The default user missing
+/// (a source install without the package's `knockd` user) keeps root, with a warning; a user
+/// the config names missing is an error.
 pub fn run_user(config: &crate::config::Config) -> Result<Option<User>, PrivilegeError> {
     if config.user == "root" || config.needs_root().is_some() {
         return Ok(None);
     }
     let error = |message: String| PrivilegeError::User { user: config.user.clone(), message };
-    let user = User::from_name(&config.user).map_err(|e| error(e.to_string()))?.ok_or_else(|| {
-        error("no such user: create it, or set `user:` to an existing one (`user: root` keeps root)".into())
-    })?;
-    Ok((!user.uid.is_root()).then_some(user))
+    match User::from_name(&config.user).map_err(|e| error(e.to_string()))? {
+        Some(user) => Ok((!user.uid.is_root()).then_some(user)),
+        None if config.user == DEFAULT_USER => {
+            log::warn!(
+                "user {DEFAULT_USER} does not exist: staying root after start (with CAP_NET_ADMIN and CAP_NET_RAW \
+                 only). Create it (`useradd --system --no-create-home --shell /usr/sbin/nologin {DEFAULT_USER}`; \
+                 the Debian package does), or set `user: root` to say so"
+            );
+            Ok(None)
+        }
+        None => {
+            Err(error("no such user: create it, or set `user:` to an existing one (`user: root` keeps root)".into()))
+        }
+    }
 }
 
 /// The first of `paths` that `user` (with only its primary group, as [`become_user`] leaves
@@ -128,15 +149,6 @@ fn allows(user: &User, meta: &std::fs::Metadata, mask: u32) -> bool {
         mode
     };
     bits & mask == mask
-}
-
-/// Gives `dir` (the state directory) to `user`, while the daemon still may.
-pub fn give(dir: &Path, user: &User) -> Result<(), PrivilegeError> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    nix::unistd::chown(dir, Some(user.uid), Some(user.gid))
-        .map_err(|e| PrivilegeError::User { user: user.name.clone(), message: format!("{}: {e}", dir.display()) })
 }
 
 /// Switches to `user` (its uid, its primary group, no other group), keeping the capabilities

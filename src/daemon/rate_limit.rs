@@ -46,6 +46,15 @@ impl LogBudget {
             n => Verdict::LogAfterSuppressed(n),
         }
     }
+
+    /// How many lines were left out, once the second they were left out in has passed and no
+    /// line since has said so: a flood that stops still gets its summary.
+    pub fn left_out(&mut self, now: Duration) -> Option<u64> {
+        if self.suppressed == 0 || now.as_secs() == self.second {
+            return None;
+        }
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +72,8 @@ mod tests {
         assert_eq!(b.check(t(1000)), Verdict::LogAfterSuppressed(2));
         assert_eq!(b.check(t(1001)), Verdict::Log);
         assert_eq!(b.check(t(1002)), Verdict::Suppress);
+        assert_eq!(b.left_out(t(1500)), None, "still the same second");
+        assert_eq!(b.left_out(t(2000)), Some(1), "the flood stopped: its summary comes anyway");
+        assert_eq!(b.left_out(t(3000)), None, "once");
     }
 }

@@ -56,8 +56,10 @@ pub fn read_private(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileE
 /// to read it either.
 pub fn read_secret_bytes(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
     use std::os::unix::fs::MetadataExt;
-    let bytes = read_private(what, path)?;
-    let mode = std::fs::metadata(path).map_err(|e| KeyFileError::new(what, path, e.to_string()))?.mode();
+    // The mode of the file that was read (fstat), not of whatever the path names by now.
+    let (bytes, meta) = crate::config::read_private_with_metadata(path, 1 << 16)
+        .map_err(|e| KeyFileError::new(what, path, e.to_string()))?;
+    let mode = meta.mode();
     if mode & 0o004 != 0 {
         let message = format!(
             "refusing to use it: every user can read the secret in it (mode {:o}): run `chmod o-r {}`",

@@ -96,7 +96,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         if let Some(name) = door.filter(|n| !self.config.doors.iter().any(|d| &d.name == n)) {
             return Err(format!("no door is named {name}"));
         }
-        let revoked = self.granter.revoke(&self.config, addr, door).map_err(|e| e.to_string())?;
+        let revoked = self.granter.revoke(&self.config, addr, door, self.now).map_err(|e| e.to_string())?;
         if revoked.is_empty() {
             return Err(format!("{addr} has no grant{}", door.map_or_else(String::new, |d| format!(" on door {d}"))));
         }

@@ -6,8 +6,11 @@
 
 mod admin;
 mod coexist;
+mod counters;
 
 pub use admin::door_status;
+pub use counters::Stats;
+use counters::totals;
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -28,27 +31,9 @@ use crate::packet::{self, Drop};
 
 /// Stage, restart and timeout log lines per second; the rest are counted and summarized.
 const STAGE_LINES_PER_SECOND: u32 = 200;
-
-/// Counters an admin can read to see what the daemon sees.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Packets that passed the kernel filter.
-    pub packets: u64,
-    /// Packets dropped before matching, by [`Drop::index`].
-    pub dropped: [u64; Drop::ALL.len()],
-    /// Doors opened.
-    pub opens: u64,
-    /// Attempts ended by an out-of-order knock.
-    pub restarts: u64,
-    /// Attempts that ran past their door's `seq_timeout`.
-    pub timeouts: u64,
-    /// Grants the firewall refused.
-    pub grant_errors: u64,
-    /// Single-packet authorizations accepted.
-    pub spa_accepted: u64,
-    /// Datagrams to SPA ports rejected.
-    pub spa_rejected: u64,
-}
+/// Grant lines (OPEN, closed again) per second: a flood of spoofed completions would
+/// otherwise be a flood of them; the rest are counted and summarized.
+const GRANT_LINES_PER_SECOND: u32 = 100;
 
 /// Why the engine could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +62,9 @@ pub struct Engine<F: Firewall, S: Spawner> {
     /// Host names for log lines (`--lookup`); `None` logs addresses only.
     names: Option<Names>,
     log_budget: LogBudget,
+    grant_log: LogBudget,
+    /// Totals of the kinds' counters from before reloads (a reload builds new kinds).
+    carried: HashMap<&'static str, u64>,
     /// This host's addresses: packets to any other are not knocks. `None` until told.
     local: Option<HashSet<IpAddr>>,
     /// The latest time the engine was given (monotonic), for grants committed between calls.
@@ -106,6 +94,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             filter_changed: false,
             names: None,
             log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
+            grant_log: LogBudget::new(GRANT_LINES_PER_SECOND),
+            carried: HashMap::new(),
             local: None,
             now: Duration::ZERO,
             coexist: Vec::new(),
@@ -130,11 +120,17 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.granter.check_attached(&config)?;
         let mut kinds = doors::build(&config)?;
         self.granter.reconfigure(&config)?;
+        let before = totals(&self.kinds);
         for kind in &mut kinds {
             if let Some(i) = self.kinds.iter().position(|old| old.kind() == kind.kind()) {
                 let old: Box<dyn Any> = self.kinds.swap_remove(i);
                 kind.carry_over(old);
             }
+        }
+        // Totals survive a reload: what the new kinds did not take over is carried here.
+        let after = totals(&kinds);
+        for (name, value) in before {
+            *self.carried.entry(name).or_default() += value.saturating_sub(after.get(name).copied().unwrap_or(0));
         }
         self.kinds = kinds;
         self.config = config;
@@ -205,16 +201,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         for note in outcomes.notes.drain(..) {
             self.note(note, now);
         }
+        // Committed, logged and run by `flush`, each once.
         for grant in outcomes.grants.drain(..) {
-            self.stats.opens += 1;
-            let door = &self.config.doors[grant.door];
-            // A grant's line says what it opened once the firewall took it (`flush`); a door
-            // that only runs commands says it here.
-            if door.open.is_none() {
-                let who = describe(&mut self.names, grant.addr);
-                info!("{}: {who}: OPEN (runs its command){}", door.name, provenance(&grant));
-            }
-            self.granter.open(door, &grant, now);
+            self.granter.open(&grant);
         }
         if std::mem::take(&mut outcomes.ports_changed) {
             self.route();
@@ -298,17 +287,39 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         ports
     }
 
-    /// Commits every grant since the last flush in one firewall transaction, and logs each.
-    /// Returns how many were granted.
+    /// Commits every grant since the last flush, each once (in one firewall transaction per
+    /// set), runs their commands, and logs each (within the budget of lines a second).
+    /// Returns how many the firewall took.
     pub fn flush(&mut self) -> usize {
         let granted = self.granter.flush(&self.config, self.now);
+        self.stats.opens += granted.len() as u64;
         for g in &granted {
+            if !self.grant_line(self.now) {
+                continue;
+            }
             let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
-            let timeout = humantime::format_duration(g.timeout);
-            let caveat = crate::grant::coexist::caveat(&self.coexist, door, g.grant.addr).unwrap_or_default();
-            info!("{door}: {who}: OPEN {} for {timeout}{caveat}{}", g.opens, provenance(&g.grant));
+            match &g.opens {
+                Some(opens) => {
+                    let timeout = humantime::format_duration(g.timeout);
+                    let caveat = crate::grant::coexist::caveat(&self.coexist, door, g.grant.addr).unwrap_or_default();
+                    info!("{door}: {who}: OPEN {opens} for {timeout}{caveat}{}", provenance(&g.grant));
+                }
+                None => info!("{door}: {who}: OPEN (runs its command){}", provenance(&g.grant)),
+            }
         }
-        granted.len()
+        granted.iter().filter(|g| g.opens.is_some()).count()
+    }
+
+    /// Whether a grant line may be logged at `now`; says first how many were left out.
+    fn grant_line(&mut self, now: Duration) -> bool {
+        match self.grant_log.check(now) {
+            Verdict::Suppress => false,
+            Verdict::LogAfterSuppressed(n) => {
+                info!("{n} grant log lines left out in the last seconds (flood?)");
+                true
+            }
+            Verdict::Log => true,
+        }
     }
 
     /// Checks that the daemon's nftables objects are still there, and puts them back if not.
@@ -327,6 +338,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     pub fn tick(&mut self, now: Duration) {
         self.now = self.now.max(now);
         for (key, entry) in self.granter.tick(now) {
+            if !self.grant_line(now) {
+                continue;
+            }
             let who = describe(&mut self.names, key.addr);
             let opens = crate::grant::sets::opens(&self.config, &key);
             info!(
@@ -335,12 +349,23 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                 humantime::format_duration(entry.timeout)
             );
         }
+        if let Some(n) = self.grant_log.left_out(now) {
+            info!("{n} grant log lines left out in the last seconds (flood?)");
+        }
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for kind in &mut self.kinds {
             kind.tick(now, &mut outcomes);
         }
         self.take(&mut outcomes, now);
         self.outcomes = outcomes;
+        self.flush();
+    }
+
+    /// A command has ended (the runner's descriptor woke the caller): its stop command is due
+    /// `cmd_timeout` from `now`, and a waiting command may start.
+    pub fn commands(&mut self, now: Duration) {
+        self.now = self.now.max(now);
+        self.granter.commands(now);
     }
 
     /// When the next stop command or deferred door work is due, so the caller can wake up in time.
@@ -397,31 +422,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// Attempts in progress, across every kind.
     pub fn attempts(&self) -> usize {
         self.kinds.iter().map(|k| k.attempts()).sum()
-    }
-
-    /// The engine's counters.
-    pub fn stats(&self) -> Stats {
-        Stats { grant_errors: self.granter.errors(), ..self.stats }
-    }
-
-    /// Every counter by name, the kinds' own included, in a stable order.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let s = self.stats();
-        let mut out = vec![
-            ("packets", s.packets),
-            ("opens", s.opens),
-            ("restarts", s.restarts),
-            ("timeouts", s.timeouts),
-            ("attempts", self.attempts() as u64),
-            ("grant_errors", s.grant_errors),
-            ("pending_stops", self.pending_stops() as u64),
-            ("spa_accepted", s.spa_accepted),
-            ("spa_rejected", s.spa_rejected),
-        ];
-        for kind in &self.kinds {
-            kind.counters(&mut out);
-        }
-        out
     }
 }
 

@@ -12,18 +12,31 @@ use super::nft::Ruleset;
 use super::refill::Refill;
 use super::sets::{SetRef, by_set, door_sets, elements, opens};
 use super::{Element, Firewall, FirewallError};
-use crate::config::{Config, Door, TableFamily};
+use crate::config::{Config, TableFamily};
 use crate::doors::Grant;
 
-/// A grant the firewall took: what the log line says.
+/// A grant that was made: what the log line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Granted {
     /// The grant.
     pub grant: Grant,
-    /// What it opens: `22/tcp, 443/tcp`, or the attached set.
-    pub opens: String,
+    /// What the firewall opened: `22/tcp, 443/tcp`, or the attached set; `None` for a door
+    /// that only runs commands.
+    pub opens: Option<String>,
     /// For how long.
     pub timeout: Duration,
+}
+
+/// What a grant's commands' placeholders stand for.
+fn vars(grant: &Grant) -> Vars {
+    Vars {
+        ip: grant.addr,
+        pkt_src: Some(grant.src),
+        dst: Some(grant.dst),
+        port: grant.ports.first().copied(),
+        timeout: grant.timeout,
+        sent_at: grant.sent_at,
+    }
 }
 
 /// Commits grants: set elements through the firewall, commands through the spawner.
@@ -128,31 +141,22 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         Ok(())
     }
 
-    /// Opens `door` for the grant: queues its set elements, runs its start command.
-    pub fn open(&mut self, door: &Door, grant: &Grant, now: Duration) {
-        if door.open.is_some() {
-            self.pending.push(grant.clone());
-        }
-        let vars = Vars {
-            ip: grant.addr,
-            pkt_src: Some(grant.src),
-            dst: Some(grant.dst),
-            port: grant.ports.first().copied(),
-            timeout: grant.timeout,
-            sent_at: grant.sent_at,
-        };
-        self.scheduler.open(door, vars, now, &mut self.spawner);
+    /// Queues the grant for the next [`flush`](Granter::flush), which commits its set
+    /// elements and runs its commands.
+    pub fn open(&mut self, grant: &Grant) {
+        self.pending.push(grant.clone());
     }
 
-    /// Commits every grant since the last flush at `now`: one transaction per set, each
-    /// element once, so one set's failure never costs another set's grants. A set that has
-    /// gone with the daemon's own table is put back and tried once more. Returns the grants
-    /// that went in.
+    /// Commits every grant since the last flush at `now`, each once: the same source opening
+    /// the same door twice in a round is one grant (the later one), so one log line and one
+    /// command. Set elements go in one transaction per set, each element once, so one set's
+    /// failure never costs another set's grants; a set that has gone with the daemon's own
+    /// table is put back and tried once more. Then the doors' commands run. Returns the grants
+    /// that were made.
     pub fn flush(&mut self, config: &Config, now: Duration) -> Vec<Granted> {
         if self.pending.is_empty() {
             return Vec::new();
         }
-        // The same source opening the same door twice in a round is one grant: the later one.
         let mut seen = std::collections::HashSet::new();
         let mut pending: Vec<Grant> = std::mem::take(&mut self.pending)
             .into_iter()
@@ -160,6 +164,22 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             .filter(|g| seen.insert((g.door, g.addr, g.ports.clone())))
             .collect();
         pending.reverse();
+        let mut granted = self.commit(config, &pending, now);
+        for grant in pending {
+            let door = &config.doors[grant.door];
+            if !door.commands.is_empty() {
+                self.scheduler.open(door, vars(&grant), now, &mut self.spawner);
+            }
+            if door.open.is_none() {
+                let timeout = door.commands.cmd_timeout;
+                granted.push(Granted { grant, opens: None, timeout });
+            }
+        }
+        granted
+    }
+
+    /// The firewall's half of [`flush`](Granter::flush): the set elements of `pending`.
+    fn commit(&mut self, config: &Config, pending: &[Grant], now: Duration) -> Vec<Granted> {
         let wanted: Vec<Vec<Element>> = pending.iter().map(|g| elements(config, g)).collect();
         let mut failed: Vec<(TableFamily, String, String)> = Vec::new();
         // A live grant that lasts longer (an admin's `grant --for 1h`) is never cut short.
@@ -186,11 +206,11 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             }
         }
         let mut granted = Vec::new();
-        for (grant, elements) in pending.into_iter().zip(&wanted) {
+        for (grant, elements) in pending.iter().zip(&wanted) {
             let ok = !elements.is_empty()
                 && elements.iter().all(|e| !failed.contains(&(e.family, e.table.clone(), e.set.clone())));
             if ok {
-                granted.push(self.record(config, grant, elements, now));
+                granted.push(self.record(config, grant.clone(), elements, now));
             } else if !elements.is_empty() {
                 self.errors += 1;
             }
@@ -202,7 +222,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     fn outlasts(&self, config: &Config, e: &Element, now: Duration) -> bool {
         let door =
             config.doors.iter().find(|d| door_sets(config, d).contains(&(e.family, e.table.clone(), e.set.clone())));
-        let key = |d: &Door| Key { door: d.name.clone(), addr: e.addr, port: e.port };
+        let key = |d: &crate::config::Door| Key { door: d.name.clone(), addr: e.addr, port: e.port };
         door.and_then(|d| self.ledger.get(&key(d))).is_some_and(|entry| entry.until > now + e.timeout)
     }
 
@@ -222,12 +242,18 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             [one] => opens(config, one),
             many => many.iter().map(|k| opens(config, k)).collect::<Vec<_>>().join(", "),
         };
-        Granted { grant, opens, timeout }
+        Granted { grant, opens: Some(opens), timeout }
     }
 
-    /// Removes `addr`'s grants from the doors `door` names (all when `None`) now, and runs
+    /// Removes `addr`'s grants from the doors `door` names (all when `None`) at `now`, and runs
     /// their stop commands now. Returns what was removed.
-    pub fn revoke(&mut self, config: &Config, addr: IpAddr, door: Option<&str>) -> Result<Vec<Key>, FirewallError> {
+    pub fn revoke(
+        &mut self,
+        config: &Config,
+        addr: IpAddr,
+        door: Option<&str>,
+        now: Duration,
+    ) -> Result<Vec<Key>, FirewallError> {
         let mut revoked = Vec::new();
         for d in config.doors.iter().filter(|d| door.is_none_or(|name| name == d.name)) {
             let mut gone = Vec::new();
@@ -244,7 +270,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 self.ledger.remove(&key);
                 revoked.push(key);
             }
-            let stops = self.scheduler.run_now(&d.name, addr, &mut self.spawner);
+            let stops = self.scheduler.run_now(&d.name, addr, now, &mut self.spawner);
             if stops > 0 && !revoked.iter().any(|k| k.door == d.name) {
                 revoked.push(Key { door: d.name.clone(), addr, port: None });
             }
@@ -315,8 +341,13 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
 
     /// Runs stop commands that are due at `now`; returns the grants that have ended.
     pub fn tick(&mut self, now: Duration) -> Vec<(Key, Entry)> {
-        self.scheduler.run_due(now, &mut self.spawner);
+        self.commands(now);
         self.ledger.ended(now)
+    }
+
+    /// Takes note of commands that have ended at `now`, and runs what is due or waiting.
+    pub fn commands(&mut self, now: Duration) {
+        self.scheduler.run(now, &mut self.spawner);
     }
 
     /// When the next stop command is due, or the next grant ends.
@@ -347,6 +378,11 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// Grants the firewall refused so far.
     pub fn errors(&self) -> u64 {
         self.errors
+    }
+
+    /// The command scheduler, for its counters.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
     }
 
     /// The firewall backend.

@@ -51,6 +51,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         included: Vec::new(),
         control_socket: raw.control_socket,
         metrics_textfile: raw.metrics.textfile,
+        command_privileges: raw.commands.privileges.0,
         max_attempts: raw.limits.max_attempts,
         doors,
     })
@@ -85,7 +86,17 @@ struct RawConfig {
     control_socket: Option<PathBuf>,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    commands: RawCommands,
     doors: Doors,
+}
+
+/// `commands:`, what classic commands may do.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCommands {
+    #[serde(default)]
+    privileges: Privileges,
 }
 
 #[derive(Deserialize, Default)]
@@ -224,6 +235,14 @@ impl RawDoor {
         };
         proofs.extend(self.spa.map(|s| s.into_spa()).transpose()?.map(Proof::Spa));
         let fwknop = self.fwknop.map(|f| f.into_fwknop(&name)).transpose()?;
+        if fwknop.is_some() && !proofs.is_empty() && proofs[0].is_sequence() {
+            // fwknop's clients name ports, so the door's sets hold address and port: a knock,
+            // which names none, would open nothing.
+            return Err(E::custom(format!(
+                "door `{name}` has both a knock sequence and `fwknop`: a completed knock would open nothing \
+                 there (fwknop's grants name ports): make them two doors"
+            )));
+        }
         let allowed = fwknop.as_ref().map(|f| f.open_ports.clone());
         proofs.extend(fwknop.map(|f| Proof::Fwknop(Box::new(f))));
         if proofs.is_empty() {

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::config::{
-    CMD_TIMEOUT_RANGE, LogLevel, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, PortProto, Proto, SEQ_TIMEOUT_RANGE,
-    TableFamily, TcpFlags, check_identifier, check_range,
+    CMD_TIMEOUT_RANGE, CommandPrivileges, LogLevel, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, PortProto, Proto,
+    SEQ_TIMEOUT_RANGE, TableFamily, TcpFlags, check_identifier, check_range,
 };
 
 /// Longest door name: it becomes part of nftables set names and log lines.
@@ -257,7 +257,28 @@ from_str_checked!(UserName, |s| {
         && s.len() <= 32
         && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if valid { Ok(UserName(s)) } else { Err(format!("`{s}` is not a user name: use one like nobody or knockd")) }
+    if !valid {
+        return Err(format!("`{s}` is not a user name: use one like knockd"));
+    }
+    if s == "nobody" {
+        return Err("`nobody` is shared by other services, so knockd cannot trust the files it writes as that \
+             user (its replay caches): use a user of its own, `knockd` (the default; `useradd --system --no-create-home \
+             --shell /usr/sbin/nologin knockd` if your system has none), or `root`"
+            .into());
+    }
+    Ok(UserName(s))
+});
+
+/// `commands.privileges`: `network` (the default) or `full`.
+#[derive(Default)]
+pub(super) struct Privileges(pub(super) CommandPrivileges);
+from_str_checked!(Privileges, |s| match s.as_str() {
+    "network" => Ok(Privileges(CommandPrivileges::Network)),
+    "full" => Ok(Privileges(CommandPrivileges::Full)),
+    _ => Err(format!(
+        "`{s}` is not a privilege level: use `network` (CAP_NET_ADMIN and CAP_NET_RAW only, the default) or \
+         `full` (every capability root has, as under the classic knockd)"
+    )),
 });
 
 /// Any text, as a string (a number or a boolean where text is meant is an error, not text).

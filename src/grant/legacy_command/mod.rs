@@ -1,26 +1,25 @@
 //! Classic knockd.conf commands: `%IP%` substitution, the start command when a knock
-//! completes, the stop command `cmd_timeout` later.
+//! completes, the stop command `cmd_timeout` after the start command has finished (as the
+//! classic knockd does).
 //!
-//! The [`Scheduler`] is pure (time is given); it hands jobs to a [`Spawner`], which must not
-//! block. [`shell::ShellSpawner`] runs them with `/bin/sh -c`, each in its own process group
-//! and with a time limit.
+//! The [`Scheduler`] is pure (time is given): it keeps the waiting start commands (a bounded
+//! queue) and the stop commands, and hands jobs to a [`Spawner`] when it has room, stops
+//! before starts. [`shell::ShellSpawner`] runs them with `/bin/sh -c`, each in its own process
+//! group and with a time limit, and says when each has ended.
 
+mod hint;
+mod scheduler;
 mod shell;
 
-pub use shell::{COMMAND_TIME_LIMIT, Outcome, ShellSpawner, run};
+pub use hint::{Restrictions, looks_denied, privilege_hint};
+pub use scheduler::{MAX_PENDING_STOPS, START_QUEUE, Scheduler};
+pub use shell::{COMMAND_TIME_LIMIT, RUNNING, ShellSpawner, run};
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use log::error;
-
-use crate::config::{Door, PortProto};
-
-/// Stop commands waiting at once; past this, a start whose stop could not be kept is refused,
-/// so nothing is ever opened without its close.
-pub const MAX_PENDING_STOPS: usize = 65_536;
+use crate::config::PortProto;
 
 /// What a command's placeholders stand for. Every value comes from a parsed packet or the
 /// config: the result only ever holds addresses and numbers where placeholders were.
@@ -74,17 +73,19 @@ fn expand_with(template: &str, vars: &Vars, cmd_timeout: Option<Duration>) -> St
 }
 
 /// Whether a job opens or closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// The door's start command, when a knock completes.
     Start,
-    /// Its stop command, `cmd_timeout` later.
+    /// Its stop command, `cmd_timeout` after the start command finished.
     Stop,
 }
 
 /// One expanded command to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// Which job this is, so that the spawner can say when it has ended.
+    pub id: u64,
     /// The door's name, for the log.
     pub door: String,
     /// The address `%IP%` stands for.
@@ -95,147 +96,113 @@ pub struct Job {
     pub command: String,
 }
 
-/// Runs jobs. `spawn` never blocks the caller and gives the job back when it cannot take it
-/// now; `spawn_blocking` waits for room (used at shutdown, when no stop may be lost).
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// "exited with status 3", "was killed by signal 9", "timed out after 60s and was killed"
+    pub status: String,
+    /// The start of what it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// A command that exited with status 0 and wrote nothing to stderr.
+    pub fn ok() -> Self {
+        Outcome { success: true, status: "exited with status 0".into(), stderr: String::new() }
+    }
+}
+
+/// A job that has ended, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The job.
+    pub job: Job,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What the command could not do for lack of privileges (capabilities dropped), if anything.
+    pub restricted: Option<Restrictions>,
+}
+
+/// Runs jobs. `spawn` never blocks the caller and gives the job back when every slot of the
+/// job's phase is taken (starts and stops have slots of their own, so starts never hold back
+/// a stop); `spawn_blocking` waits for a slot (at shutdown, when no stop may be lost).
 pub trait Spawner {
-    /// Takes a job without waiting, or gives it back when it cannot now.
+    /// Starts a job now, or gives it back when there is no room for it now.
     fn spawn(&mut self, job: Job) -> Result<(), Job>;
-    /// Takes a job, waiting for room if need be.
+    /// Starts a job, waiting for room if need be.
     fn spawn_blocking(&mut self, job: Job);
-}
-
-/// A stop command and when it is due; ordered by due time, then by arrival.
-#[derive(Debug)]
-struct Scheduled {
-    due: Duration,
-    seq: u64,
-    job: Job,
-}
-
-impl Scheduled {
-    fn key(&self) -> (Duration, u64) {
-        (self.due, self.seq)
+    /// Appends the jobs that have ended since the last call; never blocks.
+    fn ended(&mut self, out: &mut Vec<Ended>);
+    /// Waits (briefly, bounded) until a job ends, then appends what has ended. Used at shutdown
+    /// to let running start commands finish before their stop commands run.
+    fn wait_ended(&mut self, out: &mut Vec<Ended>);
+    /// Jobs handed over that have not ended yet.
+    fn running(&self) -> usize;
+    /// A descriptor that becomes readable when a job ends, for the event loop to wake up.
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Scheduled {}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
-
-/// Start commands now, stop commands later. Independent of the config, so a reload never
-/// loses a pending stop.
-#[derive(Debug, Default)]
-pub struct Scheduler {
-    stops: BinaryHeap<Reverse<Scheduled>>,
-    seq: u64,
-}
-
-impl Scheduler {
-    /// `door` opened for `vars.ip` at `now`: run its start command, schedule its stop.
-    pub fn open(&mut self, door: &Door, vars: impl Into<Vars>, now: Duration, spawner: &mut dyn Spawner) {
-        let vars = vars.into();
-        let (src, ipv6) = (vars.ip, vars.ip.is_ipv6());
-        let cmd_timeout = Some(door.commands.cmd_timeout);
-        let stop = door.commands.stop_for(ipv6).map(|t| expand_with(t, &vars, cmd_timeout));
-        if stop.is_some() && self.stops.len() >= MAX_PENDING_STOPS {
-            error!("{}: {src}: {MAX_PENDING_STOPS} stop commands pending; not running the start command", door.name);
-            return;
-        }
-        if let Some(template) = door.commands.start_for(ipv6) {
-            let command = expand_with(template, &vars, cmd_timeout);
-            let job = Job { door: door.name.clone(), src, phase: Phase::Start, command };
-            if let Err(job) = spawner.spawn(job) {
-                // Nothing was started, so nothing needs stopping.
-                return error!("{}: {src}: command queue full; not running: {}", job.door, job.command);
-            }
-        }
-        if let Some(command) = stop {
-            let job = Job { door: door.name.clone(), src, phase: Phase::Stop, command };
-            self.push(now + door.commands.cmd_timeout, job);
-        }
-    }
-
-    fn push(&mut self, due: Duration, job: Job) {
-        self.seq += 1;
-        self.stops.push(Reverse(Scheduled { due, seq: self.seq, job }));
-    }
-
-    /// Hands every stop that is due at `now` to the spawner; any it cannot take now stay queued.
-    pub fn run_due(&mut self, now: Duration, spawner: &mut dyn Spawner) {
-        while self.stops.peek().is_some_and(|Reverse(s)| s.due <= now) {
-            let Reverse(s) = self.stops.pop().expect("peeked");
-            if let Err(job) = spawner.spawn(s.job) {
-                self.stops.push(Reverse(Scheduled { job, ..s }));
-                return;
-            }
-        }
-    }
-
-    /// Runs `door`'s pending stops for `src` now (`knockd revoke`); returns how many.
-    pub fn run_now(&mut self, door: &str, src: IpAddr, spawner: &mut dyn Spawner) -> usize {
-        let (now, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.stops).into_iter().partition(|Reverse(s)| s.job.door == door && s.job.src == src);
-        self.stops = later.into_iter().collect();
-        let count = now.len();
-        for Reverse(s) in now {
-            spawner.spawn_blocking(s.job);
-        }
-        count
-    }
-
-    /// At shutdown: every pending stop, now, in due order, waiting for room if need be.
-    pub fn drain(&mut self, spawner: &mut dyn Spawner) {
-        while let Some(Reverse(s)) = self.stops.pop() {
-            spawner.spawn_blocking(s.job);
-        }
-    }
-
-    /// When the next stop is due, so the event loop can wake up for it.
-    pub fn next_due(&self) -> Option<Duration> {
-        self.stops.peek().map(|Reverse(s)| s.due)
-    }
-
-    /// Stop commands waiting for their time.
-    pub fn pending(&self) -> usize {
-        self.stops.len()
-    }
-}
-
-/// A spawner that records jobs, for tests of everything above it.
+/// A spawner that records jobs, for tests of everything above it. Jobs end at once unless
+/// `hold` is set; `slots` limits how many of each phase may run at once.
 #[derive(Debug, Default)]
 pub struct MemorySpawner {
     /// Every job handed over, oldest first.
     pub jobs: Vec<Job>,
-    /// Refuse every job (a full queue).
+    /// Refuse every job (no room).
     pub full: bool,
+    /// Keep jobs running until [`MemorySpawner::finish`] (else they end at once).
+    pub hold: bool,
+    /// Jobs of each phase that may run at once (`None`: any number).
+    pub slots: Option<usize>,
+    /// How every job ends (`None`: exit status 0).
+    pub outcome: Option<Outcome>,
+    /// Jobs running now (with `hold`).
+    pub live: Vec<Job>,
+    /// Jobs that have ended, not yet reported.
+    pub done: Vec<Job>,
+}
+
+impl MemorySpawner {
+    /// Ends every running job now (it is reported by the next [`Spawner::ended`]).
+    pub fn finish(&mut self) {
+        self.done.append(&mut self.live);
+    }
+
+    fn take(&mut self, job: Job) {
+        self.jobs.push(job.clone());
+        if self.hold { self.live.push(job) } else { self.done.push(job) }
+    }
 }
 
 impl Spawner for MemorySpawner {
     fn spawn(&mut self, job: Job) -> Result<(), Job> {
-        if self.full {
+        let busy = self.live.iter().filter(|j| j.phase == job.phase).count();
+        if self.full || self.slots.is_some_and(|n| busy >= n) {
             return Err(job);
         }
-        self.jobs.push(job);
+        self.take(job);
         Ok(())
     }
 
     fn spawn_blocking(&mut self, job: Job) {
-        self.jobs.push(job);
+        self.take(job);
+    }
+
+    fn ended(&mut self, out: &mut Vec<Ended>) {
+        let outcome = self.outcome.clone().unwrap_or_else(Outcome::ok);
+        out.extend(self.done.drain(..).map(|job| Ended { job, outcome: outcome.clone(), restricted: None }));
+    }
+
+    fn wait_ended(&mut self, out: &mut Vec<Ended>) {
+        self.finish();
+        self.ended(out);
+    }
+
+    fn running(&self) -> usize {
+        self.live.len() + self.done.len()
     }
 }

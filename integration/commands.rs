@@ -1,0 +1,126 @@
+//! Classic commands under pressure and as classic configs expect them: a flood of spoofed
+//! completions never delays a real stop command, the stop runs `cmd_timeout` after the start
+//! command has finished, and a command that fails for lack of privileges says how to give
+//! them back.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::daemon::{ConfigFile, Daemon, counter};
+use crate::frames;
+use crate::lab::*;
+
+const WITHIN: Duration = Duration::from_secs(3);
+
+/// The time (seconds since the epoch, from `date +%s.%N`) on the line of `path` that starts
+/// with `tag`, once there is one (bounded wait).
+fn stamp(path: &Path, tag: &str, within: Duration) -> Option<f64> {
+    let find = || {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines().find(|l| l.starts_with(tag))?.split_whitespace().last()?.parse().ok()
+    };
+    let mut found = None;
+    eventually(within, || {
+        found = find();
+        found.is_some()
+    });
+    found
+}
+
+#[test]
+fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("log", "");
+    let path = out.path.display();
+    // Each start command takes 0.2 s: 2,000 of them, 16 at a time, would take 25 s.
+    let yaml = format!(
+        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"sleep 0.2; echo start %IP% $(date +%s.%N) >> {path}\"\n    \
+         stop_command: \"echo stop %IP% $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+
+    // The real client completes, then 2,000 spoofed sources complete the same door at once.
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    let sender = frames::Sender::new(&lab, 0x0800);
+    let server: Ipv4Addr = SERVER_V4.parse().unwrap();
+    let packets: Vec<Vec<u8>> = (0..2000).map(|n| frames::tcp_syn(frames::spoofed(n), server, 7000)).collect();
+    for chunk in packets.chunks(64) {
+        sender.send_many(chunk);
+    }
+
+    let started = stamp(&out.path, "start 198.18.0.2", WITHIN).unwrap_or_else(|| panic!("{}", daemon.log_text()));
+    let stopped = stamp(&out.path, "stop 198.18.0.2", Duration::from_secs(10));
+    let stopped = stopped.unwrap_or_else(|| panic!("the real stop did not run within 10 s:\n{}", daemon.log_text()));
+    let late = stopped - started;
+    println!("the real stop ran {late:.3} s after its start command finished (cmd_timeout 1 s)");
+    assert!((1.0..2.0).contains(&late), "the stop ran {late:.3} s after its start finished, not 1 s");
+
+    let counters = daemon.counters();
+    let opens = counter(&counters, "opens").unwrap();
+    assert!(opens > 1000, "the flood reached the daemon: {counters}");
+    let refused = counter(&counters, "commands_refused").unwrap();
+    assert!(refused > 1000, "the start queue is bounded and its refusals counted: {counters}");
+    // The log is not a flood of its own: grant and command lines are rate-limited and summed up.
+    assert!(daemon.wait_log("grant log lines left out", WITHIN), "{}", daemon.log_text());
+    assert!(daemon.wait_log("command log lines left out", WITHIN), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    let open_lines = log.matches(": OPEN (runs its command)").count();
+    assert!(open_lines <= 300, "{open_lines} OPEN lines for {opens} grants");
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn the_stop_command_runs_cmd_timeout_after_the_start_command_has_finished() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("log", "");
+    let path = out.path.display();
+    let yaml = format!(
+        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"echo begin $(date +%s.%N) >> {path}; sleep 2; echo end \
+         $(date +%s.%N) >> {path}\"\n    stop_command: \"echo stop $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
+    );
+    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    let begin = stamp(&out.path, "begin", WITHIN).unwrap_or_else(|| panic!("{}", daemon.log_text()));
+    let stop = stamp(&out.path, "stop", Duration::from_secs(8)).unwrap_or_else(|| panic!("{}", daemon.log_text()));
+    let end = stamp(&out.path, "end", WITHIN).expect("the start command finished");
+    println!("start command {:.3} s, stop {:.3} s after it finished", end - begin, stop - end);
+    assert!(stop - end >= 1.0, "the stop ran {:.3} s after the start finished: before cmd_timeout", stop - end);
+    assert!(stop - end < 2.0, "the stop ran {:.3} s after the start finished: late", stop - end);
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
+    let lab = Lab::new();
+    let out = ConfigFile::new("id", "");
+    let door = format!(
+        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"runuser -u nobody -- id -u > {}\"\n",
+        out.path.display()
+    );
+    let config = ConfigFile::new("knockd.yaml", &door);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    // As classic configs meet it: runuser cannot switch users without CAP_SETUID/CAP_SETGID.
+    let failed = "ssh: 198.18.0.2: command exited with status 1: runuser: cannot set groups: Operation not permitted";
+    assert!(daemon.wait_log(failed, WITHIN), "{}", daemon.log_text());
+    let line = daemon.log_text().lines().find(|l| l.contains(failed)).unwrap().to_owned();
+    for part in ["likely for lack of privileges", "without CAP_CHOWN", "CAP_SETUID", "`commands: {privileges: full}`"] {
+        assert!(line.contains(part), "`{part}` missing: {line}");
+    }
+    assert!(line.contains("--keep-capabilities"), "{line}");
+    assert!(daemon.stop().success());
+
+    config.rewrite(&format!("commands: {{privileges: full}}\n{door}"));
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    assert!(daemon.log_text().contains("commands run with every capability root has"), "{}", daemon.log_text());
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    let ran = eventually(WITHIN, || std::fs::read_to_string(&out.path).is_ok_and(|t| t.trim() == "65534"));
+    assert!(ran, "runuser worked: {:?}\n{}", std::fs::read_to_string(&out.path), daemon.log_text());
+    // The daemon itself still keeps only its two capabilities.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    assert!(status.lines().any(|l| l == "CapEff:\t0000000000003000"), "{status}");
+    assert!(daemon.stop().success());
+}
