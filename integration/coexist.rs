@@ -241,7 +241,7 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
     );
     daemon.signal(libc::SIGHUP);
     assert!(
-        daemon.wait_log("removed table inet knockd: no door guards a port in it now", WITHIN),
+        daemon.wait_log("removed table inet knockd left by the last config: no door guards a port in it now", WITHIN),
         "{}",
         daemon.log_text()
     );

@@ -333,7 +333,7 @@ fn a_start_that_fails_on_a_file_applies_nothing() {
         fn install(
             &mut self,
             _: &knockd::grant::nft::Ruleset,
-            _: Option<&str>,
+            _: Option<&knockd::grant::nft::Ruleset>,
         ) -> Result<(), knockd::grant::FirewallError> {
             self.0.borrow_mut().push("install");
             Ok(())

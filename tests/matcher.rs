@@ -23,6 +23,7 @@ fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
             timeout: Duration::from_secs(30),
             per_port: false,
             attach: None,
+            forward: Vec::new(),
         }),
         commands: Commands::default(),
     }

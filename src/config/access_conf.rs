@@ -365,6 +365,7 @@ impl Stanza {
                 per_port: true,
                 timeout: access_timeout,
                 attach: None,
+                forward: Vec::new(),
             }),
             commands: Commands {
                 start: self.cycle_open,

@@ -58,6 +58,46 @@ pub struct OpenAction {
     pub timeout: Duration,
     /// Attach mode: the admin's own sets, in the admin's own table, instead of the daemon's.
     pub attach: Option<AttachSets>,
+    /// On a router: forwards to LAN hosts that a grant opens (`open.forward`).
+    pub forward: Vec<Forward>,
+}
+
+/// A forward a grant opens through a router to a LAN host: the grantee's connections to the
+/// router's `port` are translated (DNAT) to `to`, or, with no `port`, the grantee may connect
+/// to `to` itself through the router (a pinhole in knockd's forward guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The router's own port whose connections go to `to`; `None` for a pinhole.
+    pub port: Option<PortProto>,
+    /// The LAN host and its port.
+    pub to: std::net::SocketAddr,
+    /// The protocol (the router port's, or as `to` says: `:53/udp`).
+    pub proto: crate::config::Proto,
+}
+
+impl Forward {
+    /// The LAN side as a port: `22/tcp`.
+    pub fn to_port(&self) -> PortProto {
+        PortProto::new(self.to.port(), self.proto)
+    }
+}
+
+impl fmt::Display for Forward {
+    /// `2522/tcp to 192.168.1.10:22`, or `to [2001:db8:8::10]:22/tcp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{p} to {}", self.to),
+            None => write!(f, "to {}/{}", self.to, self.proto),
+        }
+    }
+}
+
+/// OpenWrt's fw4: the doors' rules live in fw4's table (`nftables.fw4`), put back after its
+/// reloads and restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fw4 {
+    /// The fw4 zone whose input and forward chains the doors' rules go into (`wan`).
+    pub zone: String,
 }
 
 /// Address family of an nftables table.
@@ -263,6 +303,8 @@ pub struct Config {
     pub table: String,
     /// The `size` of each set in that table.
     pub set_size: u32,
+    /// Inside OpenWrt's fw4 instead of a table of knockd's own.
+    pub fw4: Option<Fw4>,
     /// Where and how much to log.
     pub log: LogOptions,
     /// Pid file to write and lock.
@@ -315,6 +357,7 @@ impl Config {
             interfaces: Vec::new(),
             table: DEFAULT_TABLE.into(),
             set_size: DEFAULT_SET_SIZE,
+            fw4: None,
             log: LogOptions::default(),
             pidfile: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,

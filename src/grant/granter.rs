@@ -45,9 +45,11 @@ pub struct Granter<F: Firewall, S: Spawner> {
     spawner: S,
     /// Pending stop commands; outlives reloads.
     scheduler: Scheduler,
-    /// The table the daemon installed, if any (so a reload to a config without nftables doors
-    /// still replaces it, and a rename removes the old one).
-    table: Option<String>,
+    /// What the daemon installed last, if anything (so a reload to a config without nftables
+    /// doors still removes it, and a rename or a move into fw4 removes the old objects).
+    installed: Option<Ruleset>,
+    /// fw4's table was found missing (fw4 stopped or restarting): said once.
+    absent: bool,
     /// Grants waiting for the next firewall commit.
     pending: Vec<Grant>,
     /// The attached set last reported missing, so the report is not repeated every check.
@@ -67,18 +69,24 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// removes a table an earlier run left: a guard no door accounts for would keep a port shut.
     pub fn start(config: &Config, mut firewall: F, spawner: S) -> Result<Self, FirewallError> {
         let ruleset = Ruleset::for_config(config);
-        let table = (!ruleset.is_empty()).then(|| ruleset.table.clone());
-        if table.is_some() {
-            firewall.install(&ruleset, None)?;
-            info!("nftables table inet {} installed", ruleset.table);
-        } else if firewall.remove_table(&ruleset.table)? {
-            info!("removed table inet {} left by an earlier run: no door guards a port in it now", ruleset.table);
-        }
+        // An earlier run may have lived in the other place (a table of its own, or inside fw4):
+        // what it left there goes in the same transaction.
+        let other = ruleset.elsewhere();
+        let installed = if ruleset.is_empty() {
+            clear(&mut firewall, &ruleset, "an earlier run")?;
+            clear(&mut firewall, &other, "an earlier run")?;
+            None
+        } else {
+            firewall.install(&ruleset, Some(&other))?;
+            info!("{} installed", ruleset.describe());
+            Some(ruleset)
+        };
         let mut granter = Granter {
             firewall,
             spawner,
             scheduler: Scheduler::default(),
-            table,
+            installed,
+            absent: false,
             pending: Vec::new(),
             missing_attached: None,
             errors: 0,
@@ -123,15 +131,13 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     pub fn reconfigure(&mut self, config: &Config) -> Result<(), FirewallError> {
         let ruleset = Ruleset::for_config(config);
         if !ruleset.is_empty() {
-            self.firewall.install(&ruleset, self.table.as_deref())?;
-            self.table = Some(ruleset.table.clone());
+            self.firewall.install(&ruleset, self.installed.as_ref())?;
+            self.installed = Some(ruleset);
         } else {
-            // No door guards a port in the table any more (all attach now, say): its drops
-            // would keep those ports shut for good. It goes, under its old name and its new.
-            for table in self.table.take().into_iter().chain([ruleset.table.clone()]) {
-                if self.firewall.remove_table(&table)? {
-                    info!("removed table inet {table}: no door guards a port in it now");
-                }
+            // No door guards a port any more (all attach now, say): the old drops would keep
+            // those ports shut for good. They go, where they were and under the new name.
+            for old in self.installed.take().into_iter().chain([ruleset]) {
+                clear(&mut self.firewall, &old, "the last config")?;
             }
         }
         self.refill.reset();
@@ -187,7 +193,8 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         let shorter: Vec<&Element> = wanted.iter().flatten().filter(|e| !longer(e)).collect();
         for set in by_set(shorter.into_iter()) {
             let mut result = self.firewall.add_elements(&set);
-            if matches!(result, Err(FirewallError::NotFound { .. })) && self.table.as_deref() == Some(&set[0].table) {
+            let ours = self.installed.as_ref().is_some_and(|r| r.table == set[0].table);
+            if matches!(result, Err(FirewallError::NotFound { .. })) && ours {
                 // Someone removed our table or a set: put it back and try once more.
                 self.verify(config, now, false);
                 result = self.firewall.add_elements(&set);
@@ -286,27 +293,42 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// `others` says another table changed (a firewall reloaded): sets that someone else's
     /// reload emptied or made again get their live grants back, with the time each has left.
     pub fn verify(&mut self, config: &Config, now: Duration, others: bool) {
-        let mut restored = false;
-        if self.table.is_some() {
-            let ruleset = Ruleset::for_config(config);
-            match self.firewall.drift(&ruleset) {
-                Ok(None) => {}
-                Ok(Some(what)) => {
-                    warn!("{what} from outside: putting it back");
-                    match self.firewall.install(&ruleset, None) {
-                        Ok(()) => {
-                            info!("table inet {} restored", ruleset.table);
-                            restored = true;
-                        }
-                        Err(e) => error!("cannot restore table inet {}: {e}", ruleset.table),
-                    }
-                }
-                Err(e) => debug!("cannot check table inet {}: {e}", ruleset.table),
-            }
-        }
+        let restored = self.installed.is_some() && self.restore(config);
         let back = self.report_attached(config);
         if restored || others || back {
             self.refill.run(config, &mut self.firewall, &mut self.ledger, now, restored);
+        }
+    }
+
+    /// Puts the daemon's objects back if someone changed them; whether it did. Inside fw4, a
+    /// missing fw4 is said once, and waited for.
+    fn restore(&mut self, config: &Config) -> bool {
+        let ruleset = Ruleset::for_config(config);
+        let what = match self.firewall.drift(&ruleset) {
+            Ok(None) => return false,
+            Ok(Some(what)) => what,
+            Err(FirewallError::NotFound { operation }) if !ruleset.owns_table() => {
+                if !std::mem::replace(&mut self.absent, true) {
+                    warn!("cannot {operation}: the doors' rules go back in when it returns");
+                }
+                return false;
+            }
+            Err(e) => {
+                debug!("cannot check {}: {e}", ruleset.describe());
+                return false;
+            }
+        };
+        warn!("{what} from outside: putting it back");
+        match self.firewall.install(&ruleset, None) {
+            Ok(()) => {
+                self.absent = false;
+                info!("{} restored", ruleset.describe());
+                true
+            }
+            Err(e) => {
+                error!("cannot restore {}: {e}", ruleset.describe());
+                false
+            }
         }
     }
 
@@ -403,5 +425,22 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     /// The command runner, to wait for at exit.
     pub fn into_spawner(self) -> S {
         self.spawner
+    }
+}
+
+/// Removes what `ruleset`'s placement holds of knockd's: its own table, or its objects inside
+/// fw4 (never fw4's own). `why` names whose they were, for the log.
+fn clear<F: Firewall>(firewall: &mut F, ruleset: &Ruleset, why: &str) -> Result<(), FirewallError> {
+    if ruleset.owns_table() {
+        if firewall.remove_table(&ruleset.table)? {
+            info!("removed table inet {} left by {why}: no door guards a port in it now", ruleset.table);
+        }
+        return Ok(());
+    }
+    let empty =
+        Ruleset { sets: Vec::new(), rules: Vec::new(), forward: Vec::new(), dstnat: Vec::new(), ..ruleset.clone() };
+    match firewall.install(&empty, None) {
+        Err(FirewallError::NotFound { .. }) | Ok(()) => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -63,14 +63,21 @@ impl MemoryFirewall {
 }
 
 impl Firewall for MemoryFirewall {
-    fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError> {
+    fn install(&mut self, ruleset: &Ruleset, previous: Option<&Ruleset>) -> Result<(), FirewallError> {
         self.check("install the ruleset")?;
         if self.fail_install {
             let source = std::io::Error::from_raw_os_error(libc::EINVAL);
             return Err(FirewallError::Refused { operation: "install the ruleset".into(), source });
         }
+        if ruleset.is_empty() && !ruleset.owns_table() {
+            // Clearing knockd's objects out of fw4's table: nothing of them is left to record.
+            return Ok(());
+        }
         self.installed.push(ruleset.clone());
-        self.removed_tables.extend(previous.filter(|p| *p != ruleset.table).map(str::to_owned));
+        let renamed = previous.filter(|p| {
+            p.owns_table() && p.table != ruleset.table && self.installed.iter().any(|i| i.table == p.table)
+        });
+        self.removed_tables.extend(renamed.map(|p| p.table.clone()));
         self.deleted = false;
         self.tampered = false;
         self.missing_sets.retain(|s| !ruleset.sets.iter().any(|r| &r.name == s));

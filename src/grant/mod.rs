@@ -127,11 +127,12 @@ pub enum FirewallError {
 
 /// A packet filter the daemon can program.
 pub trait Firewall {
-    /// Creates or updates the daemon's table, sets and chain in one atomic transaction, keeping
-    /// the elements (live grants) of sets that stay. In the same transaction, sets of the table
-    /// that `ruleset` no longer declares are deleted, and so is the table `previous` (the
-    /// daemon's table before a rename). If the kernel refuses any of it, nothing changes.
-    fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError>;
+    /// Creates or updates the daemon's table (or its objects inside fw4), sets and chains in one
+    /// atomic transaction, keeping the elements (live grants) of sets that stay. In the same
+    /// transaction, sets and chains of the daemon's that `ruleset` no longer declares are
+    /// deleted, and so is what `previous` (the last install) left elsewhere: a renamed table,
+    /// objects inside fw4. If the kernel refuses any of it, nothing changes.
+    fn install(&mut self, ruleset: &Ruleset, previous: Option<&Ruleset>) -> Result<(), FirewallError>;
 
     /// Adds each element, or restarts its timeout if it is already there, in one transaction.
     /// The granter calls it once per set, so one set's failure never costs another's grants.

@@ -3,6 +3,7 @@
 //! Values are checked while they are deserialized, so every error comes back from
 //! serde_yaml_ng with the key path (`doors.ssh.sequence[1]`) and the line it is on.
 
+mod forward;
 mod fwknop;
 mod hints;
 mod values;
@@ -18,7 +19,7 @@ pub use values::{MAX_COMMAND_LEN, check_command};
 
 use super::{
     AttachSets, Commands, Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_SET_SIZE,
-    DEFAULT_STATE_DIR, DEFAULT_USER, Door, LogOptions, OpenAction, PortProto, Proof, Proto, ROTATING_LENGTH,
+    DEFAULT_STATE_DIR, DEFAULT_USER, Door, Forward, LogOptions, OpenAction, PortProto, Proof, Proto, ROTATING_LENGTH,
     ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating, SET_SIZE_RANGE, SPA_WINDOW, Spa, TableFamily,
     TcpFlags,
 };
@@ -44,6 +45,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
         table: raw.nftables.table.0,
         set_size: raw.nftables.set_size.0,
+        fw4: raw.nftables.fw4.map(forward::RawFw4::into_fw4),
         log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
         pidfile: raw.pidfile,
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
@@ -113,6 +115,8 @@ struct RawNftables {
     table: TableName,
     #[serde(default)]
     set_size: SetSize,
+    #[serde(default)]
+    fw4: Option<forward::RawFw4>,
 }
 
 fn default_table() -> TableName {
@@ -121,7 +125,7 @@ fn default_table() -> TableName {
 
 impl Default for RawNftables {
     fn default() -> Self {
-        Self { table: default_table(), set_size: SetSize::default() }
+        Self { table: default_table(), set_size: SetSize::default(), fw4: None }
     }
 }
 
@@ -279,6 +283,8 @@ struct RawOpen {
     ports: Option<OpenPorts>,
     #[serde(default)]
     set: Option<RawAttach>,
+    #[serde(default)]
+    forward: Option<Vec<forward::RawForward>>,
     timeout: OpenTimeout,
 }
 
@@ -379,6 +385,14 @@ impl RawOpen {
     fn into_action<E: de::Error>(self, door: &str, allowed: Option<Vec<PortProto>>) -> Result<OpenAction, E> {
         let timeout = self.timeout.0;
         let per_port = allowed.is_some();
+        let forward: Vec<Forward> =
+            self.forward.unwrap_or_default().into_iter().map(|f| f.into_forward(door)).collect::<Result<_, E>>()?;
+        if !forward.is_empty() && self.set.is_some() {
+            return Err(E::custom(format!(
+                "door `{door}`: `forward` needs knockd's own sets: leave `set` out of `open` (attach mode opens \
+                 what your own rules say)"
+            )));
+        }
         let (attach, allowed) = match (self.ports, self.set, allowed) {
             (Some(_), None, Some(_)) => {
                 return Err(E::custom(format!(
@@ -386,8 +400,13 @@ impl RawOpen {
                      `fwknop.open_ports`, and leave `ports` out of `open`"
                 )));
             }
-            (Some(ports), None, None) => return Ok(OpenAction { ports: ports.0, per_port, timeout, attach: None }),
-            (None, None, Some(ports)) => return Ok(OpenAction { ports, per_port, timeout, attach: None }),
+            (Some(ports), None, None) => {
+                return Ok(OpenAction { ports: ports.0, per_port, timeout, attach: None, forward });
+            }
+            (None, None, Some(ports)) => return Ok(OpenAction { ports, per_port, timeout, attach: None, forward }),
+            (None, None, None) if !forward.is_empty() => {
+                return Ok(OpenAction { ports: Vec::new(), per_port, timeout, attach: None, forward });
+            }
             (None, Some(set), allowed) => (set, allowed.unwrap_or_default()),
             (Some(_), Some(_), _) => {
                 return Err(E::custom(format!(
@@ -396,7 +415,7 @@ impl RawOpen {
                 )));
             }
             (None, None, None) => {
-                return Err(E::custom(format!("door `{door}`: `open` needs `ports:` or `set:`")));
+                return Err(E::custom(format!("door `{door}`: `open` needs `ports:`, `set:` or `forward:`")));
             }
         };
         let family = attach.family.map_or(TableFamily::Inet, |f| f.0);
@@ -421,6 +440,7 @@ impl RawOpen {
             per_port,
             timeout,
             attach: Some(AttachSets { family, table: attach.table.0, ipv4, ipv6 }),
+            forward,
         })
     }
 }

@@ -14,6 +14,7 @@ mod install;
 mod monitor;
 mod netlink;
 mod nlmsg;
+mod placement;
 mod query;
 mod ruleset;
 

@@ -142,8 +142,8 @@ fn layout_in(layouts: &[SetLayout], e: &Element) -> Layout {
 pub struct NetlinkFirewall {
     /// Reopened after any failure, so stale replies of a failed batch cannot be misread.
     socket: Option<NlSocket>,
-    /// What the daemon's own chain held right after the last install, to tell a change.
-    pub(super) installed: Option<super::query::ChainState>,
+    /// What each of the daemon's chains held right after the last install, to tell a change.
+    pub(super) installed: Vec<(String, super::placement::ChainState)>,
     /// The sequence number of the last query.
     pub(super) next_seq: u32,
     /// The daemon's own `inet` table, once installed: its sets are plain, never looked up.
@@ -153,7 +153,7 @@ pub struct NetlinkFirewall {
 impl NetlinkFirewall {
     /// Opens the netlink socket now, so a missing capability is reported at start-up.
     pub fn open() -> Result<Self, FirewallError> {
-        let mut fw = NetlinkFirewall { socket: None, installed: None, next_seq: 0, own_table: None };
+        let mut fw = NetlinkFirewall { socket: None, installed: Vec::new(), next_seq: 0, own_table: None };
         fw.socket()?;
         Ok(fw)
     }
@@ -209,16 +209,16 @@ impl NetlinkFirewall {
 }
 
 impl Firewall for NetlinkFirewall {
-    fn install(&mut self, ruleset: &Ruleset, previous: Option<&str>) -> Result<(), FirewallError> {
-        let stale = self.stale_sets(ruleset)?;
-        let old_table = match previous.filter(|t| *t != ruleset.table) {
-            Some(old) if self.table_exists(old)? => Some(old),
-            _ => None,
+    fn install(&mut self, ruleset: &Ruleset, previous: Option<&Ruleset>) -> Result<(), FirewallError> {
+        let plan = self.plan(ruleset, previous)?;
+        let batch = super::install::batch(ruleset, &plan);
+        let what = || match ruleset.owns_table() {
+            true => format!("install table inet {}", ruleset.table),
+            false => format!("install knockd's objects in table inet {}", ruleset.table),
         };
-        let batch = super::install::batch(ruleset, &stale, old_table);
-        self.commit(batch, || format!("install table inet {}", ruleset.table))?;
+        self.commit(batch, what)?;
         self.own_table = Some(ruleset.table.clone());
-        self.installed = Some(self.chain_state(&ruleset.table)?);
+        self.installed = self.snapshot(ruleset)?;
         Ok(())
     }
 
@@ -274,7 +274,7 @@ impl Firewall for NetlinkFirewall {
         batch.add(&nftnl::Table::new(&name, nftnl::ProtoFamily::Inet), nftnl::MsgType::Del);
         self.commit(batch, || format!("delete table inet {table}"))?;
         self.own_table = None;
-        self.installed = None;
+        self.installed.clear();
         Ok(true)
     }
 

@@ -5,23 +5,14 @@ use std::time::Duration;
 
 use super::netlink::{self, NetlinkFirewall};
 use super::nlmsg::{self, F_ACK, F_DUMP, Message, NLMSG_DONE, Request};
-use super::ruleset::{CHAIN, Ruleset};
 use crate::config::TableFamily;
 use crate::grant::{ElementInfo, FirewallError, SetInfo};
 
 // NFT_MSG_* request types and NFTA_* attribute types (linux/netfilter/nf_tables.h).
 const GETTABLE: u16 = 1;
-const GETCHAIN: u16 = 4;
-const GETRULE: u16 = 7;
-const CHAIN_NAME: u16 = 3;
-const CHAIN_HOOK: u16 = 4;
-const CHAIN_POLICY: u16 = 5;
 const GETSET: u16 = 10;
 const GETSETELEM: u16 = 13;
 const TABLE_NAME: u16 = 1;
-const CHAIN_TABLE_OR_RULE_TABLE: u16 = 1;
-const RULE_CHAIN: u16 = 2;
-const RULE_EXPRESSIONS: u16 = 4;
 const SET_TABLE: u16 = 1;
 const SET_NAME: u16 = 2;
 const SET_FLAGS: u16 = 3;
@@ -46,15 +37,6 @@ const SET_F_OBJECT: u32 = 0x40;
 const SET_ELEM_FLAGS: u16 = 3;
 /// `NFT_SET_ELEM_INTERVAL_END`: the element ends a range; it is not an address of its own.
 const ELEM_F_INTERVAL_END: u32 = 1;
-
-/// What the daemon's chain holds: each rule's expressions, as the kernel reports them, and
-/// the chain's policy, hook and priority (a `policy drop` put on it would drop every packet
-/// no door is about).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ChainState {
-    rules: Vec<Vec<u8>>,
-    base: Vec<u8>,
-}
 
 fn be_u32(data: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(data.try_into().ok()?))
@@ -191,63 +173,6 @@ impl NetlinkFirewall {
             Ok(()) => Ok(true),
             Err(FirewallError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
-        }
-    }
-
-    /// The rules of the daemon's chain in `table`, as the kernel holds them.
-    pub(super) fn chain_state(&mut self, table: &str) -> Result<ChainState, FirewallError> {
-        let request = Request::new(GETRULE, TableFamily::Inet.nfproto(), F_DUMP, self.seq())
-            .str(CHAIN_TABLE_OR_RULE_TABLE, table)
-            .str(RULE_CHAIN, CHAIN);
-        let mut rules = Vec::new();
-        let each =
-            |m: &Message<'_>| rules.push(m.attrs().get(RULE_EXPRESSIONS).map(|a| a.data.to_vec()).unwrap_or_default());
-        self.query(request, each, || format!("list chain inet {table} {CHAIN}"))?;
-        let request = Request::new(GETCHAIN, TableFamily::Inet.nfproto(), F_ACK, self.seq())
-            .str(CHAIN_TABLE_OR_RULE_TABLE, table)
-            .str(CHAIN_NAME, CHAIN);
-        let mut base = Vec::new();
-        let each = |m: &Message<'_>| {
-            for kind in [CHAIN_HOOK, CHAIN_POLICY] {
-                base.extend(m.attrs().get(kind).map(|a| a.data.to_vec()).unwrap_or_default());
-            }
-        };
-        self.query(request, each, || format!("look up chain inet {table} {CHAIN}"))?;
-        Ok(ChainState { rules, base })
-    }
-
-    /// Sets in the daemon's table that `ruleset` does not declare: the sets of doors that are
-    /// gone, to be removed with the install.
-    pub(super) fn stale_sets(&mut self, ruleset: &Ruleset) -> Result<Vec<String>, FirewallError> {
-        let existing = self.set_names(&ruleset.table)?.unwrap_or_default();
-        Ok(existing.into_iter().filter(|name| !ruleset.sets.iter().any(|s| &s.name == name)).collect())
-    }
-
-    /// How the kernel differs from what the last install of `ruleset` left, if it does: the
-    /// table, a set or the chain removed, or the chain's rules changed.
-    pub fn drift(&mut self, ruleset: &Ruleset) -> Result<Option<String>, FirewallError> {
-        let table = &ruleset.table;
-        let Some(sets) = self.set_names(table)? else {
-            return Ok(Some(format!("table inet {table} was removed")));
-        };
-        if let Some(missing) = ruleset.sets.iter().find(|s| !sets.contains(&s.name)) {
-            return Ok(Some(format!("set {} of table inet {table} was removed", missing.name)));
-        }
-        let now = match self.chain_state(table) {
-            Ok(state) => state,
-            Err(FirewallError::NotFound { .. }) => return Ok(Some(format!("chain inet {table} {CHAIN} was removed"))),
-            Err(e) => return Err(e),
-        };
-        match &self.installed {
-            Some(installed) if installed.base != now.base => {
-                Ok(Some(format!("the policy, hook or priority of chain inet {table} {CHAIN} was changed")))
-            }
-            Some(installed) if *installed != now || now.rules.len() != ruleset.rules.len() => Ok(Some(format!(
-                "the rules of chain inet {table} {CHAIN} were changed ({} rules, {} expected)",
-                now.rules.len(),
-                ruleset.rules.len()
-            ))),
-            _ => Ok(None),
         }
     }
 }

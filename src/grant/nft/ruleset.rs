@@ -1,7 +1,9 @@
-//! The daemon's nftables objects, derived from the config as plain data.
+//! The daemon's nftables objects, derived from the config as plain data: its sets and up to
+//! three chains (input; on a router, forward and dstnat), in a table of its own, or inside
+//! OpenWrt's fw4 where fw4's zone chains jump to them.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{Config, PortProto};
 
@@ -9,6 +11,48 @@ use crate::config::{Config, PortProto};
 pub const CHAIN: &str = "input";
 /// Chain priority: `filter`, the same as a typical admin's input chain.
 pub const PRIORITY: i32 = 0;
+/// `dstnat`: the nat priority of prerouting.
+pub const DSTNAT_PRIORITY: i32 = -100;
+/// The comment on the rules knockd inserts into another firewall's chains, so that it finds
+/// (and replaces) its own.
+pub const MARK: &str = "knockd";
+
+/// Where knockd's objects live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A table of knockd's own, with base chains.
+    Own,
+    /// OpenWrt's `table inet fw4`: regular chains that the zone's `input_<zone>` and
+    /// `forward_<zone>` and fw4's `dstnat` jump to, first thing.
+    Fw4 {
+        /// The fw4 zone (`wan`).
+        zone: String,
+    },
+}
+
+/// Which of knockd's chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hookpoint {
+    /// Packets to this host.
+    Input,
+    /// Packets through it (a router's forwards).
+    Forward,
+    /// Destination NAT, before routing.
+    Dstnat,
+}
+
+impl Hookpoint {
+    /// The three, in the order they are installed.
+    pub const ALL: [Hookpoint; 3] = [Hookpoint::Input, Hookpoint::Forward, Hookpoint::Dstnat];
+
+    fn word(self) -> &'static str {
+        match self {
+            Hookpoint::Input => "input",
+            Hookpoint::Forward => "forward",
+            Hookpoint::Dstnat => "dstnat",
+        }
+    }
+}
 
 /// Address family of a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +94,13 @@ impl Family {
         match self {
             Family::V4 => "ip saddr",
             Family::V6 => "ip6 saddr",
+        }
+    }
+
+    fn daddr(self) -> &'static str {
+        match self {
+            Family::V4 => "ip daddr",
+            Family::V6 => "ip6 daddr",
         }
     }
 }
@@ -100,6 +151,12 @@ pub enum Match {
     SaddrIn { family: Family, set: String },
     /// `ip saddr . meta l4proto . th dport @set`: the source, with the port it knocks on.
     SaddrPortIn { family: Family, set: String },
+    /// `ip daddr 192.168.1.10` / `ip6 daddr ...`: a forward's LAN host.
+    Daddr(IpAddr),
+    /// `ct status dnat`: a connection a DNAT rule sent on.
+    CtDnat,
+    /// `iifname "eth1"`: one of the interfaces knockd listens on.
+    Iifname(String),
 }
 
 /// What a rule does with a packet that matches.
@@ -109,6 +166,8 @@ pub enum Verdict {
     Accept,
     /// Drop it.
     Drop,
+    /// Translate its destination to a LAN host (`dnat to 192.168.1.10:22`).
+    Dnat(SocketAddr),
 }
 
 /// A rule: all matches, then the verdict.
@@ -120,15 +179,32 @@ pub struct RuleSpec {
     pub verdict: Verdict,
 }
 
-/// Everything the daemon creates: one `inet` table, its sets and one input chain.
+/// Everything the daemon creates: its sets and chains, in an `inet` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
-    /// The `inet` table's name.
+    /// The `inet` table the objects live in: knockd's own, or `fw4`.
     pub table: String,
+    /// knockd's own table name (`nftables.table`): its lock, and its objects' prefix in fw4.
+    pub own: String,
+    /// Where the objects live.
+    pub place: Place,
     /// Every door's sets.
     pub sets: Vec<SetSpec>,
     /// The input chain's rules, in order.
     pub rules: Vec<RuleSpec>,
+    /// The forward chain's rules (a router's forward doors); empty: no chain.
+    pub forward: Vec<RuleSpec>,
+    /// The dstnat chain's rules (their DNAT); empty: no chain.
+    pub dstnat: Vec<RuleSpec>,
+}
+
+/// A door's set for `family`, as (table, set): `knockd`/`ssh_v4` in knockd's own table,
+/// `fw4`/`knockd_ssh_v4` inside fw4.
+pub fn door_set(config: &Config, door: &str, family: Family) -> (String, String) {
+    match &config.fw4 {
+        None => (config.table.clone(), set_name(door, family)),
+        Some(_) => ("fw4".to_owned(), format!("{}_{}", config.table, set_name(door, family))),
+    }
 }
 
 impl Ruleset {
@@ -137,9 +213,78 @@ impl Ruleset {
         self.sets.is_empty()
     }
 
-    /// The table's name, if the daemon has a table for this config at all.
+    /// The name the daemon's lock and monitor go by (its own table's, also inside fw4), if the
+    /// daemon has nftables objects for this config at all.
     pub fn table_if_any(&self) -> Option<String> {
-        (!self.is_empty()).then(|| self.table.clone())
+        (!self.is_empty()).then(|| self.own.clone())
+    }
+
+    /// The same config's objects in the other place (a table of knockd's own, or inside fw4),
+    /// with nothing in them: what an earlier run there may have left, to remove.
+    pub fn elsewhere(&self) -> Ruleset {
+        let (place, table) = match self.place {
+            Place::Own => (Place::Fw4 { zone: String::new() }, "fw4".to_owned()),
+            Place::Fw4 { .. } => (Place::Own, self.own.clone()),
+        };
+        Ruleset {
+            table,
+            own: self.own.clone(),
+            place,
+            sets: Vec::new(),
+            rules: Vec::new(),
+            forward: Vec::new(),
+            dstnat: Vec::new(),
+        }
+    }
+
+    /// `nftables table inet knockd`, or `knockd's rules in table inet fw4 (zone wan)`.
+    pub fn describe(&self) -> String {
+        match &self.place {
+            Place::Own => format!("nftables table inet {}", self.table),
+            Place::Fw4 { zone } => format!("knockd's rules in table inet fw4 (zone {zone})"),
+        }
+    }
+
+    /// Whether the objects live in a table of knockd's own (which it may create and delete).
+    pub fn owns_table(&self) -> bool {
+        self.place == Place::Own
+    }
+
+    /// The name of one of knockd's chains: `input`, or `knockd_input` inside fw4.
+    pub fn chain_name(&self, hook: Hookpoint) -> String {
+        match self.place {
+            Place::Own => hook.word().to_owned(),
+            Place::Fw4 { .. } => format!("{}_{}", self.own, hook.word()),
+        }
+    }
+
+    /// Inside fw4: the fw4 chain that jumps to knockd's chain for `hook`.
+    pub fn entry(&self, hook: Hookpoint) -> Option<String> {
+        let Place::Fw4 { zone } = &self.place else { return None };
+        Some(match hook {
+            Hookpoint::Input => format!("input_{zone}"),
+            Hookpoint::Forward => format!("forward_{zone}"),
+            Hookpoint::Dstnat => "dstnat".to_owned(),
+        })
+    }
+
+    /// The rules of one of knockd's chains (empty: the chain is not made).
+    pub fn chain_rules(&self, hook: Hookpoint) -> &[RuleSpec] {
+        match hook {
+            Hookpoint::Input => &self.rules,
+            Hookpoint::Forward => &self.forward,
+            Hookpoint::Dstnat => &self.dstnat,
+        }
+    }
+
+    /// The chains to make, with their rules: input always (with sets), the others when a door
+    /// forwards.
+    pub fn chains(&self) -> impl Iterator<Item = (Hookpoint, &[RuleSpec])> {
+        let any = !self.is_empty();
+        Hookpoint::ALL
+            .into_iter()
+            .map(|h| (h, self.chain_rules(h)))
+            .filter(move |(h, rules)| any && (*h == Hookpoint::Input || !rules.is_empty()))
     }
 
     /// The ports the chain drops unless a grant lets the packet in.
@@ -150,22 +295,29 @@ impl Ruleset {
 
     /// The ruleset for `config`: each door's ports are dropped unless the packet belongs to an
     /// established connection, comes from loopback, or its source is in one of the door's sets.
-    /// The chain's policy is accept, so the daemon never touches other traffic.
+    /// The chain's policy is accept, so the daemon never touches other traffic. A door's
+    /// forwards add a DNAT rule and a forward accept (or, for a pinhole, a forward accept and
+    /// a guard that drops everyone else's new connections to that LAN host and port).
     pub fn for_config(config: &Config) -> Ruleset {
         let mut sets = Vec::new();
         let mut rules = vec![
             RuleSpec { matches: vec![Match::Established], verdict: Verdict::Accept },
             RuleSpec { matches: vec![Match::Loopback], verdict: Verdict::Accept },
         ];
+        let (mut forward, mut dstnat, mut pinholes) = (Vec::new(), Vec::new(), Vec::new());
         let mut guarded: Vec<PortProto> = Vec::new();
         for door in &config.doors {
             let Some(open) = door.open.as_ref().filter(|o| o.attach.is_none()) else { continue };
             for family in Family::BOTH {
-                let set = set_name(&door.name, family);
+                let (_, set) = door_set(config, &door.name, family);
                 sets.push(SetSpec { name: set.clone(), family, per_port: open.per_port, size: config.set_size });
                 rules.extend(accepts(open, family, &set));
             }
             guarded.extend(&open.ports);
+            for f in &open.forward {
+                let (_, set) = door_set(config, &door.name, Family::of(&f.to.ip()));
+                forwards(config, f, Family::of(&f.to.ip()), &set, (&mut forward, &mut dstnat, &mut pinholes));
+            }
         }
         guarded.sort();
         guarded.dedup();
@@ -173,7 +325,53 @@ impl Ruleset {
         rules.extend(
             guarded.into_iter().map(|port| RuleSpec { matches: vec![Match::Dport(port)], verdict: Verdict::Drop }),
         );
-        Ruleset { table: config.table.clone(), sets, rules }
+        if !forward.is_empty() {
+            forward.insert(0, RuleSpec { matches: vec![Match::Established], verdict: Verdict::Accept });
+            pinholes.dedup();
+            forward.extend(pinholes.into_iter().map(|(ip, port)| RuleSpec {
+                matches: vec![Match::Daddr(ip), Match::Dport(port)],
+                verdict: Verdict::Drop,
+            }));
+        }
+        let place = config.fw4.as_ref().map_or(Place::Own, |f| Place::Fw4 { zone: f.zone.clone() });
+        let table = if place == Place::Own { config.table.clone() } else { "fw4".to_owned() };
+        Ruleset { table, own: config.table.clone(), place, sets, rules, forward, dstnat }
+    }
+}
+
+/// One forward's rules: a DNAT (on each interface knockd listens on) and a forward accept
+/// for translated connections; or, for a pinhole, a forward accept and a guard for later.
+fn forwards(
+    config: &Config,
+    f: &crate::config::Forward,
+    family: Family,
+    set: &str,
+    (forward, dstnat, pinholes): (&mut Vec<RuleSpec>, &mut Vec<RuleSpec>, &mut Vec<(IpAddr, PortProto)>),
+) {
+    let grantee = Match::SaddrIn { family, set: set.to_owned() };
+    let lan = [Match::Daddr(f.to.ip()), Match::Dport(f.to_port())];
+    match f.port {
+        Some(port) => {
+            let nat = |iif: Option<&String>| {
+                let mut matches: Vec<Match> = iif.map(|i| Match::Iifname(i.clone())).into_iter().collect();
+                matches.extend([grantee.clone(), Match::Dport(port)]);
+                RuleSpec { matches, verdict: Verdict::Dnat(f.to) }
+            };
+            if config.interfaces.is_empty() {
+                dstnat.push(nat(None));
+            } else {
+                dstnat.extend(config.interfaces.iter().map(|i| nat(Some(i))));
+            }
+            let mut matches = vec![Match::CtDnat, grantee];
+            matches.extend(lan);
+            forward.push(RuleSpec { matches, verdict: Verdict::Accept });
+        }
+        None => {
+            let mut matches = vec![grantee];
+            matches.extend(lan.clone());
+            forward.push(RuleSpec { matches, verdict: Verdict::Accept });
+            pinholes.push((f.to.ip(), f.to_port()));
+        }
     }
 }
 
@@ -201,6 +399,9 @@ impl fmt::Display for Match {
             Match::Dport(p) => write!(f, "{} dport {}", p.proto, p.port),
             Match::SaddrIn { family, set } => write!(f, "{} @{set}", family.saddr()),
             Match::SaddrPortIn { family, set } => write!(f, "{} . meta l4proto . th dport @{set}", family.saddr()),
+            Match::Daddr(ip) => write!(f, "{} {ip}", Family::of(ip).daddr()),
+            Match::CtDnat => f.write_str("ct status dnat"),
+            Match::Iifname(name) => write!(f, "iifname \"{name}\""),
         }
     }
 }
@@ -210,14 +411,17 @@ impl fmt::Display for RuleSpec {
         for m in &self.matches {
             write!(f, "{m} ")?;
         }
-        f.write_str(match self.verdict {
-            Verdict::Accept => "accept",
-            Verdict::Drop => "drop",
-        })
+        match self.verdict {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Dnat(to @ SocketAddr::V4(_)) => write!(f, "dnat ip to {to}"),
+            Verdict::Dnat(to) => write!(f, "dnat ip6 to {to}"),
+        }
     }
 }
 
-/// The ruleset in `nft -f` syntax.
+/// The ruleset in `nft -f` syntax. Inside fw4, the table is fw4's, the chains are regular, and
+/// comments say which of fw4's chains jump to them.
 impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "table inet {} {{", self.table)?;
@@ -225,11 +429,31 @@ impl fmt::Display for Ruleset {
             let (name, key, size) = (&set.name, set.key_type(), set.size);
             writeln!(f, "\tset {name} {{\n\t\ttype {key}\n\t\tsize {size}\n\t\tflags timeout\n\t}}\n")?;
         }
-        writeln!(f, "\tchain {CHAIN} {{")?;
-        writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?;
-        for rule in &self.rules {
-            writeln!(f, "\t\t{rule}")?;
+        let mut first = true;
+        for (hook, rules) in self.chains() {
+            if !std::mem::take(&mut first) {
+                writeln!(f)?;
+            }
+            writeln!(f, "\tchain {} {{", self.chain_name(hook))?;
+            match (self.entry(hook), hook) {
+                (Some(from), _) => {
+                    writeln!(f, "\t\t# jumped to first thing from chain {from}, by a rule with comment \"{MARK}\"")?
+                }
+                (None, Hookpoint::Input) => {
+                    writeln!(f, "\t\ttype filter hook input priority {PRIORITY}; policy accept;")?
+                }
+                (None, Hookpoint::Forward) => {
+                    writeln!(f, "\t\ttype filter hook forward priority {PRIORITY}; policy accept;")?
+                }
+                (None, Hookpoint::Dstnat) => {
+                    writeln!(f, "\t\ttype nat hook prerouting priority dstnat; policy accept;")?
+                }
+            }
+            for rule in rules {
+                writeln!(f, "\t\t{rule}")?;
+            }
+            writeln!(f, "\t}}")?;
         }
-        writeln!(f, "\t}}\n}}")
+        writeln!(f, "}}")
     }
 }
