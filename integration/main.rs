@@ -16,4 +16,5 @@ mod ops;
 mod processes;
 mod reliability;
 mod spa;
+mod spa_attack;
 mod spa_packets;

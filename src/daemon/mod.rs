@@ -175,8 +175,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
         push(&mut fds, self.lock.as_ref().map(|l| l.as_fd()));
         let control_at = push(&mut fds, self.control.as_ref().map(|c| c.as_fd()));
-        let millis =
-            PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let millis = PollTimeout::try_from(poll_millis(timeout)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, millis) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -316,6 +315,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     }
 }
 
+/// `poll`'s timeout for `timeout`, rounded up: a due time under a millisecond away waits a
+/// millisecond, where rounding down would make `poll` return at once and the loop spin.
+fn poll_millis(timeout: Duration) -> i32 {
+    timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+}
+
 /// What stopping leaves behind, and how to undo it: the guarded ports stay closed to everyone
 /// but the current grants, on purpose.
 pub fn shutdown_line(config: &Config) -> String {
@@ -337,5 +342,18 @@ pub fn shutdown_line(config: &Config) -> String {
 pub fn warn_missing(capture: &Capture) {
     for name in capture.missing() {
         warn!("interface {name} does not exist (yet): knocks on it will be heard once it appears");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_due_time_under_a_millisecond_away_waits_a_millisecond() {
+        use std::time::Duration;
+        assert_eq!(super::poll_millis(Duration::ZERO), 0);
+        assert_eq!(super::poll_millis(Duration::from_micros(1)), 1);
+        assert_eq!(super::poll_millis(Duration::from_micros(999)), 1);
+        assert_eq!(super::poll_millis(Duration::from_micros(1001)), 2);
+        assert_eq!(super::poll_millis(Duration::from_secs(1)), 1000);
     }
 }

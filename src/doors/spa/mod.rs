@@ -188,7 +188,8 @@ impl DoorKind for SpaDoors {
                     // A MAC costs about what the checks before it did: no need to wait.
                     self.ready.push(waiting);
                 } else {
-                    self.budget.offer(src, waiting, cost, now, &mut self.ready);
+                    let tag = self.budget.tag(payload);
+                    self.budget.offer(src, waiting, tag, cost, now, &mut self.ready);
                 }
                 self.run_ready(out);
             }
