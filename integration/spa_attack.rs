@@ -138,3 +138,52 @@ fn a_flood_from_60000_prefixes_does_not_keep_real_clients_out() {
         assert!(ok, "the client at {source} did not get in within 8 s ({took:?}):\n{}", daemon.log_text());
     }
 }
+
+/// Gives the state directory to nobody, mode 0700, as an earlier run as `nobody` leaves it: the
+/// daemon, root without CAP_DAC_OVERRIDE, can no longer write there. `None` gives it back.
+fn state_dir_owner(dir: &std::path::Path, nobody: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let id = if nobody { 65534 } else { 0 };
+    std::os::unix::fs::chown(dir, Some(id), Some(id)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_restart() {
+    let lab = Lab::new();
+    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let files = ConfigFile::new("keys", "");
+    let keys = keys(files.path.parent().unwrap(), 1);
+    // Root, which keeps only its network capabilities after the start.
+    let config = ConfigFile::new("knockd.yaml", &format!("user: root\n{}", door(&keys, "30s")));
+    let state = config.state_dir();
+    let key = spa::read_key(&keys[0]).unwrap();
+    let captured = spa::encode(&fresh_request("ssh"), &key);
+    let refused = "198.18.0.3: SPA packet refused: it could not be made replay-proof";
+    let fix = "make the state directory";
+
+    for round in ["first start", "after a restart"] {
+        // Taken away after the start, so the check of it at start (if any) does not stop this.
+        let daemon = Daemon::start(&lab.server, &config, &[]);
+        state_dir_owner(&state, true);
+        send(&lab, OTHER_V4, SERVER_V4, &captured);
+        assert!(daemon.wait_log(refused, WITHIN), "{round}: {}", daemon.log_text());
+        let line = daemon.log_text().lines().find(|l| l.contains(refused)).unwrap().to_owned();
+        assert!(line.contains(fix) && line.contains(&state.display().to_string()), "{round}: {line}");
+        eprintln!("{line}");
+        assert!(is_dropped(&lab.client, OTHER_V4, ssh(SERVER_V4), Duration::from_millis(700)), "{round}: opened");
+        assert!(daemon.stop().success());
+        state_dir_owner(&state, false);
+    }
+
+    // The directory fixed: the packet, never accepted, is accepted now, and only once.
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    send(&lab, OTHER_V4, SERVER_V4, &captured);
+    assert!(connects_within(&lab.client, OTHER_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
+    assert!(daemon.stop().success());
+    lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
+    let daemon = Daemon::start(&lab.server, &config, &[]);
+    send(&lab, OTHER_V4, SERVER_V4, &captured);
+    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh(SERVER_V4), Duration::from_millis(700)), "the replay opened");
+}

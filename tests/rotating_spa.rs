@@ -128,6 +128,18 @@ fn clock_skew_within_and_beyond_the_window() {
 }
 
 #[test]
+fn a_packet_sent_before_the_host_booted_is_refused() {
+    // Its nonce was written without a sync: a crash of the host may have lost it.
+    let key = Key::Hmac(HMAC_KEY.to_vec());
+    let packet_at = |ts: u64, n: u8| spa::encode(&Request { timestamp: ts, nonce: [n; 16], ..request() }, &key);
+    let mut v = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
+    v.set_boot_time(at(1_800_000_000));
+    let now = at(1_800_000_010);
+    assert_eq!(v.verify(&packet_at(1_799_999_999, 1), "ssh", now), Err(SpaError::BeforeBoot));
+    assert!(v.verify(&packet_at(1_800_000_000, 2), "ssh", now).is_ok(), "sent at boot: after");
+}
+
+#[test]
 fn ed25519_packets_verify_with_the_right_public_key_only() {
     let dir = std::env::temp_dir().join(format!("knockd-spa-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

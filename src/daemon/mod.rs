@@ -123,6 +123,7 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
     }
     loop {
         d.engine.set_wall_clock(clock::unix_now());
+        d.engine.set_boot_time(clock::boot_time());
         let now = origin.elapsed();
         let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
         let ready = d.wait(until_due)?;

@@ -109,6 +109,10 @@ pub trait DoorKind: Any {
     /// The time of day (since the Unix epoch), for proofs that depend on it.
     fn set_wall_clock(&mut self, _unix_now: Duration, _out: &mut Outcomes) {}
 
+    /// When this host booted, as Unix time: proofs timestamped before it are refused, since a
+    /// crash of the host may have lost what was written of them without a sync.
+    fn set_boot_time(&mut self, _unix_boot: Duration) {}
+
     /// Housekeeping at `now`: forget what can no longer complete, run deferred work.
     fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
 

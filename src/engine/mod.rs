@@ -80,6 +80,8 @@ pub struct Engine<F: Firewall, S: Spawner> {
     local: Option<HashSet<IpAddr>>,
     /// The latest time the engine was given (monotonic), for grants committed between calls.
     now: Duration,
+    /// When this host booted (Unix time), once told; kinds built on a reload are told too.
+    boot: Option<Duration>,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -103,6 +105,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
             local: None,
             now: Duration::ZERO,
+            boot: None,
         };
         engine.route();
         Ok(engine)
@@ -129,6 +132,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
         }
         self.kinds = kinds;
+        if let Some(boot) = self.boot {
+            self.set_boot_time(boot);
+        }
         self.config = config;
         self.route();
         warn_inactive(&self.config);
@@ -264,6 +270,15 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
         self.take(&mut outcomes, Duration::ZERO);
         self.outcomes = outcomes;
+    }
+
+    /// Told when this host booted (Unix time), the engine passes it on to the kinds, which
+    /// refuse proofs timestamped before it.
+    pub fn set_boot_time(&mut self, unix_boot: Duration) {
+        self.boot = Some(unix_boot);
+        for kind in &mut self.kinds {
+            kind.set_boot_time(unix_boot);
+        }
     }
 
     /// This host's own addresses, as they are now: only packets to one of them are knocks.
