@@ -122,10 +122,14 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
         d.engine.set_local_addresses(local.addresses());
     }
     loop {
-        d.engine.set_wall_clock(clock::unix_now());
+        let unix_now = clock::unix_now();
+        d.engine.set_wall_clock(unix_now);
         d.engine.set_boot_time(clock::boot_time());
+        // A new rotating step's ports go into the filter now, not after the next wake-up.
+        d.follow_ports();
         let now = origin.elapsed();
-        let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK);
+        let until_wall = d.engine.next_wall_due().map_or(TICK, |due| due.saturating_sub(unix_now));
+        let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK).min(until_wall);
         let ready = d.wait(until_due)?;
         d.signals.drain();
         if d.signals.shutdown.load(Ordering::Relaxed) {
@@ -213,12 +217,17 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             }
         }
         self.engine.flush();
+        self.follow_ports();
+        Ok(())
+    }
+
+    /// Puts the doors' ports into the capture filter, if they changed.
+    fn follow_ports(&mut self) {
         if self.engine.take_filter_changed() {
             if let Err(e) = self.capture.set_ports(&self.engine.capture_ports()) {
                 error!("cannot update the capture filter: {e}");
             }
         }
-        Ok(())
     }
 
     fn refresh_addresses(&mut self) {

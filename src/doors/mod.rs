@@ -116,6 +116,12 @@ pub trait DoorKind: Any {
     /// Housekeeping at `now`: forget what can no longer complete, run deferred work.
     fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
 
+    /// When the kind's proofs next change by the wall clock (Unix time): the loop then tells it
+    /// the time at once, so the capture filter follows on time (a rotating door's next step).
+    fn next_wall_due(&self) -> Option<Duration> {
+        None
+    }
+
     /// When [`tick`](DoorKind::tick) next has deferred work to run, if it has any.
     fn next_due(&self) -> Option<Duration> {
         None

@@ -346,6 +346,12 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.kinds.iter().filter_map(|k| k.next_due()).chain(self.granter.next_due()).min()
     }
 
+    /// When a kind's proofs next change by the wall clock (Unix time), so the caller tells the
+    /// engine the time then.
+    pub fn next_wall_due(&self) -> Option<Duration> {
+        self.kinds.iter().filter_map(|k| k.next_wall_due()).min()
+    }
+
     /// Commits pending grants and hands every pending stop command to the runner.
     pub fn shutdown(&mut self) {
         self.flush();
