@@ -80,7 +80,7 @@ pub struct Engine<F: Firewall, S: Spawner> {
     local: Option<HashSet<IpAddr>>,
     /// The latest time the engine was given (monotonic), for grants committed between calls.
     now: Duration,
-    /// When this host booted (Unix time), once told; kinds built on a reload are told too.
+    /// When this host booted (Unix time), once told: kinds built on a reload are told too.
     boot: Option<Duration>,
 }
 
@@ -132,9 +132,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
         }
         self.kinds = kinds;
-        if let Some(boot) = self.boot {
-            self.set_boot_time(boot);
-        }
+        self.boot.inspect(|&boot| self.kinds.iter_mut().for_each(|k| k.set_boot_time(boot)));
         self.config = config;
         self.route();
         warn_inactive(&self.config);
@@ -272,13 +270,10 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.outcomes = outcomes;
     }
 
-    /// Told when this host booted (Unix time), the engine passes it on to the kinds, which
-    /// refuse proofs timestamped before it.
+    /// When this host booted (Unix time), for the kinds: they refuse proofs sent before it.
     pub fn set_boot_time(&mut self, unix_boot: Duration) {
         self.boot = Some(unix_boot);
-        for kind in &mut self.kinds {
-            kind.set_boot_time(unix_boot);
-        }
+        self.kinds.iter_mut().for_each(|k| k.set_boot_time(unix_boot));
     }
 
     /// This host's own addresses, as they are now: only packets to one of them are knocks.
@@ -346,8 +341,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.kinds.iter().filter_map(|k| k.next_due()).chain(self.granter.next_due()).min()
     }
 
-    /// When a kind's proofs next change by the wall clock (Unix time), so the caller tells the
-    /// engine the time then.
+    /// When a kind's proofs next change by the wall clock (Unix time): tell the time again then.
     pub fn next_wall_due(&self) -> Option<Duration> {
         self.kinds.iter().filter_map(|k| k.next_wall_due()).min()
     }
