@@ -84,7 +84,7 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
     let spa::Key::Ed25519(last) = spa::read_key(&keys[64]).unwrap() else { panic!("an Ed25519 key") };
     send(&lab, OTHER_V4, SERVER_V4, &version_1(&fresh_request("ssh"), &last));
     assert!(connects_within(&lab.client, OTHER_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.log_text().contains("198.18.0.3: OPEN 22/tcp for 30s (key key64)"), "{}", daemon.log_text());
+    assert!(daemon.wait_log("198.18.0.3: OPEN 22/tcp for 30s (key key64)", WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
