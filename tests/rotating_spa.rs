@@ -295,8 +295,15 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     e.set_wall_clock(at(step * 30 + 5));
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "the captured sequence replayed after a restart");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step + 1), 20), 1, "the others still open");
+    // A reload that changes the door (its seq_timeout): the used sequences stay used.
+    let changed = text.replace("length: 4}", "length: 4}\n    seq_timeout: 20s");
+    assert_ne!(changed, text);
+    e.reconfigure(config::yaml::parse("test.yaml", &changed).unwrap()).unwrap();
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30), 0, "replayed after a reload");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 0, "replayed after a reload");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50), 1);
     let journal = std::fs::read_to_string(files.0.join("ssh.rotating")).unwrap();
-    assert_eq!(journal.lines().count(), 3, "a header and the two uses: {journal}");
+    assert_eq!(journal.lines().count(), 4, "a header and the three uses: {journal}");
     assert!(!journal.contains(&hex::encode(SECRET)), "the secret is not in it");
 }
 
