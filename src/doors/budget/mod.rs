@@ -10,8 +10,8 @@
 //! prefixes thus delays another prefix's packet by a few hundred turns at most, however fast
 //! it is sent.
 //!
-//! A copy of a packet that is waiting (the same bytes, from any prefix) is dropped: an
-//! attacker on the path cannot get a client's packet checked, and its grant given to the
+//! A copy of a packet that is waiting (the same signature, from any prefix: [`tag`]) is dropped:
+//! an attacker on the path cannot get a client's packet checked, and its grant given to the
 //! copy's source, ahead of the original by sending it from a place taken earlier.
 //!
 //! The queue has a cap: past it, a place of the largest share is given up ([`shares`]: the
@@ -40,6 +40,17 @@ pub struct BudgetStats {
     pub dropped: u64,
 }
 
+/// The tag of a packet whose last bytes are its signature or MAC, for [`Budget::offer`]: its
+/// last 8 bytes. Copies have equal tags. A sender can choose the tag of a forged packet, but not
+/// match that of a client's packet before it is sent (its signature is not known before), so
+/// the packets a tag drops are copies of packets already waiting: never the first of a kind.
+pub fn tag(bytes: &[u8]) -> u64 {
+    let mut last = [0u8; 8];
+    let n = bytes.len().min(8);
+    last[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(last)
+}
+
 /// Work waiting in its place: what it costs, where it came from, when its place was taken (a
 /// sequence number), and the tag that tells copies of it.
 struct Entry<T> {
@@ -60,10 +71,8 @@ pub struct Budget<T> {
     /// The places in the order they are served: by when they were taken.
     order: BTreeMap<u64, Group>,
     waiting: HashMap<Group, Entry<T>>,
-    /// The tag of every waiting piece of work, and its place.
+    /// The tag of every waiting piece of work ([`tag`]), and its place.
     tags: HashMap<u64, Group>,
-    /// Keys the tags: an attacker cannot make a packet whose tag equals a client's.
-    hasher: std::hash::RandomState,
     shares: Shares,
     seq: u64,
     cap: usize,
@@ -81,7 +90,6 @@ impl<T> Budget<T> {
             order: BTreeMap::new(),
             waiting: HashMap::new(),
             tags: HashMap::new(),
-            hasher: std::hash::RandomState::new(),
             shares: Shares::default(),
             seq: 0,
             cap: cap.max(1),
@@ -100,24 +108,27 @@ impl<T> Budget<T> {
         f64::from(cost).min(self.burst)
     }
 
-    /// Offers work from `src` costing `cost` units at `now`, tagged with `tag` (a keyed hash of
-    /// the packet: equal tags are copies). Appends to `out` whatever may run now, in fair order
+    /// Offers work from `src` costing `cost` units at `now`, tagged with `tag` ([`tag`]: equal
+    /// tags are copies). Appends to `out` whatever may run now, in fair order
     /// (this work, or others', or both).
     pub fn offer(&mut self, src: IpAddr, work: T, tag: u64, cost: u32, now: Duration, out: &mut Vec<T>) {
+        // Every piece costs at least a unit (see `serve`).
+        let cost = cost.max(1);
         self.refill(now);
         if self.order.is_empty() && self.tokens >= self.needs(cost) {
             self.tokens -= f64::from(cost);
             self.stats.run += 1;
             return out.push(work);
         }
-        if self.tags.contains_key(&tag) {
-            // A copy of a waiting packet: the original goes first, and the copy is its replay.
-            self.stats.dropped += 1;
-            return self.serve(out);
-        }
-        let path = shares::path(src);
-        let place = *path.last().expect("every path ends in a place");
-        self.tags.insert(tag, place);
+        let place = shares::place(src);
+        match self.tags.entry(tag) {
+            std::collections::hash_map::Entry::Vacant(new) => new.insert(place),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                // A copy of a waiting packet: the original goes first, and the copy is its replay.
+                self.stats.dropped += 1;
+                return self.serve(out);
+            }
+        };
         if let Some(entry) = self.waiting.get_mut(&place) {
             // The same prefix again: its newest packet waits, in the place it already has.
             self.tags.remove(&entry.tag);
@@ -127,7 +138,7 @@ impl<T> Budget<T> {
             self.seq += 1;
             self.waiting.insert(place, Entry { work, cost, src, seq: self.seq, tag });
             self.order.insert(self.seq, place);
-            self.shares.add(&path, self.seq);
+            self.shares.add(&shares::path(src), self.seq);
             if self.waiting.len() > self.cap {
                 let given_up = self.shares.largest().expect("over the cap, so not empty");
                 self.give_up(given_up);
@@ -135,12 +146,6 @@ impl<T> Budget<T> {
             }
         }
         self.serve(out);
-    }
-
-    /// The tag of a packet's bytes, for [`Budget::offer`]: copies have equal tags.
-    pub fn tag(&self, bytes: &[u8]) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one(bytes)
     }
 
     /// Removes a place from the queue, and returns its work.
@@ -159,7 +164,10 @@ impl<T> Budget<T> {
     }
 
     fn serve(&mut self, out: &mut Vec<T>) {
-        while let Some((_, &place)) = self.order.first_key_value() {
+        // Nothing costs less than one unit: under a flood the budget is mostly empty, and this
+        // is checked for every packet before any look-up.
+        while self.tokens >= 1.0 {
+            let Some((_, &place)) = self.order.first_key_value() else { return };
             let cost = self.waiting.get(&place).map_or(0, |e| e.cost);
             if self.tokens < self.needs(cost) {
                 return;
@@ -336,6 +344,13 @@ mod tests {
         b.poll(Duration::from_secs(2), &mut out);
         assert_eq!(out, ["warm-up", "attacker", "original"], "the copy was never checked ahead of it");
         assert_eq!(b.stats().dropped, 1);
+    }
+
+    #[test]
+    fn a_tag_is_the_last_eight_bytes_of_any_input() {
+        assert_eq!(super::tag(&[9, 1, 2, 3, 4, 5, 6, 7, 8]), 0x0102_0304_0506_0708);
+        assert_eq!(super::tag(&[1, 2]), 0x0102);
+        assert_eq!(super::tag(&[]), 0);
     }
 
     #[test]

@@ -14,17 +14,40 @@ pub(super) type Group = (u8, u128);
 
 const ROOT: Group = (0, 0);
 
-/// The groups `addr` belongs to, outermost first; the last one is its place in the queue.
-pub(super) fn path(addr: IpAddr) -> Vec<Group> {
+/// The groups an address belongs to, outermost first; the last one is its place in the queue.
+/// On the stack: it is made for every packet that takes a place.
+pub(super) struct Path {
+    groups: [Group; 5],
+    len: usize,
+}
+
+impl std::ops::Deref for Path {
+    type Target = [Group];
+
+    fn deref(&self) -> &[Group] {
+        &self.groups[..self.len]
+    }
+}
+
+/// The groups `addr` belongs to.
+pub(super) fn path(addr: IpAddr) -> Path {
     match addr {
         IpAddr::V4(a) => {
             let bits = u128::from(u32::from(a));
-            vec![(1, 4), (2, bits >> 24), (3, bits >> 16), (4, bits >> 8)]
+            Path { groups: [(1, 4), (2, bits >> 24), (3, bits >> 16), (4, bits >> 8), ROOT], len: 4 }
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            vec![(1, 6), (2, bits >> 112), (3, bits >> 96), (4, bits >> 88), (5, bits >> 80)]
+            Path { groups: [(1, 6), (2, bits >> 112), (3, bits >> 96), (4, bits >> 88), (5, bits >> 80)], len: 5 }
         }
+    }
+}
+
+/// The place of `addr` in the queue: the last of its [`path`].
+pub(super) fn place(addr: IpAddr) -> Group {
+    match addr {
+        IpAddr::V4(a) => (4, u128::from(u32::from(a)) >> 8),
+        IpAddr::V6(a) => (5, u128::from(a) >> 80),
     }
 }
 
@@ -114,7 +137,9 @@ mod tests {
     use super::*;
 
     fn at(addr: &str) -> Vec<Group> {
-        path(addr.parse().unwrap())
+        let addr = addr.parse().unwrap();
+        assert_eq!(path(addr).last(), Some(&place(addr)));
+        path(addr).to_vec()
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl DoorKind for FwknopDoors {
                 .notes
                 .push(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}")));
         }
-        let tag = self.budget.tag(payload.as_bytes());
+        let tag = super::budget::tag(payload.as_bytes());
         self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, now, &mut self.ready);
         self.run_ready(out);
     }

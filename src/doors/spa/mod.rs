@@ -195,7 +195,7 @@ impl DoorKind for SpaDoors {
                     // A MAC costs about what the checks before it did: no need to wait.
                     self.ready.push(waiting);
                 } else {
-                    let tag = self.budget.tag(payload);
+                    let tag = super::budget::tag(payload);
                     self.budget.offer(src, waiting, tag, cost, now, &mut self.ready);
                 }
                 self.run_ready(out);
