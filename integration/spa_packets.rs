@@ -65,9 +65,11 @@ pub fn forged_frames_v6(keys: &[PathBuf], prefixes: u32) -> Vec<Vec<u8>> {
         .map(|n| {
             let prefix = 0x2001_0db8_1000_u128 + u128::from(n);
             let src = std::net::Ipv6Addr::from((prefix << 80) | 7);
-            // Each its own nonce, so no two are copies; the signature fails either way.
+            // Each its own nonce and signature, so no two are copies; it fails either way.
             let mut packet = packets[n as usize % packets.len()].clone();
+            let end = packet.len();
             packet[18..22].copy_from_slice(&n.to_be_bytes());
+            packet[end - 4..].copy_from_slice(&n.to_be_bytes());
             frames::udp6(src, 40000, server, 62201, &packet)
         })
         .collect()
