@@ -138,3 +138,33 @@ pub fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8])
     p.extend_from_slice(payload);
     p
 }
+
+/// An IPv6 UDP datagram from `src:sport` to `dst:dport` carrying `payload`, with its checksum
+/// (IPv6 requires one).
+pub fn udp6(src: std::net::Ipv6Addr, sport: u16, dst: std::net::Ipv6Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let len = (8 + payload.len()) as u16;
+    let mut p = vec![0u8; 48];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&len.to_be_bytes());
+    p[6] = 17;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..42].copy_from_slice(&sport.to_be_bytes());
+    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    p[44..46].copy_from_slice(&len.to_be_bytes());
+    p.extend_from_slice(payload);
+    // The pseudo-header: both addresses, the length, the protocol; then the datagram.
+    let mut sum: u32 = 17 + u32::from(len);
+    let words = p[8..40].chunks(2).chain(p[40..].chunks(2));
+    sum += words.map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]))).sum::<u32>();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let sum = match !(sum as u16) {
+        0 => 0xffff,
+        s => s,
+    };
+    p[46..48].copy_from_slice(&sum.to_be_bytes());
+    p
+}

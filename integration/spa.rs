@@ -58,7 +58,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
         ],
     );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
-    assert!(daemon.log_text().contains("ssh: 198.18.0.2: OPEN 22/tcp for 2s (key alice)"));
+    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 2s (key alice)", WITHIN), "{}", daemon.log_text());
 
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();

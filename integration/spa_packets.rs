@@ -32,3 +32,45 @@ pub fn forged_frames(keys: &[PathBuf]) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// A version 1 packet (no key id) for `request`, signed with `key`: the daemon tries every
+/// Ed25519 key of the door on it.
+pub fn version_1(request: &spa::Request, key: &ed25519_dalek::SigningKey) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let mut packet = vec![spa::wire::VERSION_1, spa::wire::AUTH_ED25519];
+    packet.extend_from_slice(&request.timestamp.to_be_bytes());
+    packet.extend_from_slice(&request.nonce);
+    packet.push(request.door.len() as u8);
+    packet.extend_from_slice(request.door.as_bytes());
+    packet.push(0);
+    let signature = key.sign(&packet);
+    packet.extend_from_slice(&signature.to_bytes());
+    packet
+}
+
+/// Forged packets for door ssh on port 62201 over IPv6, as [`forged_frames`], from `prefixes`
+/// spoofed /48s (2001:db8:1000::/48 on, clear of the lab's own 2001:db8::/48).
+pub fn forged_frames_v6(keys: &[PathBuf], prefixes: u32) -> Vec<Vec<u8>> {
+    let mallory = spa::Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+    let ids: Vec<[u8; 8]> = keys.iter().map(|k| spa::read_key(k).unwrap().id()).collect();
+    let packets: Vec<Vec<u8>> = (0..64)
+        .map(|n| {
+            let mut packet = spa::encode(&fresh_request("ssh"), &mallory);
+            packet[2..10].copy_from_slice(&ids[n % ids.len()]);
+            packet
+        })
+        .collect();
+    let server: std::net::Ipv6Addr = crate::lab::SERVER_V6.parse().unwrap();
+    (0..prefixes)
+        .map(|n| {
+            let prefix = 0x2001_0db8_1000_u128 + u128::from(n);
+            let src = std::net::Ipv6Addr::from((prefix << 80) | 7);
+            // Each its own nonce and signature, so no two are copies; it fails either way.
+            let mut packet = packets[n as usize % packets.len()].clone();
+            let end = packet.len();
+            packet[18..22].copy_from_slice(&n.to_be_bytes());
+            packet[end - 4..].copy_from_slice(&n.to_be_bytes());
+            frames::udp6(src, 40000, server, 62201, &packet)
+        })
+        .collect()
+}

@@ -411,4 +411,43 @@ fn a_repeated_port_with_a_new_packet_still_counts() {
         m.knock(&knock_fp(v4(3), port, 0), ms(1), &mut events);
     }
     assert!(events.contains(&Event::Open { door: 0, src: v4(3), slot: 0 }), "{events:?}");
+    // Two connections per knock: the second 7000 is the second knock, the next two are repeats.
+    let mut events = Vec::new();
+    for (port, fp) in [(7000, 1), (7000, 2), (7000, 3), (7000, 4), (8000, 5), (8000, 6)] {
+        m.knock(&knock_fp(v4(4), port, fp), ms(2), &mut events);
+    }
+    assert!(events.contains(&Event::Open { door: 0, src: v4(4), slot: 0 }), "{events:?}");
+}
+
+#[test]
+fn a_second_connection_for_each_knock_neither_advances_nor_restarts() {
+    // A browser or phone app: two SYNs per knock, from two source ports (new fingerprints).
+    let mut r = Run::new(&[ssh()], 100);
+    let a = v4(2);
+    let mut events = Vec::new();
+    for (port, fp) in [(7000, 1), (7000, 2), (8000, 3), (8000, 4), (9000, 5)] {
+        r.m.knock(&knock_fp(a, port, fp), ms(0), &mut events);
+    }
+    assert!(events.contains(&Event::Open { door: 0, src: a, slot: 0 }), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::Restart { .. })), "{events:?}");
+    let repeats = events.iter().filter(|e| matches!(e, Event::Ignored { why, .. } if why.contains("just matched")));
+    assert_eq!(repeats.count(), 2, "{events:?}");
+}
+
+#[test]
+fn a_repeat_does_not_stand_for_the_next_knock() {
+    // 7000 twice is not 7000, 8000: the repeat neither advances nor ends the attempt.
+    let mut r = Run::new(&[ssh()], 100);
+    let a = v4(2);
+    r.tcp(a, 7000, 0);
+    assert_eq!(r.tcp(a, 7000, 1), [], "neither a stage nor a restart");
+    assert_eq!(r.ignored(), ["it repeats the knock that just matched (another connection)"]);
+    assert!(!r.opened(a, 9000, 2), "still waiting for 8000: 9000 restarts it");
+    // Another port than the one that just matched still restarts.
+    r.tcp(a, 7000, 3);
+    r.tcp(a, 8000, 4);
+    assert_eq!(
+        r.tcp(a, 7000, 5),
+        [Event::Restart { door: 0, src: a }, Event::Stage { door: 0, src: a, stage: 1, of: 3 }]
+    );
 }

@@ -128,6 +128,18 @@ fn clock_skew_within_and_beyond_the_window() {
 }
 
 #[test]
+fn a_packet_sent_before_the_host_booted_is_refused() {
+    // Its nonce was written without a sync: a crash of the host may have lost it.
+    let key = Key::Hmac(HMAC_KEY.to_vec());
+    let packet_at = |ts: u64, n: u8| spa::encode(&Request { timestamp: ts, nonce: [n; 16], ..request() }, &key);
+    let mut v = Verifier::new(Some(("shared".into(), HMAC_KEY.to_vec())), vec![], Duration::from_secs(30));
+    v.set_boot_time(at(1_800_000_000));
+    let now = at(1_800_000_010);
+    assert_eq!(v.verify(&packet_at(1_799_999_999, 1), "ssh", now), Err(SpaError::BeforeBoot));
+    assert!(v.verify(&packet_at(1_800_000_000, 2), "ssh", now).is_ok(), "sent at boot: after");
+}
+
+#[test]
 fn ed25519_packets_verify_with_the_right_public_key_only() {
     let dir = std::env::temp_dir().join(format!("knockd-spa-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -216,7 +228,7 @@ fn rand_suffix() -> u64 {
 }
 
 #[test]
-fn the_engine_accepts_the_current_and_previous_step_once_each() {
+fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     let (mut e, _files) = engine_with(|dir| {
         format!(
             "doors:\n  ssh:\n    rotating: {{secret_file: {}, step: 30s, length: 4}}\n    open: {{ports: [22], timeout: 1m}}\n",
@@ -227,11 +239,12 @@ fn the_engine_accepts_the_current_and_previous_step_once_each() {
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
     e.set_wall_clock(at(step * 30));
     let mut ports = e.capture_ports().knocks;
-    let mut both: Vec<PortProto> = seq(step).into_iter().chain(seq(step - 1)).collect();
-    both.sort();
-    both.dedup();
+    let mut three: Vec<PortProto> = seq(step).into_iter().chain(seq(step - 1)).chain(seq(step + 1)).collect();
+    three.sort();
+    three.dedup();
     ports.dedup();
-    assert_eq!(ports, both, "the filter follows the rotation: current and previous step");
+    assert_eq!(ports, three, "the filter follows the rotation: previous, current and next step");
+    assert_eq!(e.next_wall_due(), Some(at((step + 1) * 30)), "the loop wakes at the step boundary");
     let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
         for (i, p) in s.iter().enumerate() {
             e.packet(&tcp_syn(src, p.port), at(t + i as u64));
@@ -242,10 +255,56 @@ fn the_engine_accepts_the_current_and_previous_step_once_each() {
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "and only once: replaying it within its step does not");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step - 1), 20), 1, "the previous step's sequence opens too");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 2), 30), 0, "older ones do not");
-    // The next step: a new sequence; the used one stays refused while it is still valid.
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 1, "the next step's does: a client's clock ahead");
+    assert_eq!(knock(&mut e, "198.18.0.6", &seq(step + 2), 50), 0, "two steps ahead does not");
+    // The next step: the used ones stay refused while they are still valid.
     e.set_wall_clock(at((step + 1) * 30));
-    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step), 40), 0);
-    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 1), 50), 1);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step), 60), 0);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 1), 70), 0);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 2), 80), 1);
+}
+
+#[test]
+fn a_used_rotating_sequence_stays_used_after_a_restart() {
+    let yaml = |dir: &std::path::Path| {
+        format!(
+            "doors:
+  ssh:
+    rotating: {{secret_file: {}, step: 30s, length: 4}}
+    open: {{ports: [22], timeout: 1m}}
+",
+            dir.join("secret").display()
+        )
+    };
+    let (mut e, files) = engine_with(yaml);
+    let step = 58_000_000u64;
+    let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
+    let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
+        for (i, p) in s.iter().enumerate() {
+            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+        }
+        e.flush()
+    };
+    e.set_wall_clock(at(step * 30));
+    assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1);
+    drop(e);
+    // A new engine on the same state directory: the daemon restarted.
+    let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
+    let config = config::yaml::parse("test.yaml", &text).unwrap();
+    let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
+    e.set_wall_clock(at(step * 30 + 5));
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "the captured sequence replayed after a restart");
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step + 1), 20), 1, "the others still open");
+    // A reload that changes the door (its seq_timeout): the used sequences stay used.
+    let changed = text.replace("length: 4}", "length: 4}\n    seq_timeout: 20s");
+    assert_ne!(changed, text);
+    e.reconfigure(config::yaml::parse("test.yaml", &changed).unwrap()).unwrap();
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30), 0, "replayed after a reload");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 0, "replayed after a reload");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50), 1);
+    let journal = std::fs::read_to_string(files.0.join("ssh.rotating")).unwrap();
+    assert_eq!(journal.lines().count(), 4, "a header and the three uses: {journal}");
+    assert!(!journal.contains(&hex::encode(SECRET)), "the secret is not in it");
 }
 
 #[test]
@@ -289,7 +348,8 @@ fn yaml_rotating_spa_and_source_lists() {
     let yaml = config::convert::to_yaml(&c);
     assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), c, "{yaml}");
     let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();
-    assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 9}\n").contains("use 1 to 8"));
+    assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 9}\n").contains("use 2 to 8"));
+    assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 1}\n").contains("any port scan"));
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, ports: 10-20}\n").contains("not a port range"));
     assert!(error("doors:\n  a:\n    spa: {port: 1}\n").contains("needs `hmac_key_file:` or `public_keys:`"));
     assert!(error("doors:\n  a:\n    sequence: [1]\n    rotating: {secret_file: /s}\n").contains("more than one of"));

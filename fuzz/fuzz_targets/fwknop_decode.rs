@@ -20,8 +20,11 @@ fn stanzas() -> Box<dyn DoorKind> {
     let b64 = knockd::doors::key_file::encode_base64;
     let text = format!("SOURCE ANY\nKEY_BASE64 {}\nHMAC_KEY_BASE64 {}\n", b64(KEY), b64(HMAC_KEY));
     let mut config = config::access_conf::parse("fuzz.conf", &text).unwrap();
-    // Nothing is written: a missing state directory leaves the replay cache in memory.
-    config.state_dir = "/nonexistent/knockd-fuzz".into();
+    // A state directory of the process's own, its replay journal removed each time: a packet
+    // whose replay entry cannot be written is refused, and each input starts afresh.
+    config.state_dir = std::env::temp_dir().join(format!("knockd-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&config.state_dir).unwrap();
+    let _ = std::fs::remove_file(config.state_dir.join(fwknop::REPLAY_FILE));
     fwknop::build(&config).unwrap().unwrap()
 }
 

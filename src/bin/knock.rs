@@ -81,8 +81,8 @@ fn hits(cli: &Cli) -> Result<Vec<PortProto>, ClientError> {
         let each = cli.ports.iter().flat_map(|p| p.split(',')).filter(|p| !p.trim().is_empty());
         return each.map(|p| client::parse_hit(p.trim(), cli.udp)).collect();
     };
-    if !(1..=ROTATING_MAX_LENGTH).contains(&cli.length) {
-        return Err(usage(format!("--length {}: use 1 to {ROTATING_MAX_LENGTH}", cli.length)));
+    if !(2..=ROTATING_MAX_LENGTH).contains(&cli.length) {
+        return Err(usage(format!("--length {}: use 2 to {ROTATING_MAX_LENGTH}", cli.length)));
     }
     let rotating = Rotating {
         secret_files: vec![file.clone()],

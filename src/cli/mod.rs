@@ -32,8 +32,9 @@ pub struct KnockdCli {
         global = true
     )]
     pub config: PathBuf,
-    /// Where state that must survive a restart is kept (replay caches); overrides the config's
-    /// `state_dir` (access.conf has no way to say it). Default /var/lib/knockd.
+    /// Where state that must survive a restart is kept (replay caches, used rotating
+    /// sequences); overrides the config's `state_dir` (access.conf has no way to say it).
+    /// Default /var/lib/knockd.
     #[arg(long = "state-dir", value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// Run in the background once started (writes a pid file).
@@ -161,7 +162,7 @@ pub struct KnockCli {
     /// Rotating sequence: its step, as in the door's config.
     #[arg(long = "step", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub step: std::time::Duration,
-    /// Rotating sequence: its length, as in the door's config.
+    /// Rotating sequence: its length (2 to 8), as in the door's config.
     #[arg(long = "length", value_name = "N", default_value_t = 4)]
     pub length: usize,
     /// Rotating sequence: its port range, as in the door's config.

@@ -371,9 +371,12 @@ impl Config {
         }
     }
 
-    /// Whether a door keeps state that must survive a restart, in [`Config::state_dir`].
+    /// Whether a door keeps state that must survive a restart, in [`Config::state_dir`] (replay
+    /// caches, rotating sequences used).
     pub fn keeps_state(&self) -> bool {
-        self.doors.iter().any(|d| d.spa().is_some() || d.fwknop().is_some())
+        self.doors
+            .iter()
+            .any(|d| d.spa().is_some() || d.fwknop().is_some() || matches!(d.sequence(), Some(Proof::Rotating(_))))
     }
 
     /// Whether a door's secrets are written in the config itself (access.conf's `KEY_BASE64`),

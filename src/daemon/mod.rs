@@ -130,10 +130,16 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
     }
     d.update_host_view();
     loop {
-        d.engine.set_wall_clock(clock::unix_now());
+        let unix_now = clock::unix_now();
+        d.engine.set_wall_clock(unix_now);
+        d.engine.set_boot_time(clock::boot_time());
+        // A new rotating step's ports go into the filter now, not after the next wake-up.
+        d.follow_ports();
         let now = origin.elapsed();
         let settle = others_due.map_or(TICK, |due| due.saturating_sub(now));
-        let until_due = d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK).min(settle);
+        let until_wall = d.engine.next_wall_due().map_or(TICK, |due| due.saturating_sub(unix_now));
+        let until_due =
+            d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK).min(until_wall).min(settle);
         let ready = d.wait(until_due)?;
         d.signals.drain();
         if d.signals.shutdown.load(Ordering::Relaxed) {
@@ -195,8 +201,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let local_at = push(&mut fds, self.local.as_ref().map(|l| l.as_fd()));
         let control_at = push(&mut fds, self.control.as_ref().map(|c| c.as_fd()));
         let commands_at = push(&mut fds, self.engine.spawner().wake_fd());
-        let millis =
-            PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let millis = PollTimeout::try_from(poll_millis(timeout)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, millis) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -238,12 +243,17 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             }
         }
         self.engine.flush();
+        self.follow_ports();
+        Ok(())
+    }
+
+    /// Puts the doors' ports into the capture filter, if they changed.
+    fn follow_ports(&mut self) {
         if self.engine.take_filter_changed() {
             if let Err(e) = self.capture.set_ports(&self.engine.capture_ports()) {
                 error!("cannot update the capture filter: {e}");
             }
         }
-        Ok(())
     }
 
     fn refresh_addresses(&mut self) {
@@ -363,6 +373,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     }
 }
 
+/// `poll`'s timeout for `timeout`, rounded up: a due time under a millisecond away waits a
+/// millisecond, where rounding down would make `poll` return at once and the loop spin.
+fn poll_millis(timeout: Duration) -> i32 {
+    timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+}
+
 /// What stopping leaves behind, and how to undo it: the guarded ports stay closed to everyone
 /// but the current grants, on purpose.
 pub fn shutdown_line(config: &Config) -> String {
@@ -384,5 +400,18 @@ pub fn shutdown_line(config: &Config) -> String {
 pub fn warn_missing(capture: &Capture) {
     for name in capture.missing() {
         warn!("interface {name} does not exist (yet): knocks on it will be heard once it appears");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_due_time_under_a_millisecond_away_waits_a_millisecond() {
+        use std::time::Duration;
+        assert_eq!(super::poll_millis(Duration::ZERO), 0);
+        assert_eq!(super::poll_millis(Duration::from_micros(1)), 1);
+        assert_eq!(super::poll_millis(Duration::from_micros(999)), 1);
+        assert_eq!(super::poll_millis(Duration::from_micros(1001)), 2);
+        assert_eq!(super::poll_millis(Duration::from_secs(1)), 1000);
     }
 }

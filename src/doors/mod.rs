@@ -109,8 +109,18 @@ pub trait DoorKind: Any {
     /// The time of day (since the Unix epoch), for proofs that depend on it.
     fn set_wall_clock(&mut self, _unix_now: Duration, _out: &mut Outcomes) {}
 
+    /// When this host booted, as Unix time: proofs timestamped before it are refused, since a
+    /// crash of the host may have lost what was written of them without a sync.
+    fn set_boot_time(&mut self, _unix_boot: Duration) {}
+
     /// Housekeeping at `now`: forget what can no longer complete, run deferred work.
     fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
+
+    /// When the kind's proofs next change by the wall clock (Unix time): the loop then tells it
+    /// the time at once, so the capture filter follows on time (a rotating door's next step).
+    fn next_wall_due(&self) -> Option<Duration> {
+        None
+    }
 
     /// When [`tick`](DoorKind::tick) next has deferred work to run, if it has any.
     fn next_due(&self) -> Option<Duration> {

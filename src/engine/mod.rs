@@ -73,6 +73,8 @@ pub struct Engine<F: Firewall, S: Spawner> {
     coexist: Vec<crate::grant::coexist::DoorAnswer>,
     /// The interfaces and addresses those answers are for.
     host_view: crate::grant::coexist::HostView,
+    /// When this host booted (Unix time), once told: kinds built on a reload are told too.
+    boot: Option<Duration>,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
@@ -100,6 +102,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             now: Duration::ZERO,
             coexist: Vec::new(),
             host_view: Default::default(),
+            boot: None,
         };
         engine.route();
         engine.reassess();
@@ -133,6 +136,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             *self.carried.entry(name).or_default() += value.saturating_sub(after.get(name).copied().unwrap_or(0));
         }
         self.kinds = kinds;
+        self.boot.inspect(|&boot| self.kinds.iter_mut().for_each(|k| k.set_boot_time(boot)));
         self.config = config;
         self.route();
         warn_inactive(&self.config);
@@ -264,6 +268,12 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.outcomes = outcomes;
     }
 
+    /// When this host booted (Unix time), for the kinds: they refuse proofs sent before it.
+    pub fn set_boot_time(&mut self, unix_boot: Duration) {
+        self.boot = Some(unix_boot);
+        self.kinds.iter_mut().for_each(|k| k.set_boot_time(unix_boot));
+    }
+
     /// This host's own addresses, as they are now: only packets to one of them are knocks.
     pub fn set_local_addresses(&mut self, addresses: &HashSet<IpAddr>) {
         self.local = Some(addresses.clone());
@@ -371,6 +381,11 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// When the next stop command or deferred door work is due, so the caller can wake up in time.
     pub fn next_due(&self) -> Option<Duration> {
         self.kinds.iter().filter_map(|k| k.next_due()).chain(self.granter.next_due()).min()
+    }
+
+    /// When a kind's proofs next change by the wall clock (Unix time): tell the time again then.
+    pub fn next_wall_due(&self) -> Option<Duration> {
+        self.kinds.iter().filter_map(|k| k.next_wall_due()).min()
     }
 
     /// Commits pending grants and hands every pending stop command to the runner.

@@ -1,7 +1,7 @@
 complete -c knock -l secret-file -d 'Knock the door\'s current rotating sequence, derived from this secret file' -r -F
 complete -c knock -l door -d 'The door to knock on (rotating sequences and SPA are per door)' -r
 complete -c knock -l step -d 'Rotating sequence: its step, as in the door\'s config' -r
-complete -c knock -l length -d 'Rotating sequence: its length, as in the door\'s config' -r
+complete -c knock -l length -d 'Rotating sequence: its length (2 to 8), as in the door\'s config' -r
 complete -c knock -l port-range -d 'Rotating sequence: its port range, as in the door\'s config' -r
 complete -c knock -l key -d 'SPA key: an Ed25519 secret key file (from --spa-keygen) or an HMAC shared secret file' -r -F
 complete -c knock -l spa-port -d 'SPA: the door\'s SPA port' -r

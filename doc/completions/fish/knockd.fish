@@ -25,7 +25,7 @@ function __fish_knockd_using_subcommand
 end
 
 complete -c knockd -n "__fish_knockd_needs_command" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
-complete -c knockd -n "__fish_knockd_needs_command" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_needs_command" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_needs_command" -s l -l loglevel -d 'Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library internals' -r
 complete -c knockd -n "__fish_knockd_needs_command" -s L -l logfile -d 'Also log to this file' -r -F
@@ -49,12 +49,12 @@ complete -c knockd -n "__fish_knockd_needs_command" -f -a "grant" -d 'Open a doo
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "reload" -d 'Read the config file again and switch to it; print the result (SIGHUP does the same, silently)'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c knockd -n "__fish_knockd_using_subcommand check" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
-complete -c knockd -n "__fish_knockd_using_subcommand check" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand check" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand check" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand check" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand check" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
-complete -c knockd -n "__fish_knockd_using_subcommand status" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand status" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand status" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand status" -l json -d 'Print the status as one JSON document (schema: /usr/share/doc/knockd/status.md)'
@@ -62,7 +62,7 @@ complete -c knockd -n "__fish_knockd_using_subcommand status" -l prometheus -d '
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l door -d 'Only this door\'s grants (default: every door\'s)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
-complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -s h -l help -d 'Print help'
@@ -70,12 +70,12 @@ complete -c knockd -n "__fish_knockd_using_subcommand grant" -l door -d 'The doo
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l for -d 'For how long (default: the door\'s timeout)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l port -d 'For a door whose clients name ports (fwknop): a port to open (repeatable; default: every port the door allows)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
-complete -c knockd -n "__fish_knockd_using_subcommand grant" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand grant" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
-complete -c knockd -n "__fish_knockd_using_subcommand reload" -l state-dir -d 'Where state that must survive a restart is kept (replay caches); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand reload" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -s h -l help -d 'Print help'

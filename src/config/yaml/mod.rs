@@ -309,8 +309,12 @@ struct RawRotating {
 impl RawRotating {
     fn into_rotating<E: de::Error>(self) -> Result<Rotating, E> {
         let length = self.length.unwrap_or(ROTATING_LENGTH);
-        if !(1..=ROTATING_MAX_LENGTH).contains(&length) {
-            return Err(E::custom(format!("rotating.length {length} is out of range: use 1 to {ROTATING_MAX_LENGTH}")));
+        if !(2..=ROTATING_MAX_LENGTH).contains(&length) {
+            // One knock to one of a few thousand ports, three steps valid: a port scan opens it.
+            return Err(E::custom(format!(
+                "rotating.length {length} is out of range: use 2 to {ROTATING_MAX_LENGTH} (a single knock is found by \
+                 any port scan)"
+            )));
         }
         let secret_files = match (self.secret_file, self.secret_files) {
             (Some(one), many) if many.is_empty() => vec![one],

@@ -61,6 +61,12 @@ pub enum FwknopError {
     /// Authentic, but the stanza does not allow what it asks; says what and why.
     #[error("{0}")]
     Refused(String),
+    /// Timestamped before this host booted: a crash of the host may have lost its replay entry.
+    #[error("sent before this host booted (its replay entry may have been lost with the crash that rebooted it)")]
+    BeforeBoot,
+    /// Authentic, but its replay entry could not be written; says why and the fix.
+    #[error("refused: it could not be made replay-proof, so a restart could accept it again: {0}")]
+    Unrecorded(String),
 }
 
 /// One door that takes fwknop's packets, with its keys read.
@@ -86,6 +92,8 @@ pub struct FwknopDoors {
     /// Digests of accepted packets, for every stanza together (a packet is one client's).
     replay: ReplayCache,
     unix_now: Duration,
+    /// When this host booted (Unix time), once told: packets sent before are refused.
+    boot: Option<Duration>,
     budget: Budget<Waiting>,
     ready: Vec<Waiting>,
 }
@@ -123,6 +131,7 @@ pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
         stanzas,
         replay,
         unix_now: Duration::ZERO,
+        boot: None,
         budget: Budget::new(CHECKS_PER_SECOND, CHECK_BURST, WAITING_PREFIXES),
         ready: Vec::new(),
     })))
@@ -164,11 +173,11 @@ impl FwknopDoors {
         }
         let message = message::parse(&wire::decrypt(ciphertext, &s.key).map_err(refuse)?).map_err(refuse)?;
         let grant = policy::grant(s.id, &s.door, &s.fwknop, &message, (w.src, w.dst), self.unix_now).map_err(refuse)?;
-        self.replay.insert(key, message.timestamp.saturating_add(s.fwknop.window.as_secs()));
-        if let Err(e) = self.replay.persist() {
-            let message = format!("{e}: a restart could let this packet in again");
-            out.notes.push(Note::Changed { door: s.id, level: log::Level::Error, message });
+        if self.boot.is_some_and(|boot| message.timestamp < boot.as_secs()) {
+            return Err(refuse(FwknopError::BeforeBoot));
         }
+        let until = message.timestamp.saturating_add(s.fwknop.window.as_secs());
+        self.replay.record(key, until).map_err(|e| refuse(FwknopError::Unrecorded(e.to_string())))?;
         out.notes.push(Note::Accepted { door: s.id, src: w.src });
         out.grants.push(grant);
         Ok(())
@@ -176,9 +185,17 @@ impl FwknopDoors {
 
     fn run_ready(&mut self, out: &mut Outcomes) {
         for w in std::mem::take(&mut self.ready) {
-            if let Err((door, e)) = self.check(&w, out) {
-                let reason = format!("fwknop packet rejected: {e}");
-                out.notes.push(Note::Rejected { door, src: w.src, reason });
+            match self.check(&w, out) {
+                Ok(()) => {}
+                // Never held back by the log's rate limit: the admin must fix the directory.
+                Err((Some(door), e @ FwknopError::Unrecorded(_))) => {
+                    let message = format!("{}: fwknop packet {e}", w.src);
+                    out.notes.push(Note::Changed { door, level: log::Level::Error, message });
+                }
+                Err((door, e)) => {
+                    let reason = format!("fwknop packet rejected: {e}");
+                    out.notes.push(Note::Rejected { door, src: w.src, reason });
+                }
             }
         }
     }
@@ -224,7 +241,8 @@ impl DoorKind for FwknopDoors {
                 .notes
                 .push(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}")));
         }
-        self.budget.offer(src, Waiting { src, dst, port, payload }, cost, now, &mut self.ready);
+        let tag = super::budget::tag(payload.as_bytes());
+        self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, now, &mut self.ready);
         self.run_ready(out);
     }
 
@@ -235,7 +253,14 @@ impl DoorKind for FwknopDoors {
     fn tick(&mut self, now: Duration, out: &mut Outcomes) {
         self.budget.poll(now, &mut self.ready);
         self.run_ready(out);
-        self.replay.expire(self.unix_now);
+        if let Err(e) = self.replay.expire(self.unix_now) {
+            let door = self.stanzas[0].id;
+            out.notes.push(Note::Changed { door, level: log::Level::Warn, message: e.to_string() });
+        }
+    }
+
+    fn set_boot_time(&mut self, unix_boot: Duration) {
+        self.boot = Some(unix_boot);
     }
 
     fn next_due(&self) -> Option<Duration> {

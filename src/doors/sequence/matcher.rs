@@ -1,7 +1,7 @@
 //! The knock matcher: a pure state machine, one attempt per (source address, slot).
 //!
-//! A slot is one sequence a door accepts: one per door, or two for a rotating door (the
-//! current step's sequence and the previous one's).
+//! A slot is one sequence a door accepts: one per door, or three per secret for a rotating door
+//! (the previous, the current and the next step's sequences).
 //!
 //! Rules, in the classic knockd's spirit and fixing its concurrency bug:
 //! - Only knocks to a port in a door's sequence concern that door; anything else never touches
@@ -10,6 +10,10 @@
 //!   classic behaviour), so retransmissions or stray ACKs cannot reset progress.
 //! - A knock that is not the next expected one ends the attempt; if it is the door's first port,
 //!   it starts a new attempt at once, so a client that restarts its sequence is never penalised.
+//! - Except a repeat of the port that just matched, when the next port is another one: browsers
+//!   and phone apps knock with two connections (two SYNs from two source ports), and the second
+//!   neither advances nor ends the attempt (jvinet/knock PR #90's rule). A sequence that
+//!   repeats a port on purpose (`7000, 7000, 8000`) still advances on the repeat.
 //! - The whole sequence must arrive within the door's `seq_timeout` of its first knock.
 //! - Attempts live in a table with a hard cap (see `attempts.rs`): when it is full, the oldest
 //!   attempt with a single knock is evicted first, so a flood of spoofed first knocks costs a
@@ -126,7 +130,7 @@ impl Matcher {
                 not_from: d.not_from.clone(),
             };
             let count = match d.sequence() {
-                Some(Proof::Rotating(r)) => 2 * r.secret_files.len(),
+                Some(Proof::Rotating(r)) => super::rotating::SLOTS_PER_SECRET * r.secret_files.len(),
                 Some(_) => 1,
                 None => 0,
             };
@@ -290,6 +294,11 @@ impl Table {
                     events.push(Event::Stage { door, src, stage, of: spec.sequence.len() });
                 }
                 return;
+            } else if knock.port == last {
+                // A second connection for the knock that just matched: browsers and phone apps
+                // open two per knock. It neither advances the attempt nor restarts it.
+                let why = "it repeats the knock that just matched (another connection)";
+                return events.push(Event::Ignored { door, src, why });
             } else {
                 self.attempts.remove(&key);
                 events.push(Event::Restart { door, src });

@@ -30,6 +30,11 @@ trait Source {
         false
     }
 
+    /// When the source's sequences next change by the wall clock (Unix time), if they do.
+    fn next_wall_due(&self) -> Option<Duration> {
+        None
+    }
+
     /// A slot of the door opened: replace its sequence as the source requires.
     fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, out: &mut Outcomes);
 
@@ -66,7 +71,7 @@ pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
                 sources.push(Box::new(source));
             }
             Some(Proof::Rotating(r)) => {
-                let source = rotating::RotatingSource::open(id, &door.name, r).map_err(|e| error(e.to_string()))?;
+                let source = rotating::RotatingSource::open(id, &door.name, r, &config.state_dir)?;
                 sources.push(Box::new(source));
             }
             _ => {}
@@ -121,6 +126,10 @@ impl DoorKind for Sequences {
         for source in &mut self.sources {
             out.ports_changed |= source.set_wall_clock(unix_now, &mut self.matcher);
         }
+    }
+
+    fn next_wall_due(&self) -> Option<Duration> {
+        self.sources.iter().filter_map(|s| s.next_wall_due()).min()
     }
 
     fn tick(&mut self, now: Duration, out: &mut Outcomes) {

@@ -2,11 +2,17 @@
 //! name and the step counter with HMAC-SHA256. The derivation is specified in doc/rotating.md;
 //! the daemon and the `knock` client both use [`sequence`].
 //!
-//! A rotating door has one secret per client (or one for all), and two slots in the matcher
-//! per secret: slot `counter % 2` holds that step's sequence, so the current step's and the
-//! previous step's sequences are accepted. A sequence that opened the door is disabled for the
-//! rest of its validity, and stays so across a reload; other secrets' sequences are not
-//! affected, so two clients in one step never lock each other out.
+//! A rotating door has one secret per client (or one for all), and three slots in the matcher
+//! per secret: slot `counter % 3` holds that step's sequence, so the previous, the current and
+//! the next step's sequences are accepted (one step of clock difference either way, as TOTP
+//! accepts, RFC 6238 section 5.2). The next step's ports are thus in the capture filter a whole
+//! step before its boundary, and the boundary itself is a deadline of the daemon's loop
+//! ([`crate::doors::DoorKind::next_wall_due`]), so the step after that is added on time.
+//!
+//! A sequence that opened the door is disabled for the rest of its validity, and remembered in
+//! `<state_dir>/<door>.rotating` (a journal like the SPA replay caches, synced), so it stays
+//! used across reloads and restarts; a use that cannot be written opens nothing. Other
+//! secrets' sequences are not affected, so two clients in one step never lock each other out.
 
 use std::any::Any;
 use std::path::Path;
@@ -19,7 +25,8 @@ use super::Source;
 use super::matcher::{Matcher, SlotId};
 use crate::config::{PortProto, Rotating};
 use crate::doors::key_file::{self, KeyFileError};
-use crate::doors::{DoorId, Outcomes};
+use crate::doors::replay::{self, ReplayCache};
+use crate::doors::{DoorError, DoorId, Note, Outcomes};
 
 /// Domain separation: a MAC made for anything else is never a valid sequence.
 pub const CONTEXT: &[u8] = b"knockd-rotating-v1";
@@ -55,6 +62,9 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, KeyFileError> {
     key_file::read_secret("secret file", path)
 }
 
+/// Slots per secret: the previous, the current and the next step.
+pub const SLOTS_PER_SECRET: usize = 3;
+
 /// A rotating door's secrets and where their slots stand.
 pub(super) struct RotatingSource {
     door: DoorId,
@@ -64,8 +74,19 @@ pub(super) struct RotatingSource {
     rotating: Rotating,
     /// The step the slots were last set for.
     set_for: Option<u64>,
-    /// (secret, step) whose sequence opened the door: never accepted again.
-    used: Vec<(usize, u64)>,
+    /// (secret, step) pairs whose sequence opened the door, by [`used_key`]: never again.
+    used: ReplayCache,
+}
+
+/// The journal's key for a used (secret, step): a MAC, so the file says nothing of the secret.
+fn used_key(secret: &[u8], door: &str, counter: u64) -> replay::Key {
+    let mut mac = <Hmac<Sha256>>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"knockd-rotating-used");
+    mac.update(&[0]);
+    mac.update(door.as_bytes());
+    mac.update(&[0]);
+    mac.update(&counter.to_be_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 /// A secret's name: its file name without directory and extension.
@@ -74,28 +95,42 @@ fn secret_name(path: &Path) -> String {
 }
 
 impl RotatingSource {
-    /// Reads the door's secrets; the slots stay empty until the wall clock is known.
-    pub fn open(door: DoorId, name: &str, rotating: &Rotating) -> Result<Self, KeyFileError> {
-        let secrets =
-            rotating.secret_files.iter().map(|f| Ok((secret_name(f), read_secret(f)?))).collect::<Result<_, _>>()?;
+    /// Reads the door's secrets and the sequences used so far (in `state_dir`); the slots stay
+    /// empty until the wall clock is known.
+    pub fn open(door: DoorId, name: &str, rotating: &Rotating, state_dir: &Path) -> Result<Self, DoorError> {
+        let error = |message: String| DoorError { door: name.to_owned(), message };
+        let secrets = rotating
+            .secret_files
+            .iter()
+            .map(|f| Ok((secret_name(f), read_secret(f)?)))
+            .collect::<Result<_, KeyFileError>>()
+            .map_err(|e| error(e.to_string()))?;
+        let used = ReplayCache::open(&state_dir.join(format!("{name}.rotating"))).map_err(|e| error(e.to_string()))?;
         Ok(RotatingSource {
             door,
             name: name.to_owned(),
             secrets,
             rotating: rotating.clone(),
             set_for: None,
-            used: Vec::new(),
+            used: used.synced(),
         })
     }
 
-    /// Secret `secret` has two slots: one for even steps, one for odd.
+    /// Secret `secret` has three slots, for steps 0, 1 and 2 modulo 3.
     fn slot(&self, matcher: &Matcher, secret: usize, counter: u64) -> SlotId {
-        matcher.slots_of(self.door).start + 2 * secret + (counter % 2) as usize
+        matcher.slots_of(self.door).start + SLOTS_PER_SECRET * secret + (counter % 3) as usize
+    }
+
+    /// The Unix time (seconds) until which step `counter`'s sequences are accepted: the end of
+    /// the step after it.
+    fn valid_until(&self, counter: u64) -> u64 {
+        let step = self.rotating.step.as_millis().max(1);
+        (u128::from(counter.saturating_add(2)) * step).div_ceil(1000).try_into().unwrap_or(u64::MAX)
     }
 
     fn fill(&self, matcher: &mut Matcher, counter: u64) {
         for (i, (_, secret)) in self.secrets.iter().enumerate() {
-            let sequence = if self.used.contains(&(i, counter)) {
+            let sequence = if self.used.contains(&used_key(secret, &self.name, counter)) {
                 Vec::new()
             } else {
                 sequence(secret, &self.name, counter, &self.rotating)
@@ -115,36 +150,51 @@ impl Source for RotatingSource {
         if self.set_for == Some(now) {
             return false;
         }
-        // Moving on by one step only replaces the slots of the step before last, so attempts on
-        // the previous step's sequences carry on.
-        let stale = self.set_for.is_none_or(|was| now != was + 1);
-        self.used.retain(|&(_, c)| c + 1 >= now);
-        self.fill(matcher, now);
-        if stale {
-            self.fill(matcher, now.saturating_sub(1));
+        // Moving on by one step only replaces the slots of the step before last with the next
+        // step's, so attempts on the previous and current steps' sequences carry on.
+        if self.set_for.is_some_and(|was| now == was + 1) {
+            self.fill(matcher, now + 1);
+        } else {
+            for counter in [now.saturating_sub(1), now, now + 1] {
+                self.fill(matcher, counter);
+            }
         }
+        // A failed compaction leaves the journal growing; the next line written says so if the
+        // directory cannot be written at all.
+        let _ = self.used.expire(unix_now);
         self.set_for = Some(now);
         true
     }
 
-    /// Disables the sequence that opened, and names its secret in the grant.
-    fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, out: &mut Outcomes) {
-        let Some(now) = self.set_for else { return };
-        let secret = (slot - matcher.slots_of(self.door).start) / 2;
-        let counter = if self.slot(matcher, secret, now) == slot { now } else { now.saturating_sub(1) };
-        self.used.push((secret, counter));
-        // Used once: not again while it is valid (the slot is reused two steps on).
-        matcher.set_sequence(slot, Vec::new());
-        if let (Some(grant), Some((name, _))) = (out.grants.last_mut(), self.secrets.get(secret)) {
-            grant.by = Some(format!("secret {name}"));
-        }
+    /// When the step ends (Unix time): the slots move on then.
+    fn next_wall_due(&self) -> Option<Duration> {
+        let step = self.rotating.step.as_millis().max(1);
+        let next = u128::from(self.set_for?.checked_add(1)?) * step;
+        Some(Duration::from_millis(next.try_into().ok()?))
     }
 
-    fn carry_over(&mut self, old: &dyn Any) {
-        if let Some(old) = old.downcast_ref::<RotatingSource>() {
-            if old.name == self.name && old.secrets == self.secrets && old.rotating == self.rotating {
-                self.used = old.used.clone();
-            }
+    /// Disables the sequence that opened and remembers it on disk, and names its secret in the
+    /// grant; a use that cannot be written takes the grant back (a restart would accept the
+    /// sequence again).
+    fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, out: &mut Outcomes) {
+        let Some(now) = self.set_for else { return };
+        let secret = (slot - matcher.slots_of(self.door).start) / SLOTS_PER_SECRET;
+        let counter = [now.saturating_sub(1), now, now + 1]
+            .into_iter()
+            .find(|&c| self.slot(matcher, secret, c) == slot)
+            .expect("one of the three steps has this slot");
+        // Used once: not again while it is valid (the slot is reused three steps on).
+        matcher.set_sequence(slot, Vec::new());
+        let Some((name, bytes)) = self.secrets.get(secret) else { return };
+        if let Err(e) = self.used.record(used_key(bytes, &self.name, counter), self.valid_until(counter)) {
+            let grant = out.grants.pop();
+            let who = grant.map(|g| g.src.to_string()).unwrap_or_default();
+            let message = format!("{who}: rotating sequence refused: it could not be made replay-proof: {e}");
+            out.notes.push(Note::Changed { door: self.door, level: log::Level::Error, message });
+            return;
+        }
+        if let Some(grant) = out.grants.last_mut() {
+            grant.by = Some(format!("secret {name}"));
         }
     }
 

@@ -62,6 +62,12 @@ pub enum SpaError {
     /// The packet names no address to open for, and the door requires one.
     #[error("names no address, and the door requires one (require_address)")]
     NoAddress,
+    /// Timestamped before this host booted: a crash of the host may have lost its nonce.
+    #[error("sent before this host booted (its nonce may have been lost with the crash that rebooted it)")]
+    BeforeBoot,
+    /// Authentic, but its nonce could not be written to the replay cache; says why and the fix.
+    #[error("refused: it could not be made replay-proof, so a restart could accept it again: {0}")]
+    Unrecorded(String),
 }
 
 /// One door that takes SPA packets.
@@ -133,10 +139,6 @@ impl SpaDoors {
             let d = &mut self.doors[w.door];
             match d.verifier.verify(&w.payload, &d.door.name, self.unix_now) {
                 Ok(verified) => {
-                    if let Err(e) = d.verifier.persist() {
-                        let message = format!("{e}: a restart could let this packet in again");
-                        out.notes.push(Note::Changed { door: d.id, level: log::Level::Error, message });
-                    }
                     let addr = verified.request.address.unwrap_or(w.src);
                     out.notes.push(Note::Accepted { door: d.id, src: w.src });
                     let by = Some(format!("key {}", verified.key));
@@ -145,6 +147,11 @@ impl SpaDoors {
                         sent_at: Some(verified.request.timestamp),
                         ..Grant::new(d.id, addr, w.src, w.dst)
                     });
+                }
+                // Never held back by the log's rate limit: the admin must fix the directory.
+                Err(e @ SpaError::Unrecorded(_)) => {
+                    let message = format!("{}: SPA packet {e}", w.src);
+                    out.notes.push(Note::Changed { door: d.id, level: log::Level::Error, message });
                 }
                 Err(e) => out.notes.push(Note::Rejected {
                     door: Some(d.id),
@@ -188,7 +195,8 @@ impl DoorKind for SpaDoors {
                     // A MAC costs about what the checks before it did: no need to wait.
                     self.ready.push(waiting);
                 } else {
-                    self.budget.offer(src, waiting, cost, now, &mut self.ready);
+                    let tag = super::budget::tag(payload);
+                    self.budget.offer(src, waiting, tag, cost, now, &mut self.ready);
                 }
                 self.run_ready(out);
             }
@@ -204,7 +212,15 @@ impl DoorKind for SpaDoors {
         self.budget.poll(now, &mut self.ready);
         self.run_ready(out);
         for d in &mut self.doors {
-            d.verifier.expire(self.unix_now);
+            if let Err(e) = d.verifier.expire(self.unix_now) {
+                out.notes.push(Note::Changed { door: d.id, level: log::Level::Warn, message: e.to_string() });
+            }
+        }
+    }
+
+    fn set_boot_time(&mut self, unix_boot: Duration) {
+        for d in &mut self.doors {
+            d.verifier.set_boot_time(unix_boot);
         }
     }
 

@@ -12,7 +12,7 @@ use super::keys::{hmac_key_id, public_key_id, read_public_key};
 use super::wire::{self, KEY_ID_LEN, Request, decode};
 use crate::config::Spa;
 use crate::doors::key_file::{self, KeyFileError};
-use crate::doors::replay::{self, ReplayCache, ReplayError};
+use crate::doors::replay::{self, ReplayCache};
 
 /// Nonces remembered for replay protection; only authenticated packets are remembered.
 pub const REPLAY_CACHE: usize = replay::CAPACITY;
@@ -46,6 +46,8 @@ pub struct Verifier {
     require_address: bool,
     /// Nonces of accepted packets, until they are too old to be replayed.
     replay: ReplayCache,
+    /// When this host booted (Unix time), once told: packets sent before are refused.
+    boot: Option<Duration>,
 }
 
 /// A key's name: its file name without directory and extension.
@@ -67,7 +69,7 @@ impl Verifier {
             .map(|(name, k)| NamedKey { name, id: public_key_id(&k), key: DoorKey::Ed25519(k) })
             .collect();
         keys.extend(hmac.map(|(name, secret)| NamedKey { name, id: hmac_key_id(&secret), key: DoorKey::Hmac(secret) }));
-        Verifier { keys, window, require_address: false, replay: ReplayCache::in_memory() }
+        Verifier { keys, window, require_address: false, replay: ReplayCache::in_memory(), boot: None }
     }
 
     /// The verifier for a door's `spa:` settings, with its key files read.
@@ -105,6 +107,10 @@ impl Verifier {
             let magnitude = i64::try_from(skew).unwrap_or(i64::MAX);
             return Err(SpaError::Stale { skew_secs: if ts > now { magnitude } else { -magnitude } });
         }
+        if self.boot.is_some_and(|boot| ts < boot.as_secs()) {
+            // What was accepted before a crash of the host may not have reached the disk.
+            return Err(SpaError::BeforeBoot);
+        }
         if self.replay.contains(&replay_key(&packet.request)) {
             return Err(SpaError::Replayed);
         }
@@ -119,7 +125,8 @@ impl Verifier {
     }
 
     /// Accepts `bytes` for `door` at `unix_now`, or says why not. An accepted packet's nonce is
-    /// remembered, so the same packet is never accepted twice.
+    /// remembered, on disk first, so the same packet is never accepted twice: a nonce that
+    /// cannot be written refuses the packet ([`SpaError::Unrecorded`]).
     pub fn verify(&mut self, bytes: &[u8], door: &str, unix_now: Duration) -> Result<Verified, SpaError> {
         let packet = decode(bytes)?;
         if packet.request.door != door {
@@ -128,7 +135,7 @@ impl Verifier {
         self.screen(&packet, unix_now)?;
         let key = self.authenticate(&packet)?;
         let until = packet.request.timestamp.saturating_add(self.window.as_secs());
-        self.replay.insert(replay_key(&packet.request), until);
+        self.replay.record(replay_key(&packet.request), until).map_err(|e| SpaError::Unrecorded(e.to_string()))?;
         Ok(Verified { request: packet.request, key })
     }
 
@@ -146,14 +153,15 @@ impl Verifier {
         self.candidates(packet).find(verifies).map(|k| k.name.clone()).ok_or(SpaError::BadSignature)
     }
 
-    /// Forgets nonces too old to be replayed at `unix_now`.
-    pub fn expire(&mut self, unix_now: Duration) {
-        self.replay.expire(unix_now);
+    /// Forgets nonces too old to be replayed at `unix_now`, and compacts the journal when it is
+    /// time; says why a compaction failed.
+    pub fn expire(&mut self, unix_now: Duration) -> Result<(), replay::ReplayError> {
+        self.replay.expire(unix_now)
     }
 
-    /// Writes the replay cache to disk.
-    pub fn persist(&self) -> Result<(), ReplayError> {
-        self.replay.persist()
+    /// When this host booted, as Unix time: packets timestamped before are refused.
+    pub fn set_boot_time(&mut self, boot: Duration) {
+        self.boot = Some(boot);
     }
 
     /// Takes over the replay cache of the verifier this one replaces (a reload).
