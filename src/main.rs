@@ -55,8 +55,7 @@ fn main() -> ExitCode {
 
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(file) = &cli.convert {
-        print!("{}", convert::to_yaml(&config::load(file)?));
-        return Ok(());
+        return convert_to_stdout(file, &cli);
     }
     // Every relative path, given here or in the file, is anchored where knockd was started:
     // `-d` changes to /, and reloads, log reopens and one-time rewrites must still find them.
@@ -68,6 +67,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         path: cli.config.clone(),
         interfaces: cli.interfaces.clone(),
         state_dir: cli.state_dir.clone(),
+        fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir,
     };
     let config = source.load()?;
@@ -174,7 +174,7 @@ fn give_up_privileges(config: &Config, path: &std::path::Path) -> anyhow::Result
     let mut files: Vec<&std::path::Path> = vec![path];
     files.extend(config.included.iter().map(|p| p.as_path()));
     files.extend(config.door_files());
-    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files));
+    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files, access_conf(path)));
     match user {
         Some(user) if why_root.is_none() => leave_root(&user, config),
         _ => {
@@ -213,8 +213,21 @@ fn create_state_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Why the daemon must keep root to do its work as `user` later: a file SIGHUP reads again, or
 /// the directory the metrics textfile is written in.
-fn root_needed_for(user: &nix::unistd::User, config: &Config, files: &[&std::path::Path]) -> Option<String> {
+fn root_needed_for(
+    user: &nix::unistd::User,
+    config: &Config,
+    files: &[&std::path::Path],
+    access_conf: bool,
+) -> Option<String> {
     if let Some(file) = daemon::privileges::unreadable_for(user, files) {
+        if access_conf {
+            // access.conf holds the keys and has no `user:`: staying root is the only way.
+            return Some(format!(
+                "{} is fwknopd's access.conf (or one of its files), whose keys only root may read, and a reload \
+                 reads it again; knockd keeps CAP_NET_ADMIN and CAP_NET_RAW only",
+                file.display()
+            ));
+        }
         return Some(format!(
             "user {} could not read {} again on SIGHUP (make it readable to that user, e.g. with its group and \
              mode 640, or set `user: root` to say so)",
@@ -232,6 +245,11 @@ fn root_needed_for(user: &nix::unistd::User, config: &Config, files: &[&std::pat
         )),
         _ => None,
     }
+}
+
+/// Whether the config at `path` is fwknopd's access.conf (which cannot say `user:`).
+fn access_conf(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| config::detect(path, &text) == config::Format::AccessConf)
 }
 
 /// Runs as `user` from now on, with the two capabilities, and says so.
@@ -273,13 +291,17 @@ fn describe(e: &anyhow::Error) -> String {
 
 /// `knockd check`: validate, show what would be created, warn about lock-outs. Reads only.
 fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = config::load(&cli.config)?;
+    let config = config::load_with(&cli.config, &load_options(cli))?;
     daemon::privileges::trust_run_user(&config);
     // What a start reads before touching the firewall: every sequence, secret and key file.
     knockd::doors::build(&config)?;
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
+    for notice in &config.notices {
+        let label = if notice.level <= log::Level::Warn { "warning" } else { "note" };
+        println!("{label}: {}", notice.message);
+    }
     for warning in inspect::warnings(&config, exists) {
         println!("warning: {warning}");
     }
@@ -295,6 +317,11 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
             Err(e) => println!("(the attached sets were not checked: {e})"),
         }
     }
+    let left_out = config.doors.iter().filter(|d| d.fwknop().is_some_and(|f| f.refused.is_some())).count();
+    if left_out > 0 {
+        eprintln!("\n{left_out} stanza(s) would be left out (see the warnings): a start serves the others.");
+        return Ok(ExitCode::FAILURE);
+    }
     match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
         Some(warning) => {
             eprintln!("\n{warning}");
@@ -302,6 +329,40 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// What a load takes from the command line: where relative includes may also be (where knockd
+/// runs), and `--fwknopd-conf`.
+fn load_options(cli: &Cli) -> config::LoadOptions {
+    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone() }
+}
+
+/// `knockd --convert FILE`: the YAML on stdout. A config with keys in it (an access.conf)
+/// makes a YAML with keys in it: redirected to a file, that file is made mode 600 first, so
+/// that no other user can read the keys, and knockd loads it.
+fn convert_to_stdout(file: &std::path::Path, cli: &Cli) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let config = config::load_with(file, &load_options(cli))?;
+    for notice in config.notices.iter().filter(|n| n.level <= log::Level::Warn) {
+        eprintln!("knockd: warning: {}", notice.message);
+    }
+    let stdout = std::io::stdout();
+    if config.has_inline_secrets() {
+        let regular = nix::sys::stat::fstat(stdout.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFREG);
+        let private = nix::sys::stat::Mode::from_bits_truncate(0o600);
+        if regular && nix::sys::stat::fchmod(stdout.as_fd(), private).is_ok() {
+            eprintln!("knockd: the YAML holds the keys of {}: its file is now mode 600", file.display());
+        } else {
+            eprintln!(
+                "knockd: the YAML holds the keys of {}: keep the file it goes to mode 600 (knockd refuses it if \
+                 other users can read it), or move each key to a file of its own (key_file:, hmac_key_file:)",
+                file.display()
+            );
+        }
+    }
+    stdout.lock().write_all(convert::to_yaml(&config).as_bytes())?;
+    Ok(())
 }
 
 /// The control socket: `--control`, else the config's `control_socket` (when the config

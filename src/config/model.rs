@@ -272,6 +272,18 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Every door, in file order.
     pub doors: Vec<Door>,
+    /// What the loader noticed and a start logs (`knockd check` prints it): settings knockd
+    /// does not honour, stanzas it leaves out, include paths it found another way.
+    pub notices: Vec<Notice>,
+}
+
+/// One thing a loader noticed about a config that is valid all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// How loud: `Warn` for what the admin should change, `Info` for what is merely said.
+    pub level: log::Level,
+    /// The line, naming the file, the line number and the key.
+    pub message: String,
 }
 
 /// The user the daemon runs as after start when the config does not say.
@@ -293,6 +305,7 @@ impl Config {
             control_socket: None,
             metrics_textfile: None,
             doors,
+            notices: Vec::new(),
         }
     }
 

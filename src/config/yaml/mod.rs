@@ -51,6 +51,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         metrics_textfile: raw.metrics.textfile,
         max_attempts: raw.limits.max_attempts,
         doors,
+        notices: Vec::new(),
     })
 }
 
