@@ -10,6 +10,7 @@ mod daemon;
 mod fail_closed;
 mod frames;
 mod fwknop;
+mod fwknop_admin;
 mod lab;
 mod logs;
 mod ops;

@@ -51,6 +51,11 @@ fn interface_port_age_and_verbosity_are_honoured() {
     let r = rejection(&send_to(doors.as_mut(), "198.18.0.7", 62203, ssh.packet, ssh.timestamp + 90));
     assert!(r.contains("timestamp -90s away"), "older than MAX_SPA_PACKET_AGE: {r}");
     assert_eq!(granted(&send_to(doors.as_mut(), "198.18.0.7", 62203, ssh.packet, ssh.timestamp + 50)).0, 0);
+
+    // Wider than fwknop's default of 120 s, too.
+    let c = with(&dir, "MAX_SPA_PACKET_AGE 600;\n");
+    let mut doors = kind_of(c, &dir.path("state-600"));
+    assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp + 300)).0, 0, "5 min old");
 }
 
 #[test]
@@ -70,13 +75,14 @@ fn a_filter_knockd_cannot_read_and_the_udp_server_port() {
 #[test]
 fn aging_turned_off_is_the_widest_window_and_a_warning() {
     let dir = Dir::new("fwknopd-aging");
-    let c = with(&dir, "ENABLE_SPA_PACKET_AGING         N;\n");
+    let c = with(&dir, "MAX_SPA_PACKET_AGE 30;\nENABLE_SPA_PACKET_AGING         N;\n");
     let [warning] = warnings(&c)[..] else { panic!("{:?}", c.notices) };
     assert!(
         warning.contains("ENABLE_SPA_PACKET_AGING: N is not honoured: knockd checks every packet's age"),
         "{warning}"
     );
     assert_eq!(c.doors[0].fwknop().unwrap().window, Duration::from_secs(3600));
+    assert!(c.notices[0].message.contains("MAX_SPA_PACKET_AGE: not used, as in fwknopd: ENABLE_SPA_PACKET_AGING is N"));
     let mut doors = kind_of(c, &dir.path("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp + 1800)).0, 0, "30 min old");

@@ -73,6 +73,7 @@ pub fn apply(file: &str, text: &str, config: &mut Config) -> Result<(), ConfigEr
     let entries = entries(file, text, &mut config.notices);
     let get = |key: &str| entries.iter().rev().find(|e| e.key == key);
     let udp_server = get("ENABLE_UDP_SERVER").is_some_and(|e| yes(&e.value));
+    let aging = get("ENABLE_SPA_PACKET_AGING").is_none_or(|e| yes(&e.value));
     let mut honoured = Vec::new();
     for entry in &entries {
         let here = |message: String| ConfigError::Invalid {
@@ -86,7 +87,7 @@ pub fn apply(file: &str, text: &str, config: &mut Config) -> Result<(), ConfigEr
             | "UDPSERV_PORT"
             | "MAX_SPA_PACKET_AGE"
             | "ENABLE_SPA_PACKET_AGING"
-            | "VERBOSE" => mapped(entry, udp_server, config).map_err(here)?,
+            | "VERBOSE" => mapped(entry, (udp_server, aging), config).map_err(here)?,
             key if key.contains("NAT") || key.contains("FORWARDING") => nat(entry, config).map_err(here)?,
             _ => other(entry, &get),
         };
@@ -143,7 +144,8 @@ fn stanzas(config: &mut Config) -> impl Iterator<Item = &mut super::Fwknop> {
 }
 
 /// The keys that map onto knockd: interface, port, window, verbosity.
-fn mapped(entry: &Entry, udp_server: bool, config: &mut Config) -> Result<Verdict, String> {
+/// `udp_server` and `aging`: whether fwknopd.conf turns the UDP server and packet aging on.
+fn mapped(entry: &Entry, (udp_server, aging): (bool, bool), config: &mut Config) -> Result<Verdict, String> {
     let value = entry.value.as_str();
     Ok(match entry.key.as_str() {
         "PCAP_INTF" if value.eq_ignore_ascii_case("any") => {
@@ -165,10 +167,13 @@ fn mapped(entry: &Entry, udp_server: bool, config: &mut Config) -> Result<Verdic
         },
         "UDPSERV_PORT" if !udp_server => Verdict::Unused("not used, as in fwknopd: ENABLE_UDP_SERVER is N".into()),
         "UDPSERV_PORT" => set_port(config, value.parse().map_err(|_| format!("`{value}` is not a port"))?),
+        "MAX_SPA_PACKET_AGE" if !aging => {
+            Verdict::Unused("not used, as in fwknopd: ENABLE_SPA_PACKET_AGING is N".into())
+        }
         "MAX_SPA_PACKET_AGE" => {
             let secs: u64 = value.parse().map_err(|_| format!("`{value}` is not a number of seconds"))?;
             let window = Duration::from_secs(secs.max(1)).min(MAX_WINDOW);
-            stanzas(config).for_each(|f| f.window = f.window.min(window));
+            stanzas(config).for_each(|f| f.window = window);
             if window.as_secs() != secs {
                 return Ok(Verdict::Not(format!("{secs} s is outside 1 s to 1 h: knockd uses {}", window.as_secs())));
             }
