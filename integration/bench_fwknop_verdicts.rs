@@ -42,139 +42,133 @@ const fn case(name: &'static str, access: &'static str, client: &'static [&'stat
     Case { name, access, fwknopd: "", files: &[], client, hmac: true, port: 22, open_for: CLIENT_V4, on_purpose: None }
 }
 
-fn cases() -> Vec<Case> {
-    let a22: &'static [&'static str] = &["-A", "tcp/22"];
-    vec![
-        case("one stanza, the client asks for tcp/22", STANZA, a22),
-        case(
-            "SOURCE with a dotted netmask",
-            "SOURCE 198.18.0.0/255.255.0.0\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
-            a22,
-        ),
-        case(
-            "`SOURCE: ...;` lines",
-            "SOURCE: ANY;\nKEY_BASE64: {K};\nHMAC_KEY_BASE64: {H};\nOPEN_PORTS: tcp/22;\n",
-            a22,
-        ),
-        case(
-            "ACCESS_EXPIRE 3/10/01 (two-digit year, past)",
-            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nACCESS_EXPIRE 3/10/01\n",
-            a22,
-        ),
-        case(
-            "ACCESS_EXPIRE 12/31/99 (two-digit year, ahead)",
-            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nACCESS_EXPIRE 12/31/99\n",
-            a22,
-        ),
-        case(
-            "DIGEST_TYPE in the stanza",
-            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nDIGEST_TYPE SHA1\n",
-            a22,
-        ),
-        Case {
-            port: 80,
-            ..case(
-                "same keys, tcp/22 stanza then tcp/80 stanza; asks tcp/80",
-                "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n\nSOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/80\n",
-                &["-A", "tcp/80"],
-            )
-        },
-        case(
-            "first stanza's HMAC key matches, its encryption key does not",
-            "SOURCE ANY\nKEY_BASE64 {KB}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n\nSOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
-            a22,
-        ),
-        case(
-            "first stanza has other keys",
-            "SOURCE ANY\nKEY_BASE64 {KB}\nHMAC_KEY_BASE64 {HB}\nOPEN_PORTS tcp/22\n\nSOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
-            a22,
-        ),
-        Case {
-            hmac: false,
-            on_purpose: Some("knockd requires an HMAC, checked before anything is decrypted"),
-            ..case(
-                "stanza without HMAC_KEY, client without --use-hmac",
-                "SOURCE ANY\nKEY_BASE64 {K}\nOPEN_PORTS tcp/22\n",
-                a22,
-            )
-        },
-        Case {
-            on_purpose: Some("knockd takes CBC only"),
-            ..case(
-                "ENCRYPTION_MODE ECB, client -M ecb",
-                "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nENCRYPTION_MODE ECB\n",
-                &["-A", "tcp/22", "-M", "ecb"],
-            )
-        },
-        case("a CBC stanza, client -M ecb", STANZA, &["-A", "tcp/22", "-M", "ecb"]),
-        Case {
-            open_for: OUTSIDE,
-            on_purpose: Some("knockd opens only for an address within SOURCE"),
-            ..case(
-                "-a names an address outside SOURCE",
-                "SOURCE 198.18.0.0/24\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
-                &["-A", "tcp/22", "-a", OUTSIDE],
-            )
-        },
-        case(
-            "REQUIRE_SOURCE_ADDRESS Y, client -s",
-            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nREQUIRE_SOURCE_ADDRESS Y\n",
-            &["-A", "tcp/22", "-s"],
-        ),
-        case("-s (open for the packet's source)", STANZA, &["-A", "tcp/22", "-s"]),
-        case("asks tcp/22 and tcp/23, OPEN_PORTS tcp/22", STANZA, &["-A", "tcp/22,tcp/23"]),
-        case(
-            "REQUIRE_USERNAME alice, client -U bob",
-            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nREQUIRE_USERNAME alice\n",
-            &["-A", "tcp/22", "-U", "bob"],
-        ),
-        case("client timeout -f 5", STANZA, &["-A", "tcp/22", "-f", "5"]),
-        case(
-            "SOURCE does not hold the client",
-            "SOURCE 198.19.0.0/16\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
-            a22,
-        ),
-        case("a packet 5 minutes old", STANZA, &["-A", "tcp/22", "--time-offset-minus", "5m"]),
-        Case {
-            fwknopd: "MAX_SPA_PACKET_AGE 600;\n",
-            ..case(
-                "fwknopd.conf MAX_SPA_PACKET_AGE 600, 5 minutes old",
-                STANZA,
-                &["-A", "tcp/22", "--time-offset-minus", "5m"],
-            )
-        },
-        Case {
-            fwknopd: "ENABLE_SPA_PACKET_AGING N;\n",
-            ..case("fwknopd.conf aging off, 30 minutes old", STANZA, &["-A", "tcp/22", "--time-offset-minus", "30m"])
-        },
-        Case {
-            fwknopd: "ENABLE_SPA_PACKET_AGING N;\n",
-            on_purpose: Some("knockd always checks the age (1 h at most): its replay cache forgets older packets"),
-            ..case("fwknopd.conf aging off, 2 hours old", STANZA, &["-A", "tcp/22", "--time-offset-minus", "2h"])
-        },
-        Case {
-            fwknopd: "PCAP_FILTER udp port 62203;\n",
-            ..case("fwknopd.conf PCAP_FILTER udp port 62203, client -p 62203", STANZA, &["-A", "tcp/22", "-p", "62203"])
-        },
-        case(
-            "ENABLE_CMD_EXEC Y, an access request",
-            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nENABLE_CMD_EXEC Y\n",
-            a22,
-        ),
-        case("a NAT request (-N), forwarding off", STANZA, &["-A", "tcp/22", "-N", "198.18.5.5:22"]),
-        Case {
-            files: &[
-                ("access.d/a.conf", "SOURCE ANY\nKEY fwknoptest\nOPEN_PORTS tcp/22\n"),
-                ("access.d/b.conf", STANZA),
-            ],
-            ..case(
-                "%include_folder: a stanza without an HMAC key, then the client's",
-                "%include_folder {DIR}/access.d\n",
-                a22,
-            )
-        },
-    ]
-}
+/// The client asking for tcp/22.
+const A22: &[&str] = &["-A", "tcp/22"];
+
+/// The cases, in the shapes of fwknop's test configs.
+const CASES: &[Case] = &[
+    case("one stanza, the client asks for tcp/22", STANZA, A22),
+    case(
+        "SOURCE with a dotted netmask",
+        "SOURCE 198.18.0.0/255.255.0.0\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
+        A22,
+    ),
+    case("`SOURCE: ...;` lines", "SOURCE: ANY;\nKEY_BASE64: {K};\nHMAC_KEY_BASE64: {H};\nOPEN_PORTS: tcp/22;\n", A22),
+    case(
+        "ACCESS_EXPIRE 3/10/01 (two-digit year, past)",
+        "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nACCESS_EXPIRE 3/10/01\n",
+        A22,
+    ),
+    case(
+        "ACCESS_EXPIRE 12/31/99 (two-digit year, ahead)",
+        "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nACCESS_EXPIRE 12/31/99\n",
+        A22,
+    ),
+    case(
+        "DIGEST_TYPE in the stanza",
+        "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nDIGEST_TYPE SHA1\n",
+        A22,
+    ),
+    Case {
+        port: 80,
+        ..case(
+            "same keys, tcp/22 stanza then tcp/80 stanza; asks tcp/80",
+            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n\nSOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/80\n",
+            &["-A", "tcp/80"],
+        )
+    },
+    case(
+        "first stanza's HMAC key matches, its encryption key does not",
+        "SOURCE ANY\nKEY_BASE64 {KB}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n\nSOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
+        A22,
+    ),
+    case(
+        "first stanza has other keys",
+        "SOURCE ANY\nKEY_BASE64 {KB}\nHMAC_KEY_BASE64 {HB}\nOPEN_PORTS tcp/22\n\nSOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
+        A22,
+    ),
+    Case {
+        hmac: false,
+        on_purpose: Some("knockd requires an HMAC, checked before anything is decrypted"),
+        ..case(
+            "stanza without HMAC_KEY, client without --use-hmac",
+            "SOURCE ANY\nKEY_BASE64 {K}\nOPEN_PORTS tcp/22\n",
+            A22,
+        )
+    },
+    Case {
+        on_purpose: Some("knockd takes CBC only"),
+        ..case(
+            "ENCRYPTION_MODE ECB, client -M ecb",
+            "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nENCRYPTION_MODE ECB\n",
+            &["-A", "tcp/22", "-M", "ecb"],
+        )
+    },
+    case("a CBC stanza, client -M ecb", STANZA, &["-A", "tcp/22", "-M", "ecb"]),
+    Case {
+        open_for: OUTSIDE,
+        on_purpose: Some("knockd opens only for an address within SOURCE"),
+        ..case(
+            "-a names an address outside SOURCE",
+            "SOURCE 198.18.0.0/24\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
+            &["-A", "tcp/22", "-a", OUTSIDE],
+        )
+    },
+    case(
+        "REQUIRE_SOURCE_ADDRESS Y, client -s",
+        "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nREQUIRE_SOURCE_ADDRESS Y\n",
+        &["-A", "tcp/22", "-s"],
+    ),
+    case("-s (open for the packet's source)", STANZA, &["-A", "tcp/22", "-s"]),
+    case("asks tcp/22 and tcp/23, OPEN_PORTS tcp/22", STANZA, &["-A", "tcp/22,tcp/23"]),
+    case(
+        "REQUIRE_USERNAME alice, client -U bob",
+        "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nREQUIRE_USERNAME alice\n",
+        &["-A", "tcp/22", "-U", "bob"],
+    ),
+    case("client timeout -f 5", STANZA, &["-A", "tcp/22", "-f", "5"]),
+    case(
+        "SOURCE does not hold the client",
+        "SOURCE 198.19.0.0/16\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\n",
+        A22,
+    ),
+    case("a packet 5 minutes old", STANZA, &["-A", "tcp/22", "--time-offset-minus", "5m"]),
+    Case {
+        fwknopd: "MAX_SPA_PACKET_AGE 600;\n",
+        ..case(
+            "fwknopd.conf MAX_SPA_PACKET_AGE 600, 5 minutes old",
+            STANZA,
+            &["-A", "tcp/22", "--time-offset-minus", "5m"],
+        )
+    },
+    Case {
+        fwknopd: "ENABLE_SPA_PACKET_AGING N;\n",
+        ..case("fwknopd.conf aging off, 30 minutes old", STANZA, &["-A", "tcp/22", "--time-offset-minus", "30m"])
+    },
+    Case {
+        fwknopd: "ENABLE_SPA_PACKET_AGING N;\n",
+        on_purpose: Some("knockd always checks the age (1 h at most): its replay cache forgets older packets"),
+        ..case("fwknopd.conf aging off, 2 hours old", STANZA, &["-A", "tcp/22", "--time-offset-minus", "2h"])
+    },
+    Case {
+        fwknopd: "PCAP_FILTER udp port 62203;\n",
+        ..case("fwknopd.conf PCAP_FILTER udp port 62203, client -p 62203", STANZA, &["-A", "tcp/22", "-p", "62203"])
+    },
+    case(
+        "ENABLE_CMD_EXEC Y, an access request",
+        "SOURCE ANY\nKEY_BASE64 {K}\nHMAC_KEY_BASE64 {H}\nOPEN_PORTS tcp/22\nENABLE_CMD_EXEC Y\n",
+        A22,
+    ),
+    case("a NAT request (-N), forwarding off", STANZA, &["-A", "tcp/22", "-N", "198.18.5.5:22"]),
+    Case {
+        files: &[("access.d/a.conf", "SOURCE ANY\nKEY fwknoptest\nOPEN_PORTS tcp/22\n"), ("access.d/b.conf", STANZA)],
+        ..case(
+            "%include_folder: a stanza without an HMAC key, then the client's",
+            "%include_folder {DIR}/access.d\n",
+            A22,
+        )
+    },
+];
 
 /// What a server made of a case's packet.
 #[derive(Clone, PartialEq, Eq)]
@@ -277,12 +271,12 @@ fn verdict(server: Server, case: &Case, packet: &[u8]) -> Verdict {
 
 /// Runs every case on both servers and prints the table; returns (cases, same, on purpose).
 pub fn run() -> (usize, usize, usize) {
-    let cases = cases();
+    let cases = CASES;
     println!();
     println!("| case (the stock client's packet, built once) | fwknopd 2.6.10 | knockd | |");
     println!("|---|---|---|---|");
     let (mut same, mut on_purpose) = (0, 0);
-    for case in &cases {
+    for case in cases {
         eprintln!("knockd-bench: fwknopd and knockd: {}...", case.name);
         let packet = match build(case) {
             Ok(packet) => packet,

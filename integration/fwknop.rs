@@ -109,6 +109,8 @@ fn every_hmac_and_digest_type_the_client_offers_is_accepted() {
         HMACS.iter().map(|h| stanza("ANY", keys, &format!("HMAC_DIGEST_TYPE {h}\nFW_ACCESS_TIMEOUT 5"))).collect();
     let access = ConfigFile::private("access.conf", &text);
     let daemon = start(&lab, &access);
+    // No OPEN_PORTS: the start says these doors guard no port, and what to do.
+    assert!(daemon.log_text().contains("door stanza7 guards no port: it lists none a client may ask for"));
     for (n, hmac) in HMACS.iter().enumerate() {
         let user = format!("hmac-{hmac}");
         send(&lab, CLIENT_V4, &packet(&lab, keys, &["-A", "tcp/22", "-s", "-U", &user, "--hmac-digest-type", hmac]));

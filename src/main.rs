@@ -376,7 +376,7 @@ fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
 
 /// `knockd status`: the running daemon's view, or the kernel's when none runs.
 fn status(cli: &Cli, json: bool, prometheus: bool) -> anyhow::Result<()> {
-    let config = config::load(&cli.config).ok();
+    let config = config::load_with(&cli.config, &load_options(cli)).ok();
     let status = knockd::cli::status::gather(&control_path(cli, config.as_ref()), &cli.config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -393,7 +393,7 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("run as root: the control socket is root's");
     }
-    let config = config::load(&cli.config).ok();
+    let config = config::load_with(&cli.config, &load_options(cli)).ok();
     let response = control::ask(&control_path(cli, config.as_ref()), &request)?;
     if response.ok {
         println!("{}", response.message);

@@ -152,4 +152,7 @@ fn named_with_fwknopd_conf_and_only_with_an_access_conf() {
     let bad = dir.write("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
     let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{error}");
+    let bad = dir.write("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
+    let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
+    assert!(error.to_string().contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"));
 }

@@ -153,6 +153,7 @@ fn mapped(entry: &Entry, (udp_server, aging): (bool, bool), config: &mut Config)
             Verdict::Honoured("every interface".into())
         }
         "PCAP_INTF" => {
+            super::check_interface(value)?;
             config.interfaces = vec![value.to_owned()];
             Verdict::Honoured(format!("listening on {value}"))
         }

@@ -353,6 +353,21 @@ impl Config {
     }
 }
 
+/// Longest interface name the kernel takes (`IFNAMSIZ` less the terminating NUL).
+pub const MAX_IFNAME: usize = 15;
+
+/// Checks an interface name as the kernel would take it.
+pub fn check_interface(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty() && name.len() <= MAX_IFNAME && !name.contains(['/', ' ', '\0', ':']);
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"
+        ))
+    }
+}
+
 /// Checks a name used in nftables object names and log lines: letters, digits, `_` and `-`,
 /// starting with a letter, so it is a valid nft identifier without quoting.
 pub fn check_identifier(name: &str, max_len: usize) -> Result<(), String> {
