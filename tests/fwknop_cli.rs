@@ -41,6 +41,13 @@ fn check_fails_while_a_stanza_would_be_left_out() {
     dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
     let out = knockd(&args);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+
+    // `--fwknopd-conf FILE`: read as a start reads it.
+    let fwknopd = dir.write("server/fwknopd.conf", "PCAP_FILTER udp port 62209;\nLOCALE C;\n");
+    let out = knockd(&[&args[..], &["--fwknopd-conf", fwknopd.to_str().unwrap()]].concat());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("fwknop packets on 62209/udp"), "{stdout}");
+    assert!(stdout.contains("warning: ") && stdout.contains("fwknopd.conf:2: LOCALE: not honoured"), "{stdout}");
 }
 
 /// `knockd --convert access.conf > knockd.yaml`: the YAML holds the keys, so its file is made
