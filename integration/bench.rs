@@ -3,8 +3,9 @@
 //! table with both and their ratio. It prints figures; it asserts nothing about timings.
 //!
 //! Run as root: `cargo build --release --features bench && target/release/knockd-bench
-//! [--trials N] [--fwknop-only | --spa-only]` (it runs the knockd built beside it, so build
-//! both). The fwknop figure needs fwknop-client, and fwknop-server for its side.
+//! [--trials N] [--fwknop-only | --fwknop-verdicts | --spa-only]` (it runs the knockd built
+//! beside it, so build both). The fwknop figure needs fwknop-client, and fwknop-server for its
+//! side; so does the side-by-side run of fwknop's config shapes (`--fwknop-verdicts`).
 //! Traffic is raw IPv4 packets with spoofed sources in 198.18.0.0/15, sent from the client
 //! namespace to the server namespace only; every sending loop is bounded in count and time.
 
@@ -12,6 +13,7 @@
 #![allow(dead_code)]
 
 mod bench_fwknop;
+mod bench_fwknop_verdicts;
 mod bench_spa;
 mod daemon;
 mod frames;
@@ -331,8 +333,22 @@ fn fwknop_table() {
         ratio,
     );
     if !fwknopd {
-        eprintln!("knockd-bench: {} is not installed (apt-get install fwknop-server)", bench_fwknop::FWKNOPD);
+        return eprintln!("knockd-bench: {} is not installed (apt-get install fwknop-server)", bench_fwknop::FWKNOPD);
     }
+    fwknop_verdicts();
+}
+
+/// The same packets to fwknopd and to knockd, on the same configs: where their verdicts differ.
+fn fwknop_verdicts() {
+    if !std::path::Path::new(bench_fwknop::FWKNOPD).exists() {
+        return eprintln!("knockd-bench: {} is not installed (apt-get install fwknop-server)", bench_fwknop::FWKNOPD);
+    }
+    let (cases, same, on_purpose) = bench_fwknop_verdicts::run();
+    println!();
+    println!(
+        "{same} of {cases} cases: the same verdict; {on_purpose} differ on purpose (doc/fwknop.md); {} differ otherwise.",
+        cases - same - on_purpose
+    );
 }
 
 fn main() {
@@ -340,6 +356,9 @@ fn main() {
     require_root();
     if std::env::args().any(|a| a == "--fwknop-only") {
         return fwknop_table();
+    }
+    if std::env::args().any(|a| a == "--fwknop-verdicts") {
+        return fwknop_verdicts();
     }
     if std::env::args().any(|a| a == "--spa-only") {
         return spa_table();

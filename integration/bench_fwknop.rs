@@ -13,8 +13,8 @@ use crate::lab::*;
 
 /// fwknopd as Debian installs it.
 pub const FWKNOPD: &str = "/usr/sbin/fwknopd";
-const KEY: &str = "aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=";
-const HMAC_KEY: &str = "oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==";
+pub const KEY: &str = "aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=";
+pub const HMAC_KEY: &str = "oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==";
 
 /// Which server answers the packets.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,59 +37,92 @@ fn client_packet(lab: &Lab, src: &str) -> Vec<u8> {
     std::fs::read(&file.path).unwrap().trim_ascii_end().to_vec()
 }
 
-/// Starts `server` in the lab with one stanza for tcp/22; keep the files while it runs.
-fn start(server: Server, lab: &Lab) -> (Daemon, Vec<ConfigFile>) {
-    let access = ConfigFile::private(
-        "access.conf",
-        &format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nOPEN_PORTS tcp/22\nFW_ACCESS_TIMEOUT 60\n"),
-    );
-    let dir = access.state_dir();
-    std::fs::create_dir_all(&dir).unwrap();
+/// What a server is started with: the access.conf text (in a file named `name`), the
+/// fwknopd.conf text (knockd reads it beside the access.conf; fwknopd is given it, with its
+/// interface and run directory added), other files beside them, and the ports to close
+/// first for fwknopd (whose model is the host's own firewall dropping them).
+pub struct Setup<'a> {
+    pub name: &'a str,
+    pub access: &'a str,
+    pub fwknopd: &'a str,
+    pub files: &'a [(&'a str, &'a str)],
+    pub guard: &'a [u16],
+}
+
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Starts `server` in the lab on `setup`; keep the files while it runs. `None` (with its
+/// output) when it did not start.
+pub fn start_with(server: Server, lab: &Lab, setup: &Setup) -> Result<(Daemon, ConfigFile), String> {
+    let access = ConfigFile::private(setup.name, "");
+    let dir = access.path.parent().unwrap().to_owned();
+    // `{DIR}`: the files' directory (fwknopd opens a relative include from where it runs).
+    let here = |text: &str| text.replace("{DIR}", dir.to_str().unwrap());
+    access.rewrite(&here(setup.access));
+    for (name, text) in setup.files {
+        write_private(&dir.join(name), &here(text));
+    }
+    let state = access.state_dir();
+    std::fs::create_dir_all(&state).unwrap();
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     match server {
         Server::Knockd => {
+            if !setup.fwknopd.is_empty() {
+                write_private(&dir.join("fwknopd.conf"), setup.fwknopd);
+            }
             let control = path(&access.control());
-            let args = ["-c", &path(&access.path), "--state-dir", &path(&dir), "-n", "-s", "--control", &control];
+            let args =
+                ["-c", &path(&access.path), "--state-dir", &path(&state), "-n", "-s", "-v", "--control", &control];
             let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &args);
-            assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
-            (daemon, vec![access])
+            if !daemon.wait_log("listening on", Duration::from_secs(20)) {
+                return Err(daemon.log_text());
+            }
+            Ok((daemon, access))
         }
         Server::Fwknopd => {
-            // Port 22 closed but for fwknopd's rules (it puts its chain first in INPUT).
-            lab.server.run(|| cmd("iptables", &["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"]));
-            let conf = ConfigFile::private(
-                "fwknopd.conf",
-                &format!("PCAP_INTF {};\nFWKNOP_RUN_DIR {};\n", lab.server_if, path(&dir)),
-            );
-            let (digest, pid) = (dir.join("digest.cache"), dir.join("fwknopd.pid"));
-            let args = [
-                "-f",
-                "-v",
-                "-c",
-                &path(&conf.path),
-                "-a",
-                &path(&access.path),
-                "-d",
-                &path(&digest),
-                "-p",
-                &path(&pid),
-            ];
-            let daemon = Daemon::spawn_program(&lab.server, FWKNOPD, &args);
+            for port in setup.guard {
+                let port = port.to_string();
+                lab.server.run(|| cmd("iptables", &["-A", "INPUT", "-p", "tcp", "--dport", &port, "-j", "DROP"]));
+            }
+            let conf = dir.join("fwknopd.conf");
+            let own = format!("PCAP_INTF {};\nFWKNOP_RUN_DIR {};\n", lab.server_if, path(&state));
+            write_private(&conf, &format!("{}\n{own}", setup.fwknopd));
+            let (digest, pid) = (state.join("digest.cache"), state.join("fwknopd.pid"));
+            let args =
+                ["-f", "-v", "-c", &path(&conf), "-a", &path(&access.path), "-d", &path(&digest), "-p", &path(&pid)];
+            let mut daemon = Daemon::spawn_program(&lab.server, FWKNOPD, &args);
             // fwknopd says nothing when ready; its chain appearing is the sign.
-            eventually(Duration::from_secs(20), || {
-                lab.server.run(|| cmd("iptables", &["-S"])).contains("FWKNOP_INPUT")
+            let ready = eventually(Duration::from_secs(10), || {
+                daemon.wait_exit(Duration::ZERO).is_some()
+                    || lab.server.run(|| cmd("iptables", &["-S"])).contains("FWKNOP_INPUT")
             });
+            if !ready || daemon.wait_exit(Duration::ZERO).is_some() {
+                return Err(daemon.log_text());
+            }
             std::thread::sleep(Duration::from_millis(500));
-            (daemon, vec![access, conf])
+            Ok((daemon, access))
         }
     }
+}
+
+/// Starts `server` in the lab with one stanza for tcp/22; keep the file while it runs.
+fn start(server: Server, lab: &Lab) -> (Daemon, ConfigFile) {
+    let access =
+        format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nOPEN_PORTS tcp/22\nFW_ACCESS_TIMEOUT 60\n");
+    let setup = Setup { name: "access.conf", access: &access, fwknopd: "", files: &[], guard: &[22] };
+    start_with(server, lab, &setup).unwrap_or_else(|log| panic!("the server did not start:\n{log}"))
 }
 
 /// SPA sent -> first accepted connect, for `trials` sources; the median, and how many got in.
 pub fn latency(server: Server, trials: usize) -> (Option<Duration>, usize) {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let (_daemon, _files) = start(server, &lab);
+    let (_daemon, _file) = start(server, &lab);
     let target: IpAddr = SERVER_V4.parse().unwrap();
     let mut samples = Vec::new();
     for i in 0..trials {

@@ -12,6 +12,7 @@ mod daemon;
 mod fail_closed;
 mod frames;
 mod fwknop;
+mod fwknop_admin;
 mod grants;
 mod host;
 mod knocks;

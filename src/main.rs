@@ -60,8 +60,7 @@ fn main() -> ExitCode {
 
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(file) = &cli.convert {
-        print!("{}", convert::to_yaml(&config::load(file)?));
-        return Ok(());
+        return convert_to_stdout(file, &cli);
     }
     // Every relative path, given here or in the file, is anchored where knockd was started:
     // `-d` changes to /, and reloads, log reopens and one-time rewrites must still find them.
@@ -73,6 +72,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         path: cli.config.clone(),
         interfaces: cli.interfaces.clone(),
         state_dir: cli.state_dir.clone(),
+        fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir,
     };
     let config = source.load()?;
@@ -185,7 +185,7 @@ fn owner_after_start(cli: &Cli, config: &Config) -> anyhow::Result<Owner> {
     let mut files: Vec<&std::path::Path> = vec![&cli.config];
     files.extend(config.included.iter().map(|p| p.as_path()));
     files.extend(config.door_files());
-    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files));
+    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files, access_conf(&cli.config)));
     match user {
         Some(user) if why_root.is_none() => Ok(Owner::User(user)),
         _ => {
@@ -218,8 +218,21 @@ fn give_up_privileges(owner: &Owner, config: &Config) -> anyhow::Result<()> {
 
 /// Why the daemon must keep root to do its work as `user` later: a file SIGHUP reads again, or
 /// the directory the metrics textfile is written in.
-fn root_needed_for(user: &nix::unistd::User, config: &Config, files: &[&std::path::Path]) -> Option<String> {
+fn root_needed_for(
+    user: &nix::unistd::User,
+    config: &Config,
+    files: &[&std::path::Path],
+    access_conf: bool,
+) -> Option<String> {
     if let Some(file) = daemon::privileges::unreadable_for(user, files) {
+        if access_conf {
+            // access.conf holds the keys and has no `user:`: staying root is the only way.
+            return Some(format!(
+                "{} is fwknopd's access.conf (or one of its files), whose keys only root may read, and a reload \
+                 reads it again; knockd keeps CAP_NET_ADMIN and CAP_NET_RAW only",
+                file.display()
+            ));
+        }
         return Some(format!(
             "user {} could not read {} again on SIGHUP (make it readable to that user, e.g. with its group and \
              mode 640, or set `user: root` to say so)",
@@ -237,6 +250,11 @@ fn root_needed_for(user: &nix::unistd::User, config: &Config, files: &[&std::pat
         )),
         _ => None,
     }
+}
+
+/// Whether the config at `path` is fwknopd's access.conf (which cannot say `user:`).
+fn access_conf(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| config::detect(path, &text) == config::Format::AccessConf)
 }
 
 /// A foreground start from an SSH session on a port a door guards: the same warning as
@@ -274,6 +292,7 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         path: cli.config.clone(),
         interfaces: cli.interfaces.clone(),
         state_dir: cli.state_dir.clone(),
+        fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir: std::env::current_dir().ok(),
     };
     let config = source.load()?;
@@ -283,6 +302,10 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
+    for notice in &config.notices {
+        let label = if notice.level <= log::Level::Warn { "warning" } else { "note" };
+        println!("{label}: {}", notice.message);
+    }
     for warning in inspect::warnings(&config, exists) {
         println!("warning: {warning}");
     }
@@ -294,6 +317,11 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     println!();
     let finding = check_host_firewall(&config);
+    let left_out = config.doors.iter().filter(|d| d.fwknop().is_some_and(|f| f.refused.is_some())).count();
+    if left_out > 0 {
+        eprintln!("\n{left_out} stanza(s) would be left out (see the warnings): a start serves the others.");
+        return Ok(ExitCode::FAILURE);
+    }
     match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
         _ if finding == Finding::Refused => Ok(ExitCode::FAILURE),
         _ if finding == Finding::Blocked => Ok(ExitCode::from(EXIT_BLOCKED)),
@@ -329,6 +357,40 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
     LocalAddresses::open().map(|l| l.addresses().iter().copied().collect()).unwrap_or_default()
 }
 
+/// What a load takes from the command line: where relative includes may also be (where knockd
+/// runs), and `--fwknopd-conf`.
+fn load_options(cli: &Cli) -> config::LoadOptions {
+    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone() }
+}
+
+/// `knockd --convert FILE`: the YAML on stdout. A config with keys in it (an access.conf)
+/// makes a YAML with keys in it: redirected to a file, that file is made mode 600 first, so
+/// that no other user can read the keys, and knockd loads it.
+fn convert_to_stdout(file: &std::path::Path, cli: &Cli) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let config = config::load_with(file, &load_options(cli))?;
+    for notice in config.notices.iter().filter(|n| n.level <= log::Level::Warn) {
+        eprintln!("knockd: warning: {}", notice.message);
+    }
+    let stdout = std::io::stdout();
+    if config.has_inline_secrets() {
+        let regular = nix::sys::stat::fstat(stdout.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFREG);
+        let private = nix::sys::stat::Mode::from_bits_truncate(0o600);
+        if regular && nix::sys::stat::fchmod(stdout.as_fd(), private).is_ok() {
+            eprintln!("knockd: the YAML holds the keys of {}: its file is now mode 600", file.display());
+        } else {
+            eprintln!(
+                "knockd: the YAML holds the keys of {}: keep the file it goes to mode 600 (knockd refuses it if \
+                 other users can read it), or move each key to a file of its own (key_file:, hmac_key_file:)",
+                file.display()
+            );
+        }
+    }
+    stdout.lock().write_all(convert::to_yaml(&config).as_bytes())?;
+    Ok(())
+}
+
 /// The control socket: `--control`, else the config's `control_socket` (when the config
 /// loads), else the default for its table in this network namespace.
 fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
@@ -340,7 +402,7 @@ fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
 
 /// `knockd status`: the running daemon's view, or the kernel's when none runs.
 fn status(cli: &Cli, json: bool, prometheus: bool) -> anyhow::Result<()> {
-    let config = config::load(&cli.config).ok();
+    let config = config::load_with(&cli.config, &load_options(cli)).ok();
     let status = knockd::cli::status::gather(&control_path(cli, config.as_ref()), &cli.config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -357,7 +419,7 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("run as root: the control socket is root's");
     }
-    let config = config::load(&cli.config).ok();
+    let config = config::load_with(&cli.config, &load_options(cli)).ok();
     let response = control::ask(&control_path(cli, config.as_ref()), &request)?;
     if response.ok {
         println!("{}", response.message);

@@ -78,8 +78,19 @@ pub struct KnockdCli {
     /// and `reload` ask it (default: the config's `control_socket`, else /run/knockd/control).
     #[arg(long = "control", value_name = "PATH", global = true)]
     pub control: Option<PathBuf>,
-    /// Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit.
-    #[arg(long = "convert", value_name = "FILE", exclusive = true)]
+    /// fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there
+    /// is one): its interface, port, packet age and verbosity carry over; every key knockd does
+    /// not honour is named in a warning.
+    #[arg(long = "fwknopd-conf", value_name = "FILE", global = true)]
+    pub fwknopd_conf: Option<PathBuf>,
+    /// Print the config FILE (a classic knockd.conf, fwknopd's access.conf, or YAML) as
+    /// knockd.yaml and exit. Keys written in an access.conf stay in the YAML: redirected to a
+    /// file, that file is made mode 600.
+    #[arg(
+        long = "convert",
+        value_name = "FILE",
+        conflicts_with_all = ["daemon", "interfaces", "debug", "pidfile", "only_ipv4", "lookup", "state_dir"]
+    )]
     pub convert: Option<PathBuf>,
 }
 
@@ -88,7 +99,8 @@ impl KnockdCli {
     /// knockd was started in, as [`crate::config::Config::anchor_paths`] does for the file's:
     /// the background daemon changes to /.
     pub fn anchor_paths(&mut self, dir: &Path) {
-        let optional = [&mut self.state_dir, &mut self.logfile, &mut self.pidfile, &mut self.control];
+        let optional =
+            [&mut self.state_dir, &mut self.logfile, &mut self.pidfile, &mut self.control, &mut self.fwknopd_conf];
         for path in optional.into_iter().flatten().chain([&mut self.config]).filter(|p| p.is_relative()) {
             *path = dir.join(&*path);
         }
@@ -100,8 +112,8 @@ impl KnockdCli {
 pub enum KnockdCommand {
     /// Validate the config as a start would (every key and sequence file is read), print the
     /// nftables objects it would create, and warn about likely mistakes; changes nothing.
-    /// Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the
-    /// port this session came in on.
+    /// Exit status: 0 valid, 1 invalid (or an access.conf stanza a start would leave out), 3
+    /// valid but it would drop new SSH connections to the port this session came in on.
     Check,
     /// Ask the running daemon for its doors, grants (who opened each, time left), attempts in
     /// progress and counters; with no daemon running, read the grants from the kernel.

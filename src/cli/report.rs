@@ -71,19 +71,14 @@ pub fn warnings(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<String> {
         }
     }
     for door in &config.doors {
-        match &door.open {
-            None if door.commands.is_empty() => out.push(format!(
+        if door.open.is_none() && door.commands.is_empty() {
+            out.push(format!(
                 "door {}: has neither `open` nor a command: a completed knock only logs a line",
                 door.name
-            )),
-            Some(o) if o.per_port && o.ports.is_empty() && o.attach.is_none() => out.push(format!(
-                "door {}: lists no ports a client may ask for (OPEN_PORTS / open_ports), so it guards none: its \
-                 grants matter only where your own firewall drops what they open",
-                door.name
-            )),
-            _ => {}
+            ));
         }
     }
+    out.extend(config.doors.iter().filter_map(crate::config::guards_nothing));
     out
 }
 
@@ -146,6 +141,9 @@ fn proofs(door: &Door) -> Vec<String> {
         if f.require_source_address {
             line.push_str("; an address is required (no -s)");
         }
+        if let Some(why) = &f.refused {
+            line = format!("LEFT OUT, takes no packet ({why}); would have taken {line}");
+        }
         parts.push(line);
     }
     parts
@@ -157,7 +155,7 @@ fn opens(open: &OpenAction) -> String {
     let ports: Vec<String> = open.ports.iter().map(PortProto::to_string).collect();
     match &open.attach {
         None if open.per_port && open.ports.is_empty() => {
-            format!("opens the ports a client asks for, any port, for {timeout}")
+            "guards no port (no OPEN_PORTS): a client may ask for any, and a grant opens nothing here".to_owned()
         }
         None if open.per_port => format!("opens the ports a client asks for, of {}, for {timeout}", ports.join(", ")),
         None => format!("opens {} for {timeout}", ports.join(", ")),

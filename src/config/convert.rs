@@ -264,9 +264,27 @@ pub fn to_yaml(config: &Config) -> String {
         metrics: config.metrics_textfile.as_ref().map(|textfile| Metrics { textfile }),
         commands: (config.command_privileges == model::CommandPrivileges::Full)
             .then_some(CommandsOut { privileges: "full" }),
-        doors: Doors(config.doors.iter().map(|d| (d.name.as_str(), door(d))).collect()),
+        doors: Doors(config.doors.iter().filter(|d| !left_out(d)).map(|d| (d.name.as_str(), door(d))).collect()),
     };
-    serde_yaml_ng::to_string(&out).expect("plain data always serializes")
+    let mut text = String::new();
+    if config.has_inline_secrets() {
+        text.push_str("# This file holds keys: keep it mode 600 (knockd refuses it if other users can read it).\n");
+    }
+    for d in config.doors.iter().filter(|d| left_out(d)) {
+        let why = d.fwknop().and_then(|f| f.refused.as_deref()).unwrap_or_default();
+        let ports: Vec<String> = d.open.iter().flat_map(|o| &o.ports).map(PortProto::to_string).collect();
+        let guard = match ports.as_slice() {
+            [] => String::new(),
+            list => format!(" (it kept {} closed; no door here does)", list.join(", ")),
+        };
+        text.push_str(&format!("# {} is left out{guard}: {why}\n", d.name));
+    }
+    text + &serde_yaml_ng::to_string(&out).expect("plain data always serializes")
+}
+
+/// An access.conf stanza knockd refuses: YAML has no way to write it, so it is a comment.
+fn left_out(d: &model::Door) -> bool {
+    d.fwknop().is_some_and(|f| f.refused.is_some())
 }
 
 /// One door, with what its defaults already say left out.

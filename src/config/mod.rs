@@ -7,6 +7,7 @@
 
 pub mod access_conf;
 pub mod convert;
+pub mod fwknopd_conf;
 pub mod knockd_conf;
 mod model;
 mod ports;
@@ -90,7 +91,10 @@ pub fn detect(path: &Path, text: &str) -> Format {
         return Format::Yaml;
     }
     let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with(['#', ';']));
-    let first_word = first.and_then(|l| l.split_whitespace().next()).unwrap_or("").to_ascii_uppercase();
+    // fwknopd allows a `:` after the directive (`SOURCE: ANY;`).
+    let first_word = first
+        .and_then(|l| l.split_whitespace().next())
+        .map_or(String::new(), |w| w.trim_end_matches(':').to_ascii_uppercase());
     if path.file_name().is_some_and(|n| n == "access.conf")
         || ["SOURCE", "%INCLUDE", "%INCLUDE_FOLDER"].contains(&first_word.as_str())
     {
@@ -102,8 +106,22 @@ pub fn detect(path: &Path, text: &str) -> Format {
     }
 }
 
+/// What a load needs besides the file: where relative includes may also be, and fwknopd.conf.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The directory knockd was started in: fwknopd opens relative `%include`s from there.
+    pub start_dir: Option<std::path::PathBuf>,
+    /// fwknopd.conf for an access.conf (`--fwknopd-conf`); else the one beside it, if any.
+    pub fwknopd_conf: Option<std::path::PathBuf>,
+}
+
 /// Reads and validates the config at `path`, in whichever format it is written.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Reads and validates the config at `path`, in whichever format it is written, with `options`.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let bytes = read_private(path, MAX_CONFIG_BYTES).map_err(|e| match e {
         PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
@@ -115,15 +133,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         location: None,
         message: "the file is not UTF-8 text".into(),
     })?;
-    let config = match detect(path, &text) {
+    let format = detect(path, &text);
+    let mut config = match format {
         Format::Yaml => yaml::parse(&file, &text),
         Format::KnockdConf => knockd_conf::parse(&file, &text),
-        Format::AccessConf => access_conf::parse(&file, &text),
+        Format::AccessConf => access_conf::parse_with(&file, &text, options.start_dir.as_deref()),
     }?;
     if config.has_inline_secrets() {
         for config_file in std::iter::once(path).chain(config.included.iter().map(|p| p.as_path())) {
             check_unreadable_by_others(config_file)?;
         }
+    }
+    match (format, &options.fwknopd_conf) {
+        (Format::AccessConf, named) => fwknopd_conf::apply_for(path, named.as_deref(), &mut config)?,
+        (_, Some(named)) => {
+            return Err(ConfigError::Invalid {
+                file: named.display().to_string(),
+                location: None,
+                message: format!("fwknopd.conf goes with fwknopd's access.conf, and {file} is not one"),
+            });
+        }
+        (_, None) => {}
     }
     Ok(config)
 }

@@ -325,6 +325,18 @@ pub struct Config {
     pub command_privileges: CommandPrivileges,
     /// Every door, in file order.
     pub doors: Vec<Door>,
+    /// What the loader noticed and a start logs (`knockd check` prints it): settings knockd
+    /// does not honour, stanzas it leaves out, include paths it found another way.
+    pub notices: Vec<Notice>,
+}
+
+/// One thing a loader noticed about a config that is valid all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// How loud: `Warn` for what the admin should change, `Info` for what is merely said.
+    pub level: log::Level,
+    /// The line, naming the file, the line number and the key.
+    pub message: String,
 }
 
 /// The daemon's table when the config does not name one.
@@ -368,6 +380,7 @@ impl Config {
             metrics_textfile: None,
             command_privileges: CommandPrivileges::default(),
             doors,
+            notices: Vec::new(),
         }
     }
 
@@ -415,6 +428,21 @@ impl Config {
         } else {
             format!("door {} runs commands", door.name)
         })
+    }
+}
+
+/// Longest interface name the kernel takes (`IFNAMSIZ` less the terminating NUL).
+pub const MAX_IFNAME: usize = 15;
+
+/// Checks an interface name as the kernel would take it.
+pub fn check_interface(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty() && name.len() <= MAX_IFNAME && !name.contains(['/', ' ', '\0', ':']);
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 //! How a client proves itself to a door: the settings of each kind of proof.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -204,6 +205,48 @@ pub struct Fwknop {
     pub destination: Vec<ipnet::IpNet>,
     /// Unix time after which the door no longer opens (`ACCESS_EXPIRE`).
     pub expires: Option<u64>,
+    /// Why knockd takes no packet for this stanza at all (what in it is unsafe, or not
+    /// honoured yet); its ports stay guarded. Only access.conf says this: the other stanzas
+    /// are served, and `knockd check` fails.
+    pub refused: Option<String>,
+    /// fwknopd's NAT settings (the stanza's and fwknopd.conf's), read so they can be named:
+    /// knockd does not forward yet, so a stanza that asks for NAT is refused.
+    pub nat: FwknopNat,
+}
+
+/// fwknopd's forwarding and NAT settings, as written: none is honoured yet (doc/fwknop.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FwknopNat {
+    /// fwknopd.conf `ENABLE_IPT_FORWARDING` (or `ENABLE_FIREWD_FORWARDING`): NAT requests
+    /// (`fwknop -N`) may reach hosts behind this one.
+    pub forwarding: bool,
+    /// fwknopd.conf `ENABLE_IPT_LOCAL_NAT`: NAT requests may reach a port of this host.
+    pub local_nat: bool,
+    /// fwknopd.conf `ENABLE_IPT_SNAT`: forwarded packets are source-translated.
+    pub snat: bool,
+    /// fwknopd.conf `SNAT_TRANSLATE_IP`: to this address (else masquerading).
+    pub snat_translate_ip: Option<IpAddr>,
+    /// `FORCE_NAT IP PORT`: every access request goes to this host and port instead.
+    pub force_nat: Option<(IpAddr, u16)>,
+    /// `FORCE_SNAT IP`: forwarded packets leave with this source address.
+    pub force_snat: Option<IpAddr>,
+    /// `FORCE_MASQUERADE Y`.
+    pub force_masquerade: bool,
+    /// `DISABLE_DNAT Y`: forward only, translate no destination.
+    pub disable_dnat: bool,
+    /// `FORWARD_ALL Y`: forward every port to the client's hosts.
+    pub forward_all: bool,
+}
+
+impl FwknopNat {
+    /// Whether the stanza itself asks for NAT (its `FORCE_*`, `DISABLE_DNAT`, `FORWARD_ALL`).
+    pub fn stanza_asks(&self) -> bool {
+        self.force_nat.is_some()
+            || self.force_snat.is_some()
+            || self.force_masquerade
+            || self.disable_dnat
+            || self.forward_all
+    }
 }
 
 /// fwknop's defaults: the UDP port, `MAX_FW_TIMEOUT`, `MAX_SPA_PACKET_AGE`, `FW_ACCESS_TIMEOUT`.
@@ -214,3 +257,21 @@ pub const FWKNOP_MAX_TIMEOUT: Duration = Duration::from_secs(300);
 pub const FWKNOP_WINDOW: Duration = Duration::from_secs(120);
 /// How long a grant lasts when neither the client nor `FW_ACCESS_TIMEOUT` says.
 pub const FWKNOP_ACCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a door whose clients name their ports (fwknop) guards no port, if it guards none: said
+/// at every start and by `knockd check`.
+pub fn guards_nothing(door: &super::Door) -> Option<String> {
+    let open = door.open.as_ref()?;
+    let left_out = door.fwknop().is_some_and(|f| f.refused.is_some());
+    if left_out || !open.per_port || !open.ports.is_empty() || open.attach.is_some() {
+        return None;
+    }
+    Some(format!(
+        "door {} guards no port: it lists none a client may ask for (OPEN_PORTS, or open_ports in YAML), so \
+         knockd's table drops none and its grants open nothing: a port nothing drops is open to every client \
+         anyway, and an accept in knockd's table cannot overrule a drop in another firewall. List the ports in \
+         OPEN_PORTS (RESTRICT_PORTS only takes ports away), or attach the door to your firewall's own set \
+         (`knockd --convert`, then `open.set`)",
+        door.name
+    ))
+}

@@ -61,6 +61,8 @@ pub struct ConfigSource {
     pub interfaces: Vec<String>,
     /// `--state-dir` from the command line, which overrides the file's.
     pub state_dir: Option<PathBuf>,
+    /// `--fwknopd-conf` from the command line, for an access.conf.
+    pub fwknopd_conf: Option<PathBuf>,
     /// The directory the daemon was started in: relative paths in the file mean files there,
     /// on every reload too (`None` when it could not be read; they stay relative).
     pub workdir: Option<PathBuf>,
@@ -69,7 +71,8 @@ pub struct ConfigSource {
 impl ConfigSource {
     /// Reads the config again, with the command line's overrides applied.
     pub fn load(&self) -> Result<Config, config::ConfigError> {
-        let mut config = config::load(&self.path)?;
+        let options = config::LoadOptions { start_dir: self.workdir.clone(), fwknopd_conf: self.fwknopd_conf.clone() };
+        let mut config = config::load_with(&self.path, &options)?;
         if !self.interfaces.is_empty() {
             config.interfaces = self.interfaces.clone();
         }

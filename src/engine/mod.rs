@@ -459,6 +459,12 @@ fn describe(names: &mut Option<Names>, src: IpAddr) -> String {
 }
 
 fn warn_inactive(config: &Config) {
+    for notice in &config.notices {
+        log::log!(notice.level, "{}", notice.message);
+    }
+    for warning in config.doors.iter().filter_map(crate::config::guards_nothing) {
+        log::warn!("{warning}");
+    }
     for door in &config.doors {
         if door.open.is_none() && door.commands.is_empty() {
             log::warn!("{}: has neither `open` nor a command: completed knocks are only logged", door.name);

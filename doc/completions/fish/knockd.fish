@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_knockd_global_optspecs
-    string join \n c/configfile= state-dir= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup keep-capabilities control= convert= h/help V/version
+    string join \n c/configfile= state-dir= d/daemon i/interface= v/verbose l/loglevel= L/logfile= n/no-syslog s/stdout D/debug p/pidfile= 4/only-ip-v4 lookup keep-capabilities control= fwknopd-conf= convert= h/help V/version
 end
 
 function __fish_knockd_needs_command
@@ -31,7 +31,8 @@ complete -c knockd -n "__fish_knockd_needs_command" -s l -l loglevel -d 'Log lev
 complete -c knockd -n "__fish_knockd_needs_command" -s L -l logfile -d 'Also log to this file' -r -F
 complete -c knockd -n "__fish_knockd_needs_command" -s p -l pidfile -d 'Pid file (default with -d: /run/knockd.pid)' -r -F
 complete -c knockd -n "__fish_knockd_needs_command" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
-complete -c knockd -n "__fish_knockd_needs_command" -l convert -d 'Print the config FILE (knockd.conf or YAML) as knockd.yaml and exit' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -l fwknopd-conf -d 'fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there is one): its interface, port, packet age and verbosity carry over; every key knockd does not honour is named in a warning' -r -F
+complete -c knockd -n "__fish_knockd_needs_command" -l convert -d 'Print the config FILE (a classic knockd.conf, fwknopd\'s access.conf, or YAML) as knockd.yaml and exit. Keys written in an access.conf stay in the YAML: redirected to a file, that file is made mode 600' -r -F
 complete -c knockd -n "__fish_knockd_needs_command" -s d -l daemon -d 'Run in the background once started (writes a pid file)'
 complete -c knockd -n "__fish_knockd_needs_command" -s v -l verbose -d 'More log output (repeatable)'
 complete -c knockd -n "__fish_knockd_needs_command" -s n -l no-syslog -d 'Do not log to syslog'
@@ -42,7 +43,7 @@ complete -c knockd -n "__fish_knockd_needs_command" -l lookup -d 'Show host name
 complete -c knockd -n "__fish_knockd_needs_command" -l keep-capabilities -d 'Keep every capability (by default only CAP_NET_ADMIN and CAP_NET_RAW are kept after start-up; commands of classic doors get the same)'
 complete -c knockd -n "__fish_knockd_needs_command" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_needs_command" -s V -l version -d 'Print version'
-complete -c knockd -n "__fish_knockd_needs_command" -f -a "check" -d 'Validate the config as a start would (every key and sequence file is read), print the nftables objects it would create, and warn about likely mistakes; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
+complete -c knockd -n "__fish_knockd_needs_command" -f -a "check" -d 'Validate the config as a start would (every key and sequence file is read), print the nftables objects it would create, and warn about likely mistakes; changes nothing. Exit status: 0 valid, 1 invalid (or an access.conf stanza a start would leave out), 3 valid but it would drop new SSH connections to the port this session came in on'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "status" -d 'Ask the running daemon for its doors, grants (who opened each, time left), attempts in progress and counters; with no daemon running, read the grants from the kernel'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "revoke" -d 'Remove an address\'s grants now (and run the stop commands of classic doors now)'
 complete -c knockd -n "__fish_knockd_needs_command" -f -a "grant" -d 'Open a door for an address, as if it had knocked (the log names your uid)'
@@ -52,11 +53,13 @@ complete -c knockd -n "__fish_knockd_using_subcommand check" -s c -l configfile 
 complete -c knockd -n "__fish_knockd_using_subcommand check" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand check" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand check" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand check" -l fwknopd-conf -d 'fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there is one): its interface, port, packet age and verbosity carry over; every key knockd does not honour is named in a warning' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand check" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand status" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand status" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand status" -l fwknopd-conf -d 'fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there is one): its interface, port, packet age and verbosity carry over; every key knockd does not honour is named in a warning' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand status" -l json -d 'Print the status as one JSON document (schema: /usr/share/doc/knockd/status.md)'
 complete -c knockd -n "__fish_knockd_using_subcommand status" -l prometheus -d 'Print the counters in Prometheus\' text format'
 complete -c knockd -n "__fish_knockd_using_subcommand status" -s h -l help -d 'Print help'
@@ -65,6 +68,7 @@ complete -c knockd -n "__fish_knockd_using_subcommand revoke" -s c -l configfile
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand revoke" -l fwknopd-conf -d 'fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there is one): its interface, port, packet age and verbosity carry over; every key knockd does not honour is named in a warning' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand revoke" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l door -d 'The door' -r
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l for -d 'For how long (default: the door\'s timeout)' -r
@@ -73,13 +77,15 @@ complete -c knockd -n "__fish_knockd_using_subcommand grant" -s c -l configfile 
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand grant" -l fwknopd-conf -d 'fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there is one): its interface, port, packet age and verbosity carry over; every key knockd does not honour is named in a warning' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand grant" -s h -l help -d 'Print help'
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -s c -l configfile -l config -d 'Config file: knockd.yaml, a classic knockd.conf or fwknopd\'s access.conf, detected from its content' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -l state-dir -d 'Where state that must survive a restart is kept (replay caches, used rotating sequences); overrides the config\'s `state_dir` (access.conf has no way to say it). Default /var/lib/knockd' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -s i -l interface -d 'Listen only on this interface (repeatable; overrides the config; `check` checks that way)' -r
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -l control -d 'The control socket: where the daemon listens, and where `status`, `revoke`, `grant` and `reload` ask it (default: the config\'s `control_socket`, else /run/knockd/control)' -r -F
+complete -c knockd -n "__fish_knockd_using_subcommand reload" -l fwknopd-conf -d 'fwknopd.conf to read with an access.conf (default: the fwknopd.conf beside it, if there is one): its interface, port, packet age and verbosity carry over; every key knockd does not honour is named in a warning' -r -F
 complete -c knockd -n "__fish_knockd_using_subcommand reload" -s h -l help -d 'Print help'
-complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status revoke grant reload help" -f -a "check" -d 'Validate the config as a start would (every key and sequence file is read), print the nftables objects it would create, and warn about likely mistakes; changes nothing. Exit status: 0 valid, 1 invalid, 3 valid but it would drop new SSH connections to the port this session came in on'
+complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status revoke grant reload help" -f -a "check" -d 'Validate the config as a start would (every key and sequence file is read), print the nftables objects it would create, and warn about likely mistakes; changes nothing. Exit status: 0 valid, 1 invalid (or an access.conf stanza a start would leave out), 3 valid but it would drop new SSH connections to the port this session came in on'
 complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status revoke grant reload help" -f -a "status" -d 'Ask the running daemon for its doors, grants (who opened each, time left), attempts in progress and counters; with no daemon running, read the grants from the kernel'
 complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status revoke grant reload help" -f -a "revoke" -d 'Remove an address\'s grants now (and run the stop commands of classic doors now)'
 complete -c knockd -n "__fish_knockd_using_subcommand help; and not __fish_seen_subcommand_from check status revoke grant reload help" -f -a "grant" -d 'Open a door for an address, as if it had knocked (the log names your uid)'

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde::de;
 
 use super::values::{DoorName, OpenPorts, OpenTimeout, Port, Prefix, TextValue, check_base64};
-use crate::config::{FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, HmacDigest, KeyMaterial, check_range};
+use crate::config::{
+    FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopNat, HmacDigest, KeyMaterial, check_range,
+};
 
 /// `fwknop:` as written.
 #[derive(Deserialize)]
@@ -113,6 +115,8 @@ impl RawFwknop {
             window,
             destination: self.destination.into_iter().map(|p| p.0).collect(),
             expires: self.expires.map(|e| expiry(&e.0)).transpose().map_err(E::custom)?,
+            refused: None,
+            nat: FwknopNat::default(),
         })
     }
 }

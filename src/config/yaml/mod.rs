@@ -56,6 +56,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         command_privileges: raw.commands.privileges.0,
         max_attempts: raw.limits.max_attempts,
         doors,
+        notices: Vec::new(),
     })
 }
 

@@ -19,7 +19,6 @@ const MAX_DOOR_NAME: usize = 32;
 /// Longest table name we accept (the kernel allows 255; nobody needs that).
 const MAX_TABLE_NAME: usize = 64;
 /// The kernel's IFNAMSIZ less the terminating NUL.
-const MAX_IFNAME: usize = 15;
 /// Longest command template; the classic daemon truncated at PATH_MAX and refused to run.
 pub const MAX_COMMAND_LEN: usize = 4096;
 
@@ -53,14 +52,7 @@ pub(super) struct TableName(pub(super) String);
 from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME).map(|()| TableName(s)));
 
 pub(super) struct IfName(pub(super) String);
-from_str_checked!(IfName, |s| {
-    let valid = !s.is_empty() && s.len() <= MAX_IFNAME && !s.contains(['/', ' ', '\0', ':']);
-    if valid {
-        Ok(IfName(s))
-    } else {
-        Err(format!("`{s}` is not an interface name: use the name `ip link` shows (at most {MAX_IFNAME} characters)"))
-    }
-});
+from_str_checked!(IfName, |s| crate::config::check_interface(&s).map(|()| IfName(s)));
 
 pub(super) struct Level(pub(super) LogLevel);
 impl Default for Level {

@@ -143,7 +143,9 @@ pub fn parse(plaintext: &[u8]) -> Result<Message, FwknopError> {
             ));
         }
         (2 | 4 | 5 | 6, _) => {
-            return Err(FwknopError::Refused("a NAT access message: knockd does not forward or translate".into()));
+            return Err(FwknopError::Refused(
+                "a NAT access message (fwknop -N): knockd does not forward or translate (NAT) yet".into(),
+            ));
         }
         _ => return Err(malformed("an unknown message type")),
     };

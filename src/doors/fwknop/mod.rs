@@ -4,9 +4,11 @@
 //!
 //! For each packet: the cheap screen ([`wire::screen`]), then the stanzas that may take it (its
 //! port, source, destination, not expired), then, within a budget shared fairly between source
-//! prefixes, the HMAC of each of those in order, in constant time. The first stanza whose HMAC
-//! key verifies decides: the replay cache, decryption, the inner digest, the time window, the
-//! user, the address and the ports (`policy.rs`). Nothing is decrypted before an HMAC verifies.
+//! prefixes, the HMAC of each of those in order, in constant time. A stanza whose HMAC key
+//! verifies checks the rest: the replay cache, decryption, the inner digest, the time window,
+//! the user, the address and the ports (`policy.rs`). As in fwknopd, when it refuses (or
+//! cannot decrypt), the next stanza that may take the packet is tried; the first that accepts
+//! it decides. Nothing is decrypted before an HMAC verifies.
 
 mod digest;
 pub mod message;
@@ -23,9 +25,9 @@ pub use message::Message;
 
 use super::budget::Budget;
 use super::replay::ReplayCache;
-use super::{DoorError, DoorId, DoorKind, Note, Outcomes};
+use super::{DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
 use crate::capture::Lane;
-use crate::config::{Config, Door, Fwknop, PortProto, Proto};
+use crate::config::{Config, Door, Fwknop, KeyMaterial, PortProto, Proto};
 use crate::doors::key_file::{KeyFileError, read_key_material};
 use crate::packet::Packet;
 
@@ -46,8 +48,11 @@ pub enum FwknopError {
     /// No stanza's HMAC key verifies it: a wrong key, or a changed packet.
     #[error("no stanza's HMAC key verifies it (a wrong key, or a changed packet)")]
     Hmac,
-    /// The HMAC verified but the Rijndael key does not decrypt it.
-    #[error("the HMAC verifies but the encryption key does not decrypt it (KEY_BASE64 differs from the client's)")]
+    /// The HMAC verified but the packet does not decrypt: a wrong key, or another mode.
+    #[error(
+        "the HMAC verifies but decryption failed: the stanza's KEY (or KEY_BASE64) differs from the client's, or \
+         the client encrypts in another mode than CBC (`-M ecb`, `-M cfb`, the legacy IV), which knockd does not take"
+    )]
     Decrypt,
     /// The digest inside does not match the plaintext.
     #[error("the digest inside does not match")]
@@ -67,6 +72,9 @@ pub enum FwknopError {
     /// Authentic, but its replay entry could not be written; says why and the fix.
     #[error("refused: it could not be made replay-proof, so a restart could accept it again: {0}")]
     Unrecorded(String),
+    /// More than one stanza's HMAC key verifies it, and each refuses it: each one's reason.
+    #[error("{}", .0.iter().map(|(name, e)| format!("{name}: {e}")).collect::<Vec<_>>().join("; "))]
+    EveryStanza(Vec<(String, FwknopError)>),
 }
 
 /// One door that takes fwknop's packets, with its keys read.
@@ -89,6 +97,8 @@ struct Waiting {
 /// The fwknop door kind.
 pub struct FwknopDoors {
     stanzas: Vec<Stanza>,
+    /// The stanzas left out at start (`Fwknop::refused`), to say so to a client they would take.
+    left_out: Vec<Door>,
     /// Digests of accepted packets, for every stanza together (a packet is one client's).
     replay: ReplayCache,
     unix_now: Duration,
@@ -104,13 +114,19 @@ pub const REPLAY_FILE: &str = "fwknop.replay";
 fn read_keys(fwknop: &Fwknop) -> Result<(Vec<u8>, Vec<u8>), KeyFileError> {
     let key = read_key_material("fwknop key", &fwknop.key)?;
     let hmac_key = read_key_material("fwknop HMAC key", &fwknop.hmac_key)?;
-    let at = std::path::Path::new("(the key)");
+    // Where the key is written, for the error: its file, or the config (access.conf checks the
+    // lengths as it reads them, naming the line; this is for YAML's inline keys).
+    let at = |k: &KeyMaterial| match k {
+        KeyMaterial::File(path) => path.clone(),
+        _ => std::path::PathBuf::from("(written in the config)"),
+    };
     if key.is_empty() || key.len() > wire::MAX_KEY {
-        return Err(KeyFileError::new("fwknop key", at, format!("is {} bytes: fwknop's keys are 1 to 32", key.len())));
+        let message = format!("is {} bytes: fwknop's keys are 1 to 32", key.len());
+        return Err(KeyFileError::new("fwknop key", &at(&fwknop.key), message));
     }
     if hmac_key.is_empty() || hmac_key.len() > 128 {
         let message = format!("is {} bytes: fwknop's HMAC keys are 1 to 128", hmac_key.len());
-        return Err(KeyFileError::new("fwknop HMAC key", at, message));
+        return Err(KeyFileError::new("fwknop HMAC key", &at(&fwknop.hmac_key), message));
     }
     Ok((key, hmac_key))
 }
@@ -118,8 +134,14 @@ fn read_keys(fwknop: &Fwknop) -> Result<(Vec<u8>, Vec<u8>), KeyFileError> {
 /// The kind for `config`, if any door has `fwknop:`.
 pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     let mut stanzas = Vec::new();
+    let mut left_out = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
         let Some(fwknop) = door.fwknop() else { continue };
+        // A refused stanza takes no packet: its keys (if any) are never read.
+        if fwknop.refused.is_some() {
+            left_out.push(door.clone());
+            continue;
+        }
         let (key, hmac_key) =
             read_keys(fwknop).map_err(|e| DoorError { door: door.name.clone(), message: e.to_string() })?;
         stanzas.push(Stanza { id, door: door.clone(), fwknop: fwknop.clone(), key, hmac_key });
@@ -129,6 +151,7 @@ pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
         .map_err(|e| DoorError { door: first.door.name.clone(), message: e.to_string() })?;
     Ok(Some(Box::new(FwknopDoors {
         stanzas,
+        left_out,
         replay,
         unix_now: Duration::ZERO,
         boot: None,
@@ -140,6 +163,21 @@ pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
 /// The replay cache's key for a packet: the SHA-256 of its authenticated ciphertext.
 fn replay_key(ciphertext: &str) -> [u8; 32] {
     Sha256::digest(ciphertext.as_bytes()).into()
+}
+
+/// What stanza `s` makes of the packet `w`, whose HMAC it verified: the grant, and when the
+/// client sent it; or why not.
+fn decide(s: &Stanza, ciphertext: &str, w: &Waiting, unix_now: Duration) -> Result<(Grant, u64), FwknopError> {
+    let plaintext = wire::decrypt(ciphertext, &s.key)?;
+    // fwknopd's test that a decryption worked: sixteen digits and a colon. What a wrong key or
+    // another mode leaves (when its padding happens to pass) fails it.
+    let digits = plaintext.get(..16).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if !digits || plaintext.get(16) != Some(&b':') {
+        return Err(FwknopError::Decrypt);
+    }
+    let message = message::parse(&plaintext)?;
+    let grant = policy::grant(s.id, &s.door, &s.fwknop, &message, (w.src, w.dst), unix_now)?;
+    Ok((grant, message.timestamp))
 }
 
 impl FwknopDoors {
@@ -156,30 +194,63 @@ impl FwknopDoors {
         })
     }
 
-    /// Checks one packet whose turn it is: the first stanza whose HMAC verifies decides.
+    /// Checks one packet whose turn it is: the stanzas that may take it, in order, until one
+    /// accepts it. A replay is refused at once: it is the same packet for every stanza.
     fn check(&mut self, w: &Waiting, out: &mut Outcomes) -> Result<(), (Option<DoorId>, FwknopError)> {
         let candidates: Vec<usize> = self.candidates(w.src, w.dst, w.port).collect();
-        let found = candidates.into_iter().find_map(|at| {
+        let mut refusals: Vec<(usize, FwknopError)> = Vec::new();
+        for at in candidates {
             let s = &self.stanzas[at];
-            let (ciphertext, tag) = wire::split(&w.payload, s.fwknop.hmac_digest)?;
-            wire::check_hmac(ciphertext, tag, s.fwknop.hmac_digest, &s.hmac_key).then_some((at, ciphertext))
-        });
-        let (at, ciphertext) = found.ok_or((None, FwknopError::Hmac))?;
+            let Some((ciphertext, tag)) = wire::split(&w.payload, s.fwknop.hmac_digest) else { continue };
+            if !wire::check_hmac(ciphertext, tag, s.fwknop.hmac_digest, &s.hmac_key) {
+                continue;
+            }
+            let key = replay_key(ciphertext);
+            if self.replay.contains(&key) {
+                return Err((Some(s.id), FwknopError::Replayed));
+            }
+            match decide(s, ciphertext, w, self.unix_now) {
+                Ok((grant, sent_at)) => {
+                    let id = s.id;
+                    self.accept(at, key, sent_at, w.src, out).map_err(|e| (Some(id), e))?;
+                    out.grants.push(grant);
+                    return Ok(());
+                }
+                Err(e) => refusals.push((at, e)),
+            }
+        }
+        Err(match refusals.len() {
+            0 => (None, FwknopError::Hmac),
+            1 => {
+                let (at, e) = refusals.remove(0);
+                (Some(self.stanzas[at].id), e)
+            }
+            _ => {
+                let first = self.stanzas[refusals[0].0].id;
+                let each = refusals.into_iter().map(|(at, e)| (self.stanzas[at].door.name.clone(), e)).collect();
+                (Some(first), FwknopError::EveryStanza(each))
+            }
+        })
+    }
+
+    /// Remembers the packet accepted by stanza `at` (sent at `sent_at`) in the replay cache,
+    /// on disk before the door opens: a packet sent before this host booted, or whose entry
+    /// cannot be written, is refused instead.
+    fn accept(
+        &mut self,
+        at: usize,
+        key: [u8; 32],
+        sent_at: u64,
+        src: IpAddr,
+        out: &mut Outcomes,
+    ) -> Result<(), FwknopError> {
         let s = &self.stanzas[at];
-        let refuse = |e| (Some(s.id), e);
-        let key = replay_key(ciphertext);
-        if self.replay.contains(&key) {
-            return Err(refuse(FwknopError::Replayed));
+        if self.boot.is_some_and(|boot| sent_at < boot.as_secs()) {
+            return Err(FwknopError::BeforeBoot);
         }
-        let message = message::parse(&wire::decrypt(ciphertext, &s.key).map_err(refuse)?).map_err(refuse)?;
-        let grant = policy::grant(s.id, &s.door, &s.fwknop, &message, (w.src, w.dst), self.unix_now).map_err(refuse)?;
-        if self.boot.is_some_and(|boot| message.timestamp < boot.as_secs()) {
-            return Err(refuse(FwknopError::BeforeBoot));
-        }
-        let until = message.timestamp.saturating_add(s.fwknop.window.as_secs());
-        self.replay.record(key, until).map_err(|e| refuse(FwknopError::Unrecorded(e.to_string())))?;
-        out.notes.push(Note::Accepted { door: s.id, src: w.src });
-        out.grants.push(grant);
+        let until = sent_at.saturating_add(s.fwknop.window.as_secs());
+        self.replay.record(key, until).map_err(|e| FwknopError::Unrecorded(e.to_string()))?;
+        out.notes.push(Note::Accepted { door: s.id, src });
         Ok(())
     }
 
@@ -237,9 +308,11 @@ impl DoorKind for FwknopDoors {
         };
         let cost = self.candidates(src, dst, port).count() as u32;
         if cost == 0 {
+            let would = self.left_out.iter().find(|d| d.admits(&src) && d.fwknop().is_some_and(|f| f.port == port));
+            let why = would.map_or(String::new(), |d| format!(" ({} would, but it was left out at start)", d.name));
             return out
                 .notes
-                .push(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}")));
+                .push(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}{why}")));
         }
         let tag = super::budget::tag(payload.as_bytes());
         self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, now, &mut self.ready);
