@@ -21,6 +21,7 @@ mod logs;
 mod ops;
 mod processes;
 mod reliability;
+mod router;
 mod spa;
 mod spa_attack;
 mod spa_packets;

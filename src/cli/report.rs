@@ -158,7 +158,11 @@ fn opens(open: &OpenAction) -> String {
             "guards no port (no OPEN_PORTS): a client may ask for any, and a grant opens nothing here".to_owned()
         }
         None if open.per_port => format!("opens the ports a client asks for, of {}, for {timeout}", ports.join(", ")),
-        None => format!("opens {} for {timeout}", ports.join(", ")),
+        None => {
+            let forwards = open.forward.iter().map(|f| format!("forwards {f}"));
+            let all: Vec<String> = ports.into_iter().chain(forwards).collect();
+            format!("opens {} for {timeout}", all.join(", "))
+        }
         Some(a) => {
             let sets: Vec<String> =
                 [&a.ipv4, &a.ipv6].into_iter().flatten().map(|s| format!("{} {} {s}", a.family, a.table)).collect();

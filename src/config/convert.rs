@@ -211,7 +211,17 @@ struct Open<'a> {
     ports: Option<Vec<Port>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     set: Option<Set<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    forward: Vec<ForwardOut>,
     timeout: String,
+}
+
+/// One `open.forward` entry.
+#[derive(Serialize)]
+struct ForwardOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<Port>,
+    to: String,
 }
 
 #[derive(Serialize)]
@@ -337,8 +347,16 @@ fn rotating_out(r: &proof::Rotating) -> RotatingOut<'_> {
 
 fn open(o: &model::OpenAction) -> Open<'_> {
     Open {
-        // A per-port door's ports are its `fwknop.open_ports`.
-        ports: (o.attach.is_none() && !o.per_port).then(|| o.ports.iter().map(port).collect()),
+        // A per-port door's ports are its `fwknop.open_ports`; a door that only forwards has none.
+        ports: (o.attach.is_none() && !o.per_port && !o.ports.is_empty()).then(|| o.ports.iter().map(port).collect()),
+        forward: o
+            .forward
+            .iter()
+            .map(|f| ForwardOut {
+                port: f.port.as_ref().map(port),
+                to: if f.proto == crate::config::Proto::Udp { format!("{}/udp", f.to) } else { f.to.to_string() },
+            })
+            .collect(),
         set: o.attach.as_ref().map(|a| Set {
             family: a.family.name(),
             table: &a.table,

@@ -5,7 +5,7 @@ use log::warn;
 
 use super::Element;
 use super::ledger::Key;
-use super::nft::{Family, set_name};
+use super::nft::{Family, door_set};
 use crate::config::{Config, Door, PortProto, TableFamily};
 use crate::doors::Grant;
 
@@ -42,7 +42,10 @@ pub fn elements(config: &Config, grant: &Grant) -> Vec<Element> {
     let door = &config.doors[grant.door];
     let Some(open) = door.open.as_ref() else { return Vec::new() };
     let (family, table, set) = match &open.attach {
-        None => (TableFamily::Inet, config.table.clone(), set_name(&door.name, Family::of(&grant.addr))),
+        None => {
+            let (table, set) = door_set(config, &door.name, Family::of(&grant.addr));
+            (TableFamily::Inet, table, set)
+        }
         Some(a) => match if grant.addr.is_ipv4() { a.ipv4.as_ref() } else { a.ipv6.as_ref() } {
             Some(set) => (a.family, a.table.clone(), set.clone()),
             None => {
@@ -68,9 +71,13 @@ pub fn elements(config: &Config, grant: &Grant) -> Vec<Element> {
 pub fn door_sets(config: &Config, door: &Door) -> Vec<SetRef> {
     let Some(open) = &door.open else { return Vec::new() };
     match &open.attach {
-        None => {
-            Family::BOTH.iter().map(|f| (TableFamily::Inet, config.table.clone(), set_name(&door.name, *f))).collect()
-        }
+        None => Family::BOTH
+            .iter()
+            .map(|f| {
+                let (table, set) = door_set(config, &door.name, *f);
+                (TableFamily::Inet, table, set)
+            })
+            .collect(),
         Some(a) => [&a.ipv4, &a.ipv6].into_iter().flatten().map(|s| (a.family, a.table.clone(), s.clone())).collect(),
     }
 }
@@ -82,7 +89,11 @@ pub fn opens(config: &Config, key: &Key) -> String {
     match (key.port, door.and_then(|d| d.open.as_ref())) {
         (Some(port), _) => port.to_string(),
         (None, Some(open)) => match &open.attach {
-            None => open.ports.iter().map(PortProto::to_string).collect::<Vec<_>>().join(", "),
+            None => {
+                let ports = open.ports.iter().map(PortProto::to_string);
+                let forwards = open.forward.iter().filter(|f| f.to.is_ipv4() == key.addr.is_ipv4()).map(|f| f.to_string());
+                ports.chain(forwards).collect::<Vec<_>>().join(", ")
+            }
             Some(a) => {
                 let set = if key.addr.is_ipv4() { &a.ipv4 } else { &a.ipv6 };
                 format!("set {} {} {}", a.family, a.table, set.as_deref().unwrap_or("-"))
