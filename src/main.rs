@@ -136,7 +136,7 @@ fn start(
     // before the firewall is touched.
     let mut capture = Capture::open(&config.interfaces, !cli.only_ipv4)?;
     let firewall = NetlinkFirewall::open().context("knockd needs root or CAP_NET_ADMIN")?;
-    let monitor = match Monitor::open(&config.table) {
+    let monitor = match Monitor::open(&Ruleset::for_config(&config).table) {
         Ok(monitor) => Some(monitor),
         Err(e) => {
             warn!("cannot watch nftables for changes ({e}): reading the chain back twice a second instead");

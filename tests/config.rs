@@ -411,3 +411,35 @@ fn commands_may_be_given_every_privilege() {
         &["commands.privileges", "`root` is not a privilege level", "`full`"],
     );
 }
+
+#[test]
+fn forward_doors_and_fw4() {
+    let yaml = "nftables: {fw4: {zone: wan}}\ndoors:\n  nas:\n    sequence: [7801]\n    open:\n      forward:\n        - {port: 2522/tcp, to: \"192.168.1.10:22\"}\n        - {to: \"[2001:db8:8::10]:53/udp\"}\n      timeout: 60s\n";
+    let config = knockd::config::yaml::parse("knockd.yaml", yaml).unwrap();
+    assert_eq!(config.fw4.as_ref().map(|f| f.zone.as_str()), Some("wan"));
+    let open = config.doors[0].open.as_ref().unwrap();
+    assert_eq!(open.forward.len(), 2);
+    assert_eq!(open.forward[0].to_string(), "2522/tcp to 192.168.1.10:22");
+    assert_eq!(open.forward[1].to_string(), "to [2001:db8:8::10]:53/udp");
+    // Written back, it reads the same.
+    let again = knockd::config::yaml::parse("again.yaml", &knockd::config::convert::to_yaml(&config)).unwrap();
+    assert_eq!(again.doors[0].open, config.doors[0].open);
+    assert_eq!(again.fw4, config.fw4);
+}
+
+#[test]
+fn forward_mistakes_say_what_to_write() {
+    let door = |open: &str| format!("doors:\n  nas:\n    sequence: [7801]\n    open: {open}\n");
+    assert_error(&door("{forward: [{to: \"192.168.1.10\"}], timeout: 1m}"), "", &["write 192.168.1.10:22"]);
+    assert_error(
+        &door("{forward: [{port: 2522/udp, to: \"192.168.1.10:22/tcp\"}], timeout: 1m}"),
+        "",
+        &["a forward keeps its protocol"],
+    );
+    assert_error(
+        &door("{forward: [{to: \"192.168.1.10:22\"}], set: {table: filter, ipv4: x}, timeout: 1m}"),
+        "",
+        &["`forward` needs knockd's own sets"],
+    );
+    assert_error(&format!("nftables: {{table: fw4}}\n{MINIMAL}"), "", &["another firewall's table", "nftables: {fw4: {zone: wan}}"]);
+}

@@ -51,6 +51,14 @@ struct Table<'a> {
     table: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     set_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fw4: Option<Fw4Out<'a>>,
+}
+
+/// `nftables.fw4`.
+#[derive(Serialize)]
+struct Fw4Out<'a> {
+    zone: &'a str,
 }
 
 #[derive(Serialize)]
@@ -260,6 +268,7 @@ pub fn to_yaml(config: &Config) -> String {
         nftables: Table {
             table: &config.table,
             set_size: (config.set_size != crate::config::DEFAULT_SET_SIZE).then_some(config.set_size),
+            fw4: config.fw4.as_ref().map(|f| Fw4Out { zone: &f.zone }),
         },
         log: Log {
             level: config.log.level.to_string().to_ascii_lowercase(),

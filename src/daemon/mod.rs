@@ -341,8 +341,9 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         if let Some(lock) = new_lock {
             self.lock = lock;
         }
-        if let (Some(monitor), Some(t)) = (&mut self.monitor, &table) {
-            monitor.set_table(t);
+        if let (Some(monitor), Some(_)) = (&mut self.monitor, &table) {
+            // The table the objects live in: knockd's own, or fw4's.
+            monitor.set_table(&Ruleset::for_config(self.engine.config()).table);
         }
         self.update_host_view();
         self.engine.take_filter_changed();
@@ -391,11 +392,14 @@ pub fn shutdown_line(config: &Config) -> String {
         return "shutting down".into();
     }
     let ports: Vec<String> = guarded.iter().map(|p| p.to_string()).collect();
+    let undo = if ruleset.owns_table() {
+        format!("`nft delete table inet {}`", ruleset.table)
+    } else {
+        "`fw4 reload`, which renders fw4's table without knockd's rules".to_owned()
+    };
     format!(
-        "shutting down; {} stay closed to all but current grants until those time out (to open them now: \
-         `nft delete table inet {}`)",
-        ports.join(", "),
-        ruleset.table
+        "shutting down; {} stay closed to all but current grants until those time out (to open them now: {undo})",
+        ports.join(", ")
     )
 }
 

@@ -34,6 +34,17 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         ConfigError::Invalid { file: file.to_owned(), location, message }
     })?;
     let doors = raw.doors.0;
+    if let name @ ("fw4" | "firewalld") = raw.nftables.table.0.as_str() {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            location: None,
+            message: format!(
+                "nftables.table: `{name}` is another firewall's table, which knockd would replace and remove: \
+                 keep knockd's own name (`knockd`){}",
+                if name == "fw4" { ", and put its rules inside fw4 with `nftables: {fw4: {zone: wan}}`" } else { "" }
+            ),
+        });
+    }
     if doors.is_empty() {
         return Err(ConfigError::Invalid {
             file: file.to_owned(),
