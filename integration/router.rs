@@ -36,7 +36,23 @@ impl Router {
         cmd("ip", &["netns", "add", &router.lan.0]);
         router.lan.ip(&["link", "set", "lo", "up"]);
         let server = &router.lab.server.0;
-        cmd("ip", &["link", "add", &router.lan_if, "netns", server, "type", "veth", "peer", "name", &host_if, "netns", &router.lan.0]);
+        cmd(
+            "ip",
+            &[
+                "link",
+                "add",
+                &router.lan_if,
+                "netns",
+                server,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &host_if,
+                "netns",
+                &router.lan.0,
+            ],
+        );
         let (r, l) = (&router.lab.server, &router.lan);
         r.ip(&["addr", "add", &format!("{ROUTER_LAN_V4}/24"), "dev", &router.lan_if, "nodad"]);
         r.ip(&["addr", "add", &format!("{ROUTER_LAN_V6}/64"), "dev", &router.lan_if, "nodad"]);
@@ -120,7 +136,11 @@ fn a_knock_opens_a_dnat_to_the_lan_host_for_the_grantee_only_until_it_expires() 
     assert!(!gets_in(lab, CLIENT_V4, nat), "nothing is forwarded before the knock");
 
     knock_all(lab, CLIENT_V4, SERVER_V4);
-    assert!(daemon.wait_log("nas: 198.18.0.2: OPEN 2522/tcp to 198.19.1.10:22 for 3s", WITHIN), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_log("nas: 198.18.0.2: OPEN 2522/tcp to 198.19.1.10:22 for 3s", WITHIN),
+        "{}",
+        daemon.log_text()
+    );
     let mut stream = connect(&lab.client, CLIENT_V4, nat, WITHIN).expect("the grantee reaches the LAN host");
     assert!(still_works(&mut stream));
     assert!(!gets_in(lab, OTHER_V4, nat), "a stranger (the address next to the grantee's) is not forwarded");
@@ -216,4 +236,61 @@ fn inside_fw4_a_missing_zone_is_a_clear_error_at_start() {
     let mut daemon = Daemon::spawn(&router.lab.server, &config, &[]);
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(1));
     assert!(daemon.log_text().contains("does it have a zone `guest`"), "{}", daemon.log_text());
+}
+
+const KEY: &str = "aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=";
+const HMAC: &str = "oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==";
+
+/// The stock client (`fwknop`) sends a packet for `args` from the WAN client to the router.
+fn fwknop(lab: &Lab, args: &[&str]) {
+    let mut all = vec!["netns", "exec", &lab.client.0, "fwknop", "--no-rc-file", "--no-save-args", "--use-hmac"];
+    all.extend(["--key-base64-rijndael", KEY, "--key-base64-hmac", HMAC, "-D", SERVER_V4]);
+    all.extend_from_slice(args);
+    cmd("ip", &all);
+}
+
+#[test]
+fn fwknops_nat_requests_open_the_forwards_a_door_allows_and_nothing_else() {
+    let router = Router::new();
+    let lab = &router.lab;
+    let _ssh = Echo::start(&router.lan, "0.0.0.0:22".parse().unwrap());
+    let _web = Echo::start(&router.lan, "0.0.0.0:80".parse().unwrap());
+    // An access.conf as fwknopd's admin has it: FORCE_NAT, with forwarding on in fwknopd.conf.
+    let access = ConfigFile::private(
+        "access.conf",
+        &format!(
+            "SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC}\nOPEN_PORTS tcp/2522\nFORCE_NAT {LAN_V4} 22\nFW_ACCESS_TIMEOUT 30\n"
+        ),
+    );
+    let conf = access.path.with_file_name("fwknopd.conf");
+    std::fs::write(&conf, "ENABLE_IPT_FORWARDING Y\n").unwrap();
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let state = access.state_dir();
+    let daemon = Daemon::start(&lab.server, &access, &["--state-dir", state.to_str().unwrap()]);
+    let nat = at(SERVER_V4, 2522);
+    assert!(!gets_in(lab, CLIENT_V4, nat));
+
+    // A NAT request for a host the stanza does not forward to: refused, by name.
+    fwknop(lab, &["-A", "tcp/2522", "-N", &format!("{LAN_V4}:80"), "-a", CLIENT_V4]);
+    assert!(daemon.wait_log("which the door does not forward", WITHIN), "{}", daemon.log_text());
+    assert!(!gets_in(lab, CLIENT_V4, nat));
+    // The one it does: forwarded, for that client only.
+    fwknop(lab, &["-A", "tcp/2522", "-N", &format!("{LAN_V4}:22"), "-a", CLIENT_V4]);
+    assert!(connects_within(&lab.client, CLIENT_V4, nat, WITHIN), "{}", daemon.log_text());
+    let mut stream = connect(&lab.client, CLIENT_V4, nat, WITHIN).unwrap();
+    assert!(still_works(&mut stream));
+    assert!(!gets_in(lab, OTHER_V4, nat), "a stranger is not forwarded");
+    let set = lab.server.nft(&["list", "set", "inet", "knockd", "stanza1_v4"]);
+    assert!(set.contains("198.18.0.2 . tcp . 2522") && !set.contains("198.18.0.3"), "{set}");
+
+    // Without forwarding in fwknopd.conf, the stanza is left out, as fwknopd would not forward.
+    std::fs::write(&conf, "ENABLE_IPT_FORWARDING N\n").unwrap();
+    let (code, text) = {
+        let out = lab
+            .server
+            .run(|| Command::new(knockd_path()).args(["check", "-c", access.path.to_str().unwrap()]).output().unwrap());
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FORCE_NAT needs ENABLE_IPT_FORWARDING Y"), "{text}");
 }

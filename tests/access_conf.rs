@@ -78,9 +78,8 @@ fn unsafe_stanzas_are_left_out_one_by_one() {
         ("GPG_DECRYPT_ID ABCD1234\nGPG_REQUIRE_SIG Y\n", "GPG: knockd does not take fwknop's GPG packets"),
         ("ENCRYPTION_MODE ECB\n", "ENCRYPTION_MODE ECB: knockd does only CBC, fwknop's default (clients: drop -M ecb)"),
         ("ENCRYPTION_MODE legacy\n", "the legacy IV"),
-        ("FORCE_NAT 198.18.0.5 22\n", "FORCE_NAT: not honoured yet"),
-        ("FORCE_SNAT 198.18.0.9\n", "FORCE_SNAT: not honoured yet"),
-        ("FORWARD_ALL Y\n", "FORWARD_ALL: not honoured yet"),
+        ("FORCE_SNAT 198.18.0.9\n", "FORCE_SNAT: not honoured"),
+        ("FORWARD_ALL Y\n", "FORWARD_ALL: not honoured"),
     ];
     for (extra, wanted) in cases {
         let text = format!("{}\n{}", stanza(&format!("OPEN_PORTS tcp/80\n{extra}")), stanza("OPEN_PORTS tcp/22\n"));
@@ -212,4 +211,29 @@ fn the_yaml_door_kind() {
     assert!(e.contains("unknown hmac_digest `crc32`"), "{e}");
     let e = error(&yaml.replace(&format!("key_base64: {KEY}"), "key_base64: not*base64"));
     assert!(e.contains("key_base64"), "{e}");
+}
+
+/// `FORCE_NAT`: the stanza's ports are forwarded to that host, where forwarding is on
+/// (`ENABLE_IPT_FORWARDING Y` in fwknopd.conf), as with fwknopd; left out where it is not.
+#[test]
+fn force_nat_forwards_the_stanzas_ports_where_forwarding_is_on() {
+    let text = stanza("OPEN_PORTS tcp/2522, udp/53\nFORCE_NAT 198.19.1.10 22\n");
+    let c = parse(&text).unwrap();
+    let forward: Vec<String> = c.doors[0].open.as_ref().unwrap().forward.iter().map(|f| f.to_string()).collect();
+    assert_eq!(forward, ["2522/tcp to 198.19.1.10:22", "53/udp to 198.19.1.10:22"]);
+    assert_eq!(c.doors[0].fwknop().unwrap().refused, None);
+    let mut off = c.clone();
+    knockd::config::access_conf::require_forwarding(&mut off);
+    let why = off.doors[0].fwknop().unwrap().refused.clone().unwrap_or_default();
+    assert!(why.contains("FORCE_NAT needs ENABLE_IPT_FORWARDING Y"), "{why}");
+    assert!(off.doors[0].open.as_ref().unwrap().forward.is_empty(), "a stanza left out forwards nothing");
+    let mut on = c;
+    if let Some(knockd::config::Proof::Fwknop(f)) = on.doors[0].proofs.first_mut() {
+        f.nat.forwarding = true;
+    }
+    knockd::config::access_conf::require_forwarding(&mut on);
+    assert_eq!(on.doors[0].fwknop().unwrap().refused, None);
+    let two = format!("{}\n{}", stanza("FORCE_NAT 198.19.1.10 22\n"), stanza("OPEN_PORTS tcp/22\n"));
+    let refused = parse(&two).unwrap().doors[0].fwknop().unwrap().refused.clone().unwrap_or_default();
+    assert!(refused.contains("FORCE_NAT needs OPEN_PORTS"), "{refused}");
 }

@@ -441,5 +441,9 @@ fn forward_mistakes_say_what_to_write() {
         "",
         &["`forward` needs knockd's own sets"],
     );
-    assert_error(&format!("nftables: {{table: fw4}}\n{MINIMAL}"), "", &["another firewall's table", "nftables: {fw4: {zone: wan}}"]);
+    assert_error(
+        &format!("nftables: {{table: fw4}}\n{MINIMAL}"),
+        "",
+        &["another firewall's table", "nftables: {fw4: {zone: wan}}"],
+    );
 }

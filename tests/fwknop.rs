@@ -63,6 +63,7 @@ fn the_encoder_builds_what_the_client_builds() {
         allow: c.allow,
         ports: c.ports.clone(),
         client_timeout: None,
+        nat: None,
         digest: c.digest,
     };
     let packet =
@@ -241,8 +242,9 @@ fn a_packet_in_another_mode_says_decryption_failed_and_why() {
     }
 }
 
-/// The stock client's command (`-C`) and NAT (`-N`) packets are refused by name, also by a stanza
-/// with ENABLE_CMD_EXEC (which knockd serves for access requests).
+/// The stock client's command (`-C`) packets are refused by name, also by a stanza with
+/// ENABLE_CMD_EXEC (which knockd serves for access requests); its NAT (`-N`) packets, by a
+/// stanza that forwards nothing.
 #[test]
 fn command_and_nat_packets_are_refused_by_name() {
     let state = Dir::new("cmd-nat");
@@ -252,7 +254,7 @@ fn command_and_nat_packets_are_refused_by_name() {
     assert!(r.contains("a command message (CMD_EXEC): knockd runs no commands a packet sends"), "{r}");
     let (sent, nat) = more("nat");
     let r = rejection(&send(kind.as_mut(), "198.18.0.7", nat, sent));
-    assert!(r.contains("a NAT access message"), "{r}");
+    assert!(r.contains("asks to be forwarded to 198.18.5.5:22 (fwknop -N), and the stanza forwards nothing"), "{r}");
     let ssh = ssh();
     assert_eq!(granted(&send(kind.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 0, "access is served");
 }

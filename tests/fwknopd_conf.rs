@@ -120,7 +120,9 @@ fn every_key_not_honoured_is_named() {
     assert!(c.notices.iter().any(|n| n.message.contains("TCPSERV_PORT: not used, as in fwknopd")));
 }
 
-/// NAT is read into the model and not honoured yet; NAT packets stay refused by name.
+/// Forwarding is honoured (FORCE_NAT stanzas, fwknop -N against a door's forwards); local NAT
+/// and SNAT are read and named, not honoured. A NAT request to a stanza that forwards nothing
+/// is refused by name.
 #[test]
 fn nat_settings_are_read_and_named_not_honoured() {
     let dir = Dir::new("fwknopd-nat");
@@ -132,11 +134,13 @@ fn nat_settings_are_read_and_named_not_honoured() {
     assert!(nat.forwarding && nat.local_nat && nat.snat);
     assert_eq!(nat.snat_translate_ip, "198.18.0.1".parse().ok());
     let said = warnings(&c);
-    assert_eq!(said.len(), 4, "{said:?}");
-    assert!(said.iter().all(|w| w.contains("not honoured yet: knockd does not forward")), "{said:?}");
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(said.iter().all(|w| w.contains("not honoured: knockd forwards with DNAT only")), "{said:?}");
+    assert!(c.notices.iter().any(|n| n.message.contains("ENABLE_IPT_FORWARDING")), "honoured, and said");
     let mut doors = kind_of(c, &dir.path("state"));
     let (sent, nat) = more("nat");
-    assert!(rejection(&send(doors.as_mut(), "198.18.0.7", nat, sent)).contains("a NAT access message"));
+    let why = rejection(&send(doors.as_mut(), "198.18.0.7", nat, sent));
+    assert!(why.contains("(fwknop -N), and the stanza forwards nothing"), "{why}");
 }
 
 #[test]

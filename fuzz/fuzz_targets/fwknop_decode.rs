@@ -60,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
             allow: None,
             ports: vec![PortProto::tcp(u16::from_be_bytes([data[1], data[2]]).max(1))],
             client_timeout: (data[3] & 1 == 1).then_some(u32::from(data[3])),
+            nat: None,
             digest: HmacDigest::ALL[usize::from(data[3]) % HmacDigest::ALL.len()],
         };
         let packet = wire::seal(message::format(&m, 1234567890123456).as_bytes(), KEY, HMAC_KEY, HmacDigest::Sha256, [data[0]; 8]);

@@ -18,8 +18,8 @@ const MAX_WINDOW: Duration = Duration::from_secs(3600);
 
 const FIREWALL: &str = "knockd writes its own nftables table, not iptables, firewalld, ipfw or pf rules";
 const CAPTURE: &str = "knockd's capture (a socket with a kernel filter, read as packets arrive) has no such setting";
-const NAT: &str = "not honoured yet: knockd does not forward or translate (NAT) yet, and refuses NAT requests \
-     (fwknop -N) by name";
+const NAT: &str = "not honoured: knockd forwards with DNAT only, to the hosts a stanza or door names (FORCE_NAT, \
+     open.forward); it neither translates to a port of its own (local NAT) nor rewrites sources (SNAT)";
 const UDP_ONLY: &str = "knockd takes fwknop's packets over UDP only";
 
 /// One `KEY value` line.
@@ -218,11 +218,19 @@ fn filter_port(filter: &str) -> Option<u16> {
     (others.contains(&"udp") && others.iter().all(|w| ["udp", "dst", "and"].contains(w))).then_some(port)
 }
 
-/// The NAT and forwarding keys: read into every stanza, not honoured yet.
+/// The NAT and forwarding keys: read into every stanza. Forwarding is honoured (a stanza's
+/// `FORCE_NAT`, fwknop -N against a door's `open.forward`); the rest is not.
 fn nat(entry: &Entry, config: &mut Config) -> Result<Verdict, String> {
     let on = yes(&entry.value);
     match entry.key.as_str() {
-        "ENABLE_IPT_FORWARDING" | "ENABLE_FIREWD_FORWARDING" => stanzas(config).for_each(|f| f.nat.forwarding = on),
+        "ENABLE_IPT_FORWARDING" | "ENABLE_FIREWD_FORWARDING" => {
+            stanzas(config).for_each(|f| f.nat.forwarding = on);
+            return Ok(if on {
+                Verdict::Honoured("forwarding (FORCE_NAT stanzas forward to their host)".into())
+            } else {
+                Verdict::Same
+            });
+        }
         "ENABLE_IPT_LOCAL_NAT" | "ENABLE_FIREWD_LOCAL_NAT" => stanzas(config).for_each(|f| f.nat.local_nat = on),
         "ENABLE_IPT_SNAT" | "ENABLE_FIREWD_SNAT" => stanzas(config).for_each(|f| f.nat.snat = on),
         "SNAT_TRANSLATE_IP" => {
@@ -230,7 +238,9 @@ fn nat(entry: &Entry, config: &mut Config) -> Result<Verdict, String> {
             stanzas(config).for_each(|f| f.nat.snat_translate_ip = Some(ip));
             return Ok(Verdict::Not(NAT.into()));
         }
-        "ENABLE_NAT_DNS" => return Ok(Verdict::Unused("not used: NAT requests are refused".into())),
+        "ENABLE_NAT_DNS" => {
+            return Ok(Verdict::Unused("not used: knockd forwards to addresses, never to names".into()));
+        }
         _ => return Ok(other(entry, &|_| None)),
     }
     Ok(if on { Verdict::Not(NAT.into()) } else { Verdict::Same })

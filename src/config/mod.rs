@@ -145,7 +145,10 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigErr
         }
     }
     match (format, &options.fwknopd_conf) {
-        (Format::AccessConf, named) => fwknopd_conf::apply_for(path, named.as_deref(), &mut config)?,
+        (Format::AccessConf, named) => {
+            fwknopd_conf::apply_for(path, named.as_deref(), &mut config)?;
+            access_conf::require_forwarding(&mut config);
+        }
         (_, Some(named)) => {
             return Err(ConfigError::Invalid {
                 file: named.display().to_string(),

@@ -214,7 +214,8 @@ pub struct Fwknop {
     pub nat: FwknopNat,
 }
 
-/// fwknopd's forwarding and NAT settings, as written: none is honoured yet (doc/fwknop.md).
+/// fwknopd's forwarding and NAT settings, as written. `FORCE_NAT` (with `ENABLE_IPT_FORWARDING`)
+/// becomes the door's forwards; the others are not honoured (doc/fwknop.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FwknopNat {
     /// fwknopd.conf `ENABLE_IPT_FORWARDING` (or `ENABLE_FIREWD_FORWARDING`): NAT requests
@@ -239,13 +240,10 @@ pub struct FwknopNat {
 }
 
 impl FwknopNat {
-    /// Whether the stanza itself asks for NAT (its `FORCE_*`, `DISABLE_DNAT`, `FORWARD_ALL`).
+    /// Whether the stanza asks for NAT knockd does not do (`FORCE_SNAT`, `FORCE_MASQUERADE`,
+    /// `DISABLE_DNAT`, `FORWARD_ALL`; `FORCE_NAT` it does, as a forward door).
     pub fn stanza_asks(&self) -> bool {
-        self.force_nat.is_some()
-            || self.force_snat.is_some()
-            || self.force_masquerade
-            || self.disable_dnat
-            || self.forward_all
+        self.force_snat.is_some() || self.force_masquerade || self.disable_dnat || self.forward_all
     }
 }
 

@@ -43,7 +43,9 @@ pub fn door_status(door: &Door) -> DoorStatus {
             [&a.ipv4, &a.ipv6].into_iter().flatten().map(|s| format!("set {} {} {s}", a.family, a.table)).collect()
         }
         Some(o) if o.per_port && o.ports.is_empty() => vec!["any port a client asks for".into()],
-        Some(o) => o.ports.iter().map(PortProto::to_string).chain(o.forward.iter().map(|f| format!("forward {f}"))).collect(),
+        Some(o) => {
+            o.ports.iter().map(PortProto::to_string).chain(o.forward.iter().map(|f| format!("forward {f}"))).collect()
+        }
     };
     if !door.commands.is_empty() {
         opens.push("command".into());

@@ -91,7 +91,8 @@ pub fn opens(config: &Config, key: &Key) -> String {
         (None, Some(open)) => match &open.attach {
             None => {
                 let ports = open.ports.iter().map(PortProto::to_string);
-                let forwards = open.forward.iter().filter(|f| f.to.is_ipv4() == key.addr.is_ipv4()).map(|f| f.to_string());
+                let forwards =
+                    open.forward.iter().filter(|f| f.to.is_ipv4() == key.addr.is_ipv4()).map(|f| f.to_string());
                 ports.chain(forwards).collect::<Vec<_>>().join(", ")
             }
             Some(a) => {

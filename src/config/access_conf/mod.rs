@@ -235,3 +235,26 @@ impl Reader<'_> {
         Ok(())
     }
 }
+
+/// After fwknopd.conf: a stanza with `FORCE_NAT` forwards only where forwarding is on
+/// (`ENABLE_IPT_FORWARDING Y`), as with fwknopd; without it, the stanza is left out.
+pub fn require_forwarding(config: &mut crate::config::Config) {
+    for door in &mut config.doors {
+        let forwards = door.open.as_ref().is_some_and(|o| !o.forward.is_empty());
+        let Some(crate::config::Proof::Fwknop(f)) = door.proofs.first_mut() else { continue };
+        if forwards && (!f.nat.forwarding || f.refused.is_some()) {
+            // A stanza left out forwards nothing; its OPEN_PORTS stay guarded.
+            if let Some(open) = door.open.as_mut() {
+                open.forward.clear();
+            }
+        }
+        let Some(crate::config::Proof::Fwknop(f)) = door.proofs.first_mut() else { continue };
+        if forwards && !f.nat.forwarding && f.refused.is_none() {
+            f.refused = Some(
+                "FORCE_NAT needs ENABLE_IPT_FORWARDING Y in fwknopd.conf, as fwknopd does: without it this host \
+                 forwards nothing for the stanza"
+                    .into(),
+            );
+        }
+    }
+}

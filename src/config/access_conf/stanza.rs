@@ -139,7 +139,8 @@ impl Stanza {
         Ok(None)
     }
 
-    /// fwknopd's NAT directives: read, and the stanza refused, as knockd does not forward yet.
+    /// fwknopd's NAT directives: `FORCE_NAT` becomes the door's forwards (from each of its
+    /// `OPEN_PORTS`); the others leave the stanza out, as knockd does not do them.
     fn nat_directive(&mut self, upper: &str, value: &str) -> Result<Said, String> {
         let address = |text: &str| -> Result<IpAddr, String> {
             text.parse().map_err(|_| format!("`{text}` is not an IP address"))
@@ -161,7 +162,7 @@ impl Stanza {
         }
         if self.nat.stanza_asks() {
             self.refuse(format!(
-                "{upper}: not honoured yet: knockd does not forward or translate (NAT) yet, and opening this \
+                "{upper}: not honoured: knockd forwards with DNAT only (FORCE_NAT, fwknop -N), and opening this \
                  host's own port instead would not be what the stanza says"
             ));
         }
@@ -189,6 +190,11 @@ impl Stanza {
         if cycle && self.cycle_close.is_none() {
             return Err("CMD_CYCLE_OPEN needs CMD_CYCLE_CLOSE (`NONE` for no closing command)".into());
         }
+        if self.nat.force_nat.is_some() && self.open_ports.is_empty() {
+            self.refuse(
+                "FORCE_NAT needs OPEN_PORTS: knockd forwards the ports a stanza opens, each to that host".into(),
+            );
+        }
         let access_timeout = self.access_timeout.unwrap_or(FWKNOP_ACCESS_TIMEOUT);
         // A refused stanza's missing key is never read: no packet reaches it.
         let missing = || KeyMaterial::Text(String::new());
@@ -210,6 +216,15 @@ impl Stanza {
             nat: self.nat,
         };
         let stop = self.cycle_close.filter(|c| !c.eq_ignore_ascii_case("NONE"));
+        // FORCE_NAT: every access the stanza grants goes on to that host and port.
+        let forced: Vec<crate::config::Forward> = match fwknop.nat.force_nat {
+            Some((ip, port)) => fwknop
+                .open_ports
+                .iter()
+                .map(|p| crate::config::Forward { port: Some(*p), to: (ip, port).into(), proto: p.proto })
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Door {
             name,
             proofs: vec![Proof::Fwknop(Box::new(fwknop))],
@@ -224,7 +239,7 @@ impl Stanza {
                 per_port: true,
                 timeout: access_timeout,
                 attach: None,
-                forward: Vec::new(),
+                forward: forced,
             }),
             commands: Commands {
                 start: self.cycle_open,

@@ -2,10 +2,12 @@
 //!
 //! `RAND:B64(user):TIMESTAMP:VERSION:TYPE:B64(message)[:B64(nat)][:B64(server_auth)][:TIMEOUT]:DIGEST`
 //!
-//! Only access messages are taken (type 1, and 3 with the client's timeout). Commands (type 0)
-//! and NAT (2, 4, 5, 6) are refused by name, so the log says why a client is not let in.
+//! Access messages are taken (type 1, and 3 with the client's timeout), and NAT access messages
+//! (`fwknop -N`: 2, and 4 with the client's timeout), which a door's `open.forward` decides.
+//! Commands (type 0) and local NAT (5, 6) are refused by name, so the log says why a client is
+//! not let in.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::FwknopError;
 use super::digest;
@@ -23,6 +25,10 @@ const RAND_LEN: usize = 16;
 pub const ACCESS: u8 = 1;
 /// An access request with the client's timeout (`fwknop -f`).
 pub const ACCESS_WITH_TIMEOUT: u8 = 3;
+/// A NAT access request (`fwknop -N`).
+pub const NAT_ACCESS: u8 = 2;
+/// A NAT access request with the client's timeout.
+pub const NAT_ACCESS_WITH_TIMEOUT: u8 = 4;
 
 /// What an access message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,9 @@ pub struct Message {
     pub ports: Vec<PortProto>,
     /// How long, in seconds, when the client said (`-f`; type 3).
     pub client_timeout: Option<u32>,
+    /// For a NAT access message (`fwknop -N HOST:PORT`): the host and port behind this one to
+    /// be forwarded to.
+    pub nat: Option<SocketAddr>,
     /// The type of the inner digest.
     pub digest: HmacDigest,
 }
@@ -131,10 +140,14 @@ pub fn parse(plaintext: &[u8]) -> Result<Message, FwknopError> {
     }
     let kind: u8 = number(fields[4], 2, "a bad message type")?;
     let rest = &fields[6..];
-    let client_timeout = match (kind, rest) {
-        (ACCESS, []) => None,
-        (ACCESS_WITH_TIMEOUT, [timeout]) => Some(number(timeout, 10, "a bad client timeout")?),
-        (ACCESS | ACCESS_WITH_TIMEOUT, _) => {
+    let (client_timeout, nat) = match (kind, rest) {
+        (ACCESS, []) => (None, None),
+        (ACCESS_WITH_TIMEOUT, [timeout]) => (Some(number(timeout, 10, "a bad client timeout")?), None),
+        (NAT_ACCESS, [nat]) => (None, Some(nat_field(nat)?)),
+        (NAT_ACCESS_WITH_TIMEOUT, [nat, timeout]) => {
+            (Some(number(timeout, 10, "a bad client timeout")?), Some(nat_field(nat)?))
+        }
+        (ACCESS | ACCESS_WITH_TIMEOUT | NAT_ACCESS | NAT_ACCESS_WITH_TIMEOUT, _) => {
             return Err(FwknopError::Refused("the packet has a server_auth field, which knockd does not take".into()));
         }
         (0, _) => {
@@ -142,9 +155,11 @@ pub fn parse(plaintext: &[u8]) -> Result<Message, FwknopError> {
                 "a command message (CMD_EXEC): knockd runs no commands a packet sends".into(),
             ));
         }
-        (2 | 4 | 5 | 6, _) => {
+        (5 | 6, _) => {
             return Err(FwknopError::Refused(
-                "a NAT access message (fwknop -N): knockd does not forward or translate (NAT) yet".into(),
+                "a local NAT message (fwknop --nat-local): knockd forwards to hosts behind it (a door's \
+                 open.forward), not to a port of its own"
+                    .into(),
             ));
         }
         _ => return Err(malformed("an unknown message type")),
@@ -153,7 +168,16 @@ pub fn parse(plaintext: &[u8]) -> Result<Message, FwknopError> {
         return Err(malformed("the message is too long"));
     }
     let (allow, ports) = access(&text_field(fields[5], MAX_MESSAGE, "a bad access message")?)?;
-    Ok(Message { user, timestamp, version: version.to_owned(), allow, ports, client_timeout, digest })
+    Ok(Message { user, timestamp, version: version.to_owned(), allow, ports, client_timeout, nat, digest })
+}
+
+/// The NAT field: `HOST,PORT` (an IPv4 address and a port), base64.
+fn nat_field(field: &str) -> Result<SocketAddr, FwknopError> {
+    let text = text_field(field, MAX_MESSAGE, "a bad NAT field")?;
+    let (host, port) = text.split_once(',').ok_or_else(|| malformed("a bad NAT field"))?;
+    let host: IpAddr = host.trim().parse().map_err(|_| malformed("a bad NAT address"))?;
+    let port: u16 = port.trim().parse().ok().filter(|p| *p > 0).ok_or_else(|| malformed("a bad NAT port"))?;
+    Ok(SocketAddr::new(host, port))
 }
 
 /// The plaintext a client builds for `message`, with the random value `rand` (16 digits): for
@@ -162,7 +186,12 @@ pub fn format(message: &Message, rand: u64) -> String {
     let allow = message.allow.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let ports: Vec<String> = message.ports.iter().map(|p| format!("{}/{}", p.proto, p.port)).collect();
     let access = format!("{allow},{}", ports.join(","));
-    let kind = if message.client_timeout.is_some() { ACCESS_WITH_TIMEOUT } else { ACCESS };
+    let kind = match (message.nat, message.client_timeout) {
+        (None, None) => ACCESS,
+        (None, Some(_)) => ACCESS_WITH_TIMEOUT,
+        (Some(_), None) => NAT_ACCESS,
+        (Some(_), Some(_)) => NAT_ACCESS_WITH_TIMEOUT,
+    };
     let mut body = format!(
         "{rand:016}:{}:{}:{}:{kind}:{}",
         encode_base64(message.user.as_bytes()),
@@ -170,6 +199,9 @@ pub fn format(message: &Message, rand: u64) -> String {
         message.version,
         encode_base64(access.as_bytes())
     );
+    if let Some(to) = message.nat {
+        body.push_str(&format!(":{}", encode_base64(format!("{},{}", to.ip(), to.port()).as_bytes())));
+    }
     if let Some(timeout) = message.client_timeout {
         body.push_str(&format!(":{timeout}"));
     }
@@ -189,6 +221,7 @@ mod tests {
             allow: Some("198.18.0.2".parse().unwrap()),
             ports: vec![PortProto::tcp(22), PortProto::udp(53)],
             client_timeout: None,
+            nat: None,
             digest: HmacDigest::Sha256,
         }
     }
@@ -225,15 +258,21 @@ mod tests {
     }
 
     #[test]
-    fn commands_and_nat_are_refused_by_name() {
+    fn commands_and_local_nat_are_refused_by_name_and_nat_access_names_its_host() {
         let refused = |text: String| match parse(text.as_bytes()) {
             Err(FwknopError::Refused(why)) => why,
             other => panic!("{other:?}"),
         };
         assert!(refused(with_type(0, "")).contains("command"));
-        for nat in [2, 4, 5, 6] {
-            assert!(refused(with_type(nat, ":MTk4LjE4LjAuMywyMg")).contains("NAT"), "type {nat}");
+        for nat in [5, 6] {
+            assert!(refused(with_type(nat, ":MTk4LjE4LjAuMywyMg")).contains("local NAT"), "type {nat}");
         }
+        // "198.18.0.3,22"
+        let nat = parse(with_type(2, ":MTk4LjE4LjAuMywyMg").as_bytes()).unwrap();
+        assert_eq!(nat.nat, Some("198.18.0.3:22".parse().unwrap()));
+        let timed = parse(with_type(4, ":MTk4LjE4LjAuMywyMg:30").as_bytes()).unwrap();
+        assert_eq!((timed.nat, timed.client_timeout), (nat.nat, Some(30)));
+        assert!(parse(with_type(2, ":eHl6").as_bytes()).is_err(), "\"xyz\" is no host and port");
         assert!(refused(with_type(1, ":Y3J5cHQ")).contains("server_auth"));
         assert!(parse(with_type(9, "").as_bytes()).is_err());
         assert!(parse(with_type(1, "").as_bytes()).is_ok());

@@ -56,6 +56,9 @@ pub fn grant(
             return Err(refused(format!("asks for {}/{}, which RESTRICT_PORTS forbids", port.proto, port.port)));
         }
     }
+    if let Some(to) = message.nat {
+        forwarded(door, &message.ports, to)?;
+    }
     let timeout =
         message.client_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(u64::from(t)).min(fwknop.max_timeout));
     Ok(Grant {
@@ -65,4 +68,30 @@ pub fn grant(
         sent_at: Some(ts),
         ..Grant::new(id, addr, src, dst)
     })
+}
+
+/// A NAT access request (`fwknop -N HOST:PORT`, for the ports asked for) is served only where
+/// the door forwards each of those ports to that host and port (`open.forward`; an
+/// access.conf's `FORCE_NAT`): fwknopd's `ENABLE_IPT_FORWARDING` lets a client name any host
+/// behind the router, knockd only the ones its config names.
+fn forwarded(door: &Door, ports: &[crate::config::PortProto], to: std::net::SocketAddr) -> Result<(), FwknopError> {
+    let forwards = door.open.as_ref().map(|o| o.forward.as_slice()).unwrap_or_default();
+    if forwards.is_empty() {
+        return Err(refused(format!(
+            "asks to be forwarded to {to} (fwknop -N), and the stanza forwards nothing: give the door \
+             `open.forward` (an access.conf: FORCE_NAT with ENABLE_IPT_FORWARDING Y in fwknopd.conf)"
+        )));
+    }
+    for port in ports {
+        if !forwards.iter().any(|f| f.port == Some(*port) && f.to == to) {
+            let list: Vec<String> = forwards.iter().map(|f| f.to_string()).collect();
+            return Err(refused(format!(
+                "asks to be forwarded from {}/{} to {to}, which the door does not forward (it forwards {})",
+                port.proto,
+                port.port,
+                list.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }

@@ -315,8 +315,12 @@ impl Ruleset {
             }
             guarded.extend(&open.ports);
             for f in &open.forward {
-                let (_, set) = door_set(config, &door.name, Family::of(&f.to.ip()));
-                forwards(config, f, Family::of(&f.to.ip()), &set, (&mut forward, &mut dstnat, &mut pinholes));
+                let family = Family::of(&f.to.ip());
+                let (_, set) = door_set(config, &door.name, family);
+                // A per-port door's grantees are (address, protocol, the router's port).
+                let grantee =
+                    if open.per_port { Match::SaddrPortIn { family, set } } else { Match::SaddrIn { family, set } };
+                forwards(config, f, grantee, (&mut forward, &mut dstnat, &mut pinholes));
             }
         }
         guarded.sort();
@@ -344,11 +348,9 @@ impl Ruleset {
 fn forwards(
     config: &Config,
     f: &crate::config::Forward,
-    family: Family,
-    set: &str,
+    grantee: Match,
     (forward, dstnat, pinholes): (&mut Vec<RuleSpec>, &mut Vec<RuleSpec>, &mut Vec<(IpAddr, PortProto)>),
 ) {
-    let grantee = Match::SaddrIn { family, set: set.to_owned() };
     let lan = [Match::Daddr(f.to.ip()), Match::Dport(f.to_port())];
     match f.port {
         Some(port) => {
@@ -362,7 +364,13 @@ fn forwards(
             } else {
                 dstnat.extend(config.interfaces.iter().map(|i| nat(Some(i))));
             }
-            let mut matches = vec![Match::CtDnat, grantee];
+            // A connection translated to that host and port: by the DNAT rule above, which only
+            // grantees match (or by a port forward of the admin's own, which already forwards
+            // there). A per-port grantee's port is the router's, gone after the translation.
+            let mut matches = vec![Match::CtDnat];
+            if let Match::SaddrIn { .. } = grantee {
+                matches.push(grantee);
+            }
             matches.extend(lan);
             forward.push(RuleSpec { matches, verdict: Verdict::Accept });
         }
