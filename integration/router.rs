@@ -294,3 +294,31 @@ fn fwknops_nat_requests_open_the_forwards_a_door_allows_and_nothing_else() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FORCE_NAT needs ENABLE_IPT_FORWARDING Y"), "{text}");
 }
+
+#[test]
+fn check_says_when_fw4_drops_a_forward_and_that_fw4_mode_fixes_it() {
+    let mut router = Router::new();
+    router.openwrt_names();
+    let lab = &router.lab;
+    lab.server.nft(&["-f", &fw4_fixture()]);
+    let check = |config: &ConfigFile| {
+        let out = lab
+            .server
+            .run(|| Command::new(knockd_path()).args(["check", "-c", config.path.to_str().unwrap()]).output().unwrap());
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let plain = ConfigFile::new("knockd.yaml", &NAS.replace("\n        - {to: \"[2001:db8:8::10]:22\"}", ""));
+    let (code, text) = check(&plain);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("door nas: forward 2522/tcp to 198.19.1.10:22 over IPv4 on eth1: table inet fw4 chain handle_reject rejects it"), "{text}");
+    assert!(text.contains("`nftables: {fw4: {zone: wan}}`"), "{text}");
+    let inside = ConfigFile::new("knockd.yaml", FW4);
+    let (code, text) = check(&inside);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "door nas: forward 2522/tcp to 198.19.1.10:22 over IPv4: nothing in the host's firewall drops it"
+        ),
+        "{text}"
+    );
+}

@@ -335,10 +335,7 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 /// The host's firewall part of `knockd check` (it needs CAP_NET_ADMIN to read nftables).
 fn check_host_firewall(config: &Config) -> Finding {
-    let view = knockd::grant::coexist::HostView {
-        interfaces: knockd::capture::local::interfaces(&config.interfaces),
-        addresses: local_addresses(),
-    };
+    let view = knockd::capture::local::host_view(&config.interfaces, local_addresses());
     let report = NetlinkFirewall::open().and_then(|mut fw| host_firewall::report(config, &mut fw, &view));
     match report {
         Ok(report) => {

@@ -105,3 +105,27 @@ pub fn interfaces(named: &[String]) -> Vec<crate::grant::host::Interface> {
         all.into_iter().filter(|i| named.contains(&i.name)).collect()
     }
 }
+
+/// The networks of this host's interfaces (from their addresses and netmasks).
+fn networks(all: &[crate::grant::host::Interface]) -> Vec<(ipnet::IpNet, crate::grant::host::Interface)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    let mut out = Vec::new();
+    for a in addrs {
+        let Some(iface) = all.iter().find(|i| i.name == a.interface_name) else { continue };
+        let (Some(addr), Some(mask)) = (a.address, a.netmask) else { continue };
+        let net = match (addr.as_sockaddr_in(), mask.as_sockaddr_in(), addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+            (Some(v4), Some(m), _, _) => ipnet::Ipv4Net::with_netmask(v4.ip(), m.ip()).ok().map(ipnet::IpNet::V4),
+            (_, _, Some(v6), Some(m)) => ipnet::Ipv6Net::with_netmask(v6.ip(), m.ip()).ok().map(ipnet::IpNet::V6),
+            _ => None,
+        };
+        out.extend(net.map(|n| (n.trunc(), iface.clone())));
+    }
+    out
+}
+
+/// What the host's firewall answers are asked about: the interfaces knocks are heard on, this
+/// host's addresses, and the networks its interfaces are on (where a forward leaves).
+pub fn host_view(named: &[String], addresses: Vec<IpAddr>) -> crate::grant::coexist::HostView {
+    let every = interfaces(&[]);
+    crate::grant::coexist::HostView { interfaces: interfaces(named), addresses, networks: networks(&every) }
+}

@@ -272,8 +272,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     /// answers of the host's other firewalls; and the monitor which tables' sets matter.
     fn update_host_view(&mut self) {
         let addresses = self.local.as_ref().map(|l| l.addresses().iter().copied().collect()).unwrap_or_default();
-        let interfaces = crate::capture::local::interfaces(&self.engine.config().interfaces);
-        self.engine.set_host_view(crate::grant::coexist::HostView { interfaces, addresses });
+        let view = crate::capture::local::host_view(&self.engine.config().interfaces, addresses);
+        self.engine.set_host_view(view);
         if let Some(monitor) = &mut self.monitor {
             monitor.watch(self.engine.watched_tables());
         }

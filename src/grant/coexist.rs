@@ -18,6 +18,9 @@ pub struct HostView {
     pub interfaces: Vec<Interface>,
     /// This host's addresses.
     pub addresses: Vec<IpAddr>,
+    /// The networks the host's interfaces are on: a forward to a LAN host leaves through the
+    /// interface whose network holds it.
+    pub networks: Vec<(ipnet::IpNet, Interface)>,
 }
 
 /// The answer for one port a door opens, for one address family.
@@ -31,6 +34,8 @@ pub struct DoorAnswer {
     pub family: u8,
     /// The interface, when the answer differs between them; `None` when it is every one's.
     pub interface: Option<String>,
+    /// For a router's forward: which one (the packet is the translated or forwarded one).
+    pub forward: Option<crate::config::Forward>,
     /// What the host's other tables do.
     pub answer: Answer,
 }
@@ -39,7 +44,10 @@ impl DoorAnswer {
     /// `door ssh: 2222/tcp over IPv4 on eth1`.
     pub fn subject(&self) -> String {
         let on = self.interface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default();
-        format!("door {}: {} over IPv{}{on}", self.door, self.port, self.family)
+        match &self.forward {
+            Some(f) => format!("door {}: forward {f} over IPv{}{on}", self.door, self.family),
+            None => format!("door {}: {} over IPv{}{on}", self.door, self.port, self.family),
+        }
     }
 }
 
@@ -101,7 +109,11 @@ fn is_member(config: &Config, door: &Door, table: &Table, set: &str) -> bool {
                 && table.name == a.table
                 && [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)
         }
-        None => table.family == nfproto::INET && table.name == config.table && set.starts_with(&door.name),
+        None => {
+            let (own, _) = crate::grant::nft::door_set(config, &door.name, crate::grant::nft::Family::V4);
+            let sets = crate::grant::nft::Family::BOTH.map(|f| crate::grant::nft::door_set(config, &door.name, f).1);
+            table.family == nfproto::INET && table.name == own && sets.iter().any(|s| s == set)
+        }
     }
 }
 
@@ -153,40 +165,74 @@ fn probe(door: &Door, port: PortProto, family: u8, iif: &Interface, view: &HostV
 }
 
 /// Every door's answers: for each port it opens and each family, on each interface knockd
-/// listens on (one answer when they agree). knockd's own table is left out: what it does is
-/// known.
+/// listens on (one answer when they agree); and for each forward of a router's door, on the
+/// forward hook. The table knockd's rules are in is left out: what they do is known (inside
+/// fw4, they come first in the zone's chains; fw4's rules before the zone's are trusted).
 pub fn assess(config: &Config, ruleset: &HostRuleset, view: &HostView) -> Vec<DoorAnswer> {
-    let skip = Some((nfproto::INET, config.table.as_str()));
+    let own = if config.fw4.is_some() { "fw4" } else { config.table.as_str() };
+    let skip = Some((nfproto::INET, own));
     let mut out = Vec::new();
     let fallback = [Interface::ether("*", 0)];
     let interfaces: &[Interface] = if view.interfaces.is_empty() { &fallback } else { &view.interfaces };
     for door in config.doors.iter().filter(|d| d.open.is_some()) {
         let members = |t: &Table, s: &str| is_member(config, door, t, s);
+        let mut ask = |port: PortProto, family: u8, forward: Option<crate::config::Forward>| {
+            let answers: Vec<(String, Answer)> = interfaces
+                .iter()
+                .filter_map(|i| {
+                    let mut p = probe(door, port, family, i, view)?;
+                    let hook = match forward {
+                        None => Hook::Input,
+                        Some(f) => {
+                            forwarded(&mut p, &f, view);
+                            Hook::Forward
+                        }
+                    };
+                    Some((i.name.clone(), answer(ruleset, hook, &p, skip, &members)))
+                })
+                .collect();
+            collapse(&door.name, port, family, forward, answers, &mut out);
+        };
         for port in door_ports(door, ruleset) {
             for family in families(door) {
-                let answers: Vec<(String, Answer)> = interfaces
-                    .iter()
-                    .filter_map(|i| {
-                        Some((
-                            i.name.clone(),
-                            answer(ruleset, Hook::Input, &probe(door, port, family, i, view)?, skip, &members),
-                        ))
-                    })
-                    .collect();
-                let Some((_, first)) = answers.first() else { continue };
-                let same = answers.iter().all(|(_, a)| a == first);
-                let each = answers.iter().filter(|(_, a)| !same || a == first);
-                for (iface, a) in each {
-                    let interface = (!same).then(|| iface.clone());
-                    out.push(DoorAnswer { door: door.name.clone(), port, family, interface, answer: a.clone() });
-                    if same {
-                        break;
-                    }
-                }
+                ask(port, family, None);
             }
+        }
+        for f in door.open.iter().flat_map(|o| &o.forward) {
+            ask(f.to_port(), if f.to.is_ipv4() { 4 } else { 6 }, Some(*f));
         }
     }
     out
+}
+
+/// A forward's packet: to the LAN host (translated, for a DNAT), leaving through the
+/// interface on its network.
+fn forwarded(p: &mut Probe, f: &crate::config::Forward, view: &HostView) {
+    p.daddr = Domain::one(f.to.ip());
+    p.oif = view.networks.iter().find(|(net, _)| net.contains(&f.to.ip())).map(|(_, i)| i.clone());
+    if f.port.is_some() {
+        p.ct_status = super::host::probe::CT_STATUS_DNAT;
+    }
+}
+
+/// One answer per door, port and family when every interface agrees; else one per interface.
+fn collapse(
+    door: &str,
+    port: PortProto,
+    family: u8,
+    forward: Option<crate::config::Forward>,
+    answers: Vec<(String, Answer)>,
+    out: &mut Vec<DoorAnswer>,
+) {
+    let Some((_, first)) = answers.first() else { return };
+    let same = answers.iter().all(|(_, a)| a == first);
+    for (iface, a) in &answers {
+        let interface = (!same).then(|| iface.clone());
+        out.push(DoorAnswer { door: door.to_owned(), port, family, interface, forward, answer: a.clone() });
+        if same {
+            break;
+        }
+    }
 }
 
 /// What a grant to `addr` through `door` runs into, if a chain drops it: the suffix of its
@@ -194,6 +240,7 @@ pub fn assess(config: &Config, ruleset: &HostRuleset, view: &HostView) -> Vec<Do
 pub fn caveat(answers: &[DoorAnswer], door: &str, addr: IpAddr) -> Option<String> {
     let family = if addr.is_ipv4() { 4 } else { 6 };
     answers.iter().filter(|a| a.door == door && a.family == family).find_map(|a| match &a.answer {
+        Answer::Dropped(b) if a.forward.is_some() => Some(format!(", but {b} (the forward)")),
         Answer::Dropped(b) => Some(format!(", but {b}")),
         Answer::DroppedFor(b, who, _) if who.contains(addr) => Some(format!(", but {b}")),
         _ => None,
@@ -210,6 +257,19 @@ pub fn advice(config: &Config, a: &DoorAnswer) -> String {
     };
     let (port, proto) = (a.port.port, a.port.proto);
     let mut out = String::new();
+    if a.forward.is_some() {
+        let table = b.table.trim_start_matches("table ");
+        let _ = writeln!(out, "  knockd's forward accept cannot overrule another table's drop.");
+        if table == "inet fw4" {
+            let _ = writeln!(
+                out,
+                "  Put knockd's rules inside fw4: `nftables: {{fw4: {{zone: wan}}}}` (the zone the knocks come from)."
+            );
+        } else {
+            let _ = writeln!(out, "  Accept it in {} chain {}: ct status dnat {} accept", b.table, b.chain, a.port);
+        }
+        return out;
+    }
     let standalone =
         config.doors.iter().any(|d| d.name == a.door && d.open.as_ref().is_some_and(|o| o.attach.is_none()));
     let _ = writeln!(out, "  knockd's accept cannot overrule another table's drop. Either:");
