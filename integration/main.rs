@@ -17,6 +17,7 @@ mod host;
 mod lab;
 mod logs;
 mod ops;
+mod owners;
 mod processes;
 mod reliability;
 mod spa;

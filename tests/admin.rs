@@ -174,3 +174,29 @@ fn status_answers_while_an_attached_set_is_missing() {
     let (doors, grants) = e.status().expect("status answers");
     assert_eq!((doors.len(), grants.len()), (1, 0));
 }
+
+/// Review 18: an admin's `nft delete element` (or `nft flush set`) on an attached set is an
+/// eviction: the refill does not undo it. An owner's reload that empties the set does get the
+/// grants back.
+#[test]
+fn an_admins_eviction_from_an_attached_set_sticks_and_an_owners_reload_does_not() {
+    use knockd::config::TableFamily;
+    use knockd::grant::{KEY_IPV4, SetInfo};
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
+    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let mut fw = MemoryFirewall::default();
+    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
+    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    let who = addr("198.18.0.7");
+    e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
+    e.firewall_mut().elements.clear(); // `nft delete element inet filter knock4 { 198.18.0.7 }`
+    e.verify(true);
+    assert!(e.firewall().elements.is_empty(), "the admin's eviction was undone");
+    assert!(e.status().unwrap().1.is_empty());
+
+    e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
+    e.firewall_mut().elements.clear(); // the owner's reload: rules re-made, the set emptied
+    e.note_owner_reload();
+    e.verify(true);
+    assert_eq!(e.firewall().elements.len(), 1, "put back after the owner's reload");
+}

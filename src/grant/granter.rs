@@ -60,6 +60,8 @@ pub struct Granter<F: Firewall, S: Spawner> {
     refill: Refill,
     /// Sets found full, said once each until they take elements again.
     full: std::collections::HashSet<SetRef>,
+    /// The owner of an attached table reloaded it since the last refill.
+    owner_reloaded: bool,
 }
 
 impl<F: Firewall, S: Spawner> Granter<F, S> {
@@ -85,6 +87,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             ledger: Ledger::default(),
             refill: Refill::default(),
             full: Default::default(),
+            owner_reloaded: false,
         };
         granter.adopt(config, Duration::ZERO);
         Ok(granter)
@@ -319,8 +322,14 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         }
         let back = self.report_attached(config);
         if restored || others || back {
-            self.refill.run(config, &mut self.firewall, &mut self.ledger, now, restored);
+            let reloaded = std::mem::take(&mut self.owner_reloaded);
+            self.refill.run(config, &mut self.firewall, &mut self.ledger, now, restored, reloaded);
         }
+    }
+
+    /// See [`Engine::note_owner_reload`](crate::engine::Engine::note_owner_reload).
+    pub fn note_owner_reload(&mut self) {
+        self.owner_reloaded = true;
     }
 
     /// Says once when an attached set goes missing, and once when they are all back (then
