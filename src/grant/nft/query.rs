@@ -28,7 +28,8 @@ const SET_FLAGS: u16 = 3;
 const SET_KEY_TYPE: u16 = 4;
 const SET_HANDLE: u16 = 16;
 const TABLE_FLAGS: u16 = 2;
-/// `NFT_TABLE_F_OWNER`.
+/// `NFT_TABLE_F_DORMANT`, `NFT_TABLE_F_OWNER`.
+const TABLE_F_DORMANT: u32 = 1;
 const TABLE_F_OWNER: u32 = 2;
 const SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const LIST_ELEM: u16 = 1;
@@ -232,6 +233,11 @@ impl NetlinkFirewall {
         };
         if let Some(missing) = ruleset.sets.iter().find(|s| !sets.contains(&s.name)) {
             return Ok(Some(format!("set {} of table inet {table} was removed", missing.name)));
+        }
+        // A dormant table's chains are unhooked: every guard is down, though all is in place.
+        // The install's table message (flags 0) wakes it.
+        if self.table_flags(TableFamily::Inet, table)?.unwrap_or(0) & TABLE_F_DORMANT != 0 {
+            return Ok(Some(format!("table inet {table} was made dormant (its guards were down)")));
         }
         let now = match self.chain_state(table) {
             Ok(state) => state,
