@@ -295,3 +295,34 @@ fn a_large_set_is_one_path_per_verdict_not_one_per_element() {
     let outcomes = Run::chain(table, 0, &v4(Proto::Tcp, 2222, "eth0"), &member);
     assert!(outcomes.len() <= 2, "{} paths", outcomes.len());
 }
+
+/// Review 18: an attach door whose accepting rule names its ports in a set, or names none, is
+/// still checked against the other tables; never "host firewall: ok" without a look.
+#[test]
+fn an_attach_door_is_checked_when_its_rule_names_ports_in_a_set_or_none() {
+    use knockd::cli::host_firewall::{Finding, report};
+    use knockd::config::TableFamily;
+    use knockd::grant::coexist::HostView;
+    use knockd::grant::{KEY_IPV4, MemoryFirewall, SetInfo};
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: fw, ipv4: k4}, timeout: 1h}\n";
+    let config = knockd::config::yaml::parse("test.yaml", config).unwrap();
+    let view =
+        HostView { interfaces: vec![Interface::ether("eth0", 2)], addresses: vec!["198.18.0.1".parse().unwrap()] };
+    let admin = "table inet admin {\n chain input {\n type filter hook input priority 10; policy drop;\n tcp dport 22 accept\n }\n}\n";
+    for accept in ["tcp dport { 22, 2222 } ip saddr @k4 accept", "ip saddr @k4 accept"] {
+        let text = format!(
+            "table inet fw {{\n set k4 {{\n type ipv4_addr\n flags timeout\n }}\n chain input {{\n type filter hook input priority 0; policy accept;\n {accept}\n }}\n}}\n{admin}"
+        );
+        let mut fw = MemoryFirewall { host: parse(&text, &Indexes::new()).unwrap(), ..MemoryFirewall::default() };
+        fw.foreign_sets.push((TableFamily::Inet, "fw".into(), "k4".into(), SetInfo::timeout_set(KEY_IPV4)));
+        let r = report(&config, &mut fw, &view).unwrap();
+        assert!(r.finding > Finding::Clear && !r.text.contains("host firewall: ok"), "{accept}:\n{}", r.text);
+        if accept.contains("2222") {
+            assert!(
+                r.text.contains("door ssh: 2222/tcp over IPv4: table inet admin chain input drops it"),
+                "{}",
+                r.text
+            );
+        }
+    }
+}
