@@ -94,8 +94,9 @@ fn outside_changes_to_the_chain_are_repaired_within_a_second() {
         ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
-    let changes: [(&str, &[&str]); 3] = [
+    let changes: [(&str, &[&str]); 4] = [
         ("a flushed chain", &["flush", "chain", "inet", "knockd", "input"]),
+        ("the table made dormant", &["add", "table", "inet", "knockd", "{", "flags", "dormant", ";", "}"]),
         ("an accept inserted first", &["insert", "rule", "inet", "knockd", "input", "tcp", "dport", "22", "accept"]),
         ("the drop rule deleted", &[]),
     ];

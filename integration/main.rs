@@ -1,6 +1,7 @@
 //! End-to-end tests: the real daemon in network namespaces, against the real kernel.
 //! They need root; run them with `integration/test` (which `.ci/run` calls).
 
+mod check_vs_kernel;
 mod classic;
 mod client;
 mod coexist;
@@ -19,6 +20,7 @@ mod knocks;
 mod lab;
 mod logs;
 mod ops;
+mod owners;
 mod processes;
 mod reliability;
 mod router;

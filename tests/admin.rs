@@ -127,3 +127,76 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
     e.tick(Duration::from_secs(45));
     assert_eq!(e.next_due(), None, "ended, and logged as ended");
 }
+
+/// Review 18: a revoke is final, even when the kernel had lost the element already (the set's
+/// owner reloading, or the set missing for a while): the refill after the owner's reload must
+/// not put it back.
+#[test]
+fn a_revoked_grant_stays_revoked_when_the_kernel_had_lost_it_already() {
+    use knockd::config::TableFamily;
+    use knockd::grant::memory::Failure;
+    use knockd::grant::{KEY_IPV4, SetInfo};
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
+    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let mut fw = MemoryFirewall::default();
+    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
+    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    let who = addr("198.18.0.7");
+    for missing in [false, true] {
+        e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
+        // The owner's reload took the element; before knockd puts it back, the admin revokes.
+        e.firewall_mut().elements.clear();
+        if missing {
+            e.firewall_mut().fail_with = Some(Failure::NotFound); // the set is not there at all
+        }
+        let said = e.revoke(who, None, 0);
+        e.firewall_mut().fail_with = None;
+        assert!(said.as_deref().is_ok_and(|s| s.starts_with("revoked: ssh: 198.18.0.7")), "{said:?}");
+        e.verify(true);
+        assert!(e.firewall().elements.is_empty(), "missing set: {missing}: the revoked grant came back");
+        assert!(e.status().unwrap().1.is_empty());
+    }
+}
+
+/// Review 18: `knockd status` still answers while an attached set is missing (its owner
+/// restarting), which is when an admin asks.
+#[test]
+fn status_answers_while_an_attached_set_is_missing() {
+    use knockd::config::TableFamily;
+    use knockd::grant::memory::Failure;
+    use knockd::grant::{KEY_IPV4, SetInfo};
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
+    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let mut fw = MemoryFirewall::default();
+    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
+    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    e.firewall_mut().fail_with = Some(Failure::NotFound);
+    let (doors, grants) = e.status().expect("status answers");
+    assert_eq!((doors.len(), grants.len()), (1, 0));
+}
+
+/// Review 18: an admin's `nft delete element` (or `nft flush set`) on an attached set is an
+/// eviction: the refill does not undo it. An owner's reload that empties the set does get the
+/// grants back.
+#[test]
+fn an_admins_eviction_from_an_attached_set_sticks_and_an_owners_reload_does_not() {
+    use knockd::config::TableFamily;
+    use knockd::grant::{KEY_IPV4, SetInfo};
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
+    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let mut fw = MemoryFirewall::default();
+    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
+    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    let who = addr("198.18.0.7");
+    e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
+    e.firewall_mut().elements.clear(); // `nft delete element inet filter knock4 { 198.18.0.7 }`
+    e.verify(true);
+    assert!(e.firewall().elements.is_empty(), "the admin's eviction was undone");
+    assert!(e.status().unwrap().1.is_empty());
+
+    e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
+    e.firewall_mut().elements.clear(); // the owner's reload: rules re-made, the set emptied
+    e.note_owner_reload();
+    e.verify(true);
+    assert_eq!(e.firewall().elements.len(), 1, "put back after the owner's reload");
+}

@@ -221,3 +221,111 @@ fn rate_limits_and_named_sets_cannot_be_told_and_say_so() {
     assert!(matches!(&a, Answer::CannotTell { what, .. } if what == "the membership of @allow"), "{a}");
     assert_eq!(ask(&t, &v4(Proto::Tcp, 80, "eth0"), &["allow"]), Answer::Accepted, "knockd's own set: a member");
 }
+
+/// Review 18: what the kernel drops, knockd must never call accepted.
+#[test]
+fn a_goto_from_a_base_chain_ends_in_the_base_chains_policy() {
+    // Reproduced in a namespace: the kernel drops a SYN to 2222 (nothing in `wan` decides, so
+    // the policy of `input`, the chain the packet entered, does).
+    let text = "table inet t {
+	chain wan {
+		tcp dport 22 accept
+	}
+	chain back {
+		tcp dport 22 accept
+		return
+	}
+	chain input {
+		type filter hook input priority 0; policy drop;
+		iifname \"eth0\" goto wan
+		goto back
+	}
+}
+";
+    let t = parse(text, &Indexes::new()).unwrap();
+    assert!(matches!(ask(&t, &v4(Proto::Tcp, 2222, "eth0"), &[]), Answer::Dropped(_)), "falls off a goto'd chain");
+    assert!(matches!(ask(&t, &v4(Proto::Tcp, 2222, "eth1"), &[]), Answer::Dropped(_)), "returns from one");
+    assert_eq!(ask(&t, &v4(Proto::Tcp, 22, "eth0"), &[]), Answer::Accepted);
+}
+
+#[test]
+fn an_inverted_set_lookup_keeps_the_addresses_it_finds() {
+    // `ip saddr != { A, B } accept` under a drop policy: A and B are dropped.
+    let text = "table inet t {
+	chain input {
+		type filter hook input priority 0; policy drop;
+		ip saddr != { 198.18.0.2, 203.0.113.0/24 } accept
+	}
+}
+";
+    let t = parse(text, &Indexes::new()).unwrap();
+    let a = ask(&t, &v4(Proto::Tcp, 2222, "eth0"), &[]);
+    let Answer::DroppedFor(_, who, _) = &a else { panic!("{a}") };
+    assert!(who.contains("198.18.0.2".parse().unwrap()) && who.contains("203.0.113.9".parse().unwrap()), "{a}");
+    assert!(!who.contains("198.18.0.3".parse().unwrap()), "{a}");
+}
+
+#[test]
+fn a_verdict_map_on_what_knockd_cannot_know_is_not_an_accept() {
+    // The kernel drops these (mark 0, any source port above 1023): knockd cannot know, and says so.
+    for rule in ["tcp dport 2222 meta mark vmap { 0x0 : drop, 0x1 : accept }", "tcp sport vmap { 1024-65535 : drop }"] {
+        let text = format!(
+            "table inet t {{\n chain input {{\n type filter hook input priority 0; policy accept;\n {rule}\n }}\n}}\n"
+        );
+        let t = parse(&text, &Indexes::new()).unwrap();
+        let a = ask(&t, &v4(Proto::Tcp, 2222, "eth0"), &[]);
+        assert!(matches!(a, Answer::CannotTell { .. }), "{rule}: {a}");
+    }
+}
+
+#[test]
+fn a_large_set_is_one_path_per_verdict_not_one_per_element() {
+    use knockd::grant::host::eval::Run;
+    let elements: Vec<String> = (0..200).map(|i| format!("10.0.{i}.1")).collect();
+    let text = format!(
+        "table inet t {{\n chain input {{\n type filter hook input priority 0; policy accept;\n ip saddr {{ {} }} drop\n }}\n}}\n",
+        elements.join(", ")
+    );
+    let t = parse(&text, &Indexes::new()).unwrap();
+    let a = ask(&t, &v4(Proto::Tcp, 2222, "eth0"), &[]);
+    let Answer::DroppedFor(_, who, _) = &a else { panic!("{a}") };
+    assert!(who.contains("10.0.7.1".parse().unwrap()) && !who.contains("10.0.7.2".parse().unwrap()), "{a}");
+    let table = &t.tables[0];
+    let member = |_: &Table, _: &str| false;
+    let outcomes = Run::chain(table, 0, &v4(Proto::Tcp, 2222, "eth0"), &member);
+    assert!(outcomes.len() <= 2, "{} paths", outcomes.len());
+}
+
+/// Review 18: an attach door whose accepting rule names its ports in a set, or names none, is
+/// still checked against the other tables; never "host firewall: ok" without a look.
+#[test]
+fn an_attach_door_is_checked_when_its_rule_names_ports_in_a_set_or_none() {
+    use knockd::cli::host_firewall::{Finding, report};
+    use knockd::config::TableFamily;
+    use knockd::grant::coexist::HostView;
+    use knockd::grant::{KEY_IPV4, MemoryFirewall, SetInfo};
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: fw, ipv4: k4}, timeout: 1h}\n";
+    let config = knockd::config::yaml::parse("test.yaml", config).unwrap();
+    let view = HostView {
+        interfaces: vec![Interface::ether("eth0", 2)],
+        addresses: vec!["198.18.0.1".parse().unwrap()],
+        networks: Vec::new(),
+    };
+    let admin = "table inet admin {\n chain input {\n type filter hook input priority 10; policy drop;\n tcp dport 22 accept\n }\n}\n";
+    for accept in ["tcp dport { 22, 2222 } ip saddr @k4 accept", "ip saddr @k4 accept"] {
+        let text = format!(
+            "table inet fw {{\n set k4 {{\n type ipv4_addr\n flags timeout\n }}\n chain input {{\n type filter hook input priority 0; policy accept;\n {accept}\n }}\n}}\n{admin}"
+        );
+        let mut fw = MemoryFirewall { host: parse(&text, &Indexes::new()).unwrap(), ..MemoryFirewall::default() };
+        fw.foreign_sets.push((TableFamily::Inet, "fw".into(), "k4".into(), SetInfo::timeout_set(KEY_IPV4)));
+        let r = report(&config, &mut fw, &view).unwrap();
+        assert!(r.finding > Finding::Clear && !r.text.contains("host firewall: ok"), "{accept}:\n{}", r.text);
+        if accept.contains("2222") {
+            assert!(
+                r.text.contains("door ssh: 2222/tcp over IPv4: table inet admin chain input drops it"),
+                "{}",
+                r.text
+            );
+        }
+    }
+}

@@ -44,7 +44,9 @@ pub fn report<F: Firewall>(config: &Config, firewall: &mut F, view: &HostView) -
     }
     let ruleset = firewall.host_ruleset()?;
     leftover(config, &ruleset, &mut text);
-    unused_sets(config, &ruleset, &mut text);
+    if unused_sets(config, &ruleset, &mut text) | unchecked_ports(config, &ruleset, &mut text) {
+        finding = finding.max(Finding::Notes);
+    }
     for a in coexist::assess(config, &ruleset, view) {
         match &a.answer {
             Answer::Accepted => {
@@ -83,7 +85,9 @@ fn leftover(config: &Config, ruleset: &HostRuleset, text: &mut String) {
 }
 
 /// Attach doors whose set no rule of its table looks up: their grants would open nothing.
-fn unused_sets(config: &Config, ruleset: &HostRuleset, text: &mut String) {
+/// Returns whether there was one.
+fn unused_sets(config: &Config, ruleset: &HostRuleset, text: &mut String) -> bool {
+    let mut any = false;
     for door in &config.doors {
         let Some(a) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
         let table = ruleset.tables.iter().find(|t| t.family == a.family.nfproto() && t.name == a.table);
@@ -96,9 +100,33 @@ fn unused_sets(config: &Config, ruleset: &HostRuleset, text: &mut String) {
                      accepts it (see nft-templates/attach.nft)",
                     door.name, a.family, a.table
                 );
+                any = true;
             }
         }
     }
+    any
+}
+
+/// Attach doors whose sets are looked up, but by rules that name no port knockd reads (every
+/// port, or ranges): what the other tables do with their grants was not checked. Returns
+/// whether there was one.
+fn unchecked_ports(config: &Config, ruleset: &HostRuleset, text: &mut String) -> bool {
+    let mut any = false;
+    for door in &config.doors {
+        let Some(a) = door.open.as_ref().and_then(|o| o.attach.as_ref()) else { continue };
+        let table = ruleset.tables.iter().find(|t| t.family == a.family.nfproto() && t.name == a.table);
+        let used = table.is_some_and(|t| [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| looked_up(t, s)));
+        if used && coexist::door_ports(door, ruleset).is_empty() {
+            let _ = writeln!(
+                text,
+                "note: door {}: the rules of table {} {} that accept its sets name no single port: knockd \
+                 did not check what the other tables do with its grants",
+                door.name, a.family, a.table
+            );
+            any = true;
+        }
+    }
+    any
 }
 
 fn looked_up(table: &Table, set: &str) -> bool {

@@ -169,6 +169,9 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
             (Some(monitor), true) => monitor.changed(own_port),
             _ => Changes::default(),
         };
+        if changes.reloaded {
+            d.engine.note_owner_reload();
+        }
         if changes.others && others_due.is_none() {
             others_due = Some(now + SETTLE);
         }

@@ -76,7 +76,14 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         let config = self.config.clone();
         for door in &config.doors {
             for (family, table, set) in door_sets(&config, door) {
-                for e in self.firewall_mut().list_elements(family, &table, &set)? {
+                let listed = match self.firewall_mut().list_elements(family, &table, &set) {
+                    Ok(listed) => listed,
+                    // An attached set whose owner is restarting: the door's problems say so,
+                    // and the other doors' grants are still worth showing.
+                    Err(FirewallError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                for e in listed {
                     let key = Key { door: door.name.clone(), addr: e.addr, port: e.port };
                     let by = self.granter.ledger().get(&key).and_then(|entry| entry.by.clone());
                     let seconds_left = e.expires.map(|d| d.as_secs());

@@ -332,11 +332,17 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
     }
 
+    /// A table doors attach to was reloaded by its owner (its rules or sets changed): sets it
+    /// emptied get their live grants back at the next [`verify`](Engine::verify).
+    pub fn note_owner_reload(&mut self) {
+        self.granter.note_owner_reload();
+    }
+
     /// Checks that the daemon's nftables objects are still there, and puts them back if not.
     ///
     /// `others`: another table changed (a firewall reloaded); live grants go back into sets
-    /// its reload emptied or made again, and what the host's firewalls do with the doors'
-    /// ports is worked out again.
+    /// its reload emptied (see [`note_owner_reload`](Engine::note_owner_reload)) or made
+    /// again, and what the host's firewalls do with the doors' ports is worked out again.
     pub fn verify(&mut self, others: bool) {
         self.granter.verify(&self.config, self.now, others);
         if others {

@@ -58,12 +58,14 @@ pub fn door_ports(door: &Door, ruleset: &HostRuleset) -> Vec<PortProto> {
     let Some(a) = open.attach.as_ref().filter(|_| open.ports.is_empty()) else { return open.ports.clone() };
     let table = ruleset.tables.iter().find(|t| t.family == a.family.nfproto() && t.name == a.table);
     let mut ports: Vec<PortProto> = Vec::new();
-    for rule in table.iter().flat_map(|t| t.chains.iter().flat_map(|c| &c.rules)) {
-        let uses = rule.exprs.iter().any(
-            |e| matches!(e, Expr::Lookup { set, .. } if [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)),
-        );
-        if uses {
-            ports.extend(rule_ports(&rule.exprs));
+    if let Some(table) = table {
+        for rule in table.chains.iter().flat_map(|c| &c.rules) {
+            let uses = rule.exprs.iter().any(
+                |e| matches!(e, Expr::Lookup { set, .. } if [&a.ipv4, &a.ipv6].into_iter().flatten().any(|s| s == set)),
+            );
+            if uses {
+                ports.extend(rule_ports(table, &rule.exprs));
+            }
         }
     }
     ports.sort();
@@ -71,9 +73,9 @@ pub fn door_ports(door: &Door, ruleset: &HostRuleset) -> Vec<PortProto> {
     ports
 }
 
-/// The destination ports a rule compares with (`tcp dport 2222`), with the protocol its
-/// `meta l4proto` compare names (TCP when it names none).
-fn rule_ports(exprs: &[Expr]) -> Vec<PortProto> {
+/// The destination ports a rule compares with (`tcp dport 2222`, or a set of them: `tcp dport
+/// { 22, 2222 }`), with the protocol its `meta l4proto` compare names (TCP when it names none).
+fn rule_ports(table: &Table, exprs: &[Expr]) -> Vec<PortProto> {
     let mut proto = Proto::Tcp;
     let mut dport_reg = None;
     let mut out = Vec::new();
@@ -87,6 +89,17 @@ fn rule_ports(exprs: &[Expr]) -> Vec<PortProto> {
                     (Some((_, false)), [6]) => proto = Proto::Tcp,
                     (Some((_, true)), [hi, lo]) => out.push(PortProto::new(u16::from_be_bytes([*hi, *lo]), proto)),
                     _ => {}
+                }
+            }
+            Expr::Lookup { sreg, set, dreg: None, invert: false }
+                if dport_reg.is_some_and(|(r, dport)| dport && r == *sreg) =>
+            {
+                // A list of ports (not ranges: an interval set's ports are not listed).
+                let set = table.set(set).filter(|s| !s.interval() && s.key_len == 2);
+                for e in set.and_then(|s| s.elements.as_deref()).unwrap_or_default() {
+                    if let [hi, lo] = e.key.as_slice() {
+                        out.push(PortProto::new(u16::from_be_bytes([*hi, *lo]), proto));
+                    }
                 }
             }
             _ => {}

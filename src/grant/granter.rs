@@ -62,6 +62,8 @@ pub struct Granter<F: Firewall, S: Spawner> {
     refill: Refill,
     /// Sets found full, said once each until they take elements again.
     full: std::collections::HashSet<SetRef>,
+    /// The owner of an attached table reloaded it since the last refill.
+    owner_reloaded: bool,
 }
 
 impl<F: Firewall, S: Spawner> Granter<F, S> {
@@ -93,6 +95,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             ledger: Ledger::default(),
             refill: Refill::default(),
             full: Default::default(),
+            owner_reloaded: false,
         };
         granter.adopt(config, Duration::ZERO);
         Ok(granter)
@@ -265,15 +268,28 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         for d in config.doors.iter().filter(|d| door.is_none_or(|name| name == d.name)) {
             let mut gone = Vec::new();
             for (family, table, set) in door_sets(config, d) {
-                for e in self.firewall.list_elements(family, &table, &set)?.into_iter().filter(|e| e.addr == addr) {
+                let listed = match self.firewall.list_elements(family, &table, &set) {
+                    Ok(listed) => listed,
+                    // The set is not there (its owner is restarting): nothing to delete.
+                    Err(FirewallError::NotFound { .. }) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                for e in listed.into_iter().filter(|e| e.addr == addr) {
                     let timeout = e.timeout.unwrap_or_default();
                     let (table, set) = (table.clone(), set.clone());
                     gone.push(Element { family, table, set, addr, port: e.port, timeout, comment: None });
                 }
             }
-            self.firewall.delete_elements(&gone)?;
-            for e in gone {
-                let key = Key { door: d.name.clone(), addr, port: e.port };
+            if !gone.is_empty() {
+                self.firewall.delete_elements(&gone)?;
+            }
+            // The ledger's live grants go too, also those the kernel had lost already (an
+            // owner's reload not yet refilled): the refill puts back what the ledger holds.
+            let mut keys: Vec<Key> = gone.iter().map(|e| Key { door: d.name.clone(), addr, port: e.port }).collect();
+            keys.extend(self.ledger.iter().map(|(k, _)| k).filter(|k| k.door == d.name && k.addr == addr).cloned());
+            keys.sort();
+            keys.dedup();
+            for key in keys {
                 self.ledger.remove(&key);
                 revoked.push(key);
             }
@@ -296,7 +312,8 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         let restored = self.installed.is_some() && self.restore(config);
         let back = self.report_attached(config);
         if restored || others || back {
-            self.refill.run(config, &mut self.firewall, &mut self.ledger, now, restored);
+            let reloaded = std::mem::take(&mut self.owner_reloaded);
+            self.refill.run(config, &mut self.firewall, &mut self.ledger, now, restored, reloaded);
         }
     }
 
@@ -330,6 +347,11 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 false
             }
         }
+    }
+
+    /// See [`Engine::note_owner_reload`](crate::engine::Engine::note_owner_reload).
+    pub fn note_owner_reload(&mut self) {
+        self.owner_reloaded = true;
     }
 
     /// Says once when an attached set goes missing, and once when they are all back (then

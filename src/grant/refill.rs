@@ -43,11 +43,12 @@ impl Refill {
         self.handles.clear();
     }
 
-    /// For every set of `config`'s doors: if it was made again (a new handle), or holds none of
-    /// the live grants the ledger has for it, puts them back with their time left; a grant
-    /// missing from a set that still holds others was ended from outside (`nft delete
-    /// element`), and is forgotten. `force` puts back everything missing (the daemon's own
-    /// table was just restored). Returns how many went back.
+    /// For every set of `config`'s doors: if it was made again (a new handle), or its owner
+    /// `reloaded` its table and it holds none of the live grants the ledger has for it, puts
+    /// them back with their time left. A grant missing otherwise was ended from outside (`nft
+    /// delete element`, `nft flush set`: an admin's eviction), and is forgotten. `force` puts
+    /// back everything missing (the daemon's own table was just restored). Returns how many
+    /// went back.
     pub fn run<F: Firewall>(
         &mut self,
         config: &Config,
@@ -55,11 +56,12 @@ impl Refill {
         ledger: &mut Ledger,
         now: Duration,
         force: bool,
+        reloaded: bool,
     ) -> usize {
         let mut restored = 0;
         for door in config.doors.iter().filter(|d| d.open.is_some()) {
             for set in door_sets(config, door) {
-                restored += self.one_set(config, firewall, ledger, &set, now, force);
+                restored += self.one_set(config, firewall, ledger, &set, now, (force, reloaded));
             }
         }
         restored
@@ -72,7 +74,7 @@ impl Refill {
         ledger: &mut Ledger,
         set: &SetRef,
         now: Duration,
-        force: bool,
+        (force, reloaded): (bool, bool),
     ) -> usize {
         let (family, table, name) = set;
         let Ok(Some(info)) = firewall.set_info(*family, table, name) else { return 0 };
@@ -91,7 +93,7 @@ impl Refill {
         if missing.is_empty() {
             return 0;
         }
-        let emptied = missing.len() == live.len();
+        let emptied = reloaded && missing.len() == live.len();
         if !(force || remade || emptied) {
             for e in &missing {
                 ledger.remove(&Key { door: door_of(config, e), addr: e.addr, port: e.port });

@@ -126,7 +126,9 @@ fn split(doms: &Doms, field: Field, yes: Domain) -> Truth {
         Truth::No
     } else if yes == *current {
         Truth::Yes
-    } else if yes.is_too_fragmented() {
+    } else if yes.is_too_fragmented() || current.minus(&yes).is_too_fragmented() {
+        // Either side: every path carries its domain, and a blocklist of single addresses,
+        // rule after rule, would otherwise fragment it without end.
         Truth::Unknown
     } else {
         Truth::Split { field, yes }

@@ -6,15 +6,18 @@ use std::rc::Rc;
 
 use super::cond::{self, Doms, Truth};
 use super::model::{Base, Data, Expr, Policy, Rule, Table, Verdict};
-use super::probe::{Byte, Field, Probe, unknown};
+use super::probe::{Byte, Probe, unknown};
 use super::regs::{self, Loaded, Regs};
 
-/// Paths explored at most per base chain; past that, the chain's answer is "cannot tell".
-const MAX_PATHS: usize = 4096;
+/// Paths explored at most per base chain; past that, the chain's answer is "cannot tell". Every
+/// path carries the forks it took, so paths times forks is what this bounds: about 8 MB.
+const MAX_PATHS: usize = 1024;
 /// Rules run at most per base chain, over all paths.
 const MAX_STEPS: usize = 200_000;
 /// The kernel's jump stack (`NFT_JUMP_STACK_SIZE`).
 const MAX_DEPTH: usize = 16;
+/// What a path that met the budget says.
+const TOO_MANY: &str = "the ruleset has too many paths to follow";
 
 /// How a path ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,16 +79,21 @@ struct Frame {
 }
 
 #[derive(Clone)]
-struct State {
+pub(super) struct State {
     frames: Vec<Frame>,
-    expr: usize,
-    regs: Regs,
-    doms: Doms,
-    because: Option<Rc<str>>,
+    /// The next expression of the current rule; [`SKIP_RULE`] when the rule does not match.
+    pub(super) expr: usize,
+    pub(super) regs: Regs,
+    pub(super) doms: Doms,
+    pub(super) because: Option<Rc<str>>,
     /// A verdict a map lookup gave on this path, to apply before anything else.
-    pending: Option<Verdict>,
-    trail: Vec<Fork>,
+    pub(super) pending: Option<Verdict>,
+    pub(super) trail: Vec<Fork>,
 }
+
+/// An expression index past any rule's end: a path queued with it does not match the rule it
+/// is in (an inverted lookup's addresses that find an element).
+pub(super) const SKIP_RULE: usize = usize::MAX;
 
 /// The sets the grantee is known to be in (the door's own sets): asked with the table and
 /// the set's name.
@@ -93,16 +101,19 @@ pub type Members<'a> = &'a dyn Fn(&Table, &str) -> bool;
 
 /// Evaluation of one base chain of one table.
 pub struct Run<'a> {
-    table: &'a Table,
+    pub(super) table: &'a Table,
     probe: &'a Probe,
-    members: Members<'a>,
-    work: Vec<State>,
+    pub(super) members: Members<'a>,
+    /// The base chain the packet entered: its policy decides when a chain reached by `goto`
+    /// runs out of rules or returns.
+    base: usize,
+    pub(super) work: Vec<State>,
     outcomes: Vec<Outcome>,
     steps: usize,
-    forks: u32,
+    pub(super) forks: u32,
 }
 
-enum RuleEnd {
+pub(super) enum RuleEnd {
     NoMatch,
     Verdict(Verdict),
     Ended(End),
@@ -115,15 +126,22 @@ impl<'a> Run<'a> {
         let frames = vec![Frame { chain, rule: 0 }];
         let start =
             State { frames, expr: 0, regs: Regs::default(), doms, because: None, pending: None, trail: Vec::new() };
-        let mut run = Run { table, probe, members, work: vec![start], outcomes: Vec::new(), steps: 0, forks: 0 };
+        let mut run =
+            Run { table, probe, members, base: chain, work: vec![start], outcomes: Vec::new(), steps: 0, forks: 0 };
         while let Some(state) = run.work.pop() {
-            if run.outcomes.len() + run.work.len() > MAX_PATHS || run.steps > MAX_STEPS {
-                run.give_up(state, "the ruleset has too many paths to follow");
+            if run.exhausted() {
+                run.give_up(state, TOO_MANY);
                 break;
             }
             run.follow(state);
         }
         run.outcomes
+    }
+
+    /// Whether the budget is spent: checked at every step, since one path can fork at every
+    /// rule of a long chain.
+    fn exhausted(&self) -> bool {
+        self.outcomes.len() + self.work.len() > MAX_PATHS || self.steps > MAX_STEPS
     }
 
     fn give_up(&mut self, state: State, why: &str) {
@@ -146,6 +164,9 @@ impl<'a> Run<'a> {
     fn follow(&mut self, mut s: State) {
         loop {
             self.steps += 1;
+            if self.exhausted() {
+                return self.give_up(s, TOO_MANY);
+            }
             let Some(frame) = s.frames.last().cloned() else { return };
             let chain = &self.table.chains[frame.chain];
             let rule = chain.rules.get(frame.rule);
@@ -228,14 +249,15 @@ impl<'a> Run<'a> {
         Some(())
     }
 
+    /// The base chain's policy: also after a `goto` (which leaves no frame to return to) ran
+    /// out of rules or returned, as the kernel does.
     fn policy(&mut self, s: State) {
-        let base = s.frames.first().and_then(|f| self.table.chains[f.chain].base.as_ref());
+        let base = self.table.chains[self.base].base.as_ref();
         let end = match base.map(|b: &Base| b.policy) {
             Some(Policy::Drop) => End::Drop { reject: false },
             _ => End::Accept,
         };
-        let chain = s.frames.first().map_or(0, |f| f.chain);
-        let place = Place { chain: self.table.chains[chain].name.clone(), handle: None, comment: None };
+        let place = Place { chain: self.table.chains[self.base].name.clone(), handle: None, comment: None };
         self.end(s, end, place);
     }
 
@@ -324,7 +346,7 @@ impl<'a> Run<'a> {
     }
 
     /// Goes on where a condition holds; forks a path where it may or may not.
-    fn decide(&mut self, s: &mut State, truth: Truth, why: impl FnOnce() -> String) -> Result<(), ()> {
+    pub(super) fn decide(&mut self, s: &mut State, truth: Truth, why: impl FnOnce() -> String) -> Result<(), ()> {
         match truth {
             Truth::Yes => Ok(()),
             Truth::No => Err(()),
@@ -348,7 +370,7 @@ impl<'a> Run<'a> {
     }
 
     /// Queues `other` as side 1 of a new fork; `s` goes on as side 0.
-    fn fork(&mut self, s: &mut State, mut other: State, guess: bool) {
+    pub(super) fn fork(&mut self, s: &mut State, mut other: State, guess: bool) {
         let id = self.forks;
         self.forks += 1;
         other.trail.push(Fork { id, side: 1, guess });
@@ -356,71 +378,12 @@ impl<'a> Run<'a> {
         self.work.push(other);
     }
 
-    fn lookup(
+    pub(super) fn found(
         &mut self,
         s: &mut State,
-        sreg: u32,
-        name: &str,
         dreg: Option<u32>,
-        invert: bool,
+        verdict: Option<Verdict>,
     ) -> Result<Option<RuleEnd>, ()> {
-        let Some(set) = self.table.set(name) else { return Err(()) };
-        let bytes = s.regs.read(sreg, set.key_len as usize).ok_or(())?.to_vec();
-        let why = || format!("the membership of @{name}");
-        if set.elements.is_none() {
-            let whole_source = bytes.iter().any(|b| matches!(b, Byte::Addr { field: Field::Src, .. }));
-            let truth = if whole_source && (self.members)(self.table, name) { Truth::Yes } else { Truth::Unknown };
-            let truth = if invert { cond::negate(truth, &s.doms) } else { truth };
-            self.decide(s, truth, why)?;
-            return Ok(None);
-        }
-        let key: Option<Vec<u8>> = bytes
-            .iter()
-            .map(|b| if let Byte::Known { value, known: 0xff } = b { Some(*value) } else { None })
-            .collect();
-        if let Some(key) = key {
-            return match (cond::find(set, &key), invert) {
-                (Some(_), true) | (None, false) => Err(()),
-                (None, true) => Ok(None),
-                (Some(e), false) => self.found(s, dreg, e.verdict.clone()),
-            };
-        }
-        let Some((field, parts)) = cond::split_lookup(set, &bytes, &s.doms) else {
-            self.decide(s, Truth::Unknown, why)?;
-            return Ok(None);
-        };
-        // One path per element that some addresses find, and one for the rest.
-        let mut rest = s.doms.of(field).clone();
-        let id = self.forks;
-        self.forks += 1;
-        s.trail.push(Fork { id, side: 0, guess: false });
-        for (side, (dom, element)) in parts.into_iter().enumerate() {
-            rest = rest.minus(&dom);
-            if invert {
-                continue;
-            }
-            let mut path = s.clone();
-            path.doms = s.doms.with(field, dom);
-            path.pending = dreg.and_then(|d| if d == 0 { element.verdict.clone() } else { None });
-            if path.pending.is_none() && dreg == Some(0) {
-                continue;
-            }
-            if dreg.is_some_and(|d| d != 0) {
-                let _ = path.regs.load(dreg.unwrap_or(1), unknown(16), "a map's value");
-            }
-            if let Some(last) = path.trail.last_mut() {
-                last.side = u16::try_from(side + 1).unwrap_or(u16::MAX);
-            }
-            self.work.push(path);
-        }
-        if rest.is_empty() {
-            return Err(());
-        }
-        s.doms = s.doms.with(field, rest);
-        if invert { Ok(None) } else { Err(()) }
-    }
-
-    fn found(&mut self, s: &mut State, dreg: Option<u32>, verdict: Option<Verdict>) -> Result<Option<RuleEnd>, ()> {
         match dreg {
             None => Ok(None),
             Some(0) => verdict.map(|v| Some(RuleEnd::Verdict(v))).ok_or(()),

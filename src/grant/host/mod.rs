@@ -12,6 +12,7 @@ pub mod answer;
 pub mod cond;
 pub mod domain;
 pub mod eval;
+mod lookup;
 pub mod model;
 pub mod probe;
 pub mod regs;

@@ -255,6 +255,8 @@ fn expr(e: Attr<'_>) -> Expr {
         }
         "reject" => Expr::Reject,
         "nat" | "masq" | "redir" => Expr::Nat,
+        // A meter: its element's expressions (a limit) decide (NFTA_DYNSET_EXPR, _EXPRESSIONS).
+        "dynset" if get(7).is_some() || get(10).is_some() => Expr::Condition { what: "a meter".into() },
         "counter" | "log" | "notrack" | "dynset" | "last" | "flow_offload" | "dup" | "ct_helper" | "secmark" => {
             Expr::Effect
         }

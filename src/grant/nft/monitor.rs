@@ -39,6 +39,10 @@ pub struct Changes {
     /// Some other table: a chain, a rule, a set, or the elements of a set in a watched table
     /// that someone else changed.
     pub others: bool,
+    /// A watched table's chains, rules or sets changed (its owner reloaded it), not only its
+    /// elements: a set emptied then was the reload's doing, not an admin's `nft delete
+    /// element` or `nft flush set`, which a refill must not undo.
+    pub reloaded: bool,
 }
 
 impl Monitor {
@@ -69,7 +73,7 @@ impl Monitor {
                 Ok(n) => self.classify(n, own_port, &mut changes),
                 Err(Errno::EINTR) => {}
                 // ENOBUFS: the kernel dropped events for want of room.
-                Err(_) => changes = Changes { ours: true, others: true },
+                Err(_) => changes = Changes { ours: true, others: true, reloaded: true },
             }
         }
     }
@@ -77,7 +81,7 @@ impl Monitor {
     fn classify(&self, n: usize, own_port: Option<u32>, changes: &mut Changes) {
         for message in nlmsg::messages(&self.buf[..n]) {
             let Ok(m) = message else {
-                *changes = Changes { ours: true, others: true };
+                *changes = Changes { ours: true, others: true, reloaded: true };
                 return;
             };
             let Some(kind) = m.nft_type() else { continue };
@@ -88,12 +92,14 @@ impl Monitor {
             let family = m.family().unwrap_or(0);
             let ours = family == TableFamily::Inet.nfproto() && table == self.table.as_bytes();
             let element = ELEMENT_OR_GENERATION.contains(&kind);
+            let watched = self.watched.iter().any(|(f, t)| *f == family && t.as_bytes() == table);
             if ours && !element {
                 changes.ours = true;
             } else if !ours && !element {
                 changes.others = true;
+                changes.reloaded |= watched;
             } else if element && Some(m.portid) != own_port {
-                changes.others |= self.watched.iter().any(|(f, t)| *f == family && t.as_bytes() == table);
+                changes.others |= watched;
             }
         }
     }

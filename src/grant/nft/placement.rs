@@ -21,6 +21,8 @@ const RULE_CHAIN: u16 = 2;
 const RULE_HANDLE: u16 = 3;
 const RULE_EXPRESSIONS: u16 = 4;
 const RULE_USERDATA: u16 = 7;
+/// `NFT_TABLE_F_DORMANT`.
+const TABLE_F_DORMANT: u32 = 1;
 
 /// What one of knockd's chains holds: each rule's expressions, and the chain's hook, priority
 /// and policy (a `policy drop` put on it would drop every packet no door is about).
@@ -197,6 +199,12 @@ impl NetlinkFirewall {
         };
         if let Some(missing) = ruleset.sets.iter().find(|s| !sets.contains(&s.name)) {
             return Ok(Some(format!("set {} of table inet {table} was removed", missing.name)));
+        }
+        // A dormant table's chains are unhooked: every guard is down, though all is in place.
+        // The install's table message (flags 0) wakes it. (fw4's own table is fw4's business.)
+        let dormant = self.table_flags(TableFamily::Inet, table)?.unwrap_or(0) & TABLE_F_DORMANT != 0;
+        if ruleset.owns_table() && dormant {
+            return Ok(Some(format!("table inet {table} was made dormant (its guards were down)")));
         }
         for (hook, rules) in ruleset.chains() {
             let name = ruleset.chain_name(hook);

@@ -112,7 +112,7 @@ impl NetlinkFirewall {
     }
 
     /// A table's flags; `None` when it does not exist.
-    fn table_flags(&mut self, family: TableFamily, table: &str) -> Result<Option<u32>, FirewallError> {
+    pub(super) fn table_flags(&mut self, family: TableFamily, table: &str) -> Result<Option<u32>, FirewallError> {
         let request = Request::new(GETTABLE, family.nfproto(), F_ACK, self.seq()).str(TABLE_NAME, table);
         let mut flags = None;
         let each = |m: &Message<'_>| flags = Some(m.attrs().get(TABLE_FLAGS).and_then(|a| be_u32(a.data)).unwrap_or(0));
