@@ -148,6 +148,7 @@ fn man_pages_cover_every_flag() {
         "log.level",
         "log.syslog",
         "log.file",
+        "log.format",
         "pidfile",
         "state_dir",
         "user",

@@ -230,6 +230,17 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/knockd";
 /// Log verbosity from the config; the command line may raise it.
 pub type LogLevel = log::LevelFilter;
 
+/// How log lines read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// knockd's own lines: `ssh: 198.18.0.2: stage 1 of 3`.
+    #[default]
+    Knockd,
+    /// The classic knockd's lines, for the log parsers and fail2ban filters written for them:
+    /// `198.18.0.2: ssh: Stage 1`, `OPEN SESAME`, and `[YYYY-MM-DD HH:MM]` in the log file.
+    Classic,
+}
+
 /// Where and how much the daemon logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {
@@ -239,11 +250,13 @@ pub struct LogOptions {
     pub syslog: bool,
     /// Also append to this file.
     pub file: Option<PathBuf>,
+    /// How the lines read (`log.format`; a knockd.conf reads as classic).
+    pub format: LogFormat,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { level: LogLevel::Info, syslog: true, file: None }
+        LogOptions { level: LogLevel::Info, syslog: true, file: None, format: LogFormat::Knockd }
     }
 }
 
@@ -272,6 +285,9 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Every door, in file order.
     pub doors: Vec<Door>,
+    /// What loading the file noticed that works but may not be what was meant (a knockd.conf
+    /// door name used twice): `knockd check` prints them, the daemon logs them.
+    pub warnings: Vec<String>,
 }
 
 /// The user the daemon runs as after start when the config does not say.
@@ -293,6 +309,7 @@ impl Config {
             control_socket: None,
             metrics_textfile: None,
             doors,
+            warnings: Vec::new(),
         }
     }
 

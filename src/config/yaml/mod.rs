@@ -32,17 +32,22 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         ConfigError::Invalid { file: file.to_owned(), location, message }
     })?;
     let doors = raw.doors.0;
+    let invalid = |message: String| ConfigError::Invalid { file: file.to_owned(), location: None, message };
     if doors.is_empty() {
-        return Err(ConfigError::Invalid {
-            file: file.to_owned(),
-            location: None,
-            message: "doors: no doors are defined: add at least one under `doors:`".into(),
-        });
+        return Err(invalid("doors: no doors are defined: add at least one under `doors:`".into()));
+    }
+    if let Some((a, b)) = super::clashing_nft_names(&doors) {
+        return Err(invalid(format!("doors `{a}` and `{b}` would share nftables sets: rename one")));
     }
     Ok(Config {
         interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
         table: raw.nftables.table.0,
-        log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
+        log: LogOptions {
+            level: raw.log.level.0,
+            syslog: raw.log.syslog,
+            file: raw.log.file,
+            format: raw.log.format.0,
+        },
         pidfile: raw.pidfile,
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         user: raw.user.map_or_else(|| DEFAULT_USER.into(), |u| u.0),
@@ -51,6 +56,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         metrics_textfile: raw.metrics.textfile,
         max_attempts: raw.limits.max_attempts,
         doors,
+        warnings: Vec::new(),
     })
 }
 
@@ -114,11 +120,13 @@ struct RawLog {
     syslog: bool,
     #[serde(default)]
     file: Option<PathBuf>,
+    #[serde(default)]
+    format: FormatName,
 }
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { level: Level::default(), syslog: true, file: None }
+        RawLog { level: Level::default(), syslog: true, file: None, format: FormatName::default() }
     }
 }
 
@@ -194,6 +202,9 @@ impl RawDoor {
             }
         };
         proofs.extend(self.spa.map(|s| s.into_spa()).transpose()?.map(Proof::Spa));
+        if proofs.iter().any(|p| matches!(p, Proof::Spa(_) | Proof::Rotating(_))) {
+            super::check_sent_name(&name).map_err(|e| E::custom(format!("door `{name}`: {e}")))?;
+        }
         let fwknop = self.fwknop.map(|f| f.into_fwknop(&name)).transpose()?;
         let allowed = fwknop.as_ref().map(|f| f.open_ports.clone());
         proofs.extend(fwknop.map(|f| Proof::Fwknop(Box::new(f))));
