@@ -2,6 +2,7 @@
 //! They need root; run them with `integration/test` (which `.ci/run` calls).
 
 mod classic;
+mod classic_logs;
 mod client;
 mod control;
 mod core;

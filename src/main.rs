@@ -72,6 +72,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     daemon::privileges::trust_run_user(&config);
     let mut pidfile = pidfile(&cli, &config)?;
     if config.keeps_state() {
@@ -79,7 +82,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     // One daemon per table: a second one would fight the first over its chain.
     let lock = Ruleset::for_config(&config).table_if_any().map(|t| TableLock::take(&t)).transpose()?;
-    let summary = summary(&config);
+    let summary = summary(&config, &cli.config);
     if !cli.daemon {
         warn_lockout(&config);
     }
@@ -92,7 +95,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if !cli.keep_capabilities {
         give_up_privileges(daemon.engine.config(), &cli.config)?;
     }
-    info!("{summary}");
+    let (interfaces, summary) = summary;
+    info!(event = "start", interfaces; "{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     daemon::run(&mut daemon).context("capture failed")?;
@@ -343,12 +347,14 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn summary(config: &Config) -> String {
+/// The interfaces listened on, and the start's log line.
+fn summary(config: &Config, path: &std::path::Path) -> (String, String) {
     let interfaces =
         if config.interfaces.is_empty() { "all interfaces".to_owned() } else { config.interfaces.join(", ") };
     let nft = config.doors.iter().filter(|d| d.open.is_some()).count();
     let table = if nft > 0 { format!("; nftables table inet {} installed", config.table) } else { String::new() };
-    format!("listening on {interfaces} for {} door(s){table}", config.doors.len())
+    let line = format!("listening on {interfaces} for {} door(s) of {}{table}", config.doors.len(), path.display());
+    (interfaces, line)
 }
 
 fn log_targets(cli: &Cli, config: &Config) -> Targets {
@@ -377,5 +383,6 @@ fn log_targets(cli: &Cli, config: &Config) -> Targets {
         stdout: cli.stdout && !cli.debug,
         stderr: cli.debug,
         journal,
+        format: config.log.format,
     }
 }

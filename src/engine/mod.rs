@@ -203,7 +203,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             // that only runs commands says it here.
             if door.open.is_none() {
                 let who = describe(&mut self.names, grant.addr);
-                info!("{}: {who}: OPEN (runs its command){}", door.name, provenance(&grant));
+                let door = door.name.as_str();
+                info!(event = "open", door, src = who; "{door}: {who}: OPEN (runs its command){}", provenance(&grant));
             }
             self.granter.open(door, &grant, now);
         }
@@ -234,19 +235,21 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
         let name = |door: usize| self.config.doors[door].name.as_str();
         match note {
+            // The last stage is logged for the classic format (`Stage 3`); knockd's says OPEN.
             Note::Stage { door, src, stage, of } => {
-                info!("{}: {}: stage {stage} of {of}", name(door), describe(&mut self.names, src))
+                let (door, src, last) = (name(door), describe(&mut self.names, src), stage == of);
+                info!(event = "stage", door, src, stage, last; "{door}: {src}: stage {stage} of {of}")
             }
             Note::Restart { door, src } => debug!("{}: {src}: knock out of order, sequence restarted", name(door)),
             Note::Ignored { door, src, why } => debug!("{}: {src}: knock not counted: {why}", name(door)),
             // A lone first knock that goes nowhere is mostly a port scan: debug only.
             Note::TimedOut { door, src, stage, of } => {
                 let timeout = humantime::format_duration(self.config.doors[door].seq_timeout);
-                let line = format!(
-                    "{}: {src}: sequence timed out after {stage} of {of} knocks (seq_timeout {timeout})",
-                    name(door)
-                );
-                if stage > 1 { info!("{line}") } else { debug!("{line}") }
+                let door = name(door);
+                let line =
+                    format!("{door}: {src}: sequence timed out after {stage} of {of} knocks (seq_timeout {timeout})");
+                let level = if stage > 1 { log::Level::Info } else { log::Level::Debug };
+                log!(level, event = "seq_timeout", door, src:% = src, stage; "{line}")
             }
             Note::Rejected { door: Some(door), src, reason } => info!("{}: {src}: {reason}", name(door)),
             Note::Rejected { door: None, src, reason } => debug!("{src}: {reason}"),
@@ -296,7 +299,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         for g in &granted {
             let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
             let timeout = humantime::format_duration(g.timeout);
-            info!("{door}: {who}: OPEN {} for {timeout}{}", g.opens, provenance(&g.grant));
+            let door = door.as_str();
+            info!(event = "open", door, src = who; "{door}: {who}: OPEN {} for {timeout}{}", g.opens, provenance(&g.grant));
         }
         granted.len()
     }

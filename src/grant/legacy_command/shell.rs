@@ -188,7 +188,8 @@ fn start_ready(waiting: &mut VecDeque<Job>, running: &mut Vec<Running>) {
             Phase::Start => "running command",
             Phase::Stop => "command timeout, running stop command",
         };
-        info!("{}: {}: {what}: {}", job.door, job.src, job.command);
+        let (door, command, stop) = (job.door.as_str(), job.command.as_str(), job.phase == Phase::Stop);
+        info!(event = "command", door, src:% = job.src, command, stop; "{door}: {}: {what}: {command}", job.src);
         match Process::start(&job.command, COMMAND_TIME_LIMIT) {
             Ok(process) => running.push(Running { job, process }),
             Err(e) => error!("{}: {}: cannot run command: {e}", job.door, job.src),
@@ -199,7 +200,9 @@ fn start_ready(waiting: &mut VecDeque<Job>, running: &mut Vec<Running>) {
 fn report(job: &Job, outcome: &Outcome) {
     if !outcome.success {
         let stderr = if outcome.stderr.is_empty() { String::new() } else { format!(": {}", outcome.stderr.trim_end()) };
-        warn!("{}: {}: command {}{stderr}", job.door, job.src, outcome.status);
+        // The exit code on its own, for the classic format's "non-zero status code (N)".
+        let code = outcome.status.strip_prefix("exited with status ").unwrap_or("");
+        warn!(event = "command_failed", door = job.door.as_str(), code; "{}: {}: command {}{stderr}", job.door, job.src, outcome.status);
     }
 }
 
