@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     daemon::inherited::close_on_exec();
     let cli = Cli::parse();
     let result = match cli.command.clone() {
-        Some(KnockdCommand::Check) => check(&cli),
+        Some(KnockdCommand::Check { lockout_ok }) => check(&cli, lockout_ok),
         Some(KnockdCommand::Status { json, prometheus }) => status(&cli, json, prometheus).map(|()| ExitCode::SUCCESS),
         Some(KnockdCommand::Revoke { address, door }) => ask(&cli, Request::Revoke { address, door }),
         Some(KnockdCommand::Grant { address, door, duration, ports }) => {
@@ -75,6 +75,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
+    if cli.daemon && under_systemd() {
+        // systemd keeps the daemon in the background and waits for its READY from this pid:
+        // a `-d` in KNOCKD_OPTS (/etc/default/knockd) would fork away from it.
+        info!("-d is ignored under systemd: systemd runs the daemon in the background");
+        cli.daemon = false;
+    }
     daemon::privileges::trust_run_user(&config);
     let mut pidfile = pidfile(&cli, &config)?;
     if config.keeps_state() {
@@ -93,7 +99,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
     if !cli.keep_capabilities {
-        give_up_privileges(daemon.engine.config(), &cli.config)?;
+        give_up_privileges(daemon.engine.config(), &cli.config, daemon.control.as_mut())?;
     }
     let (interfaces, summary) = summary;
     info!(event = "start", interfaces; "{summary}");
@@ -144,7 +150,7 @@ fn start(
     // Before the ruleset: a second daemon on the same socket fails here, having changed nothing.
     let control = control::Listener::bind(&control_path(cli, Some(&config)))?;
     let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
-    if cli.lookup {
+    if cli.lookup() {
         engine = engine.with_lookup();
     }
     engine.set_wall_clock(daemon::clock::unix_now());
@@ -173,14 +179,23 @@ fn start(
 }
 
 /// Keeps only CAP_NET_ADMIN and CAP_NET_RAW, and leaves root when nothing needs it.
-fn give_up_privileges(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+fn give_up_privileges(
+    config: &Config,
+    path: &std::path::Path,
+    control: Option<&mut control::Listener>,
+) -> anyhow::Result<()> {
     let user = daemon::privileges::run_user(config)?;
     let mut files: Vec<&std::path::Path> = vec![path];
     files.extend(config.included.iter().map(|p| p.as_path()));
     files.extend(config.door_files());
     let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files));
     match user {
-        Some(user) if why_root.is_none() => leave_root(&user, config),
+        Some(user) if why_root.is_none() => {
+            if let Some(Err(e)) = control.map(control::Listener::remove_after_exit) {
+                warn!("{e}: the socket file stays behind when the daemon exits");
+            }
+            leave_root(&user, config)
+        }
         _ => {
             if let Some(why) = why_root {
                 info!("staying root after start: {why}");
@@ -276,7 +291,7 @@ fn describe(e: &anyhow::Error) -> String {
 }
 
 /// `knockd check`: validate, show what would be created, warn about lock-outs. Reads only.
-fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
+fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config)?;
     daemon::privileges::trust_run_user(&config);
     // What a start reads before touching the firewall: every sequence, secret and key file.
@@ -284,7 +299,8 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
-    for warning in inspect::warnings(&config, exists) {
+    let unread = knockd::cli::unread_beside(&cli.config);
+    for warning in config.warnings.iter().cloned().chain(unread).chain(inspect::warnings(&config, exists)) {
         println!("warning: {warning}");
     }
     let attached = config.doors.iter().any(|d| d.open.as_ref().is_some_and(|o| o.attach.is_some()));
@@ -300,8 +316,12 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     }
     match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
+        Some(warning) if lockout_ok => {
+            eprintln!("\n{warning}\n(--lockout-ok: exit status 0)");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(warning) => {
-            eprintln!("\n{warning}");
+            eprintln!("\n{warning}\n{}", inspect::LOCKOUT_EXIT);
             Ok(ExitCode::from(EXIT_LOCKOUT))
         }
         None => Ok(ExitCode::SUCCESS),
@@ -360,7 +380,7 @@ fn summary(config: &Config, path: &std::path::Path) -> (String, String) {
 fn log_targets(cli: &Cli, config: &Config) -> Targets {
     const LEVELS: [LevelFilter; 5] =
         [LevelFilter::Error, LevelFilter::Warn, LevelFilter::Info, LevelFilter::Debug, LevelFilter::Trace];
-    let base = match cli.loglevel {
+    let base = match cli.log_level() {
         Some(0) => LevelFilter::Error,
         Some(1) => LevelFilter::Info,
         Some(2) => LevelFilter::Debug,
@@ -376,7 +396,7 @@ fn log_targets(cli: &Cli, config: &Config) -> Targets {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some() && !cli.debug;
     Targets {
         level,
-        libraries: cli.loglevel == Some(4),
+        libraries: cli.log_level() == Some(4),
         syslog: config.log.syslog && !cli.no_syslog && !cli.debug && !journal,
         // -D: stderr only, as its help says.
         file: if cli.debug { None } else { cli.logfile.clone().or_else(|| config.log.file.clone()) },

@@ -45,7 +45,15 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> ControlError {
 pub struct Listener {
     socket: UnixListener,
     path: PathBuf,
+    /// The write end of the pipe the clean-up helper waits on ([`Listener::remove_after_exit`]).
+    cleanup: Option<std::process::ChildStdin>,
 }
+
+/// The clean-up helper: ignores the signals a terminal or a `kill` of the daemon's group sends,
+/// waits until the pipe on its stdin is closed (the daemon exited, or crashed), then removes the
+/// socket file if it is still the one the daemon bound (same inode).
+const CLEANUP: &str = "trap '' HUP INT QUIT TERM USR1 USR2 PIPE; while read -r _; do :; done; \
+     [ -S \"$1\" ] && [ \"$(stat -c %i -- \"$1\")\" = \"$2\" ] && rm -f -- \"$1\"";
 
 /// One connection, with the uid of the process at the other end.
 pub struct Connection {
@@ -77,7 +85,32 @@ impl Listener {
         nix::sys::stat::umask(old);
         let socket = bound.map_err(|e| io_error(path, e))?;
         socket.set_nonblocking(true).map_err(|e| io_error(path, e))?;
-        Ok(Listener { socket, path: path.to_owned() })
+        Ok(Listener { socket, path: path.to_owned(), cleanup: None })
+    }
+
+    /// Has the socket file removed after this process exits, by a small helper started now,
+    /// while the daemon is still root: once it leaves root, it may not remove a file from a
+    /// directory only root may change (`/run/knockd`), and a foreground daemon would leave the
+    /// file behind. Not needed under systemd when the socket is in the unit's
+    /// `RuntimeDirectory`, which systemd removes itself.
+    pub fn remove_after_exit(&mut self) -> Result<(), ControlError> {
+        use std::os::unix::fs::MetadataExt;
+        let runtime = std::env::var_os("RUNTIME_DIRECTORY").unwrap_or_default();
+        if std::env::split_paths(&runtime).any(|dir| !dir.as_os_str().is_empty() && self.path.starts_with(dir)) {
+            return Ok(());
+        }
+        let inode = std::fs::symlink_metadata(&self.path).map_err(|e| io_error(&self.path, e))?.ino();
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", CLEANUP, "knockd-cleanup"])
+            .arg(&self.path)
+            .arg(inode.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| io_error(&self.path, format!("cannot start the helper that removes it at exit: {e}")))?;
+        self.cleanup = child.stdin;
+        Ok(())
     }
 
     /// A waiting connection, if there is one (never blocks).
@@ -104,8 +137,9 @@ impl AsFd for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // After leaving root the directory may not be ours to change: the next start then
-        // replaces the file.
+        // After leaving root the directory may not be ours to change: the helper of
+        // `remove_after_exit` removes the file once the process has gone (and if it could not
+        // start, the next start replaces the file).
         let _ = std::fs::remove_file(&self.path);
     }
 }
