@@ -11,6 +11,7 @@ mod daemon;
 mod fail_closed;
 mod frames;
 mod fwknop;
+mod install;
 mod lab;
 mod logs;
 mod ops;
