@@ -198,3 +198,72 @@ fn without_a_syslog_socket_the_log_goes_to_stderr_said_once() {
     assert_eq!(notices.len(), 1, "said once: {text}");
     assert!(notices[0].ends_with("logging to stderr instead"), "{text}");
 }
+
+/// With no syslog socket but a journal, lines go to the journal's own socket (here a socket of
+/// the test's, mounted where journald's is, in a mount namespace of the daemon's own).
+#[test]
+fn without_a_syslog_socket_the_log_goes_to_the_journal_when_it_runs() {
+    use std::os::unix::net::UnixDatagram;
+    let lab = Lab::new();
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "doors:\n  ssh:\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 30s}\n",
+    );
+    let journal_path = config.path.with_file_name("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    std::fs::set_permissions(&journal_path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    journal.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let setup = format!(
+        "[ -e /dev/log ] && mount --bind /dev/null /dev/log; mount -t tmpfs tmpfs /run && \
+         mkdir -p /run/systemd/journal && touch /run/systemd/journal/socket && \
+         mount --bind {} /run/systemd/journal/socket && exec \"$@\"",
+        journal_path.display()
+    );
+    let control = config.control();
+    let args = [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &setup,
+        "sh",
+        &knockd_path(),
+        "-c",
+        config.path.to_str().unwrap(),
+        "--control",
+        control.to_str().unwrap(),
+    ];
+    let daemon = Daemon::spawn_program(&lab.server, "unshare", &args);
+    let mut entries = Vec::new();
+    let read = |entries: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = journal.recv(&mut buf) {
+            entries.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            read(&mut entries);
+            entries.iter().any(|e| e.contains("MESSAGE=listening on"))
+        }),
+        "{entries:?}\n{}",
+        daemon.log_text()
+    );
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    let open =
+        "PRIORITY=6\nSYSLOG_IDENTIFIER=knockd\nSYSLOG_FACILITY=3\nMESSAGE=ssh: 198.18.0.2: OPEN 22/tcp for 30s\n";
+    assert!(
+        eventually(WITHIN, || {
+            read(&mut entries);
+            entries.iter().any(|e| e == open)
+        }),
+        "{entries:?}"
+    );
+    let text = daemon.log_text();
+    let notices: Vec<&str> = text.lines().filter(|l| l.contains("syslog is not available")).collect();
+    assert_eq!(notices.len(), 1, "said once: {text}");
+    assert!(notices[0].ends_with("logging to the journal instead"), "{text}");
+    assert!(!text.contains("OPEN 22/tcp"), "the journal, not stderr: {text}");
+}
