@@ -74,11 +74,12 @@ fn status_asks_the_running_daemon_whatever_config_it_runs() {
     assert!(text.contains(" opens=2 ") && text.contains("grants=2"), "{text}");
 
     let json: serde_json::Value = serde_json::from_str(&stdout(&knockd(&lab, &config, &["status", "--json"]))).unwrap();
-    assert_eq!((json["schema"].as_u64(), json["source"].as_str()), (Some(1), Some("daemon")), "{json}");
+    assert_eq!((json["schema"].as_u64(), json["source"].as_str()), (Some(2), Some("daemon")), "{json}");
     assert_eq!(json["grants"].as_array().map(Vec::len), Some(2), "{json}");
     assert_eq!(json["attempts"].as_u64(), Some(1), "{json}");
     assert_eq!(json["counters"]["opens"].as_u64(), Some(2), "{json}");
-    assert_eq!(json["doors"][0]["listens"][0].as_str(), Some("7000/tcp, 8000/tcp"), "{json}");
+    assert_eq!(json["doors"][0]["listens"], serde_json::json!(["7000/tcp", "8000/tcp"]), "{json}");
+    documented_schema_matches(&json);
     let prometheus = stdout(&knockd(&lab, &config, &["status", "--prometheus"]));
     assert!(prometheus.contains("# TYPE knockd_opens_total counter\nknockd_opens_total 2\n"), "{prometheus}");
     assert!(prometheus.contains("knockd_dropped_total{reason=\"not_for_this_host\"} 0"), "{prometheus}");
@@ -165,4 +166,93 @@ fn reload_reports_the_result_and_metrics_are_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("knockd.yaml") && stderr.contains("doors"), "{stderr}");
     assert!(daemon.log_text().contains("reload failed, keeping the running config"), "{}", daemon.log_text());
+}
+
+/// doc/status.md against a real document: every field the daemon writes is in the doc's table
+/// with the type it has there, every field of the table is written, every counter is listed,
+/// and the doc's example has the same fields and schema number.
+fn documented_schema_matches(real: &serde_json::Value) {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/doc/status.md")).unwrap();
+    // `| `path` | type | meaning |` rows of the schema table, and the counters table's names.
+    let rows: Vec<Vec<&str>> = doc.lines().filter(|l| l.starts_with("| `")).map(|l| l.split(" | ").collect()).collect();
+    let table: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| !r[1].starts_with("total") && !r[1].starts_with("gauge"))
+        .map(|r| (r[0].trim_start_matches("| ").trim_matches('`').to_owned(), r[1].to_owned()))
+        .collect();
+    let counters: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[1].starts_with("total") || r[1].starts_with("gauge"))
+        .flat_map(|r| r[0].split('`').skip(1).step_by(2))
+        .collect();
+    let fields = leaves(real);
+    for (path, value) in &fields {
+        let kind = table.iter().find(|(p, _)| p == path).map(|(_, k)| k.as_str());
+        let kind = kind.unwrap_or_else(|| panic!("doc/status.md lacks `{path}` ({value})"));
+        assert!(has_type(value, kind), "doc/status.md says `{path}` is {kind}; the daemon wrote {value}");
+    }
+    for (path, _) in &table {
+        assert!(fields.iter().any(|(p, _)| p == path), "doc/status.md lists `{path}`, which the daemon did not write");
+    }
+    for name in real["counters"].as_object().unwrap().keys() {
+        assert!(counters.contains(&name.as_str()), "doc/status.md's counters table lacks `{name}`");
+    }
+    let start = doc.find("```json\n").unwrap() + "```json\n".len();
+    let example: serde_json::Value = serde_json::from_str(&doc[start..start + doc[start..].find("```").unwrap()])
+        .unwrap_or_else(|e| panic!("doc/status.md's example: {e}"));
+    assert_eq!(example["schema"], real["schema"], "the example's schema number");
+    let mut example_paths: Vec<String> = leaves(&example).into_iter().map(|(p, _)| p).collect();
+    let mut real_paths: Vec<String> = fields.into_iter().map(|(p, _)| p).collect();
+    for paths in [&mut example_paths, &mut real_paths] {
+        paths.sort();
+        paths.dedup();
+    }
+    assert_eq!(example_paths, real_paths, "doc/status.md's example has other fields than the daemon writes");
+}
+
+/// Every field as `doors[].listens` with its value; `counters` is one field (an object).
+fn leaves(value: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (key, v) in value.as_object().unwrap() {
+        match v {
+            serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
+                for item in items {
+                    out.extend(item.as_object().unwrap().iter().map(|(k, v)| (format!("{key}[].{k}"), v.clone())));
+                }
+            }
+            _ => out.push((key.clone(), v.clone())),
+        }
+    }
+    out
+}
+
+fn has_type(value: &serde_json::Value, kind: &str) -> bool {
+    let nullable = kind.ends_with(" or null");
+    match value {
+        serde_json::Value::Null => nullable,
+        serde_json::Value::Number(_) => kind.starts_with("number"),
+        serde_json::Value::String(_) => kind.starts_with("string") && kind != "strings",
+        serde_json::Value::Array(items) => kind == "strings" && items.iter().all(|i| i.is_string()),
+        serde_json::Value::Object(_) => kind == "object",
+        serde_json::Value::Bool(_) => kind.starts_with("boolean"),
+    }
+}
+
+/// A foreground daemon that left root cannot remove its control socket from a directory only
+/// root may change; the helper it started while root does, when it stops and when it is killed.
+#[test]
+fn a_daemon_that_left_root_leaves_no_control_socket_behind() {
+    let lab = Lab::new();
+    let config = ConfigFile::new("knockd.yaml", TWO_DOORS);
+    let socket = config.control();
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let daemon = Daemon::start(&lab.server, &config, &[]);
+        assert!(daemon.wait_log("running as user knockd", WITHIN), "{}", daemon.log_text());
+        assert!(socket.exists(), "the socket is there while the daemon runs");
+        let parent = std::fs::metadata(socket.parent().unwrap()).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&parent), 0, "a directory only root may change");
+        daemon.signal(signal);
+        assert!(eventually(WITHIN, || !socket.exists()), "signal {signal}: {} is left behind", socket.display());
+        drop(daemon);
+    }
 }

@@ -3,6 +3,7 @@
 
 mod check_vs_kernel;
 mod classic;
+mod classic_logs;
 mod client;
 mod coexist;
 mod commands;
@@ -16,6 +17,7 @@ mod fwknop;
 mod fwknop_admin;
 mod grants;
 mod host;
+mod install;
 mod knocks;
 mod lab;
 mod logs;

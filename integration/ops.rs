@@ -138,7 +138,7 @@ fn under_systemd_it_notifies_and_logs_with_priorities() {
 }
 
 /// A child process that is killed (and reaped) when dropped.
-struct KillOnDrop(std::process::Child);
+pub struct KillOnDrop(pub std::process::Child);
 
 impl std::ops::Deref for KillOnDrop {
     type Target = std::process::Child;

@@ -173,6 +173,9 @@ fn require_address_refuses_packets_that_name_no_address() {
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
 }
 
+/// Forged packets a second in the flood test: 25 times the SPA budget of 2,000 checks a second.
+const FLOOD_RATE: f64 = 50_000.0;
+
 #[test]
 fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,11 +195,18 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     let flood_started = std::time::Instant::now();
     let (sent, client) = std::thread::scope(|s| {
         let flood = s.spawn(|| {
-            // Bounded: at most 15 s, then it stops by itself.
+            // Bounded: at most 15 s, then it stops by itself. Paced at FLOOD_RATE: 25 times the
+            // budget of signature checks, so what is tested is the budget, not how much CPU
+            // this machine's other tests leave the daemon to drain its socket (knockd-bench
+            // floods at full rate).
             let mut sent = 0usize;
             while !stop.load(Ordering::Relaxed) && flood_started.elapsed() < Duration::from_secs(15) {
                 for batch in frames.chunks(64) {
                     sent += sender.send_many(batch);
+                    let due = Duration::from_secs_f64(sent as f64 / FLOOD_RATE);
+                    if let Some(ahead) = due.checked_sub(flood_started.elapsed()) {
+                        std::thread::sleep(ahead);
+                    }
                 }
             }
             sent
@@ -239,7 +249,7 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     );
     assert!(out.status.success(), "the client did not get in within 5 s:\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(web, "the sequence door stopped working during the flood");
-    assert!(sent > 100_000, "the flood was too small to prove anything: {sent}");
+    assert!(sent > 20_000, "the flood was too small to prove anything: {sent}");
 }
 
 #[test]

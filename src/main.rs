@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     daemon::inherited::close_on_exec();
     let cli = Cli::parse();
     let result = match cli.command.clone() {
-        Some(KnockdCommand::Check) => check(&cli),
+        Some(KnockdCommand::Check { lockout_ok }) => check(&cli, lockout_ok),
         Some(KnockdCommand::Status { json, prometheus }) => status(&cli, json, prometheus).map(|()| ExitCode::SUCCESS),
         Some(KnockdCommand::Revoke { address, door }) => ask(&cli, Request::Revoke { address, door }),
         Some(KnockdCommand::Grant { address, door, duration, ports }) => {
@@ -77,6 +77,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
+    if cli.daemon && under_systemd() {
+        // systemd keeps the daemon in the background and waits for its READY from this pid:
+        // a `-d` in KNOCKD_OPTS (/etc/default/knockd) would fork away from it.
+        info!("-d is ignored under systemd: systemd runs the daemon in the background");
+        cli.daemon = false;
+    }
     daemon::privileges::trust_run_user(&config);
     let owner = owner_after_start(&cli, &config)?;
     let mut pidfile = pidfile(&cli, &config)?;
@@ -85,7 +91,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     // One daemon per table: a second one would fight the first over its chain.
     let lock = Ruleset::for_config(&config).table_if_any().map(|t| TableLock::take(&t)).transpose()?;
-    let summary = summary(&config);
+    let summary = summary(&config, &cli.config);
     if !cli.daemon {
         warn_lockout(&config);
     }
@@ -98,8 +104,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         logging::reopen()?;
     }
     // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
-    give_up_privileges(&owner, daemon.engine.config())?;
-    info!("{summary}");
+    give_up_privileges(&owner, daemon.engine.config(), daemon.control.as_mut())?;
+    let (interfaces, summary) = summary;
+    info!(event = "start", interfaces; "{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     daemon::run(&mut daemon).context("capture failed")?;
@@ -147,7 +154,7 @@ fn start(
     // Before the ruleset: a second daemon on the same socket fails here, having changed nothing.
     let control = control::Listener::bind(&control_path(cli, Some(&config)))?;
     let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
-    if cli.lookup {
+    if cli.lookup() {
         engine = engine.with_lookup();
     }
     engine.set_wall_clock(daemon::clock::unix_now());
@@ -199,11 +206,15 @@ fn owner_after_start(cli: &Cli, config: &Config) -> anyhow::Result<Owner> {
 
 /// Keeps only CAP_NET_ADMIN and CAP_NET_RAW (commands get root's, with `commands: {privileges:
 /// full}`), and leaves root when nothing needs it.
-fn give_up_privileges(owner: &Owner, config: &Config) -> anyhow::Result<()> {
+fn give_up_privileges(owner: &Owner, config: &Config, control: Option<&mut control::Listener>) -> anyhow::Result<()> {
     let commands = config.command_privileges;
     match owner {
         Owner::RootWithEverything => return Ok(()),
         Owner::User(user) => {
+            // Once not root, the daemon cannot remove its control socket from /run/knockd.
+            if let Some(Err(e)) = control.map(control::Listener::remove_after_exit) {
+                warn!("{e}: the socket file stays behind when the daemon exits");
+            }
             daemon::privileges::become_user(user)?;
             daemon::privileges::drop_capabilities(commands)?;
             info!("running as user {} with CAP_NET_ADMIN and CAP_NET_RAW only", user.name);
@@ -287,7 +298,7 @@ fn describe(e: &anyhow::Error) -> String {
 
 /// `knockd check`: validate, show what would be created, check the host's firewall, warn
 /// about lock-outs. Reads only. Takes the options a start takes, so it checks what will run.
-fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
+fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
     let source = ConfigSource {
         path: cli.config.clone(),
         interfaces: cli.interfaces.clone(),
@@ -306,7 +317,8 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         let label = if notice.level <= log::Level::Warn { "warning" } else { "note" };
         println!("{label}: {}", notice.message);
     }
-    for warning in inspect::warnings(&config, exists) {
+    let unread = knockd::cli::unread_beside(&cli.config);
+    for warning in unread.into_iter().chain(inspect::warnings(&config, exists)) {
         println!("warning: {warning}");
     }
     // Commands run with the daemon's PATH: a start from this shell, or systemd's (which has sbin).
@@ -325,8 +337,12 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     match inspect::lockout_warning(&config, std::env::var("SSH_CONNECTION").ok().as_deref()) {
         _ if finding == Finding::Refused => Ok(ExitCode::FAILURE),
         _ if finding == Finding::Blocked => Ok(ExitCode::from(EXIT_BLOCKED)),
+        Some(warning) if lockout_ok => {
+            eprintln!("\n{warning}\n(--lockout-ok: exit status 0)");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(warning) => {
-            eprintln!("\n{warning}");
+            eprintln!("\n{warning}\n{}", inspect::LOCKOUT_EXIT);
             Ok(ExitCode::from(EXIT_LOCKOUT))
         }
         None => Ok(ExitCode::SUCCESS),
@@ -427,19 +443,22 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn summary(config: &Config) -> String {
+/// The interfaces listened on, and the start's log line.
+fn summary(config: &Config, path: &std::path::Path) -> (String, String) {
     let interfaces =
         if config.interfaces.is_empty() { "all interfaces".to_owned() } else { config.interfaces.join(", ") };
-    // Attach doors add to the admin's sets: knockd's own table exists only for `ports` doors.
-    let own = !Ruleset::for_config(config).is_empty();
-    let table = if own { format!("; nftables table inet {} installed", config.table) } else { String::new() };
-    format!("listening on {interfaces} for {} door(s){table}", config.doors.len())
+    // Attach doors add to the admin's sets: knockd's own objects exist only for `ports` and
+    // `forward` doors.
+    let ruleset = Ruleset::for_config(config);
+    let table = if ruleset.is_empty() { String::new() } else { format!("; {} installed", ruleset.describe()) };
+    let line = format!("listening on {interfaces} for {} door(s) of {}{table}", config.doors.len(), path.display());
+    (interfaces, line)
 }
 
 fn log_targets(cli: &Cli, config: &Config) -> Targets {
     const LEVELS: [LevelFilter; 5] =
         [LevelFilter::Error, LevelFilter::Warn, LevelFilter::Info, LevelFilter::Debug, LevelFilter::Trace];
-    let base = match cli.loglevel {
+    let base = match cli.log_level() {
         Some(0) => LevelFilter::Error,
         Some(1) => LevelFilter::Info,
         Some(2) => LevelFilter::Debug,
@@ -455,12 +474,13 @@ fn log_targets(cli: &Cli, config: &Config) -> Targets {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some() && !cli.debug;
     Targets {
         level,
-        libraries: cli.loglevel == Some(4),
+        libraries: cli.log_level() == Some(4),
         syslog: config.log.syslog && !cli.no_syslog && !cli.debug && !journal,
         // -D: stderr only, as its help says.
         file: if cli.debug { None } else { cli.logfile.clone().or_else(|| config.log.file.clone()) },
         stdout: cli.stdout && !cli.debug,
         stderr: cli.debug,
         journal,
+        format: config.log.format,
     }
 }

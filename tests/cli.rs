@@ -35,6 +35,7 @@ fn help_lists_every_classic_flag() {
         assert!(help.contains(flag), "`{flag}` missing from --help:\n{help}");
     }
     assert!(help.contains("/etc/knockd.conf"), "the classic default config path");
+    assert!(!help.contains("[default: /etc"), "the default depends on the machine: the help says the rule");
     let short = knockd(&["-h"]);
     assert!(short.status.success());
     assert!(text(&short.stdout).contains("--configfile"));
@@ -188,4 +189,37 @@ fn check_says_which_command_programs_do_not_exist() {
     let warning = "warning: door openHTTPS: its command runs /usr/local/sbin/knock_add, which does not exist here";
     assert!(stdout.contains(warning), "{stdout}");
     assert_eq!(stdout.matches("does not exist here").count(), 1, "/bin/true exists:\n{stdout}");
+}
+
+/// Without `-c`: /etc/knockd.yaml if it exists, else /etc/knockd.conf, for every command (the
+/// rule is one clap default; integration/install.rs runs the binary against both in a private
+/// /etc).
+#[test]
+fn the_config_file_rule() {
+    use knockd::cli::default_config_in;
+    let dir = std::env::temp_dir().join(format!("knockd-rule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(default_config_in(&dir), dir.join("knockd.conf"), "neither: the classic path, named in errors");
+    std::fs::write(dir.join("knockd.conf"), "[ssh]\nsequence = 1\n").unwrap();
+    assert_eq!(default_config_in(&dir), dir.join("knockd.conf"));
+    std::fs::write(dir.join("knockd.yaml"), "doors: {ssh: {sequence: [1]}}\n").unwrap();
+    assert_eq!(default_config_in(&dir), dir.join("knockd.yaml"), "both: the YAML");
+    std::fs::remove_file(dir.join("knockd.conf")).unwrap();
+    assert_eq!(default_config_in(&dir), dir.join("knockd.yaml"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let help = text(&knockd(&["--help"]).stdout);
+    assert!(help.contains("/etc/knockd.yaml if it exists, else /etc/knockd.conf"), "{help}");
+}
+
+/// Classic knockd flags as /etc/default/knockd's KNOCKD_OPTS holds them: `-l` alone is the
+/// classic `--lookup`, `-l N` is a log level.
+#[test]
+fn classic_dash_l_is_lookup() {
+    use clap::Parser;
+    use knockd::cli::KnockdCli;
+    let classic = KnockdCli::try_parse_from(["knockd", "-i", "eth1", "-l"]).unwrap();
+    assert!(classic.lookup() && classic.log_level().is_none());
+    let level = KnockdCli::try_parse_from(["knockd", "-l", "2", "-i", "eth1"]).unwrap();
+    assert!(!level.lookup() && level.log_level() == Some(2));
+    assert!(KnockdCli::try_parse_from(["knockd", "-l", "5"]).is_err());
 }

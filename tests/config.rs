@@ -178,7 +178,24 @@ fn bad_durations() {
 
 #[test]
 fn bad_names_and_levels() {
-    assert_error(&MINIMAL.replace("  ssh:", "  \"s s\":"), "3:3", &["`s s` is not a valid name", "letters, digits"]);
+    // Any name a classic knockd.conf section took loads (so --convert's YAML does); its sets get
+    // a derived nftables name.
+    let spaced = parse(&MINIMAL.replace("  ssh:", "  \"Open rtorrent\":")).unwrap();
+    assert_eq!(spaced.doors[0].name, "Open rtorrent");
+    assert!(config::nft_name("Open rtorrent").starts_with("Open_rtorrent_"));
+    assert_error(&MINIMAL.replace("  ssh:", "  \"s\\ts\":"), "3:3", &["control character"]);
+    assert_error(&MINIMAL.replace("  ssh:", &format!("  {}:", "x".repeat(128))), "3:3", &["longer than 127"]);
+    // Clients send the name of an SPA or rotating door: it stays a plain identifier.
+    let spa =
+        "doors:\n  \"my door\":\n    spa: {port: 62201, hmac_key_file: /k}\n    open: {ports: [22], timeout: 5s}\n";
+    assert_error(spa, "", &["door `my door`", "not a valid name", "clients send the name"]);
+    // `open:` one level too far out reads as a door named `open`: the error says where it goes.
+    let misplaced = "doors:\n  ssh:\n    sequence: [7000]\n  open:\n    ports: [22]\n    timeout: 30s\n";
+    assert_error(
+        misplaced,
+        "5:5",
+        &["doors.open: `open:` is indented as a door of its own", "indent it under the door"],
+    );
     assert_error(
         &format!("nftables: {{table: \"1x\"}}\n{MINIMAL}"),
         "1:19",

@@ -148,6 +148,7 @@ fn man_pages_cover_every_flag() {
         "log.level",
         "log.syslog",
         "log.file",
+        "log.format",
         "pidfile",
         "state_dir",
         "user",
@@ -244,6 +245,9 @@ fn the_systemd_unit_verifies() {
         "ReadWritePaths=-/var/log/knockd.log",
         "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW",
         "RestrictAddressFamilies=AF_NETLINK AF_PACKET AF_UNIX AF_INET AF_INET6",
+        // The classic Debian unit's options file, and no -c: the config-file rule decides.
+        "EnvironmentFile=-/etc/default/knockd",
+        "ExecStart=/usr/sbin/knockd $KNOCKD_OPTS",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks `{line}`");
     }

@@ -88,7 +88,7 @@ fn every_directive() {
 
 #[test]
 fn errors_name_the_line_and_the_fix() {
-    let cases: [(&str, &str, &[&str]); 13] = [
+    let cases: [(&str, &str, &[&str]); 15] = [
         // Found by fuzzing: a bound the YAML loader rejects, so --convert produced YAML that did not load.
         ("[ssh]\nsequence = 1\nseq_timeout = 53500\n", "knockd.conf:3:1", &["[ssh] seq_timeout", "out of range", "1h"]),
         (
@@ -114,7 +114,13 @@ fn errors_name_the_line_and_the_fix() {
         ("[ssh]\nsequence = 1\ntcpflags = syn,xmas\n", "knockd.conf:3:1", &["unknown TCP flag `xmas`"]),
         ("[ssh]\nsequence = 1\ntarget = host\n", "knockd.conf:3:1", &["`host` is not an IP address"]),
         ("[ssh]\nseq_timeout = 5\n", "knockd.conf:1:1", &["[ssh]", "empty knock sequence"]),
-        ("[ssh]\nsequence=1\n[ssh]\nsequence=2\n", "knockd.conf:3:1", &["defined twice"]),
+        ("[ssh]\nsequence = 7000/udp\n", "knockd.conf:2:1", &["`7000:udp`", "TCP port 7000", "write `7000`"]),
+        ("[ssh]\nsequence = 7000,x\n", "knockd.conf:2:1", &["`x` is not a port", "followed by :tcp or :udp"]),
+        (
+            "[ssh]\nsequence = {{ knock_sequence }}\n",
+            "knockd.conf:2:1",
+            &["`{{ knock_sequence }}` is not a port", "template placeholder", "port 0"],
+        ),
     ];
     for (text, place, parts) in cases {
         let message = error(text);
@@ -127,6 +133,57 @@ fn errors_name_the_line_and_the_fix() {
     assert!(error("[ssh]\nsequence\n").contains("`sequence` needs a value"));
     let long: Vec<String> = (1..=33).map(|p| p.to_string()).collect();
     assert!(error(&format!("[ssh]\nsequence = {}\n", long.join(","))).contains("more than 32"));
+}
+
+/// The section names classic knockd.conf files use load unchanged: the name as written for logs
+/// and status, and a valid, distinct nftables name for sets, the same on every load.
+#[test]
+fn classic_section_names_load_with_valid_distinct_stable_set_names() {
+    let forty = "a".repeat(40);
+    let text = format!(
+        "[Open rtorrent]\nsequence = 1\n[2nd door]\nsequence = 2\n[{forty}]\nsequence = 3\n\
+         [Open.rtorrent]\nsequence = 4\n[Open_rtorrent]\nsequence = 5\n"
+    );
+    let config = parse(&text);
+    let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["Open rtorrent", "2nd door", forty.as_str(), "Open.rtorrent", "Open_rtorrent"]);
+    assert!(config.notices.is_empty(), "{:?}", config.notices);
+    let nft: Vec<String> = config.doors.iter().map(|d| config::nft_name(&d.name).into_owned()).collect();
+    for name in &nft {
+        assert!(config::check_identifier(name, 32).is_ok(), "{name}");
+    }
+    let mut distinct = nft.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), nft.len(), "{nft:?}");
+    assert_eq!(nft[4], "Open_rtorrent", "an identifier keeps its name");
+    let again: Vec<String> = parse(&text).doors.iter().map(|d| config::nft_name(&d.name).into_owned()).collect();
+    assert_eq!(again, nft, "stable across loads");
+    // --convert keeps the names, and the YAML loads back.
+    let yaml = convert::to_yaml(&config);
+    assert_eq!(config::yaml::parse("converted.yaml", &yaml).unwrap(), config, "{yaml}");
+    // A name made to look like another door's derived name is refused, not merged.
+    let clash = format!("[Open rtorrent]\nsequence = 1\n[{}]\nsequence = 2\n", nft[0]);
+    assert!(error(&clash).contains("would share nftables sets: rename one"), "{}", error(&clash));
+    assert!(error(&format!("[{}]\nsequence = 1\n", "b".repeat(128))).contains("longer than 127"));
+}
+
+/// The classic daemon takes a name twice (two doors), and only exactly `[options]`: both load,
+/// each with a warning that says what it means and how to say it plainly.
+#[test]
+fn duplicate_names_and_options_in_another_case_load_with_a_warning() {
+    let config = parse("[ssh]\nsequence = 1\n[ssh]\nsequence = 2\n[ssh]\nsequence = 3\n");
+    let names: Vec<&str> = config.doors.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["ssh", "ssh (2)", "ssh (3)"]);
+    assert_eq!(config.notices.len(), 2, "{:?}", config.notices);
+    assert!(
+        config.notices[0].message.starts_with("knockd.conf:3: a second door is named [ssh]: it is called `ssh (2)`")
+    );
+    let options = parse("[Options]\nLogFile = /var/log/knockd.log\n[ssh]\nsequence = 1\n");
+    assert_eq!(options.log.file.as_deref(), Some(Path::new("/var/log/knockd.log")));
+    assert_eq!(options.doors.len(), 1);
+    assert!(options.notices[0].message.contains("[Options] is read as [options]"), "{:?}", options.notices);
+    assert!(parse(DEBIAN_DEFAULT).notices.is_empty());
 }
 
 #[test]
@@ -144,7 +201,8 @@ fn fuzz_findings_stay_fixed() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/knockd_conf");
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned();
-        if let Ok(classic) = knockd_conf::parse("fuzz.conf", &text) {
+        if let Ok(mut classic) = knockd_conf::parse("fuzz.conf", &text) {
+            classic.notices.clear();
             let yaml = convert::to_yaml(&classic);
             assert_eq!(config::yaml::parse("converted.yaml", &yaml).unwrap(), classic, "{yaml}");
         }
@@ -154,8 +212,11 @@ fn fuzz_findings_stay_fixed() {
 #[test]
 fn convert_gives_yaml_that_loads_back_equal() {
     for text in [DEBIAN_DEFAULT, EVERY_DIRECTIVE] {
-        let classic = parse(text);
+        let mut classic = parse(text);
+        // Warnings are about how the knockd.conf is written; the YAML says it plainly.
+        classic.notices.clear();
         let yaml = convert::to_yaml(&classic);
+        assert!(yaml.contains("format: classic"), "{yaml}");
         let back = config::yaml::parse("converted.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         assert_eq!(back, classic, "{yaml}");
     }

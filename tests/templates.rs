@@ -50,8 +50,41 @@ fn check_warns_when_the_config_would_lock_out_this_ssh_session() {
     assert_eq!(locked.status.code(), Some(3));
     let warning = String::from_utf8_lossy(&locked.stderr);
     assert!(warning.contains("WARNING: door(s) ssh guard TCP port 22") && warning.contains("198.18.0.2"), "{warning}");
+    // The last line says why the status is 3 and how to go ahead.
+    let last = warning.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("knockd check: exit status 3") && last.contains("--lockout-ok"), "{warning}");
     let elsewhere = run("198.18.0.2 51000 198.18.0.1 2222");
     assert_eq!(elsewhere.status.code(), Some(0), "an SSH daemon on another port is not affected");
+    let ok = Command::new(KNOCKD)
+        .args(["check", "--lockout-ok", "-c", repo("knockd.yaml").to_str().unwrap()])
+        .env("SSH_CONNECTION", "198.18.0.2 51000 198.18.0.1 22")
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "--lockout-ok: the admin has checked");
+    assert!(String::from_utf8_lossy(&ok.stderr).contains("WARNING: door(s) ssh guard TCP port 22"), "still warned");
+}
+
+/// `sequence = 22` with a ban command: every SSH login is a knock, and the admin's next one
+/// completes it. The lock-out warning covers it.
+#[test]
+fn check_warns_when_a_sequence_holds_this_ssh_sessions_port() {
+    let dir = std::env::temp_dir().join(format!("knockd-seq22-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("knockd.conf");
+    std::fs::write(&conf, "[ban]\nsequence = 22\ncommand = ufw insert 1 deny from %IP%\n").unwrap();
+    let out = Command::new(KNOCKD)
+        .args(["check", "-c", conf.to_str().unwrap()])
+        .env("SSH_CONNECTION", "198.18.0.2 51000 198.18.0.1 22")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("the knock sequence of door(s) ban holds TCP port 22")
+            && warning.contains("ufw insert 1 deny"),
+        "{warning}"
+    );
 }
 
 #[test]

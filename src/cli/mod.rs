@@ -22,13 +22,15 @@ pub struct KnockdCli {
     #[command(subcommand)]
     pub command: Option<KnockdCommand>,
     /// Config file: knockd.yaml, a classic knockd.conf or fwknopd's access.conf, detected from
-    /// its content.
+    /// its content. Default: /etc/knockd.yaml if it exists, else /etc/knockd.conf (for the
+    /// daemon, check, status and the systemd unit alike).
     #[arg(
         short = 'c',
         long = "configfile",
         visible_alias = "config",
         value_name = "FILE",
-        default_value = "/etc/knockd.conf",
+        default_value_os_t = default_config(),
+        hide_default_value = true,
         global = true
     )]
     pub config: PathBuf,
@@ -46,9 +48,17 @@ pub struct KnockdCli {
     /// More log output (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library internals.
-    #[arg(short = 'l', long = "loglevel", value_name = "0..4", value_parser = clap::value_parser!(u8).range(0..=4))]
-    pub loglevel: Option<u8>,
+    /// Log level: 0 errors, 1 knocks and grants (default), 2 debug, 3 trace, 4 trace with library
+    /// internals. `-l` without a level is the classic knockd's `-l`: --lookup.
+    #[arg(
+        short = 'l',
+        long = "loglevel",
+        value_name = "0..4",
+        num_args = 0..=1,
+        default_missing_value = "lookup",
+        value_parser = loglevel
+    )]
+    pub loglevel: Option<LogLevelFlag>,
     /// Also log to this file.
     #[arg(short = 'L', long = "logfile", short_alias = 'g', value_name = "FILE")]
     pub logfile: Option<PathBuf>,
@@ -94,7 +104,60 @@ pub struct KnockdCli {
     pub convert: Option<PathBuf>,
 }
 
+/// `-l`'s value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevelFlag {
+    /// A level, 0 to 4.
+    Level(u8),
+    /// `-l` alone, as the classic knockd (and its `/etc/default/knockd`) spells `--lookup`.
+    Lookup,
+}
+
+fn loglevel(text: &str) -> Result<LogLevelFlag, String> {
+    match text {
+        "lookup" => Ok(LogLevelFlag::Lookup),
+        _ => match text.parse::<u8>() {
+            Ok(level) if level <= 4 => Ok(LogLevelFlag::Level(level)),
+            _ => Err(format!("`{text}` is not a log level: use 0 to 4")),
+        },
+    }
+}
+
+/// The config file when `-c` does not name one: /etc/knockd.yaml if it exists, else
+/// /etc/knockd.conf (the classic daemon's, which loads unchanged).
+pub fn default_config() -> PathBuf {
+    default_config_in(Path::new("/etc"))
+}
+
+/// [`default_config`] in `dir` instead of /etc.
+pub fn default_config_in(dir: &Path) -> PathBuf {
+    let yaml = dir.join("knockd.yaml");
+    if yaml.exists() { yaml } else { dir.join("knockd.conf") }
+}
+
+/// When `config` is a knockd.yaml with a knockd.conf beside it, what to say about the one not
+/// read (after `--convert`, the old file stays, and edits to it would change nothing).
+pub fn unread_beside(config: &Path) -> Option<String> {
+    let conf = config.with_file_name("knockd.conf");
+    (config.file_name()? == "knockd.yaml" && conf.exists()).then(|| {
+        format!("{} is there too and is not read: without -c, knockd reads {}", conf.display(), config.display())
+    })
+}
+
 impl KnockdCli {
+    /// The log level `-l` gives, if it gives one.
+    pub fn log_level(&self) -> Option<u8> {
+        match self.loglevel {
+            Some(LogLevelFlag::Level(level)) => Some(level),
+            _ => None,
+        }
+    }
+
+    /// Whether to look up host names: `--lookup`, or the classic `-l`.
+    pub fn lookup(&self) -> bool {
+        self.lookup || self.loglevel == Some(LogLevelFlag::Lookup)
+    }
+
     /// Makes the paths given on the command line absolute against `dir`, the directory
     /// knockd was started in, as [`crate::config::Config::anchor_paths`] does for the file's:
     /// the background daemon changes to /.
@@ -112,9 +175,16 @@ impl KnockdCli {
 pub enum KnockdCommand {
     /// Validate the config as a start would (every key and sequence file is read), print the
     /// nftables objects it would create, and warn about likely mistakes; changes nothing.
-    /// Exit status: 0 valid, 1 invalid (or an access.conf stanza a start would leave out), 3
-    /// valid but it would drop new SSH connections to the port this session came in on.
-    Check,
+    /// Exit status: 0 valid, 1 invalid (or an attached set a start would refuse, or an
+    /// access.conf stanza a start would leave out), 3 valid but it would drop new SSH
+    /// connections to the port this session came in on (or a door's sequence holds that port),
+    /// 4 valid but another table's chain drops what a door opens.
+    Check {
+        /// Exit 0 even when a door guards this SSH session's port (or knocks on it): you have
+        /// checked from a second terminal that a knock lets you in.
+        #[arg(long = "lockout-ok")]
+        lockout_ok: bool,
+    },
     /// Ask the running daemon for its doors, grants (who opened each, time left), attempts in
     /// progress and counters; with no daemon running, read the grants from the kernel.
     Status {

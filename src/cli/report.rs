@@ -6,29 +6,56 @@ use std::net::IpAddr;
 use crate::config::{Config, Door, OpenAction, PortProto, Proof};
 use crate::grant::nft::Ruleset;
 
+/// What `knockd check` prints last when it exits with status 3: why, and how to go ahead.
+pub const LOCKOUT_EXIT: &str = "knockd check: exit status 3, so `knockd check && systemctl enable --now knockd` \
+     stops here on purpose: once a knock from a second terminal lets you in, go ahead with `knockd check \
+     --lockout-ok && systemctl enable --now knockd`";
+
 /// A warning when the config would drop new SSH connections to the port of the session that
-/// runs the check. `ssh_connection` is `$SSH_CONNECTION`: "client_ip client_port server_ip
-/// server_port".
+/// runs the check, or when a door's knock sequence holds that port (every new SSH connection
+/// then knocks: `sequence = 22` with a `ufw deny` command bans the admin's next login).
+/// `ssh_connection` is `$SSH_CONNECTION`: "client_ip client_port server_ip server_port".
 pub fn lockout_warning(config: &Config, ssh_connection: Option<&str>) -> Option<String> {
     let fields: Vec<&str> = ssh_connection?.split_whitespace().collect();
     let client: IpAddr = fields.first()?.parse().ok()?;
     let port: u16 = fields.get(3)?.parse().ok()?;
-    let guarding: Vec<&str> = config
+    let names = |doors: Vec<&Door>| doors.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
+    let guarding: Vec<&Door> = config
         .doors
         .iter()
         .filter(|d| d.open.as_ref().is_some_and(|o| o.attach.is_none() && o.ports.contains(&PortProto::tcp(port))))
-        .map(|d| d.name.as_str())
         .collect();
-    if guarding.is_empty() {
-        return None;
+    let knocked: Vec<&Door> = config.doors.iter().filter(|d| knocks_on(d, PortProto::tcp(port))).collect();
+    let mut out = Vec::new();
+    if !guarding.is_empty() {
+        out.push(format!(
+            "WARNING: door(s) {} guard TCP port {port}, the port of the SSH session you are running this from \
+             (from {client}). This session stays up: established connections are kept. But every new \
+             connection to port {port}, yours included, is dropped until it knocks. Before you log out, \
+             knock and connect from a second terminal.",
+            names(guarding)
+        ));
     }
-    Some(format!(
-        "WARNING: door(s) {} guard TCP port {port}, the port of the SSH session you are running this from \
-         (from {client}). This session stays up: established connections are kept. But every new \
-         connection to port {port}, yours included, is dropped until it knocks. Before you log out, \
-         knock and connect from a second terminal.",
-        guarding.join(", ")
-    ))
+    if !knocked.is_empty() {
+        out.push(format!(
+            "WARNING: the knock sequence of door(s) {} holds TCP port {port}, the port of the SSH session you are \
+             running this from (from {client}): every new SSH connection, yours included, is also a knock, and \
+             completing the sequence does what the door does for that address (a command such as `ufw insert 1 \
+             deny from %IP%` bans you at your next login). Use knock ports no service listens on.",
+            names(knocked)
+        ));
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
+}
+
+/// Whether a knock to `port` may be part of the door's sequence (one-time sequences are known
+/// only when the daemon reads their file).
+fn knocks_on(door: &Door, port: PortProto) -> bool {
+    match door.sequence() {
+        Some(Proof::Sequence(s)) => s.contains(&port),
+        Some(Proof::Rotating(r)) => r.proto == port.proto && (r.ports.0..=r.ports.1).contains(&port.port),
+        _ => false,
+    }
 }
 
 /// One line per door, then the nftables objects the daemon would create.

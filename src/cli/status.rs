@@ -131,7 +131,7 @@ pub fn format(status: &Status) -> String {
     out.push_str("\n\n");
     let doors = status.doors.iter().map(|d| {
         let timeout = d.timeout_seconds.map_or_else(|| "-".into(), seconds);
-        [d.name.clone(), d.kinds.join(", "), d.listens.join("; "), d.opens.join(", "), timeout]
+        [d.name.clone(), d.kinds.join(", "), d.listens.join(", "), d.opens.join(", "), timeout]
     });
     out.push_str(&table(["DOOR", "KIND", "LISTENS ON", "OPENS", "FOR"], doors.collect()));
     for d in &status.doors {

@@ -67,6 +67,9 @@ struct Log<'a> {
     syslog: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'a PathBuf>,
+    /// `classic` keeps a converted knockd.conf's log lines as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -274,6 +277,7 @@ pub fn to_yaml(config: &Config) -> String {
             level: config.log.level.to_string().to_ascii_lowercase(),
             syslog: config.log.syslog,
             file: config.log.file.as_ref(),
+            format: (config.log.format == super::LogFormat::Classic).then_some("classic"),
         },
         pidfile: config.pidfile.as_ref(),
         state_dir: (config.state_dir != std::path::Path::new(DEFAULT_STATE_DIR)).then_some(&config.state_dir),

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use super::yaml::check_command;
 use super::{
-    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_SEQ_TIMEOUT, Door, PortProto, Proof, SEQ_TIMEOUT_RANGE, TcpFlags,
-    check_identifier, check_range,
+    CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_SEQ_TIMEOUT, Door, LogFormat, PortProto, Proof, SEQ_TIMEOUT_RANGE,
+    TcpFlags, check_door_name, check_range,
 };
 use super::{ConfigError, Location};
 
@@ -58,7 +58,7 @@ impl Section {
     /// One `Key = value` line of the door's section.
     fn directive(&mut self, upper: &str, value: &str) -> Result<(), String> {
         match upper {
-            "SEQUENCE" => self.sequence = Some(PortProto::parse_sequence(value)?),
+            "SEQUENCE" => self.sequence = Some(sequence(value)?),
             "ONE_TIME_SEQUENCES" => self.one_time = Some(PathBuf::from(value)),
             "SEQ_TIMEOUT" | "TIMEOUT" => {
                 let secs = seconds(value)?;
@@ -174,22 +174,50 @@ impl Parser<'_> {
         }
     }
 
+    /// A section header. Any name the classic knockd took is a door's name (`[Open rtorrent]`);
+    /// `[options]` in another case is read as `[options]`, and a name used twice names two
+    /// doors, the later one with ` (2)` added: both with a warning.
     fn header(&mut self, n: usize, name: &str) -> Result<(), ConfigError> {
         if let Current::Door(done) = std::mem::replace(&mut self.current, Current::None) {
             self.sections.push(*done);
         }
         if name.eq_ignore_ascii_case("options") {
+            if name != "options" {
+                self.warn(
+                    n,
+                    format!(
+                        "[{name}] is read as [options]; the classic knockd takes only `[options]` (it \
+                     reads [{name}] as a door, and refuses the file): write `[options]`"
+                    ),
+                );
+            }
             self.current = Current::Options;
             return Ok(());
         }
-        check_identifier(name, 32).map_err(|e| self.error(n, format!("[{name}]: {e}")))?;
-        if self.sections.iter().any(|d| d.name == name) {
-            return Err(
-                self.error(n, format!("[{name}]: the door is defined twice: give each door its own section name"))
+        check_door_name(name).map_err(|e| self.error(n, format!("[{name}]: {e}")))?;
+        let mut unique = name.to_owned();
+        for copy in 2.. {
+            if !self.sections.iter().any(|d| d.name == unique) {
+                break;
+            }
+            unique = format!("{name} ({copy})");
+        }
+        if unique != name {
+            self.warn(
+                n,
+                format!(
+                    "a second door is named [{name}]: it is called `{unique}` in logs and status (the \
+                 classic knockd gave both the same name): rename one of the sections"
+                ),
             );
         }
-        self.current = Current::Door(Box::new(Section::new(n, name)));
+        self.current = Current::Door(Box::new(Section::new(n, &unique)));
         Ok(())
+    }
+
+    fn warn(&mut self, line: usize, message: String) {
+        let message = format!("{}:{line}: {message}", self.file);
+        self.config.notices.push(crate::config::Notice { level: log::Level::Warn, message });
     }
 
     fn option(&mut self, n: usize, key: &str, upper: &str, value: &str) -> Result<(), ConfigError> {
@@ -206,6 +234,8 @@ impl Parser<'_> {
         // As the classic daemon: syslog when UseSyslog says so; a file only when only LogFile
         // is given; and syslog when neither is, rather than no log at all.
         self.config.log.syslog = self.use_syslog || self.config.log.file.is_none();
+        // The lines the classic daemon wrote: log parsers and fail2ban filters read them.
+        self.config.log.format = LogFormat::Classic;
         if let Current::Door(done) = std::mem::replace(&mut self.current, Current::None) {
             self.sections.push(*done);
         }
@@ -213,6 +243,10 @@ impl Parser<'_> {
             let line = section.line;
             let door = section.into_door().map_err(|message| self.error(line, message))?;
             self.config.doors.push(door);
+        }
+        if let Some((a, b)) = super::clashing_nft_names(&self.config.doors) {
+            let message = format!("doors [{a}] and [{b}] would share nftables sets: rename one");
+            return Err(ConfigError::Invalid { file: self.file.to_owned(), location: None, message });
         }
         if self.config.doors.is_empty() {
             return Err(ConfigError::Invalid {
@@ -237,6 +271,19 @@ fn seconds(value: &str) -> Result<u64, String> {
         .ok()
         .filter(|s| *s <= 7 * 86400)
         .ok_or_else(|| format!("`{value}` is not a number of seconds (0 to 604800)"))
+}
+
+/// A `Sequence`: ports with `:tcp`/`:udp`. `7000/udp` is refused: the classic knockd read it
+/// as TCP port 7000, and which of the two was meant only the admin knows.
+fn sequence(value: &str) -> Result<Vec<PortProto>, String> {
+    if let Some((port, proto)) = value.split(',').find_map(|p| p.trim().split_once('/')) {
+        let (port, proto) = (port.trim(), proto.trim());
+        return Err(format!(
+            "`{port}/{proto}`: knockd.conf writes the protocol after a colon: `{port}:{proto}` (the classic knockd \
+             read `{port}/{proto}` as TCP port {port}: write `{port}` to keep that)"
+        ));
+    }
+    PortProto::parse_sequence(value)
 }
 
 fn command(value: &str) -> Result<String, String> {

@@ -7,6 +7,7 @@
 
 pub mod access_conf;
 pub mod convert;
+mod door_name;
 pub mod fwknopd_conf;
 pub mod knockd_conf;
 mod model;
@@ -18,6 +19,7 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use door_name::*;
 pub use model::*;
 pub use ports::*;
 pub use private_file::{PrivateFileError, check_private, read_private, read_private_with_metadata};

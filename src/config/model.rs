@@ -277,6 +277,17 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/knockd";
 /// Log verbosity from the config; the command line may raise it.
 pub type LogLevel = log::LevelFilter;
 
+/// How log lines read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// knockd's own lines: `ssh: 198.18.0.2: stage 1 of 3`.
+    #[default]
+    Knockd,
+    /// The classic knockd's lines, for the log parsers and fail2ban filters written for them:
+    /// `198.18.0.2: ssh: Stage 1`, `OPEN SESAME`, and `[YYYY-MM-DD HH:MM]` in the log file.
+    Classic,
+}
+
 /// Where and how much the daemon logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {
@@ -286,11 +297,13 @@ pub struct LogOptions {
     pub syslog: bool,
     /// Also append to this file.
     pub file: Option<PathBuf>,
+    /// How the lines read (`log.format`; a knockd.conf reads as classic).
+    pub format: LogFormat,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { level: LogLevel::Info, syslog: true, file: None }
+        LogOptions { level: LogLevel::Info, syslog: true, file: None, format: LogFormat::Knockd }
     }
 }
 

@@ -64,6 +64,12 @@ impl PortProto {
 
     /// Parses `7000`, `7000/udp` or the knockd.conf spelling `7000:udp`.
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_spelled(text, '/')
+    }
+
+    /// [`PortProto::parse`], whose errors spell the protocol after `separator`, as the file
+    /// being read does.
+    fn parse_spelled(text: &str, separator: char) -> Result<Self, String> {
         let text = text.trim();
         let (port, proto) = match text.find(['/', ':']) {
             Some(i) => (&text[..i], Some(&text[i + 1..])),
@@ -78,14 +84,22 @@ impl PortProto {
             }
         };
         let port: u64 = port.trim().parse().map_err(|_| {
-            format!("`{text}` is not a port: write a number 1-65535, optionally followed by /tcp or /udp")
+            let placeholder = if text.chars().any(|c| c.is_ascii_digit()) {
+                ""
+            } else {
+                " (a template placeholder that was never filled in? the classic knockd read it as port 0)"
+            };
+            format!(
+                "`{text}` is not a port: write a number 1-65535, optionally followed by {separator}tcp or \
+                 {separator}udp{placeholder}"
+            )
         })?;
         Self::checked(port, proto)
     }
 
     /// Parses a comma-separated sequence (`7000,8000:udp,9000`), as in knockd.conf.
     pub fn parse_sequence(text: &str) -> Result<Vec<Self>, String> {
-        let ports = text.split(',').map(Self::parse).collect::<Result<Vec<_>, _>>()?;
+        let ports = text.split(',').map(|p| Self::parse_spelled(p, ':')).collect::<Result<Vec<_>, _>>()?;
         if ports.len() > MAX_SEQUENCE_LEN {
             return Err(format!("more than {MAX_SEQUENCE_LEN} knock ports"));
         }

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// The status document's schema version.
-pub const SCHEMA: u32 = 1;
+/// The status document's schema version: 2 since `doors[].listens` holds one entry per port
+/// (schema 1 joined a sequence's ports in one string).
+pub const SCHEMA: u32 = 2;
 
 /// A request to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +85,8 @@ pub struct DoorStatus {
     pub name: String,
     /// Its kinds of proof: `sequence`, `one_time`, `rotating`, `spa`, `fwknop`.
     pub kinds: Vec<String>,
-    /// What it listens on: `7000/tcp`, `62201/udp`, `20000-40000/tcp (rotating)`.
+    /// What it listens on, one entry per port: `7000/tcp`, `62201/udp`, `20000-40000/tcp
+    /// (rotating)`.
     pub listens: Vec<String>,
     /// What a grant opens: `22/tcp`, `any port a client asks for`, `set inet filter x`,
     /// `command`.

@@ -45,7 +45,19 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> ControlError {
 pub struct Listener {
     socket: UnixListener,
     path: PathBuf,
+    /// The clean-up helper, waiting on a pipe to its stdin ([`Listener::remove_after_exit`]).
+    cleanup: Option<std::process::Child>,
 }
+
+/// The clean-up helper: ignores the signals a terminal or a `kill` of the daemon's group sends,
+/// notes which file the socket is (inode and change time, to the nanosecond), waits until the
+/// pipe on its stdin is closed (the daemon is stopping, or crashed), then removes the socket file
+/// if it is still that file.
+const CLEANUP: &str = "trap '' HUP INT QUIT TERM USR1 USR2 PIPE; id=$(stat -c '%i %z' -- \"$1\") || exit 0; \
+     while read -r _; do :; done; [ -S \"$1\" ] && [ \"$(stat -c '%i %z' -- \"$1\")\" = \"$id\" ] && rm -f -- \"$1\"";
+
+/// How long a stopping daemon waits for the helper to remove the socket file.
+const CLEANUP_WAIT: Duration = Duration::from_secs(2);
 
 /// One connection, with the uid of the process at the other end.
 pub struct Connection {
@@ -77,7 +89,29 @@ impl Listener {
         nix::sys::stat::umask(old);
         let socket = bound.map_err(|e| io_error(path, e))?;
         socket.set_nonblocking(true).map_err(|e| io_error(path, e))?;
-        Ok(Listener { socket, path: path.to_owned() })
+        Ok(Listener { socket, path: path.to_owned(), cleanup: None })
+    }
+
+    /// Has the socket file removed after this process exits, by a small helper started now,
+    /// while the daemon is still root: once it leaves root, it may not remove a file from a
+    /// directory only root may change (`/run/knockd`), and a foreground daemon would leave the
+    /// file behind. Not needed under systemd when the socket is in the unit's
+    /// `RuntimeDirectory`, which systemd removes itself.
+    pub fn remove_after_exit(&mut self) -> Result<(), ControlError> {
+        let runtime = std::env::var_os("RUNTIME_DIRECTORY").unwrap_or_default();
+        if std::env::split_paths(&runtime).any(|dir| !dir.as_os_str().is_empty() && self.path.starts_with(dir)) {
+            return Ok(());
+        }
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", CLEANUP, "knockd-cleanup"])
+            .arg(&self.path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| io_error(&self.path, format!("cannot start the helper that removes it at exit: {e}")))?;
+        self.cleanup = Some(child);
+        Ok(())
     }
 
     /// A waiting connection, if there is one (never blocks).
@@ -104,9 +138,19 @@ impl AsFd for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // After leaving root the directory may not be ours to change: the next start then
-        // replaces the file.
         let _ = std::fs::remove_file(&self.path);
+        // After leaving root the directory may not be ours to change: the helper removes the
+        // file. It is told now, and waited for while this socket still listens, so a daemon
+        // started meanwhile on the same path is refused rather than losing its socket to it.
+        // (A killed daemon's helper removes the file when the process has gone; if it could not
+        // start, the next start replaces the file.)
+        if let Some(mut helper) = self.cleanup.take() {
+            drop(helper.stdin.take());
+            let deadline = std::time::Instant::now() + CLEANUP_WAIT;
+            while matches!(helper.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 }
 

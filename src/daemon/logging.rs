@@ -1,15 +1,27 @@
 //! Where log lines go: syslog (ident `knockd`, facility daemon), a log file, stdout, stderr,
 //! any combination. Sinks are reopened after forking into the background (syslog lines carry
 //! the pid) and on SIGHUP (so logrotate can move the file away).
+//!
+//! Without a syslog socket (containers, minimal hosts) and nowhere else to write, lines go to
+//! the journal when it is there, else to stderr, and the daemon says so once. With `format:
+//! classic` the lines read as the classic knockd's did ([`super::classic_log`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use super::classic_log;
+use crate::config::LogFormat;
+
+/// systemd-journald's socket for its native protocol (journal-fields(7)).
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// Where to log and how much.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +40,15 @@ pub struct Targets {
     pub stderr: bool,
     /// Under systemd: stderr lines prefixed with `<priority>`, which the journal reads.
     pub journal: bool,
+    /// How lines read.
+    pub format: LogFormat,
+}
+
+impl Targets {
+    /// Whether a line reaches anything besides syslog.
+    fn elsewhere(&self) -> bool {
+        self.file.is_some() || self.stdout || self.stderr || self.journal
+    }
 }
 
 /// A sink that could not be opened.
@@ -49,6 +70,10 @@ enum Sink {
     Stdout,
     Stderr,
     Journal,
+    /// journald's own socket, when syslog's is missing.
+    JournalSocket(UnixDatagram),
+    /// stderr in syslog's place, when its socket and the journal's are missing.
+    StderrForSyslog,
 }
 
 struct Logger {
@@ -74,8 +99,11 @@ pub fn init(targets: Targets) -> Result<(), LogFileError> {
 /// Whether log lines already go to the terminal's stderr (`-D`, or under systemd's journal):
 /// then an error is said once, by the log, not also by the binary.
 pub fn writes_stderr() -> bool {
-    LOGGER.get().is_some_and(|l| l.targets.stderr || l.targets.journal)
+    LOGGER.get().is_some_and(|l| l.targets.stderr || l.targets.journal) || STDERR_FOR_SYSLOG.load(Ordering::Relaxed)
 }
+
+/// Lines go to stderr because syslog could not be reached.
+static STDERR_FOR_SYSLOG: AtomicBool = AtomicBool::new(false);
 
 /// Reopens every sink: after a fork, and on SIGHUP.
 pub fn reopen() -> Result<(), LogFileError> {
@@ -96,7 +124,7 @@ fn open(targets: &Targets) -> Result<Vec<Sink>, LogFileError> {
         };
         match syslog::unix(formatter) {
             Ok(logger) => sinks.push(Sink::Syslog(logger)),
-            Err(e) => eprintln!("knockd: syslog is not available ({e}); not logging there"),
+            Err(e) => sinks.extend(instead_of_syslog(targets, &e.to_string())),
         }
     }
     if let Some(path) = &targets.file {
@@ -122,44 +150,79 @@ fn open(targets: &Targets) -> Result<Vec<Sink>, LogFileError> {
     Ok(sinks)
 }
 
+/// Where lines go when syslog cannot be reached: nowhere else if they go elsewhere already,
+/// else the journal when its socket answers, else stderr. Said once, on stderr.
+fn instead_of_syslog(targets: &Targets, why: &str) -> Option<Sink> {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let say = |what: &str| {
+        if !SAID.swap(true, Ordering::Relaxed) {
+            eprintln!("knockd: syslog is not available ({why}): {what}");
+        }
+    };
+    if targets.elsewhere() {
+        say("not logging there");
+        return None;
+    }
+    let journal = UnixDatagram::unbound().and_then(|s| s.connect(JOURNAL_SOCKET).map(|()| s));
+    match journal {
+        Ok(socket) => {
+            say("logging to the journal instead");
+            Some(Sink::JournalSocket(socket))
+        }
+        Err(_) => {
+            say("logging to stderr instead");
+            STDERR_FOR_SYSLOG.store(true, Ordering::Relaxed);
+            Some(Sink::StderrForSyslog)
+        }
+    }
+}
+
+/// One line in journald's native protocol: `KEY=value` lines (journal-fields(7)).
+fn journal_entry(priority: u8, message: &str) -> String {
+    // A newline would end the field; log lines are single lines, keep it that way.
+    let message = message.replace('\n', " ");
+    format!("PRIORITY={priority}\nSYSLOG_IDENTIFIER=knockd\nSYSLOG_FACILITY=3\nMESSAGE={message}\n")
+}
+
+/// sd-daemon(3) priorities: err 3, warning 4, info 6, debug 7.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         let ours = metadata.target().starts_with("knockd");
         metadata.level() <= self.targets.level && (ours || self.targets.libraries || metadata.level() <= Level::Warn)
     }
 
+    /// With the classic format, the sinks log parsers read (syslog, the journal, the log file)
+    /// get the classic daemon's lines; a terminal (`-D`, `-s`) keeps knockd's, for people.
     fn log(&self, record: &Record) {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let message = record.args().to_string();
-        let stamp = humantime::format_rfc3339_seconds(SystemTime::now());
-        let level = record.level();
+        let classic = (self.targets.format == LogFormat::Classic).then(|| classic_log::lines(record)).flatten();
+        let own = (!classic_log::classic_only(record)).then(|| vec![record.args().to_string()]);
+        let now = SystemTime::now();
+        let stamp = humantime::format_rfc3339_seconds(now);
+        let file_stamp = if self.targets.format == LogFormat::Classic {
+            let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            classic_log::stamp(i64::try_from(seconds).unwrap_or(i64::MAX))
+        } else {
+            format!("[{stamp}] {}:", record.level())
+        };
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         for sink in sinks.iter_mut() {
-            // A full disk or a vanished syslog must not take the daemon down: drop the line.
-            let _ = match sink {
-                Sink::Syslog(s) => match level {
-                    Level::Error => s.err(&message),
-                    Level::Warn => s.warning(&message),
-                    Level::Info => s.info(&message),
-                    Level::Debug | Level::Trace => s.debug(&message),
-                }
-                .map_err(drop),
-                Sink::File(f) => writeln!(f, "[{stamp}] {level}: {message}").map_err(drop),
-                Sink::Stdout => writeln!(std::io::stdout(), "[{stamp} {level:5}] {message}").map_err(drop),
-                Sink::Stderr => writeln!(std::io::stderr(), "[{stamp} {level:5}] {message}").map_err(drop),
-                // sd-daemon(3) priorities: err 3, warning 4, info 6, debug 7.
-                Sink::Journal => {
-                    let priority = match level {
-                        Level::Error => 3,
-                        Level::Warn => 4,
-                        Level::Info => 6,
-                        Level::Debug | Level::Trace => 7,
-                    };
-                    writeln!(std::io::stderr(), "<{priority}>{message}").map_err(drop)
-                }
-            };
+            let read_by_parsers = !matches!(sink, Sink::Stdout | Sink::Stderr);
+            let lines = if read_by_parsers { classic.as_ref().or(own.as_ref()) } else { own.as_ref() };
+            for line in lines.into_iter().flatten() {
+                write(sink, record.level(), line, &stamp, &file_stamp);
+            }
         }
     }
 
@@ -171,6 +234,27 @@ impl Log for Logger {
             }
         }
     }
+}
+
+/// One line to one sink. A full disk or a vanished syslog must not take the daemon down: the
+/// line is dropped.
+fn write(sink: &mut Sink, level: Level, message: &str, stamp: &impl std::fmt::Display, file_stamp: &str) {
+    let _ = match sink {
+        Sink::Syslog(s) => match level {
+            Level::Error => s.err(message),
+            Level::Warn => s.warning(message),
+            Level::Info => s.info(message),
+            Level::Debug | Level::Trace => s.debug(message),
+        }
+        .map_err(drop),
+        Sink::File(f) => writeln!(f, "{file_stamp} {message}").map_err(drop),
+        Sink::Stdout => writeln!(std::io::stdout(), "[{stamp} {level:5}] {message}").map_err(drop),
+        Sink::Stderr | Sink::StderrForSyslog => {
+            writeln!(std::io::stderr(), "[{stamp} {level:5}] {message}").map_err(drop)
+        }
+        Sink::Journal => writeln!(std::io::stderr(), "<{}>{message}", priority(level)).map_err(drop),
+        Sink::JournalSocket(s) => s.send(journal_entry(priority(level), message).as_bytes()).map(drop).map_err(drop),
+    };
 }
 
 #[cfg(test)]
@@ -192,6 +276,7 @@ mod tests {
             stdout: false,
             stderr: false,
             journal: false,
+            format: LogFormat::default(),
         };
         assert!(open(&targets).is_err(), "a link is refused");
         assert_eq!(std::fs::metadata(&target).unwrap().len(), 0);

@@ -8,6 +8,7 @@
 //! into the [`background`]; the only place the wall clock is read is [`clock`].
 
 pub mod background;
+mod classic_log;
 pub mod clock;
 mod control;
 pub mod inherited;

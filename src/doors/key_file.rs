@@ -47,9 +47,39 @@ impl KeyFileError {
     }
 }
 
-/// Reads a file whole, after checking that only its owner (root or us) can write it.
+/// Reads a file whole, after checking that only its owner (root or us) can write it. A file
+/// that does not exist is an error that says how to make one.
 pub fn read_private(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    crate::config::read_private(path, 1 << 16).map_err(|e| KeyFileError::new(what, path, e.to_string()))
+    crate::config::read_private(path, 1 << 16).map_err(|e| match e {
+        crate::config::PrivateFileError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            KeyFileError::new(what, path, format!("it does not exist: {}", how_to_make(what, path)))
+        }
+        e => KeyFileError::new(what, path, e.to_string()),
+    })
+}
+
+/// How to make the key or secret file `path` that a door (`what`) reads.
+fn how_to_make(what: &str, path: &Path) -> String {
+    let file = path.display();
+    let random = format!("`head -c 32 /dev/urandom > {file} && chmod 600 {file}`");
+    let public = path.extension().is_some_and(|e| e == "pub");
+    match what {
+        "secret file" => format!("make one with {random}, and give each client a copy (`knock --secret-file`)"),
+        "key file" if public => {
+            let name = path.with_extension("");
+            format!(
+                "`knock --spa-keygen {}` writes the client's secret key there and this public key beside it",
+                name.display()
+            )
+        }
+        "key file" => format!(
+            "for a shared HMAC key, make one with {random} and give the client a copy; for Ed25519, `knock \
+             --spa-keygen NAME` writes NAME (the client's) and NAME.pub (list that under `public_keys`)"
+        ),
+        _ => format!(
+            "`fwknop --key-gen` prints a KEY_BASE64 and an HMAC_KEY_BASE64: write the value into {file}, mode 600"
+        ),
+    }
 }
 
 /// Reads a file that holds a secret: like [`read_private`], and other users must not be able
@@ -104,4 +134,24 @@ pub fn read_secret(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileEr
         ));
     }
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing key or secret file says how to make one, for the kind of door that reads it.
+    #[test]
+    fn a_missing_file_says_how_to_make_one() {
+        let missing = std::env::temp_dir().join(format!("knockd-no-such-key-{}", std::process::id()));
+        let error = |what, path: &Path| read_private(what, path).unwrap_err().to_string();
+        let secret = error("secret file", &missing);
+        assert!(secret.contains("does not exist") && secret.contains("head -c 32 /dev/urandom > "), "{secret}");
+        let public = error("key file", &missing.with_extension("pub"));
+        assert!(public.contains(&format!("knock --spa-keygen {}", missing.display())), "{public}");
+        let hmac = error("key file", &missing);
+        assert!(hmac.contains("head -c 32 /dev/urandom") && hmac.contains("knock --spa-keygen NAME"), "{hmac}");
+        let fwknop = error("fwknop HMAC key", &missing);
+        assert!(fwknop.contains("fwknop --key-gen") && fwknop.contains("HMAC_KEY_BASE64"), "{fwknop}");
+    }
 }

@@ -16,19 +16,19 @@ use crate::grant::legacy_command::Spawner;
 use crate::grant::sets::{door_sets, opens};
 use crate::grant::{Firewall, FirewallError};
 
-/// What a door listens on, as status shows it.
+/// What a door listens on, as status shows it: its kinds, and one entry per port (or range).
 fn listens(door: &Door) -> (Vec<String>, Vec<String>) {
     let (mut kinds, mut listens) = (Vec::new(), Vec::new());
     for proof in &door.proofs {
         let (kind, listen) = match proof {
-            Proof::Sequence(s) => ("sequence", s.iter().map(PortProto::to_string).collect::<Vec<_>>().join(", ")),
-            Proof::OneTime(path) => ("one_time", format!("the next line of {}", path.display())),
-            Proof::Rotating(r) => ("rotating", format!("{}-{}/{} (rotating)", r.ports.0, r.ports.1, r.proto)),
-            Proof::Spa(s) => ("spa", format!("{}/udp", s.port)),
-            Proof::Fwknop(f) => ("fwknop", format!("{}/udp", f.port)),
+            Proof::Sequence(s) => ("sequence", s.iter().map(PortProto::to_string).collect()),
+            Proof::OneTime(path) => ("one_time", vec![format!("the next line of {}", path.display())]),
+            Proof::Rotating(r) => ("rotating", vec![format!("{}-{}/{} (rotating)", r.ports.0, r.ports.1, r.proto)]),
+            Proof::Spa(s) => ("spa", vec![format!("{}/udp", s.port)]),
+            Proof::Fwknop(f) => ("fwknop", vec![format!("{}/udp", f.port)]),
         };
         kinds.push(kind.to_owned());
-        listens.push(listen);
+        listens.extend(listen);
     }
     (kinds, listens)
 }

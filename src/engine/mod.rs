@@ -236,19 +236,21 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
         let name = |door: usize| self.config.doors[door].name.as_str();
         match note {
+            // The last stage is logged for the classic format (`Stage 3`); knockd's says OPEN.
             Note::Stage { door, src, stage, of } => {
-                info!("{}: {}: stage {stage} of {of}", name(door), describe(&mut self.names, src))
+                let (door, src, last) = (name(door), describe(&mut self.names, src), stage == of);
+                info!(event = "stage", door, src, stage, last; "{door}: {src}: stage {stage} of {of}")
             }
             Note::Restart { door, src } => debug!("{}: {src}: knock out of order, sequence restarted", name(door)),
             Note::Ignored { door, src, why } => debug!("{}: {src}: knock not counted: {why}", name(door)),
             // A lone first knock that goes nowhere is mostly a port scan: debug only.
             Note::TimedOut { door, src, stage, of } => {
                 let timeout = humantime::format_duration(self.config.doors[door].seq_timeout);
-                let line = format!(
-                    "{}: {src}: sequence timed out after {stage} of {of} knocks (seq_timeout {timeout})",
-                    name(door)
-                );
-                if stage > 1 { info!("{line}") } else { debug!("{line}") }
+                let door = name(door);
+                let line =
+                    format!("{door}: {src}: sequence timed out after {stage} of {of} knocks (seq_timeout {timeout})");
+                let level = if stage > 1 { log::Level::Info } else { log::Level::Debug };
+                log!(level, event = "seq_timeout", door, src:% = src, stage; "{line}")
             }
             Note::Rejected { door: Some(door), src, reason } => info!("{}: {src}: {reason}", name(door)),
             Note::Rejected { door: None, src, reason } => debug!("{src}: {reason}"),
@@ -308,15 +310,21 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                 continue;
             }
             let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
+            let door = door.as_str();
             match &g.opens {
                 Some(opens) => {
                     let timeout = humantime::format_duration(g.timeout);
                     let caveat = crate::grant::coexist::caveat(&self.coexist, door, g.grant.addr).unwrap_or_default();
-                    info!("{door}: {who}: OPEN {opens} for {timeout}{caveat}{}", provenance(&g.grant));
+                    let line = format!("{door}: {who}: OPEN {opens} for {timeout}{caveat}{}", provenance(&g.grant));
+                    info!(event = "open", door, src = who; "{line}");
                 }
-                None => info!("{door}: {who}: OPEN (runs its command){}", provenance(&g.grant)),
+                None => {
+                    let line = format!("{door}: {who}: OPEN (runs its command){}", provenance(&g.grant));
+                    info!(event = "open", door, src = who; "{line}");
+                }
             }
         }
+        self.granter.run_commands(&self.config, self.now);
         granted.iter().filter(|g| g.opens.is_some()).count()
     }
 

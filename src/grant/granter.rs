@@ -60,6 +60,8 @@ pub struct Granter<F: Firewall, S: Spawner> {
     ledger: Ledger,
     /// Puts grants back into sets that someone else's reload emptied.
     refill: Refill,
+    /// Grants whose commands run once their OPEN lines are logged.
+    commands_due: Vec<Grant>,
     /// Sets found full, said once each until they take elements again.
     full: std::collections::HashSet<SetRef>,
     /// The owner of an attached table reloaded it since the last refill.
@@ -95,6 +97,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             ledger: Ledger::default(),
             refill: Refill::default(),
             full: Default::default(),
+            commands_due: Vec::new(),
             owner_reloaded: false,
         };
         granter.adopt(config, Duration::ZERO);
@@ -177,7 +180,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         for grant in pending {
             let door = &config.doors[grant.door];
             if !door.commands.is_empty() {
-                self.scheduler.open(door, vars(&grant), now, &mut self.spawner);
+                self.commands_due.push(grant.clone());
             }
             if door.open.is_none() {
                 let timeout = door.commands.cmd_timeout;
@@ -185,6 +188,14 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             }
         }
         granted
+    }
+
+    /// Runs the commands of the grants the last [`flush`](Granter::flush) made: after their
+    /// OPEN lines, as the classic knockd logged them.
+    pub fn run_commands(&mut self, config: &Config, now: Duration) {
+        for grant in std::mem::take(&mut self.commands_due) {
+            self.scheduler.open(&config.doors[grant.door], vars(&grant), now, &mut self.spawner);
+        }
     }
 
     /// The firewall's half of [`flush`](Granter::flush): the set elements of `pending`.

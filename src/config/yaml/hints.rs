@@ -15,10 +15,45 @@ pub fn explain(message: &str, text: &str, line: usize, column: usize) -> String 
         let path = message.split_once(": invalid type").map_or(String::new(), |(p, _)| format!("{p}: "));
         return format!("{path}`{token}` reads as a YAML tag: quote it, like \"{token}\"");
     }
+    if let Some(misplaced) = door_key_as_door(message) {
+        return misplaced;
+    }
     if let Some(unknown) = unknown_field(message) {
         return unknown;
     }
     message.to_owned()
+}
+
+/// Keys of a door (RawDoor's fields).
+const DOOR_KEYS: [&str; 18] = [
+    "sequence",
+    "one_time_sequences",
+    "seq_timeout",
+    "tcp_flags",
+    "target",
+    "rotating",
+    "spa",
+    "fwknop",
+    "from",
+    "not_from",
+    "open",
+    "command",
+    "start_command",
+    "command_6",
+    "start_command_6",
+    "stop_command",
+    "stop_command_6",
+    "cmd_timeout",
+];
+
+/// `doors.open: unknown key ports`: a door's key indented as a door of its own.
+fn door_key_as_door(message: &str) -> Option<String> {
+    let (path, _) = message.split_once(": ")?;
+    let key = path.strip_prefix("doors.").filter(|k| DOOR_KEYS.contains(k))?;
+    Some(format!(
+        "{path}: `{key}:` is indented as a door of its own (a door named `{key}`), but it is a key of a door: \
+         indent it under the door it belongs to, level with that door's other keys"
+    ))
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" as "unknown key `x`: did you mean `a`?".
@@ -55,5 +90,17 @@ mod tests {
         assert!(typo.starts_with("doors.ssh: unknown key `seq_timout`: did you mean `seq_timeout`?"), "{typo}");
         let far = explain("unknown field `zzz`, expected one of `doors`", "", 1, 1);
         assert_eq!(far, "unknown key `zzz` (the keys here: `doors`)");
+        let open = explain("doors.open: unknown field `ports`, expected one of `sequence`", "", 4, 3);
+        assert!(open.starts_with("doors.open: `open:` is indented as a door of its own"), "{open}");
+        assert!(open.contains("indent it under the door it belongs to"), "{open}");
+    }
+
+    /// DOOR_KEYS is every key a door takes, as serde lists them.
+    #[test]
+    fn door_keys_are_the_doors_keys() {
+        let message = super::super::parse("k.yaml", "doors:\n  ssh:\n    nope: 1\n").unwrap_err().to_string();
+        let listed = message.split("(the keys here: ").nth(1).expect(&message);
+        let keys: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+        assert_eq!(keys, DOOR_KEYS, "{message}");
     }
 }

@@ -34,6 +34,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         ConfigError::Invalid { file: file.to_owned(), location, message }
     })?;
     let doors = raw.doors.0;
+    let invalid = |message: String| ConfigError::Invalid { file: file.to_owned(), location: None, message };
     if let name @ ("fw4" | "firewalld") = raw.nftables.table.0.as_str() {
         return Err(ConfigError::Invalid {
             file: file.to_owned(),
@@ -46,18 +47,22 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         });
     }
     if doors.is_empty() {
-        return Err(ConfigError::Invalid {
-            file: file.to_owned(),
-            location: None,
-            message: "doors: no doors are defined: add at least one under `doors:`".into(),
-        });
+        return Err(invalid("doors: no doors are defined: add at least one under `doors:`".into()));
+    }
+    if let Some((a, b)) = super::clashing_nft_names(&doors) {
+        return Err(invalid(format!("doors `{a}` and `{b}` would share nftables sets: rename one")));
     }
     Ok(Config {
         interfaces: raw.interfaces.into_iter().map(|i| i.0).collect(),
         table: raw.nftables.table.0,
         set_size: raw.nftables.set_size.0,
         fw4: raw.nftables.fw4.map(forward::RawFw4::into_fw4),
-        log: LogOptions { level: raw.log.level.0, syslog: raw.log.syslog, file: raw.log.file },
+        log: LogOptions {
+            level: raw.log.level.0,
+            syslog: raw.log.syslog,
+            file: raw.log.file,
+            format: raw.log.format.0,
+        },
         pidfile: raw.pidfile,
         state_dir: raw.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
         user: raw.user.map_or_else(|| DEFAULT_USER.into(), |u| u.0),
@@ -170,11 +175,13 @@ struct RawLog {
     syslog: bool,
     #[serde(default)]
     file: Option<PathBuf>,
+    #[serde(default)]
+    format: FormatName,
 }
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { level: Level::default(), syslog: true, file: None }
+        RawLog { level: Level::default(), syslog: true, file: None, format: FormatName::default() }
     }
 }
 
@@ -250,6 +257,9 @@ impl RawDoor {
             }
         };
         proofs.extend(self.spa.map(|s| s.into_spa()).transpose()?.map(Proof::Spa));
+        if proofs.iter().any(|p| matches!(p, Proof::Spa(_) | Proof::Rotating(_))) {
+            super::check_sent_name(&name).map_err(|e| E::custom(format!("door `{name}`: {e}")))?;
+        }
         let fwknop = self.fwknop.map(|f| f.into_fwknop(&name)).transpose()?;
         if fwknop.is_some() && !proofs.is_empty() && proofs[0].is_sequence() {
             // fwknop's clients name ports, so the door's sets hold address and port: a knock,

@@ -10,12 +10,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::config::{
-    CMD_TIMEOUT_RANGE, CommandPrivileges, LogLevel, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, PortProto, Proto,
-    SEQ_TIMEOUT_RANGE, TableFamily, TcpFlags, check_identifier, check_range,
+    CMD_TIMEOUT_RANGE, CommandPrivileges, LogFormat, LogLevel, MAX_SEQUENCE_LEN, OPEN_TIMEOUT_RANGE, PortProto, Proto,
+    SEQ_TIMEOUT_RANGE, TableFamily, TcpFlags, check_door_name, check_identifier, check_range,
 };
 
-/// Longest door name: it becomes part of nftables set names and log lines.
-const MAX_DOOR_NAME: usize = 32;
 /// Longest table name we accept (the kernel allows 255; nobody needs that).
 const MAX_TABLE_NAME: usize = 64;
 /// The kernel's IFNAMSIZ less the terminating NUL.
@@ -46,7 +44,7 @@ macro_rules! from_str_checked {
 }
 
 pub(super) struct DoorName(pub(super) String);
-from_str_checked!(DoorName, |s| check_identifier(&s, MAX_DOOR_NAME).map(|()| DoorName(s)));
+from_str_checked!(DoorName, |s| check_door_name(&s).map(|()| DoorName(s)));
 
 pub(super) struct TableName(pub(super) String);
 from_str_checked!(TableName, |s| check_identifier(&s, MAX_TABLE_NAME).map(|()| TableName(s)));
@@ -67,6 +65,14 @@ from_str_checked!(Level, |s| match s.to_ascii_lowercase().as_str() {
     "debug" => Ok(Level(LogLevel::Debug)),
     "trace" => Ok(Level(LogLevel::Trace)),
     _ => Err(format!("unknown log level `{s}`: use error, warn, info, debug or trace")),
+});
+
+#[derive(Default)]
+pub(super) struct FormatName(pub(super) LogFormat);
+from_str_checked!(FormatName, |s| match s.as_str() {
+    "knockd" => Ok(FormatName(LogFormat::Knockd)),
+    "classic" => Ok(FormatName(LogFormat::Classic)),
+    _ => Err(format!("unknown log format `{s}`: use knockd or classic (the classic knockd's lines)")),
 });
 
 /// Checks a command template; shared with the knockd.conf loader.

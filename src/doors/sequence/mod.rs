@@ -93,6 +93,9 @@ impl Sequences {
             Event::TimedOut { door, src, stage, of } => out.notes.push(Note::TimedOut { door, src, stage, of }),
             Event::Ignored { door, src, why } => out.notes.push(Note::Ignored { door, src, why }),
             Event::Open { door, src, slot } => {
+                // The last knock is a stage too (the classic format logs it), before the grant.
+                let of = self.matcher.sequence(slot).len();
+                out.notes.push(Note::Stage { door, src, stage: of, of });
                 out.grants.push(Grant::new(door, src, src, dst));
                 if let Some(source) = self.sources.iter_mut().find(|s| s.door() == door) {
                     source.opened(slot, &mut self.matcher, out);

@@ -226,7 +226,11 @@ impl Scheduler {
                 ));
             }
         }
-        self.say(now, Level::Warn, line);
+        if self.may_say(now) {
+            // The exit code on its own, for the classic format's "non-zero status code (N)".
+            let code = outcome.status.strip_prefix("exited with status ").unwrap_or("");
+            log::warn!(event = "command_failed", door = job.door.as_str(), code; "{line}");
+        }
         if let Some(hint) = hint {
             log::warn!("{hint}");
         }
@@ -235,10 +239,15 @@ impl Scheduler {
     fn hand_over_stops(&mut self, now: Duration, spawner: &mut dyn Spawner) {
         while self.stops.peek().is_some_and(|Reverse(s)| s.due <= now) {
             let Reverse(s) = self.stops.pop().expect("peeked");
-            let line =
-                format!("{}: {}: command timeout, running stop command: {}", s.job.door, s.job.src, s.job.command);
+            let said = said(&s.job);
             match spawner.spawn(s.job) {
-                Ok(()) => self.say(now, Level::Info, line),
+                Ok(()) => {
+                    if self.may_say(now) {
+                        let (door, src, command) = (said.0.as_str(), said.1, said.2.as_str());
+                        info!(event = "command", door, src:% = src, command, stop = true;
+                            "{door}: {src}: command timeout, running stop command: {command}");
+                    }
+                }
                 Err(job) => {
                     // No room now: it goes first when a stop slot is free again.
                     self.stops.push(Reverse(Scheduled { job, ..s }));
@@ -250,12 +259,16 @@ impl Scheduler {
 
     fn hand_over_starts(&mut self, now: Duration, spawner: &mut dyn Spawner) {
         while let Some(Waiting { job, stop }) = self.waiting.pop_front() {
-            let line = format!("{}: {}: running command: {}", job.door, job.src, job.command);
+            let said = said(&job);
             let (id, key) = (job.id, key(&job));
             match spawner.spawn(job) {
                 Ok(()) => {
                     self.running.insert(id, Running { key, stop, hurry: false });
-                    self.say(now, Level::Info, line);
+                    if self.may_say(now) {
+                        let (door, src, command) = (said.0.as_str(), said.1, said.2.as_str());
+                        info!(event = "command", door, src:% = src, command, stop = false;
+                            "{door}: {src}: running command: {command}");
+                    }
                 }
                 Err(job) => {
                     self.waiting.push_front(Waiting { job, stop });
@@ -265,15 +278,24 @@ impl Scheduler {
         }
     }
 
-    /// A command line, within the budget of lines a second.
+    /// A command line at `level`, within the budget of lines a second.
     fn say(&mut self, now: Duration, level: Level, line: String) {
+        if self.may_say(now) {
+            log!(level, "{line}");
+        }
+    }
+
+    /// Whether a command line may be logged at `now`, within the budget of lines a second;
+    /// says first how many were left out. The lines carry key-values (`event`, `door`, `src`,
+    /// ...) for the classic log format.
+    fn may_say(&mut self, now: Duration) -> bool {
         match self.log.check(now) {
-            Verdict::Suppress => {}
+            Verdict::Suppress => false,
             Verdict::LogAfterSuppressed(n) => {
                 info!("{n} command log lines left out in the last seconds (flood?)");
-                log!(level, "{line}");
+                true
             }
-            Verdict::Log => log!(level, "{line}"),
+            Verdict::Log => true,
         }
     }
 
@@ -352,4 +374,9 @@ impl Scheduler {
     pub fn merged(&self) -> u64 {
         self.merged
     }
+}
+
+/// What a command's log line names: its door, source and command.
+fn said(job: &Job) -> (String, IpAddr, String) {
+    (job.door.clone(), job.src, job.command.clone())
 }

@@ -105,9 +105,10 @@ impl Family {
     }
 }
 
-/// Name of a door's set for one family: `ssh_v4`, `ssh_v6`.
+/// Name of a door's set for one family: `ssh_v4`, `ssh_v6`; a door whose name is not an nft
+/// identifier (a classic `[Open rtorrent]`) gets its derived name (`config::nft_name`).
 pub fn set_name(door: &str, family: Family) -> String {
-    format!("{door}_{}", family.suffix())
+    format!("{}_{}", crate::config::nft_name(door), family.suffix())
 }
 
 /// A named set of addresses whose elements time out.
