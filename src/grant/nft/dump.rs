@@ -171,7 +171,7 @@ fn rule(m: &Message<'_>) -> Option<((TableKey, String), Rule)> {
 }
 
 /// A rule's comment, from its user data (type 0, `NFTNL_UDATA_RULE_COMMENT`).
-fn comment(mut data: &[u8]) -> Option<String> {
+pub(super) fn comment(mut data: &[u8]) -> Option<String> {
     while let [kind, len, rest @ ..] = data {
         let value = rest.get(..usize::from(*len))?;
         if *kind == 0 {

@@ -44,18 +44,6 @@ fn text(m: &Message<'_>, kind: u16) -> Option<String> {
     m.attrs().get(kind).map(|a| String::from_utf8_lossy(a.str()).into_owned())
 }
 
-/// A rule's comment, from its user data (type 0, `NFTNL_UDATA_RULE_COMMENT`).
-fn comment(mut data: &[u8]) -> Option<String> {
-    while let [kind, len, rest @ ..] = data {
-        let value = rest.get(..usize::from(*len))?;
-        if *kind == 0 {
-            return Some(String::from_utf8_lossy(value.strip_suffix(&[0]).unwrap_or(value)).into_owned());
-        }
-        data = &rest[usize::from(*len)..];
-    }
-    None
-}
-
 impl NetlinkFirewall {
     /// The rules of `table` (of one chain when given), in order.
     fn rules_of(&mut self, table: &str, chain: Option<&str>) -> Result<Vec<RuleInfo>, FirewallError> {
@@ -70,7 +58,7 @@ impl NetlinkFirewall {
                 chain: text(m, RULE_CHAIN).unwrap_or_default(),
                 handle: attr(RULE_HANDLE).and_then(|a| Some(u64::from_be_bytes(a.data.try_into().ok()?))).unwrap_or(0),
                 exprs: attr(RULE_EXPRESSIONS).map(|a| a.data.to_vec()).unwrap_or_default(),
-                comment: attr(RULE_USERDATA).and_then(|a| comment(a.data)),
+                comment: attr(RULE_USERDATA).and_then(|a| super::dump::comment(a.data)),
             });
         };
         self.query(request, each, || format!("list the rules of table inet {table}"))?;
