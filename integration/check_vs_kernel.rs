@@ -11,7 +11,17 @@ use crate::lab::*;
 const STANDALONE: &str = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [2222], timeout: 30s}\n";
 
 /// The rulesets, with whether the kernel lets a SYN from the client to 2222 in.
-const CASES: [(&str, &str, bool); 6] = [
+const CASES: [(&str, &str, bool); 8] = [
+    (
+        "a drop in a prerouting chain",
+        "chain pre {\n type filter hook prerouting priority raw; policy accept;\n tcp dport 2222 drop\n }",
+        false,
+    ),
+    (
+        "a reverse-path filter and a broadcast drop in prerouting",
+        "chain pre {\n type filter hook prerouting priority filter; policy accept;\n fib saddr . iif oif missing drop\n fib daddr type broadcast drop\n }",
+        true,
+    ),
     (
         "a goto from a policy-drop base chain into a chain that decides nothing",
         "chain wan {\n tcp dport 22 accept\n }\n chain input {\n type filter hook input priority 0; policy drop;\n goto wan\n }",

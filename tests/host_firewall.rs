@@ -329,3 +329,23 @@ fn an_attach_door_is_checked_when_its_rule_names_ports_in_a_set_or_none() {
         }
     }
 }
+
+#[test]
+fn prerouting_chains_vote_first_and_reverse_path_filters_pass_a_grantee() {
+    let text = "table inet raw {
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		meta nfproto ipv6 fib saddr . mark . iif oif missing drop
+		fib daddr type broadcast drop
+		tcp dport 3333 drop
+	}
+}
+";
+    let t = parse(text, &Indexes::new()).unwrap();
+    let (table, chain, ..) = dropped_by(&ask(&t, &v4(Proto::Tcp, 3333, "eth0"), &[]));
+    assert_eq!((table.as_str(), chain.as_str()), ("table inet raw", "pre"), "a prerouting drop is final");
+    assert_eq!(ask(&t, &v6(Proto::Tcp, 2222, "eth0"), &[]), Answer::Accepted, "the grantee's address routes back");
+    assert_eq!(ask(&t, &v4(Proto::Tcp, 2222, "eth0"), &[]), Answer::Accepted, "sent to a local address");
+    // firewalld's own reverse-path filter, in its prerouting chain, lets an IPv6 grantee through.
+    assert_eq!(ask(&fixture("firewalld.nft"), &v6(Proto::Tcp, 2222, "eth0"), &["knockd_ssh6"]), Answer::Accepted);
+}

@@ -58,7 +58,9 @@ impl Answer {
 }
 
 /// Runs the packet through every base chain on `hook` of every table that sees it, but the
-/// one `skip` names (knockd's own: what it does is known).
+/// one `skip` names (knockd's own: what it does is known); before them, the prerouting chains
+/// it passes first (a packet to this host, or forwarded untranslated: a DNAT'd one looked
+/// different there).
 pub fn answer(
     ruleset: &HostRuleset,
     hook: Hook,
@@ -66,19 +68,25 @@ pub fn answer(
     skip: Option<(u8, &str)>,
     members: Members<'_>,
 ) -> Answer {
-    let mut chains: Vec<(i32, &Table, usize)> = Vec::new();
+    let translated = probe.ct_status & super::probe::CT_STATUS_DNAT != 0;
+    let order = |h: Hook| match h {
+        Hook::Prerouting if !translated && matches!(hook, Hook::Input | Hook::Forward) => Some(0),
+        h if h == hook => Some(1),
+        _ => None,
+    };
+    let mut chains: Vec<((u8, i32), &Table, usize)> = Vec::new();
     for table in &ruleset.tables {
         let family_sees = table.family == nfproto::INET || table.family == probe.nfproto();
         if table.dormant || !family_sees || skip == Some((table.family, table.name.as_str())) {
             continue;
         }
         for (i, chain) in table.chains.iter().enumerate() {
-            if let Some(base) = chain.base.as_ref().filter(|b| b.hook == hook) {
-                chains.push((base.priority, table, i));
+            if let Some((base, at)) = chain.base.as_ref().and_then(|b| Some((b, order(b.hook)?))) {
+                chains.push(((at, base.priority), table, i));
             }
         }
     }
-    chains.sort_by_key(|(priority, _, _)| *priority);
+    chains.sort_by_key(|(at, _, _)| *at);
     let mut partial: Option<Answer> = None;
     let mut unknown: Option<Answer> = None;
     for (_, table, i) in chains {

@@ -296,6 +296,10 @@ impl<'a> Run<'a> {
                 self.load(s, *dreg, bytes, &regs::ct_name(*key))?;
             }
             Expr::Unknown { what, dreg } => self.load(s, *dreg, unknown(16), what)?,
+            Expr::Fib { result, flags, dreg } => {
+                let bytes = regs::fib(probe, *result, *flags).unwrap_or_else(|| unknown(16));
+                self.load(s, *dreg, bytes, "fib")?;
+            }
             Expr::Bitwise { sreg, dreg, len, mask, xor } => self.bitwise(s, *sreg, *dreg, *len, mask, xor)?,
             Expr::Cmp { sreg, op, data } => {
                 let bytes = s.regs.read(*sreg, data.len()).ok_or(())?.to_vec();

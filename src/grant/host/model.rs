@@ -260,8 +260,11 @@ pub enum Expr {
     Reject,
     /// `dnat`, `snat`, `masquerade`, `redirect`: the packet is accepted (translated).
     Nat,
-    /// Loads something knockd cannot know for a packet that has not arrived yet (`fib`, a
-    /// route, a socket, an extension header, a hash...): `what` names it.
+    /// A route lookup (`fib saddr . iif oif missing`, `fib daddr type local`): `result` and
+    /// `flags` are the kernel's `NFT_FIB_RESULT_*` and `NFTA_FIB_F_*`.
+    Fib { result: u32, flags: u32, dreg: u32 },
+    /// Loads something knockd cannot know for a packet that has not arrived yet (a route, a
+    /// socket, an extension header, a hash...): `what` names it.
     Unknown { what: String, dreg: u32 },
     /// A condition that may or may not hold (`limit`, `quota`, `connlimit`, an xtables
     /// match): `what` names it.

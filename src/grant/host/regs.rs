@@ -216,3 +216,32 @@ pub fn payload_name(base: PayloadBase, offset: u32, len: u32) -> String {
     };
     format!("the {header}'s bytes {offset}-{}", offset + len.max(1) - 1)
 }
+
+/// `NFT_FIB_RESULT_OIF`, `_OIFNAME`, `_ADDRTYPE`.
+const FIB_OIF: u32 = 1;
+const FIB_OIFNAME: u32 = 2;
+const FIB_ADDRTYPE: u32 = 3;
+/// `NFTA_FIB_F_SADDR`, `_DADDR`, `_PRESENT`.
+const FIB_F_SADDR: u32 = 1;
+const FIB_F_DADDR: u32 = 2;
+const FIB_F_PRESENT: u32 = 32;
+/// `RTN_UNICAST`, `RTN_LOCAL`.
+const RTN_UNICAST: u32 = 1;
+const RTN_LOCAL: u32 = 2;
+
+/// A route lookup for the probe, under one assumption said in doc/coexistence: a grantee's
+/// address routes back through the interface its packet came in on (reverse-path filters
+/// such as firewalld's `fib saddr . mark . iif oif missing drop` pass it). A packet to this host
+/// is sent to a local address; a forwarded one to a unicast one. `None`: knockd cannot know.
+pub fn fib(probe: &Probe, result: u32, flags: u32) -> Option<Vec<Byte>> {
+    let forwarded = probe.oif.is_some();
+    Some(match (result, flags & (FIB_F_SADDR | FIB_F_DADDR)) {
+        (FIB_OIF, FIB_F_SADDR) if flags & FIB_F_PRESENT != 0 => known(&1u32.to_ne_bytes()),
+        (FIB_OIF, FIB_F_SADDR) => known(&probe.iif.index.to_ne_bytes()),
+        (FIB_OIFNAME, FIB_F_SADDR) => ifname(&probe.iif.name),
+        (FIB_ADDRTYPE, FIB_F_SADDR) => known(&RTN_UNICAST.to_ne_bytes()),
+        (FIB_ADDRTYPE, FIB_F_DADDR) if forwarded => known(&RTN_UNICAST.to_ne_bytes()),
+        (FIB_ADDRTYPE, FIB_F_DADDR) => known(&RTN_LOCAL.to_ne_bytes()),
+        _ => return None,
+    })
+}

@@ -269,7 +269,11 @@ fn expr(e: Attr<'_>) -> Expr {
         },
         "match" => Expr::Condition { what: format!("xtables match {}", text(get(1)).unwrap_or_default()) },
         "target" => xt_target(&text(get(1)).unwrap_or_default()),
-        "fib" | "rt" | "osf" | "xfrm" | "numgen" => unknown(&name, 1),
+        "fib" => match reg(1) {
+            Some(dreg) => Expr::Fib { result: reg(2).unwrap_or(0), flags: reg(3).unwrap_or(0), dreg },
+            None => Expr::Effect,
+        },
+        "rt" | "osf" | "xfrm" | "numgen" => unknown(&name, 1),
         "socket" | "hash" | "byteorder" | "tunnel" => unknown(&name, 2),
         "exthdr" if reg(7).is_some() => Expr::Effect,
         "exthdr" => unknown("an extension header or option", 1),

@@ -246,7 +246,8 @@ impl<'t> Compiler<'t> {
                 t.skip_arguments();
                 self.exprs.push(Expr::Opaque { what: "queue".into() });
             }
-            "limit" | "quota" | "fib" => {
+            "fib" => self.fib(t)?,
+            "limit" | "quota" => {
                 let words = t.skip_arguments();
                 // As the kernel's copy reads back: `limit rate 25/second`, without the burst.
                 let keep = if word == "limit" { 3 } else { words.len() };
@@ -255,6 +256,48 @@ impl<'t> Compiler<'t> {
             "xt" => self.xtables(t)?,
             _ => self.matching(t)?,
         }
+        Ok(())
+    }
+
+    /// `fib saddr . mark . iif oif missing`, `fib daddr type local` (or `!=`, `exists`).
+    fn fib(&mut self, t: &mut Tokens) -> Result<(), String> {
+        t.next();
+        let mut flags = 0u32;
+        loop {
+            flags |= match t.next().ok_or("fib what?")?.as_str() {
+                "saddr" => 1,
+                "daddr" => 2,
+                "mark" => 4,
+                "iif" => 8,
+                "oif" => 16,
+                other => return Err(format!("fib {other}?")),
+            };
+            if t.peek().as_deref() != Some(".") {
+                break;
+            }
+            t.next();
+        }
+        let (result, op, data) = match t.next().as_deref() {
+            Some("oif") => {
+                let op = match t.next().as_deref() {
+                    Some("missing") => CmpOp::Eq,
+                    Some("exists") => CmpOp::Neq,
+                    other => return Err(format!("fib ... oif {other:?}?")),
+                };
+                flags |= 32;
+                (1, op, 0u32)
+            }
+            Some("type") => {
+                let op = t.op().unwrap_or(CmpOp::Eq);
+                let names = ["unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole"];
+                let name = t.next().ok_or("fib ... type what?")?;
+                let kind = names.iter().position(|n| *n == name).ok_or(format!("fib type {name}?"))?;
+                (3, op, kind as u32)
+            }
+            other => return Err(format!("fib ... {other:?}?")),
+        };
+        self.exprs.push(Expr::Fib { result, flags, dreg: 8 });
+        self.exprs.push(Expr::Cmp { sreg: 8, op, data: data.to_ne_bytes().to_vec() });
         Ok(())
     }
 
