@@ -267,3 +267,69 @@ fn without_a_syslog_socket_the_log_goes_to_the_journal_when_it_runs() {
     assert!(notices[0].ends_with("logging to the journal instead"), "{text}");
     assert!(!text.contains("OPEN 22/tcp"), "the journal, not stderr: {text}");
 }
+
+/// With a syslog daemon, lines reach `/dev/log` as syslog(3) writes them (`<30>Dec  6
+/// 08:05:09 knockd[pid]: ...`, facility daemon), and nothing says syslog is missing. The
+/// daemon's `/dev` is a directory of the test's, with a socket of the test's as `log`, in a
+/// mount namespace of the daemon's own.
+#[test]
+fn with_a_syslog_socket_lines_go_there_as_syslog_3_writes_them() {
+    use std::os::unix::net::UnixDatagram;
+    let lab = Lab::new();
+    let config = ConfigFile::new(
+        "knockd.yaml",
+        "doors:\n  ssh:\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 30s}\n",
+    );
+    let socket_path = config.path.with_file_name("syslog.sock");
+    let syslog = UnixDatagram::bind(&socket_path).unwrap();
+    std::fs::set_permissions(&socket_path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    syslog.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let dev = config.path.with_file_name("dev");
+    let setup = format!(
+        "d={dev}; mkdir -p $d && for n in null zero random urandom; do touch $d/$n && mount --bind /dev/$n $d/$n; done \
+         && touch $d/log && mount --bind {socket} $d/log && mount --rbind $d /dev && exec \"$@\"",
+        dev = dev.display(),
+        socket = socket_path.display()
+    );
+    let control = config.control();
+    let args = [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &setup,
+        "sh",
+        &knockd_path(),
+        "-c",
+        config.path.to_str().unwrap(),
+        "--control",
+        control.to_str().unwrap(),
+    ];
+    let daemon = Daemon::spawn_program(&lab.server, "unshare", &args);
+    let mut lines = Vec::new();
+    let read = |lines: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = syslog.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    let said = |lines: &mut Vec<String>, what: &str| {
+        eventually(Duration::from_secs(20), || {
+            read(lines);
+            lines.iter().any(|l| l.contains(what))
+        })
+    };
+    assert!(said(&mut lines, "listening on"), "{lines:?}\n{}", daemon.log_text());
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    assert!(said(&mut lines, "]: ssh: 198.18.0.2: OPEN 22/tcp for 30s"), "{lines:?}");
+    let open = lines.iter().find(|l| l.ends_with("OPEN 22/tcp for 30s")).unwrap();
+    // `<30>` is facility daemon (3), severity info (6); then `Mmm dd hh:mm:ss knockd[pid]: `.
+    let (stamp, rest) = open.strip_prefix("<30>").expect(open).split_at("Dec  6 08:05:09".len());
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    assert!(months.iter().any(|m| stamp.starts_with(m)), "{open}");
+    assert_eq!(stamp.as_bytes()[9], b':', "{open}");
+    assert!(rest.starts_with(" knockd[") && rest.contains("]: ssh: "), "{open}");
+    assert!(!daemon.log_text().contains("syslog is not available"), "{}", daemon.log_text());
+}

@@ -12,7 +12,6 @@
 //! had no equivalent for keep knockd's words. Which line is which comes from the record's
 //! key-values (`event = "stage"`, `door`, `src`, ...), which the engine and the command runner
 //! attach; their text is never parsed.
-#![allow(unsafe_code)]
 
 use log::Record;
 use log::kv::Key;
@@ -53,15 +52,10 @@ pub fn lines(record: &Record) -> Option<Vec<String>> {
 /// `[YYYY-MM-DD HH:MM]` in local time for `unix_seconds`, as the classic daemon stamped its
 /// log file's lines.
 pub fn stamp(unix_seconds: i64) -> String {
-    let time: libc::time_t = unix_seconds;
-    // SAFETY: an all-zero `tm` is a valid value of the plain C struct, which localtime_r fills.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live values of the right types for the call; localtime_r is
-    // the reentrant form, and knockd never changes its environment (TZ) while running.
-    if unsafe { libc::localtime_r(&time, &mut tm) }.is_null() {
-        return format!("[@{unix_seconds}]");
+    match super::clock::local(unix_seconds) {
+        Some(t) => format!("[{:04}-{:02}-{:02} {:02}:{:02}]", t.year, t.month, t.day, t.hour, t.minute),
+        None => format!("[@{unix_seconds}]"),
     }
-    format!("[{:04}-{:02}-{:02} {:02}:{:02}]", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min)
 }
 
 #[cfg(test)]

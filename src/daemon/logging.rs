@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use super::classic_log;
+use super::syslog::Syslog;
 use crate::config::LogFormat;
 
 /// systemd-journald's socket for its native protocol (journal-fields(7)).
@@ -61,8 +62,6 @@ pub struct LogFileError {
     #[source]
     pub source: std::io::Error,
 }
-
-type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 enum Sink {
     Syslog(Syslog),
@@ -116,13 +115,7 @@ pub fn reopen() -> Result<(), LogFileError> {
 fn open(targets: &Targets) -> Result<Vec<Sink>, LogFileError> {
     let mut sinks = Vec::new();
     if targets.syslog {
-        let formatter = syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_DAEMON,
-            hostname: None,
-            process: "knockd".into(),
-            pid: std::process::id(),
-        };
-        match syslog::unix(formatter) {
+        match Syslog::connect() {
             Ok(logger) => sinks.push(Sink::Syslog(logger)),
             Err(e) => sinks.extend(instead_of_syslog(targets, &e.to_string())),
         }
@@ -208,20 +201,13 @@ impl Log for Logger {
         }
         let classic = (self.targets.format == LogFormat::Classic).then(|| classic_log::lines(record)).flatten();
         let own = (!classic_log::classic_only(record)).then(|| vec![record.args().to_string()]);
-        let now = SystemTime::now();
-        let stamp = humantime::format_rfc3339_seconds(now);
-        let file_stamp = if self.targets.format == LogFormat::Classic {
-            let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            classic_log::stamp(i64::try_from(seconds).unwrap_or(i64::MAX))
-        } else {
-            format!("[{stamp}] {}:", record.level())
-        };
+        let stamps = Stamps::of(SystemTime::now(), self.targets.format);
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         for sink in sinks.iter_mut() {
             let read_by_parsers = !matches!(sink, Sink::Stdout | Sink::Stderr);
             let lines = if read_by_parsers { classic.as_ref().or(own.as_ref()) } else { own.as_ref() };
             for line in lines.into_iter().flatten() {
-                write(sink, record.level(), line, &stamp, &file_stamp);
+                write(sink, record.level(), line, &stamps);
             }
         }
     }
@@ -236,18 +222,36 @@ impl Log for Logger {
     }
 }
 
+/// One moment, as each sink writes it.
+struct Stamps {
+    unix_seconds: i64,
+    /// For people: `-D`, `-s`.
+    rfc3339: humantime::Rfc3339Timestamp,
+    /// The log file's: the classic `[YYYY-MM-DD HH:MM]`, or the terminal's with the level.
+    file: String,
+}
+
+impl Stamps {
+    fn of(now: SystemTime, format: LogFormat) -> Self {
+        let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let unix_seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+        let rfc3339 = humantime::format_rfc3339_seconds(now);
+        let file = match format {
+            LogFormat::Classic => classic_log::stamp(unix_seconds),
+            LogFormat::Knockd => String::new(),
+        };
+        Stamps { unix_seconds, rfc3339, file }
+    }
+}
+
 /// One line to one sink. A full disk or a vanished syslog must not take the daemon down: the
 /// line is dropped.
-fn write(sink: &mut Sink, level: Level, message: &str, stamp: &impl std::fmt::Display, file_stamp: &str) {
+fn write(sink: &mut Sink, level: Level, message: &str, stamps: &Stamps) {
+    let stamp = &stamps.rfc3339;
     let _ = match sink {
-        Sink::Syslog(s) => match level {
-            Level::Error => s.err(message),
-            Level::Warn => s.warning(message),
-            Level::Info => s.info(message),
-            Level::Debug | Level::Trace => s.debug(message),
-        }
-        .map_err(drop),
-        Sink::File(f) => writeln!(f, "{file_stamp} {message}").map_err(drop),
+        Sink::Syslog(s) => s.send(level, stamps.unix_seconds, message).map_err(drop),
+        Sink::File(f) if stamps.file.is_empty() => writeln!(f, "[{stamp}] {level}: {message}").map_err(drop),
+        Sink::File(f) => writeln!(f, "{} {message}", stamps.file).map_err(drop),
         Sink::Stdout => writeln!(std::io::stdout(), "[{stamp} {level:5}] {message}").map_err(drop),
         Sink::Stderr | Sink::StderrForSyslog => {
             writeln!(std::io::stderr(), "[{stamp} {level:5}] {message}").map_err(drop)

@@ -21,6 +21,7 @@ pub mod privileges;
 pub mod rate_limit;
 pub mod signals;
 pub mod state_dir;
+mod syslog;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
