@@ -34,6 +34,9 @@ const EXIT_BLOCKED: u8 = 4;
 fn main() -> ExitCode {
     daemon::inherited::close_on_exec();
     let cli = Cli::parse();
+    if cli.command.is_some() || cli.convert.is_some() {
+        knockd::cli::pipe::end_quietly_when_the_reader_leaves();
+    }
     let result = match cli.command.clone() {
         Some(KnockdCommand::Check { lockout_ok }) => check(&cli, lockout_ok),
         Some(KnockdCommand::Status { json, prometheus }) => status(&cli, json, prometheus).map(|()| ExitCode::SUCCESS),

@@ -223,3 +223,34 @@ fn classic_dash_l_is_lookup() {
     assert!(!level.lookup() && level.log_level() == Some(2));
     assert!(KnockdCli::try_parse_from(["knockd", "-l", "5"]).is_err());
 }
+
+/// `knockd check | head`: when the reader leaves early, check ends as `cat` would (SIGPIPE),
+/// without a panic message on the terminal.
+#[test]
+fn check_into_a_pipe_that_closes_early_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = Dir::new("check-pipe");
+    // Far more than a pipe holds (64 KiB), so that check is still writing when the reader goes.
+    let doors: String = (0..400)
+        .map(|i| {
+            format!(
+                "  d{i}:\n    sequence: [{}, {}]\n    open: {{ports: [22], timeout: 30s}}\n",
+                10000 + i * 3,
+                10001 + i * 3
+            )
+        })
+        .collect();
+    let config = dir.write("knockd.yaml", &format!("doors:\n{doors}"), 0o644);
+    let mut child = Command::new(KNOCKD)
+        .args(["check", "--lockout-ok", "-c", &config])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
+    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+}

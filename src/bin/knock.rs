@@ -15,6 +15,7 @@ use knockd::doors::sequence::rotating;
 use knockd::doors::spa;
 
 fn main() -> ExitCode {
+    knockd::cli::pipe::end_quietly_when_the_reader_leaves();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! and what `knockd check` and `knockd status` print ([`report`]).
 
 pub mod host_firewall;
+pub mod pipe;
 pub mod programs;
 pub mod report;
 pub mod status;
