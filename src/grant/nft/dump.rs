@@ -228,12 +228,7 @@ fn expr(e: Attr<'_>) -> Expr {
         },
         "payload" if reg(5).is_some() => Expr::Effect,
         "payload" => Expr::Payload {
-            base: match reg(2) {
-                Some(0) => PayloadBase::Link,
-                Some(1) => PayloadBase::Network,
-                Some(2) => PayloadBase::Transport,
-                _ => PayloadBase::Other,
-            },
+            base: payload_base(reg(2)),
             offset: reg(3).unwrap_or(0),
             len: reg(4).unwrap_or(0),
             dreg: reg(1).unwrap_or(1),
@@ -262,11 +257,7 @@ fn expr(e: Attr<'_>) -> Expr {
         }
         "limit" => Expr::Condition { what: limit(be64(get(1)), be64(get(2)), reg(4)) },
         "quota" | "connlimit" => Expr::Condition { what: name },
-        "objref" => match reg(1) {
-            Some(2) => Expr::Condition { what: "a named quota".into() },
-            Some(4) => Expr::Condition { what: "a named limit".into() },
-            _ => Expr::Effect,
-        },
+        "objref" => objref(reg(1)),
         "match" => Expr::Condition { what: format!("xtables match {}", text(get(1)).unwrap_or_default()) },
         "target" => xt_target(&text(get(1)).unwrap_or_default()),
         "fib" => match reg(1) {
@@ -278,6 +269,26 @@ fn expr(e: Attr<'_>) -> Expr {
         "exthdr" if reg(7).is_some() => Expr::Effect,
         "exthdr" => unknown("an extension header or option", 1),
         other => Expr::Opaque { what: format!("the {other} expression") },
+    }
+}
+
+/// NFTA_PAYLOAD_BASE: where a payload's offset counts from.
+fn payload_base(base: Option<u32>) -> PayloadBase {
+    match base {
+        Some(0) => PayloadBase::Link,
+        Some(1) => PayloadBase::Network,
+        Some(2) => PayloadBase::Transport,
+        _ => PayloadBase::Other,
+    }
+}
+
+/// A named stateful object's reference (NFTA_OBJREF_IMM_TYPE): quotas and limits decide, a
+/// named counter does not.
+fn objref(kind: Option<u32>) -> Expr {
+    match kind {
+        Some(2) => Expr::Condition { what: "a named quota".into() },
+        Some(4) => Expr::Condition { what: "a named limit".into() },
+        _ => Expr::Effect,
     }
 }
 

@@ -272,40 +272,47 @@ impl Selector {
                 }
                 if self.len == 1 { vec![bits as u8] } else { ne32(bits) }
             }
-            Kind::Ifname => {
-                let name = word.trim_matches('"');
-                match name.strip_suffix('*') {
-                    Some(prefix) => prefix.as_bytes().to_vec(),
-                    None => {
-                        let mut b = name.as_bytes().to_vec();
-                        b.resize(16, 0);
-                        b
-                    }
-                }
-            }
+            Kind::Ifname => ifname(word),
             Kind::Ifindex => {
                 let name = word.trim_matches('"');
                 let index = if name == "lo" { Some(1) } else { indexes.get(name).copied() };
                 ne32(index.ok_or_else(|| format!("no index for interface {name}"))?)
             }
-            Kind::Addr => {
-                if let Some((addr, len)) = word.split_once('/') {
-                    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-                    let len: u32 = len.parse().map_err(|_| bad())?;
-                    let bytes = addr_bytes(addr);
-                    let mask: Vec<u8> = (0..bytes.len() as u32)
-                        .map(|i| {
-                            let bits = len.saturating_sub(8 * i).min(8);
-                            if bits == 0 { 0 } else { 0xffu8 << (8 - bits) }
-                        })
-                        .collect();
-                    let masked = bytes.iter().zip(&mask).map(|(b, m)| b & m).collect();
-                    return Ok(Value::Prefix(masked, mask));
-                }
-                addr_bytes(word.parse().map_err(|_| bad())?)
-            }
+            Kind::Addr => match word.split_once('/') {
+                Some((addr, len)) => return prefix(addr, len).ok_or_else(bad),
+                None => addr_bytes(word.parse().map_err(|_| bad())?),
+            },
         }))
     }
+}
+
+/// An interface name as `iifname` compares it: NUL-padded to IFNAMSIZ, or, with a trailing
+/// `*`, the prefix alone.
+fn ifname(word: &str) -> Vec<u8> {
+    let name = word.trim_matches('"');
+    match name.strip_suffix('*') {
+        Some(prefix) => prefix.as_bytes().to_vec(),
+        None => {
+            let mut b = name.as_bytes().to_vec();
+            b.resize(16, 0);
+            b
+        }
+    }
+}
+
+/// `198.18.0.0/15`: the masked address and its mask.
+fn prefix(addr: &str, len: &str) -> Option<Value> {
+    let addr: IpAddr = addr.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    let bytes = addr_bytes(addr);
+    let mask: Vec<u8> = (0..bytes.len() as u32)
+        .map(|i| {
+            let bits = len.saturating_sub(8 * i).min(8);
+            if bits == 0 { 0 } else { 0xffu8 << (8 - bits) }
+        })
+        .collect();
+    let masked = bytes.iter().zip(&mask).map(|(b, m)| b & m).collect();
+    Some(Value::Prefix(masked, mask))
 }
 
 /// The bytes after `bytes`, as a big-endian number plus one; `None` past the last.
