@@ -17,17 +17,11 @@ doors:
   ssh: {sequence: [7000, 8000, 9000], seq_timeout: 5s, tcp_flags: syn, open: {ports: [22], timeout: 30s}}
 ";
 
+const HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// A SYN from `src` to this host's `dport`, built as the tests build theirs.
 fn syn(src: Ipv4Addr, dport: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 40];
-    p[0] = 0x45;
-    p[3] = 40;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&[198, 18, 0, 1]);
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[32] = 0x50;
-    p[33] = 0x02;
-    p
+    Knock::tcp_syn(src, HOST, dport).emit()
 }
 
 fn benches(c: &mut Criterion) {
@@ -45,7 +39,7 @@ fn benches(c: &mut Criterion) {
             n = n.wrapping_add(1);
             let knock = Knock::new(
                 IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (n & 0x1_ffff))),
-                IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                IpAddr::V4(HOST),
                 PortProto::tcp(7000),
                 0x02,
             );
@@ -56,12 +50,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("matcher: knock to a port of no door", |b| {
         let mut m = Matcher::new(&config.doors, config.max_attempts);
         let mut events = Vec::new();
-        let knock = Knock::new(
-            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
-            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-            PortProto::tcp(80),
-            0x02,
-        );
+        let knock = Knock::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)), IpAddr::V4(HOST), PortProto::tcp(80), 0x02);
         b.iter(|| m.knock(black_box(&knock), Duration::ZERO, &mut events))
     });
     c.bench_function("engine: full sequence (3 packets), parse + match + grant", |b| {

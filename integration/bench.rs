@@ -15,19 +15,15 @@
 mod bench_fwknop;
 mod bench_fwknop_verdicts;
 mod bench_spa;
-mod daemon;
-mod frames;
-mod lab;
-mod spa_packets;
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use daemon::{ConfigFile, Daemon, knockd_path};
-use frames::Sender;
-use lab::*;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use support::frames::{self, Sender};
+use support::*;
 
 const CLASSIC: &str = "/usr/sbin/knockd";
 const SEQUENCE: [u16; 3] = [7000, 8000, 9000];
@@ -108,7 +104,7 @@ impl Subject {
     fn opens(&self) -> u64 {
         match self.which {
             Which::Classic => self.daemon.log_text().matches("OPEN SESAME").count() as u64,
-            Which::Ours => daemon::counter(&self.daemon.counters(), "opens").unwrap_or(0),
+            Which::Ours => counter(&self.daemon.counters(), "opens").unwrap_or(0),
         }
     }
 
@@ -148,7 +144,7 @@ fn send_paced(sender: &Sender, packets: &[Vec<u8>], rate: u64) -> u64 {
 fn sequences(first: u32, count: u32) -> Vec<Vec<u8>> {
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     (first..first + count)
-        .flat_map(|n| SEQUENCE.map(|port| frames::tcp_syn(frames::spoofed(n), server, port)))
+        .flat_map(|n| SEQUENCE.map(|port| Knock::tcp_syn(frames::spoofed(n), server, port).emit()))
         .collect()
 }
 
@@ -161,11 +157,11 @@ fn latency(lab: &Lab, trials: usize) -> Option<Duration> {
         let src_ip: IpAddr = src.parse().unwrap();
         let server: IpAddr = SERVER_V4.parse().unwrap();
         for port in &SEQUENCE[..2] {
-            knock(&lab.client, &src, SERVER_V4, *port, false);
+            knock(&lab.client, &src, SERVER_V4, *port, Proto::Tcp);
         }
         std::thread::sleep(Duration::from_millis(20));
         let took = lab.client.run(|| {
-            send_knock(src_ip, SocketAddr::new(server, SEQUENCE[2]), false).unwrap();
+            send_knock(src_ip, SocketAddr::new(server, SEQUENCE[2]), Proto::Tcp).unwrap();
             let started = Instant::now();
             // One SYN every 50 us until one is answered; bounded by 2 s.
             while started.elapsed() < Duration::from_secs(2) {
@@ -193,7 +189,7 @@ fn wait_open_latency(lab: &Lab, trials: usize) -> Option<Duration> {
         let origin = knockd::client::Origin { source: Some(src_ip), interface: None };
         let took = lab.client.run(|| {
             for port in SEQUENCE {
-                send_knock(src_ip, SocketAddr::new(server, port), false).ok()?;
+                send_knock(src_ip, SocketAddr::new(server, port), Proto::Tcp).ok()?;
             }
             let started = Instant::now();
             let open = knockd::client::wait_open(SocketAddr::new(server, 22), &origin, Duration::from_secs(5));
@@ -227,7 +223,7 @@ fn measure(which: Which, trials: usize) -> Figures {
         let subject = Subject::start(which, &lab, true);
         std::thread::sleep(Duration::from_millis(500));
         f.idle_rss_kib = Some(subject.rss_kib());
-        let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+        let _echo = lab.sshd();
         f.latency_median = latency(&lab, trials);
         f.wait_open_median = wait_open_latency(&lab, trials);
     }
@@ -240,7 +236,7 @@ fn measure(which: Which, trials: usize) -> Figures {
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     let mut packets = Vec::new();
     for port in SEQUENCE {
-        packets.extend((0..10_000).map(|n| frames::tcp_syn(frames::spoofed(n), server, port)));
+        packets.extend((0..10_000).map(|n| Knock::tcp_syn(frames::spoofed(n), server, port).emit()));
     }
     let before = subject.opens();
     send_paced(&sender, &packets, 5_000);
@@ -248,7 +244,7 @@ fn measure(which: Which, trials: usize) -> Figures {
     f.concurrent = Some((subject.opens() - before, 10_000));
 
     // Noise to a port that is no knock: what it costs the daemon.
-    let noise: Vec<Vec<u8>> = (0..400_000).map(|n| frames::tcp_syn(frames::spoofed(n), server, 80)).collect();
+    let noise: Vec<Vec<u8>> = (0..400_000).map(|n| Knock::tcp_syn(frames::spoofed(n), server, 80).emit()).collect();
     let cpu = subject.cpu();
     f.noise_pps = send_paced(&sender, &noise, 200_000);
     f.noise_cpu = Some(subject.cpu() - cpu);
@@ -277,14 +273,14 @@ fn measure(which: Which, trials: usize) -> Figures {
 
     // A million spoofed first knocks, then a legitimate knock.
     let first_knocks: Vec<Vec<u8>> =
-        (0..1_000_000).map(|n| frames::tcp_syn(frames::spoofed(n), server, 7000)).collect();
+        (0..1_000_000).map(|n| Knock::tcp_syn(frames::spoofed(n), server, 7000).emit()).collect();
     send_paced(&sender, &first_knocks, 200_000);
     std::thread::sleep(Duration::from_secs(2));
     f.flood_rss_kib = Some(subject.rss_kib());
     let _echo = Echo::start(&lab.server, "[::]:2222".parse().unwrap());
     let before = subject.opens();
     for port in SEQUENCE {
-        knock(&lab.client, OTHER_V4, SERVER_V4, port, false);
+        knock(&lab.client, OTHER_V4, SERVER_V4, port, Proto::Tcp);
     }
     std::thread::sleep(Duration::from_secs(2));
     f.flood_legit = Some(subject.opens() > before);

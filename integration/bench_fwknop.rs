@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use knockd::client::{self, Origin};
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 /// fwknopd as Debian installs it.
 pub const FWKNOPD: &str = "/usr/sbin/fwknopd";
@@ -121,7 +120,7 @@ fn start(server: Server, lab: &Lab) -> (Daemon, ConfigFile) {
 /// SPA sent -> first accepted connect, for `trials` sources; the median, and how many got in.
 pub fn latency(server: Server, trials: usize) -> (Option<Duration>, usize) {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let (_daemon, _file) = start(server, &lab);
     let target: IpAddr = SERVER_V4.parse().unwrap();
     let mut samples = Vec::new();

@@ -9,8 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::bench_fwknop::{HMAC_KEY, KEY, Server, Setup, start_with};
-use crate::daemon::ConfigFile;
-use crate::lab::*;
+use crate::support::*;
 
 /// A second key pair, for stanzas whose keys are not the client's.
 const KEY_B: &str = "U16Jk9kmSPGiHJXCrnmew4ll0GbnQjjkJ0PNj426gqE=";

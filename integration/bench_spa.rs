@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 use knockd::client::{self, Origin};
 use knockd::doors::spa;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::frames::Sender;
-use crate::lab::*;
-use crate::spa_packets::{forged_frames, fresh_request};
+use crate::support::spa_packets::{forged_frames, fresh_request};
+use crate::support::*;
 
 /// What the flood measured.
 pub struct SpaFlood {
@@ -28,7 +26,7 @@ pub struct SpaFlood {
 /// Runs the flood for about `secs` seconds (bounded) and measures.
 pub fn measure(secs: u64) -> SpaFlood {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let dir = ConfigFile::new("keys", "");
     let keys: Vec<std::path::PathBuf> = (0..8)
         .map(|i| {
@@ -49,10 +47,10 @@ pub fn measure(secs: u64) -> SpaFlood {
     assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
 
     let forged = forged_frames(&keys);
-    let sender = Sender::new(&lab, 0x0800);
+    let sender = frames::Sender::new(&lab, 0x0800);
     let stop = AtomicBool::new(false);
     let (cpu_before, started) = (cpu_time(daemon.pid()), Instant::now());
-    let before = crate::daemon::counter(&daemon.counters(), "spa_verified").unwrap_or(0);
+    let before = crate::support::process::counter(&daemon.counters(), "spa_verified").unwrap_or(0);
     let (sent, got_in_after) = std::thread::scope(|s| {
         let flood = s.spawn(|| {
             let mut sent = 0usize;
@@ -71,7 +69,7 @@ pub fn measure(secs: u64) -> SpaFlood {
     });
     let elapsed = started.elapsed().as_secs_f64();
     let used = (cpu_time(daemon.pid()) - cpu_before).as_secs_f64();
-    let verified = crate::daemon::counter(&daemon.counters(), "spa_verified").unwrap_or(0) - before;
+    let verified = crate::support::process::counter(&daemon.counters(), "spa_verified").unwrap_or(0) - before;
     SpaFlood {
         sent_pps: (sent as f64 / elapsed) as u64,
         got_in_after,

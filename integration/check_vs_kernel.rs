@@ -2,11 +2,7 @@
 //! kernel does to a real connection: check must never say "nothing drops it" when the kernel
 //! drops it, nor "drops it" when the kernel lets it in (review 18).
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use crate::daemon::{ConfigFile, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 const STANDALONE: &str = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [2222], timeout: 30s}\n";
 
@@ -59,19 +55,16 @@ fn check_agrees_with_the_kernel() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let path = config.path.to_str().unwrap().to_owned();
-    let to = SocketAddr::new(SERVER_V4.parse().unwrap(), 2222);
-    for (what, chains, gets_in) in CASES {
+    let to = at(SERVER_V4, 2222);
+    for (what, chains, opens) in CASES {
         lab.server.nft(&["flush", "ruleset"]);
-        let file = config.path.with_file_name("ruleset.nft");
-        std::fs::write(&file, format!("table inet t {{\n {chains}\n}}\n")).unwrap();
+        let file = config.write("ruleset.nft", &format!("table inet t {{\n {chains}\n}}\n"));
         lab.server.nft(&["-f", file.to_str().unwrap()]);
-        let kernel = connect(&lab.client, CLIENT_V4, to, Duration::from_millis(700)).is_ok();
-        assert_eq!(kernel, gets_in, "{what}: the kernel");
-        let out = lab.server.run(|| std::process::Command::new(knockd_path()).args(["check", "-c", &path]).output());
-        let text = String::from_utf8_lossy(&out.unwrap().stdout).into_owned();
+        let kernel = gets_in(&lab, CLIENT_V4, to);
+        assert_eq!(kernel, opens, "{what}: the kernel");
+        let text = String::from_utf8_lossy(&knockd_check(&lab.server, &config.path).stdout).into_owned();
         let line = text.lines().find(|l| l.contains("2222/tcp over IPv4")).unwrap_or_default().to_owned();
-        if gets_in {
+        if opens {
             assert!(!line.contains("a grant would not open it"), "{what}: a false alarm: {line}");
         } else {
             assert!(!line.contains("nothing in the host's firewall drops it"), "{what}: a false ok: {line}");

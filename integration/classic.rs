@@ -1,30 +1,12 @@
 //! Classic knockd compatibility, end to end: knockd.conf files, command strings run for real,
 //! one-time sequences, signals and the classic command line.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
-const DROP_WAIT: Duration = Duration::from_millis(700);
 const WITHIN: Duration = Duration::from_secs(3);
-
-fn ssh_v4() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
-
-fn knock_tcp(lab: &Lab, src: &str, dst: &str, ports: &[u16]) {
-    for &port in ports {
-        knock(&lab.client, src, dst, port, false);
-    }
-}
-
-/// Waits (bounded) until `path` contains `needle`.
-fn file_contains(path: &std::path::Path, needle: &str, within: Duration) -> bool {
-    eventually(within, || std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)))
-}
 
 /// Debian's default knockd.conf, as shipped, with its iptables commands (iptables-nft here).
 const DEBIAN_DEFAULT: &str = include_str!("../tests/fixtures/debian-knockd.conf");
@@ -32,7 +14,7 @@ const DEBIAN_DEFAULT: &str = include_str!("../tests/fixtures/debian-knockd.conf"
 #[test]
 fn the_debian_default_config_opens_and_closes_with_iptables() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     // The admin's firewall: everything is dropped unless a rule accepts it.
     lab.server.run(|| cmd("iptables", &["-P", "INPUT", "DROP"]));
     let config = ConfigFile::new("knockd.conf", DEBIAN_DEFAULT);
@@ -74,10 +56,10 @@ fn commands_get_the_knocker_address_for_ipv4_and_ipv6() {
     );
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, true);
-    knock(&lab.client, CLIENT_V6, SERVER_V6, 7000, false);
-    knock(&lab.client, CLIENT_V6, SERVER_V6, 8000, true);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, Proto::Udp);
+    knock(&lab.client, CLIENT_V6, SERVER_V6, 7000, Proto::Tcp);
+    knock(&lab.client, CLIENT_V6, SERVER_V6, 8000, Proto::Udp);
     for line in ["start 198.18.0.2 198.18.0.2", "start6 2001:db8::2", "stop 198.18.0.2", "stop 2001:db8::2"] {
         assert!(file_contains(&out.path, line, Duration::from_secs(5)), "missing `{line}`\n{}", daemon.log_text());
     }
@@ -91,7 +73,7 @@ fn a_failing_command_is_logged_with_status_and_stderr() {
     let lab = Lab::new();
     let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000\ncommand = echo no such thing >&2; exit 7\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(
         daemon.wait_log("ssh: 198.18.0.2: command exited with status 7: no such thing", WITHIN),
         "{}",
@@ -102,7 +84,7 @@ fn a_failing_command_is_logged_with_status_and_stderr() {
 #[test]
 fn one_time_sequences_are_used_once_until_they_run_out() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let seqs = ConfigFile::new("ssh.seq", "# one line per knock\n7001,7002\n7003,7004\n");
     let yaml = format!(
         "doors:
@@ -176,7 +158,7 @@ fn sigterm_runs_pending_stop_commands_before_exiting() {
     );
     let config = ConfigFile::new("knockd.conf", &conf);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
     let status = daemon.stop();
     assert!(status.success());
@@ -186,7 +168,7 @@ fn sigterm_runs_pending_stop_commands_before_exiting() {
 #[test]
 fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     // `user: root`: a daemon that stays root removes its pid file at exit (one that gives root up
     // can only empty it: reliability.rs). Every path is relative, on the command line and in the
     // file: the background daemon changes to /, and must still find them all on reload.
@@ -196,7 +178,7 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
          once:\n    one_time_sequences: once.seq\n    open: {ports: [22], timeout: 30s}\n",
     );
     let dir = config.path.parent().unwrap();
-    std::fs::write(dir.join("once.seq"), "7101,7102\n7103,7104\n").unwrap();
+    config.write("once.seq", "7101,7102\n7103,7104\n");
     let (pidfile, logfile) = (dir.join("knockd.pid"), dir.join("knockd.log"));
     let run = |extra: &[&str]| {
         let knockd = knockd_path();
@@ -214,7 +196,7 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
     let alive = |pid| unsafe { libc::kill(pid, 0) } == 0;
     assert!(alive(pid), "the background daemon runs as the pid in the pid file");
 
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN));
     assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN), "{}", read(&logfile));
 
@@ -262,7 +244,7 @@ fn the_daemon_survives_its_interface_disappearing() {
     let lab = Lab::new();
     let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000,8000\ncommand = true\n");
     let mut daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 2", WITHIN));
     lab.server.ip(&["link", "del", &lab.server_if]);
     assert_eq!(daemon.wait_exit(Duration::from_millis(1500)), None, "the daemon exited:\n{}", daemon.log_text());

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -77,17 +76,14 @@ fn run_scenario(program: &str, ours: bool) -> Vec<String> {
     let text = || std::fs::read_to_string(&log.path).unwrap_or_default();
     let logged = |needle: &str, count: usize| eventually(WITHIN, || text().matches(needle).count() >= count);
     assert!(logged("starting up, listening on", 1), "{program}: {}\n{}", text(), daemon.log_text());
-    for port in [7000, 8000, 9000] {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, port, false);
-    }
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(logged("running command: /bin/true 198.18.0.2 close", 1), "{program}: {}", text());
-    knock(&lab.client, OTHER_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, OTHER_V4, SERVER_V4, 8000, false);
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000]);
     assert!(logged("198.18.0.3: openSSH: Stage 2", 1), "{program}: {}", text());
     // Past seq_timeout (2 s), and past knockd's next tick (1 s), which notes the timeout when
     // it happens; the classic daemon notes it at the next packet.
     std::thread::sleep(Duration::from_millis(3500));
-    knock(&lab.client, OTHER_V4, SERVER_V4, 7500, false);
+    knock(&lab.client, OTHER_V4, SERVER_V4, 7500, Proto::Tcp);
     assert!(logged("non-zero status code (4)", 1), "{program}: {}\n{}", text(), daemon.log_text());
     daemon.signal(libc::SIGTERM);
     assert!(logged("shutting down", 1), "{program}: {}", text());
@@ -127,37 +123,45 @@ fn a_knockd_conf_logs_the_lines_the_classic_knockd_writes() {
 #[test]
 fn a_door_with_a_classic_name_opens_and_keeps_its_sets_across_a_restart() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new(
         "knockd.yaml",
         "doors:\n  \"Open rtorrent\":\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 1m}\n",
     );
-    let ssh = std::net::SocketAddr::new(SERVER_V4.parse().unwrap(), 22);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(is_dropped(&lab.client, CLIENT_V4, ssh, Duration::from_millis(700)), "guarded before");
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
-    assert!(connects_within(&lab.client, CLIENT_V4, ssh, WITHIN), "{}", daemon.log_text());
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "guarded before");
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     assert!(daemon.log_text().contains("Open rtorrent: 198.18.0.2: OPEN 22/tcp for 1m"), "{}", daemon.log_text());
     let set = format!("{}_v4", knockd::config::nft_name("Open rtorrent"));
     assert!(set.starts_with("Open_rtorrent_"), "{set}");
     assert!(lab.server.set_elements("knockd", &set).contains("198.18.0.2"), "{}", lab.server.nft(&["list", "ruleset"]));
     assert!(daemon.stop().success());
     let _again = Daemon::start(&lab.server, &config, &[]);
-    let status = Command::new("ip")
-        .args(["netns", "exec", &lab.server.0, &knockd_path(), "status", "--json"])
-        .args(["--control", config.control().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_else(|e| panic!("{e}: {status:?}"));
+    let status = ask(&lab.server, &config, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
     let grant = &json["grants"][0];
     assert_eq!(
         (grant["door"].as_str(), grant["address"].as_str()),
         (Some("Open rtorrent"), Some("198.18.0.2")),
         "{json}"
     );
-    assert!(connects_within(&lab.client, CLIENT_V4, ssh, WITHIN), "the grant survived the restart");
-    assert!(is_dropped(&lab.client, OTHER_V4, ssh, Duration::from_millis(700)), "strangers stay out");
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "the grant survived the restart");
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "strangers stay out");
+}
+
+/// The door of the syslog tests.
+const DOOR: &str = "doors:\n  ssh:\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 30s}\n";
+
+/// knockd on `config`, without -D, in a private mount namespace of its own where the shell
+/// commands `setup` ran first (ending in `;`, or in `&&` when knockd must not start after
+/// a failure).
+fn in_mount_namespace(lab: &Lab, config: &ConfigFile, setup: &str) -> Daemon {
+    let script = format!("{setup} exec \"$@\"");
+    let (knockd, control) = (knockd_path(), config.control());
+    let (path, control) = (config.path.to_str().unwrap(), control.to_str().unwrap());
+    let args = ["-m", "--propagation", "private", "sh", "-c", &script, "sh", &knockd, "-c", path, "--control", control];
+    Daemon::spawn_program(&lab.server, "unshare", &args)
 }
 
 /// With no syslog socket, a daemon started without -D still says what happens: on stderr
@@ -165,33 +169,12 @@ fn a_door_with_a_classic_name_opens_and_keeps_its_sets_across_a_restart() {
 #[test]
 fn without_a_syslog_socket_the_log_goes_to_stderr_said_once() {
     let lab = Lab::new();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "doors:\n  ssh:\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 30s}\n",
-    );
-    // A private mount namespace where /dev/log and the journal's socket, if the host has
-    // them, are not sockets.
-    let hide =
-        "for s in /dev/log /run/systemd/journal/socket; do [ -e $s ] && mount --bind /dev/null $s; done; exec \"$@\"";
-    let control = config.control();
-    let args = [
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        hide,
-        "sh",
-        &knockd_path(),
-        "-c",
-        config.path.to_str().unwrap(),
-        "--control",
-        control.to_str().unwrap(),
-    ];
-    let daemon = Daemon::spawn_program(&lab.server, "unshare", &args);
+    let config = ConfigFile::new("knockd.yaml", DOOR);
+    // /dev/log and the journal's socket, if the host has them, are not sockets.
+    let hide = "for s in /dev/log /run/systemd/journal/socket; do [ -e $s ] && mount --bind /dev/null $s; done;";
+    let daemon = in_mount_namespace(&lab, &config, hide);
     assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 30s", WITHIN), "{}", daemon.log_text());
     let text = daemon.log_text();
     let notices: Vec<&str> = text.lines().filter(|l| l.contains("syslog is not available")).collect();
@@ -205,10 +188,7 @@ fn without_a_syslog_socket_the_log_goes_to_stderr_said_once() {
 fn without_a_syslog_socket_the_log_goes_to_the_journal_when_it_runs() {
     use std::os::unix::net::UnixDatagram;
     let lab = Lab::new();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "doors:\n  ssh:\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 30s}\n",
-    );
+    let config = ConfigFile::new("knockd.yaml", DOOR);
     let journal_path = config.path.with_file_name("journal.sock");
     let journal = UnixDatagram::bind(&journal_path).unwrap();
     std::fs::set_permissions(&journal_path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
@@ -216,25 +196,10 @@ fn without_a_syslog_socket_the_log_goes_to_the_journal_when_it_runs() {
     let setup = format!(
         "[ -e /dev/log ] && mount --bind /dev/null /dev/log; mount -t tmpfs tmpfs /run && \
          mkdir -p /run/systemd/journal && touch /run/systemd/journal/socket && \
-         mount --bind {} /run/systemd/journal/socket && exec \"$@\"",
+         mount --bind {} /run/systemd/journal/socket &&",
         journal_path.display()
     );
-    let control = config.control();
-    let args = [
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &setup,
-        "sh",
-        &knockd_path(),
-        "-c",
-        config.path.to_str().unwrap(),
-        "--control",
-        control.to_str().unwrap(),
-    ];
-    let daemon = Daemon::spawn_program(&lab.server, "unshare", &args);
+    let daemon = in_mount_namespace(&lab, &config, &setup);
     let mut entries = Vec::new();
     let read = |entries: &mut Vec<String>| {
         let mut buf = [0u8; 4096];
@@ -250,8 +215,7 @@ fn without_a_syslog_socket_the_log_goes_to_the_journal_when_it_runs() {
         "{entries:?}\n{}",
         daemon.log_text()
     );
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     let open =
         "PRIORITY=6\nSYSLOG_IDENTIFIER=knockd\nSYSLOG_FACILITY=3\nMESSAGE=ssh: 198.18.0.2: OPEN 22/tcp for 30s\n";
     assert!(
@@ -321,8 +285,8 @@ fn with_a_syslog_socket_lines_go_there_as_syslog_3_writes_them() {
         })
     };
     assert!(said(&mut lines, "listening on"), "{lines:?}\n{}", daemon.log_text());
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, Proto::Tcp);
     assert!(said(&mut lines, "]: ssh: 198.18.0.2: OPEN 22/tcp for 30s"), "{lines:?}");
     let open = lines.iter().find(|l| l.ends_with("OPEN 22/tcp for 30s")).unwrap();
     // `<30>` is facility daemon (3), severity info (6); then `Mmm dd hh:mm:ss knockd[pid]: `.

@@ -7,9 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, counter};
-use crate::frames;
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
 
@@ -42,10 +40,10 @@ fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     // The real client completes, then 2,000 spoofed sources complete the same door at once.
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let sender = frames::Sender::new(&lab, 0x0800);
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
-    let packets: Vec<Vec<u8>> = (0..2000).map(|n| frames::tcp_syn(frames::spoofed(n), server, 7000)).collect();
+    let packets: Vec<Vec<u8>> = (0..2000).map(|n| Knock::tcp_syn(frames::spoofed(n), server, 7000).emit()).collect();
     for chunk in packets.chunks(64) {
         sender.send_many(chunk);
     }
@@ -82,7 +80,7 @@ fn the_stop_command_runs_cmd_timeout_after_the_start_command_has_finished() {
     );
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let begin = stamp(&out.path, "begin", WITHIN).unwrap_or_else(|| panic!("{}", daemon.log_text()));
     let stop = stamp(&out.path, "stop", Duration::from_secs(8)).unwrap_or_else(|| panic!("{}", daemon.log_text()));
     let end = stamp(&out.path, "end", WITHIN).expect("the start command finished");
@@ -102,7 +100,7 @@ fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
     );
     let config = ConfigFile::new("knockd.yaml", &door);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     // As classic configs meet it: runuser cannot switch users without CAP_SETUID/CAP_SETGID.
     let failed = "ssh: 198.18.0.2: command exited with status 1: runuser: cannot set groups: Operation not permitted";
     assert!(daemon.wait_log(failed, WITHIN), "{}", daemon.log_text());
@@ -116,7 +114,7 @@ fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
     config.rewrite(&format!("commands: {{privileges: full}}\n{door}"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(daemon.log_text().contains("commands run with every capability root has"), "{}", daemon.log_text());
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let ran = eventually(WITHIN, || std::fs::read_to_string(&out.path).is_ok_and(|t| t.trim() == "65534"));
     assert!(ran, "runuser worked: {:?}\n{}", std::fs::read_to_string(&out.path), daemon.log_text());
     // The daemon itself still keeps only its two capabilities.

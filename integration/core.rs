@@ -5,19 +5,9 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::lab::*;
+use crate::support::*;
 
-const DROP_WAIT: Duration = Duration::from_millis(700);
 const OPEN_WITHIN: Duration = Duration::from_secs(3);
-
-fn ssh_v4() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
-
-fn ssh_v6() -> SocketAddr {
-    SocketAddr::new(SERVER_V6.parse().unwrap(), 22)
-}
 
 /// The example door with short timeouts so the suite runs in seconds.
 fn config(open_timeout: &str) -> String {
@@ -35,13 +25,10 @@ doors:
     )
 }
 
-fn knock_all(lab: &Lab, src: &str, dst: &str, ports: &[(u16, bool)]) {
-    for &(port, udp) in ports {
-        knock(&lab.client, src, dst, port, udp);
-    }
+/// The door's sequence.
+fn sequence() -> [PortProto; 3] {
+    [PortProto::tcp(7000), PortProto::udp(8000), PortProto::tcp(9000)]
 }
-
-const SEQUENCE: [(u16, bool); 3] = [(7000, false), (8000, true), (9000, false)];
 
 /// Waits (bounded) until `addr` has left the door's set.
 fn wait_until_expired(lab: &Lab, set: &str, addr: &str, within: Duration) -> bool {
@@ -51,7 +38,7 @@ fn wait_until_expired(lab: &Lab, set: &str, addr: &str, within: Duration) -> boo
 #[test]
 fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     assert!(
         connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok(),
         "baseline: the service answers without knockd"
@@ -61,7 +48,7 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed before the knock");
 
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     let granted_at = Instant::now();
     assert!(
         connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN),
@@ -104,12 +91,12 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 #[test]
 fn ipv6_knock_opens_over_ipv6() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &config("30s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT));
 
-    knock_all(&lab, CLIENT_V6, SERVER_V6, &SEQUENCE);
+    knock_all(&lab, CLIENT_V6, SERVER_V6, &sequence());
     assert!(connects_within(&lab.client, CLIENT_V6, ssh_v6(), OPEN_WITHIN), "{}", daemon.log_text());
     assert!(is_dropped(&lab.client, OTHER_V6, ssh_v6(), DROP_WAIT));
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "an IPv6 grant opens nothing for IPv4");
@@ -119,36 +106,37 @@ fn ipv6_knock_opens_over_ipv6() {
 #[test]
 fn wrong_or_slow_sequences_do_not_open() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &config("30s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
-    let attempts: [(&str, &[(u16, bool)]); 4] = [
-        ("reversed", &[(9000, false), (8000, true), (7000, false)]),
-        ("a knock missing", &[(7000, false), (9000, false)]),
-        ("wrong protocol", &[(7000, false), (8000, false), (9000, false)]),
-        ("the first knock again in the middle", &[(7000, false), (8000, true), (7000, false), (9000, false)]),
+    let (tcp, udp) = (PortProto::tcp, PortProto::udp);
+    let attempts: [(&str, &[PortProto]); 4] = [
+        ("reversed", &[tcp(9000), udp(8000), tcp(7000)]),
+        ("a knock missing", &[tcp(7000), tcp(9000)]),
+        ("wrong protocol", &[tcp(7000), tcp(8000), tcp(9000)]),
+        ("the first knock again in the middle", &[tcp(7000), udp(8000), tcp(7000), tcp(9000)]),
     ];
     for (what, ports) in attempts {
         knock_all(&lab, CLIENT_V4, SERVER_V4, ports);
         assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "{what} opened the door");
     }
     // Too slow: the last knock arrives after seq_timeout (2s) from the first.
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE[..2]);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence()[..2]);
     std::thread::sleep(Duration::from_millis(2300));
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE[2..]);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence()[2..]);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a slow sequence opened the door");
     assert!(!daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
 
     // The same daemon still opens for a correct knock: the refusals above were the matcher's.
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn two_hundred_interleaved_knockers_all_get_in() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let sources: Vec<String> = (1..=200).map(|i| format!("198.18.{}.{}", 10 + i / 100, i % 100 + 1)).collect();
     for src in &sources {
         lab.add_client_addr(&format!("{src}/16"));
@@ -159,9 +147,9 @@ fn two_hundred_interleaved_knockers_all_get_in() {
     // Round-robin: every source's first knock, then every second knock, then every third.
     let server: IpAddr = SERVER_V4.parse().unwrap();
     lab.client.run(|| {
-        for (port, udp) in SEQUENCE {
+        for p in sequence() {
             for src in &sources {
-                send_knock(src.parse().unwrap(), SocketAddr::new(server, port), udp).unwrap();
+                send_knock(src.parse().unwrap(), SocketAddr::new(server, p.port), p.proto).unwrap();
             }
         }
     });
@@ -173,12 +161,12 @@ fn two_hundred_interleaved_knockers_all_get_in() {
 #[test]
 fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &config("8s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
 
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN));
     let status = daemon.stop();
     assert!(status.success(), "SIGTERM exit status: {status}");
@@ -207,23 +195,23 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
 #[test]
 fn the_interface_option_limits_where_knocks_are_heard() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &config("30s"));
 
     let daemon = Daemon::start(&lab.server, &config, &["-i", "lo"]);
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a knock on another interface was heard");
     drop(daemon);
 
     let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
     drop(daemon);
 
     // A named interface that does not exist is waited for, loudly, and hears nothing meanwhile.
     let missing = Daemon::start(&lab.server, &config, &["-i", "nosuch0"]);
     assert!(missing.log_text().contains("interface nosuch0 does not exist (yet)"), "{}", missing.log_text());
-    knock_all(&lab, OTHER_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, OTHER_V4, SERVER_V4, &sequence());
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "heard a knock on no interface");
 }
 
@@ -245,14 +233,14 @@ fn a_bad_config_exits_1_and_touches_no_firewall() {
 #[test]
 fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &config("30s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     config.rewrite(&config_text_with_sequence("[6000, 6001]"));
     daemon.signal(libc::SIGHUP);
     assert!(daemon.wait_log("reloaded: 1 door(s)", Duration::from_secs(5)), "{}", daemon.log_text());
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the old sequence still opens");
 
     config.rewrite("doors: [this is not a door]\n");
@@ -262,7 +250,7 @@ fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
         "{}",
         daemon.log_text()
     );
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &[(6000, false), (6001, false)]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[6000, 6001]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
 
@@ -275,11 +263,11 @@ fn knocking_again_restarts_the_timeout() {
     let lab = Lab::new();
     let config = ConfigFile::new("knockd.yaml", &config("3s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(daemon.wait_log("OPEN 22/tcp for 3s", Duration::from_secs(3)), "{}", daemon.log_text());
     let first = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &SEQUENCE);
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     // Bounded: the second grant is logged within a few seconds or the test fails.
     eventually(Duration::from_secs(3), || daemon.log_text().matches("OPEN 22/tcp").count() >= 2);
     assert_eq!(daemon.log_text().matches("OPEN 22/tcp").count(), 2, "{}", daemon.log_text());

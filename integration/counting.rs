@@ -2,27 +2,18 @@
 //! (a bridge, a VLAN interface, a retransmitted SYN) are one knock; traffic a router forwards
 //! and frames for another host's link address are none.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::frames::{self, Sender};
-use crate::lab::*;
+use knockd::packet::ipv4::Ipv4Mut;
+use knockd::packet::tcp::TcpMut;
+
+use crate::support::frames::Sender;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
-const DROP_WAIT: Duration = Duration::from_millis(700);
 const DOOR: &str =
     "doors:\n  ssh: {sequence: [7000, 8000, 9000], seq_timeout: 20s, open: {ports: [22], timeout: 30s}}\n";
-
-fn ssh(addr: &str) -> SocketAddr {
-    SocketAddr::new(addr.parse().unwrap(), 22)
-}
-
-fn knock_all(lab: &Lab, src: &str, dst: &str, ports: &[u16]) {
-    for &port in ports {
-        knock(&lab.client, src, dst, port, false);
-    }
-}
 
 #[test]
 fn behind_a_bridge_each_knock_counts_once() {
@@ -34,10 +25,10 @@ fn behind_a_bridge_each_knock_counts_once() {
     lab.server.ip(&["addr", "flush", "dev", &lab.server_if]);
     lab.server.ip(&["addr", "add", &format!("{SERVER_V4}/16"), "dev", "br0", "nodad"]);
     lab.server.ip(&["link", "set", "br0", "up"]);
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
     assert!(!daemon.log_text().contains("sequence restarted"), "{}", daemon.log_text());
 }
@@ -49,13 +40,13 @@ fn behind_a_bridge_each_knock_counts_once() {
 #[test]
 fn a_knock_seen_tagged_and_untagged_counts_once() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let (plain, tagged) = (Sender::new(&lab, 0x0800), Sender::new(&lab, 0x8100));
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
-        let syn = frames::tcp_syn_from(src, 45000 + i as u16, 99, dst, port);
+        let syn = Knock::tcp_syn(src, dst, port).src_port(45000 + i as u16).seq(99).emit();
         plain.send(&syn);
         tagged.send(&[&[0x00, 0x0a, 0x08, 0x00][..], &syn].concat()); // VLAN 10, then IPv4
     }
@@ -71,11 +62,11 @@ fn a_client_whose_syns_are_retransmitted_still_gets_in() {
     lab.server.nft(&["add", "table", "inet", "admin"]);
     lab.server.nft(&["add", "chain", "inet", "admin", "in", "{ type filter hook input priority -10; }"]);
     lab.server.nft(&["add", "rule", "inet", "admin", "in", "tcp", "dport", "{ 7000, 8000, 9000 }", "drop"]);
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     for port in [7000, 8000, 9000] {
-        let to = SocketAddr::new(SERVER_V4.parse().unwrap(), port);
+        let to = at(SERVER_V4, port);
         assert!(connect(&lab.client, CLIENT_V4, to, Duration::from_millis(1500)).is_err(), "the knock port answers");
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
@@ -85,7 +76,7 @@ fn a_client_whose_syns_are_retransmitted_still_gets_in() {
 #[test]
 fn repeated_packets_are_one_knock_and_repeated_ports_still_work() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new(
         "knockd.yaml",
         "doors:\n  ssh: {sequence: [7000, 7000, 8000, 9000], seq_timeout: 20s, open: {ports: [22], timeout: 30s}}\n",
@@ -95,20 +86,20 @@ fn repeated_packets_are_one_knock_and_repeated_ports_still_work() {
     let sender = Sender::new(&lab, 0x0800);
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     for (sport, port) in [(41000, 7000), (41001, 7000), (41002, 8000), (41003, 9000)] {
-        let syn = frames::tcp_syn_from(src, sport, u32::from(sport) * 7, dst, port);
+        let syn = Knock::tcp_syn(src, dst, port).src_port(sport).seq(u32::from(sport) * 7).emit();
         sender.send(&syn);
         sender.send(&syn);
     }
     assert!(connects_within(&lab.client, OTHER_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
     // And the knock client, one connection per knock, on the repeated port.
-    knock_all(&lab, CLIENT_V4, SERVER_V4, &[7000, 7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn traffic_for_other_hosts_is_not_a_knock() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let (src, server): (Ipv4Addr, Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
@@ -116,19 +107,19 @@ fn traffic_for_other_hosts_is_not_a_knock() {
     let to_server = Sender::new(&lab, 0x0800);
     let elsewhere: Ipv4Addr = "198.18.77.1".parse().unwrap();
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
-        to_server.send(&frames::tcp_syn_from(src, 42000 + i as u16, 1, elsewhere, port));
+        to_server.send(&Knock::tcp_syn(src, elsewhere, port).src_port(42000 + i as u16).seq(1).emit());
     }
     // Frames for the server's address, but to another host's link address.
     let other_host = Sender::to_mac(&lab, 0x0800, [0x02, 0, 0, 0, 0, 0x99]);
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
-        other_host.send(&frames::tcp_syn_from(src, 43000 + i as u16, 1, server, port));
+        other_host.send(&Knock::tcp_syn(src, server, port).src_port(43000 + i as u16).seq(1).emit());
     }
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh(SERVER_V4), DROP_WAIT), "{}", daemon.log_text());
     assert!(daemon.wait_log("not counted: sent to 198.18.77.1, not to this host", WITHIN), "{}", daemon.log_text());
     assert!(!daemon.log_text().contains("stage 1"), "{}", daemon.log_text());
     // The same knocks, addressed to this host, open.
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
-        to_server.send(&frames::tcp_syn_from(src, 44000 + i as u16, 1, server, port));
+        to_server.send(&Knock::tcp_syn(src, server, port).src_port(44000 + i as u16).seq(1).emit());
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
 }
@@ -140,16 +131,18 @@ fn with_ipv4_only_an_ipv6_packet_in_an_ipv4_frame_never_passes_the_filter() {
     let daemon = Daemon::start(&lab.server, &config, &["-4"]);
     // IPv6 bytes in a frame that says IPv4, laid out so that an IPv4 reading finds no fragment
     // offset, protocol TCP and (header length 0) port 7000.
-    let mut packet = vec![0u8; 60];
-    packet[0] = 0x60;
-    packet[2..4].copy_from_slice(&7000u16.to_be_bytes());
-    packet[9] = 6;
+    let (client, server): (Ipv6Addr, Ipv6Addr) = (CLIENT_V6.parse().unwrap(), SERVER_V6.parse().unwrap());
+    let mut packet = Knock::tcp_syn(client, server, 7000).emit();
+    let mut as_ipv4 = Ipv4Mut::new(&mut packet);
+    as_ipv4.set_flags_and_offset(0);
+    as_ipv4.set_protocol(6);
+    TcpMut::new(&mut packet).set_dst_port(7000);
     let sender = Sender::new(&lab, 0x0800);
     for _ in 0..5 {
         sender.send(&packet);
     }
     // A real knock afterwards, so the counters below are read once everything has arrived.
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 3", WITHIN), "{}", daemon.log_text());
     let counters = daemon.counters();
     assert!(counters.contains("counters: packets=1 kernel_packets=1 "), "{counters}");

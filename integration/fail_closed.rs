@@ -2,18 +2,11 @@
 //! the daemon's chain, a second daemon, renamed tables and dropped doors.
 
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
-const DROP_WAIT: Duration = Duration::from_millis(700);
-
-fn ssh_v4() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
 
 /// `n` doors: door `dI` knocks 7000 then 8000+I and opens port 10000+I.
 fn many_doors(n: u16, timeout: &str) -> String {
@@ -38,11 +31,9 @@ fn a_thousand_doors_start_reload_and_open() {
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     assert_eq!(chain.matches(" drop").count(), 1000, "one drop per door's port");
     assert_eq!(lab.server.nft(&["list", "sets", "inet"]).matches("set d").count(), 2000);
-    let door999 = SocketAddr::new(SERVER_V4.parse().unwrap(), 10999);
+    let door999 = at(SERVER_V4, 10999);
     assert!(is_dropped(&lab.client, CLIENT_V4, door999, DROP_WAIT));
-    for port in [7000, 8999] {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, port, false);
-    }
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8999]);
     assert!(connects_within(&lab.client, CLIENT_V4, door999, WITHIN), "{}", daemon.log_text());
 
     // A reload to 1000 doors with other timeouts: one transaction again, and grants stay.
@@ -89,7 +80,7 @@ fn guarded(lab: &Lab) -> bool {
 #[test]
 fn outside_changes_to_the_chain_are_repaired_within_a_second() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config =
         ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
@@ -186,7 +177,7 @@ fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
             "netns",
             "exec",
             &lab.server.0,
-            &crate::daemon::knockd_path(),
+            &knockd_path(),
             "-D",
             "-c",
             config.path.to_str().unwrap(),
@@ -213,8 +204,8 @@ fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
 #[test]
 fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    lab.server.nft(&["-f", &format!("{}/nft-templates/attach.nft", env!("CARGO_MANIFEST_DIR"))]);
+    let _echo = lab.sshd();
+    lab.server.nft(&["-f", &template("attach.nft")]);
     lab.server.nft(&["add", "set", "inet", "filter", "knock_web4", "{ type ipv4_addr; flags timeout; }"]);
     // Three doors on one knock: two share the admin's set, the third has its own.
     let set = |name: &str| format!("open: {{set: {{family: inet, table: filter, ipv4: {name}}}, timeout: 30s}}");
@@ -228,8 +219,7 @@ fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
     // The admin's set of door c goes away after the start: c's grants fail, and only c's.
     lab.server.nft(&["delete", "set", "inet", "filter", "knock_web4"]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
     assert_eq!(elements.matches("198.18.0.2").count(), 1, "one element for both doors: {elements}");

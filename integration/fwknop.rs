@@ -2,27 +2,19 @@
 //! real client builds (`-T -B`, nothing sent) or sends itself, from chosen sources, opening the
 //! ports they ask for in per-port nftables sets, and only those.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use knockd::client::{self, Origin};
-
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 pub(crate) const WITHIN: Duration = Duration::from_secs(3);
-pub(crate) const DROP_WAIT: Duration = Duration::from_millis(700);
 /// Two key pairs from `fwknop --key-gen`, for these tests only.
 pub(crate) const KEY: &str = "aK2BZ8AjOPhp0jccEbZvTtK53QHY91/Kq/fk3RW/iII=";
 pub(crate) const HMAC_KEY: &str =
     "oexBgiCECuijnxbs1WGVYgziybEaV5p2Do4WguSColBAw6SpYSDGynkf/U26G7EjVGLrAUA8af2jNd7h89Iegw==";
 const KEY_B: &str = "U16Jk9kmSPGiHJXCrnmew4ll0GbnQjjkJ0PNj426gqE=";
 const HMAC_KEY_B: &str = "I6MKyk+qULuH1syBojJOe17NdfIFMQGuZOVnwoupY4jsaSMYBH2eOmgm8/eHBIqGUCeHGnHa7TFVBpMMKEmBGg==";
-
-pub(crate) fn at(addr: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(addr.parse().unwrap(), port)
-}
 
 /// Runs the fwknop client in the client namespace with the keys and `args`; its output.
 pub(crate) fn fwknop(lab: &Lab, keys: (&str, &str), args: &[&str]) -> std::process::Output {
@@ -46,10 +38,8 @@ pub(crate) fn packet(lab: &Lab, keys: (&str, &str), args: &[&str]) -> Vec<u8> {
 
 /// Sends `packet` from `src` to the server's fwknop port (IPv4 or IPv6, as `src` is).
 pub(crate) fn send(lab: &Lab, src: &str, packet: &[u8]) {
-    let src: IpAddr = src.parse().unwrap();
-    let server: IpAddr = if src.is_ipv4() { SERVER_V4 } else { SERVER_V6 }.parse().unwrap();
-    let origin = Origin { source: Some(src), interface: None };
-    lab.client.run(|| client::send_datagram(server, 62201, packet, &origin)).unwrap();
+    let server = if src.parse::<IpAddr>().unwrap().is_ipv4() { SERVER_V4 } else { SERVER_V6 };
+    send_datagram(lab, src, server, 62201, packet);
 }
 
 pub(crate) fn stanza(source: &str, keys: (&str, &str), extra: &str) -> String {
@@ -65,7 +55,7 @@ pub(crate) fn start(lab: &Lab, access: &ConfigFile) -> Daemon {
 #[test]
 fn the_stock_client_opens_the_port_it_asks_for_until_the_timeout() {
     let lab = Lab::new();
-    let _ssh = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _ssh = lab.sshd();
     let _web = Echo::start(&lab.server, "[::]:443".parse().unwrap());
     let keys = (KEY, HMAC_KEY);
     let access = ConfigFile::private(
@@ -129,7 +119,7 @@ fn every_hmac_and_digest_type_the_client_offers_is_accepted() {
 #[test]
 fn replays_changed_packets_wrong_keys_and_stale_timestamps_open_nothing() {
     let lab = Lab::new();
-    let _ssh = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _ssh = lab.sshd();
     let keys = (KEY, HMAC_KEY);
     let access = ConfigFile::private("access.conf", &stanza("ANY", keys, "OPEN_PORTS tcp/22\nFW_ACCESS_TIMEOUT 1"));
     let daemon = start(&lab, &access);
@@ -163,7 +153,7 @@ fn replays_changed_packets_wrong_keys_and_stale_timestamps_open_nothing() {
 #[test]
 fn what_a_stanza_allows_sources_addresses_ports_and_the_clients_timeout() {
     let lab = Lab::new();
-    let _ssh = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _ssh = lab.sshd();
     // Stanza 1 (keys A) takes -s; stanza 2 (keys B) requires an address and lets clients ask
     // for up to 60 s. Both only from 198.18.0.0/24 and 2001:db8::/64.
     let (a, b) = ((KEY, HMAC_KEY), (KEY_B, HMAC_KEY_B));

@@ -1,16 +1,8 @@
 //! An fwknopd admin's setup moved over unchanged, end to end: access.conf in fwknopd's own
 //! shapes with fwknopd.conf beside it, the stock client's packets (fwknop-client 2.6.10).
 
-use crate::daemon::ConfigFile;
-use crate::fwknop::{DROP_WAIT, HMAC_KEY, KEY, WITHIN, at, fwknop, stanza, start};
-use crate::lab::*;
-
-fn write_private(path: &std::path::Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
+use crate::fwknop::{HMAC_KEY, KEY, WITHIN, fwknop, stanza, start};
+use crate::support::*;
 
 /// fwknopd.conf's interface and port are honoured; a dotted SOURCE mask and a two-digit year
 /// load; a request for tcp/80 that the first stanza refuses falls through to the second; a
@@ -26,10 +18,9 @@ fn an_fwknopd_admins_setup_moves_over_unchanged() {
             + &stanza("ANY", keys, "OPEN_PORTS tcp/80")
             + "%include_folder access.d\n";
     let access = ConfigFile::private("access.conf", &text);
-    let dir = access.path.parent().unwrap();
-    write_private(&dir.join("access.d/old.conf"), "SOURCE ANY\nKEY fwknoptest\nOPEN_PORTS tcp/2222\n");
+    access.write_private("access.d/old.conf", "SOURCE ANY\nKEY fwknoptest\nOPEN_PORTS tcp/2222\n");
     let fwknopd = format!("PCAP_INTF {};\nPCAP_FILTER udp port 62203;\nLOCALE C;\n", lab.server_if);
-    write_private(&dir.join("fwknopd.conf"), &fwknopd);
+    access.write_private("fwknopd.conf", &fwknopd);
     let daemon = start(&lab, &access);
     let log = daemon.log_text();
     for said in [

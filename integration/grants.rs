@@ -2,12 +2,11 @@
 //! survives a knock with a shorter timeout, and a door's set stops at its `size`, saying so
 //! once, while the daemon keeps serving.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::frames::{Sender, spoofed, tcp_syn};
-use crate::lab::*;
+use crate::support::frames::{Sender, spoofed};
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -17,23 +16,21 @@ fn a_knock_never_shortens_an_admins_longer_grant() {
     let config =
         ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let control = config.control();
-    let c = control.to_str().unwrap();
-    lab.server.run(|| cmd(&knockd_path(), &["grant", CLIENT_V4, "--door", "ssh", "--for", "1h", "--control", c]));
+    ask(&lab.server, &config, &["grant", CLIENT_V4, "--door", "ssh", "--for", "1h"]);
     assert!(eventually(WITHIN, || lab.server.set_elements("knockd", "ssh_v4").contains("timeout 1h")));
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 59m", WITHIN), "{}", daemon.log_text());
     let set = lab.server.set_elements("knockd", "ssh_v4");
     assert!(set.contains("timeout 1h") && set.contains("comment \"admin uid 0\""), "kept, with who opened it: {set}");
     // A grant that outlasts the live one replaces it, as before.
-    lab.server.run(|| cmd(&knockd_path(), &["grant", CLIENT_V4, "--door", "ssh", "--for", "2h", "--control", c]));
+    ask(&lab.server, &config, &["grant", CLIENT_V4, "--door", "ssh", "--for", "2h"]);
     assert!(eventually(WITHIN, || lab.server.set_elements("knockd", "ssh_v4").contains("timeout 2h")));
 }
 
 #[test]
 fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "0.0.0.0:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new(
         "knockd.yaml",
         "nftables: {set_size: 16}\ndoors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 3s}\n",
@@ -43,7 +40,7 @@ fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
     let sender = Sender::new(&lab, 0x0800);
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     for n in 0..40u32 {
-        sender.send(&tcp_syn(spoofed(n), server, 7000));
+        sender.send(&Knock::tcp_syn(spoofed(n), server, 7000).emit());
         std::thread::sleep(Duration::from_millis(2));
     }
     assert!(daemon.wait_log("the set is full", WITHIN), "{}", daemon.log_text());
@@ -51,10 +48,9 @@ fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
     assert_eq!(set.matches("timeout").count(), 16, "{set}");
     assert_eq!(daemon.log_text().matches("the set is full").count(), 1, "said once: {}", daemon.log_text());
     // Once the grants end (and the kernel has collected them), a real client gets in.
-    let ssh = SocketAddr::new(SERVER_V4.parse().unwrap(), 22);
     let got_in = eventually(Duration::from_secs(20), || {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-        connects_within(&lab.client, CLIENT_V4, ssh, Duration::from_millis(500))
+        knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
+        connects_within(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_millis(500))
     });
     assert!(got_in, "{}", daemon.log_text());
     assert!(daemon.wait_log("has room again", WITHIN), "{}", daemon.log_text());
@@ -67,7 +63,7 @@ fn a_drop_policy_put_on_knockds_chain_is_repaired() {
     let config =
         ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let web = SocketAddr::new(SERVER_V4.parse().unwrap(), 80);
+    let web = at(SERVER_V4, 80);
     assert!(connect(&lab.client, CLIENT_V4, web, WITHIN).is_ok(), "knockd's chain leaves other ports alone");
     lab.server.nft(&["add", "chain", "inet", "knockd", "input", "{", "policy", "drop", ";", "}"]);
     assert!(

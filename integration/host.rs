@@ -2,17 +2,14 @@
 //! namespaces both start with default settings, totals survive a reload, and the state
 //! directory is checked at start.
 
-use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use knockd::client::{self, Origin};
 use knockd::doors::spa;
 
-use crate::daemon::{ConfigFile, Daemon, counter, knockd_path};
-use crate::lab::*;
-use crate::spa_packets::fresh_request;
+use crate::support::spa_packets::fresh_request;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
 const ONE_DOOR: &str = "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n";
@@ -119,9 +116,7 @@ fn two_daemons_in_two_namespaces_with_default_settings_both_start_and_answer_sta
 fn totals_survive_a_reload() {
     let lab = Lab::new();
     let keys = ConfigFile::new("placeholder", "");
-    let secret = keys.path.with_file_name("alice");
-    let out = Command::new(env!("CARGO_BIN_EXE_knock")).args(["--spa-keygen", secret.to_str().unwrap()]).output();
-    assert!(out.unwrap().status.success());
+    let secret = spa_keygen(&keys, "alice");
     let yaml = format!(
         "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}.pub]}}\n    open: {{ports: [22], timeout: 30s}}\n",
         secret.display()
@@ -129,10 +124,7 @@ fn totals_survive_a_reload() {
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = spa::read_key(&secret).unwrap();
-    let (client, server): (IpAddr, IpAddr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
-    let origin = Origin { source: Some(client), interface: None };
-    let packet = spa::encode(&fresh_request("ssh"), &key);
-    lab.client.run(|| client::send_datagram(server, 62201, &packet, &origin)).unwrap();
+    send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &spa::encode(&fresh_request("ssh"), &key));
     assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp", WITHIN), "{}", daemon.log_text());
     let before = daemon.counters();
     assert_eq!(counter(&before, "spa_verified"), Some(1), "{before}");
@@ -145,8 +137,7 @@ fn totals_survive_a_reload() {
         assert_eq!(counter(&after, name), counter(&before, name), "{name} after SIGHUP: {after}");
     }
     // And they go on counting from there.
-    let packet = spa::encode(&fresh_request("ssh"), &key);
-    lab.client.run(|| client::send_datagram(server, 62201, &packet, &origin)).unwrap();
+    send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &spa::encode(&fresh_request("ssh"), &key));
     assert!(eventually(WITHIN, || counter(&daemon.counters(), "spa_verified") == Some(2)), "{}", daemon.log_text());
     assert!(daemon.stop().success());
 }
@@ -154,9 +145,7 @@ fn totals_survive_a_reload() {
 /// An SPA door (it keeps a replay cache in the state directory) that stays root.
 fn spa_config(tag: &str) -> (ConfigFile, ConfigFile) {
     let keys = ConfigFile::new(tag, "");
-    let secret = keys.path.with_file_name("alice");
-    let out = Command::new(env!("CARGO_BIN_EXE_knock")).args(["--spa-keygen", secret.to_str().unwrap()]).output();
-    assert!(out.unwrap().status.success());
+    let secret = spa_keygen(&keys, "alice");
     let yaml = format!(
         "user: root\ndoors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}.pub]}}\n    open: {{ports: [22], timeout: 30s}}\n",
         secret.display()

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -48,7 +47,7 @@ fn command_line(exec_start: &str, env: &[(String, String)]) -> Vec<String> {
 #[test]
 fn the_unit_runs_the_installed_daemon_with_knockd_opts_from_etc_default_knockd() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let prefix = install(&config.path.with_file_name("root"));
     let unit = std::fs::read_to_string(prefix.join("lib/systemd/system/knockd.service")).unwrap();
@@ -85,9 +84,8 @@ fn the_unit_runs_the_installed_daemon_with_knockd_opts_from_etc_default_knockd()
     let n = notify.recv(&mut buf).expect("READY within 10 s");
     assert_eq!(&buf[..n], b"READY=1\n");
     assert!(daemon.try_wait().unwrap().is_none(), "-d did not fork away from systemd");
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
-    let ssh = std::net::SocketAddr::new(SERVER_V4.parse().unwrap(), 22);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
+    let ssh = ssh_v4();
     assert!(connects_within(&lab.client, CLIENT_V4, ssh, WITHIN), "the door opened");
     assert!(is_dropped(&lab.client, OTHER_V4, ssh, Duration::from_millis(700)), "strangers stay out");
     // SAFETY: signalling our own child (ip netns exec replaced itself with knockd).

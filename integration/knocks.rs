@@ -1,21 +1,15 @@
 //! Knocks as real clients send them, end to end: rotating sequences around a step boundary,
 //! from a clock that runs ahead, replayed after a restart; two connections per knock.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use knockd::config::{PortProto, Proto, Rotating};
+use knockd::config::Rotating;
 use knockd::doors::sequence::rotating;
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::lab::*;
+use crate::support::*;
 
 const SECRET: &str = "a shared secret of some length\n";
 const WITHIN: Duration = Duration::from_secs(3);
-
-fn ssh() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
 
 /// A rotating door `ssh` with a `step`-second step and its secret file.
 fn rotating_door(step: u64) -> (ConfigFile, ConfigFile) {
@@ -51,16 +45,10 @@ fn after_next_boundary(step: u64, offset: Duration) -> u64 {
     next
 }
 
-fn knock_sequence(lab: &Lab, src: &str, ports: &[PortProto]) {
-    for p in ports {
-        knock(&lab.client, src, SERVER_V4, p.port, false);
-    }
-}
-
 #[test]
 fn rotating_knocks_just_after_a_step_boundary_open() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let (config, _secret) = rotating_door(5);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     for (i, offset_ms) in [50u64, 300, 700, 1200].into_iter().enumerate() {
@@ -68,10 +56,10 @@ fn rotating_knocks_just_after_a_step_boundary_open() {
         lab.add_client_addr(&format!("{src}/16"));
         let counter = after_next_boundary(5, Duration::from_millis(offset_ms));
         let started = Instant::now();
-        knock_sequence(&lab, &src, &sequence(counter));
+        knock_all(&lab, &src, SERVER_V4, &sequence(counter));
         let sent = started.elapsed();
         assert!(
-            connects_within(&lab.client, &src, ssh(), WITHIN),
+            connects_within(&lab.client, &src, ssh_v4(), WITHIN),
             "knocks {offset_ms} ms after the boundary (sent in {sent:?}) did not open:\n{}",
             daemon.log_text()
         );
@@ -81,55 +69,52 @@ fn rotating_knocks_just_after_a_step_boundary_open() {
 #[test]
 fn a_client_whose_clock_runs_2_s_ahead_opens() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let (config, _secret) = rotating_door(5);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     // 1.5 s before a boundary, the client's clock (2 s ahead) is already in the next step.
     let server_step = after_next_boundary(5, Duration::from_millis(3500));
     let client_step = (unix_now() + Duration::from_secs(2)).as_secs() / 5;
     assert_eq!(client_step, server_step + 1, "the test's timing is off");
-    knock_sequence(&lab, CLIENT_V4, &sequence(client_step));
-    assert!(connects_within(&lab.client, CLIENT_V4, ssh(), WITHIN), "{}", daemon.log_text());
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence(client_step));
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn a_rotating_sequence_used_before_a_restart_is_refused_after_it() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let (config, _secret) = rotating_door(30);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let counter = unix_now().as_secs() / 30;
     let used = sequence(counter);
-    knock_sequence(&lab, CLIENT_V4, &used);
-    assert!(connects_within(&lab.client, CLIENT_V4, ssh(), WITHIN), "{}", daemon.log_text());
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &used);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     assert!(daemon.stop().success());
 
     // Restarted within the sequence's validity: an eavesdropper's replay opens nothing.
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock_sequence(&lab, OTHER_V4, &used);
+    knock_all(&lab, OTHER_V4, SERVER_V4, &used);
     // Time for a grant to be committed, were there one: a connect right away could beat it.
     std::thread::sleep(Duration::from_millis(500));
-    assert!(is_dropped(&lab.client, OTHER_V4, ssh(), Duration::from_millis(700)), "the replay opened the door");
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay opened the door");
     assert!(!daemon.log_text().contains("198.18.0.3: OPEN"), "{}", daemon.log_text());
     // The door itself works: the next step's sequence opens.
-    knock_sequence(&lab, OTHER_V4, &sequence(counter + 1));
-    assert!(connects_within(&lab.client, OTHER_V4, ssh(), WITHIN), "{}", daemon.log_text());
+    knock_all(&lab, OTHER_V4, SERVER_V4, &sequence(counter + 1));
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn a_browser_knocking_with_two_connections_per_knock_opens() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let yaml = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [22], timeout: 30s}\n";
     let config = ConfigFile::new("knockd.yaml", &format!("log: {{level: debug}}\n{yaml}"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     // Each knock twice, from two sockets (two source ports), as browsers and phone apps send it.
-    for port in [7000, 8000, 9000] {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, port, false);
-        knock(&lab.client, CLIENT_V4, SERVER_V4, port, false);
-    }
-    assert!(connects_within(&lab.client, CLIENT_V4, ssh(), WITHIN), "{}", daemon.log_text());
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 7000, 8000, 8000, 9000, 9000]);
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     let log = daemon.log_text();
     assert!(!log.contains("sequence restarted"), "{log}");
     assert!(log.contains("knock not counted: it repeats the knock that just matched (another connection)"), "{log}");

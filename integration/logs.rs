@@ -5,9 +5,8 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::frames::{Sender, tcp_syn};
-use crate::lab::*;
+use crate::support::frames::Sender;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -30,26 +29,25 @@ fn a_timed_out_attempt_is_logged_when_it_ends_and_debug_says_why_knocks_did_not_
     let log = |needle: &str| assert!(daemon.wait_log(needle, WITHIN), "`{needle}` missing:\n{}", daemon.log_text());
 
     // Two of three knocks, then nothing: the line comes at the timeout, not at the next knock.
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, false);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     log("ssh: 198.18.0.2: stage 2 of 3");
     log("ssh: 198.18.0.2: sequence timed out after 2 of 3 knocks (seq_timeout 2s)");
     // The late third knock: -D says why it did not open.
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 9000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 9000, Proto::Tcp);
     log("ssh: 198.18.0.2: knock not counted: not the first knock, and no attempt is in progress");
 
     // Out of order: the attempt restarts, and -D says so.
-    knock(&lab.client, OTHER_V4, SERVER_V4, 7000, false);
-    knock(&lab.client, OTHER_V4, SERVER_V4, 9000, false);
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 9000]);
     log("ssh: 198.18.0.3: knock out of order, sequence restarted");
 
     // A SYN where the door wants FIN.
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7500, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7500, Proto::Tcp);
     log("fin: 198.18.0.2: knock not counted: its TCP flags are not the door's tcp_flags");
 
     // A knock addressed to another host on the link (as a router would see it).
     let elsewhere = Ipv4Addr::new(198, 18, 0, 77);
-    Sender::new(&lab, 0x0800).send(&tcp_syn(CLIENT_V4.parse().unwrap(), elsewhere, 7000));
+    let knock = Knock::tcp_syn(CLIENT_V4.parse::<Ipv4Addr>().unwrap(), elsewhere, 7000);
+    Sender::new(&lab, 0x0800).send(&knock.emit());
     log("198.18.0.2: not counted: sent to 198.18.0.77, not to this host");
 
     // None of it opened anything.

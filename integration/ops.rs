@@ -1,21 +1,10 @@
 //! Operations: attach mode into an admin's own table, the templates, `knockd status`, SIGUSR1.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
-const DROP_WAIT: Duration = Duration::from_millis(700);
-
-fn template(name: &str) -> String {
-    format!("{}/nft-templates/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ssh_v4() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
 
 #[test]
 fn every_template_parses_with_nft_check() {
@@ -37,16 +26,14 @@ const ATTACH: &str = "doors:
 #[test]
 fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     lab.server.nft(&["-f", &template("attach.nft")]);
     let chain_before = lab.server.nft(&["list", "chain", "inet", "filter", "input"]);
     let config = ConfigFile::new("knockd.yaml", ATTACH);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the admin's drop policy holds");
 
-    for port in [7000, 8000, 9000] {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, port, false);
-    }
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN set inet filter knock_ssh4 for 30s", WITHIN));
     let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
@@ -55,11 +42,12 @@ fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
     let tables = lab.server.nft(&["list", "tables"]);
     assert_eq!(tables.trim(), "table inet filter", "no table of knockd's own");
 
-    let check = lab.server.run(|| cmd(&knockd_path(), &["check", "-c", config.path.to_str().unwrap()]));
+    let check = knockd_check(&lab.server, &config.path);
+    assert!(check.status.success(), "{}", printed(&check));
+    let check = String::from_utf8_lossy(&check.stdout);
     assert!(check.contains("door ssh: set inet filter knock_ssh4: ok"), "{check}");
     assert!(check.contains("door ssh: set inet filter knock_ssh6: ok"), "{check}");
-    let control = config.control();
-    let status = lab.server.run(|| cmd(&knockd_path(), &["status", "--control", control.to_str().unwrap()]));
+    let status = ask(&lab.server, &config, &["status"]);
     let line = status.lines().find(|l| l.contains("198.18.0.2")).unwrap_or_else(|| panic!("{status}"));
     assert!(line.starts_with("ssh") && line.contains("set inet filter knock_ssh4"), "{status}");
 }
@@ -83,10 +71,7 @@ fn attach_mode_refuses_to_start_without_the_sets() {
     // `knockd check` reports each set, including the wrong key type it once missed.
     lab.server.nft(&["add", "set", "inet", "filter", "knock_ssh4_wrong", "{ type ipv6_addr; flags timeout; }"]);
     let wrong = ConfigFile::new("wrong.yaml", &ATTACH.replace("ipv4: knock_ssh4,", "ipv4: knock_ssh4_wrong,"));
-    let check = lab.server.run(|| {
-        std::process::Command::new(knockd_path()).args(["check", "-c", wrong.path.to_str().unwrap()]).output().unwrap()
-    });
-    let check = String::from_utf8_lossy(&check.stdout).into_owned();
+    let check = String::from_utf8_lossy(&knockd_check(&lab.server, &wrong.path).stdout).into_owned();
     assert!(check.contains("knock_ssh4_wrong does not hold ipv4_addr elements"), "{check}");
     assert!(check.contains("knock_ssh6: ok"), "{check}");
     let mut no_timeout = Daemon::spawn(&lab.server, &config, &[]);

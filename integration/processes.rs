@@ -3,21 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
 
 /// Waits (bounded) until `path` holds `needle`; returns the file's text.
 fn wait_for(path: &std::path::Path, needle: &str, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) || Instant::now() >= deadline {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    file_contains(path, needle, within);
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[test]
@@ -32,7 +25,7 @@ fn a_command_inherits_no_descriptor_of_the_daemon() {
     );
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "done", WITHIN);
     let fds: Vec<&str> = text.lines().filter_map(|l| l.split_once(" -> ")?.0.split_whitespace().last()).collect();
     assert_eq!(
@@ -54,10 +47,10 @@ fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
     );
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, Proto::Tcp);
     assert!(daemon.wait_log("hung: 198.18.0.2: running command: sleep 30", WITHIN));
     let knocked = Instant::now();
-    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, false);
+    knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "stop 198.18.0.2", Duration::from_secs(5));
     assert!(text.contains("start 198.18.0.2\nstop 198.18.0.2"), "{text}\n{}", daemon.log_text());
     eprintln!("the stop ran {:?} after the knock (cmd_timeout 1s)", knocked.elapsed());
@@ -75,7 +68,7 @@ fn commands_that_leave_a_background_child_holding_stderr_leave_no_thread() {
     for n in 1..=20 {
         let src = format!("198.18.1.{n}");
         lab.add_client_addr(&format!("{src}/16"));
-        knock(&lab.client, &src, SERVER_V4, 7000, false);
+        knock(&lab.client, &src, SERVER_V4, 7000, Proto::Tcp);
     }
     let deadline = Instant::now() + WITHIN;
     while daemon.log_text().matches("running command: sleep 33").count() < 20 && Instant::now() < deadline {

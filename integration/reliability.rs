@@ -1,27 +1,18 @@
 //! Faults, floods and hostile input, against the real daemon and kernel.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use knockd::packet::ipv4::Ipv4Mut;
+use knockd::packet::ipv6::Ipv6Mut;
 use std::time::{Duration, Instant};
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::frames::{self, Sender};
-use crate::lab::*;
+use crate::support::frames::Sender;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
-const DROP_WAIT: Duration = Duration::from_millis(700);
-
-fn ssh_v4() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
 
 fn door(timeout: &str) -> String {
     format!("doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: {timeout}}}\n")
-}
-
-fn knock_all(lab: &Lab, src: &str, ports: &[u16]) {
-    for &port in ports {
-        knock(&lab.client, src, SERVER_V4, port, false);
-    }
 }
 
 fn set_has(lab: &Lab, addr: &str) -> bool {
@@ -31,11 +22,11 @@ fn set_has(lab: &Lab, addr: &str) -> bool {
 #[test]
 fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &door("3s"));
     let mut daemon = Daemon::start(&lab.server, &config, &[]);
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
-    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(daemon.wait_log(": OPEN ", WITHIN));
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
@@ -51,7 +42,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
 
     // A grant made before a crash survives the restart; nothing is duplicated.
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(daemon.wait_log(": OPEN ", WITHIN));
     let mut daemon = daemon;
     daemon.signal(libc::SIGKILL);
@@ -67,7 +58,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
 #[test]
 fn a_flushed_ruleset_is_put_back_and_the_next_knock_works() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &door("30s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     lab.server.nft(&["flush", "ruleset"]);
@@ -78,12 +69,12 @@ fn a_flushed_ruleset_is_put_back_and_the_next_knock_works() {
     );
     assert!(daemon.wait_log("table inet knockd restored", WITHIN));
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the door is closed again");
-    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 
     // Deleted right before a knock, faster than the periodic check: the grant puts it back.
     lab.server.nft(&["delete", "table", "inet", "knockd"]);
-    knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }
 
@@ -94,9 +85,9 @@ fn capture_follows_its_interface_going_away_and_coming_back() {
     let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
     lab.unlink();
     lab.link(); // same names, new interface indexes
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     assert!(daemon.wait_log("interfaces changed", Duration::from_secs(5)), "{}", daemon.log_text());
-    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }
 
@@ -113,25 +104,23 @@ fn capture_starts_before_its_interface_exists_and_targets_added_later_work() {
         daemon.log_text()
     );
     lab.link();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     assert!(daemon.wait_log("interfaces changed: listening on all of them again", Duration::from_secs(5)));
     // The target address is added only now.
     lab.server.ip(&["addr", "add", "198.18.7.7/16", "dev", &lab.server_if, "nodad"]);
-    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "knocks to another address do not count");
-    for port in [7000, 8000, 9000] {
-        knock(&lab.client, CLIENT_V4, "198.18.7.7", port, false);
-    }
+    knock_tcp(&lab, CLIENT_V4, "198.18.7.7", &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &door("60s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(daemon.wait_log(": OPEN ", WITHIN));
 
     let good = |n: u16| {
@@ -156,7 +145,7 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     assert!(daemon.log_text().contains("reload failed, keeping the running config"), "{}", daemon.log_text());
     assert!(set_has(&lab, "198.18.0.3"), "no grant was lost");
     assert!(connect(&lab.client, OTHER_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
-    knock_all(&lab, CLIENT_V4, &[5098, 6001]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[5098, 6001]);
     assert!(
         connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN),
         "the last good config is in force:\n{}",
@@ -167,7 +156,7 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
 #[test]
 fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new(
         "knockd.yaml",
         "log: {level: warn}\nlimits: {max_attempts: 5000}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    open: {ports: [22], timeout: 60s}\n",
@@ -178,8 +167,9 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
     let legit: Ipv4Addr = CLIENT_V4.parse().unwrap();
     // 50,000 spoofed first knocks, ten times the cap, with the legitimate knock in the middle.
     const FLOOD: u32 = 50_000;
-    let mut packets: Vec<Vec<u8>> = (0..FLOOD).map(|n| frames::tcp_syn(frames::spoofed(n), server, 7000)).collect();
-    let legit_knocks = [7000, 8000, 9000].map(|port| frames::tcp_syn(legit, server, port));
+    let mut packets: Vec<Vec<u8>> =
+        (0..FLOOD).map(|n| Knock::tcp_syn(frames::spoofed(n), server, 7000).emit()).collect();
+    let legit_knocks = [7000, 8000, 9000].map(|port| Knock::tcp_syn(legit, server, port).emit());
     packets.splice(FLOOD as usize / 2..FLOOD as usize / 2, legit_knocks);
     for batch in packets.chunks(64) {
         sender.send_many(batch);
@@ -190,7 +180,7 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
         daemon.log_text()
     );
     let counters = daemon.counters();
-    let value = |key: &str| crate::daemon::counter(&counters, key).unwrap_or_else(|| panic!("no {key}: {counters}"));
+    let value = |key: &str| counter(&counters, key).unwrap_or_else(|| panic!("no {key}: {counters}"));
     assert!(value("attempts") <= 5000, "{counters}");
     assert!(value("evictions") > 0, "the flood did overflow the table: {counters}");
     assert!(value("opens") >= 1, "{counters}");
@@ -202,37 +192,40 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
 #[test]
 fn malformed_packets_never_take_the_daemon_down() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let config = ConfigFile::new("knockd.yaml", &door("30s"));
     let mut daemon = Daemon::start(&lab.server, &config, &[]);
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     let v4 = Sender::new(&lab, 0x0800);
-    let good = frames::tcp_syn(CLIENT_V4.parse().unwrap(), server, 7000);
+    let good = Knock::tcp_syn(CLIENT_V4.parse::<Ipv4Addr>().unwrap(), server, 7000).emit();
     let mut packets: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect(); // every truncation
-    let mut short_ihl = good.clone();
-    short_ihl[0] = 0x42; // header length 8 bytes
-    let mut long_ihl = good.clone();
-    long_ihl[0] = 0x4f; // header length 60 bytes, packet is 40
-    let mut bogus_total = good.clone();
-    bogus_total[2..4].copy_from_slice(&9000u16.to_be_bytes());
-    let mut later_fragment = good.clone();
-    later_fragment[6..8].copy_from_slice(&0x0001u16.to_be_bytes());
-    let mut first_fragment = good.clone();
-    first_fragment[6] = 0x20;
-    let mut bad_version = good.clone();
-    bad_version[0] = 0x75;
-    packets.extend([short_ihl, long_ihl, bogus_total, later_fragment, first_fragment, bad_version]);
+    let changed = |change: &dyn Fn(&mut Ipv4Mut)| {
+        let mut p = good.clone();
+        change(&mut Ipv4Mut::new(&mut p));
+        p
+    };
+    packets.extend([
+        changed(&|ip| ip.set_header_len(8)),
+        changed(&|ip| ip.set_header_len(60)), // the packet is 40 bytes
+        changed(&|ip| ip.set_total_len(9000)),
+        changed(&|ip| ip.set_flags_and_offset(0x0001)), // a later fragment
+        changed(&|ip| ip.set_flags_and_offset(0x2000)), // the first of several
+        changed(&|ip| ip.set_version(7)),
+    ]);
     for p in &packets {
         v4.send(p);
     }
     // IPv6 with a hop-by-hop header in front of TCP, and truncated IPv6.
     let v6 = Sender::new(&lab, 0x86dd);
-    let mut ext = vec![0u8; 68];
-    ext[0] = 0x60;
-    ext[4..6].copy_from_slice(&28u16.to_be_bytes());
-    ext[6] = 0; // hop-by-hop
-    ext[40] = 6; // next: TCP
-    ext[42 + 8..42 + 10].copy_from_slice(&7000u16.to_be_bytes());
+    let (client, server): (Ipv6Addr, Ipv6Addr) = (CLIENT_V6.parse().unwrap(), SERVER_V6.parse().unwrap());
+    let syn = Knock::tcp_syn(client, server, 7000).emit();
+    let mut ext = vec![0u8; 48];
+    ext[..40].copy_from_slice(&syn[..40]);
+    ext[40] = 6; // the hop-by-hop header (8 bytes, no options): next, TCP
+    ext.extend_from_slice(&syn[40..]);
+    let mut ip = Ipv6Mut::new(&mut ext);
+    ip.set_next_header(0); // hop-by-hop
+    ip.set_payload_len(28);
     v6.send(&ext);
     v6.send(&ext[..30]);
     // An 802.1Q-tagged frame carrying a knock.
@@ -243,7 +236,7 @@ fn malformed_packets_never_take_the_daemon_down() {
 
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(daemon.wait_exit(Duration::ZERO), None, "the daemon died:\n{}", daemon.log_text());
-    knock_all(&lab, OTHER_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     daemon.signal(libc::SIGUSR1);
     assert!(daemon.wait_log("counters:", WITHIN));
@@ -264,7 +257,7 @@ fn capabilities(pid: i32) -> (u64, u64, u64) {
 fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() {
     const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let out = ConfigFile::new("caps", "");
     let yaml = format!(
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"grep CapEff /proc/self/status >> {}\"\n",
@@ -273,7 +266,7 @@ fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() 
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert_eq!(capabilities(daemon.pid()), (NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW));
-    knock_all(&lab, CLIENT_V4, &[7000, 8000, 9000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     assert!(eventually(WITHIN, || std::fs::read_to_string(&out.path).is_ok_and(|t| t.contains("CapEff"))));
     let command_caps = std::fs::read_to_string(&out.path).unwrap();
@@ -301,13 +294,9 @@ fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
     let lab = Lab::new();
     let (uid, gid) = ensure_knockd_user();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let keys = ConfigFile::new("alice", "");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_knock"))
-        .args(["--spa-keygen", keys.path.with_file_name("alice-key").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let secret = spa_keygen(&keys, "alice-key");
     let public = keys.path.with_file_name("alice-key.pub");
     let yaml = format!(
         "doors:\n  ssh: {{sequence: [7000, 8000], open: {{ports: [22], timeout: 30s}}}}\n  spa: {{spa: {{port: 62201, public_keys: [{}]}}, open: {{ports: [22], timeout: 30s}}}}\n",
@@ -321,14 +310,13 @@ fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     assert_eq!(std::fs::metadata(config.state_dir()).unwrap().gid(), gid, "the state directory is its");
     assert_eq!(capabilities(daemon.pid()).0, NET_ADMIN_AND_RAW);
 
-    knock_all(&lab, CLIENT_V4, &[7000, 8000]);
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    let knock = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.client.0, env!("CARGO_BIN_EXE_knock"), "--spa", "--door", "spa", "--key"])
-        .arg(keys.path.with_file_name("alice-key"))
-        .args(["--source", OTHER_V4, "--wait-open", "22", SERVER_V4])
-        .output()
-        .unwrap();
+    let key = secret.to_str().unwrap();
+    let knock = knock_client(
+        &lab.client,
+        &["--spa", "--door", "spa", "--key", key, "--source", OTHER_V4, "--wait-open", "22", SERVER_V4],
+    );
     assert!(knock.status.success(), "{}\n{}", String::from_utf8_lossy(&knock.stderr), daemon.log_text());
     let replay = config.state_dir().join("spa.replay");
     assert_eq!(std::fs::metadata(&replay).expect("the replay cache was written").uid(), uid);

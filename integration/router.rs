@@ -3,13 +3,11 @@
 //! server, forwarding) and a LAN host behind it.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::daemon::{ConfigFile, Daemon, knockd_path};
-use crate::lab::*;
+use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
 const ROUTER_LAN_V4: &str = "198.19.1.1";
@@ -93,15 +91,6 @@ impl Drop for Router {
     }
 }
 
-fn at(addr: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(addr.parse().unwrap(), port)
-}
-
-/// Whether a new connection from `src` to `to` gets in within a short time.
-fn gets_in(lab: &Lab, src: &str, to: SocketAddr) -> bool {
-    connect(&lab.client, src, to, Duration::from_millis(700)).is_ok()
-}
-
 /// An echo round trip on an open connection: whether it still carries data.
 fn still_works(stream: &mut std::net::TcpStream) -> bool {
     stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -109,10 +98,9 @@ fn still_works(stream: &mut std::net::TcpStream) -> bool {
     stream.write_all(b"ping").is_ok() && stream.read_exact(&mut buf).is_ok() && &buf == b"ping"
 }
 
-fn knock_all(lab: &Lab, src: &str, dst: &str) {
-    for p in [7801, 7802, 7803] {
-        knock(&lab.client, src, dst, p, false);
-    }
+/// Knocks door nas's sequence.
+fn knock_nas(lab: &Lab, src: &str, dst: &str) {
+    knock_tcp(lab, src, dst, &[7801, 7802, 7803]);
 }
 
 const NAS: &str = "doors:
@@ -135,7 +123,7 @@ fn a_knock_opens_a_dnat_to_the_lan_host_for_the_grantee_only_until_it_expires() 
     let nat = at(SERVER_V4, 2522);
     assert!(!gets_in(lab, CLIENT_V4, nat), "nothing is forwarded before the knock");
 
-    knock_all(lab, CLIENT_V4, SERVER_V4);
+    knock_nas(lab, CLIENT_V4, SERVER_V4);
     assert!(
         daemon.wait_log("nas: 198.18.0.2: OPEN 2522/tcp to 198.19.1.10:22 for 3s", WITHIN),
         "{}",
@@ -159,14 +147,13 @@ fn a_knock_opens_a_pinhole_through_the_router_for_the_grantee_only() {
     let nas = at(LAN_V6, 22);
     assert!(!gets_in(lab, CLIENT_V6, nas), "knockd's forward guard drops it before the knock");
 
-    knock_all(lab, CLIENT_V6, SERVER_V6);
+    knock_nas(lab, CLIENT_V6, SERVER_V6);
     assert!(daemon.wait_log("OPEN to [2001:db8:8::10]:22/tcp for 3s", WITHIN), "{}", daemon.log_text());
     let mut stream = connect(&lab.client, CLIENT_V6, nas, WITHIN).expect("the grantee reaches the LAN host");
     assert!(!gets_in(lab, OTHER_V6, nas), "a stranger stays out");
     assert!(eventually(Duration::from_secs(6), || !gets_in(lab, CLIENT_V6, nas)), "closed again");
     assert!(still_works(&mut stream), "an established connection keeps working");
-    let control = config.control();
-    let status = lab.server.run(|| cmd(&knockd_path(), &["status", "--control", control.to_str().unwrap()]));
+    let status = ask(&lab.server, &config, &["status"]);
     assert!(status.contains("forward to [2001:db8:8::10]:22/tcp"), "{status}");
 }
 
@@ -182,10 +169,6 @@ doors:
       timeout: 30s
 ";
 
-fn fw4_fixture() -> String {
-    format!("{}/tests/fixtures/rulesets/fw4.nft", env!("CARGO_MANIFEST_DIR"))
-}
-
 #[test]
 fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
     let mut router = Router::new();
@@ -193,7 +176,7 @@ fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
     let lab = &router.lab;
     let _local = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     let _ssh = Echo::start(&router.lan, "0.0.0.0:22".parse().unwrap());
-    lab.server.nft(&["-f", &fw4_fixture()]);
+    lab.server.nft(&["-f", &ruleset("fw4.nft")]);
     let config = ConfigFile::new("knockd.yaml", FW4);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(daemon.wait_log("knockd's rules in table inet fw4 (zone wan) installed", WITHIN), "{}", daemon.log_text());
@@ -201,17 +184,15 @@ fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
     let (local, nat) = (at(SERVER_V4, 2222), at(SERVER_V4, 2522));
     assert!(!gets_in(lab, CLIENT_V4, local) && !gets_in(lab, CLIENT_V4, nat), "fw4 rejects both before");
 
-    for p in [7001, 7002] {
-        knock(&lab.client, CLIENT_V4, SERVER_V4, p, false);
-    }
-    knock_all(lab, CLIENT_V4, SERVER_V4);
+    knock_tcp(lab, CLIENT_V4, SERVER_V4, &[7001, 7002]);
+    knock_nas(lab, CLIENT_V4, SERVER_V4);
     assert!(connects_within(&lab.client, CLIENT_V4, local, WITHIN), "{}", daemon.log_text());
     assert!(connects_within(&lab.client, CLIENT_V4, nat, WITHIN), "{}", daemon.log_text());
     assert!(!gets_in(lab, OTHER_V4, local) && !gets_in(lab, OTHER_V4, nat), "a stranger stays out");
 
     // `fw4 reload`: the table flushed and rendered again in one transaction.
     let reload = config.path.with_file_name("fw4-reload.nft");
-    let text = std::fs::read_to_string(fw4_fixture()).unwrap();
+    let text = std::fs::read_to_string(ruleset("fw4.nft")).unwrap();
     std::fs::write(&reload, format!("table inet fw4\nflush table inet fw4\n{text}")).unwrap();
     lab.server.nft(&["-f", reload.to_str().unwrap()]);
     assert!(eventually(Duration::from_secs(1), || gets_in(lab, CLIENT_V4, local)), "{}", daemon.log_text());
@@ -220,7 +201,7 @@ fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
 
     // `fw4 restart`: the table deleted and loaded again; the grants come back with their time.
     lab.server.nft(&["delete", "table", "inet", "fw4"]);
-    lab.server.nft(&["-f", &fw4_fixture()]);
+    lab.server.nft(&["-f", &ruleset("fw4.nft")]);
     assert!(eventually(Duration::from_secs(1), || gets_in(lab, CLIENT_V4, local)), "{}", daemon.log_text());
     assert!(eventually(Duration::from_secs(1), || gets_in(lab, CLIENT_V4, nat)), "{}", daemon.log_text());
     assert!(!gets_in(lab, OTHER_V4, local) && !gets_in(lab, OTHER_V4, nat), "a stranger stays out after a restart");
@@ -232,7 +213,7 @@ fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
 #[test]
 fn inside_fw4_a_missing_zone_is_a_clear_error_at_start() {
     let router = Router::new();
-    router.lab.server.nft(&["-f", &fw4_fixture()]);
+    router.lab.server.nft(&["-f", &ruleset("fw4.nft")]);
     let config = ConfigFile::new("knockd.yaml", &FW4.replace("zone: wan", "zone: guest"));
     let mut daemon = Daemon::spawn(&router.lab.server, &config, &[]);
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)).and_then(|s| s.code()), Some(1));
@@ -263,9 +244,7 @@ fn fwknops_nat_requests_open_the_forwards_a_door_allows_and_nothing_else() {
             "SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC}\nOPEN_PORTS tcp/2522\nFORCE_NAT {LAN_V4} 22\nFW_ACCESS_TIMEOUT 30\n"
         ),
     );
-    let conf = access.path.with_file_name("fwknopd.conf");
-    std::fs::write(&conf, "ENABLE_IPT_FORWARDING Y\n").unwrap();
-    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let conf = access.write_private("fwknopd.conf", "ENABLE_IPT_FORWARDING Y\n");
     let state = access.state_dir();
     let daemon = Daemon::start(&lab.server, &access, &["--state-dir", state.to_str().unwrap()]);
     let nat = at(SERVER_V4, 2522);
@@ -286,12 +265,8 @@ fn fwknops_nat_requests_open_the_forwards_a_door_allows_and_nothing_else() {
 
     // Without forwarding in fwknopd.conf, the stanza is left out, as fwknopd would not forward.
     std::fs::write(&conf, "ENABLE_IPT_FORWARDING N\n").unwrap();
-    let (code, text) = {
-        let out = lab
-            .server
-            .run(|| Command::new(knockd_path()).args(["check", "-c", access.path.to_str().unwrap()]).output().unwrap());
-        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    };
+    let out = knockd_check(&lab.server, &access.path);
+    let (code, text) = (out.status.code(), printed(&out));
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FORCE_NAT needs ENABLE_IPT_FORWARDING Y"), "{text}");
 }
@@ -301,12 +276,10 @@ fn check_says_when_fw4_drops_a_forward_and_that_fw4_mode_fixes_it() {
     let mut router = Router::new();
     router.openwrt_names();
     let lab = &router.lab;
-    lab.server.nft(&["-f", &fw4_fixture()]);
+    lab.server.nft(&["-f", &ruleset("fw4.nft")]);
     let check = |config: &ConfigFile| {
-        let out = lab
-            .server
-            .run(|| Command::new(knockd_path()).args(["check", "-c", config.path.to_str().unwrap()]).output().unwrap());
-        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        let out = knockd_check(&lab.server, &config.path);
+        (out.status.code(), printed(&out))
     };
     let plain = ConfigFile::new("knockd.yaml", &NAS.replace("\n        - {to: \"[2001:db8:8::10]:22\"}", ""));
     let (code, text) = check(&plain);

@@ -1,38 +1,21 @@
 //! Single-packet authorization and rotating sequences, end to end, with replays.
 
-use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use knockd::client::{self, Origin};
 use knockd::doors::spa;
+use knockd::packet::ipv4::Ipv4Mut;
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::lab::*;
-use crate::spa_packets::{forged_frames, fresh_request};
+use crate::support::spa_packets::{forged_frames, fresh_request};
+use crate::support::*;
 
-const KNOCK: &str = env!("CARGO_BIN_EXE_knock");
 const WITHIN: Duration = Duration::from_secs(3);
-const DROP_WAIT: Duration = Duration::from_millis(700);
-
-fn ssh_v4() -> SocketAddr {
-    SocketAddr::new(SERVER_V4.parse().unwrap(), 22)
-}
-
-fn knock_cmd(lab: &Lab, args: &[&str]) -> Output {
-    let mut all = vec!["netns", "exec", &lab.client.0, KNOCK];
-    all.extend_from_slice(args);
-    Command::new("ip").args(&all).output().unwrap()
-}
 
 #[test]
 fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let keys = ConfigFile::new("placeholder", "");
-    let secret = keys.path.with_file_name("alice");
-    let out = Command::new(KNOCK).args(["--spa-keygen", secret.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secret = spa_keygen(&keys, "alice");
     let yaml = format!(
         "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}.pub]}}\n    open: {{ports: [22], timeout: 2s}}\n",
         secret.display()
@@ -42,8 +25,8 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     // The client, as a user runs it.
-    let out = knock_cmd(
-        &lab,
+    let out = knock_client(
+        &lab.client,
         &[
             "--spa",
             "--key",
@@ -64,26 +47,24 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     let key = spa::read_key(&secret).unwrap();
     let request = fresh_request("ssh");
     let captured = spa::encode(&request, &key);
-    let (other, server): (IpAddr, IpAddr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
-    let origin = Origin { source: Some(other), interface: None };
-    lab.client.run(|| client::send_datagram(server, 62201, &captured, &origin)).unwrap();
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     std::thread::sleep(Duration::from_millis(2500)); // the grant expires
-    lab.client.run(|| client::send_datagram(server, 62201, &captured, &origin)).unwrap();
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
     assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replayed packet opened the door");
 
     // A tampered packet (another door name, same signature) is refused too.
     let mut tampered = spa::encode(&spa::Request { nonce: spa::nonce(), ..request }, &key);
     tampered[27] ^= 0x20; // "ssh" -> "Ssh"
-    lab.client.run(|| client::send_datagram(server, 62201, &tampered, &origin)).unwrap();
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &tampered);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT));
 }
 
 #[test]
 fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
+    let _echo = lab.sshd();
     let secret = ConfigFile::private("secret", "a shared secret of some length\n");
     let yaml = format!(
         "doors:\n  ssh:\n    rotating: {{secret_file: {}, step: 30s, length: 4}}\n    open: {{ports: [22], timeout: 30s}}\n",
@@ -93,8 +74,8 @@ fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     let path = secret.path.to_str().unwrap();
-    let out = knock_cmd(
-        &lab,
+    let out = knock_client(
+        &lab.client,
         &["-v", "--secret-file", path, "--door", "ssh", "--source", CLIENT_V4, "--wait-open", "22", SERVER_V4],
     );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
@@ -103,22 +84,17 @@ fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     let seen: Vec<u16> =
         stdout.lines().filter_map(|l| l.strip_prefix("hitting tcp 198.18.0.1:")).map(|p| p.parse().unwrap()).collect();
     assert_eq!(seen.len(), 4, "{stdout}");
-    for port in &seen {
-        knock(&lab.client, OTHER_V4, SERVER_V4, *port, false);
-    }
+    knock_tcp(&lab, OTHER_V4, SERVER_V4, &seen);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "a replayed rotating sequence opened the door");
 }
 
-/// Writes `n` Ed25519 key pairs `dir/key0 .. dir/key<n-1>` (and `.pub`) with the client.
-fn keygen(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
-    (0..n)
-        .map(|i| {
-            let path = dir.join(format!("key{i}"));
-            let out = Command::new(KNOCK).args(["--spa-keygen", path.to_str().unwrap()]).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            path
-        })
-        .collect()
+/// A config of door ssh taking SPA packets signed by any of `n` keys (`extra`: more of its
+/// SPA settings), whose pairs `key0 .. key<n-1>` (and `.pub`) the client wrote beside it.
+fn spa_config(n: usize, extra: &str) -> (ConfigFile, Vec<std::path::PathBuf>) {
+    let config = ConfigFile::new("knockd.yaml", "");
+    let keys: Vec<_> = (0..n).map(|i| spa_keygen(&config, &format!("key{i}"))).collect();
+    config.rewrite(&spa_door(&keys, extra));
+    (config, keys)
 }
 
 fn spa_door(keys: &[std::path::PathBuf], extra: &str) -> String {
@@ -132,17 +108,13 @@ fn spa_door(keys: &[std::path::PathBuf], extra: &str) -> String {
 #[test]
 fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keygen(files.path.parent().unwrap(), 1);
-    let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ""));
+    let _echo = lab.sshd();
+    let (config, keys) = spa_config(1, "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = spa::read_key(&keys[0]).unwrap();
     let request = fresh_request("ssh");
     let captured = spa::encode(&request, &key);
-    let (other, server): (IpAddr, IpAddr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
-    let origin = Origin { source: Some(other), interface: None };
-    lab.client.run(|| client::send_datagram(server, 62201, &captured, &origin)).unwrap();
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
     assert!(daemon.wait_log("ssh: 198.18.0.3: OPEN", WITHIN), "{}", daemon.log_text());
     assert!(daemon.stop().success());
     let cache = std::fs::read_to_string(config.state_dir().join("ssh.replay")).expect("the replay cache is on disk");
@@ -151,7 +123,7 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     // Restarted, within the packet's window: the same bytes are refused.
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    lab.client.run(|| client::send_datagram(server, 62201, &captured, &origin)).unwrap();
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
     assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay after the restart opened the door");
 }
@@ -159,17 +131,17 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
 #[test]
 fn require_address_refuses_packets_that_name_no_address() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keygen(files.path.parent().unwrap(), 1);
-    let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ", require_address: true"));
+    let _echo = lab.sshd();
+    let (config, keys) = spa_config(1, ", require_address: true");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = keys[0].to_str().unwrap();
     let base = ["--spa", "--key", key, "--door", "ssh", "--source", CLIENT_V4];
-    let out = knock_cmd(&lab, &[&base[..], &["--wait-open", "22", "--wait-timeout", "2", SERVER_V4]].concat());
+    let out =
+        knock_client(&lab.client, &[&base[..], &["--wait-open", "22", "--wait-timeout", "2", SERVER_V4]].concat());
     assert_eq!(out.status.code(), Some(1), "a packet for whoever sends it opened the door");
     assert!(daemon.wait_log("names no address, and the door requires one", WITHIN), "{}", daemon.log_text());
-    let out = knock_cmd(&lab, &[&base[..], &["--spa-address", CLIENT_V4, "--wait-open", "22", SERVER_V4]].concat());
+    let out =
+        knock_client(&lab.client, &[&base[..], &["--spa-address", CLIENT_V4, "--wait-open", "22", SERVER_V4]].concat());
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
 }
 
@@ -180,16 +152,15 @@ const FLOOD_RATE: f64 = 50_000.0;
 fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keygen(files.path.parent().unwrap(), 8);
+    let _echo = lab.sshd();
+    let (config, keys) = spa_config(8, "");
     let door = spa_door(&keys, "") + "  web: {sequence: [7000, 8000], open: {ports: [80], timeout: 30s}}\n";
-    let config = ConfigFile::new("knockd.yaml", &format!("log: {{level: warn}}\n{door}"));
+    config.rewrite(&format!("log: {{level: warn}}\n{door}"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let _web = Echo::start(&lab.server, "[::]:80".parse().unwrap());
 
     let frames = forged_frames(&keys);
-    let sender = crate::frames::Sender::new(&lab, 0x0800);
+    let sender = frames::Sender::new(&lab, 0x0800);
     let stop = AtomicBool::new(false);
     let cpu_before = cpu_time(daemon.pid());
     let flood_started = std::time::Instant::now();
@@ -214,8 +185,8 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
         std::thread::sleep(Duration::from_millis(500));
         let started = std::time::Instant::now();
         let key = keys[0].to_str().unwrap();
-        let out = knock_cmd(
-            &lab,
+        let out = knock_client(
+            &lab.client,
             &[
                 "--spa",
                 "--key",
@@ -233,9 +204,8 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
         );
         let took = started.elapsed();
         // A sequence door is unaffected by the flood on the SPA port.
-        knock(&lab.client, OTHER_V4, SERVER_V4, 7000, false);
-        knock(&lab.client, OTHER_V4, SERVER_V4, 8000, false);
-        let web = connects_within(&lab.client, OTHER_V4, SocketAddr::new(SERVER_V4.parse().unwrap(), 80), WITHIN);
+        knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000]);
+        let web = connects_within(&lab.client, OTHER_V4, at(SERVER_V4, 80), WITHIN);
         stop.store(true, Ordering::Relaxed);
         (flood.join().unwrap(), (out, took, web))
     });
@@ -257,18 +227,16 @@ fn an_spa_datagram_is_read_to_its_udp_length() {
     // Bytes after the datagram inside the IP packet (padding, a sloppy stack): the payload ends
     // where the UDP length says.
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keygen(files.path.parent().unwrap(), 1);
-    let config = ConfigFile::new("knockd.yaml", &spa_door(&keys, ""));
+    let _echo = lab.sshd();
+    let (config, keys) = spa_config(1, "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = spa::read_key(&keys[0]).unwrap();
     let request = fresh_request("ssh");
     let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
-    let mut frame = crate::frames::udp(src, 40000, dst, 62201, &spa::encode(&request, &key));
+    let mut frame = Knock::udp(src, dst, 62201, &spa::encode(&request, &key)).emit();
     frame.extend_from_slice(&[0xee; 6]);
     let total = frame.len() as u16;
-    frame[2..4].copy_from_slice(&total.to_be_bytes());
-    crate::frames::Sender::new(&lab, 0x0800).send(&frame);
+    Ipv4Mut::new(&mut frame).set_total_len(total);
+    frames::Sender::new(&lab, 0x0800).send(&frame);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }

@@ -1,76 +1,52 @@
 //! SPA under attack, end to end: a packet that costs more verifications than the budget holds,
 //! a flood from 60,000 prefixes, a state directory the daemon cannot write.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use knockd::client::{self, Origin};
 use knockd::doors::spa;
 
-use crate::daemon::{ConfigFile, Daemon};
-use crate::lab::*;
-use crate::spa_packets::{forged_frames_v6, fresh_request, version_1};
+use crate::support::spa_packets::{forged_frames_v6, fresh_request, version_1};
+use crate::support::*;
 
-const KNOCK: &str = env!("CARGO_BIN_EXE_knock");
 const WITHIN: Duration = Duration::from_secs(3);
 
-fn ssh(addr: &str) -> SocketAddr {
-    SocketAddr::new(addr.parse().unwrap(), 22)
-}
-
-/// `n` Ed25519 key pairs `dir/key0 ..` (and `.pub`), written by the library `knock` uses.
-fn keys(dir: &std::path::Path, n: usize) -> Vec<PathBuf> {
-    (0..n)
-        .map(|i| {
-            let path = dir.join(format!("key{i}"));
-            spa::generate(&path).unwrap();
-            path
-        })
-        .collect()
-}
-
-fn door(keys: &[PathBuf], timeout: &str) -> String {
+/// A config (`before`, then door ssh taking SPA packets signed by any of `n` keys) and the
+/// key pairs `key0 ..` (and `.pub`) beside it, written by the library `knock` uses.
+fn spa_config(n: usize, before: &str) -> (ConfigFile, Vec<PathBuf>) {
+    let config = ConfigFile::new("knockd.yaml", "");
+    let keys: Vec<PathBuf> = (0..n).map(|i| config.path.with_file_name(format!("key{i}"))).collect();
+    for key in &keys {
+        spa::generate(key).unwrap();
+    }
     let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
-    format!(
-        "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}]}}\n    open: {{ports: [22], timeout: {timeout}}}\n",
+    config.rewrite(&format!(
+        "{before}doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}]}}\n    open: {{ports: [22], timeout: 30s}}\n",
         public.join(", ")
-    )
-}
-
-fn send(lab: &Lab, from: &str, to: &str, packet: &[u8]) {
-    let (from, to): (IpAddr, IpAddr) = (from.parse().unwrap(), to.parse().unwrap());
-    let origin = Origin { source: Some(from), interface: None };
-    lab.client.run(|| client::send_datagram(to, 62201, packet, &origin)).unwrap();
+    ));
+    (config, keys)
 }
 
 fn knock_spa(lab: &Lab, key: &std::path::Path, source: &str, server: &str, wait: &str) -> Output {
     let key = key.to_str().unwrap();
     let args = ["--spa", "--key", key, "--door", "ssh", "--source", source, "--wait-open", "22"];
-    Command::new("ip")
-        .args(["netns", "exec", &lab.client.0, KNOCK])
-        .args(args)
-        .args(["--wait-timeout", wait, server])
-        .output()
-        .unwrap()
+    knock_client(&lab.client, &[&args[..], &["--wait-timeout", wait, server]].concat())
 }
 
 #[test]
 fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_core() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keys(files.path.parent().unwrap(), 65);
-    let config = ConfigFile::new("knockd.yaml", &door(&keys, "30s"));
+    let _echo = lab.sshd();
+    let (config, keys) = spa_config(65, "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     // A forged version 1 packet: 65 verifications, one more than the budget ever holds.
     let mallory = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let cpu_before = cpu_time(daemon.pid());
     let idle_from = Instant::now();
-    send(&lab, OTHER_V4, SERVER_V4, &version_1(&fresh_request("ssh"), &mallory));
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &version_1(&fresh_request("ssh"), &mallory));
     assert!(daemon.wait_log("198.18.0.3: SPA packet rejected: bad signature", WITHIN), "{}", daemon.log_text());
     std::thread::sleep(Duration::from_secs(2));
     let cpu = cpu_time(daemon.pid()) - cpu_before;
@@ -82,21 +58,19 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
     let out = knock_spa(&lab, &keys[0], CLIENT_V4, SERVER_V4, "3");
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
     let spa::Key::Ed25519(last) = spa::read_key(&keys[64]).unwrap() else { panic!("an Ed25519 key") };
-    send(&lab, OTHER_V4, SERVER_V4, &version_1(&fresh_request("ssh"), &last));
-    assert!(connects_within(&lab.client, OTHER_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &version_1(&fresh_request("ssh"), &last));
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     assert!(daemon.wait_log("198.18.0.3: OPEN 22/tcp for 30s (key key64)", WITHIN), "{}", daemon.log_text());
 }
 
 #[test]
 fn a_flood_from_60000_prefixes_does_not_keep_real_clients_out() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keys(files.path.parent().unwrap(), 8);
-    let config = ConfigFile::new("knockd.yaml", &format!("log: {{level: warn}}\n{}", door(&keys, "30s")));
+    let _echo = lab.sshd();
+    let (config, keys) = spa_config(8, "log: {level: warn}\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let frames = forged_frames_v6(&keys, 60_000);
-    let sender = crate::frames::Sender::new(&lab, 0x86dd);
+    let sender = frames::Sender::new(&lab, 0x86dd);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let (sent, results) = std::thread::scope(|s| {
@@ -132,7 +106,7 @@ fn a_flood_from_60000_prefixes_does_not_keep_real_clients_out() {
     let counters = daemon.counters();
     eprintln!("flood: {sent} packets from 60,000 /48s in {secs:.1} s; clients: {results:?}; {counters}");
     assert!(sent > 100_000, "the flood was too small to prove anything: {sent}");
-    let dropped = crate::daemon::counter(&counters, "spa_dropped_in_flood").unwrap_or(0);
+    let dropped = crate::support::process::counter(&counters, "spa_dropped_in_flood").unwrap_or(0);
     assert!(dropped > 10_000, "the queue was never full: {counters}");
     for (source, ok, took) in &results {
         assert!(ok, "the client at {source} did not get in within 8 s ({took:?}):\n{}", daemon.log_text());
@@ -151,11 +125,9 @@ fn state_dir_owner(dir: &std::path::Path, nobody: bool) {
 #[test]
 fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_restart() {
     let lab = Lab::new();
-    let _echo = Echo::start(&lab.server, "[::]:22".parse().unwrap());
-    let files = ConfigFile::new("keys", "");
-    let keys = keys(files.path.parent().unwrap(), 1);
+    let _echo = lab.sshd();
     // Root, which keeps only its network capabilities after the start.
-    let config = ConfigFile::new("knockd.yaml", &format!("user: root\n{}", door(&keys, "30s")));
+    let (config, keys) = spa_config(1, "user: root\n");
     let state = config.state_dir();
     let key = spa::read_key(&keys[0]).unwrap();
     let captured = spa::encode(&fresh_request("ssh"), &key);
@@ -166,24 +138,24 @@ fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_r
         // Taken away after the start, so the check of it at start (if any) does not stop this.
         let daemon = Daemon::start(&lab.server, &config, &[]);
         state_dir_owner(&state, true);
-        send(&lab, OTHER_V4, SERVER_V4, &captured);
+        send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
         assert!(daemon.wait_log(refused, WITHIN), "{round}: {}", daemon.log_text());
         let line = daemon.log_text().lines().find(|l| l.contains(refused)).unwrap().to_owned();
         assert!(line.contains(fix) && line.contains(&state.display().to_string()), "{round}: {line}");
         eprintln!("{line}");
-        assert!(is_dropped(&lab.client, OTHER_V4, ssh(SERVER_V4), Duration::from_millis(700)), "{round}: opened");
+        assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "{round}: opened");
         assert!(daemon.stop().success());
         state_dir_owner(&state, false);
     }
 
     // The directory fixed: the packet, never accepted, is accepted now, and only once.
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    send(&lab, OTHER_V4, SERVER_V4, &captured);
-    assert!(connects_within(&lab.client, OTHER_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
+    assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     assert!(daemon.stop().success());
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    send(&lab, OTHER_V4, SERVER_V4, &captured);
+    send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
     assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
-    assert!(is_dropped(&lab.client, OTHER_V4, ssh(SERVER_V4), Duration::from_millis(700)), "the replay opened");
+    assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay opened");
 }

@@ -1,12 +1,12 @@
 //! fwknopd's access.conf, loaded unchanged; and the same door written in knockd.yaml.
 
-use std::path::PathBuf;
+mod util;
+
 use std::time::Duration;
 
 use knockd::config::{self, Config, Format, HmacDigest, KeyMaterial, PortProto, Proof};
-
-const KEY: &str = "aiAWG9B/dq+7bUR12Zrw4d4UBHVrZmeMTrEfP31C2kw=";
-const HMAC_KEY: &str = "eD+riu6fYSbODfJFHEbjnD8BBrMMpSsHVw9lvYtAugoCiGf7WRmsRio3SdXVgi/TvpTG6xN8EO/c+ldSc+8zxg==";
+use util::TempDir;
+use util::fwknop::{HMAC_KEY, KEY};
 
 fn parse(text: &str) -> Result<Config, String> {
     config::access_conf::parse("/etc/fwknop/access.conf", text).map_err(|e| e.to_string())
@@ -138,42 +138,24 @@ fn command_cycles_run_through_the_classic_command_layer_with_fwknops_variables()
     assert!(c.needs_root().is_some(), "commands keep the daemon root");
 }
 
-/// A directory of its own, removed at the end.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write_private(path: &std::path::Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 #[test]
 fn includes_folders_detection_and_private_files() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = Dir(std::env::temp_dir().join(format!("knockd-access-{}", std::process::id())));
-    std::fs::create_dir_all(dir.0.join("access.d")).unwrap();
-    let main = dir.0.join("main.conf");
-    write_private(&main, &format!("{}\n%include_folder access.d\n", stanza("OPEN_PORTS tcp/22\n")));
-    write_private(&dir.0.join("access.d/b.conf"), &stanza("OPEN_PORTS tcp/443\n"));
-    write_private(&dir.0.join("access.d/a.conf"), &stanza("OPEN_PORTS tcp/80\n"));
-    std::fs::write(dir.0.join("access.d/ignored.txt"), "not read").unwrap();
+    let dir = TempDir::new("access");
+    let main = dir.write_private("main.conf", format!("{}\n%include_folder access.d\n", stanza("OPEN_PORTS tcp/22\n")));
+    let b = dir.write_private("access.d/b.conf", stanza("OPEN_PORTS tcp/443\n"));
+    let a = dir.write_private("access.d/a.conf", stanza("OPEN_PORTS tcp/80\n"));
+    dir.write("access.d/ignored.txt", "not read");
     assert_eq!(config::detect(&main, &std::fs::read_to_string(&main).unwrap()), Format::AccessConf);
     let c = config::load(&main).unwrap();
     let ports: Vec<u16> = c.doors.iter().map(|d| d.fwknop().unwrap().open_ports[0].port).collect();
     assert_eq!(ports, [22, 80, 443], "the stanza, then the folder's files in name order");
-    assert_eq!(c.included, [dir.0.join("access.d/a.conf"), dir.0.join("access.d/b.conf")]);
+    assert_eq!(c.included, [a, b.clone()]);
 
-    std::fs::set_permissions(dir.0.join("access.d/b.conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    util::set_mode(&b, 0o644);
     let error = config::load(&main).unwrap_err().to_string();
     assert!(error.contains("b.conf: refusing to use it: every user can read the keys in it (mode 644)"), "{error}");
 
-    write_private(&main, &format!("%include {}\n", main.display()));
+    dir.write_private("main.conf", format!("%include {}\n", main.display()));
     let error = config::load(&main).unwrap_err().to_string();
     assert!(error.contains("main.conf:1:1: %include ") && error.contains("at most 3 levels deep"), "{error}");
 }

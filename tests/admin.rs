@@ -2,13 +2,14 @@
 //! grant, its refusals, status, revoke, and the ledger that knows who opened what and when it
 //! ends.
 
+mod util;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config;
-use knockd::engine::Engine;
-use knockd::grant::MemoryFirewall;
-use knockd::grant::legacy_command::MemorySpawner;
+use knockd::config::{self, TableFamily};
+use knockd::grant::{KEY_IPV4, MemoryFirewall, SetInfo};
+use util::{MemoryEngine, start_with};
 
 const CONFIG: &str = "
 doors:
@@ -23,9 +24,17 @@ doors:
     command: \"true %IP%\"
 ";
 
-fn engine() -> Engine<MemoryFirewall, MemorySpawner> {
-    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
-    Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
+fn engine() -> MemoryEngine {
+    util::engine(CONFIG)
+}
+
+/// An engine whose door ssh adds to the admin's set `knock4` in table `filter`, which exists.
+fn attached() -> MemoryEngine {
+    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
+    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let mut fw = MemoryFirewall::default();
+    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
+    start_with(config, fw)
 }
 
 fn addr(text: &str) -> IpAddr {
@@ -57,7 +66,7 @@ fn an_admin_grant_is_an_element_with_its_timeout_and_names_the_admin() {
 #[test]
 fn an_admin_grant_says_why_it_is_refused() {
     let mut e = engine();
-    let refuse = |e: &mut Engine<_, _>, door: &str, timeout: Option<u64>, ports: &[&str]| {
+    let refuse = |e: &mut MemoryEngine, door: &str, timeout: Option<u64>, ports: &[&str]| {
         let ports = ports.iter().map(|p| config::PortProto::parse(p).unwrap()).collect();
         e.admin_grant(addr("198.18.0.7"), door, timeout.map(Duration::from_secs), ports, 0).unwrap_err()
     };
@@ -110,7 +119,7 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
     // A restart: the sets kept an element the previous daemon made.
     let mut firewall = MemoryFirewall::default();
     firewall.elements.push(knockd::grant::Element {
-        family: config::TableFamily::Inet,
+        family: TableFamily::Inet,
         table: "knockd".into(),
         set: "ssh_v4".into(),
         addr: addr("198.18.0.9"),
@@ -118,8 +127,7 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
         timeout: Duration::from_secs(45),
         comment: Some("key alice".into()),
     });
-    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
-    let mut e = Engine::start(config, firewall, MemorySpawner::default()).unwrap();
+    let mut e = start_with(config::yaml::parse("test.yaml", CONFIG).unwrap(), firewall);
     assert_eq!(e.next_due(), Some(Duration::from_secs(45)), "the loop wakes when it ends");
     let grants = e.status().unwrap().1;
     let who = (grants[0].address, grants[0].by.as_deref());
@@ -133,14 +141,8 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
 /// not put it back.
 #[test]
 fn a_revoked_grant_stays_revoked_when_the_kernel_had_lost_it_already() {
-    use knockd::config::TableFamily;
     use knockd::grant::memory::Failure;
-    use knockd::grant::{KEY_IPV4, SetInfo};
-    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config).unwrap();
-    let mut fw = MemoryFirewall::default();
-    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
-    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    let mut e = attached();
     let who = addr("198.18.0.7");
     for missing in [false, true] {
         e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
@@ -162,14 +164,8 @@ fn a_revoked_grant_stays_revoked_when_the_kernel_had_lost_it_already() {
 /// restarting), which is when an admin asks.
 #[test]
 fn status_answers_while_an_attached_set_is_missing() {
-    use knockd::config::TableFamily;
     use knockd::grant::memory::Failure;
-    use knockd::grant::{KEY_IPV4, SetInfo};
-    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config).unwrap();
-    let mut fw = MemoryFirewall::default();
-    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
-    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    let mut e = attached();
     e.firewall_mut().fail_with = Some(Failure::NotFound);
     let (doors, grants) = e.status().expect("status answers");
     assert_eq!((doors.len(), grants.len()), (1, 0));
@@ -180,13 +176,7 @@ fn status_answers_while_an_attached_set_is_missing() {
 /// grants back.
 #[test]
 fn an_admins_eviction_from_an_attached_set_sticks_and_an_owners_reload_does_not() {
-    use knockd::config::TableFamily;
-    use knockd::grant::{KEY_IPV4, SetInfo};
-    let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config).unwrap();
-    let mut fw = MemoryFirewall::default();
-    fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
-    let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
+    let mut e = attached();
     let who = addr("198.18.0.7");
     e.admin_grant(who, "ssh", None, Vec::new(), 0).unwrap();
     e.firewall_mut().elements.clear(); // `nft delete element inet filter knock4 { 198.18.0.7 }`

@@ -1,8 +1,17 @@
 //! The capture filter, run on a classic BPF interpreter written here with the kernel's
 //! semantics, and checked by the kernel's own verifier (attaching to a UDP socket needs no root).
 
+mod util;
+
+use std::net::IpAddr;
+
 use knockd::capture::bpf::{self, BpfError, Insn, SNAPLEN, ancillary, op};
 use knockd::config::PortProto;
+use knockd::packet::Knock;
+use knockd::packet::build::KnockPacket;
+use knockd::packet::ipv4::Ipv4Mut;
+use knockd::packet::ipv6::Ipv6Mut;
+use knockd::packet::tcp::TcpMut;
 
 /// What the kernel knows about a packet besides its bytes.
 #[derive(Clone, Copy)]
@@ -79,24 +88,26 @@ fn assert_well_formed(prog: &[Insn]) {
     }
 }
 
+/// A knock from 198.18.0.2 to 198.18.0.1 on `dport` with an IPv4 header of `ihl_words` 4-byte
+/// words: a datagram for UDP, else a SYN whose header names `proto`.
 fn ipv4(proto: u8, dport: u16, ihl_words: u8) -> Vec<u8> {
-    let header = usize::from(ihl_words) * 4;
-    let mut p = vec![0u8; header + 20];
-    p[0] = 0x40 | ihl_words;
-    p[9] = proto;
-    p[12..16].copy_from_slice(&[198, 18, 0, 2]);
-    p[16..20].copy_from_slice(&[198, 18, 0, 1]);
-    p[header + 2..header + 4].copy_from_slice(&dport.to_be_bytes());
-    p[header + 13] = 0x02;
+    let mut p = knock("198.18.0.2", proto, dport).ipv4_header_len(usize::from(ihl_words) * 4).emit();
+    Ipv4Mut::new(&mut p).set_protocol(proto);
     p
 }
 
+/// The same over IPv6, from 2001:db8::2, with `next_header` in the fixed header.
 fn ipv6(next_header: u8, dport: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 60];
-    p[0] = 0x60;
-    p[6] = next_header;
-    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    let mut p = knock("2001:db8::2", next_header, dport).emit();
+    Ipv6Mut::new(&mut p).set_next_header(next_header);
     p
+}
+
+/// A knock on `dport` from `src` to this host: UDP for `proto` 17, else TCP.
+fn knock(src: &str, proto: u8, dport: u16) -> KnockPacket {
+    let src: IpAddr = src.parse().unwrap();
+    let port = if proto == UDP { PortProto::udp(dport) } else { PortProto::tcp(dport) };
+    Knock::on(src, util::host_for(src), port)
 }
 
 const TCP: u8 = 6;
@@ -130,7 +141,7 @@ fn ipv4_options_move_the_transport_header() {
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 6), INCOMING_V4), SNAPLEN);
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 15), INCOMING_V4), SNAPLEN);
     let mut tricky = ipv4(TCP, 22, 6);
-    tricky[22..24].copy_from_slice(&7000u16.to_be_bytes()); // 7000 where the port would be without options
+    TcpMut::new(&mut tricky[20..]).set_dst_port(7000); // 7000 where the port would be without options
     assert_eq!(run(&prog, &tricky, INCOMING_V4), 0);
 }
 
@@ -146,10 +157,10 @@ fn drops_what_cannot_be_a_knock() {
     assert_eq!(run(&prog, &ipv4(TCP, 7000, 5), arp), 0);
 
     let mut later_fragment = ipv4(TCP, 7000, 5);
-    later_fragment[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
+    Ipv4Mut::new(&mut later_fragment).set_flags_and_offset(0x0010);
     assert_eq!(run(&prog, &later_fragment, INCOMING_V4), 0);
     let mut first_fragment = ipv4(TCP, 7000, 5);
-    first_fragment[6] = 0x20; // more fragments, offset 0
+    Ipv4Mut::new(&mut first_fragment).set_flags_and_offset(0x2000); // more fragments, offset 0
     assert_eq!(run(&prog, &first_fragment, INCOMING_V4), SNAPLEN);
 
     // IPv6 with a hop-by-hop header: the knock is behind it, which the filter does not walk.
@@ -225,14 +236,16 @@ fn the_frame_type_and_the_ip_version_must_agree() {
         // An IPv6 packet in a frame that says IPv4, with bytes where an IPv4 reading finds no
         // fragment offset, protocol TCP and (header length 0) port 7000.
         let mut v6_in_v4 = ipv6(TCP, 7000);
-        v6_in_v4[6..8].copy_from_slice(&[0, 0]);
-        v6_in_v4[9] = TCP;
-        v6_in_v4[2..4].copy_from_slice(&7000u16.to_be_bytes());
+        let mut as_v4 = Ipv4Mut::new(&mut v6_in_v4);
+        as_v4.set_flags_and_offset(0);
+        as_v4.set_protocol(TCP);
+        TcpMut::new(&mut v6_in_v4).set_dst_port(7000);
         assert_eq!(run(&prog, &v6_in_v4, INCOMING_V4), 0, "ipv6 enabled: {with_v6}");
+        // And the other way round: an IPv4 packet read as IPv6 finds TCP and port 7000.
         let mut v4_in_v6 = ipv4(TCP, 7000, 5);
         v4_in_v6.resize(60, 0);
-        v4_in_v6[6] = TCP;
-        v4_in_v6[42..44].copy_from_slice(&7000u16.to_be_bytes());
+        Ipv6Mut::new(&mut v4_in_v6).set_next_header(TCP);
+        TcpMut::new(&mut v4_in_v6[40..]).set_dst_port(7000);
         assert_eq!(run(&prog, &v4_in_v6, INCOMING_V6), 0, "ipv6 enabled: {with_v6}");
     }
 }

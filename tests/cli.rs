@@ -1,16 +1,10 @@
 //! The `knockd` command line as a user meets it; nothing here needs root.
 
-use std::process::{Command, Output};
+mod util;
 
-const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
+use std::process::Command;
 
-fn knockd(args: &[&str]) -> Output {
-    Command::new(KNOCKD).args(args).output().unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
+use util::{KNOCKD, TempDir, knockd, text};
 
 #[test]
 fn help_lists_every_classic_flag() {
@@ -58,13 +52,10 @@ fn bad_flags_exit_2() {
 
 #[test]
 fn a_config_error_exits_1_naming_the_place() {
-    let dir = std::env::temp_dir().join(format!("knockd-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("knockd.conf");
-    std::fs::write(&conf, "[ssh]\nsequence = 7000\nfrobnicate = yes\n").unwrap();
+    let dir = TempDir::new("cli");
+    let conf = dir.write("knockd.conf", "[ssh]\nsequence = 7000\nfrobnicate = yes\n");
     let out = knockd(&["-c", conf.to_str().unwrap()]);
     let missing = knockd(&["-c", "/nonexistent/knockd.conf"]);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("knockd.conf:3:1: [ssh] frobnicate: unknown directive"), "{stderr}");
@@ -74,22 +65,17 @@ fn a_config_error_exits_1_naming_the_place() {
 
 #[test]
 fn convert_prints_yaml_that_loads() {
-    let dir = std::env::temp_dir().join(format!("knockd-convert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("knockd.conf");
-    std::fs::write(
-        &conf,
+    let dir = TempDir::new("convert");
+    let conf = dir.write(
+        "knockd.conf",
         "[options]\n UseSyslog\n[openSSH]\n sequence = 7000,8000:udp\n command = iptables -A INPUT -s %IP% -j ACCEPT\n",
-    )
-    .unwrap();
+    );
     let out = knockd(&["--convert", conf.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let yaml = text(&out.stdout);
-    let converted = dir.join("converted.yaml");
-    std::fs::write(&converted, &yaml).unwrap();
+    let converted = dir.write("converted.yaml", &yaml);
     let back = knockd::config::load(&converted);
     let original = knockd::config::load(&conf).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(back.unwrap(), original, "{yaml}");
     assert!(
         yaml.contains("openSSH:")
@@ -99,48 +85,18 @@ fn convert_prints_yaml_that_loads() {
     );
 }
 
-/// A directory of its own, removed at the end.
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("knockd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str, mode: u32) -> String {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `knockd check` fails exactly where a start would: every file a door reads is read.
 #[test]
 fn check_reads_what_a_start_reads() {
-    let dir = Dir::new("check-files");
-    let secret = dir.write("ssh.secret", "a shared secret of 32 bytes.....", 0o600);
-    let state = dir.0.join("state").display().to_string();
+    let dir = TempDir::new("check-files");
+    let secret = dir.write_private("ssh.secret", "a shared secret of 32 bytes.....");
     let config = |door: &str| {
-        dir.write(
-            "knockd.yaml",
-            &format!("state_dir: {state}\ndoors:\n  d:\n{door}    open: {{ports: [22], timeout: 30s}}\n"),
-            0o644,
-        )
+        let path = dir.config(&format!("doors:\n  d:\n{door}    open: {{ports: [22], timeout: 30s}}\n"));
+        path.display().to_string()
     };
     let cases = [
         ("    one_time_sequences: /nonexistent/seqs\n".to_owned(), "/nonexistent/seqs"),
-        (format!("    rotating: {{secret_file: {}}}\n", dir.0.join("missing.secret").display()), "missing.secret"),
+        (format!("    rotating: {{secret_file: {}}}\n", dir.join("missing.secret").display()), "missing.secret"),
         ("    spa: {port: 62201, public_keys: [/nonexistent/alice.pub]}\n".to_owned(), "/nonexistent/alice.pub"),
     ];
     for (door, wanted) in cases {
@@ -148,9 +104,9 @@ fn check_reads_what_a_start_reads() {
         assert_eq!(out.status.code(), Some(1), "{door}: {}", text(&out.stdout));
         assert!(text(&out.stderr).contains(wanted), "{door}: {}", text(&out.stderr));
     }
-    let rotating = format!("    rotating: {{secret_file: {secret}}}\n");
+    let rotating = format!("    rotating: {{secret_file: {}}}\n", secret.display());
     assert!(knockd(&["check", "-c", &config(&rotating)]).status.success());
-    dir.write("ssh.secret", "a shared secret of 32 bytes.....", 0o666);
+    util::set_mode(&secret, 0o666);
     let out = knockd(&["check", "-c", &config(&rotating)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("writable by every user"), "{}", text(&out.stderr));
@@ -158,13 +114,11 @@ fn check_reads_what_a_start_reads() {
 
 #[test]
 fn check_warns_about_likely_mistakes() {
-    let dir = Dir::new("check-warnings");
-    let config = dir.write(
-        "knockd.yaml",
+    let dir = TempDir::new("check-warnings");
+    let config = dir.config(
         "interfaces: [kd-nosuchif]\ndoors:\n  a: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n  b: {sequence: [7000, 8000, 9000], open: {ports: [443], timeout: 30s}}\n  c: {sequence: [7000, 8000], open: {ports: [80], timeout: 30s}}\n  d: {sequence: [5000]}\n",
-        0o644,
     );
-    let out = knockd(&["check", "--config", &config]);
+    let out = knockd(&["check", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for warning in [
@@ -180,10 +134,10 @@ fn check_warns_about_likely_mistakes() {
 
 #[test]
 fn check_says_which_command_programs_do_not_exist() {
-    let dir = Dir::new("check-programs");
+    let dir = TempDir::new("check-programs");
     let stock = include_str!("fixtures/debian-knockd.conf");
-    let config = dir.write("knockd.conf", &stock.replace("/sbin/iptables", "/bin/true"), 0o644);
-    let out = Command::new(KNOCKD).args(["check", "-c", &config]).env("PATH", "/usr/bin:/bin").output().unwrap();
+    let config = dir.write_mode("knockd.conf", stock.replace("/sbin/iptables", "/bin/true"), 0o644);
+    let out = Command::new(KNOCKD).arg("check").arg("-c").arg(config).env("PATH", "/usr/bin:/bin").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let warning = "warning: door openHTTPS: its command runs /usr/local/sbin/knock_add, which does not exist here";
@@ -197,16 +151,15 @@ fn check_says_which_command_programs_do_not_exist() {
 #[test]
 fn the_config_file_rule() {
     use knockd::cli::default_config_in;
-    let dir = std::env::temp_dir().join(format!("knockd-rule-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    assert_eq!(default_config_in(&dir), dir.join("knockd.conf"), "neither: the classic path, named in errors");
+    let dir = TempDir::new("rule");
+    let dir = dir.path();
+    assert_eq!(default_config_in(dir), dir.join("knockd.conf"), "neither: the classic path, named in errors");
     std::fs::write(dir.join("knockd.conf"), "[ssh]\nsequence = 1\n").unwrap();
-    assert_eq!(default_config_in(&dir), dir.join("knockd.conf"));
+    assert_eq!(default_config_in(dir), dir.join("knockd.conf"));
     std::fs::write(dir.join("knockd.yaml"), "doors: {ssh: {sequence: [1]}}\n").unwrap();
-    assert_eq!(default_config_in(&dir), dir.join("knockd.yaml"), "both: the YAML");
+    assert_eq!(default_config_in(dir), dir.join("knockd.yaml"), "both: the YAML");
     std::fs::remove_file(dir.join("knockd.conf")).unwrap();
-    assert_eq!(default_config_in(&dir), dir.join("knockd.yaml"));
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(default_config_in(dir), dir.join("knockd.yaml"));
     let help = text(&knockd(&["--help"]).stdout);
     assert!(help.contains("/etc/knockd.yaml if it exists, else /etc/knockd.conf"), "{help}");
 }
@@ -230,7 +183,7 @@ fn classic_dash_l_is_lookup() {
 fn check_into_a_pipe_that_closes_early_ends_quietly() {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    let dir = Dir::new("check-pipe");
+    let dir = TempDir::new("check-pipe");
     // Far more than a pipe holds (64 KiB), so that check is still writing when the reader goes.
     let doors: String = (0..400)
         .map(|i| {
@@ -241,9 +194,9 @@ fn check_into_a_pipe_that_closes_early_ends_quietly() {
             )
         })
         .collect();
-    let config = dir.write("knockd.yaml", &format!("doors:\n{doors}"), 0o644);
+    let config = dir.config(&format!("doors:\n{doors}"));
     let mut child = Command::new(KNOCKD)
-        .args(["check", "--lockout-ok", "-c", &config])
+        .args(["check", "--lockout-ok", "-c", config.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,11 +1,10 @@
 //! The `knock` client's argument handling: everything is checked before anything is sent.
 
-use std::process::Command;
+mod util;
 
 use knockd::client::{self, ClientError, Family};
 use knockd::config::PortProto;
-
-const KNOCK: &str = env!("CARGO_BIN_EXE_knock");
+use util::{knock, text};
 
 fn usage(text: &str, udp: bool) -> String {
     match client::parse_hit(text, udp) {
@@ -59,12 +58,12 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (&["--wait-open", "53:udp", "198.18.0.1", "7000"], "only a TCP port"),
     ];
     for (args, message) in cases {
-        let out = Command::new(KNOCK).args(args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = knock(args);
+        let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: `{message}` missing from {stderr}");
         assert!(out.stdout.is_empty(), "nothing was hit");
     }
-    let version = Command::new(KNOCK).arg("-V").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("knock {}", env!("CARGO_PKG_VERSION")));
+    let version = knock(&["-V"]);
+    assert_eq!(text(&version.stdout).trim(), format!("knock {}", env!("CARGO_PKG_VERSION")));
 }

@@ -1,8 +1,11 @@
 //! The YAML loader: good files load into the model; bad ones say where and what.
 
+mod util;
+
 use std::time::Duration;
 
 use knockd::config::{self, ConfigError, PortProto, Proof, TcpFlags, tcp_flag};
+use util::{TempDir, set_mode};
 
 fn parse(text: &str) -> Result<config::Config, ConfigError> {
     config::yaml::parse("test.yaml", text)
@@ -313,33 +316,23 @@ fn alias_bombs_are_refused() {
 fn unreadable_and_huge_files() {
     let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml")).unwrap_err().to_string();
     assert!(missing.starts_with("/nonexistent/knockd.yaml: cannot read the config"), "{missing}");
-    let dir = std::env::temp_dir().join(format!("knockd-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let huge = dir.join("huge.yaml");
-    std::fs::write(&huge, "#".repeat(2 << 20)).unwrap();
+    let dir = TempDir::new("config-test");
+    let huge = dir.write("huge.yaml", "#".repeat(2 << 20));
     let message = config::load(&huge).unwrap_err().to_string();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(message.contains("larger than"), "{message}");
 }
 
 #[test]
 fn files_others_can_write_are_refused() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("knockd-perms-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("knockd.yaml");
-    std::fs::write(&path, MINIMAL).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let dir = TempDir::new("perms");
+    let path = dir.write_mode("knockd.yaml", MINIMAL, 0o666);
     let world = config::load(&path).unwrap_err().to_string();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    set_mode(&path, 0o600);
     let private = config::load(&path);
-    let seqs = dir.join("seqs");
-    std::fs::write(&seqs, "1,2\n").unwrap();
-    std::fs::set_permissions(&seqs, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let seqs = dir.write_mode("seqs", "1,2\n", 0o646);
     let secret = knockd::doors::sequence::one_time::current(&seqs).unwrap_err().to_string();
     // A directory is no config either.
-    let dir_error = config::load(&dir).unwrap_err().to_string();
-    std::fs::remove_dir_all(&dir).unwrap();
+    let dir_error = config::load(dir.path()).unwrap_err().to_string();
     assert!(world.contains("refusing to use it: it is writable by every user (mode 666): run `chmod o-w"), "{world}");
     assert!(private.is_ok());
     assert!(secret.contains("refusing to use it") && secret.contains("writable by every user"), "{secret}");

@@ -2,16 +2,15 @@
 //! doc/. This test fails when they are stale; `KNOCKD_WRITE_DOCS=1 cargo test --test docs`
 //! regenerates them. It also checks the systemd unit with systemd-analyze.
 
-use std::path::{Path, PathBuf};
+mod util;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 use knockd::cli::{KnockCli, KnockdCli};
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use util::{TempDir, repo};
 
 fn man(command: clap::Command, section: &str) -> Vec<u8> {
     let mut out = Vec::new();
@@ -252,15 +251,12 @@ fn the_systemd_unit_verifies() {
         assert!(unit.lines().any(|l| l == line), "the unit lacks `{line}`");
     }
     // systemd-analyze checks that ExecStart exists: point it at the binary under test.
-    let dir = std::env::temp_dir().join(format!("knockd-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let copy = dir.join("knockd.service");
-    std::fs::write(&copy, unit.replace("/usr/sbin/knockd", env!("CARGO_BIN_EXE_knockd"))).unwrap();
+    let dir = TempDir::new("unit");
+    let copy = dir.write("knockd.service", unit.replace("/usr/sbin/knockd", env!("CARGO_BIN_EXE_knockd")));
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&copy)
         .output()
         .expect("systemd-analyze (scripts/install-deps installs systemd)");
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -1,16 +1,20 @@
 //! Packets in, firewall operations out, with the in-memory firewall: the daemon's whole packet
 //! path except the sockets.
 
-use std::net::IpAddr;
+mod util;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use knockd::config::{self, TableFamily};
+use knockd::config::{self, PortProto, TableFamily};
 use knockd::engine::Engine;
 use knockd::grant::legacy_command::MemorySpawner;
 use knockd::grant::memory::Failure;
 use knockd::grant::nft::{Family, Match, Ruleset, Verdict};
 use knockd::grant::{Element, MemoryFirewall};
-use knockd::packet::Drop;
+use knockd::packet::ipv4::Ipv4Mut;
+use knockd::packet::{Drop, Knock};
+use util::{MemoryEngine, TempDir, knock_on, start, tcp_syn};
 
 const CONFIG: &str = "
 nftables: {table: edge}
@@ -24,40 +28,8 @@ doors:
     open: {ports: [\"443/tcp\", \"22/tcp\"], timeout: 2m}
 ";
 
-fn engine() -> Engine<MemoryFirewall, MemorySpawner> {
-    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
-    Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
-}
-
-/// An IPv4 or IPv6 packet from `src` to `dport`, TCP SYN (proto 6) or UDP (17).
-fn packet(src: &str, proto: u8, dport: u16) -> Vec<u8> {
-    let src: IpAddr = src.parse().unwrap();
-    let (mut p, transport) = match src {
-        IpAddr::V4(a) => {
-            let mut p = vec![0u8; 40];
-            p[0] = 0x45;
-            p[3] = 40; // total length
-            p[9] = proto;
-            p[12..16].copy_from_slice(&a.octets());
-            (p, 20)
-        }
-        IpAddr::V6(a) => {
-            let mut p = vec![0u8; 60];
-            p[0] = 0x60;
-            p[5] = 20; // payload length
-            p[6] = proto;
-            p[8..24].copy_from_slice(&a.octets());
-            (p, 40)
-        }
-    };
-    p[transport + 2..transport + 4].copy_from_slice(&dport.to_be_bytes());
-    if proto == 17 {
-        p[transport + 5] = 20; // UDP length: header and 12 bytes of payload
-    } else {
-        p[transport + 12] = 0x50;
-        p[transport + 13] = 0x02;
-    }
-    p
+fn engine() -> MemoryEngine {
+    util::engine(CONFIG)
 }
 
 fn at(ms: u64) -> Duration {
@@ -90,9 +62,9 @@ fn start_installs_the_ruleset() {
 #[test]
 fn a_completed_knock_becomes_one_element_per_source() {
     let mut e = engine();
-    for (i, (proto, port)) in [(6, 7000), (6, 8000), (17, 9000)].into_iter().enumerate() {
-        e.packet(&packet("198.18.0.2", proto, port), at(i as u64));
-        e.packet(&packet("2001:db8::2", proto, port), at(i as u64));
+    for (i, port) in [PortProto::tcp(7000), PortProto::tcp(8000), PortProto::udp(9000)].into_iter().enumerate() {
+        e.packet(&knock_on("198.18.0.2", port), at(i as u64));
+        e.packet(&knock_on("2001:db8::2", port), at(i as u64));
     }
     assert_eq!(e.flush(), 2, "both grants go in one firewall call");
     assert_eq!(
@@ -125,8 +97,8 @@ fn a_completed_knock_becomes_one_element_per_source() {
 #[test]
 fn the_other_door_uses_its_own_set_and_timeout() {
     let mut e = engine();
-    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
-    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    e.packet(&tcp_syn("198.18.0.3", 7000), at(0));
+    e.packet(&tcp_syn("198.18.0.3", 6000), at(1));
     e.flush();
     let el = &e.firewall().elements;
     assert_eq!(el.len(), 1);
@@ -139,10 +111,12 @@ fn malformed_packets_are_counted_and_dropped() {
     e.packet(&[], at(0));
     e.packet(&[0x45, 0, 0], at(0));
     e.packet(&[0x75; 40], at(0));
-    let mut frag = packet("198.18.0.2", 6, 7000);
-    frag[7] = 1;
+    let mut frag = tcp_syn("198.18.0.2", 7000);
+    Ipv4Mut::new(&mut frag).set_flags_and_offset(1); // a later fragment: offset 8 bytes
     e.packet(&frag, at(0));
-    e.packet(&packet("198.18.0.2", 1, 7000), at(0));
+    let mut icmp = tcp_syn("198.18.0.2", 7000);
+    Ipv4Mut::new(&mut icmp).set_protocol(1);
+    e.packet(&icmp, at(0));
     let s = e.stats();
     assert_eq!(s.packets, 5);
     assert_eq!(s.dropped[Drop::Truncated.index()], 2);
@@ -156,14 +130,14 @@ fn malformed_packets_are_counted_and_dropped() {
 fn a_refused_grant_is_counted_not_fatal() {
     let mut e = engine();
     e.firewall_mut().fail_with = Some(Failure::NotFound);
-    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
-    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    e.packet(&tcp_syn("198.18.0.3", 7000), at(0));
+    e.packet(&tcp_syn("198.18.0.3", 6000), at(1));
     assert_eq!(e.flush(), 0);
     assert_eq!(e.stats().grant_errors, 1);
     // The next knock after the firewall recovers is granted.
     e.firewall_mut().fail_with = None;
-    e.packet(&packet("198.18.0.3", 6, 7000), at(2));
-    e.packet(&packet("198.18.0.3", 6, 6000), at(3));
+    e.packet(&tcp_syn("198.18.0.3", 7000), at(2));
+    e.packet(&tcp_syn("198.18.0.3", 6000), at(3));
     assert_eq!(e.flush(), 1);
     assert_eq!(e.firewall().elements.len(), 1);
 }
@@ -187,8 +161,8 @@ fn a_refused_reload_keeps_the_running_config() {
     e.firewall_mut().fail_with = None;
     assert_eq!(e.config().table, "edge");
     assert_eq!(e.config().doors.len(), 2);
-    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
-    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    e.packet(&tcp_syn("198.18.0.3", 7000), at(0));
+    e.packet(&tcp_syn("198.18.0.3", 6000), at(1));
     assert_eq!(e.flush(), 1);
 }
 
@@ -203,19 +177,18 @@ fn reconfigure_replaces_the_ruleset_and_keeps_running() {
     e.reconfigure(smaller).unwrap();
     assert_eq!(e.firewall().installed.len(), 2);
     assert_eq!(e.config().doors.len(), 1);
-    e.packet(&packet("198.18.0.2", 6, 1), at(0));
-    e.packet(&packet("198.18.0.2", 6, 2), at(1));
+    e.packet(&tcp_syn("198.18.0.2", 1), at(0));
+    e.packet(&tcp_syn("198.18.0.2", 2), at(1));
     assert_eq!(e.flush(), 1);
 }
 
-fn classic(text: &str) -> Engine<MemoryFirewall, MemorySpawner> {
-    let config = config::knockd_conf::parse("knockd.conf", text).unwrap();
-    Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
+fn classic(text: &str) -> MemoryEngine {
+    start(config::knockd_conf::parse("knockd.conf", text).unwrap())
 }
 
-fn knock_seq(e: &mut Engine<MemoryFirewall, MemorySpawner>, src: &str, ports: &[u16], at_ms: u64) {
+fn knock_seq(e: &mut MemoryEngine, src: &str, ports: &[u16], at_ms: u64) {
     for (i, port) in ports.iter().enumerate() {
-        e.packet(&packet(src, 6, *port), at(at_ms + i as u64));
+        e.packet(&tcp_syn(src, *port), at(at_ms + i as u64));
     }
 }
 
@@ -241,9 +214,9 @@ fn the_same_host_opening_twice_at_the_same_moment_is_one_grant_and_one_command()
         "[ssh]\nsequence = 1\ncommand = open %IP%\nstop_command = close %IP%\n[web]\nsequence = 1\ncommand = web %IP%\n",
     );
     for sport in [40000u16, 40001] {
-        let mut p = packet("198.18.0.2", 6, 1);
-        p[20..22].copy_from_slice(&sport.to_be_bytes()); // two connections: two different knocks
-        e.packet(&p, at(u64::from(sport - 40000)));
+        // Two connections: two different knocks.
+        let p = Knock::tcp_syn(Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1), 1).src_port(sport);
+        e.packet(&p.emit(), at(u64::from(sport - 40000)));
     }
     e.flush();
     let commands: Vec<&str> = e.spawner().jobs.iter().map(|j| j.command.as_str()).collect();
@@ -268,24 +241,22 @@ fn pending_stops_survive_a_reload_and_run_at_shutdown() {
 #[test]
 fn a_reload_keeps_progress_on_unchanged_doors() {
     let mut e = engine();
-    e.packet(&packet("198.18.0.2", 6, 7000), at(0));
-    e.packet(&packet("198.18.0.2", 6, 8000), at(1));
+    e.packet(&tcp_syn("198.18.0.2", 7000), at(0));
+    e.packet(&tcp_syn("198.18.0.2", 8000), at(1));
     let same = config::yaml::parse("test.yaml", CONFIG).unwrap();
     e.reconfigure(same).unwrap();
-    e.packet(&packet("198.18.0.2", 17, 9000), at(2));
+    e.packet(&knock_on("198.18.0.2", PortProto::udp(9000)), at(2));
     assert_eq!(e.flush(), 1, "the attempt survived the reload");
 }
 
 #[test]
 fn one_time_sequences_advance_and_run_out() {
-    let dir = std::env::temp_dir().join(format!("knockd-engine-onetime-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let seqs = dir.join("seqs");
-    std::fs::write(&seqs, "1,2\n3,4\n").unwrap();
+    let dir = TempDir::new("engine-onetime");
+    let seqs = dir.write("seqs", "1,2\n3,4\n");
     let text = format!("doors:\n  ot:\n    one_time_sequences: {}\n    command: go %IP%\n", seqs.display());
     let config = config::yaml::parse("test.yaml", &text).unwrap();
-    let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
-    let ports = |e: &Engine<_, _>| e.capture_ports().knocks.iter().map(|p| p.port).collect::<Vec<_>>();
+    let mut e = start(config);
+    let ports = |e: &MemoryEngine| e.capture_ports().knocks.iter().map(|p| p.port).collect::<Vec<_>>();
     assert_eq!(ports(&e), [1, 2]);
 
     knock_seq(&mut e, "2001:db8::2", &[1, 2], 0);
@@ -302,7 +273,6 @@ fn one_time_sequences_advance_and_run_out() {
     knock_seq(&mut e, "198.18.0.2", &[3, 4], 30);
     e.flush();
     assert_eq!(e.spawner().jobs.len(), 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -314,8 +284,8 @@ fn a_table_removed_from_outside_is_put_back_and_the_grant_retried() {
     assert!(!e.firewall().deleted);
     // Removed again between two checks: the grant fails, the table is put back, the grant retried.
     e.firewall_mut().deleted = true;
-    e.packet(&packet("198.18.0.3", 6, 7000), at(0));
-    e.packet(&packet("198.18.0.3", 6, 6000), at(1));
+    e.packet(&tcp_syn("198.18.0.3", 7000), at(0));
+    e.packet(&tcp_syn("198.18.0.3", 6000), at(1));
     assert_eq!(e.flush(), 1);
     assert_eq!(e.firewall().installed.len(), 3);
     assert_eq!(e.stats().grant_errors, 0);
@@ -392,9 +362,9 @@ fn one_source_twice_in_a_round_is_one_element_and_one_bad_set_costs_only_its_gra
     e.firewall_mut().missing_sets = vec!["ssh_v4".into()];
     e.firewall_mut().elements.clear();
     let before = e.firewall().transactions;
-    e.packet(&packet("198.18.0.3", 6, 7000), at(100));
-    e.packet(&packet("198.18.0.3", 6, 8000), at(101));
-    e.packet(&packet("198.18.0.3", 17, 9000), at(102));
+    e.packet(&tcp_syn("198.18.0.3", 7000), at(100));
+    e.packet(&tcp_syn("198.18.0.3", 8000), at(101));
+    e.packet(&knock_on("198.18.0.3", PortProto::udp(9000)), at(102));
     knock_seq(&mut e, "198.18.0.4", &[7000, 6000], 103);
     assert_eq!(e.flush(), 2, "ssh's set is put back and its grant retried; web's never waited for it");
     let sets: Vec<&str> = e.firewall().elements.iter().map(|el| el.set.as_str()).collect();
@@ -407,9 +377,9 @@ fn one_source_twice_in_a_round_is_one_element_and_one_bad_set_costs_only_its_gra
 fn a_set_that_stays_missing_fails_alone() {
     let mut e = engine();
     knock_seq(&mut e, "198.18.0.5", &[7000, 6000], 0);
-    e.packet(&packet("198.18.0.6", 6, 7000), at(1));
-    e.packet(&packet("198.18.0.6", 6, 8000), at(2));
-    e.packet(&packet("198.18.0.6", 17, 9000), at(3));
+    e.packet(&tcp_syn("198.18.0.6", 7000), at(1));
+    e.packet(&tcp_syn("198.18.0.6", 8000), at(2));
+    e.packet(&knock_on("198.18.0.6", PortProto::udp(9000)), at(3));
     // A set the daemon cannot put back: `install` fails too.
     e.firewall_mut().missing_sets = vec!["ssh_v4".into()];
     e.firewall_mut().fail_install = true;

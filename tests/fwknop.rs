@@ -8,13 +8,11 @@ use std::time::Duration;
 use knockd::config::{self, HmacDigest, PortProto};
 use knockd::doors::Grant;
 use knockd::doors::fwknop::{self, FwknopError, message, wire};
-use knockd::engine::Engine;
-use knockd::grant::MemoryFirewall;
-use knockd::grant::legacy_command::MemorySpawner;
 
-mod fwknop_common;
+mod util;
 
-use fwknop_common::*;
+use util::TempDir;
+use util::fwknop::*;
 
 fn base64(text: &str) -> Vec<u8> {
     knockd::doors::key_file::decode_base64(text).unwrap()
@@ -92,7 +90,7 @@ fn access_conf(extra: &str) -> String {
 
 #[test]
 fn each_stanza_takes_its_own_hmac_type_and_grants_what_the_client_asked() {
-    let state = Dir::new("grants");
+    let state = TempDir::new("grants");
     let mut kind = kind(&access_conf(""), &state);
     for c in cases() {
         let out = send(kind.as_mut(), "198.18.0.7", c.packet, c.timestamp);
@@ -114,7 +112,7 @@ fn each_stanza_takes_its_own_hmac_type_and_grants_what_the_client_asked() {
 
 #[test]
 fn replays_are_refused_even_after_a_restart() {
-    let state = Dir::new("replay");
+    let state = TempDir::new("replay");
     let c = &cases()[2];
     let mut first = kind(&access_conf(""), &state);
     assert_eq!(send(first.as_mut(), "198.18.0.7", c.packet, c.timestamp).grants.len(), 1);
@@ -122,12 +120,12 @@ fn replays_are_refused_even_after_a_restart() {
     drop(first);
     let mut again = kind(&access_conf(""), &state);
     assert!(rejection(&send(again.as_mut(), "198.18.0.8", c.packet, c.timestamp + 2)).contains("replayed"));
-    assert!(state.0.join(fwknop::REPLAY_FILE).exists());
+    assert!(state.join(fwknop::REPLAY_FILE).exists());
 }
 
 #[test]
 fn what_a_stanza_refuses() {
-    let state = Dir::new("refuses");
+    let state = TempDir::new("refuses");
     let c = cases();
     let (sha256, source, timeout) = (&c[2], &c[13], &c[14]);
     let refused = |first: &str, case: &Case, src: &str, unix: u64| {
@@ -165,23 +163,17 @@ fn what_a_stanza_refuses() {
 
 #[test]
 fn the_engine_opens_only_the_ports_asked_for_in_per_port_sets() {
-    let state = Dir::new("engine");
+    let state = TempDir::new("engine");
     let text = format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nOPEN_PORTS tcp/22, udp/53\n");
     let mut config = config::access_conf::parse("access.conf", &text).unwrap();
-    config.state_dir = state.0.clone();
-    let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
+    config.state_dir = state.path().to_owned();
+    let mut e = util::start(config);
     let rules: Vec<String> = e.firewall().installed[0].rules.iter().map(|r| r.to_string()).collect();
     assert!(rules.iter().any(|r| r == "ip saddr . meta l4proto . th dport @stanza1_v4 accept"), "{rules:?}");
     assert!(rules.iter().any(|r| r == "udp dport 53 drop"), "{rules:?}");
     let c = &cases()[14];
     e.set_wall_clock(Duration::from_secs(c.timestamp));
-    let mut bytes =
-        vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 7, 198, 18, 0, 1, 0x30, 0x39, 0xf2, 0xf9, 0, 0, 0, 0];
-    bytes.extend_from_slice(c.packet.as_bytes());
-    let (total, udp) = (bytes.len() as u16, (bytes.len() - 20) as u16);
-    bytes[2..4].copy_from_slice(&total.to_be_bytes());
-    bytes[24..26].copy_from_slice(&udp.to_be_bytes());
-    e.packet(&bytes, Duration::ZERO);
+    e.packet(&util::udp("198.18.0.7", 62201, c.packet.as_bytes()), Duration::ZERO);
     assert_eq!(e.flush(), 1);
     let elements: Vec<(IpAddr, Option<PortProto>, Duration)> =
         e.firewall().elements.iter().map(|el| (el.addr, el.port, el.timeout)).collect();
@@ -197,7 +189,7 @@ fn the_engine_opens_only_the_ports_asked_for_in_per_port_sets() {
 /// tcp/80 is refused by the first and taken by the second, as fwknopd takes it.
 #[test]
 fn a_refusal_falls_through_to_the_next_stanza_that_may_take_the_packet() {
-    let state = Dir::new("fall-through");
+    let state = TempDir::new("fall-through");
     let text = stanza("ANY", "OPEN_PORTS tcp/22\nFW_ACCESS_TIMEOUT 2")
         + &stanza("ANY", "OPEN_PORTS tcp/80\nFW_ACCESS_TIMEOUT 3");
     let mut doors = kind(&text, &state);
@@ -207,13 +199,13 @@ fn a_refusal_falls_through_to_the_next_stanza_that_may_take_the_packet() {
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)), (0, vec![PortProto::tcp(22)]));
 
     // A stanza whose HMAC key matches but whose encryption key does not hides nothing either.
-    let state = Dir::new("fall-through-keys");
+    let state = TempDir::new("fall-through-keys");
     let text = stanza("ANY", "").replace(KEY, OTHER_KEY) + &stanza("ANY", "OPEN_PORTS tcp/22");
     let mut doors = kind(&text, &state);
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 1);
 
     // Every stanza refuses: each one's reason, in order.
-    let state = Dir::new("fall-through-none");
+    let state = TempDir::new("fall-through-none");
     let text = stanza("ANY", "OPEN_PORTS tcp/443") + &stanza("ANY", "OPEN_PORTS tcp/22\nREQUIRE_USERNAME bob");
     let mut doors = kind(&text, &state);
     let r = rejection(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp));
@@ -229,7 +221,7 @@ fn a_refusal_falls_through_to_the_next_stanza_that_may_take_the_packet() {
 /// keys: the log says decryption failed and names both likely causes.
 #[test]
 fn a_packet_in_another_mode_says_decryption_failed_and_why() {
-    let state = Dir::new("modes");
+    let state = TempDir::new("modes");
     let mut kind = kind(&stanza("ANY", "OPEN_PORTS tcp/22"), &state);
     for mode in ["ecb", "cfb"] {
         let (sent, packet) = more(mode);
@@ -247,7 +239,7 @@ fn a_packet_in_another_mode_says_decryption_failed_and_why() {
 /// stanza that forwards nothing.
 #[test]
 fn command_and_nat_packets_are_refused_by_name() {
-    let state = Dir::new("cmd-nat");
+    let state = TempDir::new("cmd-nat");
     let mut kind = kind(&stanza("ANY", "ENABLE_CMD_EXEC Y"), &state);
     let (sent, command) = more("command");
     let r = rejection(&send(kind.as_mut(), "198.18.0.7", command, sent));

@@ -1,29 +1,20 @@
 //! Moving over from fwknopd on the command line: `knockd check` on an access.conf, and
 //! `knockd --convert`. Nothing here needs root.
 
-mod fwknop_common;
+mod util;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use fwknop_common::*;
-
-const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
-
-fn knockd(args: &[&str]) -> Output {
-    Command::new(KNOCKD).args(args).output().unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
+use util::fwknop::*;
+use util::{KNOCKD, TempDir, knockd, text};
 
 /// A stanza knockd leaves out makes `check` fail, naming it and what it does instead; the
 /// notices a start logs are printed too.
 #[test]
 fn check_fails_while_a_stanza_would_be_left_out() {
-    let dir = Dir::new("cli-check");
-    let state = dir.path("state");
-    let access = dir.write(
+    let dir = TempDir::new("cli-check");
+    let state = dir.join("state");
+    let access = dir.write_private(
         "access.conf",
         &(stanza("ANY", "OPEN_PORTS tcp/22\nDIGEST_TYPE SHA256")
             + &stanza("ANY", "OPEN_PORTS tcp/80\nGPG_DECRYPT_ID ABCD1234")),
@@ -38,12 +29,12 @@ fn check_fails_while_a_stanza_would_be_left_out() {
     assert!(stdout.contains("tcp dport 80 drop"), "its port stays guarded: {stdout}");
     assert!(text(&out.stderr).contains("1 stanza(s) would be left out"), "{}", text(&out.stderr));
 
-    dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
+    dir.write_private("access.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
     let out = knockd(&args);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
 
     // `--fwknopd-conf FILE`: read as a start reads it.
-    let fwknopd = dir.write("server/fwknopd.conf", "PCAP_FILTER udp port 62209;\nLOCALE C;\n");
+    let fwknopd = dir.write_private("server/fwknopd.conf", "PCAP_FILTER udp port 62209;\nLOCALE C;\n");
     let out = knockd(&[&args[..], &["--fwknopd-conf", fwknopd.to_str().unwrap()]].concat());
     let stdout = text(&out.stdout);
     assert!(stdout.contains("fwknop packets on 62209/udp"), "{stdout}");
@@ -55,12 +46,12 @@ fn check_fails_while_a_stanza_would_be_left_out() {
 #[test]
 fn convert_writes_the_keys_into_a_private_file() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = Dir::new("cli-convert");
-    let access = dir.write(
+    let dir = TempDir::new("cli-convert");
+    let access = dir.write_private(
         "access.conf",
         &(stanza("198.18.0.0/16", "OPEN_PORTS tcp/22") + &stanza("ANY", "ENCRYPTION_MODE ecb\nOPEN_PORTS tcp/80")),
     );
-    let yaml = dir.path("knockd.yaml");
+    let yaml = dir.join("knockd.yaml");
     let file = std::fs::File::create(&yaml).unwrap();
     std::fs::set_permissions(&yaml, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out =

@@ -2,12 +2,13 @@
 //! copied): each loads, and the stock client's packets (tests/fixtures/fwknop) get in where
 //! fwknopd lets them in.
 
-mod fwknop_common;
+mod util;
 
 use std::path::Path;
 
-use fwknop_common::*;
 use knockd::config::{self, Format, LoadOptions, PortProto};
+use util::TempDir;
+use util::fwknop::*;
 
 fn load(path: &Path, start_dir: Option<&Path>) -> config::Config {
     let options = LoadOptions { start_dir: start_dir.map(Path::to_owned), fwknopd_conf: None };
@@ -21,12 +22,12 @@ fn notices(c: &config::Config) -> String {
 /// `SOURCE 198.18.0.0/255.255.255.0`, as fwknopd writes masks too.
 #[test]
 fn a_dotted_netmask_in_source() {
-    let dir = Dir::new("netmask");
+    let dir = TempDir::new("netmask");
     let text = stanza("198.18.0.0/255.255.255.0, 198.18.9.9/255.255.255.255", "OPEN_PORTS tcp/22");
-    let c = load(&dir.write("access.conf", &text), None);
+    let c = load(&dir.write_private("access.conf", &text), None);
     let from: Vec<String> = c.doors[0].from.iter().map(|n| n.to_string()).collect();
     assert_eq!(from, ["198.18.0.0/24", "198.18.9.9/32"]);
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 0);
     let r = rejection(&send(doors.as_mut(), "198.18.1.7", ssh.packet, ssh.timestamp));
@@ -36,12 +37,12 @@ fn a_dotted_netmask_in_source() {
 /// `SOURCE: ANY;` in a file not named access.conf is still an access.conf.
 #[test]
 fn a_colon_after_the_directive_in_a_file_of_any_name() {
-    let dir = Dir::new("colon");
+    let dir = TempDir::new("colon");
     let text =
         format!("# hmac stanza\nSOURCE: ANY;\nKEY_BASE64: {KEY};\nHMAC_KEY_BASE64: {HMAC_KEY};\nOPEN_PORTS: tcp/22;\n");
-    let path = dir.write("hmac_sha256_colon.conf", &text);
+    let path = dir.write_private("hmac_sha256_colon.conf", &text);
     assert_eq!(config::detect(&path, &text), Format::AccessConf);
-    let mut doors = kind_of(load(&path, None), &dir.path("state"));
+    let mut doors = kind_of(load(&path, None), &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 0);
 }
@@ -49,12 +50,12 @@ fn a_colon_after_the_directive_in_a_file_of_any_name() {
 /// `ACCESS_EXPIRE 3/10/01`: fwknopd reads two-digit years as 20YY.
 #[test]
 fn two_digit_years_in_access_expire() {
-    let dir = Dir::new("years");
+    let dir = TempDir::new("years");
     let ssh = ssh();
     for (expire, opens) in [("3/10/01", false), ("3/10/99", true), ("12/31/2099", true)] {
-        let path = dir.write("access.conf", &stanza("ANY", &format!("ACCESS_EXPIRE {expire};   ### the date")));
+        let path = dir.write_private("access.conf", stanza("ANY", &format!("ACCESS_EXPIRE {expire};   ### the date")));
         // A state directory each: the same packet twice would be a replay.
-        let mut doors = kind_of(load(&path, None), &dir.path(&format!("state-{}", expire.replace('/', "-"))));
+        let mut doors = kind_of(load(&path, None), &dir.join(format!("state-{}", expire.replace('/', "-"))));
         let out = send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp);
         assert_eq!(out.grants.len(), usize::from(opens), "{expire}: {:?}", out.notes);
     }
@@ -65,31 +66,31 @@ fn two_digit_years_in_access_expire() {
 /// notices say which was read.
 #[test]
 fn relative_includes_mean_what_fwknopd_and_knockd_mean() {
-    let dir = Dir::new("include");
-    dir.write(
+    let dir = TempDir::new("include");
+    dir.write_private(
         "conf/a.conf",
         &(stanza("198.18.9.0/24", "OPEN_PORTS tcp/443") + "%include conf/b.conf\n%include c.conf\n"),
     );
-    dir.write("conf/b.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
-    dir.write("conf/c.conf", &stanza("ANY", "OPEN_PORTS tcp/80"));
-    let c = load(&dir.path("conf/a.conf"), Some(&dir.0));
+    dir.write_private("conf/b.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
+    dir.write_private("conf/c.conf", stanza("ANY", "OPEN_PORTS tcp/80"));
+    let c = load(&dir.join("conf/a.conf"), Some(dir.path()));
     let ports: Vec<PortProto> = c.doors.iter().map(|d| d.fwknop().unwrap().open_ports[0]).collect();
     assert_eq!(ports, [PortProto::tcp(443), PortProto::tcp(22), PortProto::tcp(80)]);
     let said = notices(&c);
     let fwknopds = format!(
         "%include conf/b.conf: reading {}, in the directory knockd was started in",
-        dir.path("conf/b.conf").display()
+        dir.join("conf/b.conf").display()
     );
     assert!(said.contains(&fwknopds), "{said}");
-    let knockds = format!("%include c.conf: reading {}, beside the including file", dir.path("conf/c.conf").display());
+    let knockds = format!("%include c.conf: reading {}, beside the including file", dir.join("conf/c.conf").display());
     assert!(said.contains(&knockds), "{said}");
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 1, "conf/b.conf's stanza");
 
-    dir.write("conf/a.conf", &(stanza("ANY", "") + "%include conf/nowhere.conf\n"));
-    let options = LoadOptions { start_dir: Some(dir.0.clone()), fwknopd_conf: None };
-    let error = config::load_with(&dir.path("conf/a.conf"), &options).unwrap_err().to_string();
+    dir.write_private("conf/a.conf", &(stanza("ANY", "") + "%include conf/nowhere.conf\n"));
+    let options = LoadOptions { start_dir: Some(dir.path().to_owned()), fwknopd_conf: None };
+    let error = config::load_with(&dir.join("conf/a.conf"), &options).unwrap_err().to_string();
     assert!(error.contains("a.conf:5:1: %include conf/nowhere.conf: there is no "), "{error}");
     assert!(error.contains("conf/conf/nowhere.conf (beside") && error.contains("nor "), "{error}");
 }
@@ -98,24 +99,24 @@ fn relative_includes_mean_what_fwknopd_and_knockd_mean() {
 /// not the stanza's.
 #[test]
 fn include_keys_reads_a_stanzas_keys_from_a_file() {
-    let dir = Dir::new("include-keys");
-    dir.write(
+    let dir = TempDir::new("include-keys");
+    dir.write_private(
         "keys/alice.conf",
-        &format!("SOURCE 198.18.99.0/24\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nFW_ACCESS_TIMEOUT 3\n"),
+        format!("SOURCE 198.18.99.0/24\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nFW_ACCESS_TIMEOUT 3\n"),
     );
-    let path = dir.write("access.conf", "SOURCE ANY\nOPEN_PORTS tcp/22\n%include_keys keys/alice.conf\n");
+    let path = dir.write_private("access.conf", "SOURCE ANY\nOPEN_PORTS tcp/22\n%include_keys keys/alice.conf\n");
     let c = load(&path, None);
-    assert_eq!(c.included, [dir.path("keys/alice.conf")], "read again on reload, and checked to be private");
+    assert_eq!(c.included, [dir.join("keys/alice.conf")], "read again on reload, and checked to be private");
     let said = notices(&c);
     assert!(said.contains("alice.conf:1: SOURCE: ignored: a file named by %include_keys sets keys only"), "{said}");
     assert!(said.contains("alice.conf:4: FW_ACCESS_TIMEOUT: ignored"), "{said}");
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 0);
 
     // Keys without an HMAC key: that stanza is left out, as fwknopd skips it when its keys fail.
-    dir.write("keys/alice.conf", &format!("KEY_BASE64 {KEY}\n"));
-    dir.write("access.conf", &format!("SOURCE ANY\n%include_keys keys/alice.conf\n\n{}", stanza("ANY", "")));
+    dir.write_private("keys/alice.conf", format!("KEY_BASE64 {KEY}\n"));
+    dir.write_private("access.conf", format!("SOURCE ANY\n%include_keys keys/alice.conf\n\n{}", stanza("ANY", "")));
     let c = load(&path, None);
     assert!(c.doors[0].fwknop().unwrap().refused.as_deref().unwrap().contains("no HMAC_KEY_BASE64"));
 }
@@ -123,13 +124,13 @@ fn include_keys_reads_a_stanzas_keys_from_a_file() {
 /// `DIGEST_TYPE` in a stanza: fwknopd ignores it with a log line; so does knockd.
 #[test]
 fn digest_type_is_ignored_with_a_line() {
-    let dir = Dir::new("digest-type");
-    let path = dir.write("access.conf", &stanza("ANY", "DIGEST_TYPE SHA1\nOPEN_PORTS tcp/22"));
+    let dir = TempDir::new("digest-type");
+    let path = dir.write_private("access.conf", stanza("ANY", "DIGEST_TYPE SHA1\nOPEN_PORTS tcp/22"));
     let c = load(&path, None);
     assert_eq!(c.notices.len(), 1);
     assert_eq!(c.notices[0].level, log::Level::Info);
     assert!(c.notices[0].message.contains("access.conf:4: DIGEST_TYPE: ignored, as fwknopd ignores it"));
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 0, "the SHA-256 digest");
 }
@@ -138,18 +139,18 @@ fn digest_type_is_ignored_with_a_line() {
 /// warning), the folder's other stanzas are served.
 #[test]
 fn a_keyless_stanza_in_an_include_folder_leaves_only_itself_out() {
-    let dir = Dir::new("folder");
-    dir.write("access.d/a.conf", &stanza("ANY", "OPEN_PORTS tcp/80"));
-    dir.write("access.d/b.conf", "SOURCE ANY\nKEY fwknoptest\nOPEN_PORTS tcp/2222\n");
-    dir.write("access.d/c.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
-    let path = dir.write("access.conf", "%include_folder access.d\n");
+    let dir = TempDir::new("folder");
+    dir.write_private("access.d/a.conf", stanza("ANY", "OPEN_PORTS tcp/80"));
+    dir.write_private("access.d/b.conf", "SOURCE ANY\nKEY fwknoptest\nOPEN_PORTS tcp/2222\n");
+    dir.write_private("access.d/c.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
+    let path = dir.write_private("access.conf", "%include_folder access.d\n");
     let c = load(&path, None);
     let left: Vec<bool> = c.doors.iter().map(|d| d.fwknop().unwrap().refused.is_some()).collect();
     assert_eq!(left, [false, true, false]);
     let warning = c.notices.iter().find(|n| n.level == log::Level::Warn).expect("a warning");
     assert!(warning.message.contains("b.conf:1: stanza2 is left out: no HMAC_KEY_BASE64"), "{}", warning.message);
     assert!(warning.message.contains("Its ports (2222/tcp) stay closed to every client"), "{}", warning.message);
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 2, "c.conf's stanza");
 }

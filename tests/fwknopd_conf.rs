@@ -2,17 +2,18 @@
 //! fwknop's own test configs (written here): what maps onto knockd is honoured, with the stock
 //! client's packets to show it; every other key is named in a warning.
 
-mod fwknop_common;
+mod util;
 
 use std::time::Duration;
 
-use fwknop_common::*;
 use knockd::config::{self, LoadOptions, PortProto};
+use util::TempDir;
+use util::fwknop::*;
 
 /// Loads dir/access.conf (one stanza for tcp/22) with `fwknopd` as the fwknopd.conf beside it.
-fn with(dir: &Dir, fwknopd: &str) -> config::Config {
-    dir.write("fwknopd.conf", fwknopd);
-    let access = dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
+fn with(dir: &TempDir, fwknopd: &str) -> config::Config {
+    dir.write_private("fwknopd.conf", fwknopd);
+    let access = dir.write_private("access.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
     config::load(&access).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -22,17 +23,17 @@ fn warnings(c: &config::Config) -> Vec<&str> {
 
 #[test]
 fn the_debian_default_all_comments_changes_nothing() {
-    let dir = Dir::new("fwknopd-default");
+    let dir = TempDir::new("fwknopd-default");
     let text = "#\n# fwknopd.conf\n#\n# PCAP_INTF                   eth0;\n#ENABLE_SPA_PACKET_AGING     Y;\n\n";
     let c = with(&dir, text);
     assert!(c.notices.is_empty(), "{:?}", c.notices);
     assert!(c.interfaces.is_empty());
-    assert_eq!(c.included, [dir.path("fwknopd.conf")], "read again on reload");
+    assert_eq!(c.included, [dir.join("fwknopd.conf")], "read again on reload");
 }
 
 #[test]
 fn interface_port_age_and_verbosity_are_honoured() {
-    let dir = Dir::new("fwknopd-mapped");
+    let dir = TempDir::new("fwknopd-mapped");
     let c =
         with(&dir, "PCAP_INTF    kd-veth1;\nPCAP_FILTER  udp dst port 62203;\nMAX_SPA_PACKET_AGE 60;\nVERBOSE 1;\n");
     assert!(warnings(&c).is_empty(), "{:?}", c.notices);
@@ -43,7 +44,7 @@ fn interface_port_age_and_verbosity_are_honoured() {
     let summary = &c.notices.last().unwrap().message;
     assert!(summary.contains("fwknopd.conf: honoured PCAP_INTF (listening on kd-veth1), PCAP_FILTER"), "{summary}");
 
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let mut ports = Vec::new();
     doors.ports(&mut ports);
     assert_eq!(ports, [PortProto::udp(62203)]);
@@ -54,13 +55,13 @@ fn interface_port_age_and_verbosity_are_honoured() {
 
     // Wider than fwknop's default of 120 s, too.
     let c = with(&dir, "MAX_SPA_PACKET_AGE 600;\n");
-    let mut doors = kind_of(c, &dir.path("state-600"));
+    let mut doors = kind_of(c, &dir.join("state-600"));
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp + 300)).0, 0, "5 min old");
 }
 
 #[test]
 fn a_filter_knockd_cannot_read_and_the_udp_server_port() {
-    let dir = Dir::new("fwknopd-filter");
+    let dir = TempDir::new("fwknopd-filter");
     let c = with(&dir, "PCAP_FILTER udp port 62201 or icmp;\n");
     let [warning] = warnings(&c)[..] else { panic!("{:?}", c.notices) };
     assert!(warning.contains("fwknopd.conf:1: PCAP_FILTER: `udp port 62201 or icmp` is not honoured"), "{warning}");
@@ -74,7 +75,7 @@ fn a_filter_knockd_cannot_read_and_the_udp_server_port() {
 /// takes the widest window it has, and says so.
 #[test]
 fn aging_turned_off_is_the_widest_window_and_a_warning() {
-    let dir = Dir::new("fwknopd-aging");
+    let dir = TempDir::new("fwknopd-aging");
     let c = with(&dir, "MAX_SPA_PACKET_AGE 30;\nENABLE_SPA_PACKET_AGING         N;\n");
     let [warning] = warnings(&c)[..] else { panic!("{:?}", c.notices) };
     assert!(
@@ -83,7 +84,7 @@ fn aging_turned_off_is_the_widest_window_and_a_warning() {
     );
     assert_eq!(c.doors[0].fwknop().unwrap().window, Duration::from_secs(3600));
     assert!(c.notices[0].message.contains("MAX_SPA_PACKET_AGE: not used, as in fwknopd: ENABLE_SPA_PACKET_AGING is N"));
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let ssh = ssh();
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp + 1800)).0, 0, "30 min old");
 }
@@ -91,7 +92,7 @@ fn aging_turned_off_is_the_widest_window_and_a_warning() {
 /// Every key knockd does not honour is named, with why; set to what knockd does, it is not.
 #[test]
 fn every_key_not_honoured_is_named() {
-    let dir = Dir::new("fwknopd-keys");
+    let dir = TempDir::new("fwknopd-keys");
     let text = "ENABLE_DESTINATION_RULE           Y;\nENABLE_DIGEST_PERSISTENCE N;\nENABLE_PCAP_PROMISC Y;\n\
                 IPT_INPUT_ACCESS ACCEPT, filter, INPUT, 1, FWKNOP_INPUT, 1;\nFLUSH_IPT_AT_INIT N;\nLOCALE C;\n\
                 SYSLOG_FACILITY LOG_LOCAL7;\nDIGEST_FILE /var/run/fwknop/digest.cache;\nGPG_HOME_DIR /root/.gnupg;\n\
@@ -125,7 +126,7 @@ fn every_key_not_honoured_is_named() {
 /// is refused by name.
 #[test]
 fn nat_settings_are_read_and_named_not_honoured() {
-    let dir = Dir::new("fwknopd-nat");
+    let dir = TempDir::new("fwknopd-nat");
     let c = with(
         &dir,
         "ENABLE_IPT_FORWARDING Y;\nENABLE_IPT_LOCAL_NAT Y;\nENABLE_IPT_SNAT Y;\nSNAT_TRANSLATE_IP 198.18.0.1;\n",
@@ -137,7 +138,7 @@ fn nat_settings_are_read_and_named_not_honoured() {
     assert_eq!(said.len(), 3, "{said:?}");
     assert!(said.iter().all(|w| w.contains("not honoured: knockd forwards with DNAT only")), "{said:?}");
     assert!(c.notices.iter().any(|n| n.message.contains("ENABLE_IPT_FORWARDING")), "honoured, and said");
-    let mut doors = kind_of(c, &dir.path("state"));
+    let mut doors = kind_of(c, &dir.join("state"));
     let (sent, nat) = more("nat");
     let why = rejection(&send(doors.as_mut(), "198.18.0.7", nat, sent));
     assert!(why.contains("(fwknop -N), and the stanza forwards nothing"), "{why}");
@@ -145,18 +146,18 @@ fn nat_settings_are_read_and_named_not_honoured() {
 
 #[test]
 fn named_with_fwknopd_conf_and_only_with_an_access_conf() {
-    let dir = Dir::new("fwknopd-named");
-    let named = dir.write("elsewhere/server.conf", "PCAP_INTF kd-eth9;\n");
-    let access = dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
+    let dir = TempDir::new("fwknopd-named");
+    let named = dir.write_private("elsewhere/server.conf", "PCAP_INTF kd-eth9;\n");
+    let access = dir.write_private("access.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
     let options = LoadOptions { start_dir: None, fwknopd_conf: Some(named.clone()) };
     assert_eq!(config::load_with(&access, &options).unwrap().interfaces, ["kd-eth9"]);
-    let yaml = dir.write("knockd.yaml", "doors:\n  a: {sequence: [7000], open: {ports: [22], timeout: 30s}}\n");
+    let yaml = dir.write_private("knockd.yaml", "doors:\n  a: {sequence: [7000], open: {ports: [22], timeout: 30s}}\n");
     let error = config::load_with(&yaml, &options).unwrap_err().to_string();
     assert!(error.contains("fwknopd.conf goes with fwknopd's access.conf"), "{error}");
-    let bad = dir.write("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
+    let bad = dir.write_private("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
     let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{error}");
-    let bad = dir.write("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
+    let bad = dir.write_private("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
     let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"));
 }

@@ -3,16 +3,18 @@
 //! The end-to-end tests load the same files with the real nft and check that the kernel's copy
 //! gets the same answers.
 
+mod util;
+
 use knockd::config::Proto;
 use knockd::grant::host::model::Table;
 use knockd::grant::host::text::{Indexes, parse};
 use knockd::grant::host::{Answer, Domain, Hook, HostRuleset, Interface, Probe, answer};
 
 fn fixture(name: &str) -> HostRuleset {
-    let path = format!("{}/tests/fixtures/rulesets/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = util::repo(&format!("tests/fixtures/rulesets/{name}"));
     let text = std::fs::read_to_string(&path).unwrap();
     let indexes = Indexes::from([("eth0".to_owned(), 2), ("eth1".to_owned(), 3), ("br-lan".to_owned(), 4)]);
-    parse(&text, &indexes).unwrap_or_else(|e| panic!("{path}: {e}"))
+    parse(&text, &indexes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn v4(proto: Proto, dport: u16, iif: &str) -> Probe {

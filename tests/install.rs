@@ -1,32 +1,12 @@
 //! `scripts/install`: a source install whose daemon, unit, man pages and completions agree.
 //! It installs the binaries under test into temporary roots; nothing here needs root.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// A directory of its own, removed on drop.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(name: &str) -> TempRoot {
-        let dir = std::env::temp_dir().join(format!("knockd-install-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempRoot(dir)
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use util::{KNOCKD, TempDir, repo};
 
 /// `scripts/install ARGS --binaries <the binaries under test>`.
 fn install(args: &[&str]) {
@@ -45,8 +25,8 @@ fn exec_start(unit: &Path) -> String {
 /// the man pages, completions and docs are where a source install puts them.
 #[test]
 fn the_installed_unit_runs_the_installed_daemon() {
-    let root = TempRoot::new("prefix");
-    let prefix = root.0.join("usr/local");
+    let root = TempDir::new("install-prefix");
+    let prefix = root.join("usr/local");
     install(&["--prefix", prefix.to_str().unwrap()]);
     let unit = prefix.join("lib/systemd/system/knockd.service");
     let start = exec_start(&unit);
@@ -90,7 +70,7 @@ fn the_installed_unit_runs_the_installed_daemon() {
     assert_eq!(alias, ".so man8/knockd.8\n");
 
     install(&["--prefix", prefix.to_str().unwrap(), "--uninstall"]);
-    let left: Vec<_> = walk(&root.0).into_iter().filter(|p| p.is_file()).collect();
+    let left: Vec<_> = walk(root.path()).into_iter().filter(|p| p.is_file()).collect();
     assert!(left.is_empty(), "--uninstall left {left:?}");
 }
 
@@ -98,14 +78,14 @@ fn the_installed_unit_runs_the_installed_daemon() {
 /// will be.
 #[test]
 fn a_staged_install_names_the_final_paths() {
-    let stage = TempRoot::new("stage");
-    install(&["--destdir", stage.0.to_str().unwrap()]);
-    let unit = stage.0.join("usr/local/lib/systemd/system/knockd.service");
+    let stage = TempDir::new("install-stage");
+    install(&["--destdir", stage.path().to_str().unwrap()]);
+    let unit = stage.join("usr/local/lib/systemd/system/knockd.service");
     assert_eq!(exec_start(&unit), "/usr/local/sbin/knockd $KNOCKD_OPTS");
-    assert!(stage.0.join("usr/local/sbin/knockd").is_file());
-    let usr = TempRoot::new("usr");
-    install(&["--destdir", usr.0.to_str().unwrap(), "--prefix", "/usr"]);
-    assert_eq!(exec_start(&usr.0.join("usr/lib/systemd/system/knockd.service")), "/usr/sbin/knockd $KNOCKD_OPTS");
+    assert!(stage.join("usr/local/sbin/knockd").is_file());
+    let usr = TempDir::new("install-usr");
+    install(&["--destdir", usr.path().to_str().unwrap(), "--prefix", "/usr"]);
+    assert_eq!(exec_start(&usr.join("usr/lib/systemd/system/knockd.service")), "/usr/sbin/knockd $KNOCKD_OPTS");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

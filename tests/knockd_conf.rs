@@ -1,5 +1,7 @@
 //! The classic knockd.conf loader, format detection and `--convert`.
 
+mod util;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -220,7 +222,7 @@ fn convert_gives_yaml_that_loads_back_equal() {
         let back = config::yaml::parse("converted.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         assert_eq!(back, classic, "{yaml}");
     }
-    let example = config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml"))).unwrap();
+    let example = config::load(&util::repo("knockd.yaml")).unwrap();
     let yaml = convert::to_yaml(&example);
     assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), example, "{yaml}");
     assert!(yaml.contains("sequence:\n    - 7000"), "{yaml}");

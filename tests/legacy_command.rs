@@ -1,24 +1,16 @@
 //! Legacy commands: substitution and scheduling (pure), and the shell runner (real processes,
 //! no root needed).
 
+mod util;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags};
+use knockd::config::{Commands, Door, PortProto};
 use knockd::grant::legacy_command::{self, Job, MemorySpawner, Phase, START_QUEUE, Scheduler};
 
 fn door(commands: Commands) -> Door {
-    Door {
-        name: "ssh".into(),
-        proofs: vec![Proof::Sequence(vec![PortProto::tcp(1)])],
-        seq_timeout: Duration::from_secs(5),
-        tcp_flags: TcpFlags::default(),
-        target: None,
-        from: Vec::new(),
-        not_from: Vec::new(),
-        open: None,
-        commands,
-    }
+    Door { commands, ..util::door("ssh", &[PortProto::tcp(1)]) }
 }
 
 fn commands(start: &str, stop: &str, secs: u64) -> Commands {
@@ -258,8 +250,7 @@ fn the_shell_runner_reports_status_and_stderr() {
 
 #[test]
 fn a_hanging_command_is_killed_with_its_process_group() {
-    let dir = std::env::temp_dir().join(format!("knockd-cmd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = util::TempDir::new("cmd");
     let marker = dir.join("child-survived");
     // A background child in the same group would write the marker after 2 s if not killed.
     let command = format!("(sleep 2; touch {}) & sleep 30", marker.display());
@@ -268,7 +259,5 @@ fn a_hanging_command_is_killed_with_its_process_group() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(outcome.status.starts_with("timed out after 300ms"), "{}", outcome.status);
     std::thread::sleep(Duration::from_millis(2500));
-    let survived = marker.exists();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(!survived, "the whole process group is killed");
+    assert!(!marker.exists(), "the whole process group is killed");
 }

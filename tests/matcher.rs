@@ -1,23 +1,20 @@
 //! The matcher, driven with injected time: no clock, no network.
 
+mod util;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use knockd::config::{Commands, Door, OpenAction, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::config::{Door, OpenAction, PortProto, Proof, TcpFlags, tcp_flag};
 use knockd::doors::sequence::matcher::{Event, Matcher};
 use knockd::packet::Knock;
+use util::host_for;
 
 const SYN: u8 = tcp_flag::SYN;
 
 fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
     Door {
-        name: name.into(),
-        proofs: vec![Proof::Sequence(sequence.to_vec())],
         seq_timeout: Duration::from_millis(seq_timeout_ms),
-        tcp_flags: TcpFlags::default(),
-        target: None,
-        from: Vec::new(),
-        not_from: Vec::new(),
         open: Some(OpenAction {
             ports: vec![PortProto::tcp(22)],
             timeout: Duration::from_secs(30),
@@ -25,7 +22,7 @@ fn door(name: &str, sequence: &[PortProto], seq_timeout_ms: u64) -> Door {
             attach: None,
             forward: Vec::new(),
         }),
-        commands: Commands::default(),
+        ..util::door(name, sequence)
     }
 }
 
@@ -35,14 +32,6 @@ fn ssh() -> Door {
 
 fn v4(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(198, 18, 0, last))
-}
-
-/// The address knocks go to, in the source's family.
-fn server(src: IpAddr) -> IpAddr {
-    match src {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-        IpAddr::V6(_) => "2001:db8::1".parse().unwrap(),
-    }
 }
 
 fn ms(n: u64) -> Duration {
@@ -64,7 +53,7 @@ impl Run {
     /// `Event::Ignored`; `ignored` looks at those).
     fn hit(&mut self, src: IpAddr, port: PortProto, flags: u8, at: Duration) -> Vec<Event> {
         self.events.clear();
-        self.m.knock(&Knock::new(src, server(src), port, flags), at, &mut self.events);
+        self.m.knock(&Knock::new(src, host_for(src), port, flags), at, &mut self.events);
         self.events.iter().filter(|e| !matches!(e, Event::Ignored { .. })).cloned().collect()
     }
 
@@ -374,7 +363,7 @@ fn a_flood_of_first_knocks_never_evicts_a_client_part_way_through() {
 
 /// A knock with a fingerprint: the TCP source port and sequence number of one connection.
 fn knock_fp(src: IpAddr, port: u16, fingerprint: u64) -> Knock {
-    Knock { fingerprint, ..Knock::new(src, server(src), PortProto::tcp(port), SYN) }
+    Knock { fingerprint, ..Knock::new(src, host_for(src), PortProto::tcp(port), SYN) }
 }
 
 #[test]

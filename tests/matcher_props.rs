@@ -1,25 +1,17 @@
 //! Properties of the matcher over random knock streams (proptest).
 
+mod util;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::config::{Door, PortProto, Proof, TcpFlags, tcp_flag};
 use knockd::doors::sequence::matcher::{Event, Matcher};
 use knockd::packet::Knock;
 use proptest::prelude::*;
 
 fn door(name: &str, sequence: Vec<PortProto>, timeout_ms: u64, flags: TcpFlags) -> Door {
-    Door {
-        name: name.into(),
-        proofs: vec![Proof::Sequence(sequence)],
-        seq_timeout: Duration::from_millis(timeout_ms),
-        tcp_flags: flags,
-        target: None,
-        from: Vec::new(),
-        not_from: Vec::new(),
-        open: None,
-        commands: Commands::default(),
-    }
+    Door { seq_timeout: Duration::from_millis(timeout_ms), tcp_flags: flags, ..util::door(name, &sequence) }
 }
 
 /// Two doors sharing ports, one with a repeated port and a flag filter.

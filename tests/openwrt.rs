@@ -3,26 +3,12 @@
 //! recipe run into a directory, the procd init script read by `sh -n` and run against
 //! stand-ins for procd's shell functions, and the packaged config loaded by `knockd check`.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+mod util;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// A fresh directory of its own (tests run in parallel).
-fn scratch(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("knockd-openwrt-{tag}-{}x{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use util::{KNOCKD, TempDir, mode, repo};
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -70,9 +56,10 @@ fn make(top: &Path, target: &str, extra: &[String]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The package's files as its install recipe lays them out, from the binaries under test.
-fn installed_tree(tag: &str) -> PathBuf {
-    let dir = scratch(tag);
+/// The package's files as its install recipe lays them out, from the binaries under test:
+/// under `root` in the directory returned.
+fn installed_tree(tag: &str) -> TempDir {
+    let dir = TempDir::new(&format!("openwrt-{tag}"));
     let top = dir.join("openwrt");
     openwrt_stand_ins(&top);
     let built = dir.join("ipkg-install/bin");
@@ -82,11 +69,7 @@ fn installed_tree(tag: &str) -> PathBuf {
     let root = dir.join("root");
     let vars = [format!("PKG_INSTALL_DIR={}", dir.join("ipkg-install").display()), format!("DEST={}", root.display())];
     make(&top, "knockd-install", &vars);
-    root
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+    dir
 }
 
 #[test]
@@ -99,24 +82,24 @@ fn the_package_builds_small_on_rust_package_mk_against_libnftnl_and_libmnl() {
     assert!(makefile.contains(&format!("PKG_VERSION:={version}\n")), "PKG_VERSION is not Cargo.toml's {version}");
     assert!(cargo.contains("[profile.small]"), "the profile the package builds with");
 
-    let dir = scratch("info");
-    openwrt_stand_ins(&dir);
-    let info = make(&dir, "knockd-info", &[]);
+    let dir = TempDir::new("openwrt-info");
+    openwrt_stand_ins(dir.path());
+    let info = make(dir.path(), "knockd-info", &[]);
     let deps: Vec<&str> = info.lines().find_map(|l| l.strip_prefix("DEPENDS=")).unwrap().split(' ').collect();
     for dep in ["+libnftnl", "+libmnl", "+kmod-nft-core", "+kmod-nft-nat"] {
         assert!(deps.contains(&dep), "DEPENDS lacks {dep}: {info}");
     }
     assert!(deps.iter().any(|d| d.starts_with("@(") && d.contains("x86_64")), "RUST_ARCH_DEPENDS: {info}");
     assert!(info.contains("PROFILE=small\n"), "{info}");
-    assert!(info.contains(&format!("LIBNFTNL_LIB_DIR={}/staging_dir/target/usr/lib", dir.display())), "{info}");
+    assert!(info.contains(&format!("LIBNFTNL_LIB_DIR={}/staging_dir/target/usr/lib", dir.path().display())), "{info}");
     assert!(info.contains("CONFFILES=/etc/knockd.yaml\n"), "{info}");
     assert!(info.contains("USERID=knockd:knockd\n"), "{info}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn the_package_installs_the_daemon_the_client_the_config_and_the_init_script() {
-    let root = installed_tree("install");
+    let tree = installed_tree("install");
+    let root = tree.join("root");
     assert_eq!(mode(&root.join("usr/sbin/knockd")), 0o755);
     assert_eq!(mode(&root.join("usr/bin/knock")), 0o755);
     assert_eq!(mode(&root.join("etc/init.d/knockd")), 0o755);
@@ -132,7 +115,6 @@ fn the_package_installs_the_daemon_the_client_the_config_and_the_init_script() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 2 door(s)"), "{out:?}");
-    std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
 }
 
 #[test]
@@ -145,7 +127,7 @@ fn the_init_script_is_valid_sh() {
 /// recording their calls, `CONFIG` set to `config`, and runs `calls` (function names) one after
 /// the other; the exit status of the last, and the recorded calls, one per line.
 fn procd(config: &Path, calls: &[&str]) -> (i32, String) {
-    let dir = scratch("procd");
+    let dir = TempDir::new("openwrt-procd");
     let record = dir.join("calls");
     let script = "record() { printf '%s\\n' \"$*\" >> \"$RECORD\"; }
         for f in procd_open_instance procd_set_param procd_append_param procd_close_instance \
@@ -167,16 +149,14 @@ fn procd(config: &Path, calls: &[&str]) -> (i32, String) {
         .unwrap();
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     let recorded = std::fs::read_to_string(&record).unwrap_or_default();
-    std::fs::remove_dir_all(dir).unwrap();
     (out.status.code().unwrap(), recorded.replace(&config.display().to_string(), "CONFIG"))
 }
 
 #[test]
 fn the_init_script_runs_the_daemon_under_procd_and_reloads_it_with_sighup() {
-    let dir = scratch("edited");
-    let config = dir.join("knockd.yaml");
+    let dir = TempDir::new("openwrt-edited");
     let example = std::fs::read_to_string(repo("packaging/openwrt/files/knockd.yaml")).unwrap();
-    std::fs::write(&config, example.split_once('\n').unwrap().1).unwrap();
+    let config = dir.write("knockd.yaml", example.split_once('\n').unwrap().1);
 
     let (status, calls) = procd(&config, &["start_service"]);
     assert_eq!(status, 0, "{calls}");
@@ -192,10 +172,9 @@ fn the_init_script_runs_the_daemon_under_procd_and_reloads_it_with_sighup() {
     // What procd runs is what the package installs.
     let init = std::fs::read_to_string(repo("packaging/openwrt/files/knockd.init")).unwrap();
     assert!(init.contains("\nPROG=/usr/sbin/knockd\n") && init.contains("\nCONFIG=/etc/knockd.yaml\n"), "{init}");
-    let root = installed_tree("paths");
+    let tree = installed_tree("paths");
+    let root = tree.join("root");
     assert!(root.join("usr/sbin/knockd").is_file() && root.join("etc/knockd.yaml").is_file());
-    std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Rotating sequences and single-packet authorization: known answers (computed independently
 //! with Python's hmac and hashlib), replay, tampering and clock skew. No root, no network.
 
+mod util;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,9 +10,7 @@ use std::time::Duration;
 use knockd::config::{self, PortProto, Proto, Rotating};
 use knockd::doors::sequence::rotating;
 use knockd::doors::spa::{self, Key, Request, SpaError, Verified, Verifier};
-use knockd::engine::Engine;
-use knockd::grant::MemoryFirewall;
-use knockd::grant::legacy_command::MemorySpawner;
+use util::{MemoryEngine, TempDir, tcp_syn, udp};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -141,8 +141,7 @@ fn a_packet_sent_before_the_host_booted_is_refused() {
 
 #[test]
 fn ed25519_packets_verify_with_the_right_public_key_only() {
-    let dir = std::env::temp_dir().join(format!("knockd-spa-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("spa");
     let (alice, mallory) = (dir.join("alice"), dir.join("mallory"));
     let alice_pub = spa::generate(&alice).unwrap();
     spa::generate(&mallory).unwrap();
@@ -151,7 +150,6 @@ fn ed25519_packets_verify_with_the_right_public_key_only() {
     let alice_key = spa::read_key(&alice).unwrap();
     let mallory_key = spa::read_key(&mallory).unwrap();
     assert!(spa::read_public_key(&alice).is_err(), "a secret key is no public key");
-    std::fs::remove_dir_all(&dir).unwrap();
 
     let mut v = Verifier::new(None, vec![("alice".into(), public)], Duration::from_secs(30));
     let now = at(1_790_000_000);
@@ -170,66 +168,27 @@ fn ed25519_packets_verify_with_the_right_public_key_only() {
     assert_eq!(v.verify(&hmac, "ssh", now), Err(SpaError::NoKey), "this door has no HMAC key");
 }
 
-/// A UDP datagram to `dport` from `src`, carrying `payload`.
-fn udp(src: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let src: std::net::Ipv4Addr = src.parse().unwrap();
-    let mut p = vec![0u8; 28];
-    p[0] = 0x45;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&[198, 18, 0, 1]);
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p.extend_from_slice(payload);
-    let (total, udp_len) = (p.len() as u16, (p.len() - 20) as u16);
-    p[2..4].copy_from_slice(&total.to_be_bytes());
-    p[24..26].copy_from_slice(&udp_len.to_be_bytes());
-    p
+/// An engine on the config `yaml` writes, given a directory that holds the secret files
+/// `secret` and `hmac` and is the engine's state directory; that directory too.
+fn engine_with(yaml: impl Fn(&TempDir) -> String) -> (MemoryEngine, TempDir) {
+    let dir = TempDir::new("engine-rot");
+    dir.write_private("secret", SECRET);
+    dir.write_private("hmac", HMAC_KEY);
+    let text = std::fs::read_to_string(dir.config(&yaml(&dir))).unwrap();
+    (util::engine(&text), dir)
 }
 
-fn tcp_syn(src: &str, dport: u16) -> Vec<u8> {
-    let src: std::net::Ipv4Addr = src.parse().unwrap();
-    let mut p = vec![0u8; 40];
-    p[0] = 0x45;
-    p[3] = 40;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&src.octets());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[32] = 0x50;
-    p[33] = 0x02;
-    p
-}
-
-struct Files(PathBuf);
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// Knocks `sequence` from `src`, one knock a second from `t`; how many grants that made.
+fn knock(e: &mut MemoryEngine, src: &str, sequence: &[PortProto], t: u64) -> usize {
+    for (i, p) in sequence.iter().enumerate() {
+        e.packet(&tcp_syn(src, p.port), at(t + i as u64));
     }
-}
-
-fn engine_with(yaml: impl Fn(&std::path::Path) -> String) -> (Engine<MemoryFirewall, MemorySpawner>, Files) {
-    let dir = std::env::temp_dir().join(format!("knockd-engine-rot-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let files = Files(dir.clone());
-    for (name, secret) in [("secret", SECRET), ("hmac", HMAC_KEY)] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(dir.join(name), secret).unwrap();
-        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let text = format!("state_dir: {}\n{}", dir.display(), yaml(&dir));
-    std::fs::write(dir.join("config.yaml"), &text).unwrap();
-    let config = config::yaml::parse("test.yaml", &text).unwrap();
-    (Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap(), files)
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
+    e.flush()
 }
 
 #[test]
 fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
-    let (mut e, _files) = engine_with(|dir| {
+    let (mut e, _dir) = engine_with(|dir| {
         format!(
             "doors:\n  ssh:\n    rotating: {{secret_file: {}, step: 30s, length: 4}}\n    open: {{ports: [22], timeout: 1m}}\n",
             dir.join("secret").display()
@@ -245,12 +204,6 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     ports.dedup();
     assert_eq!(ports, three, "the filter follows the rotation: previous, current and next step");
     assert_eq!(e.next_wall_due(), Some(at((step + 1) * 30)), "the loop wakes at the step boundary");
-    let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
-        for (i, p) in s.iter().enumerate() {
-            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
-        }
-        e.flush()
-    };
     assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1, "the current step's sequence opens");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "and only once: replaying it within its step does not");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step - 1), 20), 1, "the previous step's sequence opens too");
@@ -266,7 +219,7 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
 
 #[test]
 fn a_used_rotating_sequence_stays_used_after_a_restart() {
-    let yaml = |dir: &std::path::Path| {
+    let yaml = |dir: &TempDir| {
         format!(
             "doors:
   ssh:
@@ -276,22 +229,15 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
             dir.join("secret").display()
         )
     };
-    let (mut e, files) = engine_with(yaml);
+    let (mut e, dir) = engine_with(yaml);
     let step = 58_000_000u64;
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
-    let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
-        for (i, p) in s.iter().enumerate() {
-            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
-        }
-        e.flush()
-    };
     e.set_wall_clock(at(step * 30));
     assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1);
     drop(e);
     // A new engine on the same state directory: the daemon restarted.
-    let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
-    let config = config::yaml::parse("test.yaml", &text).unwrap();
-    let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
+    let text = std::fs::read_to_string(dir.join("knockd.yaml")).unwrap();
+    let mut e = util::engine(&text);
     e.set_wall_clock(at(step * 30 + 5));
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "the captured sequence replayed after a restart");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step + 1), 20), 1, "the others still open");
@@ -302,14 +248,14 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30), 0, "replayed after a reload");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 0, "replayed after a reload");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50), 1);
-    let journal = std::fs::read_to_string(files.0.join("ssh.rotating")).unwrap();
+    let journal = std::fs::read_to_string(dir.join("state/ssh.rotating")).unwrap();
     assert_eq!(journal.lines().count(), 4, "a header and the three uses: {journal}");
     assert!(!journal.contains(&hex::encode(SECRET)), "the secret is not in it");
 }
 
 #[test]
 fn the_engine_grants_by_spa_and_refuses_replays_and_strangers() {
-    let (mut e, _files) = engine_with(|dir| {
+    let (mut e, _dir) = engine_with(|dir| {
         format!(
             "doors:\n  ssh:\n    spa: {{port: 62201, hmac_key_file: {}}}\n    from: [198.18.0.0/16]\n    open: {{ports: [22], timeout: 1m}}\n",
             dir.join("hmac").display()
@@ -362,10 +308,8 @@ fn yaml_rotating_spa_and_source_lists() {
 #[test]
 fn one_secret_per_client_and_attempts_survive_a_reload() {
     const BOB: &[u8] = b"another secret of bob, 32 bytes.";
-    let (mut e, files) = engine_with(|dir| {
-        std::fs::write(dir.join("bob.secret"), BOB).unwrap();
-        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-        std::fs::set_permissions(dir.join("bob.secret"), mode).unwrap();
+    let (mut e, dir) = engine_with(|dir| {
+        dir.write_private("bob.secret", BOB);
         format!(
             "doors:\n  ssh:\n    rotating: {{secret_files: [{}, {}], length: 3}}\n    open: {{ports: [22], timeout: 1m}}\n",
             dir.join("secret").display(),
@@ -375,12 +319,6 @@ fn one_secret_per_client_and_attempts_survive_a_reload() {
     let step = 58_000_000u64;
     e.set_wall_clock(at(step * 30));
     let seq = |secret: &[u8]| rotating::sequence(secret, "ssh", step, &rot(3, (20000, 40000)));
-    let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
-        for (i, p) in s.iter().enumerate() {
-            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
-        }
-        e.flush()
-    };
     assert_eq!(knock(&mut e, "198.18.0.2", &seq(SECRET), 0), 1, "the first client gets in");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(BOB), 10), 1, "and so does the second, in the same step");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(BOB), 20), 0, "each sequence once");
@@ -389,7 +327,7 @@ fn one_secret_per_client_and_attempts_survive_a_reload() {
     e.set_wall_clock(at((step + 1) * 30));
     let next = rotating::sequence(BOB, "ssh", step + 1, &rot(3, (20000, 40000)));
     e.packet(&tcp_syn("198.18.0.5", next[0].port), at(30));
-    let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
+    let text = std::fs::read_to_string(dir.join("knockd.yaml")).unwrap();
     e.reconfigure(config::yaml::parse("again.yaml", &text).unwrap()).unwrap();
     e.packet(&tcp_syn("198.18.0.5", next[1].port), at(31));
     e.packet(&tcp_syn("198.18.0.5", next[2].port), at(32));

@@ -2,19 +2,16 @@
 //! (`packaging/knockd.service.d/commands.conf`): systemd reads it without a complaint, and with
 //! it the unit's commands may gain privileges and write the whole file system.
 
-use std::path::Path;
+mod util;
+
 use std::process::Command;
 
-fn repo(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use util::{TempDir, repo};
 
 /// A copy of the unit (its ExecStart pointed at the binary under test, which systemd-analyze
 /// checks exists) in a directory of its own, with `dropin` as its only drop-in, if any.
-fn unit_with(tag: &str, dropin: Option<&str>) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("knockd-systemd-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("knockd.service.d")).unwrap();
+fn unit_with(tag: &str, dropin: Option<&str>) -> TempDir {
+    let dir = TempDir::new(&format!("systemd-{tag}"));
     let unit = std::fs::read_to_string(repo("packaging/knockd.service")).unwrap();
     let unit: String = unit
         .lines()
@@ -26,14 +23,14 @@ fn unit_with(tag: &str, dropin: Option<&str>) -> std::path::PathBuf {
             None => format!("{l}\n"),
         })
         .collect();
-    std::fs::write(dir.join("knockd.service"), unit).unwrap();
+    dir.write("knockd.service", unit);
     if let Some(text) = dropin {
-        std::fs::write(dir.join("knockd.service.d/commands.conf"), text).unwrap();
+        dir.write("knockd.service.d/commands.conf", text);
     }
     dir
 }
 
-fn analyze(args: &[&str], dir: &Path) -> (bool, String, String) {
+fn analyze(args: &[&str], dir: &TempDir) -> (bool, String, String) {
     let out = Command::new("systemd-analyze")
         .args(args)
         .arg(dir.join("knockd.service"))
@@ -65,7 +62,4 @@ fn the_commands_drop_in_verifies_and_relaxes_the_sandbox() {
     assert!(says(&plain, "ProtectSystem=", "strict read-only access"), "{plain}");
     assert!(says(&relaxed, "ProtectSystem=", "full access to the OS file hierarchy"), "{relaxed}");
     assert!(says(&relaxed, "CapabilityBoundingSet=~CAP_SYS_ADMIN", "has administrator privileges"), "{relaxed}");
-    for dir in [with, typo, without] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

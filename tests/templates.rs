@@ -1,16 +1,12 @@
 //! nft-templates/ stays what the code generates; `knockd check` and its lock-out guard.
 
-use std::path::Path;
+mod util;
+
 use std::process::Command;
 
 use knockd::config;
 use knockd::grant::nft::Ruleset;
-
-const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
-
-fn repo(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use util::{KNOCKD, TempDir, repo};
 
 #[test]
 fn the_standalone_template_is_what_the_daemon_installs_for_the_example() {
@@ -68,16 +64,13 @@ fn check_warns_when_the_config_would_lock_out_this_ssh_session() {
 /// completes it. The lock-out warning covers it.
 #[test]
 fn check_warns_when_a_sequence_holds_this_ssh_sessions_port() {
-    let dir = std::env::temp_dir().join(format!("knockd-seq22-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("knockd.conf");
-    std::fs::write(&conf, "[ban]\nsequence = 22\ncommand = ufw insert 1 deny from %IP%\n").unwrap();
+    let dir = TempDir::new("seq22");
+    let conf = dir.write("knockd.conf", "[ban]\nsequence = 22\ncommand = ufw insert 1 deny from %IP%\n");
     let out = Command::new(KNOCKD)
         .args(["check", "-c", conf.to_str().unwrap()])
         .env("SSH_CONNECTION", "198.18.0.2 51000 198.18.0.1 22")
         .output()
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(3));
     let warning = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -89,12 +82,9 @@ fn check_warns_when_a_sequence_holds_this_ssh_sessions_port() {
 
 #[test]
 fn check_rejects_a_bad_config_with_status_1() {
-    let dir = std::env::temp_dir().join(format!("knockd-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "doors:\n  ssh:\n    sequence: [0]\n").unwrap();
+    let dir = TempDir::new("check");
+    let bad = dir.write("bad.yaml", "doors:\n  ssh:\n    sequence: [0]\n");
     let out = Command::new(KNOCKD).args(["check", "-c", bad.to_str().unwrap()]).output().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:3:16: doors.ssh.sequence[0]"));
 }

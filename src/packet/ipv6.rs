@@ -4,8 +4,11 @@ use std::net::Ipv6Addr;
 
 use super::{Drop, Field, be_u16};
 
+const VERSION: usize = 0;
 const PAYLOAD_LEN: Field = 4..6;
 const NEXT_HEADER: usize = 6;
+#[cfg(any(test, feature = "testing"))]
+const HOP_LIMIT: usize = 7;
 const SRC: Field = 8..24;
 const DST: Field = 24..40;
 /// The fixed header.
@@ -23,7 +26,7 @@ impl<'a> Ipv6<'a> {
         if bytes.len() < HEADER {
             return Err(Drop::Truncated);
         }
-        if bytes[0] >> 4 != 6 {
+        if bytes[VERSION] >> 4 != 6 {
             return Err(Drop::BadVersion);
         }
         Ok(Ipv6 { bytes })
@@ -57,6 +60,57 @@ impl<'a> Ipv6<'a> {
     }
 }
 
+/// The same header, written: setters over the fields [`Ipv6`] reads, for tests, benches and
+/// fuzz seeds that build packets.
+#[cfg(any(test, feature = "testing"))]
+pub struct Ipv6Mut<'a> {
+    bytes: &'a mut [u8],
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl<'a> Ipv6Mut<'a> {
+    /// A writer over `bytes`, which the caller sized to hold at least the fixed header.
+    pub fn new(bytes: &'a mut [u8]) -> Self {
+        assert!(bytes.len() >= HEADER, "an IPv6 header needs {HEADER} bytes, not {}", bytes.len());
+        Ipv6Mut { bytes }
+    }
+
+    /// Version 6, with traffic class and flow label 0.
+    pub fn set_version(&mut self) {
+        self.bytes[VERSION..VERSION + 4].copy_from_slice(&[0x60, 0, 0, 0]);
+    }
+
+    /// The length of what follows the fixed header.
+    pub fn set_payload_len(&mut self, len: u16) {
+        super::build::set_be_u16(self.bytes, PAYLOAD_LEN, len);
+    }
+
+    /// The next header (6 TCP, 17 UDP, 0 hop-by-hop options...).
+    pub fn set_next_header(&mut self, next: u8) {
+        self.bytes[NEXT_HEADER] = next;
+    }
+
+    /// The hop limit.
+    pub fn set_hop_limit(&mut self, hops: u8) {
+        self.bytes[HOP_LIMIT] = hops;
+    }
+
+    /// The source address.
+    pub fn set_src(&mut self, addr: Ipv6Addr) {
+        self.bytes[SRC].copy_from_slice(&addr.octets());
+    }
+
+    /// The destination address.
+    pub fn set_dst(&mut self, addr: Ipv6Addr) {
+        self.bytes[DST].copy_from_slice(&addr.octets());
+    }
+
+    /// What follows the fixed header.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[HEADER..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +130,21 @@ mod tests {
         assert_eq!(ip.src(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
         assert_eq!(ip.dst(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(ip.payload().len(), 12);
+    }
+
+    #[test]
+    fn construct() {
+        let mut bytes = [0; 54];
+        let mut ip = Ipv6Mut::new(&mut bytes);
+        ip.set_version();
+        ip.set_payload_len(12);
+        ip.set_next_header(17);
+        ip.set_hop_limit(64);
+        ip.set_src("2001:db8::2".parse().unwrap());
+        ip.set_dst("2001:db8::1".parse().unwrap());
+        ip.payload_mut()[..12].copy_from_slice(&PACKET[40..52]);
+        bytes[52..].fill(0xee); // link padding
+        assert_eq!(bytes, PACKET);
     }
 
     #[test]

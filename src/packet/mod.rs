@@ -7,7 +7,10 @@
 //! one length check in its constructor, after which its accessors cannot fail. The capture
 //! filter may cut a packet short after the transport header, so only the headers read must be
 //! present; lengths that the sender claims bound what is read, never the other way round.
+//! Tests, benches and fuzz seeds build their packets with `build` (feature `testing`).
 
+#[cfg(any(test, feature = "testing"))]
+pub mod build;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;

@@ -5,7 +5,11 @@ use super::{Drop, Field, be_u16};
 const SRC_PORT: Field = 0..2;
 const DST_PORT: Field = 2..4;
 const SEQ_NUM: Field = 4..8;
+#[cfg(any(test, feature = "testing"))]
+const DATA_OFF: usize = 12;
 const FLAGS: usize = 13;
+#[cfg(any(test, feature = "testing"))]
+const WINDOW: Field = 14..16;
 /// The smallest header: no options.
 pub const MIN_HEADER: usize = 20;
 
@@ -46,6 +50,52 @@ impl<'a> Tcp<'a> {
     }
 }
 
+/// The same header, written: setters over the fields [`Tcp`] reads, for tests, benches and
+/// fuzz seeds that build packets.
+#[cfg(any(test, feature = "testing"))]
+pub struct TcpMut<'a> {
+    bytes: &'a mut [u8],
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl<'a> TcpMut<'a> {
+    /// A writer over `bytes`, which the caller sized to hold at least the fixed header.
+    pub fn new(bytes: &'a mut [u8]) -> Self {
+        assert!(bytes.len() >= MIN_HEADER, "a TCP header needs {MIN_HEADER} bytes, not {}", bytes.len());
+        TcpMut { bytes }
+    }
+
+    /// The source port.
+    pub fn set_src_port(&mut self, port: u16) {
+        super::build::set_be_u16(self.bytes, SRC_PORT, port);
+    }
+
+    /// The destination port.
+    pub fn set_dst_port(&mut self, port: u16) {
+        super::build::set_be_u16(self.bytes, DST_PORT, port);
+    }
+
+    /// The sequence number.
+    pub fn set_seq_number(&mut self, seq: u32) {
+        self.bytes[SEQ_NUM].copy_from_slice(&seq.to_be_bytes());
+    }
+
+    /// The header length in bytes (20 without options), as the data offset's four bits.
+    pub fn set_header_len(&mut self, len: usize) {
+        self.bytes[DATA_OFF] = ((len / 4) as u8) << 4;
+    }
+
+    /// The flags byte (SYN is 0x02).
+    pub fn set_flags(&mut self, flags: u8) {
+        self.bytes[FLAGS] = flags;
+    }
+
+    /// The receive window.
+    pub fn set_window(&mut self, window: u16) {
+        super::build::set_be_u16(self.bytes, WINDOW, window);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +107,19 @@ mod tests {
     fn deconstruct() {
         let tcp = Tcp::new_checked(&SEGMENT).unwrap();
         assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.seq_number(), tcp.flags()), (40000, 7000, 1, 0x02));
+    }
+
+    #[test]
+    fn construct() {
+        let mut bytes = [0; 20];
+        let mut tcp = TcpMut::new(&mut bytes);
+        tcp.set_src_port(40000);
+        tcp.set_dst_port(7000);
+        tcp.set_seq_number(1);
+        tcp.set_header_len(20);
+        tcp.set_flags(0x02);
+        tcp.set_window(0xffff);
+        assert_eq!(bytes, SEGMENT);
     }
 
     #[test]

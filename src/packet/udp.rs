@@ -55,6 +55,63 @@ impl<'a> Udp<'a> {
     }
 }
 
+/// The same header, written: setters over the fields [`Udp`] reads, for tests, benches and
+/// fuzz seeds that build packets.
+#[cfg(any(test, feature = "testing"))]
+pub struct UdpMut<'a> {
+    bytes: &'a mut [u8],
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl<'a> UdpMut<'a> {
+    /// A writer over `bytes`: the header and as much payload as the caller sized it for.
+    pub fn new(bytes: &'a mut [u8]) -> Self {
+        assert!(bytes.len() >= HEADER, "a UDP header needs {HEADER} bytes, not {}", bytes.len());
+        UdpMut { bytes }
+    }
+
+    /// The source port.
+    pub fn set_src_port(&mut self, port: u16) {
+        super::build::set_be_u16(self.bytes, SRC_PORT, port);
+    }
+
+    /// The destination port.
+    pub fn set_dst_port(&mut self, port: u16) {
+        super::build::set_be_u16(self.bytes, DST_PORT, port);
+    }
+
+    /// The length of header and payload.
+    pub fn set_length(&mut self, len: u16) {
+        super::build::set_be_u16(self.bytes, LENGTH, len);
+    }
+
+    /// The checksum field as given (0 is "none", which only IPv4 allows).
+    pub fn set_checksum(&mut self, sum: u16) {
+        super::build::set_be_u16(self.bytes, CHECKSUM, sum);
+    }
+
+    /// Computes the checksum over the pseudo-header of `src` and `dst` and the datagram up to
+    /// its length field (IPv6 requires one: the kernel drops a datagram without).
+    pub fn fill_checksum(&mut self, src: std::net::IpAddr, dst: std::net::IpAddr) {
+        self.set_checksum(0);
+        let len = usize::from(be_u16(self.bytes, LENGTH));
+        let octets = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let pseudo =
+            [octets(src), octets(dst), vec![0, super::PROTO_UDP], (len as u16).to_be_bytes().to_vec()].concat();
+        let sum = super::build::checksum(super::build::sum(&pseudo), &self.bytes[..len]);
+        // A computed 0 is sent as all ones: 0 means "no checksum".
+        self.set_checksum(if sum == 0 { 0xffff } else { sum });
+    }
+
+    /// What follows the header.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[HEADER..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +124,32 @@ mod tests {
         let udp = Udp::new_checked(&DATAGRAM).unwrap();
         assert_eq!((udp.src_port(), udp.dst_port(), udp.length(), udp.checksum()), (5353, 9000, 12, 0xabcd));
         assert_eq!(udp.payload(), Some(&b"knok"[..]), "bytes past the length field are not payload");
+    }
+
+    #[test]
+    fn construct() {
+        let mut bytes = [0; 14];
+        let mut udp = UdpMut::new(&mut bytes);
+        udp.set_src_port(5353);
+        udp.set_dst_port(9000);
+        udp.set_length(12);
+        udp.set_checksum(0xabcd);
+        udp.payload_mut()[..4].copy_from_slice(b"knok");
+        bytes[12..].fill(0xee); // not part of the datagram
+        assert_eq!(bytes, DATAGRAM);
+    }
+
+    /// [`DATAGRAM`]'s checksum from 2001:db8::2 to 2001:db8::1, computed independently (Python,
+    /// over RFC 8200's pseudo-header).
+    const CHECKSUM_V6: u16 = 0x9176;
+
+    #[test]
+    fn checksum() {
+        let mut bytes = DATAGRAM;
+        let (src, dst) = ("2001:db8::2".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        UdpMut::new(&mut bytes).fill_checksum(src, dst);
+        assert_eq!(Udp::new_checked(&bytes).unwrap().checksum(), CHECKSUM_V6);
+        assert_eq!(bytes[12..], [0xee, 0xee], "bytes past the length are not summed, nor written");
     }
 
     #[test]

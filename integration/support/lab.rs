@@ -4,16 +4,12 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use knockd::client::{self, Origin};
-use knockd::config::{PortProto, Proto};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::time::Duration;
 
 pub const SERVER_V4: &str = "198.18.0.1";
 pub const CLIENT_V4: &str = "198.18.0.2";
@@ -24,6 +20,16 @@ pub const CLIENT_V6: &str = "2001:db8::2";
 pub const OTHER_V6: &str = "2001:db8::3";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A ruleset of tests/fixtures/rulesets (a firewalld, fw4 or drop-policy host), for `nft -f`.
+pub fn ruleset(name: &str) -> String {
+    format!("{}/tests/fixtures/rulesets/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One of nft-templates/, the rulesets an admin starts from.
+pub fn template(name: &str) -> String {
+    format!("{}/nft-templates/{name}", env!("CARGO_MANIFEST_DIR"))
+}
 
 /// Fails loudly, never skips: these tests only mean something as root.
 pub fn require_root() {
@@ -180,6 +186,7 @@ pub struct Echo {
 }
 
 impl Echo {
+    /// An echo service on `addr` in `ns`.
     pub fn start(ns: &Netns, addr: SocketAddr) -> Echo {
         let listener = ns.run(|| TcpListener::bind(addr)).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         listener.set_nonblocking(true).unwrap();
@@ -196,6 +203,13 @@ impl Echo {
             }
         });
         Echo { stop, thread: Some(thread) }
+    }
+}
+
+impl Lab {
+    /// A stand-in sshd: the echo service on port 22 of the server, over IPv4 and IPv6.
+    pub fn sshd(&self) -> Echo {
+        Echo::start(&self.server, "[::]:22".parse().unwrap())
     }
 }
 
@@ -220,78 +234,10 @@ impl Drop for Echo {
     }
 }
 
-fn bound_socket(src: IpAddr, kind: Type, proto: Protocol) -> io::Result<Socket> {
-    let domain = if src.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
-    let socket = Socket::new(domain, kind, Some(proto))?;
-    socket.bind(&SockAddr::from(SocketAddr::new(src, 0)))?;
-    Ok(socket)
-}
-
-/// A TCP connection from `src` to `dst`, as a user's ssh would make it.
-pub fn connect(client: &Netns, src: &str, dst: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let src: IpAddr = src.parse().unwrap();
-    client.run(|| {
-        let socket = bound_socket(src, Type::STREAM, Protocol::TCP)?;
-        socket.connect_timeout(&SockAddr::from(dst), timeout)?;
-        Ok(socket.into())
-    })
-}
-
-/// Tries to connect until it works or `within` passes; bounded in count and time.
-pub fn connects_within(client: &Netns, src: &str, dst: SocketAddr, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    for _ in 0..50 {
-        if connect(client, src, dst, Duration::from_millis(300)).is_ok() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    false
-}
-
-/// Whether a connection attempt is dropped: no answer at all within `wait`.
-pub fn is_dropped(client: &Netns, src: &str, dst: SocketAddr, wait: Duration) -> bool {
-    match connect(client, src, dst, wait) {
-        Ok(_) => false,
-        Err(e) => e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock,
-    }
-}
-
-/// One knock: a single SYN (non-blocking connect, then close) or one small datagram.
-pub fn knock(client: &Netns, src: &str, dst: &str, port: u16, udp: bool) {
-    let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
-    client
-        .run(|| send_knock(src, SocketAddr::new(dst, port), udp))
-        .unwrap_or_else(|e| panic!("knock {dst}:{port}: {e}"));
-}
-
-/// Sends one knock from inside the current namespace, as the `knock` client does.
-pub fn send_knock(src: IpAddr, dst: SocketAddr, udp: bool) -> io::Result<()> {
-    let proto = if udp { Proto::Udp } else { Proto::Tcp };
-    let origin = Origin { source: Some(src), interface: None };
-    client::send_hit(dst.ip(), PortProto::new(dst.port(), proto), &origin).map_err(io::Error::other)
-}
-
 /// A numeric field of /proc/<pid>/status (`VmRSS:` in KiB, say); 0 if it cannot be read.
 pub fn proc_status(pid: i32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
-}
-
-/// Bounded wait for a condition, checked every 20 ms; whether it held in time.
-pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// CPU time (user + system) a process has used so far, from /proc/PID/stat.

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use knockd::doors::spa;
+use knockd::packet::Knock;
 
-use crate::frames;
-use crate::lab::SERVER_V4;
+use super::frames;
+use super::lab::SERVER_V4;
 
 /// A request for `door`, timestamped now with a new nonce, naming no address.
 pub fn fresh_request(door: &str) -> spa::Request {
@@ -23,12 +24,12 @@ pub fn fresh_request(door: &str) -> spa::Request {
 pub fn forged_frames(keys: &[PathBuf]) -> Vec<Vec<u8>> {
     let mallory = spa::Key::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
     let ids: Vec<[u8; 8]> = keys.iter().map(|k| spa::read_key(k).unwrap().id()).collect();
-    let server = SERVER_V4.parse().unwrap();
+    let server: std::net::Ipv4Addr = SERVER_V4.parse().unwrap();
     (0..4096u32)
         .map(|n| {
             let mut packet = spa::encode(&fresh_request("ssh"), &mallory);
             packet[2..10].copy_from_slice(&ids[n as usize % ids.len()]);
-            frames::udp(frames::spoofed(n * 53), 40000, server, 62201, &packet)
+            Knock::udp(frames::spoofed(n * 53), server, 62201, &packet).emit()
         })
         .collect()
 }
@@ -60,7 +61,7 @@ pub fn forged_frames_v6(keys: &[PathBuf], prefixes: u32) -> Vec<Vec<u8>> {
             packet
         })
         .collect();
-    let server: std::net::Ipv6Addr = crate::lab::SERVER_V6.parse().unwrap();
+    let server: std::net::Ipv6Addr = super::lab::SERVER_V6.parse().unwrap();
     (0..prefixes)
         .map(|n| {
             let prefix = 0x2001_0db8_1000_u128 + u128::from(n);
@@ -70,7 +71,7 @@ pub fn forged_frames_v6(keys: &[PathBuf], prefixes: u32) -> Vec<Vec<u8>> {
             let end = packet.len();
             packet[18..22].copy_from_slice(&n.to_be_bytes());
             packet[end - 4..].copy_from_slice(&n.to_be_bytes());
-            frames::udp6(src, 40000, server, 62201, &packet)
+            Knock::udp(src, server, 62201, &packet).emit()
         })
         .collect()
 }

@@ -1,11 +1,9 @@
 //! What the fwknop tests share: the stock client's packets (tests/fixtures/fwknop, built by
-//! Debian's fwknop-client 2.6.10 with `-T -B`), their keys, directories of their own, and a
-//! door kind to send the packets to.
-
-#![allow(dead_code, reason = "each test file uses its own part")]
+//! Debian's fwknop-client 2.6.10 with `-T -B`), their keys, and a door kind to send the
+//! packets to.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use knockd::config::{Config, HmacDigest, PortProto, Proto};
@@ -72,38 +70,6 @@ pub fn more(name: &str) -> (u64, &'static str) {
     (f[1].parse().unwrap(), f[2])
 }
 
-/// A directory of its own, removed at the end.
-pub struct Dir(pub PathBuf);
-
-impl Dir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("knockd-fwknop-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    /// Writes `text` to `name` (folders made as needed), mode 600 as a file with keys is; its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.0.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A stanza with the fixtures' keys and the lines `extra`.
 pub fn stanza(source: &str, extra: &str) -> String {
     format!("SOURCE {source}\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\n{extra}\n")
@@ -117,9 +83,9 @@ pub fn kind_of(mut config: Config, state: &Path) -> Box<dyn DoorKind> {
     fwknop::build(&config).unwrap().expect("fwknop doors")
 }
 
-/// The door kind of an access.conf text.
-pub fn kind(text: &str, state: &Dir) -> Box<dyn DoorKind> {
-    kind_of(knockd::config::access_conf::parse("access.conf", text).unwrap(), &state.0)
+/// The door kind of an access.conf text, keeping its state in `state`.
+pub fn kind(text: &str, state: &super::TempDir) -> Box<dyn DoorKind> {
+    kind_of(knockd::config::access_conf::parse("access.conf", text).unwrap(), state.path())
 }
 
 /// Sends `packet` from `src` to 198.18.0.1, UDP port `port`, at Unix time `unix`; what came of it.

@@ -1,12 +1,13 @@
 //! The real `knockd` binary, started inside a test namespace with its log captured.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::lab::Netns;
+use super::lab::Netns;
+use super::temp_dir::{TempDir, set_mode};
 
 /// The knockd binary under test: cargo tells integration tests; the benchmark, built as a
 /// binary beside it, finds it in its own directory.
@@ -16,18 +17,36 @@ pub fn knockd_path() -> String {
         .unwrap_or_else(|| std::env::current_exe().expect("own path").with_file_name("knockd").display().to_string())
 }
 
+/// The client under test, found as [`knockd_path`] finds the daemon.
+pub fn knock_path() -> String {
+    option_env!("CARGO_BIN_EXE_knock")
+        .map(String::from)
+        .unwrap_or_else(|| std::env::current_exe().expect("own path").with_file_name("knock").display().to_string())
+}
+
+/// `knock ARGS` run in the client namespace, as a user runs it.
+pub fn knock_client(client: &Netns, args: &[&str]) -> Output {
+    Command::new("ip").args(["netns", "exec", &client.0, &knock_path()]).args(args).output().unwrap()
+}
+
+/// Writes an Ed25519 key pair `name` and `name.pub` beside `file` with the client, as a user
+/// makes one (`knock --spa-keygen`); the secret key's path.
+pub fn spa_keygen(file: &ConfigFile, name: &str) -> PathBuf {
+    let secret = file.path.with_file_name(name);
+    let out = Command::new(knock_path()).arg("--spa-keygen").arg(&secret).output().unwrap();
+    assert!(out.status.success(), "knock --spa-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    secret
+}
+
 /// A config file in a temporary directory of its own, removed on drop.
 pub struct ConfigFile {
-    dir: PathBuf,
+    dir: TempDir,
     pub path: PathBuf,
 }
 
 impl ConfigFile {
     pub fn new(name: &str, text: &str) -> ConfigFile {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("knockd-it-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("it");
         let path = dir.join(name);
         let file = ConfigFile { dir, path };
         file.rewrite(text);
@@ -36,9 +55,8 @@ impl ConfigFile {
 
     /// A file only its owner can read (a secret, an access.conf with keys).
     pub fn private(name: &str, text: &str) -> ConfigFile {
-        use std::os::unix::fs::PermissionsExt;
         let file = ConfigFile::new(name, text);
-        std::fs::set_permissions(&file.path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        set_mode(&file.path, 0o600);
         file
     }
 
@@ -55,6 +73,16 @@ impl ConfigFile {
         std::fs::write(&self.path, text).unwrap();
     }
 
+    /// Writes `name` beside the config (folders made as needed); its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        self.dir.write(name, text)
+    }
+
+    /// The same, mode 600, as a file with keys is.
+    pub fn write_private(&self, name: &str, text: &str) -> PathBuf {
+        self.dir.write_private(name, text)
+    }
+
     /// The control socket of a daemon started with this config: tests run in parallel, and
     /// /run/knockd is not theirs.
     pub fn control(&self) -> PathBuf {
@@ -64,12 +92,6 @@ impl ConfigFile {
     /// Where a daemon started with this config keeps its state.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -156,7 +178,7 @@ impl Daemon {
     pub fn counters(&self) -> String {
         let before = self.log_text().matches("counters:").count();
         self.signal(libc::SIGUSR1);
-        crate::lab::eventually(Duration::from_secs(10), || self.log_text().matches("counters:").count() > before);
+        super::user::eventually(Duration::from_secs(10), || self.log_text().matches("counters:").count() > before);
         let log = self.log_text();
         log.lines().rev().find(|l| l.contains("counters:")).unwrap_or("").to_owned()
     }
@@ -194,6 +216,36 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// `knockd ARGS --control <config's socket>` run in `ns`: an admin asking the daemon that runs
+/// on `config`.
+pub fn admin(ns: &Netns, config: &ConfigFile, args: &[&str]) -> Output {
+    let control = config.control();
+    Command::new("ip")
+        .args(["netns", "exec", &ns.0, &knockd_path()])
+        .args(args)
+        .args(["--control", control.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// The same for a request that must succeed: its stdout (else a panic with its output).
+pub fn ask(ns: &Netns, config: &ConfigFile, args: &[&str]) -> String {
+    let out = admin(ns, config, args);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert!(out.status.success(), "knockd {}: {}{}", args.join(" "), text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// `knockd check -c <config>` run in `ns`, as an admin checks a config on the host it is for.
+pub fn knockd_check(ns: &Netns, config: &Path) -> Output {
+    ns.run(|| Command::new(knockd_path()).arg("check").arg("-c").arg(config).output().unwrap())
+}
+
+/// What a command printed: its stdout, then its stderr.
+pub fn printed(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// One counter's value in a `counters:` line (`opens=3`).
