@@ -26,7 +26,7 @@ fn keys(dir: &std::path::Path, n: usize) -> Vec<PathBuf> {
     (0..n)
         .map(|i| {
             let path = dir.join(format!("key{i}"));
-            spa::generate(&path).unwrap();
+            knockd::client::keygen::generate(&path).unwrap();
             path
         })
         .collect()

@@ -22,6 +22,7 @@ use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
 use knockd::engine::Engine;
 use knockd::grant::legacy_command::ShellSpawner;
 use knockd::grant::nft::{Monitor, NetlinkFirewall, Ruleset};
+use knockd::store::FileStore;
 
 /// Where `-d` writes its pid when neither `-p` nor the config names a file.
 const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
@@ -74,6 +75,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         state_dir: cli.state_dir.clone(),
         fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir,
+        trust: config::Trust::default(),
     };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
@@ -83,7 +85,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         info!("-d is ignored under systemd: systemd runs the daemon in the background");
         cli.daemon = false;
     }
-    daemon::privileges::trust_run_user(&config);
+    let mut source = source;
+    source.trust = daemon::privileges::trust(&config);
     let owner = owner_after_start(&cli, &config)?;
     let mut pidfile = pidfile(&cli, &config)?;
     if config.keeps_state() {
@@ -153,11 +156,14 @@ fn start(
     let local = LocalAddresses::open().context("cannot read this host's addresses")?;
     // Before the ruleset: a second daemon on the same socket fails here, having changed nothing.
     let control = control::Listener::bind(&control_path(cli, Some(&config)))?;
-    let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
+    let store = Box::new(FileStore::new(source.trust.clone()));
+    let mut engine = Engine::start_with_store(config, firewall, ShellSpawner::default(), store)?;
     if cli.lookup() {
-        engine = engine.with_lookup();
+        let mut names = daemon::names::Names::default();
+        engine = engine.with_names(Box::new(move |addr| names.describe(addr)));
     }
-    engine.set_wall_clock(daemon::clock::unix_now());
+    // The kinds learn the time of day (a rotating door's ports) before the filter is set.
+    engine.tick(daemon::clock::now(std::time::Duration::ZERO));
     capture.set_ports(&engine.capture_ports())?;
     daemon::warn_missing(&capture);
     let signals = Signals::install().context("cannot install signal handlers")?;
@@ -305,11 +311,11 @@ fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
         state_dir: cli.state_dir.clone(),
         fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir: std::env::current_dir().ok(),
+        trust: config::Trust::default(),
     };
     let config = source.load()?;
-    daemon::privileges::trust_run_user(&config);
     // What a start reads before touching the firewall: every sequence, secret and key file.
-    knockd::doors::build(&config)?;
+    knockd::doors::build(&config, &mut FileStore::new(daemon::privileges::trust(&config)))?;
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
@@ -373,7 +379,8 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
 /// What a load takes from the command line: where relative includes may also be (where knockd
 /// runs), and `--fwknopd-conf`.
 fn load_options(cli: &Cli) -> config::LoadOptions {
-    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone() }
+    let trust = config::Trust::default();
+    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone(), trust }
 }
 
 /// `knockd --convert FILE`: the YAML on stdout. A config with keys in it (an access.conf)

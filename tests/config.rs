@@ -336,7 +336,9 @@ fn files_others_can_write_are_refused() {
     let seqs = dir.join("seqs");
     std::fs::write(&seqs, "1,2\n").unwrap();
     std::fs::set_permissions(&seqs, std::fs::Permissions::from_mode(0o646)).unwrap();
-    let secret = knockd::doors::sequence::one_time::current(&seqs).unwrap_err().to_string();
+    let secret = knockd::doors::sequence::one_time::current(&mut knockd::store::FileStore::default(), &seqs)
+        .unwrap_err()
+        .to_string();
     // A directory is no config either.
     let dir_error = config::load(&dir).unwrap_err().to_string();
     std::fs::remove_dir_all(&dir).unwrap();

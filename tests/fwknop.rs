@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knockd::config::{self, HmacDigest, PortProto};
-use knockd::doors::Grant;
 use knockd::doors::fwknop::{self, FwknopError, message, wire};
+use knockd::doors::{Clock, Grant};
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
 use knockd::grant::legacy_command::MemorySpawner;
@@ -174,14 +174,13 @@ fn the_engine_opens_only_the_ports_asked_for_in_per_port_sets() {
     assert!(rules.iter().any(|r| r == "ip saddr . meta l4proto . th dport @stanza1_v4 accept"), "{rules:?}");
     assert!(rules.iter().any(|r| r == "udp dport 53 drop"), "{rules:?}");
     let c = &cases()[14];
-    e.set_wall_clock(Duration::from_secs(c.timestamp));
     let mut bytes =
         vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 7, 198, 18, 0, 1, 0x30, 0x39, 0xf2, 0xf9, 0, 0, 0, 0];
     bytes.extend_from_slice(c.packet.as_bytes());
     let (total, udp) = (bytes.len() as u16, (bytes.len() - 20) as u16);
     bytes[2..4].copy_from_slice(&total.to_be_bytes());
     bytes[24..26].copy_from_slice(&udp.to_be_bytes());
-    e.packet(&bytes, Duration::ZERO);
+    e.packet(&bytes, Clock::new(Duration::ZERO, Duration::from_secs(c.timestamp)));
     assert_eq!(e.flush(), 1);
     let elements: Vec<(IpAddr, Option<PortProto>, Duration)> =
         e.firewall().elements.iter().map(|el| (el.addr, el.port, el.timeout)).collect();

@@ -10,7 +10,7 @@ use fwknop_common::*;
 use knockd::config::{self, Format, LoadOptions, PortProto};
 
 fn load(path: &Path, start_dir: Option<&Path>) -> config::Config {
-    let options = LoadOptions { start_dir: start_dir.map(Path::to_owned), fwknopd_conf: None };
+    let options = LoadOptions { start_dir: start_dir.map(Path::to_owned), fwknopd_conf: None, ..Default::default() };
     config::load_with(path, &options).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -88,7 +88,7 @@ fn relative_includes_mean_what_fwknopd_and_knockd_mean() {
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 1, "conf/b.conf's stanza");
 
     dir.write("conf/a.conf", &(stanza("ANY", "") + "%include conf/nowhere.conf\n"));
-    let options = LoadOptions { start_dir: Some(dir.0.clone()), fwknopd_conf: None };
+    let options = LoadOptions { start_dir: Some(dir.0.clone()), fwknopd_conf: None, ..Default::default() };
     let error = config::load_with(&dir.path("conf/a.conf"), &options).unwrap_err().to_string();
     assert!(error.contains("a.conf:5:1: %include conf/nowhere.conf: there is no "), "{error}");
     assert!(error.contains("conf/conf/nowhere.conf (beside") && error.contains("nor "), "{error}");

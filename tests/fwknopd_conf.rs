@@ -148,15 +148,19 @@ fn named_with_fwknopd_conf_and_only_with_an_access_conf() {
     let dir = Dir::new("fwknopd-named");
     let named = dir.write("elsewhere/server.conf", "PCAP_INTF kd-eth9;\n");
     let access = dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
-    let options = LoadOptions { start_dir: None, fwknopd_conf: Some(named.clone()) };
+    let options = LoadOptions { start_dir: None, fwknopd_conf: Some(named.clone()), ..Default::default() };
     assert_eq!(config::load_with(&access, &options).unwrap().interfaces, ["kd-eth9"]);
     let yaml = dir.write("knockd.yaml", "doors:\n  a: {sequence: [7000], open: {ports: [22], timeout: 30s}}\n");
     let error = config::load_with(&yaml, &options).unwrap_err().to_string();
     assert!(error.contains("fwknopd.conf goes with fwknopd's access.conf"), "{error}");
     let bad = dir.write("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
-    let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
+    let error =
+        config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() })
+            .unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{error}");
     let bad = dir.write("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
-    let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
+    let error =
+        config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() })
+            .unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"));
 }

@@ -1,11 +1,13 @@
 //! Rotating sequences and single-packet authorization: known answers (computed independently
 //! with Python's hmac and hashlib), replay, tampering and clock skew. No root, no network.
 
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use knockd::config::{self, PortProto, Proto, Rotating};
+use knockd::doors::Clock;
 use knockd::doors::sequence::rotating;
 use knockd::doors::spa::{self, Key, Request, SpaError, Verified, Verifier};
 use knockd::engine::Engine;
@@ -144,9 +146,9 @@ fn ed25519_packets_verify_with_the_right_public_key_only() {
     let dir = std::env::temp_dir().join(format!("knockd-spa-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (alice, mallory) = (dir.join("alice"), dir.join("mallory"));
-    let alice_pub = spa::generate(&alice).unwrap();
-    spa::generate(&mallory).unwrap();
-    assert!(spa::generate(&alice).is_err(), "never overwrites a key");
+    let alice_pub = knockd::client::keygen::generate(&alice).unwrap();
+    knockd::client::keygen::generate(&mallory).unwrap();
+    assert!(knockd::client::keygen::generate(&alice).is_err(), "never overwrites a key");
     let public = spa::read_public_key(&alice_pub).unwrap();
     let alice_key = spa::read_key(&alice).unwrap();
     let mallory_key = spa::read_key(&mallory).unwrap();
@@ -237,7 +239,8 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     });
     let step = 58_000_000u64;
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
-    e.set_wall_clock(at(step * 30));
+    let wall = Cell::new(at(step * 30));
+    e.tick(Clock::new(at(0), wall.get()));
     let mut ports = e.capture_ports().knocks;
     let mut three: Vec<PortProto> = seq(step).into_iter().chain(seq(step - 1)).chain(seq(step + 1)).collect();
     three.sort();
@@ -247,7 +250,7 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     assert_eq!(e.next_wall_due(), Some(at((step + 1) * 30)), "the loop wakes at the step boundary");
     let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
         for (i, p) in s.iter().enumerate() {
-            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+            e.packet(&tcp_syn(src, p.port), Clock::new(at(t + i as u64), wall.get()));
         }
         e.flush()
     };
@@ -258,7 +261,7 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 1, "the next step's does: a client's clock ahead");
     assert_eq!(knock(&mut e, "198.18.0.6", &seq(step + 2), 50), 0, "two steps ahead does not");
     // The next step: the used ones stay refused while they are still valid.
-    e.set_wall_clock(at((step + 1) * 30));
+    wall.set(at((step + 1) * 30));
     assert_eq!(knock(&mut e, "198.18.0.5", &seq(step), 60), 0);
     assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 1), 70), 0);
     assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 2), 80), 1);
@@ -278,21 +281,21 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     };
     let (mut e, files) = engine_with(yaml);
     let step = 58_000_000u64;
+    let wall = Cell::new(at(step * 30));
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
     let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
         for (i, p) in s.iter().enumerate() {
-            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+            e.packet(&tcp_syn(src, p.port), Clock::new(at(t + i as u64), wall.get()));
         }
         e.flush()
     };
-    e.set_wall_clock(at(step * 30));
     assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1);
     drop(e);
     // A new engine on the same state directory: the daemon restarted.
     let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
     let config = config::yaml::parse("test.yaml", &text).unwrap();
     let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
-    e.set_wall_clock(at(step * 30 + 5));
+    wall.set(at(step * 30 + 5));
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "the captured sequence replayed after a restart");
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step + 1), 20), 1, "the others still open");
     // A reload that changes the door (its seq_timeout): the used sequences stay used.
@@ -317,18 +320,18 @@ fn the_engine_grants_by_spa_and_refuses_replays_and_strangers() {
     });
     let ports = e.capture_ports();
     assert_eq!((ports.knocks, ports.datagrams), (vec![], vec![PortProto::udp(62201)]), "SPA has a socket of its own");
-    e.set_wall_clock(at(1_790_000_005));
+    let wall = |t: u64| Clock::new(at(t), at(1_790_000_005));
     let packet = hex::decode(HMAC_PACKET).unwrap();
-    e.packet(&udp("198.18.0.2", 62201, &packet), at(0));
+    e.packet(&udp("198.18.0.2", 62201, &packet), wall(0));
     assert_eq!(e.flush(), 1);
     let granted: Vec<IpAddr> = e.firewall().elements.iter().map(|el| el.addr).collect();
     assert_eq!(granted, ["198.18.0.9".parse::<IpAddr>().unwrap()], "the address in the packet (NAT) is granted");
-    e.packet(&udp("198.18.0.2", 62201, &packet), at(1));
+    e.packet(&udp("198.18.0.2", 62201, &packet), wall(1));
     assert_eq!(e.flush(), 0, "a replayed packet grants nothing");
     let fresh = spa::encode(&Request { nonce: [7; 16], ..request() }, &Key::Hmac(HMAC_KEY.to_vec()));
-    e.packet(&udp("198.19.0.2", 62201, &fresh), at(2));
+    e.packet(&udp("198.19.0.2", 62201, &fresh), wall(2));
     assert_eq!(e.flush(), 0, "a source outside `from` is refused");
-    e.packet(&udp("198.18.0.2", 62201, b"\\x01garbage"), at(3));
+    e.packet(&udp("198.18.0.2", 62201, b"\\x01garbage"), wall(3));
     assert_eq!(e.stats().spa_accepted, 1);
     assert_eq!(e.stats().spa_rejected, 3);
 }
@@ -373,11 +376,11 @@ fn one_secret_per_client_and_attempts_survive_a_reload() {
         )
     });
     let step = 58_000_000u64;
-    e.set_wall_clock(at(step * 30));
+    let wall = Cell::new(at(step * 30));
     let seq = |secret: &[u8]| rotating::sequence(secret, "ssh", step, &rot(3, (20000, 40000)));
     let knock = |e: &mut Engine<_, _>, src: &str, s: &[PortProto], t: u64| {
         for (i, p) in s.iter().enumerate() {
-            e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+            e.packet(&tcp_syn(src, p.port), Clock::new(at(t + i as u64), wall.get()));
         }
         e.flush()
     };
@@ -386,13 +389,13 @@ fn one_secret_per_client_and_attempts_survive_a_reload() {
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(BOB), 20), 0, "each sequence once");
 
     // Half of a new step's sequence, a reload, then the rest: the attempt carried over.
-    e.set_wall_clock(at((step + 1) * 30));
+    wall.set(at((step + 1) * 30));
     let next = rotating::sequence(BOB, "ssh", step + 1, &rot(3, (20000, 40000)));
-    e.packet(&tcp_syn("198.18.0.5", next[0].port), at(30));
+    e.packet(&tcp_syn("198.18.0.5", next[0].port), Clock::new(at(30), wall.get()));
     let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
     e.reconfigure(config::yaml::parse("again.yaml", &text).unwrap()).unwrap();
-    e.packet(&tcp_syn("198.18.0.5", next[1].port), at(31));
-    e.packet(&tcp_syn("198.18.0.5", next[2].port), at(32));
+    e.packet(&tcp_syn("198.18.0.5", next[1].port), Clock::new(at(31), wall.get()));
+    e.packet(&tcp_syn("198.18.0.5", next[2].port), Clock::new(at(32), wall.get()));
     assert_eq!(e.flush(), 1, "the attempt survived the reload");
     let status = e.status().unwrap().1;
     let bob = status.iter().find(|g| g.address.to_string() == "198.18.0.5").unwrap();

@@ -26,7 +26,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), ClientError> {
     if let Some(path) = &cli.spa_keygen {
-        let public = spa::generate(path).map_err(|e| usage(format!("--spa-keygen {}: {e}", path.display())))?;
+        let public =
+            client::keygen::generate(path).map_err(|e| usage(format!("--spa-keygen {}: {e}", path.display())))?;
         println!(
             "wrote {} (the secret key: keep it, use it with --key) and {} (for the door's public_keys)",
             path.display(),

@@ -42,8 +42,14 @@ enum Verdict {
 }
 
 /// Reads the fwknopd.conf for the access.conf at `access`: `named`, else the one beside it
-/// (none there is fine), and applies it to `config`.
-pub fn apply_for(access: &Path, named: Option<&Path>, config: &mut Config) -> Result<(), ConfigError> {
+/// (none there is fine), and applies it to `config`; a file owned by a user `trust` trusts is
+/// read like root's.
+pub fn apply_for(
+    access: &Path,
+    named: Option<&Path>,
+    config: &mut Config,
+    trust: &super::Trust,
+) -> Result<(), ConfigError> {
     let path = match named {
         Some(path) => path.to_owned(),
         None => match access.parent().map(|dir| dir.join(FILE_NAME)) {
@@ -52,7 +58,7 @@ pub fn apply_for(access: &Path, named: Option<&Path>, config: &mut Config) -> Re
         },
     };
     let file = path.display().to_string();
-    let bytes = super::read_private(&path, MAX_FILE).map_err(|e| match e {
+    let bytes = super::read_private(&path, MAX_FILE, trust).map_err(|e| match e {
         super::PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
         super::PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
         super::PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },

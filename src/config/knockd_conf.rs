@@ -283,7 +283,7 @@ fn sequence(value: &str) -> Result<Vec<PortProto>, String> {
              read `{port}/{proto}` as TCP port {port}: write `{port}` to keep that)"
         ));
     }
-    PortProto::parse_sequence(value)
+    crate::config::parse_sequence(value)
 }
 
 fn command(value: &str) -> Result<String, String> {

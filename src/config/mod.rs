@@ -22,7 +22,7 @@ use std::path::Path;
 pub use door_name::*;
 pub use model::*;
 pub use ports::*;
-pub use private_file::{PrivateFileError, check_private, read_private, read_private_with_metadata};
+pub use private_file::{PrivateFileError, Trust, check_private, read_private, read_private_with_metadata};
 pub use proof::*;
 
 /// Largest config file we read; anything bigger is a mistake (or an attack), not a config.
@@ -115,6 +115,9 @@ pub struct LoadOptions {
     pub start_dir: Option<std::path::PathBuf>,
     /// fwknopd.conf for an access.conf (`--fwknopd-conf`); else the one beside it, if any.
     pub fwknopd_conf: Option<std::path::PathBuf>,
+    /// Whose files are trusted like root's besides the running user's (the daemon's own user,
+    /// once it knows it); none by default.
+    pub trust: Trust,
 }
 
 /// Reads and validates the config at `path`, in whichever format it is written.
@@ -125,7 +128,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Reads and validates the config at `path`, in whichever format it is written, with `options`.
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let bytes = read_private(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+    let (bytes, meta) = read_private_with_metadata(path, MAX_CONFIG_BYTES, &options.trust).map_err(|e| match e {
         PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
         PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
         PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
@@ -139,16 +142,19 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigErr
     let mut config = match format {
         Format::Yaml => yaml::parse(&file, &text),
         Format::KnockdConf => knockd_conf::parse(&file, &text),
-        Format::AccessConf => access_conf::parse_with(&file, &text, options.start_dir.as_deref()),
+        Format::AccessConf => access_conf::parse_with(&file, &text, options.start_dir.as_deref(), &options.trust),
     }?;
     if config.has_inline_secrets() {
-        for config_file in std::iter::once(path).chain(config.included.iter().map(|p| p.as_path())) {
-            check_unreadable_by_others(config_file)?;
+        check_unreadable_by_others(path, &meta)?;
+        for included in &config.included {
+            let meta = std::fs::metadata(included)
+                .map_err(|source| ConfigError::Read { file: included.display().to_string(), source })?;
+            check_unreadable_by_others(included, &meta)?;
         }
     }
     match (format, &options.fwknopd_conf) {
         (Format::AccessConf, named) => {
-            fwknopd_conf::apply_for(path, named.as_deref(), &mut config)?;
+            fwknopd_conf::apply_for(path, named.as_deref(), &mut config, &options.trust)?;
             access_conf::require_forwarding(&mut config);
         }
         (_, Some(named)) => {
@@ -164,13 +170,9 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigErr
 }
 
 /// A config that holds keys must be as private as a key file (fwknopd's access.conf is 0600).
-fn check_unreadable_by_others(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::MetadataExt;
-    let file = path.display().to_string();
-    let mode = std::fs::metadata(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?.mode();
-    if mode & 0o004 == 0 {
-        return Ok(());
+fn check_unreadable_by_others(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    match private_file::readable_by_others(meta, path, "the keys") {
+        None => Ok(()),
+        Some(message) => Err(ConfigError::Unsafe { file: path.display().to_string(), message }),
     }
-    let message = format!("every user can read the keys in it (mode {:o}): run `chmod o-r {file}`", mode & 0o7777);
-    Err(ConfigError::Unsafe { file, message })
 }

@@ -1,7 +1,9 @@
 //! The one place the wall clock is read (by the daemon loop and the client); everything else is
-//! given the time.
+//! given the time, as a [`Clock`] read once per call.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::doors::Clock;
 
 /// Time since the Unix epoch; zero if the clock is set before 1970.
 pub fn unix_now() -> Duration {
@@ -13,4 +15,10 @@ pub fn unix_now() -> Duration {
 pub fn boot_time() -> Duration {
     let since_boot = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map_or(Duration::MAX, Duration::from);
     unix_now().saturating_sub(since_boot)
+}
+
+/// The clock of one call into the engine: `mono` (the loop's own monotonic time), the time of
+/// day, and when this host booted.
+pub fn now(mono: Duration) -> Clock {
+    Clock { mono, unix: unix_now(), boot: boot_time() }
 }

@@ -18,7 +18,6 @@ pub mod names;
 pub mod namespace;
 pub mod pidfile;
 pub mod privileges;
-pub mod rate_limit;
 pub mod signals;
 pub mod state_dir;
 
@@ -67,12 +66,18 @@ pub struct ConfigSource {
     /// The directory the daemon was started in: relative paths in the file mean files there,
     /// on every reload too (`None` when it could not be read; they stay relative).
     pub workdir: Option<PathBuf>,
+    /// Whose files are trusted like root's ([`privileges::trust`]), once the first load told.
+    pub trust: config::Trust,
 }
 
 impl ConfigSource {
     /// Reads the config again, with the command line's overrides applied.
     pub fn load(&self) -> Result<Config, config::ConfigError> {
-        let options = config::LoadOptions { start_dir: self.workdir.clone(), fwknopd_conf: self.fwknopd_conf.clone() };
+        let options = config::LoadOptions {
+            start_dir: self.workdir.clone(),
+            fwknopd_conf: self.fwknopd_conf.clone(),
+            trust: self.trust.clone(),
+        };
         let mut config = config::load_with(&self.path, &options)?;
         if !self.interfaces.is_empty() {
             config.interfaces = self.interfaces.clone();
@@ -134,14 +139,12 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
     }
     d.update_host_view();
     loop {
-        let unix_now = clock::unix_now();
-        d.engine.set_wall_clock(unix_now);
-        d.engine.set_boot_time(clock::boot_time());
         // A new rotating step's ports go into the filter now, not after the next wake-up.
         d.follow_ports();
-        let now = origin.elapsed();
+        let clock = clock::now(origin.elapsed());
+        let now = clock.mono;
         let settle = others_due.map_or(TICK, |due| due.saturating_sub(now));
-        let until_wall = d.engine.next_wall_due().map_or(TICK, |due| due.saturating_sub(unix_now));
+        let until_wall = d.engine.next_wall_due().map_or(TICK, |due| due.saturating_sub(clock.unix));
         let until_due =
             d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK).min(until_wall).min(settle);
         let ready = d.wait(until_due)?;
@@ -155,12 +158,14 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
             d.refresh_addresses();
         }
         d.packets(&mut batch, origin)?;
-        let now = origin.elapsed();
+        let clock = clock::now(origin.elapsed());
+        let now = clock.mono;
         if ready.commands {
             d.engine.commands(now);
         }
-        if d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
-            d.engine.tick(now);
+        let wall_due = d.engine.next_wall_due().is_some_and(|due| due <= clock.unix);
+        if wall_due || d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
+            d.engine.tick(clock);
             d.follow_interfaces();
             last_tick = now;
         }
@@ -243,9 +248,9 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
                 // An address added just before a knock was sent is reported before the knock
                 // arrives: look at the reports once more now that the knock is here.
                 self.refresh_addresses();
-                let now = origin.elapsed();
+                let clock = clock::now(origin.elapsed());
                 for packet in batch.packets() {
-                    self.engine.packet_in(lane, packet, now);
+                    self.engine.packet_in(lane, packet, clock);
                 }
             }
         }

@@ -1,11 +1,12 @@
 //! Doors: the proofs a client gives, checked. One module per kind of proof.
 //!
 //! Contract: a door kind ([`DoorKind`]) owns its state and its secrets. It says which ports it
-//! needs captured, takes parsed packets to those ports with the (monotonic) time, and returns
-//! what happened as data ([`Outcomes`]): grants, and notes for the log and the counters. It is
-//! told the wall clock, and on reload it takes over what carries over from the kind it
-//! replaces. It never touches the firewall, the clock or the network: the engine routes packets
-//! to kinds by port and commits their grants.
+//! needs captured, takes parsed packets to those ports, and returns what happened as data
+//! ([`Outcomes`]): grants, and notes for the log and the counters. Time and storage are
+//! arguments of every call (smoltcp's `poll(timestamp, ...)`): a [`Clock`] read once by the
+//! caller, and the [`Store`] its files are read and written through. On reload it takes over
+//! what carries over from the kind it replaces. It never touches the firewall, the clock, a
+//! file or the network: the engine routes packets to kinds by port and commits their grants.
 //!
 //! Kinds: [`sequence`] (knock sequences: fixed, one-time files, rotating secrets; one attempt
 //! table with a cap for all of them), [`spa`] (single-packet authorization) and [`fwknop`]
@@ -18,6 +19,8 @@ pub mod key_file;
 pub mod replay;
 pub mod sequence;
 pub mod spa;
+#[cfg(test)]
+mod tests;
 
 use std::any::Any;
 use std::net::IpAddr;
@@ -26,6 +29,35 @@ use std::time::Duration;
 use crate::capture::Lane;
 use crate::config::{Config, PortProto};
 use crate::packet::Packet;
+use crate::store::Store;
+
+/// The time of one call, read once by the caller: kinds are given it, never read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Monotonic time, from any origin the caller keeps: attempts, budgets, due times.
+    pub mono: Duration,
+    /// The time of day, since the Unix epoch: timestamps in proofs, rotating steps.
+    pub unix: Duration,
+    /// When this host booted, as Unix time (zero: unknown): proofs timestamped before it are
+    /// refused, since a crash of the host may have lost what was written of them without a
+    /// sync.
+    pub boot: Duration,
+}
+
+impl Clock {
+    /// A clock at monotonic `mono` and Unix time `unix`, the boot time unknown.
+    pub fn new(mono: Duration, unix: Duration) -> Self {
+        Clock { mono, unix, boot: Duration::ZERO }
+    }
+}
+
+/// Monotonic time alone, the time of day at the epoch: for callers whose doors never read the
+/// time of day (knock sequences in tests and benchmarks).
+impl From<Duration> for Clock {
+    fn from(mono: Duration) -> Self {
+        Clock { mono, ..Clock::default() }
+    }
+}
 
 /// Index of a door in the configuration's door list.
 pub type DoorId = usize;
@@ -103,21 +135,16 @@ pub trait DoorKind: Any {
         Lane::Knocks
     }
 
-    /// One packet to one of those ports, seen at `now`.
-    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes);
+    /// One packet to one of those ports, seen at `clock`; what must survive a restart is
+    /// written to `store` before a grant is reported (a kind refuses what it cannot write).
+    fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes);
 
-    /// The time of day (since the Unix epoch), for proofs that depend on it.
-    fn set_wall_clock(&mut self, _unix_now: Duration, _out: &mut Outcomes) {}
+    /// Housekeeping at `clock`: forget what can no longer complete, run deferred work, follow
+    /// the time of day.
+    fn tick(&mut self, _clock: &Clock, _store: &mut dyn Store, _out: &mut Outcomes) {}
 
-    /// When this host booted, as Unix time: proofs timestamped before it are refused, since a
-    /// crash of the host may have lost what was written of them without a sync.
-    fn set_boot_time(&mut self, _unix_boot: Duration) {}
-
-    /// Housekeeping at `now`: forget what can no longer complete, run deferred work.
-    fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
-
-    /// When the kind's proofs next change by the wall clock (Unix time): the loop then tells it
-    /// the time at once, so the capture filter follows on time (a rotating door's next step).
+    /// When the kind's proofs next change by the time of day (Unix time): the loop then ticks
+    /// at once, so the capture filter follows on time (a rotating door's next step).
     fn next_wall_due(&self) -> Option<Duration> {
         None
     }
@@ -149,17 +176,18 @@ pub struct DoorError {
     pub message: String,
 }
 
-/// Builds a kind from the config: `None` when no door uses it.
-type Build = fn(&Config) -> Result<Option<Box<dyn DoorKind>>, DoorError>;
+/// Builds a kind from the config, reading its files through the store: `None` when no door
+/// uses it.
+type Build = fn(&Config, &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError>;
 
 /// Every kind of door, in the order packets are offered to them.
 const KINDS: [Build; 3] = [sequence::build, spa::build, fwknop::build];
 
-/// The kinds the config uses, with every file they need read: all or nothing.
-pub fn build(config: &Config) -> Result<Vec<Box<dyn DoorKind>>, DoorError> {
+/// The kinds the config uses, with every file they need read from `store`: all or nothing.
+pub fn build(config: &Config, store: &mut dyn Store) -> Result<Vec<Box<dyn DoorKind>>, DoorError> {
     let mut kinds = Vec::new();
     for build in KINDS {
-        kinds.extend(build(config)?);
+        kinds.extend(build(config, store)?);
     }
     Ok(kinds)
 }

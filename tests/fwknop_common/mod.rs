@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use knockd::config::{Config, HmacDigest, PortProto, Proto};
-use knockd::doors::{DoorKind, Note, Outcomes, fwknop};
+use knockd::doors::{Clock, DoorKind, Note, Outcomes, fwknop};
+use knockd::store::FileStore;
 
 /// The keys every fixture packet was built with.
 pub const KEY: &str = "aiAWG9B/dq+7bUR12Zrw4d4UBHVrZmeMTrEfP31C2kw=";
@@ -114,7 +115,7 @@ pub fn kind_of(mut config: Config, state: &Path) -> Box<dyn DoorKind> {
     // The daemon makes its state directory at start; here the test does.
     std::fs::create_dir_all(state).unwrap();
     config.state_dir = state.to_owned();
-    fwknop::build(&config).unwrap().expect("fwknop doors")
+    fwknop::build(&config, &mut FileStore::default()).unwrap().expect("fwknop doors")
 }
 
 /// The door kind of an access.conf text.
@@ -125,11 +126,11 @@ pub fn kind(text: &str, state: &Dir) -> Box<dyn DoorKind> {
 /// Sends `packet` from `src` to 198.18.0.1, UDP port `port`, at Unix time `unix`; what came of it.
 pub fn send_to(kind: &mut dyn DoorKind, src: &str, port: u16, packet: &str, unix: u64) -> Outcomes {
     let mut out = Outcomes::default();
-    kind.set_wall_clock(Duration::from_secs(unix), &mut out);
     let src: IpAddr = src.parse().unwrap();
     let knock = knockd::packet::Knock::new(src, "198.18.0.1".parse().unwrap(), PortProto::udp(port), 0);
     let packet = knockd::packet::Packet { knock, payload: Some(packet.as_bytes()) };
-    kind.packet(&packet, Duration::from_secs(unix), &mut out);
+    let clock = Clock::new(Duration::from_secs(unix), Duration::from_secs(unix));
+    kind.packet(&packet, &clock, &mut FileStore::default(), &mut out);
     out
 }
 

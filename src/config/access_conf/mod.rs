@@ -40,18 +40,27 @@ struct Reader<'a> {
     notices: Vec<Notice>,
     /// Where knockd was started: fwknopd opens relative includes from there.
     start_dir: Option<&'a Path>,
+    /// Whose included files are trusted like root's.
+    trust: &'a super::Trust,
 }
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`]; relative includes are
 /// looked for beside the including file only.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-    parse_with(file, text, None)
+    parse_with(file, text, None, &super::Trust::default())
 }
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`]; relative includes are
-/// looked for beside the including file, then in `start_dir`.
-pub fn parse_with(file: &str, text: &str, start_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    let mut reader = Reader { stanzas: Vec::new(), files: vec![PathBuf::from(file)], notices: Vec::new(), start_dir };
+/// looked for beside the including file, then in `start_dir`; included files owned by users
+/// `trust` trusts are read like root's.
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    start_dir: Option<&Path>,
+    trust: &super::Trust,
+) -> Result<Config, ConfigError> {
+    let files = vec![PathBuf::from(file)];
+    let mut reader = Reader { stanzas: Vec::new(), files, notices: Vec::new(), start_dir, trust };
     reader.text(file, text, 1)?;
     let mut doors = Vec::new();
     let mut left_out = Vec::new();
@@ -177,7 +186,7 @@ impl Reader<'_> {
     }
 
     fn include_file(&mut self, from: &str, line: usize, path: &Path, depth: usize) -> Result<(), ConfigError> {
-        let bytes = super::read_private(path, MAX_FILE).map_err(|e| unreadable(from, line, path, e))?;
+        let bytes = super::read_private(path, MAX_FILE, self.trust).map_err(|e| unreadable(from, line, path, e))?;
         let name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|_| invalid(&name, 1, "the file is not UTF-8 text".into()))?;
         self.files.push(path.to_owned());
@@ -208,7 +217,7 @@ impl Reader<'_> {
     /// key lines count; a file that cannot be read leaves the stanza without keys (left out).
     fn include_keys(&mut self, from: &str, line: usize, value: &str, stanza: usize) -> Result<(), ConfigError> {
         let path = self.resolve(from, line, "%include_keys", value)?;
-        let bytes = super::read_private(&path, MAX_FILE).map_err(|e| unreadable(from, line, &path, e))?;
+        let bytes = super::read_private(&path, MAX_FILE, self.trust).map_err(|e| unreadable(from, line, &path, e))?;
         let name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|_| invalid(&name, 1, "the file is not UTF-8 text".into()))?;
         self.files.push(path);
