@@ -19,6 +19,7 @@ use knockd::daemon::logging::{self, Targets};
 use knockd::daemon::pidfile::{PidFile, PidFileError};
 use knockd::daemon::state_dir::Owner;
 use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
+use knockd::doors::Kinds;
 use knockd::engine::Engine;
 use knockd::grant::legacy_command::ShellSpawner;
 use knockd::grant::nft::{Monitor, NetlinkFirewall, Ruleset};
@@ -335,7 +336,7 @@ fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
     }
     println!();
     let finding = check_host_firewall(&config);
-    let left_out = config.doors.iter().filter(|d| d.fwknop().is_some_and(|f| f.refused.is_some())).count();
+    let left_out = config.doors.iter().filter(|d| d.left_out().is_some()).count();
     if left_out > 0 {
         eprintln!("\n{left_out} stanza(s) would be left out (see the warnings): a start serves the others.");
         return Ok(ExitCode::FAILURE);
@@ -389,7 +390,7 @@ fn load_options(cli: &Cli) -> config::LoadOptions {
 fn convert_to_stdout(file: &std::path::Path, cli: &Cli) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::fd::AsFd;
-    let config = config::load_with(file, &load_options(cli))?;
+    let config = config::load_with(file, &load_options(cli), &Kinds)?;
     for notice in config.notices.iter().filter(|n| n.level <= log::Level::Warn) {
         eprintln!("knockd: warning: {}", notice.message);
     }
@@ -422,12 +423,12 @@ fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
 
 /// `knockd status`: the running daemon's view, or the kernel's when none runs.
 fn status(cli: &Cli, json: bool, prometheus: bool) -> anyhow::Result<()> {
-    let config = config::load_with(&cli.config, &load_options(cli)).ok();
+    let config = config::load_with(&cli.config, &load_options(cli), &Kinds).ok();
     let status = knockd::cli::status::gather(&control_path(cli, config.as_ref()), &cli.config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else if prometheus {
-        print!("{}", control::prometheus::render(&status));
+        print!("{}", control::prometheus::render(&status, &knockd::engine::counter_descriptions()));
     } else {
         print!("{}", knockd::cli::status::format(&status));
     }
@@ -439,7 +440,7 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("run as root: the control socket is root's");
     }
-    let config = config::load_with(&cli.config, &load_options(cli)).ok();
+    let config = config::load_with(&cli.config, &load_options(cli), &Kinds).ok();
     let response = control::ask(&control_path(cli, config.as_ref()), &request)?;
     if response.ok {
         println!("{}", response.message);

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knockd::config;
+use knockd::doors::Kinds;
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
 use knockd::grant::legacy_command::MemorySpawner;
@@ -24,7 +25,7 @@ doors:
 ";
 
 fn engine() -> Engine<MemoryFirewall, MemorySpawner> {
-    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    let config = config::yaml::parse("test.yaml", CONFIG, &Kinds).unwrap();
     Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap()
 }
 
@@ -118,7 +119,7 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
         timeout: Duration::from_secs(45),
         comment: Some("key alice".into()),
     });
-    let config = config::yaml::parse("test.yaml", CONFIG).unwrap();
+    let config = config::yaml::parse("test.yaml", CONFIG, &Kinds).unwrap();
     let mut e = Engine::start(config, firewall, MemorySpawner::default()).unwrap();
     assert_eq!(e.next_due(), Some(Duration::from_secs(45)), "the loop wakes when it ends");
     let grants = e.status().unwrap().1;
@@ -137,7 +138,7 @@ fn a_revoked_grant_stays_revoked_when_the_kernel_had_lost_it_already() {
     use knockd::grant::memory::Failure;
     use knockd::grant::{KEY_IPV4, SetInfo};
     let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let config = config::yaml::parse("test.yaml", config, &Kinds).unwrap();
     let mut fw = MemoryFirewall::default();
     fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
     let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
@@ -166,7 +167,7 @@ fn status_answers_while_an_attached_set_is_missing() {
     use knockd::grant::memory::Failure;
     use knockd::grant::{KEY_IPV4, SetInfo};
     let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let config = config::yaml::parse("test.yaml", config, &Kinds).unwrap();
     let mut fw = MemoryFirewall::default();
     fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
     let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();
@@ -183,7 +184,7 @@ fn an_admins_eviction_from_an_attached_set_sticks_and_an_owners_reload_does_not(
     use knockd::config::TableFamily;
     use knockd::grant::{KEY_IPV4, SetInfo};
     let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config).unwrap();
+    let config = config::yaml::parse("test.yaml", config, &Kinds).unwrap();
     let mut fw = MemoryFirewall::default();
     fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
     let mut e = Engine::start(config, fw, MemorySpawner::default()).unwrap();

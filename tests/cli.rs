@@ -1,5 +1,6 @@
 //! The `knockd` command line as a user meets it; nothing here needs root.
 
+use knockd::doors::Kinds;
 use std::process::{Command, Output};
 
 const KNOCKD: &str = env!("CARGO_BIN_EXE_knockd");
@@ -87,8 +88,8 @@ fn convert_prints_yaml_that_loads() {
     let yaml = text(&out.stdout);
     let converted = dir.join("converted.yaml");
     std::fs::write(&converted, &yaml).unwrap();
-    let back = knockd::config::load(&converted);
-    let original = knockd::config::load(&conf).unwrap();
+    let back = knockd::config::load(&converted, &Kinds);
+    let original = knockd::config::load(&conf, &Kinds).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(back.unwrap(), original, "{yaml}");
     assert!(

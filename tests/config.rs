@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use knockd::config::{self, ConfigError, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::doors::Kinds;
+use knockd::doors::sequence::{FixedSequence, OneTimeFile};
 
 fn parse(text: &str) -> Result<config::Config, ConfigError> {
-    config::yaml::parse("test.yaml", text)
+    config::yaml::parse("test.yaml", text, &Kinds)
 }
 
 /// The error text for `text`, which must be invalid.
@@ -35,14 +37,15 @@ doors:
 
 #[test]
 fn the_documented_example_loads() {
-    let config = config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml"))).unwrap();
+    let config =
+        config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml")), &Kinds).unwrap();
     assert_eq!(config.table, "knockd");
     assert!(config.interfaces.is_empty());
     let ssh = &config.doors[0];
     assert_eq!(ssh.name, "ssh");
     assert_eq!(
         ssh.sequence(),
-        Some(&Proof::Sequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]))
+        Some(&Proof::new(FixedSequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)])))
     );
     assert_eq!(ssh.seq_timeout, Duration::from_secs(5));
     assert_eq!(ssh.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
@@ -97,12 +100,12 @@ doors:
     let web = &config.doors[0];
     assert_eq!(
         web.sequence(),
-        Some(&Proof::Sequence(vec![
+        Some(&Proof::new(FixedSequence(vec![
             PortProto::tcp(1111),
             PortProto::udp(2222),
             PortProto::tcp(3333),
             PortProto::udp(4444)
-        ]))
+        ])))
     );
     assert_eq!(web.seq_timeout, Duration::from_millis(500));
     assert_eq!(web.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
@@ -249,7 +252,7 @@ doors:
     )
     .unwrap();
     let d = &config.doors[0];
-    assert_eq!(d.sequence(), Some(&Proof::OneTime("/etc/knockd/ssh.seq".into())));
+    assert_eq!(d.sequence(), Some(&Proof::new(OneTimeFile("/etc/knockd/ssh.seq".into()))));
     assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
     assert_eq!(d.commands.start_for(false), Some("/usr/sbin/iptables -I INPUT -s %IP% -j ACCEPT"));
     assert_eq!(d.commands.start_for(true), None, "an empty _6 command means do nothing for IPv6");
@@ -311,13 +314,13 @@ fn alias_bombs_are_refused() {
 
 #[test]
 fn unreadable_and_huge_files() {
-    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml")).unwrap_err().to_string();
+    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml"), &Kinds).unwrap_err().to_string();
     assert!(missing.starts_with("/nonexistent/knockd.yaml: cannot read the config"), "{missing}");
     let dir = std::env::temp_dir().join(format!("knockd-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let huge = dir.join("huge.yaml");
     std::fs::write(&huge, "#".repeat(2 << 20)).unwrap();
-    let message = config::load(&huge).unwrap_err().to_string();
+    let message = config::load(&huge, &Kinds).unwrap_err().to_string();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(message.contains("larger than"), "{message}");
 }
@@ -330,9 +333,9 @@ fn files_others_can_write_are_refused() {
     let path = dir.join("knockd.yaml");
     std::fs::write(&path, MINIMAL).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let world = config::load(&path).unwrap_err().to_string();
+    let world = config::load(&path, &Kinds).unwrap_err().to_string();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let private = config::load(&path);
+    let private = config::load(&path, &Kinds);
     let seqs = dir.join("seqs");
     std::fs::write(&seqs, "1,2\n").unwrap();
     std::fs::set_permissions(&seqs, std::fs::Permissions::from_mode(0o646)).unwrap();
@@ -340,7 +343,7 @@ fn files_others_can_write_are_refused() {
         .unwrap_err()
         .to_string();
     // A directory is no config either.
-    let dir_error = config::load(&dir).unwrap_err().to_string();
+    let dir_error = config::load(&dir, &Kinds).unwrap_err().to_string();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(world.contains("refusing to use it: it is writable by every user (mode 666): run `chmod o-w"), "{world}");
     assert!(private.is_ok());
@@ -423,7 +426,7 @@ fn commands_may_be_given_every_privilege() {
     assert_eq!(full.command_privileges, CommandPrivileges::Full);
     let yaml = config::convert::to_yaml(&full);
     assert!(yaml.contains("commands:\n  privileges: full"), "{yaml}");
-    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), full, "--convert keeps it");
+    assert_eq!(config::yaml::parse("again.yaml", &yaml, &Kinds).unwrap(), full, "--convert keeps it");
     assert_error(
         &format!("commands: {{privileges: root}}\n{MINIMAL}"),
         "1:",
@@ -434,14 +437,14 @@ fn commands_may_be_given_every_privilege() {
 #[test]
 fn forward_doors_and_fw4() {
     let yaml = "nftables: {fw4: {zone: wan}}\ndoors:\n  nas:\n    sequence: [7801]\n    open:\n      forward:\n        - {port: 2522/tcp, to: \"192.168.1.10:22\"}\n        - {to: \"[2001:db8:8::10]:53/udp\"}\n      timeout: 60s\n";
-    let config = knockd::config::yaml::parse("knockd.yaml", yaml).unwrap();
+    let config = knockd::config::yaml::parse("knockd.yaml", yaml, &Kinds).unwrap();
     assert_eq!(config.fw4.as_ref().map(|f| f.zone.as_str()), Some("wan"));
     let open = config.doors[0].open.as_ref().unwrap();
     assert_eq!(open.forward.len(), 2);
     assert_eq!(open.forward[0].to_string(), "2522/tcp to 192.168.1.10:22");
     assert_eq!(open.forward[1].to_string(), "to [2001:db8:8::10]:53/udp");
     // Written back, it reads the same.
-    let again = knockd::config::yaml::parse("again.yaml", &knockd::config::convert::to_yaml(&config)).unwrap();
+    let again = knockd::config::yaml::parse("again.yaml", &knockd::config::convert::to_yaml(&config), &Kinds).unwrap();
     assert_eq!(again.doors[0].open, config.doors[0].open);
     assert_eq!(again.fw4, config.fw4);
 }

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config::{self, HmacDigest, PortProto};
-use knockd::doors::fwknop::{self, FwknopError, message, wire};
+use knockd::config::PortProto;
+use knockd::doors::fwknop::{self, FwknopError, HmacDigest, message, wire};
 use knockd::doors::{Clock, Grant};
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
@@ -167,7 +167,7 @@ fn what_a_stanza_refuses() {
 fn the_engine_opens_only_the_ports_asked_for_in_per_port_sets() {
     let state = Dir::new("engine");
     let text = format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nOPEN_PORTS tcp/22, udp/53\n");
-    let mut config = config::access_conf::parse("access.conf", &text).unwrap();
+    let mut config = knockd::doors::fwknop::access_conf::parse("access.conf", &text).unwrap();
     config.state_dir = state.0.clone();
     let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
     let rules: Vec<String> = e.firewall().installed[0].rules.iter().map(|r| r.to_string()).collect();

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use fwknop_common::*;
 use knockd::config::{self, LoadOptions, PortProto};
+use knockd::doors::Kinds;
+use knockd::doors::fwknop::FwknopDoor;
 
 /// Loads dir/access.conf (one stanza for tcp/22) with `fwknopd` as the fwknopd.conf beside it.
 fn with(dir: &Dir, fwknopd: &str) -> config::Config {
     dir.write("fwknopd.conf", fwknopd);
     let access = dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
-    config::load(&access).unwrap_or_else(|e| panic!("{e}"))
+    config::load(&access, &Kinds).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn warnings(c: &config::Config) -> Vec<&str> {
@@ -149,18 +151,24 @@ fn named_with_fwknopd_conf_and_only_with_an_access_conf() {
     let named = dir.write("elsewhere/server.conf", "PCAP_INTF kd-eth9;\n");
     let access = dir.write("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22"));
     let options = LoadOptions { start_dir: None, fwknopd_conf: Some(named.clone()), ..Default::default() };
-    assert_eq!(config::load_with(&access, &options).unwrap().interfaces, ["kd-eth9"]);
+    assert_eq!(config::load_with(&access, &options, &Kinds).unwrap().interfaces, ["kd-eth9"]);
     let yaml = dir.write("knockd.yaml", "doors:\n  a: {sequence: [7000], open: {ports: [22], timeout: 30s}}\n");
-    let error = config::load_with(&yaml, &options).unwrap_err().to_string();
+    let error = config::load_with(&yaml, &options, &Kinds).unwrap_err().to_string();
     assert!(error.contains("fwknopd.conf goes with fwknopd's access.conf"), "{error}");
     let bad = dir.write("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
-    let error =
-        config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() })
-            .unwrap_err();
+    let error = config::load_with(
+        &access,
+        &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() },
+        &Kinds,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{error}");
     let bad = dir.write("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
-    let error =
-        config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() })
-            .unwrap_err();
+    let error = config::load_with(
+        &access,
+        &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() },
+        &Kinds,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"));
 }

@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags};
+use knockd::doors::sequence::FixedSequence;
 use knockd::grant::legacy_command::{self, Job, MemorySpawner, Phase, START_QUEUE, Scheduler};
 
 fn door(commands: Commands) -> Door {
     Door {
         name: "ssh".into(),
-        proofs: vec![Proof::Sequence(vec![PortProto::tcp(1)])],
+        proofs: vec![Proof::new(FixedSequence(vec![PortProto::tcp(1)]))],
         seq_timeout: Duration::from_secs(5),
         tcp_flags: TcpFlags::default(),
         target: None,

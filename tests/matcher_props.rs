@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use knockd::config::{Commands, Door, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::doors::sequence::FixedSequence;
 use knockd::doors::sequence::matcher::{Event, Matcher};
 use knockd::packet::Knock;
 use proptest::prelude::*;
@@ -11,7 +12,7 @@ use proptest::prelude::*;
 fn door(name: &str, sequence: Vec<PortProto>, timeout_ms: u64, flags: TcpFlags) -> Door {
     Door {
         name: name.into(),
-        proofs: vec![Proof::Sequence(sequence)],
+        proofs: vec![Proof::new(FixedSequence(sequence))],
         seq_timeout: Duration::from_millis(timeout_ms),
         tcp_flags: flags,
         target: None,
@@ -74,7 +75,7 @@ proptest! {
             for event in &events {
                 if let Event::Open { door, src, .. } = event {
                     let d = &doors[*door];
-                    let Some(Proof::Sequence(sequence)) = d.sequence() else { unreachable!() };
+                    let Some(FixedSequence(sequence)) = d.proof::<FixedSequence>() else { unreachable!() };
                     // The door's ports, in order, from this source, with matching flags,
                     // all within seq_timeout before now, ending with this very knock.
                     let window: Vec<PortProto> = history

@@ -6,8 +6,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use knockd::config::{self, PortProto, Proto, Rotating};
+use knockd::config::{self, PortProto, Proto};
 use knockd::doors::Clock;
+use knockd::doors::Kinds;
+use knockd::doors::sequence::Rotating;
 use knockd::doors::sequence::rotating;
 use knockd::doors::spa::{self, Key, Request, SpaError, Verified, Verifier};
 use knockd::engine::Engine;
@@ -219,7 +221,7 @@ fn engine_with(yaml: impl Fn(&std::path::Path) -> String) -> (Engine<MemoryFirew
     }
     let text = format!("state_dir: {}\n{}", dir.display(), yaml(&dir));
     std::fs::write(dir.join("config.yaml"), &text).unwrap();
-    let config = config::yaml::parse("test.yaml", &text).unwrap();
+    let config = config::yaml::parse("test.yaml", &text, &Kinds).unwrap();
     (Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap(), files)
 }
 
@@ -293,7 +295,7 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     drop(e);
     // A new engine on the same state directory: the daemon restarted.
     let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
-    let config = config::yaml::parse("test.yaml", &text).unwrap();
+    let config = config::yaml::parse("test.yaml", &text, &Kinds).unwrap();
     let mut e = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
     wall.set(at(step * 30 + 5));
     assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "the captured sequence replayed after a restart");
@@ -301,7 +303,7 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     // A reload that changes the door (its seq_timeout): the used sequences stay used.
     let changed = text.replace("length: 4}", "length: 4}\n    seq_timeout: 20s");
     assert_ne!(changed, text);
-    e.reconfigure(config::yaml::parse("test.yaml", &changed).unwrap()).unwrap();
+    e.reconfigure(config::yaml::parse("test.yaml", &changed, &Kinds).unwrap()).unwrap();
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30), 0, "replayed after a reload");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 0, "replayed after a reload");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50), 1);
@@ -332,8 +334,8 @@ fn the_engine_grants_by_spa_and_refuses_replays_and_strangers() {
     e.packet(&udp("198.19.0.2", 62201, &fresh), wall(2));
     assert_eq!(e.flush(), 0, "a source outside `from` is refused");
     e.packet(&udp("198.18.0.2", 62201, b"\\x01garbage"), wall(3));
-    assert_eq!(e.stats().spa_accepted, 1);
-    assert_eq!(e.stats().spa_rejected, 3);
+    assert_eq!(e.counter("spa_accepted"), 1);
+    assert_eq!(e.counter("spa_rejected"), 3);
 }
 
 #[test]
@@ -341,16 +343,17 @@ fn yaml_rotating_spa_and_source_lists() {
     let c = config::yaml::parse(
         "t.yaml",
         "doors:\n  a:\n    rotating: {secret_file: /s, step: 1m, length: 8, ports: 1000-1999, protocol: udp}\n    not_from: [198.18.0.7, \"2001:db8::/32\"]\n    open: {ports: [22], timeout: 1m}\n  b:\n    spa: {port: 62201, public_keys: [/k.pub], window: 10s}\n",
+        &Kinds,
     )
     .unwrap();
-    let Some(config::Proof::Rotating(r)) = c.doors[0].sequence() else { panic!() };
+    let Some(r) = c.doors[0].proof::<Rotating>() else { panic!() };
     assert_eq!((r.step, r.length, r.ports, r.proto), (Duration::from_secs(60), 8, (1000, 1999), Proto::Udp));
     assert!(!c.doors[0].admits(&"198.18.0.7".parse().unwrap()));
     assert!(c.doors[0].admits(&"198.18.0.8".parse().unwrap()));
     assert_eq!(c.doors[1].sequence(), None);
     let yaml = config::convert::to_yaml(&c);
-    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), c, "{yaml}");
-    let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();
+    assert_eq!(config::yaml::parse("again.yaml", &yaml, &Kinds).unwrap(), c, "{yaml}");
+    let error = |text: &str| config::yaml::parse("t.yaml", text, &Kinds).unwrap_err().to_string();
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 9}\n").contains("use 2 to 8"));
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 1}\n").contains("any port scan"));
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, ports: 10-20}\n").contains("not a port range"));
@@ -393,7 +396,7 @@ fn one_secret_per_client_and_attempts_survive_a_reload() {
     let next = rotating::sequence(BOB, "ssh", step + 1, &rot(3, (20000, 40000)));
     e.packet(&tcp_syn("198.18.0.5", next[0].port), Clock::new(at(30), wall.get()));
     let text = std::fs::read_to_string(files.0.join("config.yaml")).unwrap();
-    e.reconfigure(config::yaml::parse("again.yaml", &text).unwrap()).unwrap();
+    e.reconfigure(config::yaml::parse("again.yaml", &text, &Kinds).unwrap()).unwrap();
     e.packet(&tcp_syn("198.18.0.5", next[1].port), Clock::new(at(31), wall.get()));
     e.packet(&tcp_syn("198.18.0.5", next[2].port), Clock::new(at(32), wall.get()));
     assert_eq!(e.flush(), 1, "the attempt survived the reload");

@@ -22,7 +22,7 @@ const NOW: u64 = 1_795_600_000;
 fn stanzas() -> (Box<dyn DoorKind>, MemoryStore) {
     let b64 = knockd::doors::key_file::encode_base64;
     let text = format!("SOURCE ANY\nKEY_BASE64 {}\nHMAC_KEY_BASE64 {}\n", b64(KEY), b64(HMAC_KEY));
-    let config = config::access_conf::parse("fuzz.conf", &text).unwrap();
+    let config = knockd::doors::fwknop::access_conf::parse("fuzz.conf", &text).unwrap();
     let mut store = MemoryStore::default();
     (fwknop::build(&config, &mut store).unwrap().unwrap(), store)
 }

@@ -9,9 +9,10 @@ use clap::Parser;
 use knockd::cli::KnockCli as Cli;
 
 use knockd::client::{self, ClientError, Family, Origin};
-use knockd::config::{PortProto, Proto, ROTATING_MAX_LENGTH, Rotating, check_identifier};
+use knockd::config::{PortProto, Proto, check_identifier};
 use knockd::daemon::clock::unix_now;
 use knockd::doors::sequence::rotating;
+use knockd::doors::sequence::{ROTATING_MAX_LENGTH, Rotating};
 use knockd::doors::spa;
 
 fn main() -> ExitCode {

@@ -78,7 +78,7 @@ impl ConfigSource {
             fwknopd_conf: self.fwknopd_conf.clone(),
             trust: self.trust.clone(),
         };
-        let mut config = config::load_with(&self.path, &options)?;
+        let mut config = config::load_with(&self.path, &options, &crate::doors::Kinds)?;
         if !self.interfaces.is_empty() {
             config.interfaces = self.interfaces.clone();
         }
@@ -298,8 +298,9 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     fn log_counters(&self) {
         let s = self.engine.stats();
         let kernel = self.capture.kernel_stats();
-        let counters: Vec<String> =
-            self.engine.counters().iter().skip(1).map(|(name, value)| format!("{name}={value}")).collect();
+        // Packets come first, with the kernel's; the rest in the engine's order.
+        let rest = self.engine.counters().into_iter().filter(|r| r.counter != &crate::engine::PACKETS);
+        let counters: Vec<String> = rest.map(|r| format!("{}={}", r.counter.name, r.value)).collect();
         let drops: Vec<String> =
             crate::packet::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
         info!(

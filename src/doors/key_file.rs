@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use crate::config::KeyMaterial;
 use crate::store::{PrivateFileError, Store};
 
 /// Base64 as fwknop writes it: the standard alphabet, with or without `=` padding.
@@ -87,23 +86,6 @@ fn how_to_make(what: &str, path: &Path) -> String {
 /// to read it either.
 pub fn read_secret_bytes(store: &mut dyn Store, what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
     store.read(path, 1 << 16, true).map_err(|e| KeyFileError::new(what, path, e.to_string()))
-}
-
-/// The bytes of a key, wherever it is written: text as is, base64 decoded, a file's base64.
-pub fn read_key_material(
-    store: &mut dyn Store,
-    what: &'static str,
-    key: &KeyMaterial,
-) -> Result<Vec<u8>, KeyFileError> {
-    let invalid = |path: &Path| KeyFileError::new(what, path, "the key is not base64");
-    match key {
-        KeyMaterial::Text(text) => Ok(text.as_bytes().to_vec()),
-        KeyMaterial::Base64(text) => decode_base64(text).ok_or_else(|| invalid(Path::new("(inline)"))),
-        KeyMaterial::File(path) => {
-            let bytes = read_secret_bytes(store, what, path)?;
-            decode_base64(&String::from_utf8_lossy(&bytes)).ok_or_else(|| invalid(path))
-        }
-    }
 }
 
 /// Reads a shared secret: the file's bytes less one trailing newline, at least [`MIN_SECRET`].

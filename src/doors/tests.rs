@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::fwknop::HmacDigest;
 use super::{Clock, DoorKind, Note, Outcomes};
-use crate::config::{Config, HmacDigest, PortProto};
+use crate::config::{Config, PortProto};
 use crate::packet::{Knock, Packet};
 use crate::store::MemoryStore;
 
@@ -16,7 +17,7 @@ const SECRET: &[u8] = b"a rotating secret of 32 bytes...";
 const HMAC: &[u8] = b"an spa hmac key of 32 bytes.....";
 
 fn config(doors: &str) -> Config {
-    crate::config::yaml::parse("test.yaml", &format!("state_dir: /state\ndoors:\n{doors}")).unwrap()
+    crate::config::yaml::parse("test.yaml", &format!("state_dir: /state\ndoors:\n{doors}"), &super::Kinds).unwrap()
 }
 
 /// A store with the keys and the one-time file the doors below read.
@@ -125,7 +126,7 @@ fn fwknop_refuses_a_packet_whose_digest_cannot_be_kept() {
 
 #[test]
 fn a_rotating_sequence_is_refused_when_its_use_cannot_be_kept() {
-    let rotating = crate::config::Rotating {
+    let rotating = super::sequence::Rotating {
         secret_files: vec!["/keys/secret".into()],
         step: Duration::from_secs(30),
         length: 2,

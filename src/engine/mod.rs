@@ -9,10 +9,9 @@ mod coexist;
 mod counters;
 
 pub use admin::door_status;
-pub use counters::Stats;
 use counters::totals;
+pub use counters::{PACKETS, Stats, descriptions as counter_descriptions};
 
-use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -138,9 +137,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.granter.reconfigure(&config)?;
         let before = totals(&self.kinds);
         for kind in &mut kinds {
-            if let Some(i) = self.kinds.iter().position(|old| old.kind() == kind.kind()) {
-                let old: Box<dyn Any> = self.kinds.swap_remove(i);
-                kind.carry_over(old);
+            if let Some(i) = self.kinds.iter().position(|old| kind.same_kind(&**old)) {
+                kind.carry_from(self.kinds.swap_remove(i));
             }
         }
         // Totals survive a reload: what the new kinds did not take over is carried here.
@@ -235,12 +233,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         match &note {
             Note::Restart { .. } => self.stats.restarts += 1,
             Note::TimedOut { .. } => self.stats.timeouts += 1,
-            Note::Accepted { .. } => self.stats.spa_accepted += 1,
-            Note::Rejected { .. } => self.stats.spa_rejected += 1,
+            // Counted by its kind; the grant's line says it.
+            Note::Accepted { .. } => return,
             _ => {}
-        }
-        if matches!(note, Note::Accepted { .. }) {
-            return;
         }
         // Per-packet lines are rate-limited: a flood of spoofed knocks would otherwise be a
         // flood of log lines. Changes to a door are never held back.
@@ -487,7 +482,7 @@ fn warn_inactive(config: &Config) {
     for notice in &config.notices {
         log::log!(notice.level, "{}", notice.message);
     }
-    for warning in config.doors.iter().filter_map(crate::config::guards_nothing) {
+    for warning in config.doors.iter().flat_map(crate::config::Door::warnings) {
         log::warn!("{warning}");
     }
     for door in &config.doors {

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use knockd::config::{Config, HmacDigest, PortProto, Proto};
+use knockd::config::{Config, PortProto, Proto};
+use knockd::doors::fwknop::HmacDigest;
 use knockd::doors::{Clock, DoorKind, Note, Outcomes, fwknop};
 use knockd::store::FileStore;
 
@@ -120,7 +121,7 @@ pub fn kind_of(mut config: Config, state: &Path) -> Box<dyn DoorKind> {
 
 /// The door kind of an access.conf text.
 pub fn kind(text: &str, state: &Dir) -> Box<dyn DoorKind> {
-    kind_of(knockd::config::access_conf::parse("access.conf", text).unwrap(), &state.0)
+    kind_of(knockd::doors::fwknop::access_conf::parse("access.conf", text).unwrap(), &state.0)
 }
 
 /// Sends `packet` from `src` to 198.18.0.1, UDP port `port`, at Unix time `unix`; what came of it.

@@ -10,25 +10,36 @@
 //! cannot decrypt), the next stanza that may take the packet is tried; the first that accepts
 //! it decides. Nothing is decrypted before an HMAC verifies.
 
+pub mod access_conf;
 mod digest;
+pub mod fwknopd_conf;
+mod kind;
 pub mod message;
 mod policy;
+pub mod settings;
 pub mod wire;
+mod yaml;
 
-use std::any::Any;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use kind::{FWKNOP_CHECKED, FWKNOP_DROPPED_IN_FLOOD};
+pub use kind::{FwknopKind, read_key_material};
 pub use message::Message;
+pub use settings::{
+    FWKNOP_ACCESS_TIMEOUT, FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopDoor, FwknopNat, HmacDigest,
+    KeyMaterial,
+};
+pub use yaml::check_base64;
 
 use super::budget::Budget;
+use super::key_file::KeyFileError;
 use super::replay::{Journal, ReplayCache};
-use super::{Clock, DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
+use super::{Clock, DoorError, DoorId, DoorKind, Grant, Note, Outcomes, Reading, Verdicts};
 use crate::capture::Lane;
-use crate::config::{Config, Door, Fwknop, KeyMaterial, PortProto, Proto};
-use crate::doors::key_file::{KeyFileError, read_key_material};
+use crate::config::{Config, Door, PortProto, Proto};
 use crate::packet::Packet;
 use crate::store::Store;
 
@@ -106,6 +117,7 @@ pub struct FwknopDoors {
     journal: Journal,
     budget: Budget<Waiting>,
     ready: Vec<Waiting>,
+    verdicts: Verdicts,
 }
 
 /// The file every fwknop door's replay cache is kept in, under `state_dir`.
@@ -131,7 +143,7 @@ fn read_keys(fwknop: &Fwknop, store: &mut dyn Store) -> Result<(Vec<u8>, Vec<u8>
     Ok((key, hmac_key))
 }
 
-/// The kind for `config`, if any door has `fwknop:`.
+/// The kind for `config`, if any door has `fwknop:` (or is an access.conf stanza).
 pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     let mut stanzas = Vec::new();
     let mut left_out = Vec::new();
@@ -156,6 +168,7 @@ pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn Do
         journal,
         budget: Budget::new(CHECKS_PER_SECOND, CHECK_BURST, WAITING_PREFIXES),
         ready: Vec::new(),
+        verdicts: Verdicts::default(),
     })))
 }
 
@@ -279,10 +292,6 @@ impl FwknopDoors {
 }
 
 impl DoorKind for FwknopDoors {
-    fn kind(&self) -> &'static str {
-        "fwknop"
-    }
-
     fn ports(&self, out: &mut Vec<PortProto>) {
         for s in &self.stanzas {
             let port = PortProto::udp(s.fwknop.port);
@@ -299,6 +308,43 @@ impl DoorKind for FwknopDoors {
 
     /// Screens the packet, then hands it to the budget, which says what may be checked now.
     fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.screen_and_check(packet, clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
+    }
+
+    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.budget.poll(clock.mono, &mut self.ready);
+        self.run_ready(clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
+        if let Err(e) = self.journal.expire(store, &mut self.replay, clock.unix) {
+            let door = self.stanzas[0].id;
+            out.notes.push(Note::Changed { door, level: log::Level::Warn, message: e.to_string() });
+        }
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        self.budget.next_due()
+    }
+
+    /// The replay cache carries over a reload: a packet accepted before it stays refused after.
+    fn carry_over(&mut self, old: FwknopDoors) {
+        self.replay.absorb(old.replay);
+    }
+
+    fn counters(&self, out: &mut Vec<Reading>) {
+        let stats = self.budget.stats();
+        out.extend(self.verdicts.readings());
+        out.extend([
+            Reading { counter: &FWKNOP_CHECKED, value: stats.run },
+            Reading { counter: &FWKNOP_DROPPED_IN_FLOOD, value: stats.dropped },
+        ]);
+    }
+}
+
+impl FwknopDoors {
+    fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         let knock = &packet.knock;
         if knock.port.proto != Proto::Udp {
             return;
@@ -323,30 +369,5 @@ impl DoorKind for FwknopDoors {
         let tag = super::budget::tag(payload.as_bytes());
         self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, clock.mono, &mut self.ready);
         self.run_ready(clock, store, out);
-    }
-
-    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        self.budget.poll(clock.mono, &mut self.ready);
-        self.run_ready(clock, store, out);
-        if let Err(e) = self.journal.expire(store, &mut self.replay, clock.unix) {
-            let door = self.stanzas[0].id;
-            out.notes.push(Note::Changed { door, level: log::Level::Warn, message: e.to_string() });
-        }
-    }
-
-    fn next_due(&self) -> Option<Duration> {
-        self.budget.next_due()
-    }
-
-    /// The replay cache carries over a reload: a packet accepted before it stays refused after.
-    fn carry_over(&mut self, old: Box<dyn Any>) {
-        let Ok(old) = old.downcast::<FwknopDoors>() else { return };
-        let old = *old;
-        self.replay.absorb(old.replay);
-    }
-
-    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
-        let stats = self.budget.stats();
-        out.extend([("fwknop_checked", stats.run), ("fwknop_dropped_in_flood", stats.dropped)]);
     }
 }

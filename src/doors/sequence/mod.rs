@@ -7,18 +7,110 @@
 //! step from its secret and the time of day it is given, and disables one once it is used.
 
 mod attempts;
+pub mod knockd_conf;
 pub mod matcher;
 pub mod one_time;
 pub mod rotating;
+mod settings;
 
 use std::time::Duration;
 
 use matcher::{Event, Matcher, SlotId};
+use serde::de::MapAccess;
+pub use settings::{
+    FixedSequence, OneTimeFile, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating,
+    SequenceDoor,
+};
 
-use super::{Clock, DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
-use crate::config::{Config, PortProto, Proof};
+use super::{Clock, Counter, DoorError, DoorId, DoorKind, Grant, Kind, Measure, Note, Outcomes, ReadYaml, Reading};
+use crate::config::{Config, ConfigError, Format, FormatReader, LoadOptions, PortProto, Proof};
 use crate::packet::Packet;
 use crate::store::Store;
+
+/// The sequence kind, as the kinds list names it.
+pub struct SequenceKind;
+
+static EXPIRED: Counter = Counter {
+    name: "expired",
+    measure: Measure::Total,
+    help: "Knock attempts forgotten because they could no longer complete in time.",
+    always: false,
+};
+static EVICTIONS: Counter = Counter {
+    name: "evictions",
+    measure: Measure::Total,
+    help: "Knock attempts evicted because the attempt table was full (limits.max_attempts).",
+    always: false,
+};
+static ATTEMPTS_CAP: Counter = Counter {
+    name: "attempts_cap",
+    measure: Measure::Gauge,
+    help: "The most knock attempts kept at once (limits.max_attempts).",
+    always: false,
+};
+
+impl Kind for SequenceKind {
+    fn name(&self) -> &'static str {
+        "sequence"
+    }
+
+    fn counters(&self) -> &'static [&'static Counter] {
+        static COUNTERS: [&Counter; 3] = [&EXPIRED, &EVICTIONS, &ATTEMPTS_CAP];
+        &COUNTERS
+    }
+
+    fn build(&self, config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+        build(config, store)
+    }
+
+    /// Doors one knock sequence opens together.
+    fn warnings(&self, config: &Config) -> Vec<String> {
+        let fixed: Vec<(&str, &[PortProto])> =
+            config.doors.iter().filter_map(|d| Some((d.name.as_str(), d.fixed_sequence()?))).collect();
+        let mut out = Vec::new();
+        for (i, &(a, sa)) in fixed.iter().enumerate() {
+            for &(b, sb) in &fixed[i + 1..] {
+                let ((short, short_seq), (long, long_seq)) =
+                    if sa.len() <= sb.len() { ((a, sa), (b, sb)) } else { ((b, sb), (a, sa)) };
+                if sa == sb {
+                    out.push(format!("doors {a} and {b} have the same sequence: knocking it opens both: change one"));
+                } else if long_seq.starts_with(short_seq) {
+                    out.push(format!(
+                        "door {short}'s sequence is the start of door {long}'s: knocking {long} opens {short} too: \
+                         change one"
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The classic knockd.conf: its doors are knock sequences.
+    fn format(&self) -> Option<&'static dyn FormatReader> {
+        Some(&KnockdConf)
+    }
+}
+
+impl ReadYaml for SequenceKind {
+    const KEYS: &'static [&'static str] = &["sequence", "one_time_sequences", "rotating"];
+
+    fn read<'de, A: MapAccess<'de>>(key: &str, _door: &str, map: &mut A) -> Result<Proof, A::Error> {
+        settings::read(key, map)
+    }
+}
+
+/// The classic knockd.conf's reader.
+struct KnockdConf;
+
+impl FormatReader for KnockdConf {
+    fn format(&self) -> Format {
+        Format::KnockdConf
+    }
+
+    fn read(&self, file: &str, text: &str, _options: &LoadOptions) -> Result<Config, ConfigError> {
+        knockd_conf::parse(file, text)
+    }
+}
 
 /// Where a door's sequences come from when they are not fixed.
 enum Source {
@@ -81,7 +173,7 @@ pub struct Sequences {
 }
 
 /// The kind for `config`, if any door has a knock sequence.
-pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     if !config.doors.iter().any(|d| d.sequence().is_some()) {
         return Ok(None);
     }
@@ -89,17 +181,13 @@ pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn Do
     let mut sources = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
         let error = |message: String| DoorError { door: door.name.clone(), message };
-        match door.sequence() {
-            Some(Proof::OneTime(path)) => {
-                let source = one_time::OneTime::open(id, &door.name, path, &mut matcher, store)
-                    .map_err(|e| error(e.to_string()))?;
-                sources.push(Source::OneTime(source));
-            }
-            Some(Proof::Rotating(r)) => {
-                let source = rotating::RotatingSource::open(id, &door.name, r, &config.state_dir, store)?;
-                sources.push(Source::Rotating(source));
-            }
-            _ => {}
+        if let Some(OneTimeFile(path)) = door.proof::<OneTimeFile>() {
+            let source =
+                one_time::OneTime::open(id, &door.name, path, &mut matcher, store).map_err(|e| error(e.to_string()))?;
+            sources.push(Source::OneTime(source));
+        } else if let Some(r) = door.proof::<Rotating>() {
+            let source = rotating::RotatingSource::open(id, &door.name, r, &config.state_dir, store)?;
+            sources.push(Source::Rotating(source));
         }
     }
     Ok(Some(Box::new(Sequences { matcher, sources, events: Vec::new() })))
@@ -139,10 +227,6 @@ impl Sequences {
 }
 
 impl DoorKind for Sequences {
-    fn kind(&self) -> &'static str {
-        "sequence"
-    }
-
     fn ports(&self, out: &mut Vec<PortProto>) {
         out.extend(self.matcher.knock_ports());
     }
@@ -172,8 +256,7 @@ impl DoorKind for Sequences {
         self.events = events;
     }
 
-    fn carry_over(&mut self, old: Box<dyn std::any::Any>) {
-        let Ok(old) = old.downcast::<Sequences>() else { return };
+    fn carry_over(&mut self, old: Sequences) {
         // Rotating doors take the step the old ones were on, so their slots compare equal and
         // the attempts on them carry over like any other.
         for source in &mut self.sources {
@@ -186,12 +269,12 @@ impl DoorKind for Sequences {
         self.matcher.len()
     }
 
-    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
+    fn counters(&self, out: &mut Vec<Reading>) {
         let stats = self.matcher.stats();
         out.extend([
-            ("expired", stats.expired),
-            ("evictions", stats.evictions),
-            ("attempts_cap", self.matcher.cap() as u64),
+            Reading { counter: &EXPIRED, value: stats.expired },
+            Reading { counter: &EVICTIONS, value: stats.evictions },
+            Reading { counter: &ATTEMPTS_CAP, value: self.matcher.cap() as u64 },
         ]);
     }
 }

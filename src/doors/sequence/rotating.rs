@@ -21,8 +21,9 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::Rotating;
 use super::matcher::{Matcher, SlotId};
-use crate::config::{PortProto, Rotating};
+use crate::config::PortProto;
 use crate::doors::key_file::{self, KeyFileError};
 use crate::doors::replay::{self, Journal, ReplayCache};
 use crate::doors::{Clock, DoorError, DoorId, Note, Outcomes};

@@ -10,24 +10,64 @@
 //! refuses its packet.
 
 pub mod keys;
+mod settings;
 mod verifier;
 pub mod wire;
 
-use std::any::Any;
 use std::net::IpAddr;
 use std::time::Duration;
 
 pub use keys::{Key, read_key, read_public_key};
+use serde::de::MapAccess;
+pub use settings::{SPA_WINDOW, Spa};
 pub use verifier::{Checked, REPLAY_CACHE, Verified, Verifier};
 pub use wire::{NONCE_LEN, Request, decode, encode, nonce};
 
 use super::budget::Budget;
 use super::replay::Journal;
-use super::{Clock, DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
+use super::{
+    Clock, Counter, DoorError, DoorId, DoorKind, Grant, Kind, Measure, Note, Outcomes, ReadYaml, Reading, SPA_ACCEPTED,
+    SPA_REJECTED, Verdicts,
+};
 use crate::capture::Lane;
-use crate::config::{Config, Door, PortProto, Proto};
+use crate::config::{Config, Door, PortProto, Proof, Proto};
 use crate::packet::Packet;
 use crate::store::Store;
+
+/// The SPA kind, as the kinds list names it.
+pub struct SpaKind;
+
+static SPA_VERIFIED: Counter =
+    Counter { name: "spa_verified", measure: Measure::Total, help: "SPA signatures and MACs checked.", always: false };
+static SPA_DROPPED_IN_FLOOD: Counter = Counter {
+    name: "spa_dropped_in_flood",
+    measure: Measure::Total,
+    help: "SPA packets left unchecked because their source network's share of the budget was spent.",
+    always: false,
+};
+
+impl Kind for SpaKind {
+    fn name(&self) -> &'static str {
+        "spa"
+    }
+
+    fn counters(&self) -> &'static [&'static Counter] {
+        static COUNTERS: [&Counter; 4] = [&SPA_ACCEPTED, &SPA_REJECTED, &SPA_VERIFIED, &SPA_DROPPED_IN_FLOOD];
+        &COUNTERS
+    }
+
+    fn build(&self, config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+        build(config, store)
+    }
+}
+
+impl ReadYaml for SpaKind {
+    const KEYS: &'static [&'static str] = &["spa"];
+
+    fn read<'de, A: MapAccess<'de>>(_key: &str, _door: &str, map: &mut A) -> Result<Proof, A::Error> {
+        settings::read(map)
+    }
+}
 
 /// Ed25519 verifications a second, for every SPA door together (about a tenth of a core), and
 /// how many may be spent at once.
@@ -95,13 +135,14 @@ pub struct SpaDoors {
     doors: Vec<SpaDoor>,
     budget: Budget<Waiting>,
     ready: Vec<Waiting>,
+    verdicts: Verdicts,
 }
 
 /// The kind for `config`, if any door has `spa:`.
-pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     let mut doors = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
-        let Some(spa) = door.spa() else { continue };
+        let Some(spa) = door.proof::<Spa>() else { continue };
         let error = |message: String| DoorError { door: door.name.clone(), message };
         let path = config.state_dir.join(format!("{}.replay", door.name));
         let (journal, replay) = Journal::open(store, &path).map_err(|e| error(e.to_string()))?;
@@ -112,7 +153,7 @@ pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn Do
         return Ok(None);
     }
     let budget = Budget::new(VERIFICATIONS_PER_SECOND, VERIFICATION_BURST, WAITING_PREFIXES);
-    Ok(Some(Box::new(SpaDoors { doors, budget, ready: Vec::new() })))
+    Ok(Some(Box::new(SpaDoors { doors, budget, ready: Vec::new(), verdicts: Verdicts::default() })))
 }
 
 impl SpaDoors {
@@ -171,10 +212,6 @@ impl SpaDoors {
 }
 
 impl DoorKind for SpaDoors {
-    fn kind(&self) -> &'static str {
-        "spa"
-    }
-
     fn ports(&self, out: &mut Vec<PortProto>) {
         out.extend(self.doors.iter().map(|d| PortProto::udp(d.port)));
     }
@@ -187,6 +224,51 @@ impl DoorKind for SpaDoors {
     /// Screens the packet, then hands it to the budget; the budget says what may be verified
     /// now (this packet, or others that waited). Rejections are reported, never answered.
     fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.screen_and_check(packet, clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
+    }
+
+    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.budget.poll(clock.mono, &mut self.ready);
+        self.run_ready(clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
+        for d in &mut self.doors {
+            if let Err(e) = d.journal.expire(store, d.verifier.replay_mut(), clock.unix) {
+                out.notes.push(Note::Changed { door: d.id, level: log::Level::Warn, message: e.to_string() });
+            }
+        }
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        self.budget.next_due()
+    }
+
+    /// Accepted nonces carry over a reload: a packet accepted before it stays refused after it.
+    fn carry_over(&mut self, mut old: SpaDoors) {
+        for d in &mut self.doors {
+            if let Some(previous) = old.doors.iter_mut().find(|o| o.door.name == d.door.name) {
+                d.verifier.take_replay_cache(&mut previous.verifier);
+                std::mem::swap(&mut d.journal, &mut previous.journal);
+            }
+        }
+    }
+
+    fn counters(&self, out: &mut Vec<Reading>) {
+        let stats = self.budget.stats();
+        out.extend(self.verdicts.readings());
+        out.extend([
+            Reading { counter: &SPA_VERIFIED, value: stats.run },
+            Reading { counter: &SPA_DROPPED_IN_FLOOD, value: stats.dropped },
+        ]);
+    }
+}
+
+impl SpaDoors {
+    /// Screens the packet, then hands it to the budget; the budget says what may be verified
+    /// now (this packet, or others that waited). Rejections are reported, never answered.
+    fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         let knock = &packet.knock;
         if knock.port.proto != Proto::Udp {
             return;
@@ -209,35 +291,5 @@ impl DoorKind for SpaDoors {
             }
             Err(note) => out.notes.push(note),
         }
-    }
-
-    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        self.budget.poll(clock.mono, &mut self.ready);
-        self.run_ready(clock, store, out);
-        for d in &mut self.doors {
-            if let Err(e) = d.journal.expire(store, d.verifier.replay_mut(), clock.unix) {
-                out.notes.push(Note::Changed { door: d.id, level: log::Level::Warn, message: e.to_string() });
-            }
-        }
-    }
-
-    fn next_due(&self) -> Option<Duration> {
-        self.budget.next_due()
-    }
-
-    /// Accepted nonces carry over a reload: a packet accepted before it stays refused after it.
-    fn carry_over(&mut self, old: Box<dyn Any>) {
-        let Ok(mut old) = old.downcast::<SpaDoors>() else { return };
-        for d in &mut self.doors {
-            if let Some(previous) = old.doors.iter_mut().find(|o| o.door.name == d.door.name) {
-                d.verifier.take_replay_cache(&mut previous.verifier);
-                std::mem::swap(&mut d.journal, &mut previous.journal);
-            }
-        }
-    }
-
-    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
-        let stats = self.budget.stats();
-        out.extend([("spa_verified", stats.run), ("spa_dropped_in_flood", stats.dropped)]);
     }
 }

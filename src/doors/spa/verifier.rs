@@ -7,10 +7,10 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::Spa;
 use super::SpaError;
 use super::keys::{hmac_key_id, public_key_id, read_public_key_in};
 use super::wire::{self, KEY_ID_LEN, Request, decode};
-use crate::config::Spa;
 use crate::doors::Clock;
 use crate::doors::key_file::{self, KeyFileError};
 use crate::doors::replay::{self, ReplayCache};
