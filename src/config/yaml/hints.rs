@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn tabs_tags_and_typos() {
-        let keys = ["sequence", "open"];
+        let keys = ["a_proof", "open"];
         let tab = explain("found character that cannot start any token", "doors:\n\tssh:\n", (2, 1), &keys);
         assert!(tab.contains("indent with spaces"), "{tab}");
         let scanning = "did not find expected whitespace, while scanning a tag";
