@@ -11,6 +11,7 @@ mod control;
 mod core;
 mod counting;
 mod daemon;
+mod datagram;
 mod fail_closed;
 mod frames;
 mod fwknop;

@@ -21,6 +21,7 @@
 //! [`replay`] (replay caches and their journals), [`key_file`].
 
 pub mod budget;
+pub mod datagram;
 pub mod fwknop;
 pub mod key_file;
 mod kind;
@@ -43,6 +44,7 @@ kinds! {
     sequence::SequenceKind,
     spa::SpaKind,
     fwknop::FwknopKind,
+    datagram::DatagramKind,
 }
 
 /// The time of one call, read once by the caller: kinds are given it, never read it.
