@@ -3,8 +3,9 @@
 //! doors.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use knockd::doors::Kinds;
+use knockd::doors::fwknop::FwknopDoor;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

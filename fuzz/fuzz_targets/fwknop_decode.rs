@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config::{self, HmacDigest, PortProto};
-use knockd::doors::fwknop::{self, message, wire};
+use knockd::config::PortProto;
+use knockd::doors::fwknop::{self, HmacDigest, message, wire};
 use knockd::doors::{Clock, DoorKind, Outcomes};
 use knockd::packet::{Knock, Packet};
 use knockd::store::MemoryStore;

@@ -2,8 +2,8 @@
 //! `--convert` loads again to the same config.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use knockd::doors::Kinds;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
