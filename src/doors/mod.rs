@@ -1,4 +1,4 @@
-//! Doors: the proofs a client gives, checked. One module per kind of proof.
+//! Doors: the proofs a client gives, checked. One folder per kind of proof.
 //!
 //! Contract: a door kind ([`DoorKind`]) owns its state and its secrets. It says which ports it
 //! needs captured, takes parsed packets to those ports, and returns what happened as data
@@ -17,7 +17,8 @@
 //!
 //! Kinds: [`sequence`] (knock sequences: fixed, one-time files, rotating secrets; one attempt
 //! table with a cap for all of them), [`spa`] (single-packet authorization), [`fwknop`]
-//! (fwknop's clients' single packets). Shared by kinds: [`budget`] (fair verification budget),
+//! (fwknop's clients' single packets), [`datagram`] (the example: one datagram with a fixed
+//! payload). Shared by kinds: [`budget`] (fair verification budget),
 //! [`replay`] (replay caches and their journals), [`key_file`].
 
 pub mod budget;

@@ -13,7 +13,7 @@
 //! kernel's page cache, which a restart of the daemon does not lose, and which a clean reboot
 //! writes out. Only a crash of the whole host can lose it, and the door kinds refuse every
 //! packet timestamped before the host booted, which covers whatever such a crash lost.
-//! A rotating door's journal is synced on each line instead ([`ReplayCache::synced`]): its
+//! A rotating door's journal is synced on each line instead ([`Journal::synced`]): its
 //! sequences have no timestamp to compare with the boot.
 //!
 //! An entry that cannot be written is an error ([`Journal::record`]): the caller refuses the

@@ -122,28 +122,15 @@ impl<'de, K: Kinds> Visitor<'de> for DoorSeed<'_, K> {
         let keys = door_keys(self.kinds);
         let mut door = RawDoor::default();
         while let Some(key) = map.next_key_seed(KeySeed(&keys))? {
-            let Key::Common(i) = key else {
-                let Key::Proof(key) = key else { unreachable!() };
-                let (kind, proof) = self.kinds.read(key, self.name, &mut map).expect("a kind's own key")?;
-                if door.proofs.iter().any(|(k, p)| *k == kind && p.key() == key) {
-                    return Err(de::Error::duplicate_field(key));
-                }
-                door.proofs.push((kind, proof));
-                continue;
-            };
-            let key = COMMON_KEYS[i];
             match key {
-                "seq_timeout" => once(&mut door.seq_timeout, key, map.next_value()?)?,
-                "tcp_flags" => once(&mut door.tcp_flags, key, map.next_value()?)?,
-                "target" => once(&mut door.target, key, map.next_value()?)?,
-                "from" => once(&mut door.from, key, map.next_value()?)?,
-                "not_from" => once(&mut door.not_from, key, map.next_value()?)?,
-                "open" => once(&mut door.open, key, map.next_value()?)?,
-                "command" | "start_command" => once(&mut door.command, "command", map.next_value()?)?,
-                "command_6" | "start_command_6" => once(&mut door.command_6, "command_6", map.next_value()?)?,
-                "stop_command" => once(&mut door.stop_command, key, map.next_value()?)?,
-                "stop_command_6" => once(&mut door.stop_command_6, key, map.next_value()?)?,
-                _ => once(&mut door.cmd_timeout, key, map.next_value()?)?,
+                Key::Proof(key) => {
+                    let (kind, proof) = self.kinds.read(key, self.name, &mut map).expect("a kind's own key")?;
+                    if door.proofs.iter().any(|(k, p)| *k == kind && p.key() == key) {
+                        return Err(de::Error::duplicate_field(key));
+                    }
+                    door.proofs.push((kind, proof));
+                }
+                Key::Common(i) => door.read_common(COMMON_KEYS[i], &mut map)?,
             }
         }
         Ok(door)
@@ -151,6 +138,23 @@ impl<'de, K: Kinds> Visitor<'de> for DoorSeed<'_, K> {
 }
 
 impl RawDoor {
+    /// Reads the value of common key `key`.
+    fn read_common<'de, A: MapAccess<'de>>(&mut self, key: &'static str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "seq_timeout" => once(&mut self.seq_timeout, key, map.next_value()?),
+            "tcp_flags" => once(&mut self.tcp_flags, key, map.next_value()?),
+            "target" => once(&mut self.target, key, map.next_value()?),
+            "from" => once(&mut self.from, key, map.next_value()?),
+            "not_from" => once(&mut self.not_from, key, map.next_value()?),
+            "open" => once(&mut self.open, key, map.next_value()?),
+            "command" | "start_command" => once(&mut self.command, "command", map.next_value()?),
+            "command_6" | "start_command_6" => once(&mut self.command_6, "command_6", map.next_value()?),
+            "stop_command" => once(&mut self.stop_command, key, map.next_value()?),
+            "stop_command_6" => once(&mut self.stop_command_6, key, map.next_value()?),
+            _ => once(&mut self.cmd_timeout, key, map.next_value()?),
+        }
+    }
+
     /// The door named `name`, once its proofs agree with each other.
     pub(super) fn into_door<E: de::Error, K: Kinds>(mut self, name: String, kinds: &K) -> Result<Door, E> {
         if let Some(kind) =

@@ -306,7 +306,7 @@ impl DoorKind for FwknopDoors {
         Lane::Datagrams
     }
 
-    /// Screens the packet, then hands it to the budget, which says what may be checked now.
+    /// Screens and checks the packet, and counts what was accepted and refused.
     fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         let before = out.notes.len();
         self.screen_and_check(packet, clock, store, out);
@@ -344,6 +344,7 @@ impl DoorKind for FwknopDoors {
 }
 
 impl FwknopDoors {
+    /// Screens the packet, then hands it to the budget, which says what may be checked now.
     fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         let knock = &packet.knock;
         if knock.port.proto != Proto::Udp {

@@ -221,8 +221,7 @@ impl DoorKind for SpaDoors {
         Lane::Datagrams
     }
 
-    /// Screens the packet, then hands it to the budget; the budget says what may be verified
-    /// now (this packet, or others that waited). Rejections are reported, never answered.
+    /// Screens and checks the packet, and counts what was accepted and refused.
     fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         let before = out.notes.len();
         self.screen_and_check(packet, clock, store, out);
