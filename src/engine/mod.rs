@@ -421,11 +421,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         &self.config
     }
 
-    /// The door kinds in use, for reports and tests.
-    pub fn kinds(&self) -> &[Box<dyn DoorKind>] {
-        &self.kinds
-    }
-
     /// The firewall backend.
     pub fn firewall(&self) -> &F {
         self.granter.firewall()
