@@ -70,7 +70,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = &workdir {
         cli.anchor_paths(dir);
     }
-    let source = ConfigSource {
+    let mut source = ConfigSource {
         path: cli.config.clone(),
         interfaces: cli.interfaces.clone(),
         state_dir: cli.state_dir.clone(),
@@ -86,7 +86,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         info!("-d is ignored under systemd: systemd runs the daemon in the background");
         cli.daemon = false;
     }
-    let mut source = source;
+    // Whose files are trusted like root's (the run user's): for reloads, the keys, the state.
     source.trust = daemon::privileges::trust(&config);
     let owner = owner_after_start(&cli, &config)?;
     let mut pidfile = pidfile(&cli, &config)?;
