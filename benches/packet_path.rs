@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 use knockd::config::{self, PortProto};
+use knockd::doors::Kinds;
 use knockd::doors::sequence::matcher::Matcher;
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
@@ -28,7 +29,7 @@ fn benches(c: &mut Criterion) {
     let packet = syn(Ipv4Addr::new(198, 18, 0, 2), 7000);
     c.bench_function("packet::parse IPv4 TCP SYN", |b| b.iter(|| packet::parse(black_box(&packet))));
 
-    let config = config::yaml::parse("bench.yaml", CONFIG).unwrap();
+    let config = config::yaml::parse("bench.yaml", CONFIG, &Kinds).unwrap();
     // A first knock from a new source each time: the insert path, with the table filling up
     // and evicting (cap 65536).
     c.bench_function("matcher: first knock, new source", |b| {

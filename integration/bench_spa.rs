@@ -31,7 +31,7 @@ pub fn measure(secs: u64) -> SpaFlood {
     let keys: Vec<std::path::PathBuf> = (0..8)
         .map(|i| {
             let path = dir.path.with_file_name(format!("key{i}"));
-            spa::generate(&path).unwrap();
+            knockd::client::keygen::generate(&path).unwrap();
             path
         })
         .collect();

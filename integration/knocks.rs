@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use knockd::config::Rotating;
+use knockd::doors::sequence::Rotating;
 use knockd::doors::sequence::rotating;
 
 use crate::support::*;
@@ -27,7 +27,7 @@ fn sequence(counter: u64) -> Vec<PortProto> {
         secret_files: Vec::new(),
         step: Duration::from_secs(30),
         length: 3,
-        ports: knockd::config::ROTATING_PORTS,
+        ports: knockd::doors::sequence::ROTATING_PORTS,
         proto: Proto::Tcp,
     };
     rotating::sequence(SECRET.trim_end().as_bytes(), "ssh", counter, &r)

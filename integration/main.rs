@@ -10,6 +10,7 @@ mod commands;
 mod control;
 mod core;
 mod counting;
+mod datagram;
 mod fail_closed;
 mod fwknop;
 mod fwknop_admin;

@@ -19,7 +19,7 @@ fn spa_config(n: usize, before: &str) -> (ConfigFile, Vec<PathBuf>) {
     let config = ConfigFile::new("knockd.yaml", "");
     let keys: Vec<PathBuf> = (0..n).map(|i| config.path.with_file_name(format!("key{i}"))).collect();
     for key in &keys {
-        spa::generate(key).unwrap();
+        knockd::client::keygen::generate(key).unwrap();
     }
     let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
     config.rewrite(&format!(

@@ -27,3 +27,5 @@ pub mod doors;
 pub mod engine;
 pub mod grant;
 pub mod packet;
+pub mod rate_limit;
+pub mod store;

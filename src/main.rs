@@ -19,9 +19,11 @@ use knockd::daemon::logging::{self, Targets};
 use knockd::daemon::pidfile::{PidFile, PidFileError};
 use knockd::daemon::state_dir::Owner;
 use knockd::daemon::{self, ConfigSource, Daemon, Signals, background};
+use knockd::doors::Kinds;
 use knockd::engine::Engine;
 use knockd::grant::legacy_command::ShellSpawner;
 use knockd::grant::nft::{Monitor, NetlinkFirewall, Ruleset};
+use knockd::store::FileStore;
 
 /// Where `-d` writes its pid when neither `-p` nor the config names a file.
 const DEFAULT_PIDFILE: &str = "/run/knockd.pid";
@@ -71,12 +73,13 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = &workdir {
         cli.anchor_paths(dir);
     }
-    let source = ConfigSource {
+    let mut source = ConfigSource {
         path: cli.config.clone(),
         interfaces: cli.interfaces.clone(),
         state_dir: cli.state_dir.clone(),
         fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir,
+        trust: config::Trust::default(),
     };
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
@@ -86,7 +89,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         info!("-d is ignored under systemd: systemd runs the daemon in the background");
         cli.daemon = false;
     }
-    daemon::privileges::trust_run_user(&config);
+    // Whose files are trusted like root's (the run user's): for reloads, the keys, the state.
+    source.trust = daemon::privileges::trust(&config);
     let owner = owner_after_start(&cli, &config)?;
     let mut pidfile = pidfile(&cli, &config)?;
     if config.keeps_state() {
@@ -156,11 +160,14 @@ fn start(
     let local = LocalAddresses::open().context("cannot read this host's addresses")?;
     // Before the ruleset: a second daemon on the same socket fails here, having changed nothing.
     let control = control::Listener::bind(&control_path(cli, Some(&config)))?;
-    let mut engine = Engine::start(config, firewall, ShellSpawner::default())?;
+    let store = Box::new(FileStore::new(source.trust.clone()));
+    let mut engine = Engine::start_with_store(config, firewall, ShellSpawner::default(), store)?;
     if cli.lookup() {
-        engine = engine.with_lookup();
+        let mut names = daemon::names::Names::default();
+        engine = engine.with_names(Box::new(move |addr| names.describe(addr)));
     }
-    engine.set_wall_clock(daemon::clock::unix_now());
+    // The kinds learn the time of day (a rotating door's ports) before the filter is set.
+    engine.tick(daemon::clock::now(std::time::Duration::ZERO));
     capture.set_ports(&engine.capture_ports())?;
     daemon::warn_missing(&capture);
     let signals = Signals::install().context("cannot install signal handlers")?;
@@ -308,11 +315,11 @@ fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
         state_dir: cli.state_dir.clone(),
         fwknopd_conf: cli.fwknopd_conf.clone(),
         workdir: std::env::current_dir().ok(),
+        trust: config::Trust::default(),
     };
     let config = source.load()?;
-    daemon::privileges::trust_run_user(&config);
     // What a start reads before touching the firewall: every sequence, secret and key file.
-    knockd::doors::build(&config)?;
+    knockd::doors::build(&config, &mut FileStore::new(daemon::privileges::trust(&config)))?;
     println!("{}: valid, {} door(s)\n", cli.config.display(), config.doors.len());
     print!("{}", inspect::check_report(&config));
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
@@ -332,7 +339,7 @@ fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
     }
     println!();
     let finding = check_host_firewall(&config);
-    let left_out = config.doors.iter().filter(|d| d.fwknop().is_some_and(|f| f.refused.is_some())).count();
+    let left_out = config.doors.iter().filter(|d| d.left_out().is_some()).count();
     if left_out > 0 {
         eprintln!("\n{left_out} stanza(s) would be left out (see the warnings): a start serves the others.");
         return Ok(ExitCode::FAILURE);
@@ -376,7 +383,8 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
 /// What a load takes from the command line: where relative includes may also be (where knockd
 /// runs), and `--fwknopd-conf`.
 fn load_options(cli: &Cli) -> config::LoadOptions {
-    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone() }
+    let trust = config::Trust::default();
+    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone(), trust }
 }
 
 /// `knockd --convert FILE`: the YAML on stdout. A config with keys in it (an access.conf)
@@ -385,7 +393,7 @@ fn load_options(cli: &Cli) -> config::LoadOptions {
 fn convert_to_stdout(file: &std::path::Path, cli: &Cli) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::fd::AsFd;
-    let config = config::load_with(file, &load_options(cli))?;
+    let config = config::load_with(file, &load_options(cli), &Kinds)?;
     for notice in config.notices.iter().filter(|n| n.level <= log::Level::Warn) {
         eprintln!("knockd: warning: {}", notice.message);
     }
@@ -418,12 +426,12 @@ fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
 
 /// `knockd status`: the running daemon's view, or the kernel's when none runs.
 fn status(cli: &Cli, json: bool, prometheus: bool) -> anyhow::Result<()> {
-    let config = config::load_with(&cli.config, &load_options(cli)).ok();
+    let config = config::load_with(&cli.config, &load_options(cli), &Kinds).ok();
     let status = knockd::cli::status::gather(&control_path(cli, config.as_ref()), &cli.config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else if prometheus {
-        print!("{}", control::prometheus::render(&status));
+        print!("{}", control::prometheus::render(&status, &knockd::engine::counter_descriptions()));
     } else {
         print!("{}", knockd::cli::status::format(&status));
     }
@@ -435,7 +443,7 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("run as root: the control socket is root's");
     }
-    let config = config::load_with(&cli.config, &load_options(cli)).ok();
+    let config = config::load_with(&cli.config, &load_options(cli), &Kinds).ok();
     let response = control::ask(&control_path(cli, config.as_ref()), &request)?;
     if response.ok {
         println!("{}", response.message);

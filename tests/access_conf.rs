@@ -4,12 +4,14 @@ mod util;
 
 use std::time::Duration;
 
-use knockd::config::{self, Config, Format, HmacDigest, KeyMaterial, PortProto, Proof};
+use knockd::config::{self, Config, Format, PortProto};
+use knockd::doors::Kinds;
+use knockd::doors::fwknop::{Fwknop, FwknopDoor, HmacDigest, KeyMaterial};
 use util::TempDir;
 use util::fwknop::{HMAC_KEY, KEY};
 
 fn parse(text: &str) -> Result<Config, String> {
-    config::access_conf::parse("/etc/fwknop/access.conf", text).map_err(|e| e.to_string())
+    knockd::doors::fwknop::access_conf::parse("/etc/fwknop/access.conf", text).map_err(|e| e.to_string())
 }
 
 fn stanza(extra: &str) -> String {
@@ -146,17 +148,17 @@ fn includes_folders_detection_and_private_files() {
     let a = dir.write_private("access.d/a.conf", stanza("OPEN_PORTS tcp/80\n"));
     dir.write("access.d/ignored.txt", "not read");
     assert_eq!(config::detect(&main, &std::fs::read_to_string(&main).unwrap()), Format::AccessConf);
-    let c = config::load(&main).unwrap();
+    let c = config::load(&main, &Kinds).unwrap();
     let ports: Vec<u16> = c.doors.iter().map(|d| d.fwknop().unwrap().open_ports[0].port).collect();
     assert_eq!(ports, [22, 80, 443], "the stanza, then the folder's files in name order");
     assert_eq!(c.included, [a, b.clone()]);
 
     util::set_mode(&b, 0o644);
-    let error = config::load(&main).unwrap_err().to_string();
+    let error = config::load(&main, &Kinds).unwrap_err().to_string();
     assert!(error.contains("b.conf: refusing to use it: every user can read the keys in it (mode 644)"), "{error}");
 
     dir.write_private("main.conf", format!("%include {}\n", main.display()));
-    let error = config::load(&main).unwrap_err().to_string();
+    let error = config::load(&main, &Kinds).unwrap_err().to_string();
     assert!(error.contains("main.conf:1:1: %include ") && error.contains("at most 3 levels deep"), "{error}");
 }
 
@@ -171,7 +173,7 @@ fn converted_to_yaml_it_loads_as_the_same_doors() {
     let c = parse(&text).unwrap();
     let yaml = config::convert::to_yaml(&c);
     assert!(yaml.contains("fwknop:") && yaml.contains("hmac_key_base64:"), "{yaml}");
-    let again = config::yaml::parse("converted.yaml", &yaml).unwrap();
+    let again = config::yaml::parse("converted.yaml", &yaml, &Kinds).unwrap();
     assert_eq!(again.doors, c.doors, "{yaml}");
 }
 
@@ -180,11 +182,12 @@ fn the_yaml_door_kind() {
     let yaml = format!(
         "doors:\n  ssh:\n    fwknop:\n      key_base64: {KEY}\n      hmac_key_base64: {HMAC_KEY}\n      hmac_digest: sha384\n      open_ports: [22, 53/udp]\n      max_timeout: 10m\n      expires: 2027-01-31\n      name: alice\n    open: {{timeout: 30s}}\n"
     );
-    let c = config::yaml::parse("t.yaml", &yaml).unwrap();
-    let [Proof::Fwknop(f)] = c.doors[0].proofs.as_slice() else { panic!() };
+    let c = config::yaml::parse("t.yaml", &yaml, &Kinds).unwrap();
+    let [proof] = c.doors[0].proofs.as_slice() else { panic!() };
+    let f = proof.get::<Fwknop>().unwrap();
     assert_eq!((f.name.as_str(), f.hmac_digest, f.expires), ("alice", HmacDigest::Sha384, Some(1_801_353_600)));
     assert_eq!(c.doors[0].open.as_ref().unwrap().ports, [PortProto::tcp(22), PortProto::udp(53)]);
-    let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();
+    let error = |text: &str| config::yaml::parse("t.yaml", text, &Kinds).unwrap_err().to_string();
     let e = error(&yaml.replace("open: {timeout: 30s}", "open: {ports: [22], timeout: 30s}"));
     assert!(e.contains("fwknop.open_ports"), "{e}");
     let e = error(&yaml.replace("      hmac_key_base64", "      hmac_key_file: /k\n      hmac_key_base64"));
@@ -205,15 +208,15 @@ fn force_nat_forwards_the_stanzas_ports_where_forwarding_is_on() {
     assert_eq!(forward, ["2522/tcp to 198.19.1.10:22", "53/udp to 198.19.1.10:22"]);
     assert_eq!(c.doors[0].fwknop().unwrap().refused, None);
     let mut off = c.clone();
-    knockd::config::access_conf::require_forwarding(&mut off);
+    knockd::doors::fwknop::access_conf::require_forwarding(&mut off);
     let why = off.doors[0].fwknop().unwrap().refused.clone().unwrap_or_default();
     assert!(why.contains("FORCE_NAT needs ENABLE_IPT_FORWARDING Y"), "{why}");
     assert!(off.doors[0].open.as_ref().unwrap().forward.is_empty(), "a stanza left out forwards nothing");
     let mut on = c;
-    if let Some(knockd::config::Proof::Fwknop(f)) = on.doors[0].proofs.first_mut() {
+    if let Some(f) = on.doors[0].proof_mut::<Fwknop>() {
         f.nat.forwarding = true;
     }
-    knockd::config::access_conf::require_forwarding(&mut on);
+    knockd::doors::fwknop::access_conf::require_forwarding(&mut on);
     assert_eq!(on.doors[0].fwknop().unwrap().refused, None);
     let two = format!("{}\n{}", stanza("FORCE_NAT 198.19.1.10 22\n"), stanza("OPEN_PORTS tcp/22\n"));
     let refused = parse(&two).unwrap().doors[0].fwknop().unwrap().refused.clone().unwrap_or_default();

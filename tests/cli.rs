@@ -4,6 +4,7 @@ mod util;
 
 use std::process::Command;
 
+use knockd::doors::Kinds;
 use util::{KNOCKD, TempDir, knockd, text};
 
 #[test]
@@ -74,8 +75,8 @@ fn convert_prints_yaml_that_loads() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let yaml = text(&out.stdout);
     let converted = dir.write("converted.yaml", &yaml);
-    let back = knockd::config::load(&converted);
-    let original = knockd::config::load(&conf).unwrap();
+    let back = knockd::config::load(&converted, &Kinds);
+    let original = knockd::config::load(&conf, &Kinds).unwrap();
     assert_eq!(back.unwrap(), original, "{yaml}");
     assert!(
         yaml.contains("openSSH:")

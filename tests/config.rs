@@ -5,10 +5,12 @@ mod util;
 use std::time::Duration;
 
 use knockd::config::{self, ConfigError, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::doors::Kinds;
+use knockd::doors::sequence::{FixedSequence, OneTimeFile};
 use util::{TempDir, set_mode};
 
 fn parse(text: &str) -> Result<config::Config, ConfigError> {
-    config::yaml::parse("test.yaml", text)
+    config::yaml::parse("test.yaml", text, &Kinds)
 }
 
 /// The error text for `text`, which must be invalid.
@@ -38,14 +40,15 @@ doors:
 
 #[test]
 fn the_documented_example_loads() {
-    let config = config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml"))).unwrap();
+    let config =
+        config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/knockd.yaml")), &Kinds).unwrap();
     assert_eq!(config.table, "knockd");
     assert!(config.interfaces.is_empty());
     let ssh = &config.doors[0];
     assert_eq!(ssh.name, "ssh");
     assert_eq!(
         ssh.sequence(),
-        Some(&Proof::Sequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]))
+        Some(&Proof::new(FixedSequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)])))
     );
     assert_eq!(ssh.seq_timeout, Duration::from_secs(5));
     assert_eq!(ssh.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
@@ -100,12 +103,12 @@ doors:
     let web = &config.doors[0];
     assert_eq!(
         web.sequence(),
-        Some(&Proof::Sequence(vec![
+        Some(&Proof::new(FixedSequence(vec![
             PortProto::tcp(1111),
             PortProto::udp(2222),
             PortProto::tcp(3333),
             PortProto::udp(4444)
-        ]))
+        ])))
     );
     assert_eq!(web.seq_timeout, Duration::from_millis(500));
     assert_eq!(web.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
@@ -252,7 +255,7 @@ doors:
     )
     .unwrap();
     let d = &config.doors[0];
-    assert_eq!(d.sequence(), Some(&Proof::OneTime("/etc/knockd/ssh.seq".into())));
+    assert_eq!(d.sequence(), Some(&Proof::new(OneTimeFile("/etc/knockd/ssh.seq".into()))));
     assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
     assert_eq!(d.commands.start_for(false), Some("/usr/sbin/iptables -I INPUT -s %IP% -j ACCEPT"));
     assert_eq!(d.commands.start_for(true), None, "an empty _6 command means do nothing for IPv6");
@@ -314,11 +317,11 @@ fn alias_bombs_are_refused() {
 
 #[test]
 fn unreadable_and_huge_files() {
-    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml")).unwrap_err().to_string();
+    let missing = config::load(std::path::Path::new("/nonexistent/knockd.yaml"), &Kinds).unwrap_err().to_string();
     assert!(missing.starts_with("/nonexistent/knockd.yaml: cannot read the config"), "{missing}");
     let dir = TempDir::new("config-test");
     let huge = dir.write("huge.yaml", "#".repeat(2 << 20));
-    let message = config::load(&huge).unwrap_err().to_string();
+    let message = config::load(&huge, &Kinds).unwrap_err().to_string();
     assert!(message.contains("larger than"), "{message}");
 }
 
@@ -326,13 +329,15 @@ fn unreadable_and_huge_files() {
 fn files_others_can_write_are_refused() {
     let dir = TempDir::new("perms");
     let path = dir.write_mode("knockd.yaml", MINIMAL, 0o666);
-    let world = config::load(&path).unwrap_err().to_string();
+    let world = config::load(&path, &Kinds).unwrap_err().to_string();
     set_mode(&path, 0o600);
-    let private = config::load(&path);
+    let private = config::load(&path, &Kinds);
     let seqs = dir.write_mode("seqs", "1,2\n", 0o646);
-    let secret = knockd::doors::sequence::one_time::current(&seqs).unwrap_err().to_string();
+    let secret = knockd::doors::sequence::one_time::current(&mut knockd::store::FileStore::default(), &seqs)
+        .unwrap_err()
+        .to_string();
     // A directory is no config either.
-    let dir_error = config::load(dir.path()).unwrap_err().to_string();
+    let dir_error = config::load(dir.path(), &Kinds).unwrap_err().to_string();
     assert!(world.contains("refusing to use it: it is writable by every user (mode 666): run `chmod o-w"), "{world}");
     assert!(private.is_ok());
     assert!(secret.contains("refusing to use it") && secret.contains("writable by every user"), "{secret}");
@@ -414,7 +419,7 @@ fn commands_may_be_given_every_privilege() {
     assert_eq!(full.command_privileges, CommandPrivileges::Full);
     let yaml = config::convert::to_yaml(&full);
     assert!(yaml.contains("commands:\n  privileges: full"), "{yaml}");
-    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), full, "--convert keeps it");
+    assert_eq!(config::yaml::parse("again.yaml", &yaml, &Kinds).unwrap(), full, "--convert keeps it");
     assert_error(
         &format!("commands: {{privileges: root}}\n{MINIMAL}"),
         "1:",
@@ -425,14 +430,14 @@ fn commands_may_be_given_every_privilege() {
 #[test]
 fn forward_doors_and_fw4() {
     let yaml = "nftables: {fw4: {zone: wan}}\ndoors:\n  nas:\n    sequence: [7801]\n    open:\n      forward:\n        - {port: 2522/tcp, to: \"192.168.1.10:22\"}\n        - {to: \"[2001:db8:8::10]:53/udp\"}\n      timeout: 60s\n";
-    let config = knockd::config::yaml::parse("knockd.yaml", yaml).unwrap();
+    let config = knockd::config::yaml::parse("knockd.yaml", yaml, &Kinds).unwrap();
     assert_eq!(config.fw4.as_ref().map(|f| f.zone.as_str()), Some("wan"));
     let open = config.doors[0].open.as_ref().unwrap();
     assert_eq!(open.forward.len(), 2);
     assert_eq!(open.forward[0].to_string(), "2522/tcp to 192.168.1.10:22");
     assert_eq!(open.forward[1].to_string(), "to [2001:db8:8::10]:53/udp");
     // Written back, it reads the same.
-    let again = knockd::config::yaml::parse("again.yaml", &knockd::config::convert::to_yaml(&config)).unwrap();
+    let again = knockd::config::yaml::parse("again.yaml", &knockd::config::convert::to_yaml(&config), &Kinds).unwrap();
     assert_eq!(again.doors[0].open, config.doors[0].open);
     assert_eq!(again.fw4, config.fw4);
 }

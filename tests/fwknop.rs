@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config::{self, HmacDigest, PortProto};
-use knockd::doors::Grant;
-use knockd::doors::fwknop::{self, FwknopError, message, wire};
+use knockd::config::PortProto;
+use knockd::doors::fwknop::{self, FwknopError, HmacDigest, message, wire};
+use knockd::doors::{Clock, Grant};
 
 mod util;
 
@@ -165,15 +165,17 @@ fn what_a_stanza_refuses() {
 fn the_engine_opens_only_the_ports_asked_for_in_per_port_sets() {
     let state = TempDir::new("engine");
     let text = format!("SOURCE ANY\nKEY_BASE64 {KEY}\nHMAC_KEY_BASE64 {HMAC_KEY}\nOPEN_PORTS tcp/22, udp/53\n");
-    let mut config = config::access_conf::parse("access.conf", &text).unwrap();
+    let mut config = knockd::doors::fwknop::access_conf::parse("access.conf", &text).unwrap();
     config.state_dir = state.path().to_owned();
     let mut e = util::start(config);
     let rules: Vec<String> = e.firewall().installed[0].rules.iter().map(|r| r.to_string()).collect();
     assert!(rules.iter().any(|r| r == "ip saddr . meta l4proto . th dport @stanza1_v4 accept"), "{rules:?}");
     assert!(rules.iter().any(|r| r == "udp dport 53 drop"), "{rules:?}");
     let c = &cases()[14];
-    e.set_wall_clock(Duration::from_secs(c.timestamp));
-    e.packet(&util::udp("198.18.0.7", 62201, c.packet.as_bytes()), Duration::ZERO);
+    e.packet(
+        &util::udp("198.18.0.7", 62201, c.packet.as_bytes()),
+        Clock::new(Duration::ZERO, Duration::from_secs(c.timestamp)),
+    );
     assert_eq!(e.flush(), 1);
     let elements: Vec<(IpAddr, Option<PortProto>, Duration)> =
         e.firewall().elements.iter().map(|el| (el.addr, el.port, el.timeout)).collect();

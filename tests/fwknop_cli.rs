@@ -5,6 +5,7 @@ mod util;
 
 use std::process::{Command, Stdio};
 
+use knockd::doors::Kinds;
 use util::fwknop::*;
 use util::{KNOCKD, TempDir, knockd, text};
 
@@ -65,7 +66,7 @@ fn convert_writes_the_keys_into_a_private_file() {
     assert!(
         converted.contains("# stanza2 is left out (it kept 80/tcp closed; no door here does): ENCRYPTION_MODE ecb")
     );
-    let loaded = knockd::config::load(&yaml).unwrap_or_else(|e| panic!("{e}\n{converted}"));
+    let loaded = knockd::config::load(&yaml, &Kinds).unwrap_or_else(|e| panic!("{e}\n{converted}"));
     assert_eq!(loaded.doors.len(), 1);
 
     // To a pipe, the mode cannot be set: it says what to do instead.

@@ -7,12 +7,14 @@ mod util;
 use std::path::Path;
 
 use knockd::config::{self, Format, LoadOptions, PortProto};
+use knockd::doors::Kinds;
+use knockd::doors::fwknop::FwknopDoor;
 use util::TempDir;
 use util::fwknop::*;
 
 fn load(path: &Path, start_dir: Option<&Path>) -> config::Config {
-    let options = LoadOptions { start_dir: start_dir.map(Path::to_owned), fwknopd_conf: None };
-    config::load_with(path, &options).unwrap_or_else(|e| panic!("{e}"))
+    let options = LoadOptions { start_dir: start_dir.map(Path::to_owned), fwknopd_conf: None, ..Default::default() };
+    config::load_with(path, &options, &Kinds).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn notices(c: &config::Config) -> String {
@@ -89,8 +91,8 @@ fn relative_includes_mean_what_fwknopd_and_knockd_mean() {
     assert_eq!(granted(&send(doors.as_mut(), "198.18.0.7", ssh.packet, ssh.timestamp)).0, 1, "conf/b.conf's stanza");
 
     dir.write_private("conf/a.conf", &(stanza("ANY", "") + "%include conf/nowhere.conf\n"));
-    let options = LoadOptions { start_dir: Some(dir.path().to_owned()), fwknopd_conf: None };
-    let error = config::load_with(&dir.join("conf/a.conf"), &options).unwrap_err().to_string();
+    let options = LoadOptions { start_dir: Some(dir.path().to_owned()), fwknopd_conf: None, ..Default::default() };
+    let error = config::load_with(&dir.join("conf/a.conf"), &options, &Kinds).unwrap_err().to_string();
     assert!(error.contains("a.conf:5:1: %include conf/nowhere.conf: there is no "), "{error}");
     assert!(error.contains("conf/conf/nowhere.conf (beside") && error.contains("nor "), "{error}");
 }
@@ -158,7 +160,7 @@ fn a_keyless_stanza_in_an_include_folder_leaves_only_itself_out() {
 /// A stanza without OPEN_PORTS guards nothing: check and every start say so, and what to do.
 #[test]
 fn a_stanza_without_open_ports_is_said_to_guard_nothing() {
-    let c = config::access_conf::parse("access.conf", &stanza("ANY", "")).unwrap();
+    let c = knockd::doors::fwknop::access_conf::parse("access.conf", &stanza("ANY", "")).unwrap();
     let warnings = knockd::cli::report::warnings(&c, |_| true);
     let [warning] = warnings.as_slice() else { panic!("{warnings:?}") };
     assert!(warning.starts_with("door stanza1 guards no port"), "{warning}");
@@ -166,6 +168,7 @@ fn a_stanza_without_open_ports_is_said_to_guard_nothing() {
     assert!(warning.contains("OPEN_PORTS (RESTRICT_PORTS only takes ports away)") && warning.contains("open.set"));
     assert!(knockd::cli::report::check_report(&c).contains("door stanza1: fwknop packets on 62201/udp"));
     assert!(knockd::cli::report::check_report(&c).contains("guards no port (no OPEN_PORTS)"));
-    let guarded = config::access_conf::parse("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22")).unwrap();
+    let guarded =
+        knockd::doors::fwknop::access_conf::parse("access.conf", &stanza("ANY", "OPEN_PORTS tcp/22")).unwrap();
     assert!(knockd::cli::report::warnings(&guarded, |_| true).is_empty());
 }

@@ -7,6 +7,8 @@ mod util;
 use std::time::Duration;
 
 use knockd::config::{self, LoadOptions, PortProto};
+use knockd::doors::Kinds;
+use knockd::doors::fwknop::FwknopDoor;
 use util::TempDir;
 use util::fwknop::*;
 
@@ -14,7 +16,7 @@ use util::fwknop::*;
 fn with(dir: &TempDir, fwknopd: &str) -> config::Config {
     dir.write_private("fwknopd.conf", fwknopd);
     let access = dir.write_private("access.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
-    config::load(&access).unwrap_or_else(|e| panic!("{e}"))
+    config::load(&access, &Kinds).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn warnings(c: &config::Config) -> Vec<&str> {
@@ -149,15 +151,25 @@ fn named_with_fwknopd_conf_and_only_with_an_access_conf() {
     let dir = TempDir::new("fwknopd-named");
     let named = dir.write_private("elsewhere/server.conf", "PCAP_INTF kd-eth9;\n");
     let access = dir.write_private("access.conf", stanza("ANY", "OPEN_PORTS tcp/22"));
-    let options = LoadOptions { start_dir: None, fwknopd_conf: Some(named.clone()) };
-    assert_eq!(config::load_with(&access, &options).unwrap().interfaces, ["kd-eth9"]);
+    let options = LoadOptions { start_dir: None, fwknopd_conf: Some(named.clone()), ..Default::default() };
+    assert_eq!(config::load_with(&access, &options, &Kinds).unwrap().interfaces, ["kd-eth9"]);
     let yaml = dir.write_private("knockd.yaml", "doors:\n  a: {sequence: [7000], open: {ports: [22], timeout: 30s}}\n");
-    let error = config::load_with(&yaml, &options).unwrap_err().to_string();
+    let error = config::load_with(&yaml, &options, &Kinds).unwrap_err().to_string();
     assert!(error.contains("fwknopd.conf goes with fwknopd's access.conf"), "{error}");
     let bad = dir.write_private("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
-    let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
+    let error = config::load_with(
+        &access,
+        &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() },
+        &Kinds,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{error}");
     let bad = dir.write_private("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
-    let error = config::load_with(&access, &LoadOptions { start_dir: None, fwknopd_conf: Some(bad) }).unwrap_err();
+    let error = config::load_with(
+        &access,
+        &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() },
+        &Kinds,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"));
 }

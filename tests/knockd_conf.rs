@@ -5,7 +5,9 @@ mod util;
 use std::path::Path;
 use std::time::Duration;
 
-use knockd::config::{self, Config, Format, PortProto, Proof, TcpFlags, convert, knockd_conf, tcp_flag};
+use knockd::config::{self, Config, Format, PortProto, Proof, TcpFlags, convert, tcp_flag};
+use knockd::doors::Kinds;
+use knockd::doors::sequence::{FixedSequence, OneTimeFile, SequenceDoor, knockd_conf};
 
 /// Debian's default /etc/knockd.conf for knockd 0.8, unchanged.
 const DEBIAN_DEFAULT: &str = include_str!("fixtures/debian-knockd.conf");
@@ -51,7 +53,7 @@ fn the_debian_default_loads_unchanged() {
     let open = &config.doors[0];
     assert_eq!(
         open.sequence(),
-        Some(&Proof::Sequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]))
+        Some(&Proof::new(FixedSequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)])))
     );
     assert_eq!(open.seq_timeout, Duration::from_secs(5));
     assert_eq!(open.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
@@ -72,7 +74,7 @@ fn every_directive() {
     assert_eq!(d.name, "opencloseSSH");
     assert_eq!(
         d.sequence(),
-        Some(&Proof::Sequence(vec![PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)]))
+        Some(&Proof::new(FixedSequence(vec![PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)])))
     );
     assert_eq!(d.seq_timeout, Duration::from_secs(15));
     assert_eq!(d.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
@@ -82,7 +84,7 @@ fn every_directive() {
     assert_eq!(d.commands.cmd_timeout, Duration::from_secs(10));
     assert_eq!(d.target, Some("198.18.0.1".parse().unwrap()));
     let one = &config.doors[1];
-    assert_eq!(one.sequence(), Some(&Proof::OneTime("/etc/knockd/onetime.seq".into())));
+    assert_eq!(one.sequence(), Some(&Proof::new(OneTimeFile("/etc/knockd/onetime.seq".into()))));
     assert_eq!(one.seq_timeout, Duration::from_secs(3), "TIMEOUT is an alias of Seq_Timeout");
     assert_eq!(one.commands.start_for(false), Some("logger knock from %IP%"));
     assert_eq!(one.commands.start_for(true), None, "an empty Command_6 means nothing for IPv6");
@@ -163,7 +165,7 @@ fn classic_section_names_load_with_valid_distinct_stable_set_names() {
     assert_eq!(again, nft, "stable across loads");
     // --convert keeps the names, and the YAML loads back.
     let yaml = convert::to_yaml(&config);
-    assert_eq!(config::yaml::parse("converted.yaml", &yaml).unwrap(), config, "{yaml}");
+    assert_eq!(config::yaml::parse("converted.yaml", &yaml, &Kinds).unwrap(), config, "{yaml}");
     // A name made to look like another door's derived name is refused, not merged.
     let clash = format!("[Open rtorrent]\nsequence = 1\n[{}]\nsequence = 2\n", nft[0]);
     assert!(error(&clash).contains("would share nftables sets: rename one"), "{}", error(&clash));
@@ -206,7 +208,7 @@ fn fuzz_findings_stay_fixed() {
         if let Ok(mut classic) = knockd_conf::parse("fuzz.conf", &text) {
             classic.notices.clear();
             let yaml = convert::to_yaml(&classic);
-            assert_eq!(config::yaml::parse("converted.yaml", &yaml).unwrap(), classic, "{yaml}");
+            assert_eq!(config::yaml::parse("converted.yaml", &yaml, &Kinds).unwrap(), classic, "{yaml}");
         }
     }
 }
@@ -219,12 +221,12 @@ fn convert_gives_yaml_that_loads_back_equal() {
         classic.notices.clear();
         let yaml = convert::to_yaml(&classic);
         assert!(yaml.contains("format: classic"), "{yaml}");
-        let back = config::yaml::parse("converted.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let back = config::yaml::parse("converted.yaml", &yaml, &Kinds).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         assert_eq!(back, classic, "{yaml}");
     }
-    let example = config::load(&util::repo("knockd.yaml")).unwrap();
+    let example = config::load(&util::repo("knockd.yaml"), &Kinds).unwrap();
     let yaml = convert::to_yaml(&example);
-    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), example, "{yaml}");
+    assert_eq!(config::yaml::parse("again.yaml", &yaml, &Kinds).unwrap(), example, "{yaml}");
     assert!(yaml.contains("sequence:\n    - 7000"), "{yaml}");
 }
 

@@ -5,7 +5,8 @@ mod util;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use knockd::config::{Door, PortProto, Proof, TcpFlags, tcp_flag};
+use knockd::config::{Door, PortProto, TcpFlags, tcp_flag};
+use knockd::doors::sequence::FixedSequence;
 use knockd::doors::sequence::matcher::{Event, Matcher};
 use knockd::packet::Knock;
 use proptest::prelude::*;
@@ -66,7 +67,7 @@ proptest! {
             for event in &events {
                 if let Event::Open { door, src, .. } = event {
                     let d = &doors[*door];
-                    let Some(Proof::Sequence(sequence)) = d.sequence() else { unreachable!() };
+                    let Some(FixedSequence(sequence)) = d.proof::<FixedSequence>() else { unreachable!() };
                     // The door's ports, in order, from this source, with matching flags,
                     // all within seq_timeout before now, ending with this very knock.
                     let window: Vec<PortProto> = history

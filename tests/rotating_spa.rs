@@ -7,9 +7,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use knockd::config::{self, PortProto, Proto, Rotating};
-use knockd::doors::sequence::rotating;
+use knockd::config::{self, PortProto, Proto};
+use knockd::doors::sequence::{Rotating, rotating};
 use knockd::doors::spa::{self, Key, Request, SpaError, Verified, Verifier};
+use knockd::doors::{Clock, Kinds};
 use util::{MemoryEngine, TempDir, tcp_syn, udp};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -143,9 +144,9 @@ fn a_packet_sent_before_the_host_booted_is_refused() {
 fn ed25519_packets_verify_with_the_right_public_key_only() {
     let dir = TempDir::new("spa");
     let (alice, mallory) = (dir.join("alice"), dir.join("mallory"));
-    let alice_pub = spa::generate(&alice).unwrap();
-    spa::generate(&mallory).unwrap();
-    assert!(spa::generate(&alice).is_err(), "never overwrites a key");
+    let alice_pub = knockd::client::keygen::generate(&alice).unwrap();
+    knockd::client::keygen::generate(&mallory).unwrap();
+    assert!(knockd::client::keygen::generate(&alice).is_err(), "never overwrites a key");
     let public = spa::read_public_key(&alice_pub).unwrap();
     let alice_key = spa::read_key(&alice).unwrap();
     let mallory_key = spa::read_key(&mallory).unwrap();
@@ -179,9 +180,9 @@ fn engine_with(yaml: impl Fn(&TempDir) -> String) -> (MemoryEngine, TempDir) {
 }
 
 /// Knocks `sequence` from `src`, one knock a second from `t`; how many grants that made.
-fn knock(e: &mut MemoryEngine, src: &str, sequence: &[PortProto], t: u64) -> usize {
+fn knock(e: &mut MemoryEngine, src: &str, sequence: &[PortProto], t: u64, wall: Duration) -> usize {
     for (i, p) in sequence.iter().enumerate() {
-        e.packet(&tcp_syn(src, p.port), at(t + i as u64));
+        e.packet(&tcp_syn(src, p.port), Clock::new(at(t + i as u64), wall));
     }
     e.flush()
 }
@@ -196,7 +197,8 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     });
     let step = 58_000_000u64;
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
-    e.set_wall_clock(at(step * 30));
+    let mut wall = at(step * 30);
+    e.tick(Clock::new(at(0), wall));
     let mut ports = e.capture_ports().knocks;
     let mut three: Vec<PortProto> = seq(step).into_iter().chain(seq(step - 1)).chain(seq(step + 1)).collect();
     three.sort();
@@ -204,17 +206,25 @@ fn the_engine_accepts_the_previous_current_and_next_step_once_each() {
     ports.dedup();
     assert_eq!(ports, three, "the filter follows the rotation: previous, current and next step");
     assert_eq!(e.next_wall_due(), Some(at((step + 1) * 30)), "the loop wakes at the step boundary");
-    assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1, "the current step's sequence opens");
-    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "and only once: replaying it within its step does not");
-    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step - 1), 20), 1, "the previous step's sequence opens too");
-    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 2), 30), 0, "older ones do not");
-    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 1, "the next step's does: a client's clock ahead");
-    assert_eq!(knock(&mut e, "198.18.0.6", &seq(step + 2), 50), 0, "two steps ahead does not");
+    assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0, wall), 1, "the current step's sequence opens");
+    assert_eq!(
+        knock(&mut e, "198.18.0.3", &seq(step), 10, wall),
+        0,
+        "and only once: replaying it within its step does not"
+    );
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step - 1), 20, wall), 1, "the previous step's sequence opens too");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 2), 30, wall), 0, "older ones do not");
+    assert_eq!(
+        knock(&mut e, "198.18.0.4", &seq(step + 1), 40, wall),
+        1,
+        "the next step's does: a client's clock ahead"
+    );
+    assert_eq!(knock(&mut e, "198.18.0.6", &seq(step + 2), 50, wall), 0, "two steps ahead does not");
     // The next step: the used ones stay refused while they are still valid.
-    e.set_wall_clock(at((step + 1) * 30));
-    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step), 60), 0);
-    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 1), 70), 0);
-    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 2), 80), 1);
+    wall = at((step + 1) * 30);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step), 60, wall), 0);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 1), 70, wall), 0);
+    assert_eq!(knock(&mut e, "198.18.0.5", &seq(step + 2), 80, wall), 1);
 }
 
 #[test]
@@ -232,22 +242,22 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     let (mut e, dir) = engine_with(yaml);
     let step = 58_000_000u64;
     let seq = |c: u64| rotating::sequence(SECRET, "ssh", c, &rot(4, (20000, 40000)));
-    e.set_wall_clock(at(step * 30));
-    assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0), 1);
+    let mut wall = at(step * 30);
+    assert_eq!(knock(&mut e, "198.18.0.2", &seq(step), 0, wall), 1);
     drop(e);
     // A new engine on the same state directory: the daemon restarted.
     let text = std::fs::read_to_string(dir.join("knockd.yaml")).unwrap();
     let mut e = util::engine(&text);
-    e.set_wall_clock(at(step * 30 + 5));
-    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10), 0, "the captured sequence replayed after a restart");
-    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step + 1), 20), 1, "the others still open");
+    wall = at(step * 30 + 5);
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step), 10, wall), 0, "the captured sequence replayed after a restart");
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(step + 1), 20, wall), 1, "the others still open");
     // A reload that changes the door (its seq_timeout): the used sequences stay used.
     let changed = text.replace("length: 4}", "length: 4}\n    seq_timeout: 20s");
     assert_ne!(changed, text);
-    e.reconfigure(config::yaml::parse("test.yaml", &changed).unwrap()).unwrap();
-    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30), 0, "replayed after a reload");
-    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40), 0, "replayed after a reload");
-    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50), 1);
+    e.reconfigure(config::yaml::parse("test.yaml", &changed, &Kinds).unwrap()).unwrap();
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30, wall), 0, "replayed after a reload");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40, wall), 0, "replayed after a reload");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50, wall), 1);
     let journal = std::fs::read_to_string(dir.join("state/ssh.rotating")).unwrap();
     assert_eq!(journal.lines().count(), 4, "a header and the three uses: {journal}");
     assert!(!journal.contains(&hex::encode(SECRET)), "the secret is not in it");
@@ -263,20 +273,20 @@ fn the_engine_grants_by_spa_and_refuses_replays_and_strangers() {
     });
     let ports = e.capture_ports();
     assert_eq!((ports.knocks, ports.datagrams), (vec![], vec![PortProto::udp(62201)]), "SPA has a socket of its own");
-    e.set_wall_clock(at(1_790_000_005));
+    let wall = |t: u64| Clock::new(at(t), at(1_790_000_005));
     let packet = hex::decode(HMAC_PACKET).unwrap();
-    e.packet(&udp("198.18.0.2", 62201, &packet), at(0));
+    e.packet(&udp("198.18.0.2", 62201, &packet), wall(0));
     assert_eq!(e.flush(), 1);
     let granted: Vec<IpAddr> = e.firewall().elements.iter().map(|el| el.addr).collect();
     assert_eq!(granted, ["198.18.0.9".parse::<IpAddr>().unwrap()], "the address in the packet (NAT) is granted");
-    e.packet(&udp("198.18.0.2", 62201, &packet), at(1));
+    e.packet(&udp("198.18.0.2", 62201, &packet), wall(1));
     assert_eq!(e.flush(), 0, "a replayed packet grants nothing");
     let fresh = spa::encode(&Request { nonce: [7; 16], ..request() }, &Key::Hmac(HMAC_KEY.to_vec()));
-    e.packet(&udp("198.19.0.2", 62201, &fresh), at(2));
+    e.packet(&udp("198.19.0.2", 62201, &fresh), wall(2));
     assert_eq!(e.flush(), 0, "a source outside `from` is refused");
-    e.packet(&udp("198.18.0.2", 62201, b"\\x01garbage"), at(3));
-    assert_eq!(e.stats().spa_accepted, 1);
-    assert_eq!(e.stats().spa_rejected, 3);
+    e.packet(&udp("198.18.0.2", 62201, b"\\x01garbage"), wall(3));
+    assert_eq!(e.counter("spa_accepted"), 1);
+    assert_eq!(e.counter("spa_rejected"), 3);
 }
 
 #[test]
@@ -284,16 +294,17 @@ fn yaml_rotating_spa_and_source_lists() {
     let c = config::yaml::parse(
         "t.yaml",
         "doors:\n  a:\n    rotating: {secret_file: /s, step: 1m, length: 8, ports: 1000-1999, protocol: udp}\n    not_from: [198.18.0.7, \"2001:db8::/32\"]\n    open: {ports: [22], timeout: 1m}\n  b:\n    spa: {port: 62201, public_keys: [/k.pub], window: 10s}\n",
+        &Kinds,
     )
     .unwrap();
-    let Some(config::Proof::Rotating(r)) = c.doors[0].sequence() else { panic!() };
+    let Some(r) = c.doors[0].proof::<Rotating>() else { panic!() };
     assert_eq!((r.step, r.length, r.ports, r.proto), (Duration::from_secs(60), 8, (1000, 1999), Proto::Udp));
     assert!(!c.doors[0].admits(&"198.18.0.7".parse().unwrap()));
     assert!(c.doors[0].admits(&"198.18.0.8".parse().unwrap()));
     assert_eq!(c.doors[1].sequence(), None);
     let yaml = config::convert::to_yaml(&c);
-    assert_eq!(config::yaml::parse("again.yaml", &yaml).unwrap(), c, "{yaml}");
-    let error = |text: &str| config::yaml::parse("t.yaml", text).unwrap_err().to_string();
+    assert_eq!(config::yaml::parse("again.yaml", &yaml, &Kinds).unwrap(), c, "{yaml}");
+    let error = |text: &str| config::yaml::parse("t.yaml", text, &Kinds).unwrap_err().to_string();
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 9}\n").contains("use 2 to 8"));
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, length: 1}\n").contains("any port scan"));
     assert!(error("doors:\n  a:\n    rotating: {secret_file: /s, ports: 10-20}\n").contains("not a port range"));
@@ -317,20 +328,20 @@ fn one_secret_per_client_and_attempts_survive_a_reload() {
         )
     });
     let step = 58_000_000u64;
-    e.set_wall_clock(at(step * 30));
+    let mut wall = at(step * 30);
     let seq = |secret: &[u8]| rotating::sequence(secret, "ssh", step, &rot(3, (20000, 40000)));
-    assert_eq!(knock(&mut e, "198.18.0.2", &seq(SECRET), 0), 1, "the first client gets in");
-    assert_eq!(knock(&mut e, "198.18.0.3", &seq(BOB), 10), 1, "and so does the second, in the same step");
-    assert_eq!(knock(&mut e, "198.18.0.4", &seq(BOB), 20), 0, "each sequence once");
+    assert_eq!(knock(&mut e, "198.18.0.2", &seq(SECRET), 0, wall), 1, "the first client gets in");
+    assert_eq!(knock(&mut e, "198.18.0.3", &seq(BOB), 10, wall), 1, "and so does the second, in the same step");
+    assert_eq!(knock(&mut e, "198.18.0.4", &seq(BOB), 20, wall), 0, "each sequence once");
 
     // Half of a new step's sequence, a reload, then the rest: the attempt carried over.
-    e.set_wall_clock(at((step + 1) * 30));
+    wall = at((step + 1) * 30);
     let next = rotating::sequence(BOB, "ssh", step + 1, &rot(3, (20000, 40000)));
-    e.packet(&tcp_syn("198.18.0.5", next[0].port), at(30));
+    e.packet(&tcp_syn("198.18.0.5", next[0].port), Clock::new(at(30), wall));
     let text = std::fs::read_to_string(dir.join("knockd.yaml")).unwrap();
-    e.reconfigure(config::yaml::parse("again.yaml", &text).unwrap()).unwrap();
-    e.packet(&tcp_syn("198.18.0.5", next[1].port), at(31));
-    e.packet(&tcp_syn("198.18.0.5", next[2].port), at(32));
+    e.reconfigure(config::yaml::parse("again.yaml", &text, &Kinds).unwrap()).unwrap();
+    e.packet(&tcp_syn("198.18.0.5", next[1].port), Clock::new(at(31), wall));
+    e.packet(&tcp_syn("198.18.0.5", next[2].port), Clock::new(at(32), wall));
     assert_eq!(e.flush(), 1, "the attempt survived the reload");
     let status = e.status().unwrap().1;
     let bob = status.iter().find(|g| g.address.to_string() == "198.18.0.5").unwrap();

@@ -5,6 +5,7 @@ mod util;
 use std::process::Command;
 
 use knockd::config;
+use knockd::doors::Kinds;
 use knockd::grant::nft::Ruleset;
 use util::{KNOCKD, TempDir, repo};
 
@@ -12,7 +13,7 @@ use util::{KNOCKD, TempDir, repo};
 fn the_standalone_template_is_what_the_daemon_installs_for_the_example() {
     let template = std::fs::read_to_string(repo("nft-templates/standalone.nft")).unwrap();
     let body = &template[template.find("\ntable inet").expect("a table") + 1..];
-    let example = config::load(&repo("knockd.yaml")).unwrap();
+    let example = config::load(&repo("knockd.yaml"), &Kinds).unwrap();
     assert_eq!(body, Ruleset::for_config(&example).to_string(), "regenerate nft-templates/standalone.nft");
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use knockd::doors::Kinds;
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
 use knockd::grant::legacy_command::MemorySpawner;
@@ -16,7 +17,7 @@ doors:
 ";
 
 fuzz_target!(|data: &[u8]| {
-    let config = knockd::config::yaml::parse("fuzz.yaml", CONFIG).unwrap();
+    let config = knockd::config::yaml::parse("fuzz.yaml", CONFIG, &Kinds).unwrap();
     let mut engine = Engine::start(config, MemoryFirewall::default(), MemorySpawner::default()).unwrap();
     // Each packet: one byte of time step (ms), one byte of length, then that many bytes.
     let mut now = Duration::ZERO;

@@ -6,34 +6,33 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use knockd::config::{self, HmacDigest, PortProto};
-use knockd::doors::fwknop::{self, message, wire};
-use knockd::doors::{DoorKind, Outcomes};
+use knockd::config::PortProto;
+use knockd::doors::fwknop::{self, HmacDigest, message, wire};
+use knockd::doors::{Clock, DoorKind, Outcomes};
 use knockd::packet::{Knock, Packet};
+use knockd::store::MemoryStore;
 use libfuzzer_sys::fuzz_target;
 
 const KEY: &[u8] = b"fuzz-rijndael-key-0123456789abcd";
 const HMAC_KEY: &[u8] = b"fuzz-hmac-key-0123456789abcdef0123456789";
 const NOW: u64 = 1_795_600_000;
 
-fn stanzas() -> Box<dyn DoorKind> {
+/// The stanza's door kind, with its replay journal in a store of its own: each input starts
+/// afresh.
+fn stanzas() -> (Box<dyn DoorKind>, MemoryStore) {
     let b64 = knockd::doors::key_file::encode_base64;
     let text = format!("SOURCE ANY\nKEY_BASE64 {}\nHMAC_KEY_BASE64 {}\n", b64(KEY), b64(HMAC_KEY));
-    let mut config = config::access_conf::parse("fuzz.conf", &text).unwrap();
-    // A state directory of the process's own, its replay journal removed each time: a packet
-    // whose replay entry cannot be written is refused, and each input starts afresh.
-    config.state_dir = std::env::temp_dir().join(format!("knockd-fuzz-{}", std::process::id()));
-    std::fs::create_dir_all(&config.state_dir).unwrap();
-    let _ = std::fs::remove_file(config.state_dir.join(fwknop::REPLAY_FILE));
-    fwknop::build(&config).unwrap().unwrap()
+    let config = knockd::doors::fwknop::access_conf::parse("fuzz.conf", &text).unwrap();
+    let mut store = MemoryStore::default();
+    (fwknop::build(&config, &mut store).unwrap().unwrap(), store)
 }
 
-fn send(kind: &mut dyn DoorKind, payload: &[u8]) -> usize {
+fn send((kind, store): &mut (Box<dyn DoorKind>, MemoryStore), payload: &[u8]) -> usize {
     let src: IpAddr = "198.18.0.2".parse().unwrap();
     let knock = Knock::new(src, "198.18.0.1".parse().unwrap(), PortProto::udp(62201), 0);
     let mut out = Outcomes::default();
-    kind.set_wall_clock(Duration::from_secs(NOW), &mut out);
-    kind.packet(&Packet { knock, payload: Some(payload) }, Duration::from_secs(1), &mut out);
+    let clock = Clock::new(Duration::from_secs(1), Duration::from_secs(NOW));
+    kind.packet(&Packet { knock, payload: Some(payload) }, &clock, store, &mut out);
     out.grants.len()
 }
 
@@ -48,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut kind = stanzas();
-    assert_eq!(send(kind.as_mut(), data), 0, "bytes nobody sealed opened the door");
+    assert_eq!(send(&mut kind, data), 0, "bytes nobody sealed opened the door");
 
     // The bytes as the plaintext's fields, sealed with the stanza's keys.
     if data.len() >= 4 {
@@ -64,13 +63,13 @@ fuzz_target!(|data: &[u8]| {
             digest: HmacDigest::ALL[usize::from(data[3]) % HmacDigest::ALL.len()],
         };
         let packet = wire::seal(message::format(&m, 1234567890123456).as_bytes(), KEY, HMAC_KEY, HmacDigest::Sha256, [data[0]; 8]);
-        let first = send(kind.as_mut(), packet.as_bytes());
-        assert_eq!(send(kind.as_mut(), packet.as_bytes()), 0, "a packet opened twice");
+        let first = send(&mut kind, packet.as_bytes());
+        assert_eq!(send(&mut kind, packet.as_bytes()), 0, "a packet opened twice");
         if first == 1 {
             let mut flipped = packet.into_bytes();
             let at = usize::from(data[1]) % flipped.len();
             flipped[at] = if flipped[at] == b'A' { b'B' } else { b'A' };
-            assert_eq!(send(stanzas().as_mut(), &flipped), 0, "a changed packet opened the door");
+            assert_eq!(send(&mut stanzas(), &flipped), 0, "a changed packet opened the door");
         }
     }
 });

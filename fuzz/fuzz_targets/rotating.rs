@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use knockd::config::{Proto, Rotating};
+use knockd::config::Proto;
+use knockd::doors::sequence::Rotating;
 use knockd::doors::sequence::rotating;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,13 +2,14 @@
 //! `--convert` loads again to the same config.
 #![no_main]
 
+use knockd::doors::Kinds;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(config) = knockd::config::yaml::parse("fuzz.yaml", text) {
+    if let Ok(config) = knockd::config::yaml::parse("fuzz.yaml", text, &Kinds) {
         let yaml = knockd::config::convert::to_yaml(&config);
-        let again = knockd::config::yaml::parse("again.yaml", &yaml).expect("converted YAML loads");
+        let again = knockd::config::yaml::parse("again.yaml", &yaml, &Kinds).expect("converted YAML loads");
         assert_eq!(again, config);
     }
 });

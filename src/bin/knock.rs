@@ -9,9 +9,10 @@ use clap::Parser;
 use knockd::cli::KnockCli as Cli;
 
 use knockd::client::{self, ClientError, Family, Origin};
-use knockd::config::{PortProto, Proto, ROTATING_MAX_LENGTH, Rotating, check_identifier};
+use knockd::config::{PortProto, Proto, check_identifier};
 use knockd::daemon::clock::unix_now;
 use knockd::doors::sequence::rotating;
+use knockd::doors::sequence::{ROTATING_MAX_LENGTH, Rotating};
 use knockd::doors::spa;
 
 fn main() -> ExitCode {
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), ClientError> {
     if let Some(path) = &cli.spa_keygen {
-        let public = spa::generate(path).map_err(|e| usage(format!("--spa-keygen {}: {e}", path.display())))?;
+        let public =
+            client::keygen::generate(path).map_err(|e| usage(format!("--spa-keygen {}: {e}", path.display())))?;
         println!(
             "wrote {} (the secret key: keep it, use it with --key) and {} (for the door's public_keys)",
             path.display(),

@@ -9,7 +9,7 @@
 //!
 //! The socket is `SOCK_DGRAM`, so offset 0 is the IP header whatever the link type.
 
-use crate::config::{PortProto, Proto};
+use crate::packet::{PortProto, Proto};
 
 /// Bytes kept of an accepted packet: a whole datagram of a 1500-byte link, with room to spare
 /// (single-packet authorization needs the whole payload; knocks need only the headers).

@@ -17,7 +17,7 @@ use std::io;
 use bpf::BpfError;
 pub use socket::{BATCH, KernelStats, PacketSocket, PacketSource, RecvBatch, interface_index};
 
-use crate::config::PortProto;
+use crate::packet::PortProto;
 
 /// Why capture could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -91,7 +91,9 @@ mod tests {
     #[test]
     fn debians_stock_config_calls_a_program_it_does_not_ship() {
         let text = include_str!("../../tests/fixtures/debian-knockd.conf");
-        let config = crate::config::knockd_conf::parse("knockd.conf", text).unwrap();
+        use crate::config::Kinds;
+        let classic = crate::doors::Kinds.format(crate::config::Format::KnockdConf).expect("a reader of knockd.conf");
+        let config = classic.read("knockd.conf", text, &Default::default()).unwrap();
         let warnings = missing_programs(&config, |p| p == "/sbin/iptables");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(

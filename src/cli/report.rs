@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use crate::config::{Config, Door, OpenAction, PortProto, Proof};
+use crate::config::{Config, Door, OpenAction, PortProto};
 use crate::grant::nft::Ruleset;
 
 /// What `knockd check` prints last when it exits with status 3: why, and how to go ahead.
@@ -25,7 +25,8 @@ pub fn lockout_warning(config: &Config, ssh_connection: Option<&str>) -> Option<
         .iter()
         .filter(|d| d.open.as_ref().is_some_and(|o| o.attach.is_none() && o.ports.contains(&PortProto::tcp(port))))
         .collect();
-    let knocked: Vec<&Door> = config.doors.iter().filter(|d| knocks_on(d, PortProto::tcp(port))).collect();
+    let knocked: Vec<&Door> =
+        config.doors.iter().filter(|d| d.proofs.iter().any(|p| p.knocks_on(PortProto::tcp(port)))).collect();
     let mut out = Vec::new();
     if !guarding.is_empty() {
         out.push(format!(
@@ -48,16 +49,6 @@ pub fn lockout_warning(config: &Config, ssh_connection: Option<&str>) -> Option<
     (!out.is_empty()).then(|| out.join("\n"))
 }
 
-/// Whether a knock to `port` may be part of the door's sequence (one-time sequences are known
-/// only when the daemon reads their file).
-fn knocks_on(door: &Door, port: PortProto) -> bool {
-    match door.sequence() {
-        Some(Proof::Sequence(s)) => s.contains(&port),
-        Some(Proof::Rotating(r)) => r.proto == port.proto && (r.ports.0..=r.ports.1).contains(&port.port),
-        _ => false,
-    }
-}
-
 /// One line per door, then the nftables objects the daemon would create.
 pub fn check_report(config: &Config) -> String {
     let mut out = String::new();
@@ -74,7 +65,8 @@ pub fn check_report(config: &Config) -> String {
 }
 
 /// Likely mistakes in a valid config: interfaces that do not exist now (`exists` says which
-/// do), doors one knock sequence opens together, doors that open nothing.
+/// do), what the kinds see across doors (doors one knock sequence opens together), doors that
+/// open nothing, what the doors' proofs warn about.
 pub fn warnings(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<String> {
     let mut out: Vec<String> = config
         .interfaces
@@ -82,21 +74,7 @@ pub fn warnings(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<String> {
         .filter(|i| !exists(i))
         .map(|i| format!("interface {i} does not exist now: knocks on it are heard only once it appears"))
         .collect();
-    let fixed: Vec<(&str, &[PortProto])> =
-        config.doors.iter().filter_map(|d| Some((d.name.as_str(), d.fixed_sequence()?))).collect();
-    for (i, &(a, sa)) in fixed.iter().enumerate() {
-        for &(b, sb) in &fixed[i + 1..] {
-            let ((short, short_seq), (long, long_seq)) =
-                if sa.len() <= sb.len() { ((a, sa), (b, sb)) } else { ((b, sb), (a, sa)) };
-            if sa == sb {
-                out.push(format!("doors {a} and {b} have the same sequence: knocking it opens both: change one"));
-            } else if long_seq.starts_with(short_seq) {
-                out.push(format!(
-                    "door {short}'s sequence is the start of door {long}'s: knocking {long} opens {short} too: change one"
-                ));
-            }
-        }
-    }
+    out.extend(crate::doors::KINDS.iter().flat_map(|k| k.warnings(config)));
     for door in &config.doors {
         if door.open.is_none() && door.commands.is_empty() {
             out.push(format!(
@@ -105,7 +83,7 @@ pub fn warnings(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<String> {
             ));
         }
     }
-    out.extend(config.doors.iter().filter_map(crate::config::guards_nothing));
+    out.extend(config.doors.iter().flat_map(Door::warnings));
     out
 }
 
@@ -136,44 +114,7 @@ fn describe(door: &Door) -> String {
 
 /// How a client proves itself to the door, one part per proof.
 fn proofs(door: &Door) -> Vec<String> {
-    let mut parts = Vec::new();
-    match door.sequence() {
-        Some(Proof::Sequence(s)) => {
-            let knocks: Vec<String> = s.iter().map(PortProto::to_string).collect();
-            parts.push(format!("knock {} within {}", knocks.join(", "), humantime::format_duration(door.seq_timeout)));
-        }
-        Some(Proof::OneTime(path)) => parts.push(format!("one-time sequences from {}", path.display())),
-        Some(Proof::Rotating(r)) => parts.push(format!(
-            "rotating sequence of {} {} knocks in {}-{}, new every {} (secrets {})",
-            r.length,
-            r.proto,
-            r.ports.0,
-            r.ports.1,
-            humantime::format_duration(r.step),
-            r.secret_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
-        )),
-        _ => {}
-    }
-    if let Some(spa) = door.spa() {
-        parts.push(format!("single-packet authorization on {}/udp", spa.port));
-    }
-    if let Some(f) = door.fwknop() {
-        let mut line = format!(
-            "fwknop packets on {}/udp (key {}, HMAC {}; clients may ask for up to {})",
-            f.port,
-            f.name,
-            f.hmac_digest.name(),
-            humantime::format_duration(f.max_timeout)
-        );
-        if f.require_source_address {
-            line.push_str("; an address is required (no -s)");
-        }
-        if let Some(why) = &f.refused {
-            line = format!("LEFT OUT, takes no packet ({why}); would have taken {line}");
-        }
-        parts.push(line);
-    }
-    parts
+    door.proofs.iter().map(|p| p.describe(door)).collect()
 }
 
 /// What a grant of the door opens, for how long.

@@ -52,7 +52,7 @@ pub fn gather(socket: &Path, config_path: &Path) -> Result<Status, StatusError> 
     match control::ask(socket, &Request::Status) {
         Ok(response) => response.status.ok_or(StatusError::Daemon(response.message)),
         Err(ControlError::NoDaemon { .. }) => {
-            let config = config::load(config_path)
+            let config = config::load(config_path, &crate::doors::Kinds)
                 .map_err(|source| StatusError::Config { control: socket.to_owned(), source })?;
             from_kernel(&config, config_path)
                 .map_err(|source| StatusError::Kernel { control: socket.to_owned(), source })

@@ -1,5 +1,7 @@
 //! The `knock` client: turn `host port[:proto]...` into one SYN or one datagram per hit.
 
+pub mod cli;
+pub mod keygen;
 mod services;
 mod wait_open;
 

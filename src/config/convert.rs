@@ -1,15 +1,16 @@
-//! `knockd --convert`: any loaded config written back as knockd.yaml.
+//! `knockd --convert`: any loaded config written back as knockd.yaml. Each proof writes its own
+//! key ([`crate::config::ProofSettings::to_yaml`]); this module writes the rest of the door.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{model, proof};
+use super::model;
 
 use super::{
     Config, DEFAULT_CMD_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_SEQ_TIMEOUT, DEFAULT_STATE_DIR, DEFAULT_USER, PortProto,
-    Proof, Proto,
+    Proto,
 };
 
 #[derive(Serialize)]
@@ -92,16 +93,9 @@ impl Serialize for Doors<'_> {
 
 #[derive(Serialize)]
 struct Door<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequence: Option<Vec<Port>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    one_time_sequences: Option<&'a PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rotating: Option<RotatingOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    spa: Option<SpaOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fwknop: Option<FwknopOut<'a>>,
+    /// Each proof under its key, in the kinds' order (a knock sequence first).
+    #[serde(flatten)]
+    proofs: serde_yaml_ng::Mapping,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     from: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -124,96 +118,6 @@ struct Door<'a> {
     stop_command_6: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cmd_timeout: Option<String>,
-}
-
-#[derive(Serialize)]
-struct RotatingOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret_file: Option<&'a PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret_files: Option<&'a [PathBuf]>,
-    step: String,
-    length: usize,
-    ports: String,
-    protocol: &'static str,
-}
-
-#[derive(Serialize)]
-struct SpaOut<'a> {
-    port: u16,
-    window: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hmac_key_file: Option<&'a PathBuf>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    public_keys: &'a [PathBuf],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    require_address: bool,
-}
-
-#[derive(Serialize)]
-struct FwknopOut<'a> {
-    port: u16,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_base64: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_file: Option<&'a PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hmac_key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hmac_key_base64: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hmac_key_file: Option<&'a PathBuf>,
-    hmac_digest: &'static str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    require_source_address: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    require_username: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    open_ports: Vec<Port>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    restrict_ports: Vec<Port>,
-    max_timeout: String,
-    window: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    destination: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires: Option<String>,
-}
-
-/// A key's three spellings, as (text, base64, file).
-fn key_out(key: &proof::KeyMaterial) -> (Option<&str>, Option<&str>, Option<&PathBuf>) {
-    match key {
-        proof::KeyMaterial::Text(t) => (Some(t), None, None),
-        proof::KeyMaterial::Base64(b) => (None, Some(b), None),
-        proof::KeyMaterial::File(f) => (None, None, Some(f)),
-    }
-}
-
-fn fwknop_out(f: &proof::Fwknop) -> FwknopOut<'_> {
-    let (key, key_base64, key_file) = key_out(&f.key);
-    let (hmac_key, hmac_key_base64, hmac_key_file) = key_out(&f.hmac_key);
-    FwknopOut {
-        port: f.port,
-        name: &f.name,
-        key,
-        key_base64,
-        key_file,
-        hmac_key,
-        hmac_key_base64,
-        hmac_key_file,
-        hmac_digest: f.hmac_digest.name(),
-        require_source_address: f.require_source_address,
-        require_username: f.require_username.as_deref(),
-        open_ports: f.open_ports.iter().map(port).collect(),
-        restrict_ports: f.restrict_ports.iter().map(port).collect(),
-        max_timeout: duration(f.max_timeout),
-        window: duration(f.window),
-        destination: f.destination.iter().map(|n| n.to_string()).collect(),
-        expires: f.expires.map(|e| e.to_string()),
-    }
 }
 
 #[derive(Serialize)]
@@ -248,19 +152,23 @@ struct Set<'a> {
 /// TCP ports as plain numbers, UDP as `"9000/udp"`, as a person would write them.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Port {
+pub enum Port {
+    /// A TCP port: its number.
     Tcp(u16),
+    /// Any other: `9000/udp`.
     Other(String),
 }
 
-fn port(p: &PortProto) -> Port {
+/// How a port is written back.
+pub fn port(p: &PortProto) -> Port {
     match p.proto {
         Proto::Tcp => Port::Tcp(p.port),
         Proto::Udp => Port::Other(p.to_string()),
     }
 }
 
-fn duration(d: std::time::Duration) -> String {
+/// How a duration is written back: `30s`, `1m`, `2h30m`.
+pub fn duration(d: std::time::Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
 
@@ -294,7 +202,7 @@ pub fn to_yaml(config: &Config) -> String {
         text.push_str("# This file holds keys: keep it mode 600 (knockd refuses it if other users can read it).\n");
     }
     for d in config.doors.iter().filter(|d| left_out(d)) {
-        let why = d.fwknop().and_then(|f| f.refused.as_deref()).unwrap_or_default();
+        let why = d.left_out().unwrap_or_default();
         let ports: Vec<String> = d.open.iter().flat_map(|o| &o.ports).map(PortProto::to_string).collect();
         let guard = match ports.as_slice() {
             [] => String::new(),
@@ -305,31 +213,17 @@ pub fn to_yaml(config: &Config) -> String {
     text + &serde_yaml_ng::to_string(&out).expect("plain data always serializes")
 }
 
-/// An access.conf stanza knockd refuses: YAML has no way to write it, so it is a comment.
+/// A door its loader left out (an access.conf stanza knockd refuses): YAML has no way to write
+/// it, so it is a comment.
 fn left_out(d: &model::Door) -> bool {
-    d.fwknop().is_some_and(|f| f.refused.is_some())
+    d.left_out().is_some()
 }
 
 /// One door, with what its defaults already say left out.
 fn door(d: &model::Door) -> Door<'_> {
-    let (sequence, one_time_sequences, rotating) = match d.sequence() {
-        Some(Proof::Sequence(s)) => (Some(s.iter().map(port).collect()), None, None),
-        Some(Proof::OneTime(path)) => (None, Some(path), None),
-        Some(Proof::Rotating(r)) => (None, None, Some(rotating_out(r))),
-        _ => (None, None, None),
-    };
+    let proofs = d.proofs.iter().map(|p| (serde_yaml_ng::Value::from(p.key()), p.to_yaml())).collect();
     Door {
-        sequence,
-        one_time_sequences,
-        rotating,
-        spa: d.spa().map(|s| SpaOut {
-            port: s.port,
-            window: duration(s.window),
-            hmac_key_file: s.hmac_key_file.as_ref(),
-            public_keys: &s.public_keys,
-            require_address: s.require_address,
-        }),
-        fwknop: d.fwknop().map(fwknop_out),
+        proofs,
         from: d.from.iter().map(|n| n.to_string()).collect(),
         not_from: d.not_from.iter().map(|n| n.to_string()).collect(),
         seq_timeout: (d.seq_timeout != DEFAULT_SEQ_TIMEOUT).then(|| duration(d.seq_timeout)),
@@ -344,23 +238,9 @@ fn door(d: &model::Door) -> Door<'_> {
     }
 }
 
-fn rotating_out(r: &proof::Rotating) -> RotatingOut<'_> {
-    RotatingOut {
-        secret_file: match r.secret_files.as_slice() {
-            [one] => Some(one),
-            _ => None,
-        },
-        secret_files: (r.secret_files.len() != 1).then_some(r.secret_files.as_slice()),
-        step: duration(r.step),
-        length: r.length,
-        ports: format!("{}-{}", r.ports.0, r.ports.1),
-        protocol: r.proto.name(),
-    }
-}
-
 fn open(o: &model::OpenAction) -> Open<'_> {
     Open {
-        // A per-port door's ports are its `fwknop.open_ports`; a door that only forwards has none.
+        // A per-port door's ports are its clients' (the proof writes them); a door that only forwards has none.
         ports: (o.attach.is_none() && !o.per_port && !o.ports.is_empty()).then(|| o.ports.iter().map(port).collect()),
         forward: o
             .forward

@@ -1,19 +1,20 @@
 //! Configuration: every file format is turned into one validated [`Config`] before anything runs.
 //!
 //! Contract: [`load`] reads a file (refusing one that other users could change), detects its
-//! format ([`yaml`] or the classic [`knockd_conf`]) and returns a [`Config`] in which every
-//! value has been checked; nothing downstream parses text. An error names the file, the line
-//! and the key, and says how to fix it. [`convert`] writes any config back as knockd.yaml.
+//! format ([`yaml`], or a language a door kind brings: the classic knockd.conf, fwknopd's
+//! access.conf) and returns a [`Config`] in which every value has been checked; nothing
+//! downstream parses text. An error names the file, the line and the key, and says how to fix
+//! it. [`convert`] writes any config back as knockd.yaml.
+//!
+//! Config knows the door kinds only through [`ProofSettings`] and [`Kinds`], which the caller
+//! hands in (`doors::Kinds`): it imports nothing from `doors` or `daemon`.
 
-pub mod access_conf;
 pub mod convert;
 mod door_name;
-pub mod fwknopd_conf;
-pub mod knockd_conf;
 mod model;
 mod ports;
 pub mod private_file;
-mod proof;
+pub mod proof;
 pub mod yaml;
 
 use std::fmt;
@@ -22,7 +23,7 @@ use std::path::Path;
 pub use door_name::*;
 pub use model::*;
 pub use ports::*;
-pub use private_file::{PrivateFileError, check_private, read_private, read_private_with_metadata};
+pub use private_file::{PrivateFileError, Trust, check_private, read_private, read_private_with_metadata};
 pub use proof::*;
 
 /// Largest config file we read; anything bigger is a mistake (or an attack), not a config.
@@ -115,17 +116,21 @@ pub struct LoadOptions {
     pub start_dir: Option<std::path::PathBuf>,
     /// fwknopd.conf for an access.conf (`--fwknopd-conf`); else the one beside it, if any.
     pub fwknopd_conf: Option<std::path::PathBuf>,
+    /// Whose files are trusted like root's besides the running user's (the daemon's own user,
+    /// once it knows it); none by default.
+    pub trust: Trust,
 }
 
-/// Reads and validates the config at `path`, in whichever format it is written.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_with(path, &LoadOptions::default())
+/// Reads and validates the config at `path`, in whichever format it is written, its doors'
+/// proofs read by `kinds`.
+pub fn load<K: Kinds>(path: &Path, kinds: &K) -> Result<Config, ConfigError> {
+    load_with(path, &LoadOptions::default(), kinds)
 }
 
 /// Reads and validates the config at `path`, in whichever format it is written, with `options`.
-pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
+pub fn load_with<K: Kinds>(path: &Path, options: &LoadOptions, kinds: &K) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let bytes = read_private(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+    let (bytes, meta) = read_private_with_metadata(path, MAX_CONFIG_BYTES, &options.trust).map_err(|e| match e {
         PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
         PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
         PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
@@ -136,41 +141,43 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigErr
         message: "the file is not UTF-8 text".into(),
     })?;
     let format = detect(path, &text);
-    let mut config = match format {
-        Format::Yaml => yaml::parse(&file, &text),
-        Format::KnockdConf => knockd_conf::parse(&file, &text),
-        Format::AccessConf => access_conf::parse_with(&file, &text, options.start_dir.as_deref()),
+    let reader = match format {
+        Format::Yaml => None,
+        other => Some(kinds.format(other).ok_or_else(|| ConfigError::Invalid {
+            file: file.clone(),
+            location: None,
+            message: format!("no door kind of this knockd reads {other:?} files: write the config as knockd.yaml"),
+        })?),
+    };
+    let mut config = match reader {
+        None => yaml::parse(&file, &text, kinds),
+        Some(reader) => reader.read(&file, &text, options),
     }?;
     if config.has_inline_secrets() {
-        for config_file in std::iter::once(path).chain(config.included.iter().map(|p| p.as_path())) {
-            check_unreadable_by_others(config_file)?;
+        check_unreadable_by_others(path, &meta)?;
+        for included in &config.included {
+            let meta = std::fs::metadata(included)
+                .map_err(|source| ConfigError::Read { file: included.display().to_string(), source })?;
+            check_unreadable_by_others(included, &meta)?;
         }
     }
-    match (format, &options.fwknopd_conf) {
-        (Format::AccessConf, named) => {
-            fwknopd_conf::apply_for(path, named.as_deref(), &mut config)?;
-            access_conf::require_forwarding(&mut config);
-        }
-        (_, Some(named)) => {
-            return Err(ConfigError::Invalid {
-                file: named.display().to_string(),
-                location: None,
-                message: format!("fwknopd.conf goes with fwknopd's access.conf, and {file} is not one"),
-            });
-        }
-        (_, None) => {}
+    if let (false, Some(named)) = (format == Format::AccessConf, &options.fwknopd_conf) {
+        return Err(ConfigError::Invalid {
+            file: named.display().to_string(),
+            location: None,
+            message: format!("fwknopd.conf goes with fwknopd's access.conf, and {file} is not one"),
+        });
+    }
+    if let Some(reader) = reader {
+        reader.finish(path, options, &mut config)?;
     }
     Ok(config)
 }
 
 /// A config that holds keys must be as private as a key file (fwknopd's access.conf is 0600).
-fn check_unreadable_by_others(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::MetadataExt;
-    let file = path.display().to_string();
-    let mode = std::fs::metadata(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?.mode();
-    if mode & 0o004 == 0 {
-        return Ok(());
+fn check_unreadable_by_others(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    match private_file::readable_by_others(meta, path, "the keys") {
+        None => Ok(()),
+        Some(message) => Err(ConfigError::Unsafe { file: path.display().to_string(), message }),
     }
-    let message = format!("every user can read the keys in it (mode {:o}): run `chmod o-r {file}`", mode & 0o7777);
-    Err(ConfigError::Unsafe { file, message })
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ports::{PortProto, TcpFlags};
-use super::proof::{Fwknop, KeyMaterial, Proof, Spa};
+use super::proof::{Proof, ProofSettings};
 
 /// Longest knock sequence accepted, as in the classic knockd (`MAX_PORTS`).
 pub const MAX_SEQUENCE_LEN: usize = 32;
@@ -230,33 +230,29 @@ pub struct Door {
 }
 
 impl Door {
-    /// The sequence if it is fixed; one-time and rotating sequences are known only at run time.
-    pub fn fixed_sequence(&self) -> Option<&[PortProto]> {
-        self.proofs.iter().find_map(|p| match p {
-            Proof::Sequence(s) => Some(s.as_slice()),
-            _ => None,
-        })
-    }
-
     /// The door's knock sequence proof (fixed, one-time or rotating), if it has one.
     pub fn sequence(&self) -> Option<&Proof> {
         self.proofs.iter().find(|p| p.is_sequence())
     }
 
-    /// The door's single-packet authorization settings, if it has them.
-    pub fn spa(&self) -> Option<&Spa> {
-        self.proofs.iter().find_map(|p| match p {
-            Proof::Spa(s) => Some(s),
-            _ => None,
-        })
+    /// The door's proof of kind `T`, if it has one.
+    pub fn proof<T: ProofSettings>(&self) -> Option<&T> {
+        self.proofs.iter().find_map(Proof::get)
     }
 
-    /// The door's fwknop settings, if it takes fwknop's packets.
-    pub fn fwknop(&self) -> Option<&Fwknop> {
-        self.proofs.iter().find_map(|p| match p {
-            Proof::Fwknop(f) => Some(f.as_ref()),
-            _ => None,
-        })
+    /// The door's proof of kind `T`, to change, if it has one.
+    pub fn proof_mut<T: ProofSettings>(&mut self) -> Option<&mut T> {
+        self.proofs.iter_mut().find_map(Proof::get_mut)
+    }
+
+    /// Why knockd takes no packet for the door at all, when its loader left it out.
+    pub fn left_out(&self) -> Option<&str> {
+        self.proofs.iter().find_map(|p| p.left_out())
+    }
+
+    /// What `knockd check` and every start warn about the door's proofs.
+    pub fn warnings(&self) -> Vec<String> {
+        self.proofs.iter().filter_map(|p| p.warning(self)).collect()
     }
 
     /// Whether `addr` may knock on this door (`from` / `not_from`).
@@ -397,26 +393,26 @@ impl Config {
         }
     }
 
+    /// Every door's proofs.
+    fn proofs(&self) -> impl Iterator<Item = &Proof> {
+        self.doors.iter().flat_map(|d| &d.proofs)
+    }
+
     /// Whether a door keeps state that must survive a restart, in [`Config::state_dir`] (replay
     /// caches, rotating sequences used).
     pub fn keeps_state(&self) -> bool {
-        self.doors
-            .iter()
-            .any(|d| d.spa().is_some() || d.fwknop().is_some() || matches!(d.sequence(), Some(Proof::Rotating(_))))
+        self.proofs().any(|p| p.keeps_state())
     }
 
     /// Whether a door's secrets are written in the config itself (access.conf's `KEY_BASE64`),
     /// which makes the config files secrets too.
     pub fn has_inline_secrets(&self) -> bool {
-        self.doors
-            .iter()
-            .filter_map(Door::fwknop)
-            .any(|f| [&f.key, &f.hmac_key].into_iter().any(|k| !matches!(k, KeyMaterial::File(_))))
+        self.proofs().any(|p| p.inline_secrets())
     }
 
     /// Every file the doors read their keys and sequences from, read again on reload.
     pub fn door_files(&self) -> Vec<&std::path::Path> {
-        self.doors.iter().flat_map(|d| &d.proofs).flat_map(Proof::files).collect()
+        self.proofs().flat_map(|p| p.files()).collect()
     }
 
     /// Makes every relative path in the config absolute against `dir`, the directory the
@@ -424,7 +420,7 @@ impl Config {
     /// reopened or a one-time file rewritten must still mean the files the admin named.
     pub fn anchor_paths(&mut self, dir: &std::path::Path) {
         let own = [&mut self.log.file, &mut self.pidfile, &mut self.control_socket, &mut self.metrics_textfile];
-        let doors = self.doors.iter_mut().flat_map(|d| &mut d.proofs).flat_map(Proof::files_mut);
+        let doors = self.doors.iter_mut().flat_map(|d| &mut d.proofs).flat_map(|p| p.files_mut());
         let all = own.into_iter().flatten().chain([&mut self.state_dir]).chain(&mut self.included).chain(doors);
         for path in all.filter(|p| p.is_relative()) {
             *path = dir.join(&*path);
@@ -432,14 +428,15 @@ impl Config {
     }
 
     /// Why the daemon must stay root after start, if it must: a door runs commands (they run
-    /// as the daemon), or rewrites a one-time sequence file (in a directory root owns).
+    /// as the daemon), or a proof needs it (rewrites a one-time sequence file in a directory
+    /// root owns).
     pub fn needs_root(&self) -> Option<String> {
-        let door =
-            self.doors.iter().find(|d| !d.commands.is_empty() || matches!(d.sequence(), Some(Proof::OneTime(_))))?;
-        Some(if door.commands.is_empty() {
-            format!("door {} rewrites its one-time sequence file", door.name)
-        } else {
-            format!("door {} runs commands", door.name)
+        self.doors.iter().find_map(|door| {
+            if !door.commands.is_empty() {
+                return Some(format!("door {} runs commands", door.name));
+            }
+            let why = door.proofs.iter().find_map(|p| p.needs_root())?;
+            Some(format!("door {} {why}", door.name))
         })
     }
 }

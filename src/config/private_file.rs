@@ -1,6 +1,9 @@
 //! Files that decide what the firewall opens (configs, one-time sequences, keys, replay
 //! caches): read only when other users cannot change them, written only atomically.
 //!
+//! A leaf: it imports nothing from the crate. Whose files are trusted besides root's and the
+//! running user's is a parameter ([`Trust`]), which the daemon works out from the config.
+//!
 //! Reads check the file that was opened (`fstat`), so a file swapped in between a check and the
 //! read cannot slip through. Writes go to a new file under an unpredictable name beside the
 //! target, created exclusively with mode 0600 (never through a symlink), synced, given its final
@@ -10,6 +13,26 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+/// The users whose files are trusted like root's, besides the effective user: the one the
+/// daemon runs as after start, and its own user (`knockd`), whose files (the replay caches) a
+/// later start, perhaps as root or as another user, must be able to read. Never `nobody`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trust {
+    uids: Vec<u32>,
+}
+
+impl Trust {
+    /// Trusts the files of these users too.
+    pub fn users(uids: impl IntoIterator<Item = u32>) -> Self {
+        Trust { uids: uids.into_iter().collect() }
+    }
+
+    /// Whether files owned by `uid` are trusted like root's.
+    pub fn trusts(&self, uid: u32) -> bool {
+        uid == 0 || uid == nix::unistd::geteuid().as_raw() || self.uids.contains(&uid)
+    }
+}
 
 /// Why a private file (a config, a secret) could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +51,21 @@ pub enum PrivateFileError {
 /// Reads a file that decides what the firewall opens (a config, a one-time sequence file, a
 /// key), at most `max` bytes. The checks look at the file that was opened (`fstat`), so a file
 /// swapped in between a check and the read cannot slip through.
-pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PrivateFileError> {
-    read_private_with_metadata(path, max).map(|(bytes, _)| bytes)
+pub fn read_private(path: &Path, max: u64, trust: &Trust) -> Result<Vec<u8>, PrivateFileError> {
+    read_private_with_metadata(path, max, trust).map(|(bytes, _)| bytes)
 }
 
 /// [`read_private`], also returning the opened file's metadata, for callers that check more
 /// (a secret must not be readable by others): checked on the file read, never the path again.
-pub fn read_private_with_metadata(path: &Path, max: u64) -> Result<(Vec<u8>, fs::Metadata), PrivateFileError> {
+pub fn read_private_with_metadata(
+    path: &Path,
+    max: u64,
+    trust: &Trust,
+) -> Result<(Vec<u8>, fs::Metadata), PrivateFileError> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
-    check_private(&meta, path).map_err(PrivateFileError::Unsafe)?;
+    check_private(&meta, path, trust).map_err(PrivateFileError::Unsafe)?;
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
@@ -48,8 +75,8 @@ pub fn read_private_with_metadata(path: &Path, max: u64) -> Result<(Vec<u8>, fs:
 }
 
 /// A file that decides what the firewall opens must not be writable by anyone but its owner,
-/// and its owner must be root or the daemon's own user. Returns what is wrong and how to fix it.
-pub fn check_private(meta: &std::fs::Metadata, path: &Path) -> Result<(), String> {
+/// and its owner must be root or a user `trust` trusts. Returns what is wrong and how to fix it.
+pub fn check_private(meta: &std::fs::Metadata, path: &Path, trust: &Trust) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let mode = meta.mode();
     if mode & 0o002 != 0 {
@@ -67,11 +94,21 @@ pub fn check_private(meta: &std::fs::Metadata, path: &Path) -> Result<(), String
             path.display()
         ));
     }
-    let ours = meta.uid() == nix::unistd::geteuid().as_raw() || crate::daemon::privileges::is_trusted(meta.uid());
-    if meta.uid() != 0 && !ours {
+    if !trust.trusts(meta.uid()) {
         return Err(format!("it is owned by uid {}, not root: run `chown root {}`", meta.uid(), path.display()));
     }
     Ok(())
+}
+
+/// What is wrong with a file that holds secrets (`what`: "the secret", "the keys") when every
+/// user can read it, and the fix; `None` when they cannot. The one check for key files and for
+/// configs with keys written in them.
+pub fn readable_by_others(meta: &std::fs::Metadata, path: &Path, what: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    (mode & 0o004 != 0).then(|| {
+        format!("every user can read {what} in it (mode {:o}): run `chmod o-r {}`", mode & 0o7777, path.display())
+    })
 }
 
 /// Replaces `path` with `bytes` atomically (see the module documentation); the new file gets

@@ -1,275 +1,240 @@
-//! How a client proves itself to a door: the settings of each kind of proof.
+//! How a client proves itself to a door, as config sees every kind of proof: through one
+//! contract ([`ProofSettings`]) that each kind implements in its own folder under `doors/`.
+//! Config holds a door's proofs as [`Proof`]s and asks them what `knockd check`, `status`,
+//! `--convert` and the policies need; it never names a kind. The YAML reader is handed the
+//! kinds ([`Kinds`]) and asks them to read the keys it does not know.
 
-use std::net::IpAddr;
+use std::any::Any;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::ports::{PortProto, Proto};
+use serde::de::MapAccess;
 
-/// How a client proves itself to a door: one variant per door kind. A door has one or more
-/// (a fixed sequence and SPA, say), at most one of them a knock sequence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Proof {
-    /// A fixed knock sequence.
-    Sequence(Vec<PortProto>),
-    /// A file of sequences, one per line; each is used once (`One_Time_Sequences`).
-    OneTime(PathBuf),
-    /// Derived from a secret and the time, changing every step (doc/rotating.md).
-    Rotating(Rotating),
-    /// Single-packet authorization (doc/spa.md).
-    Spa(Spa),
-    /// Single-packet authorization from fwknop's clients (an access.conf stanza).
-    Fwknop(Box<Fwknop>),
+use super::{Config, ConfigError, Door, LoadOptions, PortProto};
+
+/// One kind of proof's settings in one door: what the rest of the program asks of it.
+/// Implemented by each kind, beside its door kind (`doors/<kind>/`).
+pub trait ProofSettings: fmt::Debug + Send + Sync + SettingsObject {
+    /// The door key it is written under in knockd.yaml (`sequence`, `spa`).
+    fn key(&self) -> &'static str;
+
+    /// How `knockd status` names the kind (`sequence`, `one_time`, `spa`).
+    fn name(&self) -> &'static str;
+
+    /// Its value under [`key`](ProofSettings::key), as `--convert` writes it (defaults left out).
+    fn to_yaml(&self) -> serde_yaml_ng::Value;
+
+    /// What `knockd check` says of it on `door`'s line.
+    fn describe(&self, door: &Door) -> String;
+
+    /// What `knockd status` lists it as listening on: one entry per port (or range).
+    fn listens(&self) -> Vec<String>;
+
+    /// Whether it is a sequence of knocks: a door has at most one, and it comes first.
+    fn is_sequence(&self) -> bool {
+        false
+    }
+
+    /// Whether a knock to `port` may be part of it (`knockd check`'s lock-out warning).
+    fn knocks_on(&self, _port: PortProto) -> bool {
+        false
+    }
+
+    /// The ports a client may ask for, when its clients name ports (the door's sets then hold
+    /// address and port); `None` when a grant opens what the door opens.
+    fn client_ports(&self) -> Option<&[PortProto]> {
+        None
+    }
+
+    /// Whether its clients send the door's name, which must then be a plain identifier.
+    fn sends_door_name(&self) -> bool {
+        false
+    }
+
+    /// Whether it keeps state that must survive a restart, in [`Config::state_dir`].
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// Why the daemon must stay root after start for it (`rewrites its one-time sequence
+    /// file`), if it must.
+    fn needs_root(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Whether secrets are written in the config itself, which makes the config a secret too.
+    fn inline_secrets(&self) -> bool {
+        false
+    }
+
+    /// What `knockd check` and every start warn about `door` for it (a door that guards no
+    /// port), if anything.
+    fn warning(&self, _door: &Door) -> Option<String> {
+        None
+    }
+
+    /// Why knockd takes no packet for it at all, when its loader left it out (an access.conf
+    /// stanza knockd refuses); its door's ports stay guarded.
+    fn left_out(&self) -> Option<&str> {
+        None
+    }
+
+    /// The files it reads its keys or sequences from (read again on reload).
+    fn files(&self) -> Vec<&Path> {
+        Vec::new()
+    }
+
+    /// The same files, to anchor relative names.
+    fn files_mut(&mut self) -> Vec<&mut PathBuf> {
+        Vec::new()
+    }
 }
+
+/// What a [`Proof`] needs of its settings to be cloned, compared and looked into; every
+/// `ProofSettings` that is `Clone + PartialEq` has it.
+pub trait SettingsObject: Any {
+    /// The settings as `Any`, to look into them by type.
+    fn as_any(&self) -> &dyn Any;
+    /// The settings as `Any`, to change them by type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// A copy.
+    fn clone_box(&self) -> Box<dyn ProofSettings>;
+    /// Whether `other` holds the same kind with the same settings.
+    fn same_as(&self, other: &dyn ProofSettings) -> bool;
+}
+
+impl<T: ProofSettings + Clone + PartialEq> SettingsObject for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn clone_box(&self) -> Box<dyn ProofSettings> {
+        Box::new(self.clone())
+    }
+
+    fn same_as(&self, other: &dyn ProofSettings) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// One proof of a door: a kind's settings. A door has one or more (a fixed sequence and SPA,
+/// say), at most one of them a knock sequence.
+pub struct Proof(Box<dyn ProofSettings>);
 
 impl Proof {
-    /// Whether this proof is a sequence of knocks (fixed, one-time or rotating).
-    pub fn is_sequence(&self) -> bool {
-        matches!(self, Proof::Sequence(_) | Proof::OneTime(_) | Proof::Rotating(_))
+    /// A proof with these settings.
+    pub fn new(settings: impl ProofSettings + Clone + PartialEq) -> Self {
+        Proof(Box::new(settings))
     }
 
-    /// The files this proof reads its sequences or keys from (read again on reload).
-    pub fn files(&self) -> Vec<&Path> {
-        match self {
-            Proof::Sequence(_) => Vec::new(),
-            Proof::OneTime(path) => vec![path],
-            Proof::Rotating(r) => r.secret_files.iter().map(PathBuf::as_path).collect(),
-            Proof::Spa(s) => s.hmac_key_file.iter().chain(&s.public_keys).map(PathBuf::as_path).collect(),
-            Proof::Fwknop(f) => {
-                [&f.key, &f.hmac_key].into_iter().filter_map(KeyMaterial::file).map(PathBuf::as_path).collect()
-            }
-        }
+    /// The settings, if they are a `T`.
+    pub fn get<T: ProofSettings>(&self) -> Option<&T> {
+        self.0.as_any().downcast_ref()
     }
 
-    /// The same files as [`Proof::files`], to anchor relative names.
-    pub fn files_mut(&mut self) -> Vec<&mut PathBuf> {
-        match self {
-            Proof::Sequence(_) => Vec::new(),
-            Proof::OneTime(path) => vec![path],
-            Proof::Rotating(r) => r.secret_files.iter_mut().collect(),
-            Proof::Spa(s) => s.hmac_key_file.iter_mut().chain(&mut s.public_keys).collect(),
-            Proof::Fwknop(f) => {
-                let Fwknop { key, hmac_key, .. } = &mut **f;
-                [key, hmac_key].into_iter().filter_map(KeyMaterial::file_mut).collect()
-            }
-        }
+    /// The settings, to change, if they are a `T`.
+    pub fn get_mut<T: ProofSettings>(&mut self) -> Option<&mut T> {
+        self.0.as_any_mut().downcast_mut()
     }
 }
 
-/// A rotating sequence: `length` ports in `ports`, derived from a secret every `step`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotating {
-    /// The secrets the sequences are derived from, one per client (or group of clients): each
-    /// derives its own sequence, used once per step, so clients never lock each other out.
-    /// The file name (without extension) names the secret in logs and `knockd status`.
-    pub secret_files: Vec<PathBuf>,
-    /// How often the sequence changes.
-    pub step: Duration,
-    /// Knocks per sequence.
-    pub length: usize,
-    /// Inclusive port range the knocks are drawn from.
-    pub ports: (u16, u16),
-    /// The protocol of every knock.
-    pub proto: Proto,
-}
-
-/// Defaults shared by the daemon and the `knock` client, so a door and a client that both
-/// leave them out agree.
-pub const ROTATING_STEP: Duration = Duration::from_secs(30);
-/// Knocks per rotating sequence when the config does not say.
-pub const ROTATING_LENGTH: usize = 4;
-/// The port range rotating knocks are drawn from when the config does not say.
-pub const ROTATING_PORTS: (u16, u16) = (20000, 40000);
-/// Most knocks a rotating sequence can have: 32 bytes of HMAC, 4 per knock.
-pub const ROTATING_MAX_LENGTH: usize = 8;
-
-/// Single-packet authorization for a door (doc/spa.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spa {
-    /// UDP port the authorization datagram is sent to.
-    pub port: u16,
-    /// How far a packet's timestamp may be from the daemon's clock.
-    pub window: Duration,
-    /// Shared key for HMAC-SHA256 packets.
-    pub hmac_key_file: Option<PathBuf>,
-    /// Clients' Ed25519 public keys.
-    pub public_keys: Vec<PathBuf>,
-    /// Accept only packets that name the address to open for (never "whoever sent this").
-    pub require_address: bool,
-}
-
-/// How far an SPA packet's timestamp may be from the daemon's clock when the config does not say.
-pub const SPA_WINDOW: Duration = Duration::from_secs(30);
-
-/// fwknop's HMAC digest types (`HMAC_DIGEST_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs, reason = "the names are the digests'")]
-pub enum HmacDigest {
-    Md5,
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-    Sha3_256,
-    Sha3_512,
-}
-
-impl HmacDigest {
-    /// Every type, as access.conf spells them.
-    pub const ALL: [HmacDigest; 7] = [
-        HmacDigest::Md5,
-        HmacDigest::Sha1,
-        HmacDigest::Sha256,
-        HmacDigest::Sha384,
-        HmacDigest::Sha512,
-        HmacDigest::Sha3_256,
-        HmacDigest::Sha3_512,
-    ];
-
-    /// The name access.conf and knockd.yaml use: `sha256`.
-    pub fn name(self) -> &'static str {
-        match self {
-            HmacDigest::Md5 => "md5",
-            HmacDigest::Sha1 => "sha1",
-            HmacDigest::Sha256 => "sha256",
-            HmacDigest::Sha384 => "sha384",
-            HmacDigest::Sha512 => "sha512",
-            HmacDigest::Sha3_256 => "sha3_256",
-            HmacDigest::Sha3_512 => "sha3_512",
-        }
-    }
-
-    /// Parses a name, in any case.
-    pub fn parse(text: &str) -> Option<HmacDigest> {
-        HmacDigest::ALL.into_iter().find(|d| d.name().eq_ignore_ascii_case(text.trim()))
+impl std::ops::Deref for Proof {
+    type Target = dyn ProofSettings;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 
-/// Key material, and where it was written: the bytes are read when the doors are built, and
-/// `--convert` writes the key back the way it came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyMaterial {
-    /// A passphrase, as text (access.conf `KEY`, `HMAC_KEY`).
-    Text(String),
-    /// Base64 of the key's bytes (`KEY_BASE64`, `HMAC_KEY_BASE64`).
-    Base64(String),
-    /// A file holding the base64 of the key (YAML `key_file`, `hmac_key_file`).
-    File(PathBuf),
-}
-
-impl KeyMaterial {
-    /// The file the key is read from, if it is read from one.
-    fn file(&self) -> Option<&PathBuf> {
-        match self {
-            KeyMaterial::File(path) => Some(path),
-            _ => None,
-        }
-    }
-
-    fn file_mut(&mut self) -> Option<&mut PathBuf> {
-        match self {
-            KeyMaterial::File(path) => Some(path),
-            _ => None,
-        }
+impl std::ops::DerefMut for Proof {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.0
     }
 }
 
-/// A door for fwknop's clients: one access.conf stanza (doc/fwknop.md). `SOURCE` is the door's
-/// `from` and `FW_ACCESS_TIMEOUT` its `open.timeout`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fwknop {
-    /// UDP port the packets are sent to (fwknop's default 62201).
-    pub port: u16,
-    /// The key's name in log lines and `knockd status` (access.conf: `stanza1`, `stanza2`...).
-    pub name: String,
-    /// The Rijndael key.
-    pub key: KeyMaterial,
-    /// The HMAC key: knockd checks the HMAC before anything else, so it is required.
-    pub hmac_key: KeyMaterial,
-    /// The HMAC's digest.
-    pub hmac_digest: HmacDigest,
-    /// Refuse packets that ask to open for their own source (`-s`, the address 0.0.0.0).
-    pub require_source_address: bool,
-    /// Accept only packets from this user name (the client's `-U`).
-    pub require_username: Option<String>,
-    /// The ports a client may ask for (`OPEN_PORTS`; empty: any). A door that opens them in
-    /// the daemon's own table guards these.
-    pub open_ports: Vec<PortProto>,
-    /// Ports never opened, whatever the client asks.
-    pub restrict_ports: Vec<PortProto>,
-    /// The most a client may ask for (`MAX_FW_TIMEOUT`).
-    pub max_timeout: Duration,
-    /// How old (or early) a packet may be (`MAX_SPA_PACKET_AGE`).
-    pub window: Duration,
-    /// Accept only packets sent to these addresses (`DESTINATION`; empty: any).
-    pub destination: Vec<ipnet::IpNet>,
-    /// Unix time after which the door no longer opens (`ACCESS_EXPIRE`).
-    pub expires: Option<u64>,
-    /// Why knockd takes no packet for this stanza at all (what in it is unsafe, or not
-    /// honoured yet); its ports stay guarded. Only access.conf says this: the other stanzas
-    /// are served, and `knockd check` fails.
-    pub refused: Option<String>,
-    /// fwknopd's NAT settings (the stanza's and fwknopd.conf's), read so they can be named:
-    /// knockd does not forward yet, so a stanza that asks for NAT is refused.
-    pub nat: FwknopNat,
-}
-
-/// fwknopd's forwarding and NAT settings, as written. `FORCE_NAT` (with `ENABLE_IPT_FORWARDING`)
-/// becomes the door's forwards; the others are not honoured (doc/fwknop.md).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FwknopNat {
-    /// fwknopd.conf `ENABLE_IPT_FORWARDING` (or `ENABLE_FIREWD_FORWARDING`): NAT requests
-    /// (`fwknop -N`) may reach hosts behind this one.
-    pub forwarding: bool,
-    /// fwknopd.conf `ENABLE_IPT_LOCAL_NAT`: NAT requests may reach a port of this host.
-    pub local_nat: bool,
-    /// fwknopd.conf `ENABLE_IPT_SNAT`: forwarded packets are source-translated.
-    pub snat: bool,
-    /// fwknopd.conf `SNAT_TRANSLATE_IP`: to this address (else masquerading).
-    pub snat_translate_ip: Option<IpAddr>,
-    /// `FORCE_NAT IP PORT`: every access request goes to this host and port instead.
-    pub force_nat: Option<(IpAddr, u16)>,
-    /// `FORCE_SNAT IP`: forwarded packets leave with this source address.
-    pub force_snat: Option<IpAddr>,
-    /// `FORCE_MASQUERADE Y`.
-    pub force_masquerade: bool,
-    /// `DISABLE_DNAT Y`: forward only, translate no destination.
-    pub disable_dnat: bool,
-    /// `FORWARD_ALL Y`: forward every port to the client's hosts.
-    pub forward_all: bool,
-}
-
-impl FwknopNat {
-    /// Whether the stanza asks for NAT knockd does not do (`FORCE_SNAT`, `FORCE_MASQUERADE`,
-    /// `DISABLE_DNAT`, `FORWARD_ALL`; `FORCE_NAT` it does, as a forward door).
-    pub fn stanza_asks(&self) -> bool {
-        self.force_snat.is_some() || self.force_masquerade || self.disable_dnat || self.forward_all
+impl Clone for Proof {
+    fn clone(&self) -> Self {
+        Proof(self.0.clone_box())
     }
 }
 
-/// fwknop's defaults: the UDP port, `MAX_FW_TIMEOUT`, `MAX_SPA_PACKET_AGE`, `FW_ACCESS_TIMEOUT`.
-pub const FWKNOP_PORT: u16 = 62201;
-/// The most a client may ask for when `MAX_FW_TIMEOUT` is not set.
-pub const FWKNOP_MAX_TIMEOUT: Duration = Duration::from_secs(300);
-/// How old a packet may be when `MAX_SPA_PACKET_AGE` is not set.
-pub const FWKNOP_WINDOW: Duration = Duration::from_secs(120);
-/// How long a grant lasts when neither the client nor `FW_ACCESS_TIMEOUT` says.
-pub const FWKNOP_ACCESS_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why a door whose clients name their ports (fwknop) guards no port, if it guards none: said
-/// at every start and by `knockd check`.
-pub fn guards_nothing(door: &super::Door) -> Option<String> {
-    let open = door.open.as_ref()?;
-    let left_out = door.fwknop().is_some_and(|f| f.refused.is_some());
-    if left_out || !open.per_port || !open.ports.is_empty() || open.attach.is_some() {
-        return None;
+impl PartialEq for Proof {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_as(&*other.0)
     }
-    Some(format!(
-        "door {} guards no port: it lists none a client may ask for (OPEN_PORTS, or open_ports in YAML), so \
-         knockd's table drops none and its grants open nothing: a port nothing drops is open to every client \
-         anyway, and an accept in knockd's table cannot overrule a drop in another firewall. List the ports in \
-         OPEN_PORTS (RESTRICT_PORTS only takes ports away), or attach the door to your firewall's own set \
-         (`knockd --convert`, then `open.set`)",
-        door.name
-    ))
+}
+
+impl Eq for Proof {}
+
+impl fmt::Debug for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Every kind of proof, as the config readers are handed them (`doors::Kinds`): the YAML
+/// reader asks them to read the door keys it does not know itself, and the loader asks them
+/// for the readers of the file formats they bring. Generic rather than a trait object, so a
+/// kind reads its YAML with serde like any other value, errors keeping the key path and line.
+pub trait Kinds: Default {
+    /// The door keys the kinds read, the kinds in their order: a door's proofs are kept in
+    /// this order.
+    fn keys(&self) -> Vec<&'static str>;
+
+    /// The keys of kind `kind` (an index into the kinds): a door has at most one of them.
+    fn keys_of(&self, kind: usize) -> &'static [&'static str];
+
+    /// Reads the value of door `door`'s key `key` from `map`, by the kind whose key it is:
+    /// that kind's index and the proof; `None` when no kind reads `key`.
+    fn read<'de, A: MapAccess<'de>>(
+        &self,
+        key: &str,
+        door: &str,
+        map: &mut A,
+    ) -> Option<Result<(usize, Proof), A::Error>>;
+
+    /// The reader of `format`, when a kind brings it.
+    fn format(&self, format: super::Format) -> Option<&'static dyn FormatReader>;
+}
+
+/// A config file language a kind brings besides knockd.yaml (the classic knockd.conf for
+/// knock sequences, fwknopd's access.conf for fwknop's clients): its reader.
+pub trait FormatReader: Sync {
+    /// Which language it reads.
+    fn format(&self) -> super::Format;
+
+    /// Parses `text` (the contents of `file`) into a validated config.
+    fn read(&self, file: &str, text: &str, options: &LoadOptions) -> Result<Config, ConfigError>;
+
+    /// What the loader does after the config's own checks: companion files (fwknopd.conf).
+    fn finish(&self, _path: &Path, _options: &LoadOptions, _config: &mut Config) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// No kind at all: for config's own tests, which may not use `doors` (it sits above config).
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct NoKinds;
+
+#[cfg(test)]
+impl Kinds for NoKinds {
+    fn keys(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn keys_of(&self, _kind: usize) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn read<'de, A: MapAccess<'de>>(&self, _: &str, _: &str, _: &mut A) -> Option<Result<(usize, Proof), A::Error>> {
+        None
+    }
+
+    fn format(&self, _format: super::Format) -> Option<&'static dyn FormatReader> {
+        None
+    }
 }

@@ -4,56 +4,41 @@
 use std::fmt::Write;
 
 use super::Status;
+use crate::doors::{Counter, Measure};
 
-/// Values that go up and down; every other counter only grows (and is kept across reloads).
-pub const GAUGES: [&str; 4] = ["attempts", "attempts_cap", "pending_stops", "grants"];
-
-/// What each counter counts, for its `# HELP` line (doc/status.md says the same).
-const HELP: [(&str, &str); 21] = [
-    ("packets", "Packets the capture handed to the daemon (knocks and single packets)."),
-    ("kernel_packets", "Packets the kernel's capture sockets saw."),
-    ("kernel_drops", "Packets the kernel dropped because the daemon's capture queue was full."),
-    ("opens", "Grants made: completed knocks, accepted single packets and admins' grants."),
-    ("grant_errors", "Grants the firewall refused; each is logged with the kernel's reason."),
-    ("restarts", "Knock attempts restarted by a knock out of order."),
-    ("timeouts", "Knock attempts that ran past their door's seq_timeout."),
-    ("expired", "Knock attempts forgotten because they could no longer complete in time."),
-    ("evictions", "Knock attempts evicted because the attempt table was full (limits.max_attempts)."),
-    ("attempts", "Knock attempts in progress now."),
-    ("attempts_cap", "The most knock attempts kept at once (limits.max_attempts)."),
-    ("grants", "Grants live in the kernel now."),
-    ("pending_stops", "Stop commands of classic doors waiting for their cmd_timeout."),
-    ("spa_accepted", "Single packets (SPA and fwknop) that passed every check."),
-    ("spa_rejected", "Single packets (SPA and fwknop) refused by a check; the log says which."),
-    ("spa_verified", "SPA signatures and MACs checked."),
-    (
-        "spa_dropped_in_flood",
-        "SPA packets left unchecked because their source network's share of the budget was spent.",
-    ),
-    ("fwknop_checked", "fwknop packets whose HMAC was checked."),
-    (
-        "commands_refused",
-        "Completions whose start command was not run because 256 were already waiting (a flood, say).",
-    ),
-    (
-        "commands_merged",
-        "Completions whose start command was already waiting or running for the same source: run once.",
-    ),
-    ("fwknop_dropped_in_flood", "fwknop packets left unchecked because their source network's share was spent."),
+/// The status document's counters of its own (the daemon's, besides the engine's and the
+/// kinds', which the caller describes).
+static OWN: [Counter; 3] = [
+    Counter {
+        name: "kernel_packets",
+        measure: Measure::Total,
+        help: "Packets the kernel's capture sockets saw.",
+        always: true,
+    },
+    Counter {
+        name: "kernel_drops",
+        measure: Measure::Total,
+        help: "Packets the kernel dropped because the daemon's capture queue was full.",
+        always: true,
+    },
+    Counter { name: "grants", measure: Measure::Gauge, help: "Grants live in the kernel now.", always: true },
 ];
 
-/// `name`'s help sentence; a counter added without one still gets a sentence that says where
-/// it is documented.
-fn help(name: &str) -> String {
-    match HELP.iter().find(|(n, _)| *n == name) {
-        Some((_, text)) => (*text).to_owned(),
-        None => format!("The {} counter (doc/status.md describes it).", name.replace('_', " ")),
+/// `name`'s description among `described` and the document's own; a counter without one is a
+/// total whose sentence says where it is documented.
+fn describe<'a>(name: &str, described: &[&'a Counter]) -> (Measure, std::borrow::Cow<'a, str>) {
+    match described.iter().copied().chain(OWN.iter()).find(|c| c.name == name) {
+        Some(c) => (c.measure, c.help.into()),
+        None => {
+            (Measure::Total, format!("The {} counter (doc/status.md describes it).", name.replace('_', " ")).into())
+        }
     }
 }
 
 /// One `# HELP`, `# TYPE` and sample per counter, `knockd_` before each name; gauges keep
-/// their name, running totals get `_total`. Dropped packets are one family, by reason.
-pub fn render(status: &Status) -> String {
+/// their name, running totals get `_total`. Dropped packets are one family, by reason. What
+/// each counter is comes from `described` (the engine's and the kinds' counters).
+pub fn render(status: &Status, described: &[&Counter]) -> String {
     let mut out = String::new();
     let mut dropped = Vec::new();
     for (name, value) in &status.counters {
@@ -61,12 +46,12 @@ pub fn render(status: &Status) -> String {
             dropped.push((reason, value));
             continue;
         }
-        let (metric, kind) = if GAUGES.contains(&name.as_str()) {
-            (format!("knockd_{name}"), "gauge")
-        } else {
-            (format!("knockd_{name}_total"), "counter")
+        let (measure, help) = describe(name, described);
+        let (metric, kind) = match measure {
+            Measure::Gauge => (format!("knockd_{name}"), "gauge"),
+            Measure::Total => (format!("knockd_{name}_total"), "counter"),
         };
-        let _ = writeln!(out, "# HELP {metric} {}", help(name));
+        let _ = writeln!(out, "# HELP {metric} {help}");
         let _ = writeln!(out, "# TYPE {metric} {kind}\n{metric} {value}");
     }
     if !dropped.is_empty() {
@@ -101,7 +86,7 @@ mod tests {
             attempts: Some(2),
             counters: counters.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         };
-        let text = render(&status);
+        let text = render(&status, &crate::engine::counter_descriptions());
         assert!(text.contains("# TYPE knockd_opens_total counter\nknockd_opens_total 3\n"), "{text}");
         assert!(text.contains("# TYPE knockd_attempts gauge\nknockd_attempts 2\n"), "{text}");
         assert!(text.contains("knockd_dropped_total{reason=\"truncated\"} 5\n"), "{text}");
@@ -118,8 +103,9 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("| `"))
             .flat_map(|l| l.split(" | ").next().unwrap_or("").split('`').skip(1).step_by(2));
+        let described = crate::engine::counter_descriptions();
         for name in names.filter(|n| !n.starts_with("dropped_")) {
-            let sentence = help(name);
+            let sentence = describe(name, &described).1;
             assert!(!sentence.contains("doc/status.md describes it"), "{name} has no help sentence");
             assert!(sentence.ends_with('.') && sentence.split(' ').count() >= 5, "{name}: {sentence}");
         }

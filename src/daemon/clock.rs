@@ -1,7 +1,9 @@
 //! The one place the wall clock is read (by the daemon loop and the client); everything else is
-//! given the time.
+//! given the time, as a [`Clock`] read once per call.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::doors::Clock;
 
 /// Time since the Unix epoch; zero if the clock is set before 1970.
 pub fn unix_now() -> Duration {
@@ -53,4 +55,10 @@ pub fn local(unix_seconds: i64) -> Option<LocalTime> {
         minute: small(tm.tm_min)?,
         second: small(tm.tm_sec)?,
     })
+}
+
+/// The clock of one call into the engine: `mono` (the loop's own monotonic time), the time of
+/// day, and when this host booted.
+pub fn now(mono: Duration) -> Clock {
+    Clock { mono, unix: unix_now(), boot: boot_time() }
 }

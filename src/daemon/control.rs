@@ -86,7 +86,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     /// Every counter by name: the engine's, the kinds', drops by reason, the kernel's.
     pub(super) fn counters(&self) -> BTreeMap<String, u64> {
         let mut counters: BTreeMap<String, u64> =
-            self.engine.counters().into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+            self.engine.counters().into_iter().map(|r| (r.counter.name.to_owned(), r.value)).collect();
         let dropped = self.engine.stats().dropped;
         for reason in crate::packet::Drop::ALL {
             counters.insert(format!("dropped_{}", reason.key()), dropped[reason.index()]);
@@ -106,7 +106,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let first = self.metrics_written.is_none();
         self.metrics_written = Some(now);
         let text = match self.status() {
-            Ok(status) => prometheus::render(&status),
+            Ok(status) => prometheus::render(&status, &crate::engine::counter_descriptions()),
             Err(e) => return error!("metrics: cannot read the grants: {e}"),
         };
         if let Err(e) = crate::config::private_file::write_atomic(&path, text.as_bytes(), 0o644) {

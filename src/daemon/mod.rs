@@ -18,7 +18,6 @@ pub mod names;
 pub mod namespace;
 pub mod pidfile;
 pub mod privileges;
-pub mod rate_limit;
 pub mod signals;
 pub mod state_dir;
 mod syslog;
@@ -68,13 +67,19 @@ pub struct ConfigSource {
     /// The directory the daemon was started in: relative paths in the file mean files there,
     /// on every reload too (`None` when it could not be read; they stay relative).
     pub workdir: Option<PathBuf>,
+    /// Whose files are trusted like root's ([`privileges::trust`]), once the first load told.
+    pub trust: config::Trust,
 }
 
 impl ConfigSource {
     /// Reads the config again, with the command line's overrides applied.
     pub fn load(&self) -> Result<Config, config::ConfigError> {
-        let options = config::LoadOptions { start_dir: self.workdir.clone(), fwknopd_conf: self.fwknopd_conf.clone() };
-        let mut config = config::load_with(&self.path, &options)?;
+        let options = config::LoadOptions {
+            start_dir: self.workdir.clone(),
+            fwknopd_conf: self.fwknopd_conf.clone(),
+            trust: self.trust.clone(),
+        };
+        let mut config = config::load_with(&self.path, &options, &crate::doors::Kinds)?;
         if !self.interfaces.is_empty() {
             config.interfaces = self.interfaces.clone();
         }
@@ -135,14 +140,12 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
     }
     d.update_host_view();
     loop {
-        let unix_now = clock::unix_now();
-        d.engine.set_wall_clock(unix_now);
-        d.engine.set_boot_time(clock::boot_time());
         // A new rotating step's ports go into the filter now, not after the next wake-up.
         d.follow_ports();
-        let now = origin.elapsed();
+        let clock = clock::now(origin.elapsed());
+        let now = clock.mono;
         let settle = others_due.map_or(TICK, |due| due.saturating_sub(now));
-        let until_wall = d.engine.next_wall_due().map_or(TICK, |due| due.saturating_sub(unix_now));
+        let until_wall = d.engine.next_wall_due().map_or(TICK, |due| due.saturating_sub(clock.unix));
         let until_due =
             d.engine.next_due().map_or(TICK, |due| due.saturating_sub(now)).min(TICK).min(until_wall).min(settle);
         let ready = d.wait(until_due)?;
@@ -156,12 +159,14 @@ pub fn run<F: Firewall, S: Spawner>(d: &mut Daemon<F, S>) -> io::Result<()> {
             d.refresh_addresses();
         }
         d.packets(&mut batch, origin)?;
-        let now = origin.elapsed();
+        let clock = clock::now(origin.elapsed());
+        let now = clock.mono;
         if ready.commands {
             d.engine.commands(now);
         }
-        if d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
-            d.engine.tick(now);
+        let wall_due = d.engine.next_wall_due().is_some_and(|due| due <= clock.unix);
+        if wall_due || d.engine.next_due().is_some_and(|due| due <= now) || now - last_tick >= TICK {
+            d.engine.tick(clock);
             d.follow_interfaces();
             last_tick = now;
         }
@@ -244,9 +249,9 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
                 // An address added just before a knock was sent is reported before the knock
                 // arrives: look at the reports once more now that the knock is here.
                 self.refresh_addresses();
-                let now = origin.elapsed();
+                let clock = clock::now(origin.elapsed());
                 for packet in batch.packets() {
-                    self.engine.packet_in(lane, packet, now);
+                    self.engine.packet_in(lane, packet, clock);
                 }
             }
         }
@@ -294,8 +299,9 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     fn log_counters(&self) {
         let s = self.engine.stats();
         let kernel = self.capture.kernel_stats();
-        let counters: Vec<String> =
-            self.engine.counters().iter().skip(1).map(|(name, value)| format!("{name}={value}")).collect();
+        // Packets come first, with the kernel's; the rest in the engine's order.
+        let rest = self.engine.counters().into_iter().filter(|r| r.counter != &crate::engine::PACKETS);
+        let counters: Vec<String> = rest.map(|r| format!("{}={}", r.counter.name, r.value)).collect();
         let drops: Vec<String> =
             crate::packet::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
         info!(

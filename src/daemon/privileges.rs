@@ -23,37 +23,30 @@ use std::sync::OnceLock;
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid, User, setgroups, setresgid, setresuid};
 
-use crate::config::{CommandPrivileges, DEFAULT_USER};
+use crate::config::{CommandPrivileges, DEFAULT_USER, Trust};
 
 /// What the daemon keeps.
 pub const KEEP: [Capability; 2] = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW];
 
 /// The user the daemon runs as after start, once it has switched.
 static RUN_AS: OnceLock<u32> = OnceLock::new();
-/// The users whose files the daemon trusts like root's: the one it runs as after start, and
-/// its own user (`knockd`), whose files (the replay caches) a later start, perhaps as root or
-/// as another user, must be able to read. Never `nobody`.
-static TRUSTED: OnceLock<Vec<u32>> = OnceLock::new();
 
 /// The uid the daemon switched to, if it did.
 pub fn run_as_uid() -> Option<u32> {
     RUN_AS.get().copied()
 }
 
-/// Whether files owned by `uid` are trusted like root's.
-pub fn is_trusted(uid: u32) -> bool {
-    TRUSTED.get().is_some_and(|t| t.contains(&uid))
-}
-
-/// The user the daemon will run as after start under `config`, if it leaves root: its files
-/// are trusted from now on. A user that does not exist is left to the switch to report.
-/// `nobody` never is: any service running as `nobody` could have written them.
-pub fn trust_run_user(config: &crate::config::Config) {
+/// Whose files the daemon trusts like root's under `config`: the user it will run as after
+/// start, if it leaves root, and its own user (`knockd`), whose files (the replay caches) a
+/// later start, perhaps as root or as another user, must be able to read. A user that does not
+/// exist is left to the switch to report. `nobody` never is: any service running as `nobody`
+/// could have written them. Every reader of a private file is given this ([`Trust`]).
+pub fn trust(config: &crate::config::Config) -> Trust {
     let uid = |name: &str| User::from_name(name).ok().flatten().map(|u| u.uid.as_raw());
     let run_user = (config.user != "root" && config.needs_root().is_none()).then(|| uid(&config.user)).flatten();
     let nobody = uid("nobody");
     let trusted = [run_user, uid(DEFAULT_USER)].into_iter().flatten().filter(|u| Some(*u) != nobody && *u != 0);
-    let _ = TRUSTED.set(trusted.collect());
+    Trust::users(trusted)
 }
 
 /// Why privileges could not be dropped.

@@ -1,13 +1,13 @@
-//! Files that hold keys (rotating secrets, SPA keys, fwknop keys): read whole, refused if other
-//! users can write them (whoever can change them can open the firewall) and, for secrets, if
-//! other users can read them.
+//! Files that hold keys (rotating secrets, SPA keys, fwknop keys): read whole, through the
+//! [`Store`] the caller hands in, refused if other users can write them (whoever can change
+//! them can open the firewall) and, for secrets, if other users can read them.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use crate::config::KeyMaterial;
+use crate::store::{PrivateFileError, Store};
 
 /// Base64 as fwknop writes it: the standard alphabet, with or without `=` padding.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -49,9 +49,9 @@ impl KeyFileError {
 
 /// Reads a file whole, after checking that only its owner (root or us) can write it. A file
 /// that does not exist is an error that says how to make one.
-pub fn read_private(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    crate::config::read_private(path, 1 << 16).map_err(|e| match e {
-        crate::config::PrivateFileError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+pub fn read_private(store: &mut dyn Store, what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    store.read(path, 1 << 16, false).map_err(|e| match e {
+        PrivateFileError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
             KeyFileError::new(what, path, format!("it does not exist: {}", how_to_make(what, path)))
         }
         e => KeyFileError::new(what, path, e.to_string()),
@@ -84,39 +84,13 @@ fn how_to_make(what: &str, path: &Path) -> String {
 
 /// Reads a file that holds a secret: like [`read_private`], and other users must not be able
 /// to read it either.
-pub fn read_secret_bytes(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    use std::os::unix::fs::MetadataExt;
-    // The mode of the file that was read (fstat), not of whatever the path names by now.
-    let (bytes, meta) = crate::config::read_private_with_metadata(path, 1 << 16)
-        .map_err(|e| KeyFileError::new(what, path, e.to_string()))?;
-    let mode = meta.mode();
-    if mode & 0o004 != 0 {
-        let message = format!(
-            "refusing to use it: every user can read the secret in it (mode {:o}): run `chmod o-r {}`",
-            mode & 0o7777,
-            path.display()
-        );
-        return Err(KeyFileError::new(what, path, message));
-    }
-    Ok(bytes)
-}
-
-/// The bytes of a key, wherever it is written: text as is, base64 decoded, a file's base64.
-pub fn read_key_material(what: &'static str, key: &KeyMaterial) -> Result<Vec<u8>, KeyFileError> {
-    let invalid = |path: &Path| KeyFileError::new(what, path, "the key is not base64");
-    match key {
-        KeyMaterial::Text(text) => Ok(text.as_bytes().to_vec()),
-        KeyMaterial::Base64(text) => decode_base64(text).ok_or_else(|| invalid(Path::new("(inline)"))),
-        KeyMaterial::File(path) => {
-            let bytes = read_secret_bytes(what, path)?;
-            decode_base64(&String::from_utf8_lossy(&bytes)).ok_or_else(|| invalid(path))
-        }
-    }
+pub fn read_secret_bytes(store: &mut dyn Store, what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    store.read(path, 1 << 16, true).map_err(|e| KeyFileError::new(what, path, e.to_string()))
 }
 
 /// Reads a shared secret: the file's bytes less one trailing newline, at least [`MIN_SECRET`].
-pub fn read_secret(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    let mut secret = read_secret_bytes(what, path)?;
+pub fn read_secret(store: &mut dyn Store, what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    let mut secret = read_secret_bytes(store, what, path)?;
     if secret.ends_with(b"\n") {
         secret.pop();
         if secret.ends_with(b"\r") {
@@ -144,7 +118,8 @@ mod tests {
     #[test]
     fn a_missing_file_says_how_to_make_one() {
         let missing = std::env::temp_dir().join(format!("knockd-no-such-key-{}", std::process::id()));
-        let error = |what, path: &Path| read_private(what, path).unwrap_err().to_string();
+        let store = &mut crate::store::FileStore::default();
+        let mut error = |what, path: &Path| read_private(store, what, path).unwrap_err().to_string();
         let secret = error("secret file", &missing);
         assert!(secret.contains("does not exist") && secret.contains("head -c 32 /dev/urandom > "), "{secret}");
         let public = error("key file", &missing.with_extension("pub"));

@@ -1,31 +1,80 @@
-//! Doors: the proofs a client gives, checked. One module per kind of proof.
+//! Doors: the proofs a client gives, checked. One folder per kind of proof.
 //!
 //! Contract: a door kind ([`DoorKind`]) owns its state and its secrets. It says which ports it
-//! needs captured, takes parsed packets to those ports with the (monotonic) time, and returns
-//! what happened as data ([`Outcomes`]): grants, and notes for the log and the counters. It is
-//! told the wall clock, and on reload it takes over what carries over from the kind it
-//! replaces. It never touches the firewall, the clock or the network: the engine routes packets
-//! to kinds by port and commits their grants.
+//! needs captured, takes parsed packets to those ports, and returns what happened as data
+//! ([`Outcomes`]): grants, and notes for the log and the counters. Time and storage are
+//! arguments of every call (smoltcp's `poll(timestamp, ...)`): a [`Clock`] read once by the
+//! caller, and the [`Store`] its files are read and written through. On reload it takes over
+//! what carries over from the kind it replaces. It never touches the firewall, the clock, a
+//! file or the network: the engine routes packets to kinds by port and commits their grants.
+//!
+//! A kind of door is one folder here: its settings and how knockd.yaml writes them (the config
+//! half, [`crate::config::ProofSettings`] and [`ReadYaml`]), its description ([`Kind`]: its
+//! counters, how to build it, what `knockd check` warns about across doors, a config file
+//! language of its own), and its doors at run time ([`DoorKind`]). The rest of the program
+//! loops over [`KINDS`] and never names one. A new kind is one folder and one line in
+//! `kinds!` below (with its `mod` line); DEVELOPERS.md, "Adding a door kind", says how.
 //!
 //! Kinds: [`sequence`] (knock sequences: fixed, one-time files, rotating secrets; one attempt
-//! table with a cap for all of them), [`spa`] (single-packet authorization) and [`fwknop`]
-//! (fwknop's clients' single packets). A new kind is
-//! one module here, one [`crate::config::Proof`] variant, and one line in `KINDS`.
+//! table with a cap for all of them), [`spa`] (single-packet authorization), [`fwknop`]
+//! (fwknop's clients' single packets), [`datagram`] (the example: one datagram with a fixed
+//! payload). Shared by kinds: [`budget`] (fair verification budget),
+//! [`replay`] (replay caches and their journals), [`key_file`].
 
 pub mod budget;
+pub mod datagram;
 pub mod fwknop;
 pub mod key_file;
+mod kind;
 pub mod replay;
 pub mod sequence;
 pub mod spa;
+#[cfg(test)]
+mod tests;
 
-use std::any::Any;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::capture::Lane;
+pub use kind::{CarryOver, Counter, DoorKind, Kind, Measure, ReadYaml, Reading};
+use kind::{ReadFn, kinds};
+
 use crate::config::{Config, PortProto};
-use crate::packet::Packet;
+use crate::store::Store;
+
+kinds! {
+    sequence::SequenceKind,
+    spa::SpaKind,
+    fwknop::FwknopKind,
+    datagram::DatagramKind,
+}
+
+/// The time of one call, read once by the caller: kinds are given it, never read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Monotonic time, from any origin the caller keeps: attempts, budgets, due times.
+    pub mono: Duration,
+    /// The time of day, since the Unix epoch: timestamps in proofs, rotating steps.
+    pub unix: Duration,
+    /// When this host booted, as Unix time (zero: unknown): proofs timestamped before it are
+    /// refused, since a crash of the host may have lost what was written of them without a
+    /// sync.
+    pub boot: Duration,
+}
+
+impl Clock {
+    /// A clock at monotonic `mono` and Unix time `unix`, the boot time unknown.
+    pub fn new(mono: Duration, unix: Duration) -> Self {
+        Clock { mono, unix, boot: Duration::ZERO }
+    }
+}
+
+/// Monotonic time alone, the time of day at the epoch: for callers whose doors never read the
+/// time of day (knock sequences in tests and benchmarks).
+impl From<Duration> for Clock {
+    fn from(mono: Duration) -> Self {
+        Clock { mono, ..Clock::default() }
+    }
+}
 
 /// Index of a door in the configuration's door list.
 pub type DoorId = usize;
@@ -71,7 +120,8 @@ pub enum Note {
     TimedOut { door: DoorId, src: IpAddr, stage: usize, of: usize },
     /// A packet from `src` to one of the door's ports did not count, and why (logged at debug).
     Ignored { door: DoorId, src: IpAddr, why: &'static str },
-    /// A single-packet authorization from `src` was accepted (the grant follows).
+    /// A single-packet authorization from `src` was accepted (the grant follows); its kind
+    /// counts it, the log leaves it to the grant's line.
     Accepted { door: DoorId, src: IpAddr },
     /// A packet from `src` to a kind's port was refused, and why.
     Rejected { door: Option<DoorId>, src: IpAddr, reason: String },
@@ -90,55 +140,6 @@ pub struct Outcomes {
     pub ports_changed: bool,
 }
 
-/// A kind of door. See the module documentation for the contract.
-pub trait DoorKind: Any {
-    /// A short name for logs and status: `sequence`, `spa`.
-    fn kind(&self) -> &'static str;
-
-    /// Appends the ports this kind needs captured now.
-    fn ports(&self, out: &mut Vec<PortProto>);
-
-    /// The capture socket the kind's packets arrive on.
-    fn lane(&self) -> Lane {
-        Lane::Knocks
-    }
-
-    /// One packet to one of those ports, seen at `now`.
-    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes);
-
-    /// The time of day (since the Unix epoch), for proofs that depend on it.
-    fn set_wall_clock(&mut self, _unix_now: Duration, _out: &mut Outcomes) {}
-
-    /// When this host booted, as Unix time: proofs timestamped before it are refused, since a
-    /// crash of the host may have lost what was written of them without a sync.
-    fn set_boot_time(&mut self, _unix_boot: Duration) {}
-
-    /// Housekeeping at `now`: forget what can no longer complete, run deferred work.
-    fn tick(&mut self, _now: Duration, _out: &mut Outcomes) {}
-
-    /// When the kind's proofs next change by the wall clock (Unix time): the loop then tells it
-    /// the time at once, so the capture filter follows on time (a rotating door's next step).
-    fn next_wall_due(&self) -> Option<Duration> {
-        None
-    }
-
-    /// When [`tick`](DoorKind::tick) next has deferred work to run, if it has any.
-    fn next_due(&self) -> Option<Duration> {
-        None
-    }
-
-    /// After a reload: takes over what carries over from `old`, the kind this one replaces.
-    fn carry_over(&mut self, _old: Box<dyn Any>) {}
-
-    /// Attempts in progress.
-    fn attempts(&self) -> usize {
-        0
-    }
-
-    /// Running totals of the kind's own, by name.
-    fn counters(&self, _out: &mut Vec<(&'static str, u64)>) {}
-}
-
 /// Why the doors could not be set up: a file that cannot be read, a key that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("door {door}: {message}")]
@@ -149,17 +150,55 @@ pub struct DoorError {
     pub message: String,
 }
 
-/// Builds a kind from the config: `None` when no door uses it.
-type Build = fn(&Config) -> Result<Option<Box<dyn DoorKind>>, DoorError>;
-
-/// Every kind of door, in the order packets are offered to them.
-const KINDS: [Build; 3] = [sequence::build, spa::build, fwknop::build];
-
-/// The kinds the config uses, with every file they need read: all or nothing.
-pub fn build(config: &Config) -> Result<Vec<Box<dyn DoorKind>>, DoorError> {
+/// The kinds the config uses, with every file they need read from `store`: all or nothing.
+pub fn build(config: &Config, store: &mut dyn Store) -> Result<Vec<Box<dyn DoorKind>>, DoorError> {
     let mut kinds = Vec::new();
-    for build in KINDS {
-        kinds.extend(build(config)?);
+    for kind in KINDS {
+        kinds.extend(kind.build(config, store)?);
     }
     Ok(kinds)
+}
+
+/// The counters single-packet kinds share (SPA and fwknop): packets accepted and refused.
+pub static SPA_ACCEPTED: Counter = Counter {
+    name: "spa_accepted",
+    measure: Measure::Total,
+    help: "Single packets (SPA and fwknop) that passed every check.",
+    always: true,
+};
+
+/// See [`SPA_ACCEPTED`].
+pub static SPA_REJECTED: Counter = Counter {
+    name: "spa_rejected",
+    measure: Measure::Total,
+    help: "Single packets (SPA and fwknop) refused by a check; the log says which.",
+    always: true,
+};
+
+/// Single packets accepted and refused, counted from the notes a kind reports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Verdicts {
+    accepted: u64,
+    rejected: u64,
+}
+
+impl Verdicts {
+    /// Counts the accepted and rejected packets among `notes`.
+    pub fn count(&mut self, notes: &[Note]) {
+        for note in notes {
+            match note {
+                Note::Accepted { .. } => self.accepted += 1,
+                Note::Rejected { .. } => self.rejected += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The two readings ([`SPA_ACCEPTED`], [`SPA_REJECTED`]).
+    pub fn readings(&self) -> [Reading; 2] {
+        [
+            Reading { counter: &SPA_ACCEPTED, value: self.accepted },
+            Reading { counter: &SPA_REJECTED, value: self.rejected },
+        ]
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use log::info;
 
 use super::{Engine, describe};
-use crate::config::{Door, OPEN_TIMEOUT_RANGE, PortProto, Proof, check_range};
+use crate::config::{Door, OPEN_TIMEOUT_RANGE, PortProto, check_range};
 use crate::control::{DoorStatus, GrantStatus};
 use crate::doors::{Grant, Outcomes};
 use crate::grant::ledger::Key;
@@ -18,19 +18,8 @@ use crate::grant::{Firewall, FirewallError};
 
 /// What a door listens on, as status shows it: its kinds, and one entry per port (or range).
 fn listens(door: &Door) -> (Vec<String>, Vec<String>) {
-    let (mut kinds, mut listens) = (Vec::new(), Vec::new());
-    for proof in &door.proofs {
-        let (kind, listen) = match proof {
-            Proof::Sequence(s) => ("sequence", s.iter().map(PortProto::to_string).collect()),
-            Proof::OneTime(path) => ("one_time", vec![format!("the next line of {}", path.display())]),
-            Proof::Rotating(r) => ("rotating", vec![format!("{}-{}/{} (rotating)", r.ports.0, r.ports.1, r.proto)]),
-            Proof::Spa(s) => ("spa", vec![format!("{}/udp", s.port)]),
-            Proof::Fwknop(f) => ("fwknop", vec![format!("{}/udp", f.port)]),
-        };
-        kinds.push(kind.to_owned());
-        listens.extend(listen);
-    }
-    (kinds, listens)
+    let kinds = door.proofs.iter().map(|p| p.name().to_owned()).collect();
+    (kinds, door.proofs.iter().flat_map(|p| p.listens()).collect())
 }
 
 /// A door as `knockd status` shows it.

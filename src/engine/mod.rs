@@ -9,10 +9,9 @@ mod coexist;
 mod counters;
 
 pub use admin::door_status;
-pub use counters::Stats;
 use counters::totals;
+pub use counters::{PACKETS, Stats, descriptions as counter_descriptions};
 
-use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,13 +20,13 @@ use log::{debug, info, log, trace};
 
 use crate::capture::{Lane, Ports};
 use crate::config::{Config, PortProto};
-use crate::daemon::names::Names;
-use crate::daemon::rate_limit::{LogBudget, Verdict};
-use crate::doors::{self, DoorError, DoorKind, Note, Outcomes};
+use crate::doors::{self, Clock, DoorError, DoorKind, Note, Outcomes};
 use crate::grant::attach::AttachError;
 use crate::grant::legacy_command::Spawner;
 use crate::grant::{Firewall, FirewallError, Granter};
 use crate::packet::{self, Drop};
+use crate::rate_limit::{LogBudget, Verdict};
+use crate::store::{FileStore, Store};
 
 /// Stage, restart and timeout log lines per second; the rest are counted and summarized.
 const STAGE_LINES_PER_SECOND: u32 = 200;
@@ -59,8 +58,8 @@ pub struct Engine<F: Firewall, S: Spawner> {
     stats: Stats,
     outcomes: Outcomes,
     filter_changed: bool,
-    /// Host names for log lines (`--lookup`); `None` logs addresses only.
-    names: Option<Names>,
+    /// How addresses read in log lines (`--lookup` adds host names); `None`: addresses only.
+    names: Option<Naming>,
     log_budget: LogBudget,
     grant_log: LogBudget,
     /// Totals of the kinds' counters from before reloads (a reload builds new kinds).
@@ -73,17 +72,29 @@ pub struct Engine<F: Firewall, S: Spawner> {
     coexist: Vec<crate::grant::coexist::DoorAnswer>,
     /// The interfaces and addresses those answers are for.
     host_view: crate::grant::coexist::HostView,
-    /// When this host booted (Unix time), once told: kinds built on a reload are told too.
-    boot: Option<Duration>,
+    /// Where the kinds read their files and keep what must survive a restart.
+    store: Box<dyn Store>,
 }
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// Reads every file the doors need and checks attached sets, then installs the ruleset:
-    /// a start that fails leaves no table behind.
+    /// a start that fails leaves no table behind. The kinds keep their state in the files the
+    /// config names, read with the running user's trust ([`Engine::start_with_store`] says
+    /// otherwise).
     pub fn start(config: Config, firewall: F, spawner: S) -> Result<Self, EngineError> {
+        Engine::start_with_store(config, firewall, spawner, Box::new(FileStore::default()))
+    }
+
+    /// [`Engine::start`], with the kinds' files read and written through `store`.
+    pub fn start_with_store(
+        config: Config,
+        firewall: F,
+        spawner: S,
+        mut store: Box<dyn Store>,
+    ) -> Result<Self, EngineError> {
         let mut firewall = firewall;
         crate::grant::attach::check_attached_sets(&config, &mut firewall)?;
-        let kinds = doors::build(&config)?;
+        let kinds = doors::build(&config, &mut *store)?;
         let granter = Granter::start(&config, firewall, spawner)?;
         warn_inactive(&config);
         let mut engine = Engine {
@@ -102,16 +113,17 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             now: Duration::ZERO,
             coexist: Vec::new(),
             host_view: Default::default(),
-            boot: None,
+            store,
         };
         engine.route();
         engine.reassess();
         Ok(engine)
     }
 
-    /// Shows host names next to addresses in log lines, looked up in the background.
-    pub fn with_lookup(mut self) -> Self {
-        self.names = Some(Names::default());
+    /// Writes addresses in log lines with `naming` (the daemon's `--lookup` adds host names,
+    /// looked up in the background): the engine never waits for, nor knows of, DNS.
+    pub fn with_names(mut self, naming: Naming) -> Self {
+        self.names = Some(naming);
         self
     }
 
@@ -121,13 +133,12 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     pub fn reconfigure(&mut self, config: Config) -> Result<(), EngineError> {
         self.flush();
         self.granter.check_attached(&config)?;
-        let mut kinds = doors::build(&config)?;
+        let mut kinds = doors::build(&config, &mut *self.store)?;
         self.granter.reconfigure(&config)?;
         let before = totals(&self.kinds);
         for kind in &mut kinds {
-            if let Some(i) = self.kinds.iter().position(|old| old.kind() == kind.kind()) {
-                let old: Box<dyn Any> = self.kinds.swap_remove(i);
-                kind.carry_over(old);
+            if let Some(i) = self.kinds.iter().position(|old| kind.same_kind(&**old)) {
+                kind.carry_from(self.kinds.swap_remove(i));
             }
         }
         // Totals survive a reload: what the new kinds did not take over is carried here.
@@ -136,7 +147,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             *self.carried.entry(name).or_default() += value.saturating_sub(after.get(name).copied().unwrap_or(0));
         }
         self.kinds = kinds;
-        self.boot.inspect(|&boot| self.kinds.iter_mut().for_each(|k| k.set_boot_time(boot)));
         self.config = config;
         self.route();
         warn_inactive(&self.config);
@@ -160,20 +170,25 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.filter_changed = true;
     }
 
-    /// Handles one captured packet (starting at its IP header) seen at `now`, for every kind.
-    pub fn packet(&mut self, bytes: &[u8], now: Duration) {
-        self.route_packet(None, bytes, now);
+    /// Handles one captured packet (starting at its IP header) seen at `clock`, for every kind.
+    pub fn packet(&mut self, bytes: &[u8], clock: impl Into<Clock>) {
+        self.route_packet(None, bytes, clock.into());
     }
 
     /// Handles one packet captured on `lane`'s socket: only that lane's kinds see it (a port
     /// both lanes capture arrives once on each).
-    pub fn packet_in(&mut self, lane: Lane, bytes: &[u8], now: Duration) {
-        self.route_packet(Some(lane), bytes, now);
+    pub fn packet_in(&mut self, lane: Lane, bytes: &[u8], clock: impl Into<Clock>) {
+        self.route_packet(Some(lane), bytes, clock.into());
     }
 
-    fn route_packet(&mut self, lane: Option<Lane>, bytes: &[u8], now: Duration) {
+    fn route_packet(&mut self, lane: Option<Lane>, bytes: &[u8], clock: Clock) {
         self.stats.packets += 1;
+        let now = clock.mono;
         self.now = self.now.max(now);
+        // Routed by the ports of the packet's own time: a rotating door's next step first.
+        if self.next_wall_due().is_some_and(|due| due <= clock.unix) {
+            self.tick_kinds(&clock);
+        }
         let packet = match packet::parse(bytes) {
             Ok(packet) => packet,
             Err(reason) => {
@@ -193,7 +208,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for &i in kinds {
             if lane.is_none_or(|l| self.kinds[i].lane() == l) {
-                self.kinds[i].packet(&packet, now, &mut outcomes);
+                self.kinds[i].packet(&packet, &clock, &mut *self.store, &mut outcomes);
             }
         }
         self.take(&mut outcomes, now);
@@ -218,12 +233,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         match &note {
             Note::Restart { .. } => self.stats.restarts += 1,
             Note::TimedOut { .. } => self.stats.timeouts += 1,
-            Note::Accepted { .. } => self.stats.spa_accepted += 1,
-            Note::Rejected { .. } => self.stats.spa_rejected += 1,
+            // Counted by its kind; the grant's line says it.
+            Note::Accepted { .. } => return,
             _ => {}
-        }
-        if matches!(note, Note::Accepted { .. }) {
-            return;
         }
         // Per-packet lines are rate-limited: a flood of spoofed knocks would otherwise be a
         // flood of log lines. Changes to a door are never held back.
@@ -257,23 +269,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             Note::Changed { door, level, message } => log!(level, "{}: {message}", name(door)),
             Note::Accepted { .. } => {}
         }
-    }
-
-    /// Told the time of day (since the Unix epoch) by the caller, the engine passes it on to
-    /// the kinds whose proofs depend on it.
-    pub fn set_wall_clock(&mut self, unix_now: Duration) {
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        for kind in &mut self.kinds {
-            kind.set_wall_clock(unix_now, &mut outcomes);
-        }
-        self.take(&mut outcomes, Duration::ZERO);
-        self.outcomes = outcomes;
-    }
-
-    /// When this host booted (Unix time), for the kinds: they refuse proofs sent before it.
-    pub fn set_boot_time(&mut self, unix_boot: Duration) {
-        self.boot = Some(unix_boot);
-        self.kinds.iter_mut().for_each(|k| k.set_boot_time(unix_boot));
     }
 
     /// This host's own addresses, as they are now: only packets to one of them are knocks.
@@ -358,8 +353,11 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
     }
 
-    /// Housekeeping at `now`: runs due stop commands, forgets attempts that can no longer complete.
-    pub fn tick(&mut self, now: Duration) {
+    /// Housekeeping at `clock`: runs due stop commands, forgets attempts that can no longer
+    /// complete, and brings the kinds to the time of day (a rotating door's next step).
+    pub fn tick(&mut self, clock: impl Into<Clock>) {
+        let clock = clock.into();
+        let now = clock.mono;
         self.now = self.now.max(now);
         for (key, entry) in self.granter.tick(now) {
             if !self.grant_line(now) {
@@ -376,13 +374,18 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         if let Some(n) = self.grant_log.left_out(now) {
             info!("{n} grant log lines left out in the last seconds (flood?)");
         }
+        self.tick_kinds(&clock);
+        self.flush();
+    }
+
+    /// The kinds' housekeeping at `clock`, and what they report.
+    fn tick_kinds(&mut self, clock: &Clock) {
         let mut outcomes = std::mem::take(&mut self.outcomes);
         for kind in &mut self.kinds {
-            kind.tick(now, &mut outcomes);
+            kind.tick(clock, &mut *self.store, &mut outcomes);
         }
-        self.take(&mut outcomes, now);
+        self.take(&mut outcomes, clock.mono);
         self.outcomes = outcomes;
-        self.flush();
     }
 
     /// A command has ended (the runner's descriptor woke the caller): its stop command is due
@@ -397,7 +400,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         self.kinds.iter().filter_map(|k| k.next_due()).chain(self.granter.next_due()).min()
     }
 
-    /// When a kind's proofs next change by the wall clock (Unix time): tell the time again then.
+    /// When a kind's proofs next change by the time of day (Unix time): tick then.
     pub fn next_wall_due(&self) -> Option<Duration> {
         self.kinds.iter().filter_map(|k| k.next_wall_due()).min()
     }
@@ -416,11 +419,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// The running config.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The door kinds in use, for reports and tests.
-    pub fn kinds(&self) -> &[Box<dyn DoorKind>] {
-        &self.kinds
     }
 
     /// The firewall backend.
@@ -464,10 +462,13 @@ fn provenance(grant: &doors::Grant) -> String {
     if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
 }
 
+/// How an address reads in log lines: `198.18.0.2`, or with its host name (`--lookup`).
+pub type Naming = Box<dyn FnMut(IpAddr) -> String>;
+
 /// How a source appears in log lines: with its host name once known (`--lookup`).
-fn describe(names: &mut Option<Names>, src: IpAddr) -> String {
+fn describe(names: &mut Option<Naming>, src: IpAddr) -> String {
     match names {
-        Some(names) => names.describe(src),
+        Some(name) => name(src),
         None => src.to_string(),
     }
 }
@@ -476,7 +477,7 @@ fn warn_inactive(config: &Config) {
     for notice in &config.notices {
         log::log!(notice.level, "{}", notice.message);
     }
-    for warning in config.doors.iter().filter_map(crate::config::guards_nothing) {
+    for warning in config.doors.iter().flat_map(crate::config::Door::warnings) {
         log::warn!("{warning}");
     }
     for door in &config.doors {

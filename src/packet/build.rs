@@ -11,7 +11,7 @@ use super::ipv6::{self, Ipv6Mut};
 use super::tcp::{self, TcpMut};
 use super::udp::{self, UdpMut};
 use super::{Field, Knock, PROTO_TCP, PROTO_UDP};
-use crate::config::{PortProto, Proto};
+use super::{PortProto, Proto};
 
 /// One knock as it goes on the wire: the values of its headers, with the defaults of a client
 /// stack (source port 40000, TTL 64, window 1024), changed with the methods below.

@@ -13,12 +13,13 @@
 pub mod build;
 pub mod ipv4;
 pub mod ipv6;
+mod port;
 pub mod tcp;
 pub mod udp;
 
 use std::net::IpAddr;
 
-use crate::config::{PortProto, Proto};
+pub use port::{PortProto, Proto};
 
 /// A header field: its byte range from the start of its header.
 type Field = std::ops::Range<usize>;

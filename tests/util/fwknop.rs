@@ -6,8 +6,10 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use knockd::config::{Config, HmacDigest, PortProto, Proto};
-use knockd::doors::{DoorKind, Note, Outcomes, fwknop};
+use knockd::config::{Config, PortProto, Proto};
+use knockd::doors::fwknop::HmacDigest;
+use knockd::doors::{Clock, DoorKind, Note, Outcomes, fwknop};
+use knockd::store::FileStore;
 
 /// The keys every fixture packet was built with.
 pub const KEY: &str = "aiAWG9B/dq+7bUR12Zrw4d4UBHVrZmeMTrEfP31C2kw=";
@@ -80,22 +82,22 @@ pub fn kind_of(mut config: Config, state: &Path) -> Box<dyn DoorKind> {
     // The daemon makes its state directory at start; here the test does.
     std::fs::create_dir_all(state).unwrap();
     config.state_dir = state.to_owned();
-    fwknop::build(&config).unwrap().expect("fwknop doors")
+    fwknop::build(&config, &mut FileStore::default()).unwrap().expect("fwknop doors")
 }
 
 /// The door kind of an access.conf text, keeping its state in `state`.
 pub fn kind(text: &str, state: &super::TempDir) -> Box<dyn DoorKind> {
-    kind_of(knockd::config::access_conf::parse("access.conf", text).unwrap(), state.path())
+    kind_of(knockd::doors::fwknop::access_conf::parse("access.conf", text).unwrap(), state.path())
 }
 
 /// Sends `packet` from `src` to 198.18.0.1, UDP port `port`, at Unix time `unix`; what came of it.
 pub fn send_to(kind: &mut dyn DoorKind, src: &str, port: u16, packet: &str, unix: u64) -> Outcomes {
     let mut out = Outcomes::default();
-    kind.set_wall_clock(Duration::from_secs(unix), &mut out);
     let src: IpAddr = src.parse().unwrap();
     let knock = knockd::packet::Knock::new(src, "198.18.0.1".parse().unwrap(), PortProto::udp(port), 0);
     let packet = knockd::packet::Packet { knock, payload: Some(packet.as_bytes()) };
-    kind.packet(&packet, Duration::from_secs(unix), &mut out);
+    let clock = Clock::new(Duration::from_secs(unix), Duration::from_secs(unix));
+    kind.packet(&packet, &clock, &mut FileStore::default(), &mut out);
     out
 }
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use knockd::config::{self, Commands, Config, Door, PortProto, Proof, TcpFlags};
+use knockd::doors::Kinds;
+use knockd::doors::sequence::FixedSequence;
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
 use knockd::grant::legacy_command::MemorySpawner;
@@ -52,7 +54,7 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn door(name: &str, sequence: &[PortProto]) -> Door {
     Door {
         name: name.into(),
-        proofs: vec![Proof::Sequence(sequence.to_vec())],
+        proofs: vec![Proof::new(FixedSequence(sequence.to_vec()))],
         seq_timeout: std::time::Duration::from_secs(5),
         tcp_flags: TcpFlags::default(),
         target: None,
@@ -79,7 +81,7 @@ pub fn start(config: Config) -> MemoryEngine {
 
 /// An engine started on the knockd.yaml text `yaml`.
 pub fn engine(yaml: &str) -> MemoryEngine {
-    start(config::yaml::parse("test.yaml", yaml).unwrap())
+    start(config::yaml::parse("test.yaml", yaml, &Kinds).unwrap())
 }
 
 /// The host the packets below are sent to: 198.18.0.1, or 2001:db8::1 for an IPv6 source.

@@ -2,8 +2,8 @@
 //! keys with the closest known one.
 
 /// `message` (the parser's, without its location) for the `text` it was reading, with a hint
-/// where one helps; `line` and `column` are 1-based.
-pub fn explain(message: &str, text: &str, line: usize, column: usize) -> String {
+/// where one helps; `line` and `column` are 1-based; `door_keys` are the keys a door takes.
+pub fn explain(message: &str, text: &str, (line, column): (usize, usize), door_keys: &[&str]) -> String {
     let at_line = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
     if message.contains("cannot start any token") && at_line.chars().nth(column.saturating_sub(1)) == Some('\t') {
         return "tabs are not allowed for indentation in YAML: indent with spaces".into();
@@ -15,7 +15,7 @@ pub fn explain(message: &str, text: &str, line: usize, column: usize) -> String 
         let path = message.split_once(": invalid type").map_or(String::new(), |(p, _)| format!("{p}: "));
         return format!("{path}`{token}` reads as a YAML tag: quote it, like \"{token}\"");
     }
-    if let Some(misplaced) = door_key_as_door(message) {
+    if let Some(misplaced) = door_key_as_door(message, door_keys) {
         return misplaced;
     }
     if let Some(unknown) = unknown_field(message) {
@@ -24,32 +24,10 @@ pub fn explain(message: &str, text: &str, line: usize, column: usize) -> String 
     message.to_owned()
 }
 
-/// Keys of a door (RawDoor's fields).
-const DOOR_KEYS: [&str; 18] = [
-    "sequence",
-    "one_time_sequences",
-    "seq_timeout",
-    "tcp_flags",
-    "target",
-    "rotating",
-    "spa",
-    "fwknop",
-    "from",
-    "not_from",
-    "open",
-    "command",
-    "start_command",
-    "command_6",
-    "start_command_6",
-    "stop_command",
-    "stop_command_6",
-    "cmd_timeout",
-];
-
 /// `doors.open: unknown key ports`: a door's key indented as a door of its own.
-fn door_key_as_door(message: &str) -> Option<String> {
+fn door_key_as_door(message: &str, door_keys: &[&str]) -> Option<String> {
     let (path, _) = message.split_once(": ")?;
-    let key = path.strip_prefix("doors.").filter(|k| DOOR_KEYS.contains(k))?;
+    let key = path.strip_prefix("doors.").filter(|k| door_keys.contains(k))?;
     Some(format!(
         "{path}: `{key}:` is indented as a door of its own (a door named `{key}`), but it is a key of a door: \
          indent it under the door it belongs to, level with that door's other keys"
@@ -80,27 +58,31 @@ mod tests {
 
     #[test]
     fn tabs_tags_and_typos() {
-        let tab = explain("found character that cannot start any token", "doors:\n\tssh:\n", 2, 1);
+        let keys = ["a_proof", "open"];
+        let tab = explain("found character that cannot start any token", "doors:\n\tssh:\n", (2, 1), &keys);
         assert!(tab.contains("indent with spaces"), "{tab}");
-        let tag =
-            explain("did not find expected whitespace, while scanning a tag", "    tcp_flags: [syn, !ack]", 1, 26);
+        let scanning = "did not find expected whitespace, while scanning a tag";
+        let tag = explain(scanning, "    tcp_flags: [syn, !ack]", (1, 26), &keys);
         assert_eq!(tag, "`!ack` reads as a YAML tag: quote it, like \"!ack\"");
-        let typo =
-            explain("doors.ssh: unknown field `seq_timout`, expected one of `sequence`, `seq_timeout`", "", 1, 1);
+        let message = "doors.ssh: unknown field `seq_timout`, expected one of `sequence`, `seq_timeout`";
+        let typo = explain(message, "", (1, 1), &keys);
         assert!(typo.starts_with("doors.ssh: unknown key `seq_timout`: did you mean `seq_timeout`?"), "{typo}");
-        let far = explain("unknown field `zzz`, expected one of `doors`", "", 1, 1);
+        let far = explain("unknown field `zzz`, expected one of `doors`", "", (1, 1), &keys);
         assert_eq!(far, "unknown key `zzz` (the keys here: `doors`)");
-        let open = explain("doors.open: unknown field `ports`, expected one of `sequence`", "", 4, 3);
+        let open = explain("doors.open: unknown field `ports`, expected one of `sequence`", "", (4, 3), &keys);
         assert!(open.starts_with("doors.open: `open:` is indented as a door of its own"), "{open}");
         assert!(open.contains("indent it under the door it belongs to"), "{open}");
     }
 
-    /// DOOR_KEYS is every key a door takes, as serde lists them.
+    /// An unknown door key lists every key a door takes: its proofs' (the kinds', none here)
+    /// and the common ones.
     #[test]
-    fn door_keys_are_the_doors_keys() {
-        let message = super::super::parse("k.yaml", "doors:\n  ssh:\n    nope: 1\n").unwrap_err().to_string();
+    fn an_unknown_door_key_lists_the_doors_keys() {
+        let kinds = crate::config::proof::NoKinds;
+        let text = "doors:\n  ssh:\n    nope: 1\n";
+        let message = super::super::parse("k.yaml", text, &kinds).unwrap_err().to_string();
         let listed = message.split("(the keys here: ").nth(1).expect(&message);
         let keys: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
-        assert_eq!(keys, DOOR_KEYS, "{message}");
+        assert_eq!(keys, super::super::door::COMMON_KEYS, "{message}");
     }
 }

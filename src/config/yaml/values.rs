@@ -1,6 +1,6 @@
 //! The values of knockd.yaml, each checked while it is deserialized: names, durations, ports,
 //! flags, prefixes. A check that fails becomes a serde error, so it carries the key path and
-//! the value's position.
+//! the value's position. The door kinds read their settings with them too.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -43,7 +43,8 @@ macro_rules! from_str_checked {
     };
 }
 
-pub(super) struct DoorName(pub(super) String);
+/// A door's name.
+pub struct DoorName(pub String);
 from_str_checked!(DoorName, |s| check_door_name(&s).map(|()| DoorName(s)));
 
 pub(super) struct TableName(pub(super) String);
@@ -87,7 +88,7 @@ pub fn check_command(command: &str) -> Result<(), String> {
 }
 
 /// Parses a duration with a unit and checks it against a range.
-fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration, String> {
+pub fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim()).map_err(|e| {
         format!("`{text}` is not a duration ({e}): write a number with a unit, like 500ms, 5s, 5m or 1h")
     })?;
@@ -97,7 +98,8 @@ fn duration_in(text: &str, (min, max): (Duration, Duration)) -> Result<Duration,
 pub(super) struct SeqTimeout(pub(super) Duration);
 from_str_checked!(SeqTimeout, |s| duration_in(&s, SEQ_TIMEOUT_RANGE).map(SeqTimeout));
 
-pub(super) struct OpenTimeout(pub(super) Duration);
+/// How long a grant lasts (`open.timeout`), and any duration in that range.
+pub struct OpenTimeout(pub Duration);
 from_str_checked!(OpenTimeout, |s| duration_in(&s, OPEN_TIMEOUT_RANGE).map(OpenTimeout));
 
 pub(super) struct CmdTimeout(pub(super) Duration);
@@ -108,7 +110,7 @@ pub(super) struct CommandText(pub(super) String);
 from_str_checked!(CommandText, |s| check_command(&s).map(|()| CommandText(s)));
 
 /// A port written as a number (`7000`) or a string (`"9000/udp"`).
-pub(super) struct Port(pub(super) PortProto);
+pub struct Port(pub PortProto);
 
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -133,7 +135,7 @@ impl<'de> Deserialize<'de> for Port {
 }
 
 /// A non-empty, bounded list of ports.
-pub(super) struct PortList<const MAX: usize, Tag>(pub(super) Vec<PortProto>, PhantomData<Tag>);
+pub struct PortList<const MAX: usize, Tag>(pub Vec<PortProto>, PhantomData<Tag>);
 
 impl<'de, const MAX: usize, Tag: ListTag> Deserialize<'de> for PortList<MAX, Tag> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -165,20 +167,25 @@ impl<'de, const MAX: usize, Tag: ListTag> Deserialize<'de> for PortList<MAX, Tag
 }
 
 /// Names a port list in error messages.
-pub(super) trait ListTag {
+pub trait ListTag {
+    /// What the list holds: `knock ports`.
     const WHAT: &'static str;
 }
-pub(super) struct KnockTag;
+/// A list of knocks.
+pub struct KnockTag;
 impl ListTag for KnockTag {
     const WHAT: &'static str = "knock ports";
 }
-pub(super) struct OpenTag;
+/// A list of ports a door opens.
+pub struct OpenTag;
 impl ListTag for OpenTag {
     const WHAT: &'static str = "ports to open";
 }
 
-pub(super) type KnockSequence = PortList<MAX_SEQUENCE_LEN, KnockTag>;
-pub(super) type OpenPorts = PortList<64, OpenTag>;
+/// A knock sequence: 1 to [`MAX_SEQUENCE_LEN`] ports.
+pub type KnockSequence = PortList<MAX_SEQUENCE_LEN, KnockTag>;
+/// Ports to open: 1 to 64.
+pub type OpenPorts = PortList<64, OpenTag>;
 
 /// `tcp_flags: syn`, `tcp_flags: "syn,!ack"` or `tcp_flags: [syn, "!ack"]`.
 pub(super) struct Flags(pub(super) TcpFlags);
@@ -213,14 +220,8 @@ from_str_checked!(Family, |s| TableFamily::parse(&s)
     .map(Family)
     .ok_or_else(|| format!("unknown table family `{s}`: use inet, ip or ip6")));
 
-pub(super) struct StepDuration(pub(super) Duration);
-from_str_checked!(StepDuration, |s| duration_in(&s, (Duration::from_secs(5), Duration::from_secs(3600)))
-    .map(StepDuration));
-
-pub(super) struct SpaWindow(pub(super) Duration);
-from_str_checked!(SpaWindow, |s| duration_in(&s, (Duration::from_secs(1), Duration::from_secs(600))).map(SpaWindow));
-
-pub(super) struct ProtoName(pub(super) Proto);
+/// `tcp` or `udp`.
+pub struct ProtoName(pub Proto);
 from_str_checked!(ProtoName, |s| match s.to_ascii_lowercase().as_str() {
     "tcp" => Ok(ProtoName(Proto::Tcp)),
     "udp" => Ok(ProtoName(Proto::Udp)),
@@ -228,7 +229,7 @@ from_str_checked!(ProtoName, |s| match s.to_ascii_lowercase().as_str() {
 });
 
 /// `"20000-40000"`: an inclusive port range of at least 16 ports.
-pub(super) struct PortRange(pub(super) (u16, u16));
+pub struct PortRange(pub (u16, u16));
 from_str_checked!(PortRange, |s| {
     let bad = || format!("`{s}` is not a port range: write two ports like 20000-40000, at least 16 apart");
     let (low, high) = s.split_once('-').ok_or_else(bad)?;
@@ -241,7 +242,7 @@ from_str_checked!(PortRange, |s| {
 });
 
 /// A source prefix: `198.18.0.0/15`, `2001:db8::/32`, or one address.
-pub(super) struct Prefix(pub(super) ipnet::IpNet);
+pub struct Prefix(pub ipnet::IpNet);
 from_str_checked!(Prefix, |s| s
     .parse::<ipnet::IpNet>()
     .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
@@ -280,10 +281,5 @@ from_str_checked!(Privileges, |s| match s.as_str() {
 });
 
 /// Any text, as a string (a number or a boolean where text is meant is an error, not text).
-pub(super) struct TextValue(pub(super) String);
+pub struct TextValue(pub String);
 from_str_checked!(TextValue, |s| Ok(TextValue(s)));
-
-/// Whether `text` is base64 (the standard alphabet, padding optional).
-pub fn check_base64(text: &str) -> Result<(), String> {
-    crate::doors::key_file::decode_base64(text).map(|_| ()).ok_or_else(|| format!("`{text}` is not base64"))
-}

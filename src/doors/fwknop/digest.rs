@@ -6,7 +6,7 @@
 use hmac::digest::{Digest, KeyInit};
 use hmac::{Hmac, Mac};
 
-use crate::config::HmacDigest;
+use super::settings::HmacDigest;
 
 /// Length in base64 characters (no padding) of a digest of this type.
 pub fn base64_len(d: HmacDigest) -> usize {

@@ -11,7 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::FwknopError;
 use super::digest;
-use crate::config::{HmacDigest, PortProto, Proto};
+use super::settings::HmacDigest;
+use crate::config::{PortProto, Proto};
 use crate::doors::key_file::{decode_base64, encode_base64};
 
 /// fwknop's limits on the fields, in characters.

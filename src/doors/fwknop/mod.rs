@@ -10,26 +10,38 @@
 //! cannot decrypt), the next stanza that may take the packet is tried; the first that accepts
 //! it decides. Nothing is decrypted before an HMAC verifies.
 
+pub mod access_conf;
 mod digest;
+pub mod fwknopd_conf;
+mod kind;
 pub mod message;
 mod policy;
+pub mod settings;
 pub mod wire;
+mod yaml;
 
-use std::any::Any;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use kind::{FWKNOP_CHECKED, FWKNOP_DROPPED_IN_FLOOD};
+pub use kind::{FwknopKind, read_key_material};
 pub use message::Message;
+pub use settings::{
+    FWKNOP_ACCESS_TIMEOUT, FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopDoor, FwknopNat, HmacDigest,
+    KeyMaterial,
+};
+pub use yaml::check_base64;
 
 use super::budget::Budget;
-use super::replay::ReplayCache;
-use super::{DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
+use super::key_file::KeyFileError;
+use super::replay::{Journal, ReplayCache};
+use super::{Clock, DoorError, DoorId, DoorKind, Grant, Note, Outcomes, Reading, Verdicts};
 use crate::capture::Lane;
-use crate::config::{Config, Door, Fwknop, KeyMaterial, PortProto, Proto};
-use crate::doors::key_file::{KeyFileError, read_key_material};
+use crate::config::{Config, Door, PortProto, Proto};
 use crate::packet::Packet;
+use crate::store::Store;
 
 /// HMAC checks a second for every fwknop door together (a few percent of a core), and how many
 /// may be spent at once.
@@ -101,19 +113,19 @@ pub struct FwknopDoors {
     left_out: Vec<Door>,
     /// Digests of accepted packets, for every stanza together (a packet is one client's).
     replay: ReplayCache,
-    unix_now: Duration,
-    /// When this host booted (Unix time), once told: packets sent before are refused.
-    boot: Option<Duration>,
+    /// Where `replay` is kept (`<state_dir>/fwknop.replay`).
+    journal: Journal,
     budget: Budget<Waiting>,
     ready: Vec<Waiting>,
+    verdicts: Verdicts,
 }
 
 /// The file every fwknop door's replay cache is kept in, under `state_dir`.
 pub const REPLAY_FILE: &str = "fwknop.replay";
 
-fn read_keys(fwknop: &Fwknop) -> Result<(Vec<u8>, Vec<u8>), KeyFileError> {
-    let key = read_key_material("fwknop key", &fwknop.key)?;
-    let hmac_key = read_key_material("fwknop HMAC key", &fwknop.hmac_key)?;
+fn read_keys(fwknop: &Fwknop, store: &mut dyn Store) -> Result<(Vec<u8>, Vec<u8>), KeyFileError> {
+    let key = read_key_material(store, "fwknop key", &fwknop.key)?;
+    let hmac_key = read_key_material(store, "fwknop HMAC key", &fwknop.hmac_key)?;
     // Where the key is written, for the error: its file, or the config (access.conf checks the
     // lengths as it reads them, naming the line; this is for YAML's inline keys).
     let at = |k: &KeyMaterial| match k {
@@ -131,8 +143,8 @@ fn read_keys(fwknop: &Fwknop) -> Result<(Vec<u8>, Vec<u8>), KeyFileError> {
     Ok((key, hmac_key))
 }
 
-/// The kind for `config`, if any door has `fwknop:`.
-pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+/// The kind for `config`, if any door has `fwknop:` (or is an access.conf stanza).
+pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     let mut stanzas = Vec::new();
     let mut left_out = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
@@ -143,20 +155,20 @@ pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
             continue;
         }
         let (key, hmac_key) =
-            read_keys(fwknop).map_err(|e| DoorError { door: door.name.clone(), message: e.to_string() })?;
+            read_keys(fwknop, store).map_err(|e| DoorError { door: door.name.clone(), message: e.to_string() })?;
         stanzas.push(Stanza { id, door: door.clone(), fwknop: fwknop.clone(), key, hmac_key });
     }
     let Some(first) = stanzas.first() else { return Ok(None) };
-    let replay = ReplayCache::open(&config.state_dir.join(REPLAY_FILE))
+    let (journal, replay) = Journal::open(store, &config.state_dir.join(REPLAY_FILE))
         .map_err(|e| DoorError { door: first.door.name.clone(), message: e.to_string() })?;
     Ok(Some(Box::new(FwknopDoors {
         stanzas,
         left_out,
         replay,
-        unix_now: Duration::ZERO,
-        boot: None,
+        journal,
         budget: Budget::new(CHECKS_PER_SECOND, CHECK_BURST, WAITING_PREFIXES),
         ready: Vec::new(),
+        verdicts: Verdicts::default(),
     })))
 }
 
@@ -181,9 +193,10 @@ fn decide(s: &Stanza, ciphertext: &str, w: &Waiting, unix_now: Duration) -> Resu
 }
 
 impl FwknopDoors {
-    /// The stanzas that may take a packet from `src` to `dst`, port `port`, in order.
-    fn candidates(&self, src: IpAddr, dst: IpAddr, port: u16) -> impl Iterator<Item = usize> + '_ {
-        let unix_now = self.unix_now.as_secs();
+    /// The stanzas that may take a packet from `src` to `dst`, port `port`, at `unix_now`, in
+    /// order.
+    fn candidates(&self, src: IpAddr, dst: IpAddr, port: u16, unix_now: Duration) -> impl Iterator<Item = usize> + '_ {
+        let unix_now = unix_now.as_secs();
         self.stanzas.iter().enumerate().filter_map(move |(at, s)| {
             let f = &s.fwknop;
             let fits = f.port == port
@@ -196,8 +209,14 @@ impl FwknopDoors {
 
     /// Checks one packet whose turn it is: the stanzas that may take it, in order, until one
     /// accepts it. A replay is refused at once: it is the same packet for every stanza.
-    fn check(&mut self, w: &Waiting, out: &mut Outcomes) -> Result<(), (Option<DoorId>, FwknopError)> {
-        let candidates: Vec<usize> = self.candidates(w.src, w.dst, w.port).collect();
+    fn check(
+        &mut self,
+        w: &Waiting,
+        clock: &Clock,
+        store: &mut dyn Store,
+        out: &mut Outcomes,
+    ) -> Result<(), (Option<DoorId>, FwknopError)> {
+        let candidates: Vec<usize> = self.candidates(w.src, w.dst, w.port, clock.unix).collect();
         let mut refusals: Vec<(usize, FwknopError)> = Vec::new();
         for at in candidates {
             let s = &self.stanzas[at];
@@ -209,10 +228,11 @@ impl FwknopDoors {
             if self.replay.contains(&key) {
                 return Err((Some(s.id), FwknopError::Replayed));
             }
-            match decide(s, ciphertext, w, self.unix_now) {
+            match decide(s, ciphertext, w, clock.unix) {
                 Ok((grant, sent_at)) => {
                     let id = s.id;
-                    self.accept(at, key, sent_at, w.src, out).map_err(|e| (Some(id), e))?;
+                    self.accept(at, key, sent_at, clock, store).map_err(|e| (Some(id), e))?;
+                    out.notes.push(Note::Accepted { door: id, src: w.src });
                     out.grants.push(grant);
                     return Ok(());
                 }
@@ -234,29 +254,28 @@ impl FwknopDoors {
     }
 
     /// Remembers the packet accepted by stanza `at` (sent at `sent_at`) in the replay cache,
-    /// on disk before the door opens: a packet sent before this host booted, or whose entry
-    /// cannot be written, is refused instead.
+    /// in the journal before the door opens: a packet sent before this host booted, or whose
+    /// entry cannot be written, is refused instead.
     fn accept(
         &mut self,
         at: usize,
         key: [u8; 32],
         sent_at: u64,
-        src: IpAddr,
-        out: &mut Outcomes,
+        clock: &Clock,
+        store: &mut dyn Store,
     ) -> Result<(), FwknopError> {
         let s = &self.stanzas[at];
-        if self.boot.is_some_and(|boot| sent_at < boot.as_secs()) {
+        if sent_at < clock.boot.as_secs() {
             return Err(FwknopError::BeforeBoot);
         }
         let until = sent_at.saturating_add(s.fwknop.window.as_secs());
-        self.replay.record(key, until).map_err(|e| FwknopError::Unrecorded(e.to_string()))?;
-        out.notes.push(Note::Accepted { door: s.id, src });
-        Ok(())
+        let recorded = self.journal.record(store, &mut self.replay, key, until);
+        recorded.map_err(|e| FwknopError::Unrecorded(e.to_string()))
     }
 
-    fn run_ready(&mut self, out: &mut Outcomes) {
+    fn run_ready(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         for w in std::mem::take(&mut self.ready) {
-            match self.check(&w, out) {
+            match self.check(&w, clock, store, out) {
                 Ok(()) => {}
                 // Never held back by the log's rate limit: the admin must fix the directory.
                 Err((Some(door), e @ FwknopError::Unrecorded(_))) => {
@@ -273,10 +292,6 @@ impl FwknopDoors {
 }
 
 impl DoorKind for FwknopDoors {
-    fn kind(&self) -> &'static str {
-        "fwknop"
-    }
-
     fn ports(&self, out: &mut Vec<PortProto>) {
         for s in &self.stanzas {
             let port = PortProto::udp(s.fwknop.port);
@@ -291,8 +306,46 @@ impl DoorKind for FwknopDoors {
         Lane::Datagrams
     }
 
+    /// Screens and checks the packet, and counts what was accepted and refused.
+    fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.screen_and_check(packet, clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
+    }
+
+    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.budget.poll(clock.mono, &mut self.ready);
+        self.run_ready(clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
+        if let Err(e) = self.journal.expire(store, &mut self.replay, clock.unix) {
+            let door = self.stanzas[0].id;
+            out.notes.push(Note::Changed { door, level: log::Level::Warn, message: e.to_string() });
+        }
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        self.budget.next_due()
+    }
+
+    /// The replay cache carries over a reload: a packet accepted before it stays refused after.
+    fn carry_over(&mut self, old: FwknopDoors) {
+        self.replay.absorb(old.replay);
+    }
+
+    fn counters(&self, out: &mut Vec<Reading>) {
+        let stats = self.budget.stats();
+        out.extend(self.verdicts.readings());
+        out.extend([
+            Reading { counter: &FWKNOP_CHECKED, value: stats.run },
+            Reading { counter: &FWKNOP_DROPPED_IN_FLOOD, value: stats.dropped },
+        ]);
+    }
+}
+
+impl FwknopDoors {
     /// Screens the packet, then hands it to the budget, which says what may be checked now.
-    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes) {
+    fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         let knock = &packet.knock;
         if knock.port.proto != Proto::Udp {
             return;
@@ -306,7 +359,7 @@ impl DoorKind for FwknopDoors {
             Ok(text) => text.to_owned(),
             Err(e) => return out.notes.push(reject(format!("fwknop packet rejected: {e}"))),
         };
-        let cost = self.candidates(src, dst, port).count() as u32;
+        let cost = self.candidates(src, dst, port, clock.unix).count() as u32;
         if cost == 0 {
             let would = self.left_out.iter().find(|d| d.admits(&src) && d.fwknop().is_some_and(|f| f.port == port));
             let why = would.map_or(String::new(), |d| format!(" ({} would, but it was left out at start)", d.name));
@@ -315,41 +368,7 @@ impl DoorKind for FwknopDoors {
                 .push(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}{why}")));
         }
         let tag = super::budget::tag(payload.as_bytes());
-        self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, now, &mut self.ready);
-        self.run_ready(out);
-    }
-
-    fn set_wall_clock(&mut self, unix_now: Duration, _out: &mut Outcomes) {
-        self.unix_now = unix_now;
-    }
-
-    fn tick(&mut self, now: Duration, out: &mut Outcomes) {
-        self.budget.poll(now, &mut self.ready);
-        self.run_ready(out);
-        if let Err(e) = self.replay.expire(self.unix_now) {
-            let door = self.stanzas[0].id;
-            out.notes.push(Note::Changed { door, level: log::Level::Warn, message: e.to_string() });
-        }
-    }
-
-    fn set_boot_time(&mut self, unix_boot: Duration) {
-        self.boot = Some(unix_boot);
-    }
-
-    fn next_due(&self) -> Option<Duration> {
-        self.budget.next_due()
-    }
-
-    /// The replay cache carries over a reload: a packet accepted before it stays refused after.
-    fn carry_over(&mut self, old: Box<dyn Any>) {
-        let Ok(old) = old.downcast::<FwknopDoors>() else { return };
-        let old = *old;
-        self.replay.absorb(old.replay);
-        self.unix_now = old.unix_now;
-    }
-
-    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
-        let stats = self.budget.stats();
-        out.extend([("fwknop_checked", stats.run), ("fwknop_dropped_in_flood", stats.dropped)]);
+        self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, clock.mono, &mut self.ready);
+        self.run_ready(clock, store, out);
     }
 }

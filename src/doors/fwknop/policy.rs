@@ -5,8 +5,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::settings::Fwknop;
 use super::{FwknopError, Message};
-use crate::config::{Door, Fwknop};
+use crate::config::Door;
 use crate::doors::{DoorId, Grant};
 
 fn refused(why: String) -> FwknopError {

@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 
 use super::FwknopError;
 use super::digest;
-use crate::config::HmacDigest;
+use super::settings::HmacDigest;
 use crate::doors::key_file::{decode_base64, encode_base64};
 
 /// fwknopd's bounds on a packet, in bytes.

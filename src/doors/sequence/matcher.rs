@@ -28,7 +28,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::attempts::{Attempt, Attempts};
-use crate::config::{self, Door, PortProto, Proof, Proto, TcpFlags};
+use super::{Rotating, SequenceDoor};
+use crate::config::{self, Door, PortProto, Proto, TcpFlags};
 use crate::doors::DoorId;
 use crate::packet::Knock;
 
@@ -129,10 +130,10 @@ impl Matcher {
                 from: d.from.clone(),
                 not_from: d.not_from.clone(),
             };
-            let count = match d.sequence() {
-                Some(Proof::Rotating(r)) => super::rotating::SLOTS_PER_SECRET * r.secret_files.len(),
-                Some(_) => 1,
-                None => 0,
+            let count = match (d.sequence(), d.proof::<Rotating>()) {
+                (_, Some(r)) => super::rotating::SLOTS_PER_SECRET * r.secret_files.len(),
+                (Some(_), None) => 1,
+                (None, None) => 0,
             };
             slots.extend(std::iter::repeat_n(Slot { door: id, spec }, count));
         }

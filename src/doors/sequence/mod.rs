@@ -4,80 +4,193 @@
 //!
 //! A door whose sequence is not fixed has a `Source` that decides its sequences: [`one_time`]
 //! reads the next line of its file when one is used, [`rotating`] derives a new sequence every
-//! step from its secret and disables one once it is used.
+//! step from its secret and the time of day it is given, and disables one once it is used.
 
 mod attempts;
+pub mod knockd_conf;
 pub mod matcher;
 pub mod one_time;
 pub mod rotating;
+mod settings;
 
-use std::any::Any;
 use std::time::Duration;
 
 use matcher::{Event, Matcher, SlotId};
+use serde::de::MapAccess;
+pub use settings::{
+    FixedSequence, OneTimeFile, ROTATING_LENGTH, ROTATING_MAX_LENGTH, ROTATING_PORTS, ROTATING_STEP, Rotating,
+    SequenceDoor,
+};
 
-use super::{DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
-use crate::config::{Config, PortProto, Proof};
+use super::{Clock, Counter, DoorError, DoorId, DoorKind, Grant, Kind, Measure, Note, Outcomes, ReadYaml, Reading};
+use crate::config::{Config, ConfigError, Format, FormatReader, LoadOptions, PortProto, Proof};
 use crate::packet::Packet;
+use crate::store::Store;
 
-/// Where a door's sequences come from when they are not fixed.
-trait Source {
-    /// The door this source feeds.
-    fn door(&self) -> DoorId;
+/// The sequence kind, as the kinds list names it.
+pub struct SequenceKind;
 
-    /// The wall clock moved: update the door's slots. Returns whether a sequence changed.
-    fn set_wall_clock(&mut self, _unix_now: Duration, _matcher: &mut Matcher) -> bool {
-        false
+static EXPIRED: Counter = Counter {
+    name: "expired",
+    measure: Measure::Total,
+    help: "Knock attempts forgotten because they could no longer complete in time.",
+    always: false,
+};
+static EVICTIONS: Counter = Counter {
+    name: "evictions",
+    measure: Measure::Total,
+    help: "Knock attempts evicted because the attempt table was full (limits.max_attempts).",
+    always: false,
+};
+static ATTEMPTS_CAP: Counter = Counter {
+    name: "attempts_cap",
+    measure: Measure::Gauge,
+    help: "The most knock attempts kept at once (limits.max_attempts).",
+    always: false,
+};
+
+impl Kind for SequenceKind {
+    fn name(&self) -> &'static str {
+        "sequence"
     }
 
-    /// When the source's sequences next change by the wall clock (Unix time), if they do.
+    fn counters(&self) -> &'static [&'static Counter] {
+        static COUNTERS: [&Counter; 3] = [&EXPIRED, &EVICTIONS, &ATTEMPTS_CAP];
+        &COUNTERS
+    }
+
+    fn build(&self, config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+        build(config, store)
+    }
+
+    /// Doors one knock sequence opens together.
+    fn warnings(&self, config: &Config) -> Vec<String> {
+        let fixed: Vec<(&str, &[PortProto])> =
+            config.doors.iter().filter_map(|d| Some((d.name.as_str(), d.fixed_sequence()?))).collect();
+        let mut out = Vec::new();
+        for (i, &(a, sa)) in fixed.iter().enumerate() {
+            for &(b, sb) in &fixed[i + 1..] {
+                let ((short, short_seq), (long, long_seq)) =
+                    if sa.len() <= sb.len() { ((a, sa), (b, sb)) } else { ((b, sb), (a, sa)) };
+                if sa == sb {
+                    out.push(format!("doors {a} and {b} have the same sequence: knocking it opens both: change one"));
+                } else if long_seq.starts_with(short_seq) {
+                    out.push(format!(
+                        "door {short}'s sequence is the start of door {long}'s: knocking {long} opens {short} too: \
+                         change one"
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The classic knockd.conf: its doors are knock sequences.
+    fn format(&self) -> Option<&'static dyn FormatReader> {
+        Some(&KnockdConf)
+    }
+}
+
+impl ReadYaml for SequenceKind {
+    const KEYS: &'static [&'static str] = &["sequence", "one_time_sequences", "rotating"];
+
+    fn read<'de, A: MapAccess<'de>>(key: &str, _door: &str, map: &mut A) -> Result<Proof, A::Error> {
+        settings::read(key, map)
+    }
+}
+
+/// The classic knockd.conf's reader.
+struct KnockdConf;
+
+impl FormatReader for KnockdConf {
+    fn format(&self) -> Format {
+        Format::KnockdConf
+    }
+
+    fn read(&self, file: &str, text: &str, _options: &LoadOptions) -> Result<Config, ConfigError> {
+        knockd_conf::parse(file, text)
+    }
+}
+
+/// Where a door's sequences come from when they are not fixed.
+enum Source {
+    /// The next unused line of a file.
+    OneTime(one_time::OneTime),
+    /// Derived from secrets and the time of day.
+    Rotating(rotating::RotatingSource),
+}
+
+impl Source {
+    /// The door this source feeds.
+    fn door(&self) -> DoorId {
+        match self {
+            Source::OneTime(s) => s.door(),
+            Source::Rotating(s) => s.door(),
+        }
+    }
+
+    /// Follows the time of day: updates the door's slots. Returns whether a sequence changed.
+    fn follow(&mut self, clock: &Clock, matcher: &mut Matcher, store: &mut dyn Store) -> bool {
+        match self {
+            Source::OneTime(_) => false,
+            Source::Rotating(s) => s.follow(clock, matcher, store),
+        }
+    }
+
+    /// When the source's sequences next change by the time of day (Unix time), if they do.
     fn next_wall_due(&self) -> Option<Duration> {
-        None
+        match self {
+            Source::OneTime(_) => None,
+            Source::Rotating(s) => s.next_wall_due(),
+        }
     }
 
     /// A slot of the door opened: replace its sequence as the source requires.
-    fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, out: &mut Outcomes);
+    fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, store: &mut dyn Store, out: &mut Outcomes) {
+        match self {
+            Source::OneTime(s) => s.opened(slot, matcher, store, out),
+            Source::Rotating(s) => s.opened(slot, matcher, store, out),
+        }
+    }
 
-    /// After a reload: take over what `old` knew (used sequences), if it is this source's
-    /// predecessor; each source of the old kind is offered in turn.
-    fn carry_over(&mut self, _old: &dyn Any) {}
-
-    /// The source as `Any`, so its successor can take over from it.
-    fn as_any(&self) -> &dyn Any;
+    /// After a reload: takes over what its predecessor among `old` knew (the rotating step it
+    /// was on, so the slots compare equal and their attempts carry over).
+    fn carry_over(&mut self, old: &[Source], matcher: &mut Matcher) {
+        let Source::Rotating(new) = self else { return };
+        for old in old {
+            if let Source::Rotating(old) = old {
+                new.carry_over(old, matcher);
+            }
+        }
+    }
 }
 
 /// The sequence door kind.
 pub struct Sequences {
     matcher: Matcher,
-    sources: Vec<Box<dyn Source>>,
-    /// The wall clock as last told, so a reload can bring new sources to the same step.
-    unix_now: Option<Duration>,
+    sources: Vec<Source>,
     events: Vec<Event>,
 }
 
 /// The kind for `config`, if any door has a knock sequence.
-pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     if !config.doors.iter().any(|d| d.sequence().is_some()) {
         return Ok(None);
     }
     let mut matcher = Matcher::new(&config.doors, config.max_attempts);
-    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    let mut sources = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
         let error = |message: String| DoorError { door: door.name.clone(), message };
-        match door.sequence() {
-            Some(Proof::OneTime(path)) => {
-                let source =
-                    one_time::OneTime::open(id, &door.name, path, &mut matcher).map_err(|e| error(e.to_string()))?;
-                sources.push(Box::new(source));
-            }
-            Some(Proof::Rotating(r)) => {
-                let source = rotating::RotatingSource::open(id, &door.name, r, &config.state_dir)?;
-                sources.push(Box::new(source));
-            }
-            _ => {}
+        if let Some(OneTimeFile(path)) = door.proof::<OneTimeFile>() {
+            let source =
+                one_time::OneTime::open(id, &door.name, path, &mut matcher, store).map_err(|e| error(e.to_string()))?;
+            sources.push(Source::OneTime(source));
+        } else if let Some(r) = door.proof::<Rotating>() {
+            let source = rotating::RotatingSource::open(id, &door.name, r, &config.state_dir, store)?;
+            sources.push(Source::Rotating(source));
         }
     }
-    Ok(Some(Box::new(Sequences { matcher, sources, unix_now: None, events: Vec::new() })))
+    Ok(Some(Box::new(Sequences { matcher, sources, events: Vec::new() })))
 }
 
 impl Sequences {
@@ -86,7 +199,14 @@ impl Sequences {
         &self.matcher
     }
 
-    fn on_event(&mut self, event: Event, dst: std::net::IpAddr, out: &mut Outcomes) {
+    /// Brings the sources to the time of day; a sequence that changed moves the ports.
+    fn follow(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        for source in &mut self.sources {
+            out.ports_changed |= source.follow(clock, &mut self.matcher, store);
+        }
+    }
+
+    fn on_event(&mut self, event: Event, dst: std::net::IpAddr, store: &mut dyn Store, out: &mut Outcomes) {
         match event {
             Event::Stage { door, src, stage, of } => out.notes.push(Note::Stage { door, src, stage, of }),
             Event::Restart { door, src } => out.notes.push(Note::Restart { door, src }),
@@ -98,7 +218,7 @@ impl Sequences {
                 out.notes.push(Note::Stage { door, src, stage: of, of });
                 out.grants.push(Grant::new(door, src, src, dst));
                 if let Some(source) = self.sources.iter_mut().find(|s| s.door() == door) {
-                    source.opened(slot, &mut self.matcher, out);
+                    source.opened(slot, &mut self.matcher, store, out);
                     out.ports_changed = true;
                 }
             }
@@ -107,54 +227,40 @@ impl Sequences {
 }
 
 impl DoorKind for Sequences {
-    fn kind(&self) -> &'static str {
-        "sequence"
-    }
-
     fn ports(&self, out: &mut Vec<PortProto>) {
         out.extend(self.matcher.knock_ports());
     }
 
-    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes) {
+    fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        // A knock is matched against the sequences of its own time (a rotating step).
+        self.follow(clock, store, out);
         let mut events = std::mem::take(&mut self.events);
-        self.matcher.knock(&packet.knock, now, &mut events);
+        self.matcher.knock(&packet.knock, clock.mono, &mut events);
         for event in events.drain(..) {
-            self.on_event(event, packet.knock.dst, out);
+            self.on_event(event, packet.knock.dst, store, out);
         }
         self.events = events;
-    }
-
-    fn set_wall_clock(&mut self, unix_now: Duration, out: &mut Outcomes) {
-        self.unix_now = Some(unix_now);
-        for source in &mut self.sources {
-            out.ports_changed |= source.set_wall_clock(unix_now, &mut self.matcher);
-        }
     }
 
     fn next_wall_due(&self) -> Option<Duration> {
-        self.sources.iter().filter_map(|s| s.next_wall_due()).min()
+        self.sources.iter().filter_map(Source::next_wall_due).min()
     }
 
-    fn tick(&mut self, now: Duration, out: &mut Outcomes) {
+    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        self.follow(clock, store, out);
         let mut events = std::mem::take(&mut self.events);
-        self.matcher.expire(now, &mut events);
+        self.matcher.expire(clock.mono, &mut events);
         for event in events.drain(..) {
-            self.on_event(event, std::net::Ipv4Addr::UNSPECIFIED.into(), out);
+            self.on_event(event, std::net::Ipv4Addr::UNSPECIFIED.into(), store, out);
         }
         self.events = events;
     }
 
-    fn carry_over(&mut self, old: Box<dyn Any>) {
-        let Ok(old) = old.downcast::<Sequences>() else { return };
+    fn carry_over(&mut self, old: Sequences) {
+        // Rotating doors take the step the old ones were on, so their slots compare equal and
+        // the attempts on them carry over like any other.
         for source in &mut self.sources {
-            for previous in &old.sources {
-                source.carry_over(previous.as_any());
-            }
-        }
-        // Bring rotating doors to the step the old ones were on, so their slots compare equal
-        // and the attempts on them carry over like any other.
-        if let Some(unix_now) = old.unix_now {
-            self.set_wall_clock(unix_now, &mut Outcomes::default());
+            source.carry_over(&old.sources, &mut self.matcher);
         }
         self.matcher.carry_over(old.matcher);
     }
@@ -163,12 +269,12 @@ impl DoorKind for Sequences {
         self.matcher.len()
     }
 
-    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
+    fn counters(&self, out: &mut Vec<Reading>) {
         let stats = self.matcher.stats();
         out.extend([
-            ("expired", stats.expired),
-            ("evictions", stats.evictions),
-            ("attempts_cap", self.matcher.cap() as u64),
+            Reading { counter: &EXPIRED, value: stats.expired },
+            Reading { counter: &EVICTIONS, value: stats.evictions },
+            Reading { counter: &ATTEMPTS_CAP, value: self.matcher.cap() as u64 },
         ]);
     }
 }

@@ -10,23 +10,24 @@
 //! ([`crate::doors::DoorKind::next_wall_due`]), so the step after that is added on time.
 //!
 //! A sequence that opened the door is disabled for the rest of its validity, and remembered in
-//! `<state_dir>/<door>.rotating` (a journal like the SPA replay caches, synced), so it stays
-//! used across reloads and restarts; a use that cannot be written opens nothing. Other
-//! secrets' sequences are not affected, so two clients in one step never lock each other out.
+//! `<state_dir>/<door>.rotating` (a journal like the SPA replay caches, synced, written through
+//! the [`Store`]), so it stays used across reloads and restarts; a use that cannot be written
+//! opens nothing. Other secrets' sequences are not affected, so two clients in one step never
+//! lock each other out.
 
-use std::any::Any;
 use std::path::Path;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::Source;
+use super::Rotating;
 use super::matcher::{Matcher, SlotId};
-use crate::config::{PortProto, Rotating};
+use crate::config::PortProto;
 use crate::doors::key_file::{self, KeyFileError};
-use crate::doors::replay::{self, ReplayCache};
-use crate::doors::{DoorError, DoorId, Note, Outcomes};
+use crate::doors::replay::{self, Journal, ReplayCache};
+use crate::doors::{Clock, DoorError, DoorId, Note, Outcomes};
+use crate::store::{FileStore, Store};
 
 /// Domain separation: a MAC made for anything else is never a valid sequence.
 pub const CONTEXT: &[u8] = b"knockd-rotating-v1";
@@ -57,16 +58,17 @@ pub fn sequence(secret: &[u8], door: &str, counter: u64, rotating: &Rotating) ->
         .collect()
 }
 
-/// Reads a rotating secret file (doc/rotating.md): at least 16 bytes, private.
+/// Reads a rotating secret file (doc/rotating.md): at least 16 bytes, private. For the `knock`
+/// client, which reads it as the user it runs as.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    key_file::read_secret("secret file", path)
+    key_file::read_secret(&mut FileStore::default(), "secret file", path)
 }
 
 /// Slots per secret: the previous, the current and the next step.
 pub const SLOTS_PER_SECRET: usize = 3;
 
 /// A rotating door's secrets and where their slots stand.
-pub(super) struct RotatingSource {
+pub struct RotatingSource {
     door: DoorId,
     name: String,
     /// Each secret's name (its file's stem) and bytes.
@@ -76,6 +78,8 @@ pub(super) struct RotatingSource {
     set_for: Option<u64>,
     /// (secret, step) pairs whose sequence opened the door, by [`used_key`]: never again.
     used: ReplayCache,
+    /// Where `used` is kept.
+    journal: Journal,
 }
 
 /// The journal's key for a used (secret, step): a MAC, so the file says nothing of the secret.
@@ -96,23 +100,30 @@ fn secret_name(path: &Path) -> String {
 
 impl RotatingSource {
     /// Reads the door's secrets and the sequences used so far (in `state_dir`); the slots stay
-    /// empty until the wall clock is known.
-    pub fn open(door: DoorId, name: &str, rotating: &Rotating, state_dir: &Path) -> Result<Self, DoorError> {
+    /// empty until the time of day is known.
+    pub fn open(
+        door: DoorId,
+        name: &str,
+        rotating: &Rotating,
+        state_dir: &Path,
+        store: &mut dyn Store,
+    ) -> Result<Self, DoorError> {
         let error = |message: String| DoorError { door: name.to_owned(), message };
-        let secrets = rotating
-            .secret_files
-            .iter()
-            .map(|f| Ok((secret_name(f), read_secret(f)?)))
-            .collect::<Result<_, KeyFileError>>()
-            .map_err(|e| error(e.to_string()))?;
-        let used = ReplayCache::open(&state_dir.join(format!("{name}.rotating"))).map_err(|e| error(e.to_string()))?;
+        let mut secrets = Vec::new();
+        for file in &rotating.secret_files {
+            let secret = key_file::read_secret(store, "secret file", file).map_err(|e| error(e.to_string()))?;
+            secrets.push((secret_name(file), secret));
+        }
+        let (journal, used) =
+            Journal::open(store, &state_dir.join(format!("{name}.rotating"))).map_err(|e| error(e.to_string()))?;
         Ok(RotatingSource {
             door,
             name: name.to_owned(),
             secrets,
             rotating: rotating.clone(),
             set_for: None,
-            used: used.synced(),
+            used,
+            journal: journal.synced(),
         })
     }
 
@@ -138,18 +149,28 @@ impl RotatingSource {
             matcher.set_sequence(self.slot(matcher, i, counter), sequence);
         }
     }
-}
 
-impl Source for RotatingSource {
-    fn door(&self) -> DoorId {
+    /// The door these secrets feed.
+    pub fn door(&self) -> DoorId {
         self.door
     }
 
-    fn set_wall_clock(&mut self, unix_now: Duration, matcher: &mut Matcher) -> bool {
-        let now = counter(unix_now, self.rotating.step);
+    /// Follows the time of day: the slots of the steps around `clock`'s. Returns whether a
+    /// sequence changed.
+    pub fn follow(&mut self, clock: &Clock, matcher: &mut Matcher, store: &mut dyn Store) -> bool {
+        let now = counter(clock.unix, self.rotating.step);
         if self.set_for == Some(now) {
             return false;
         }
+        self.step_to(now, matcher);
+        // A failed compaction leaves the journal growing; the next line written says so if the
+        // directory cannot be written at all.
+        let _ = self.journal.expire(store, &mut self.used, clock.unix);
+        true
+    }
+
+    /// Sets the slots for step `now` and the steps either side of it.
+    fn step_to(&mut self, now: u64, matcher: &mut Matcher) {
         // Moving on by one step only replaces the slots of the step before last with the next
         // step's, so attempts on the previous and current steps' sequences carry on.
         if self.set_for.is_some_and(|was| now == was + 1) {
@@ -159,24 +180,29 @@ impl Source for RotatingSource {
                 self.fill(matcher, counter);
             }
         }
-        // A failed compaction leaves the journal growing; the next line written says so if the
-        // directory cannot be written at all.
-        let _ = self.used.expire(unix_now);
         self.set_for = Some(now);
-        true
     }
 
-    /// When the step ends (Unix time): the slots move on then.
-    fn next_wall_due(&self) -> Option<Duration> {
+    /// After a reload: the step the door's old source was on, when its steps are as long.
+    pub fn carry_over(&mut self, old: &RotatingSource, matcher: &mut Matcher) {
+        if let Some(step) = old.set_for.filter(|_| old.name == self.name && old.rotating.step == self.rotating.step) {
+            self.step_to(step, matcher);
+        }
+    }
+
+    /// When the step ends (Unix time): the slots move on then. At once while the slots wait
+    /// for the time of day (just built).
+    pub fn next_wall_due(&self) -> Option<Duration> {
+        let Some(set_for) = self.set_for else { return Some(Duration::ZERO) };
         let step = self.rotating.step.as_millis().max(1);
-        let next = u128::from(self.set_for?.checked_add(1)?) * step;
+        let next = u128::from(set_for.checked_add(1)?) * step;
         Some(Duration::from_millis(next.try_into().ok()?))
     }
 
     /// Disables the sequence that opened and remembers it on disk, and names its secret in the
     /// grant; a use that cannot be written takes the grant back (a restart would accept the
     /// sequence again).
-    fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, out: &mut Outcomes) {
+    pub fn opened(&mut self, slot: SlotId, matcher: &mut Matcher, store: &mut dyn Store, out: &mut Outcomes) {
         let Some(now) = self.set_for else { return };
         let secret = (slot - matcher.slots_of(self.door).start) / SLOTS_PER_SECRET;
         let counter = [now.saturating_sub(1), now, now + 1]
@@ -186,7 +212,8 @@ impl Source for RotatingSource {
         // Used once: not again while it is valid (the slot is reused three steps on).
         matcher.set_sequence(slot, Vec::new());
         let Some((name, bytes)) = self.secrets.get(secret) else { return };
-        if let Err(e) = self.used.record(used_key(bytes, &self.name, counter), self.valid_until(counter)) {
+        let (key, until) = (used_key(bytes, &self.name, counter), self.valid_until(counter));
+        if let Err(e) = self.journal.record(store, &mut self.used, key, until) {
             let grant = out.grants.pop();
             let who = grant.map(|g| g.src.to_string()).unwrap_or_default();
             let message = format!("{who}: rotating sequence refused: it could not be made replay-proof: {e}");
@@ -196,9 +223,5 @@ impl Source for RotatingSource {
         if let Some(grant) = out.grants.last_mut() {
             grant.by = Some(format!("secret {name}"));
         }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

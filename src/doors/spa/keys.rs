@@ -1,6 +1,8 @@
-//! SPA key files: Ed25519 key pairs (`knock --spa-keygen`) and HMAC shared secrets.
+//! SPA key files: Ed25519 key pairs (made by `knock --spa-keygen`, [`crate::client::keygen`])
+//! and HMAC shared secrets. Read through a [`Store`]; the path-only readers are the `knock`
+//! client's, which reads as the user it runs as.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
@@ -9,9 +11,12 @@ use sha2::{Digest, Sha256};
 use super::wire::KEY_ID_LEN;
 
 use crate::doors::key_file::{self, KeyFileError};
+use crate::store::{FileStore, Store};
 
-const SECRET_TAG: &str = "knockd-ed25519-secret";
-const PUBLIC_TAG: &str = "knockd-ed25519-public";
+/// What the first word of an Ed25519 secret key file is.
+pub const SECRET_TAG: &str = "knockd-ed25519-secret";
+/// What the first word of an Ed25519 public key file is.
+pub const PUBLIC_TAG: &str = "knockd-ed25519-public";
 
 /// A client's key.
 pub enum Key {
@@ -49,39 +54,31 @@ fn key_error(path: &Path, message: impl Into<String>) -> KeyFileError {
 }
 
 /// The 32 bytes after `tag` in a key file, or `None` if the file does not start with `tag`.
-fn tagged_hex(path: &Path, tag: &str) -> Result<Option<[u8; 32]>, KeyFileError> {
-    let bytes = key_file::read_private("key file", path)?;
+fn tagged_hex(store: &mut dyn Store, path: &Path, tag: &str) -> Result<Option<[u8; 32]>, KeyFileError> {
+    let bytes = key_file::read_private(store, "key file", path)?;
     let text = String::from_utf8_lossy(&bytes);
     let Some(hex_text) = text.trim().strip_prefix(tag) else { return Ok(None) };
     let bytes = hex::decode(hex_text.trim()).map_err(|_| key_error(path, "the key is not hexadecimal"))?;
     bytes.try_into().map(Some).map_err(|_| key_error(path, "an Ed25519 key is 32 bytes"))
 }
 
+/// Reads a client's public key file (`knockd-ed25519-public <hex>`) from `store`.
+pub fn read_public_key_in(store: &mut dyn Store, path: &Path) -> Result<VerifyingKey, KeyFileError> {
+    let bytes = tagged_hex(store, path, PUBLIC_TAG)?
+        .ok_or_else(|| key_error(path, format!("expected `{PUBLIC_TAG} <hex>`")))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| key_error(path, "not a valid Ed25519 public key"))
+}
+
 /// Reads a client's public key file (`knockd-ed25519-public <hex>`).
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey, KeyFileError> {
-    let bytes =
-        tagged_hex(path, PUBLIC_TAG)?.ok_or_else(|| key_error(path, format!("expected `{PUBLIC_TAG} <hex>`")))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| key_error(path, "not a valid Ed25519 public key"))
+    read_public_key_in(&mut FileStore::default(), path)
 }
 
 /// Reads a client key: an Ed25519 secret key file, or else an HMAC shared secret.
 pub fn read_key(path: &Path) -> Result<Key, KeyFileError> {
-    if let Some(seed) = tagged_hex(path, SECRET_TAG)? {
+    let store = &mut FileStore::default();
+    if let Some(seed) = tagged_hex(store, path, SECRET_TAG)? {
         return Ok(Key::Ed25519(SigningKey::from_bytes(&seed)));
     }
-    key_file::read_secret("key file", path).map(Key::Hmac)
-}
-
-/// Writes a new Ed25519 key pair: `path` (secret, mode 600) and `path.pub`.
-pub fn generate(path: &Path) -> std::io::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let key = SigningKey::from_bytes(&seed);
-    let mut secret = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(secret, "{SECRET_TAG} {}", hex::encode(seed))?;
-    let public_path = PathBuf::from(format!("{}.pub", path.display()));
-    std::fs::write(&public_path, format!("{PUBLIC_TAG} {}\n", hex::encode(key.verifying_key().to_bytes())))?;
-    Ok(public_path)
+    key_file::read_secret(store, "key file", path).map(Key::Hmac)
 }

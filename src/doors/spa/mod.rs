@@ -5,27 +5,69 @@
 //! Forged packets are cheap to send and signatures are not cheap to check, so every check that
 //! costs nothing comes first (door, time window, nonce, key id, sources), and the signature is
 //! checked at most once per packet, within a budget shared fairly between source prefixes
-//! ([`crate::doors::budget`]). Accepted nonces are kept on disk until they are too old to be
-//! replayed ([`crate::doors::replay`]).
+//! ([`crate::doors::budget`]). Accepted nonces are kept on disk, through the store, until they
+//! are too old to be replayed ([`crate::doors::replay`]); a nonce that cannot be written there
+//! refuses its packet.
 
 pub mod keys;
+mod settings;
 mod verifier;
 pub mod wire;
 
-use std::any::Any;
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use keys::{Key, generate, read_key, read_public_key};
-pub use verifier::{REPLAY_CACHE, Verified, Verifier};
+pub use keys::{Key, read_key, read_public_key};
+use serde::de::MapAccess;
+pub use settings::{SPA_WINDOW, Spa};
+pub use verifier::{Checked, REPLAY_CACHE, Verified, Verifier};
 pub use wire::{NONCE_LEN, Request, decode, encode, nonce};
 
 use super::budget::Budget;
-use super::replay::ReplayCache;
-use super::{DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
+use super::replay::Journal;
+use super::{
+    Clock, Counter, DoorError, DoorId, DoorKind, Grant, Kind, Measure, Note, Outcomes, ReadYaml, Reading, SPA_ACCEPTED,
+    SPA_REJECTED, Verdicts,
+};
 use crate::capture::Lane;
-use crate::config::{Config, Door, PortProto, Proto};
+use crate::config::{Config, Door, PortProto, Proof, Proto};
 use crate::packet::Packet;
+use crate::store::Store;
+
+/// The SPA kind, as the kinds list names it.
+pub struct SpaKind;
+
+static SPA_VERIFIED: Counter =
+    Counter { name: "spa_verified", measure: Measure::Total, help: "SPA signatures and MACs checked.", always: false };
+static SPA_DROPPED_IN_FLOOD: Counter = Counter {
+    name: "spa_dropped_in_flood",
+    measure: Measure::Total,
+    help: "SPA packets left unchecked because their source network's share of the budget was spent.",
+    always: false,
+};
+
+impl Kind for SpaKind {
+    fn name(&self) -> &'static str {
+        "spa"
+    }
+
+    fn counters(&self) -> &'static [&'static Counter] {
+        static COUNTERS: [&Counter; 4] = [&SPA_ACCEPTED, &SPA_REJECTED, &SPA_VERIFIED, &SPA_DROPPED_IN_FLOOD];
+        &COUNTERS
+    }
+
+    fn build(&self, config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+        build(config, store)
+    }
+}
+
+impl ReadYaml for SpaKind {
+    const KEYS: &'static [&'static str] = &["spa"];
+
+    fn read<'de, A: MapAccess<'de>>(_key: &str, _door: &str, map: &mut A) -> Result<Proof, A::Error> {
+        settings::read(map)
+    }
+}
 
 /// Ed25519 verifications a second, for every SPA door together (about a tenth of a core), and
 /// how many may be spent at once.
@@ -76,6 +118,8 @@ struct SpaDoor {
     door: Door,
     port: u16,
     verifier: Verifier,
+    /// Where the verifier's nonces are kept (`<state_dir>/<door>.replay`).
+    journal: Journal,
 }
 
 /// A packet that passed every cheap check, waiting for its signature check.
@@ -89,32 +133,32 @@ struct Waiting {
 /// The SPA door kind.
 pub struct SpaDoors {
     doors: Vec<SpaDoor>,
-    unix_now: Duration,
     budget: Budget<Waiting>,
     ready: Vec<Waiting>,
+    verdicts: Verdicts,
 }
 
 /// The kind for `config`, if any door has `spa:`.
-pub fn build(config: &Config) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
+fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKind>>, DoorError> {
     let mut doors = Vec::new();
     for (id, door) in config.doors.iter().enumerate() {
-        let Some(spa) = door.spa() else { continue };
+        let Some(spa) = door.proof::<Spa>() else { continue };
         let error = |message: String| DoorError { door: door.name.clone(), message };
-        let replay = ReplayCache::open(&config.state_dir.join(format!("{}.replay", door.name)))
-            .map_err(|e| error(e.to_string()))?;
-        let verifier = Verifier::from_config(spa, replay).map_err(|e| error(e.to_string()))?;
-        doors.push(SpaDoor { id, door: door.clone(), port: spa.port, verifier });
+        let path = config.state_dir.join(format!("{}.replay", door.name));
+        let (journal, replay) = Journal::open(store, &path).map_err(|e| error(e.to_string()))?;
+        let verifier = Verifier::from_config(spa, replay, store).map_err(|e| error(e.to_string()))?;
+        doors.push(SpaDoor { id, door: door.clone(), port: spa.port, verifier, journal });
     }
     if doors.is_empty() {
         return Ok(None);
     }
     let budget = Budget::new(VERIFICATIONS_PER_SECOND, VERIFICATION_BURST, WAITING_PREFIXES);
-    Ok(Some(Box::new(SpaDoors { doors, unix_now: Duration::ZERO, budget, ready: Vec::new() })))
+    Ok(Some(Box::new(SpaDoors { doors, budget, ready: Vec::new(), verdicts: Verdicts::default() })))
 }
 
 impl SpaDoors {
     /// The cheap checks, in order; `Ok` with the door and the cost of its signature check.
-    fn screen(&self, src: IpAddr, port: u16, payload: &[u8]) -> Result<(usize, u32), Note> {
+    fn screen(&self, src: IpAddr, port: u16, payload: &[u8], clock: &Clock) -> Result<(usize, u32), Note> {
         let reject = |door, reason: String| Note::Rejected { door, src, reason };
         let packet = decode(payload).map_err(|e| reject(None, format!("SPA packet rejected: {e}")))?;
         let name = &packet.request.door;
@@ -122,10 +166,8 @@ impl SpaDoors {
             return Err(reject(None, "SPA packet for no door on this port".into()));
         };
         let d = &self.doors[at];
-        let cost = d
-            .verifier
-            .screen(&packet, self.unix_now)
-            .map_err(|e| reject(Some(d.id), format!("SPA packet rejected: {e}")))?;
+        let cost =
+            d.verifier.screen(&packet, clock).map_err(|e| reject(Some(d.id), format!("SPA packet rejected: {e}")))?;
         let addr = packet.request.address.unwrap_or(src);
         if !d.door.admits(&src) || !d.door.admits(&addr) {
             return Err(reject(Some(d.id), format!("SPA packet for {addr} refused by the door's from/not_from")));
@@ -133,11 +175,17 @@ impl SpaDoors {
         Ok((at, cost))
     }
 
-    /// Checks the signature of packets whose turn it is, and grants those that verify.
-    fn run_ready(&mut self, out: &mut Outcomes) {
+    /// Checks the signature of packets whose turn it is, and grants those that verify once
+    /// their nonce is in the journal (a nonce that cannot be written there refuses the packet:
+    /// a restart could accept it again).
+    fn run_ready(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         for w in std::mem::take(&mut self.ready) {
             let d = &mut self.doors[w.door];
-            match d.verifier.verify(&w.payload, &d.door.name, self.unix_now) {
+            let checked = d.verifier.check(&w.payload, &d.door.name, clock).and_then(|checked| {
+                let recorded = d.journal.record(store, d.verifier.replay_mut(), checked.nonce, checked.until);
+                recorded.map(|()| checked.verified).map_err(|e| SpaError::Unrecorded(e.to_string()))
+            });
+            match checked {
                 Ok(verified) => {
                     let addr = verified.request.address.unwrap_or(w.src);
                     out.notes.push(Note::Accepted { door: d.id, src: w.src });
@@ -164,10 +212,6 @@ impl SpaDoors {
 }
 
 impl DoorKind for SpaDoors {
-    fn kind(&self) -> &'static str {
-        "spa"
-    }
-
     fn ports(&self, out: &mut Vec<PortProto>) {
         out.extend(self.doors.iter().map(|d| PortProto::udp(d.port)));
     }
@@ -177,50 +221,22 @@ impl DoorKind for SpaDoors {
         Lane::Datagrams
     }
 
-    /// Screens the packet, then hands it to the budget; the budget says what may be verified
-    /// now (this packet, or others that waited). Rejections are reported, never answered.
-    fn packet(&mut self, packet: &Packet<'_>, now: Duration, out: &mut Outcomes) {
-        let knock = &packet.knock;
-        if knock.port.proto != Proto::Udp {
-            return;
-        }
-        let src = knock.src;
-        let Some(payload) = packet.payload else {
-            return out.notes.push(Note::Rejected { door: None, src, reason: "SPA packet cut short".into() });
-        };
-        match self.screen(src, knock.port.port, payload) {
-            Ok((door, cost)) => {
-                let waiting = Waiting { door, src, dst: knock.dst, payload: payload.to_vec() };
-                if cost == 0 {
-                    // A MAC costs about what the checks before it did: no need to wait.
-                    self.ready.push(waiting);
-                } else {
-                    let tag = super::budget::tag(payload);
-                    self.budget.offer(src, waiting, tag, cost, now, &mut self.ready);
-                }
-                self.run_ready(out);
-            }
-            Err(note) => out.notes.push(note),
-        }
+    /// Screens and checks the packet, and counts what was accepted and refused.
+    fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.screen_and_check(packet, clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
     }
 
-    fn set_wall_clock(&mut self, unix_now: Duration, _out: &mut Outcomes) {
-        self.unix_now = unix_now;
-    }
-
-    fn tick(&mut self, now: Duration, out: &mut Outcomes) {
-        self.budget.poll(now, &mut self.ready);
-        self.run_ready(out);
+    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let before = out.notes.len();
+        self.budget.poll(clock.mono, &mut self.ready);
+        self.run_ready(clock, store, out);
+        self.verdicts.count(&out.notes[before..]);
         for d in &mut self.doors {
-            if let Err(e) = d.verifier.expire(self.unix_now) {
+            if let Err(e) = d.journal.expire(store, d.verifier.replay_mut(), clock.unix) {
                 out.notes.push(Note::Changed { door: d.id, level: log::Level::Warn, message: e.to_string() });
             }
-        }
-    }
-
-    fn set_boot_time(&mut self, unix_boot: Duration) {
-        for d in &mut self.doors {
-            d.verifier.set_boot_time(unix_boot);
         }
     }
 
@@ -229,18 +245,50 @@ impl DoorKind for SpaDoors {
     }
 
     /// Accepted nonces carry over a reload: a packet accepted before it stays refused after it.
-    fn carry_over(&mut self, old: Box<dyn Any>) {
-        let Ok(mut old) = old.downcast::<SpaDoors>() else { return };
+    fn carry_over(&mut self, mut old: SpaDoors) {
         for d in &mut self.doors {
             if let Some(previous) = old.doors.iter_mut().find(|o| o.door.name == d.door.name) {
                 d.verifier.take_replay_cache(&mut previous.verifier);
+                std::mem::swap(&mut d.journal, &mut previous.journal);
             }
         }
-        self.unix_now = old.unix_now;
     }
 
-    fn counters(&self, out: &mut Vec<(&'static str, u64)>) {
+    fn counters(&self, out: &mut Vec<Reading>) {
         let stats = self.budget.stats();
-        out.extend([("spa_verified", stats.run), ("spa_dropped_in_flood", stats.dropped)]);
+        out.extend(self.verdicts.readings());
+        out.extend([
+            Reading { counter: &SPA_VERIFIED, value: stats.run },
+            Reading { counter: &SPA_DROPPED_IN_FLOOD, value: stats.dropped },
+        ]);
+    }
+}
+
+impl SpaDoors {
+    /// Screens the packet, then hands it to the budget; the budget says what may be verified
+    /// now (this packet, or others that waited). Rejections are reported, never answered.
+    fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
+        let knock = &packet.knock;
+        if knock.port.proto != Proto::Udp {
+            return;
+        }
+        let src = knock.src;
+        let Some(payload) = packet.payload else {
+            return out.notes.push(Note::Rejected { door: None, src, reason: "SPA packet cut short".into() });
+        };
+        match self.screen(src, knock.port.port, payload, clock) {
+            Ok((door, cost)) => {
+                let waiting = Waiting { door, src, dst: knock.dst, payload: payload.to_vec() };
+                if cost == 0 {
+                    // A MAC costs about what the checks before it did: no need to wait.
+                    self.ready.push(waiting);
+                } else {
+                    let tag = super::budget::tag(payload);
+                    self.budget.offer(src, waiting, tag, cost, clock.mono, &mut self.ready);
+                }
+                self.run_ready(clock, store, out);
+            }
+            Err(note) => out.notes.push(note),
+        }
     }
 }

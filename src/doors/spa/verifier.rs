@@ -7,12 +7,14 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::Spa;
 use super::SpaError;
-use super::keys::{hmac_key_id, public_key_id, read_public_key};
+use super::keys::{hmac_key_id, public_key_id, read_public_key_in};
 use super::wire::{self, KEY_ID_LEN, Request, decode};
-use crate::config::Spa;
+use crate::doors::Clock;
 use crate::doors::key_file::{self, KeyFileError};
 use crate::doors::replay::{self, ReplayCache};
+use crate::store::Store;
 
 /// Nonces remembered for replay protection; only authenticated packets are remembered.
 pub const REPLAY_CACHE: usize = replay::CAPACITY;
@@ -44,10 +46,23 @@ pub struct Verifier {
     keys: Vec<NamedKey>,
     window: Duration,
     require_address: bool,
-    /// Nonces of accepted packets, until they are too old to be replayed.
+    /// Nonces of accepted packets, until they are too old to be replayed (in memory: the door
+    /// keeps them on disk first).
     replay: ReplayCache,
-    /// When this host booted (Unix time), once told: packets sent before are refused.
-    boot: Option<Duration>,
+    /// When this host booted (Unix time), for [`Verifier::verify`]: the door passes its clock.
+    boot: Duration,
+}
+
+/// A packet that passed every check, not remembered yet: the door writes its nonce to the
+/// journal first ([`Verifier::remember`]).
+#[derive(Debug)]
+pub struct Checked {
+    /// What was verified.
+    pub verified: Verified,
+    /// The nonce the packet is remembered by.
+    pub nonce: replay::Key,
+    /// Until when (Unix time) it must be remembered.
+    pub until: u64,
 }
 
 /// A key's name: its file name without directory and extension.
@@ -69,17 +84,19 @@ impl Verifier {
             .map(|(name, k)| NamedKey { name, id: public_key_id(&k), key: DoorKey::Ed25519(k) })
             .collect();
         keys.extend(hmac.map(|(name, secret)| NamedKey { name, id: hmac_key_id(&secret), key: DoorKey::Hmac(secret) }));
-        Verifier { keys, window, require_address: false, replay: ReplayCache::in_memory(), boot: None }
+        Verifier { keys, window, require_address: false, replay: ReplayCache::in_memory(), boot: Duration::ZERO }
     }
 
-    /// The verifier for a door's `spa:` settings, with its key files read.
-    pub fn from_config(spa: &Spa, replay: ReplayCache) -> Result<Self, KeyFileError> {
+    /// The verifier for a door's `spa:` settings, with its key files read from `store`.
+    pub fn from_config(spa: &Spa, replay: ReplayCache, store: &mut dyn Store) -> Result<Self, KeyFileError> {
         let hmac = match &spa.hmac_key_file {
-            Some(path) => Some((key_name(path), key_file::read_secret("key file", path)?)),
+            Some(path) => Some((key_name(path), key_file::read_secret(store, "key file", path)?)),
             None => None,
         };
-        let public =
-            spa.public_keys.iter().map(|p| Ok((key_name(p), read_public_key(p)?))).collect::<Result<_, _>>()?;
+        let mut public = Vec::new();
+        for path in &spa.public_keys {
+            public.push((key_name(path), read_public_key_in(store, path)?));
+        }
         let mut verifier = Verifier::new(hmac, public, spa.window);
         verifier.require_address = spa.require_address;
         verifier.replay = replay;
@@ -98,16 +115,16 @@ impl Verifier {
         })
     }
 
-    /// Every check that costs next to nothing, in order: time window, replay, key, address.
-    /// Returns what checking the signature will cost, in Ed25519 verifications.
-    pub fn screen(&self, packet: &wire::Packet<'_>, unix_now: Duration) -> Result<u32, SpaError> {
-        let (ts, now) = (packet.request.timestamp, unix_now.as_secs());
+    /// Every check that costs next to nothing, in order: time window, boot, replay, key,
+    /// address. Returns what checking the signature will cost, in Ed25519 verifications.
+    pub fn screen(&self, packet: &wire::Packet<'_>, clock: &Clock) -> Result<u32, SpaError> {
+        let (ts, now) = (packet.request.timestamp, clock.unix.as_secs());
         let skew = ts.abs_diff(now);
         if skew > self.window.as_secs() {
             let magnitude = i64::try_from(skew).unwrap_or(i64::MAX);
             return Err(SpaError::Stale { skew_secs: if ts > now { magnitude } else { -magnitude } });
         }
-        if self.boot.is_some_and(|boot| ts < boot.as_secs()) {
+        if ts < clock.boot.as_secs() {
             // What was accepted before a crash of the host may not have reached the disk.
             return Err(SpaError::BeforeBoot);
         }
@@ -124,19 +141,34 @@ impl Verifier {
         Ok(ed25519 as u32)
     }
 
-    /// Accepts `bytes` for `door` at `unix_now`, or says why not. An accepted packet's nonce is
-    /// remembered, on disk first, so the same packet is never accepted twice: a nonce that
-    /// cannot be written refuses the packet ([`SpaError::Unrecorded`]).
-    pub fn verify(&mut self, bytes: &[u8], door: &str, unix_now: Duration) -> Result<Verified, SpaError> {
+    /// Checks `bytes` for `door` at `clock`, or says why not; the packet is not remembered
+    /// yet: the door writes its nonce to the journal, then [`remember`](Verifier::remember)s it.
+    pub fn check(&self, bytes: &[u8], door: &str, clock: &Clock) -> Result<Checked, SpaError> {
         let packet = decode(bytes)?;
         if packet.request.door != door {
             return Err(SpaError::OtherDoor);
         }
-        self.screen(&packet, unix_now)?;
+        self.screen(&packet, clock)?;
         let key = self.authenticate(&packet)?;
         let until = packet.request.timestamp.saturating_add(self.window.as_secs());
-        self.replay.record(replay_key(&packet.request), until).map_err(|e| SpaError::Unrecorded(e.to_string()))?;
-        Ok(Verified { request: packet.request, key })
+        let nonce = replay_key(&packet.request);
+        Ok(Checked { verified: Verified { request: packet.request, key }, nonce, until })
+    }
+
+    /// Remembers a checked packet's nonce (in memory), so the same packet is never accepted
+    /// twice.
+    pub fn remember(&mut self, checked: &Checked) {
+        self.replay.insert(checked.nonce, checked.until);
+    }
+
+    /// Accepts `bytes` for `door` at `unix_now`, remembering it in memory, or says why not:
+    /// [`check`](Verifier::check) and [`remember`](Verifier::remember) in one, for a verifier
+    /// of its own (tests, the fuzzer).
+    pub fn verify(&mut self, bytes: &[u8], door: &str, unix_now: Duration) -> Result<Verified, SpaError> {
+        let clock = Clock { unix: unix_now, boot: self.boot, ..Clock::default() };
+        let checked = self.check(bytes, door, &clock)?;
+        self.remember(&checked);
+        Ok(checked.verified)
     }
 
     /// The name of the key that signed the packet: one verification with a key id.
@@ -153,15 +185,15 @@ impl Verifier {
         self.candidates(packet).find(verifies).map(|k| k.name.clone()).ok_or(SpaError::BadSignature)
     }
 
-    /// Forgets nonces too old to be replayed at `unix_now`, and compacts the journal when it is
-    /// time; says why a compaction failed.
-    pub fn expire(&mut self, unix_now: Duration) -> Result<(), replay::ReplayError> {
-        self.replay.expire(unix_now)
+    /// The nonces remembered, for the door to keep its journal with.
+    pub fn replay_mut(&mut self) -> &mut ReplayCache {
+        &mut self.replay
     }
 
-    /// When this host booted, as Unix time: packets timestamped before are refused.
+    /// When this host booted, as Unix time, for [`verify`](Verifier::verify): packets
+    /// timestamped before are refused. (A door passes its [`Clock`] to `check` instead.)
     pub fn set_boot_time(&mut self, boot: Duration) {
-        self.boot = Some(boot);
+        self.boot = boot;
     }
 
     /// Takes over the replay cache of the verifier this one replaces (a reload).

@@ -17,7 +17,7 @@ use log::{Level, debug, info, log};
 use super::hint::{looks_denied, privilege_hint};
 use super::{Ended, Job, Phase, Spawner, Vars, expand_with};
 use crate::config::Door;
-use crate::daemon::rate_limit::{LogBudget, Verdict};
+use crate::rate_limit::{LogBudget, Verdict};
 
 /// Stop commands waiting at once; past this, a start whose stop could not be kept is refused,
 /// so nothing is ever opened without its close.

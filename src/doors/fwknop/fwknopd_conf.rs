@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::access_conf::values::{split, yes};
-use super::{Config, ConfigError, Location, Notice, Proof};
+use super::settings::{FWKNOP_PORT, Fwknop};
+use crate::config::{Config, ConfigError, Location, Notice, PrivateFileError, Trust, check_interface, read_private};
 
 /// The file fwknopd reads, looked for beside an access.conf.
 pub const FILE_NAME: &str = "fwknopd.conf";
@@ -42,8 +43,9 @@ enum Verdict {
 }
 
 /// Reads the fwknopd.conf for the access.conf at `access`: `named`, else the one beside it
-/// (none there is fine), and applies it to `config`.
-pub fn apply_for(access: &Path, named: Option<&Path>, config: &mut Config) -> Result<(), ConfigError> {
+/// (none there is fine), and applies it to `config`; a file owned by a user `trust` trusts is
+/// read like root's.
+pub fn apply_for(access: &Path, named: Option<&Path>, config: &mut Config, trust: &Trust) -> Result<(), ConfigError> {
     let path = match named {
         Some(path) => path.to_owned(),
         None => match access.parent().map(|dir| dir.join(FILE_NAME)) {
@@ -52,10 +54,10 @@ pub fn apply_for(access: &Path, named: Option<&Path>, config: &mut Config) -> Re
         },
     };
     let file = path.display().to_string();
-    let bytes = super::read_private(&path, MAX_FILE).map_err(|e| match e {
-        super::PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
-        super::PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
-        super::PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
+    let bytes = read_private(&path, MAX_FILE, trust).map_err(|e| match e {
+        PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
+        PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
+        PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
     })?;
     let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
         file: file.clone(),
@@ -136,11 +138,8 @@ fn entries(file: &str, text: &str, notices: &mut Vec<Notice>) -> Vec<Entry> {
 }
 
 /// Every fwknop door of `config`.
-fn stanzas(config: &mut Config) -> impl Iterator<Item = &mut super::Fwknop> {
-    config.doors.iter_mut().flat_map(|d| &mut d.proofs).filter_map(|p| match p {
-        Proof::Fwknop(f) => Some(&mut **f),
-        _ => None,
-    })
+fn stanzas(config: &mut Config) -> impl Iterator<Item = &mut Fwknop> {
+    config.doors.iter_mut().flat_map(|d| &mut d.proofs).filter_map(|p| p.get_mut::<Fwknop>())
 }
 
 /// The keys that map onto knockd: interface, port, window, verbosity.
@@ -153,7 +152,7 @@ fn mapped(entry: &Entry, (udp_server, aging): (bool, bool), config: &mut Config)
             Verdict::Honoured("every interface".into())
         }
         "PCAP_INTF" => {
-            super::check_interface(value)?;
+            check_interface(value)?;
             config.interfaces = vec![value.to_owned()];
             Verdict::Honoured(format!("listening on {value}"))
         }
@@ -163,7 +162,7 @@ fn mapped(entry: &Entry, (udp_server, aging): (bool, bool), config: &mut Config)
             None => Verdict::Not(format!(
                 "`{value}` is not honoured: knockd reads only `udp port N` from it, and takes fwknop's packets on \
                  UDP port {} (its own kernel filter passes nothing else to it)",
-                stanzas(config).next().map_or(crate::config::FWKNOP_PORT, |f| f.port)
+                stanzas(config).next().map_or(FWKNOP_PORT, |f| f.port)
             )),
         },
         "UDPSERV_PORT" if !udp_server => Verdict::Unused("not used, as in fwknopd: ENABLE_UDP_SERVER is N".into()),

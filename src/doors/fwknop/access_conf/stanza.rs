@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use super::values::{command, date, key, ports, prefixes, seconds, yes};
 use crate::config::{
-    CMD_TIMEOUT_RANGE, Commands, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, Door, FWKNOP_ACCESS_TIMEOUT,
-    FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopNat, HmacDigest, KeyMaterial, OPEN_TIMEOUT_RANGE,
-    OpenAction, PortProto, Proof, TcpFlags, check_range,
+    CMD_TIMEOUT_RANGE, Commands, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, Door, OPEN_TIMEOUT_RANGE, OpenAction,
+    PortProto, Proof, TcpFlags, check_range,
+};
+use crate::doors::fwknop::settings::{
+    FWKNOP_ACCESS_TIMEOUT, FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopNat, HmacDigest, KeyMaterial,
 };
 
 /// What knockd reads; for the error that names an unknown directive.
@@ -227,7 +229,7 @@ impl Stanza {
         };
         Ok(Door {
             name,
-            proofs: vec![Proof::Fwknop(Box::new(fwknop))],
+            proofs: vec![Proof::new(fwknop)],
             seq_timeout: DEFAULT_SEQ_TIMEOUT,
             tcp_flags: TcpFlags::default(),
             target: None,

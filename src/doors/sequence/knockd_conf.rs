@@ -18,12 +18,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::yaml::check_command;
-use super::{
+use super::settings::{FixedSequence, OneTimeFile};
+use crate::config::yaml::check_command;
+use crate::config::{
     CMD_TIMEOUT_RANGE, Commands, Config, DEFAULT_SEQ_TIMEOUT, Door, LogFormat, PortProto, Proof, SEQ_TIMEOUT_RANGE,
     TcpFlags, check_door_name, check_range,
 };
-use super::{ConfigError, Location};
+use crate::config::{ConfigError, Location};
 
 const OPTIONS: &str = "UseSyslog, LogFile, PidFile, Interface";
 const DIRECTIVES: &str = "Sequence, One_Time_Sequences, Seq_Timeout, Start_Command (Command), Start_Command_6 \
@@ -84,8 +85,8 @@ impl Section {
     /// The finished door; `Err` says what the section lacks (or has twice).
     fn into_door(self) -> Result<Door, String> {
         let sequence = match (self.sequence, self.one_time) {
-            (Some(s), None) => Proof::Sequence(s),
-            (None, Some(path)) => Proof::OneTime(path),
+            (Some(s), None) => Proof::new(FixedSequence(s)),
+            (None, Some(path)) => Proof::new(OneTimeFile(path)),
             (Some(_), Some(_)) => {
                 return Err(format!("[{}]: has both Sequence and One_Time_Sequences: keep one", self.name));
             }
@@ -244,7 +245,7 @@ impl Parser<'_> {
             let door = section.into_door().map_err(|message| self.error(line, message))?;
             self.config.doors.push(door);
         }
-        if let Some((a, b)) = super::clashing_nft_names(&self.config.doors) {
+        if let Some((a, b)) = crate::config::clashing_nft_names(&self.config.doors) {
             let message = format!("doors [{a}] and [{b}] would share nftables sets: rename one");
             return Err(ConfigError::Invalid { file: self.file.to_owned(), location: None, message });
         }
@@ -283,7 +284,7 @@ fn sequence(value: &str) -> Result<Vec<PortProto>, String> {
              read `{port}/{proto}` as TCP port {port}: write `{port}` to keep that)"
         ));
     }
-    PortProto::parse_sequence(value)
+    crate::config::parse_sequence(value)
 }
 
 fn command(value: &str) -> Result<String, String> {

@@ -1,20 +1,26 @@
-//! `fwknop:`, the door for fwknop's clients: what an access.conf stanza says, in YAML.
+//! `fwknop:`, the door for fwknop's clients: what an access.conf stanza says, in YAML, read
+//! and written back.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::de;
+use serde::de::{self, MapAccess};
+use serde::{Deserialize, Serialize};
 
-use super::values::{DoorName, OpenPorts, OpenTimeout, Port, Prefix, TextValue, check_base64};
-use crate::config::{
-    FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopNat, HmacDigest, KeyMaterial, check_range,
-};
+use super::settings::{FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopNat, HmacDigest, KeyMaterial};
+use crate::config::convert::{Port as PortOut, duration, port};
+use crate::config::yaml::values::{DoorName, OpenPorts, OpenTimeout, Port, Prefix, TextValue};
+use crate::config::{Proof, check_range};
+
+/// Whether `text` is base64 as fwknop writes it (the standard alphabet, padding optional).
+pub fn check_base64(text: &str) -> Result<(), String> {
+    crate::doors::key_file::decode_base64(text).map(|_| ()).ok_or_else(|| format!("`{text}` is not base64"))
+}
 
 /// `fwknop:` as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawFwknop {
+struct RawFwknop {
     #[serde(default)]
     port: Option<Port>,
     #[serde(default)]
@@ -87,7 +93,7 @@ fn expiry(text: &str) -> Result<u64, String> {
 }
 
 impl RawFwknop {
-    pub(super) fn into_fwknop<E: de::Error>(self, door: &str) -> Result<Fwknop, E> {
+    fn into_fwknop<E: de::Error>(self, door: &str) -> Result<Fwknop, E> {
         let key = one_key("key", self.key, self.key_base64, self.key_file)?;
         let hmac_key = one_key("hmac_key", self.hmac_key, self.hmac_key_base64, self.hmac_key_file)?;
         let hmac_digest = match self.hmac_digest {
@@ -119,4 +125,82 @@ impl RawFwknop {
             nat: FwknopNat::default(),
         })
     }
+}
+
+/// Reads `fwknop:` of door `door`.
+pub(super) fn read<'de, A: MapAccess<'de>>(door: &str, map: &mut A) -> Result<Proof, A::Error> {
+    let raw: RawFwknop = map.next_value()?;
+    Ok(Proof::new(raw.into_fwknop::<A::Error>(door)?))
+}
+
+/// `fwknop:` as `--convert` writes it.
+#[derive(Serialize)]
+struct FwknopOut<'a> {
+    port: u16,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_base64: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<&'a PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key_base64: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac_key_file: Option<&'a PathBuf>,
+    hmac_digest: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    require_source_address: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    open_ports: Vec<PortOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    restrict_ports: Vec<PortOut>,
+    max_timeout: String,
+    window: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    destination: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+/// A key's three spellings, as (text, base64, file).
+fn key_out(key: &KeyMaterial) -> (Option<&str>, Option<&str>, Option<&PathBuf>) {
+    match key {
+        KeyMaterial::Text(t) => (Some(t), None, None),
+        KeyMaterial::Base64(b) => (None, Some(b), None),
+        KeyMaterial::File(f) => (None, None, Some(f)),
+    }
+}
+
+fn fwknop_out(f: &Fwknop) -> FwknopOut<'_> {
+    let (key, key_base64, key_file) = key_out(&f.key);
+    let (hmac_key, hmac_key_base64, hmac_key_file) = key_out(&f.hmac_key);
+    FwknopOut {
+        port: f.port,
+        name: &f.name,
+        key,
+        key_base64,
+        key_file,
+        hmac_key,
+        hmac_key_base64,
+        hmac_key_file,
+        hmac_digest: f.hmac_digest.name(),
+        require_source_address: f.require_source_address,
+        require_username: f.require_username.as_deref(),
+        open_ports: f.open_ports.iter().map(port).collect(),
+        restrict_ports: f.restrict_ports.iter().map(port).collect(),
+        max_timeout: duration(f.max_timeout),
+        window: duration(f.window),
+        destination: f.destination.iter().map(|n| n.to_string()).collect(),
+        expires: f.expires.map(|e| e.to_string()),
+    }
+}
+
+/// `fwknop:` as knockd.yaml writes it, defaults left out where YAML has them.
+pub(super) fn write(f: &Fwknop) -> serde_yaml_ng::Value {
+    serde_yaml_ng::to_value(fwknop_out(f)).expect("plain data always serializes")
 }

@@ -23,7 +23,9 @@ pub(crate) mod values;
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError, Location, Notice};
+use crate::config::{Config, ConfigError, Location, Notice, PrivateFileError, Trust, read_private};
+
+use super::settings::{Fwknop, FwknopDoor};
 use stanza::Stanza;
 use values::split;
 
@@ -40,18 +42,22 @@ struct Reader<'a> {
     notices: Vec<Notice>,
     /// Where knockd was started: fwknopd opens relative includes from there.
     start_dir: Option<&'a Path>,
+    /// Whose included files are trusted like root's.
+    trust: &'a Trust,
 }
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`]; relative includes are
 /// looked for beside the including file only.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-    parse_with(file, text, None)
+    parse_with(file, text, None, &Trust::default())
 }
 
 /// Parses `text` (the contents of `file`) into a validated [`Config`]; relative includes are
-/// looked for beside the including file, then in `start_dir`.
-pub fn parse_with(file: &str, text: &str, start_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    let mut reader = Reader { stanzas: Vec::new(), files: vec![PathBuf::from(file)], notices: Vec::new(), start_dir };
+/// looked for beside the including file, then in `start_dir`; included files owned by users
+/// `trust` trusts are read like root's.
+pub fn parse_with(file: &str, text: &str, start_dir: Option<&Path>, trust: &Trust) -> Result<Config, ConfigError> {
+    let files = vec![PathBuf::from(file)];
+    let mut reader = Reader { stanzas: Vec::new(), files, notices: Vec::new(), start_dir, trust };
     reader.text(file, text, 1)?;
     let mut doors = Vec::new();
     let mut left_out = Vec::new();
@@ -95,11 +101,11 @@ fn invalid(file: &str, line: usize, message: String) -> ConfigError {
 }
 
 /// An included file could not be read: said where it was included.
-fn unreadable(from: &str, line: usize, path: &Path, e: super::PrivateFileError) -> ConfigError {
+fn unreadable(from: &str, line: usize, path: &Path, e: PrivateFileError) -> ConfigError {
     match e {
-        super::PrivateFileError::Io(source) => invalid(from, line, format!("cannot read {}: {source}", path.display())),
-        super::PrivateFileError::TooLarge => ConfigError::TooLarge { file: path.display().to_string() },
-        super::PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: path.display().to_string(), message },
+        PrivateFileError::Io(source) => invalid(from, line, format!("cannot read {}: {source}", path.display())),
+        PrivateFileError::TooLarge => ConfigError::TooLarge { file: path.display().to_string() },
+        PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: path.display().to_string(), message },
     }
 }
 
@@ -177,7 +183,7 @@ impl Reader<'_> {
     }
 
     fn include_file(&mut self, from: &str, line: usize, path: &Path, depth: usize) -> Result<(), ConfigError> {
-        let bytes = super::read_private(path, MAX_FILE).map_err(|e| unreadable(from, line, path, e))?;
+        let bytes = read_private(path, MAX_FILE, self.trust).map_err(|e| unreadable(from, line, path, e))?;
         let name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|_| invalid(&name, 1, "the file is not UTF-8 text".into()))?;
         self.files.push(path.to_owned());
@@ -208,7 +214,7 @@ impl Reader<'_> {
     /// key lines count; a file that cannot be read leaves the stanza without keys (left out).
     fn include_keys(&mut self, from: &str, line: usize, value: &str, stanza: usize) -> Result<(), ConfigError> {
         let path = self.resolve(from, line, "%include_keys", value)?;
-        let bytes = super::read_private(&path, MAX_FILE).map_err(|e| unreadable(from, line, &path, e))?;
+        let bytes = read_private(&path, MAX_FILE, self.trust).map_err(|e| unreadable(from, line, &path, e))?;
         let name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|_| invalid(&name, 1, "the file is not UTF-8 text".into()))?;
         self.files.push(path);
@@ -238,17 +244,17 @@ impl Reader<'_> {
 
 /// After fwknopd.conf: a stanza with `FORCE_NAT` forwards only where forwarding is on
 /// (`ENABLE_IPT_FORWARDING Y`), as with fwknopd; without it, the stanza is left out.
-pub fn require_forwarding(config: &mut crate::config::Config) {
+pub fn require_forwarding(config: &mut Config) {
     for door in &mut config.doors {
         let forwards = door.open.as_ref().is_some_and(|o| !o.forward.is_empty());
-        let Some(crate::config::Proof::Fwknop(f)) = door.proofs.first_mut() else { continue };
+        let Some(f) = door.proof::<Fwknop>() else { continue };
         if forwards && (!f.nat.forwarding || f.refused.is_some()) {
             // A stanza left out forwards nothing; its OPEN_PORTS stay guarded.
             if let Some(open) = door.open.as_mut() {
                 open.forward.clear();
             }
         }
-        let Some(crate::config::Proof::Fwknop(f)) = door.proofs.first_mut() else { continue };
+        let Some(f) = door.proof_mut::<Fwknop>() else { continue };
         if forwards && !f.nat.forwarding && f.refused.is_none() {
             f.refused = Some(
                 "FORCE_NAT needs ENABLE_IPT_FORWARDING Y in fwknopd.conf, as fwknopd does: without it this host \

@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::config::yaml::check_command;
-use crate::config::{KeyMaterial, PortProto, Proto};
+use crate::config::{PortProto, Proto};
+use crate::doors::fwknop::settings::KeyMaterial;
 
 /// `VAR value` (fwknopd: the value runs to a `;` or the end of the line; a `:` after the
 /// directive is allowed).
