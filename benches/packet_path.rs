@@ -1,13 +1,16 @@
 //! Nanoseconds per packet on the hot path: parsing a frame, matching a knock, and both through
-//! the engine. `cargo bench` prints the figures; nothing here asserts a time.
+//! the engine; and the one expensive check, an SPA packet's Ed25519 signature (which the SPA
+//! budget allows 2,000 times a second). `cargo bench` prints the figures, `cargo bench --profile
+//! small` those of the router build; nothing here asserts a time.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 use knockd::config::{self, PortProto};
-use knockd::doors::Kinds;
 use knockd::doors::sequence::matcher::Matcher;
+use knockd::doors::spa::{Key, Request, Verifier};
+use knockd::doors::{Clock, Kinds, spa};
 use knockd::engine::Engine;
 use knockd::grant::MemoryFirewall;
 use knockd::grant::legacy_command::MemorySpawner;
@@ -69,5 +72,20 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(packet_path, benches);
+/// One Ed25519-signed SPA packet checked (not remembered, so every round checks it afresh).
+fn spa_signature(c: &mut Criterion) {
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let public = vec![("alice".to_owned(), signing.verifying_key())];
+    let mut verifier = Verifier::new(None, public, Duration::from_secs(30));
+    verifier.set_boot_time(Duration::ZERO);
+    let request = Request { timestamp: 1_790_000_000, nonce: [9; 16], door: "ssh".into(), address: None };
+    let packet = spa::encode(&request, &Key::Ed25519(signing));
+    let clock = Clock::new(Duration::ZERO, Duration::from_secs(1_790_000_001));
+    assert!(verifier.check(&packet, "ssh", &clock).is_ok(), "the packet verifies");
+    c.bench_function("spa: an Ed25519-signed packet checked", |b| {
+        b.iter(|| verifier.check(black_box(&packet), "ssh", &clock))
+    });
+}
+
+criterion_group!(packet_path, benches, spa_signature);
 criterion_main!(packet_path);
