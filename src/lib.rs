@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod doors;
 pub mod engine;
 pub mod grant;
+pub mod log_lines;
 pub mod packet;
 pub mod rate_limit;
 pub mod store;

@@ -113,7 +113,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     // Every socket is open and no other thread exists yet: from here on, netlink and capture only.
     give_up_privileges(&owner, daemon.engine.config(), daemon.control.as_mut())?;
     let (interfaces, summary) = summary;
-    info!(event = "start", interfaces; "{summary}");
+    info!(event = knockd::log_lines::event::START, interfaces; "{summary}");
     // Type=notify: systemd starts dependent units only now. Outside systemd this does nothing.
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     daemon::run(&mut daemon).context("capture failed")?;
@@ -207,7 +207,7 @@ fn owner_after_start(cli: &Cli, config: &Config) -> anyhow::Result<Owner> {
         Some(user) if why_root.is_none() => Ok(Owner::User(user)),
         _ => {
             for why in why_root.into_iter().chain(config.needs_root()) {
-                info!("staying root after start: {why}");
+                info!("{}", knockd::log_lines::staying_root(&why));
             }
             Ok(Owner::Root)
         }
@@ -227,7 +227,7 @@ fn give_up_privileges(owner: &Owner, config: &Config, control: Option<&mut contr
             }
             daemon::privileges::become_user(user)?;
             daemon::privileges::drop_capabilities(commands)?;
-            info!("running as user {} with CAP_NET_ADMIN and CAP_NET_RAW only", user.name);
+            info!("{}", knockd::log_lines::running_as(&user.name));
         }
         Owner::Root => daemon::privileges::drop_capabilities(commands)?,
     }
@@ -461,8 +461,8 @@ fn summary(config: &Config, path: &std::path::Path) -> (String, String) {
     // Attach doors add to the admin's sets: knockd's own objects exist only for `ports` and
     // `forward` doors.
     let ruleset = Ruleset::for_config(config);
-    let table = if ruleset.is_empty() { String::new() } else { format!("; {} installed", ruleset.describe()) };
-    let line = format!("listening on {interfaces} for {} door(s) of {}{table}", config.doors.len(), path.display());
+    let installed = (!ruleset.is_empty()).then(|| ruleset.describe());
+    let line = knockd::log_lines::listening(&interfaces, config.doors.len(), path, installed.as_deref());
     (interfaces, line)
 }
 

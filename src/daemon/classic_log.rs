@@ -16,6 +16,8 @@
 use log::Record;
 use log::kv::Key;
 
+use crate::log_lines::{classic, event};
+
 /// One key-value of a record, as text.
 fn field(record: &Record, name: &str) -> Option<String> {
     record.key_values().get(Key::from_str(name)).map(|v| v.to_string())
@@ -33,18 +35,18 @@ pub fn lines(record: &Record) -> Option<Vec<String>> {
     let get = |name: &str| field(record, name).unwrap_or_default();
     let (door, src) = (get("door"), get("src"));
     Some(match event.as_str() {
-        "stage" => vec![format!("{src}: {door}: Stage {}", get("stage"))],
-        "open" => vec![format!("{src}: {door}: OPEN SESAME")],
-        "seq_timeout" => vec![format!("{src}: {door}: sequence timeout (stage {})", get("stage"))],
-        "command" if get("stop") == "true" => {
-            vec![format!("{src}: {door}: command timeout"), format!("{door}: running command: {}", get("command"))]
+        event::STAGE => vec![classic::stage(&src, &door, &get("stage"))],
+        event::OPEN => vec![classic::open_sesame(&src, &door)],
+        event::SEQ_TIMEOUT => vec![classic::seq_timeout(&src, &door, &get("stage"))],
+        event::COMMAND if get("stop") == "true" => {
+            vec![classic::command_timeout(&src, &door), classic::running_command(&door, &get("command"))]
         }
-        "command" => vec![format!("{door}: running command: {}", get("command"))],
-        "command_failed" => match get("code") {
+        event::COMMAND => vec![classic::running_command(&door, &get("command"))],
+        event::COMMAND_FAILED => match get("code") {
             code if code.is_empty() => return None,
-            code => vec![format!("{door}: command returned non-zero status code ({code})")],
+            code => vec![classic::non_zero_status(&door, &code)],
         },
-        "start" => vec![format!("starting up, listening on {}", get("interfaces"))],
+        event::START => vec![classic::starting_up(&get("interfaces"))],
         _ => return None,
     })
 }

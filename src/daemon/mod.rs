@@ -39,6 +39,7 @@ use crate::engine::Engine;
 use crate::grant::Firewall;
 use crate::grant::legacy_command::Spawner;
 use crate::grant::nft::{Changes, Monitor, Ruleset};
+use crate::log_lines;
 use lock::TableLock;
 
 /// Packets handled before grants are committed and signals looked at again, so a flood can
@@ -230,7 +231,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
 
     fn handle_signals(&mut self) {
         if self.signals.reload.swap(false, Ordering::Relaxed) {
-            info!("SIGHUP: reloading {}", self.source.path.display());
+            info!("{}", log_lines::reloading(&self.source.path));
             let _ = self.reload();
         }
         if self.signals.dump.swap(false, Ordering::Relaxed) {
@@ -322,7 +323,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let result = self.switch_config();
         match &result {
             Ok(message) => info!("{message}"),
-            Err(message) => error!("reload failed, keeping the running config: {message}"),
+            Err(message) => error!("{}", log_lines::reload_failed(message)),
         }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         result
@@ -361,10 +362,10 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         self.metrics_written = None;
         let doors = self.engine.config().doors.len();
         let result = match self.capture.reconfigure(&interfaces, &self.engine.capture_ports()) {
-            Ok(()) => Ok(format!("reloaded: {doors} door(s)")),
+            Ok(()) => Ok(log_lines::reloaded(doors)),
             Err(e) => {
                 error!("cannot update the capture filter: {e}");
-                Ok(format!("reloaded: {doors} door(s), but the capture filter still listens as before: {e}"))
+                Ok(format!("{}, but the capture filter still listens as before: {e}", log_lines::reloaded(doors)))
             }
         };
         warn_missing(&self.capture);
@@ -398,20 +399,13 @@ fn poll_millis(timeout: Duration) -> i32 {
 /// but the current grants, on purpose.
 pub fn shutdown_line(config: &Config) -> String {
     let ruleset = Ruleset::for_config(config);
-    let guarded = ruleset.guarded_ports();
-    if guarded.is_empty() {
-        return "shutting down".into();
-    }
-    let ports: Vec<String> = guarded.iter().map(|p| p.to_string()).collect();
+    let ports: Vec<String> = ruleset.guarded_ports().iter().map(|p| p.to_string()).collect();
     let undo = if ruleset.owns_table() {
         format!("`nft delete table inet {}`", ruleset.table)
     } else {
         "`fw4 reload`, which renders fw4's table without knockd's rules".to_owned()
     };
-    format!(
-        "shutting down; {} stay closed to all but current grants until those time out (to open them now: {undo})",
-        ports.join(", ")
-    )
+    log_lines::shutting_down(&ports, &undo)
 }
 
 /// Says which named interfaces do not exist, so a typo does not go unnoticed.

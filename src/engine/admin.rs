@@ -15,6 +15,7 @@ use crate::grant::ledger::Key;
 use crate::grant::legacy_command::Spawner;
 use crate::grant::sets::{door_sets, opens};
 use crate::grant::{Firewall, FirewallError};
+use crate::log_lines;
 
 /// What a door listens on, as status shows it: its kinds, and one entry per port (or range).
 fn listens(door: &Door) -> (Vec<String>, Vec<String>) {
@@ -99,12 +100,13 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             return Err(format!("{addr} has no grant{}", door.map_or_else(String::new, |d| format!(" on door {d}"))));
         }
         let who = describe(&mut self.names, addr);
-        let lines: Vec<String> =
-            revoked.iter().map(|k| format!("{}: {who}: {}", k.door, opens(&self.config, k))).collect();
-        for line in &lines {
-            info!("{line} closed: revoked by uid {uid}");
+        let mut what = Vec::new();
+        for key in &revoked {
+            let opens = opens(&self.config, key);
+            info!("{}", log_lines::revoked(&key.door, &who, &opens, uid));
+            what.push(format!("{}: {who}: {opens}", key.door));
         }
-        Ok(format!("revoked: {}", lines.join("; ")))
+        Ok(format!("revoked: {}", what.join("; ")))
     }
 
     /// Opens `door` for `addr` on an admin's word (`knockd grant`), for `timeout` (else the

@@ -10,6 +10,7 @@ use crate::grant::Firewall;
 use crate::grant::coexist::{self, DoorAnswer, HostView};
 use crate::grant::host::Answer;
 use crate::grant::legacy_command::Spawner;
+use crate::log_lines;
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// What the engine knows of the host besides its firewall; works the answers out again
@@ -26,7 +27,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     pub fn reassess(&mut self) {
         let ruleset = match self.granter.firewall_mut().host_ruleset() {
             Ok(r) => r,
-            Err(e) => return warn!("cannot read the host's nftables ruleset to check the doors' ports: {e}"),
+            Err(e) => return warn!("{}", log_lines::cannot_read_host_ruleset(&e.to_string())),
         };
         let answers = coexist::assess(&self.config, &ruleset, &self.host_view);
         for a in &answers {
@@ -37,16 +38,15 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                 Answer::Accepted => {
                     let was = self.coexist.iter().any(|b| same_subject(a, b) && b.answer.is_dropped());
                     if was {
-                        info!("{}: the host's firewalls let it in now", a.subject());
+                        info!("{}", log_lines::host_lets_in(&a.subject()));
                     }
                 }
                 Answer::Dropped(_) | Answer::DroppedFor(..) => {
-                    warn!("{}: {}: grants will not open it; `knockd check` says what to do", a.subject(), a.answer);
+                    warn!("{}", log_lines::host_drops(&a.subject(), &a.answer.to_string()));
                 }
                 Answer::CannotTell { .. } => {
                     let was = self.coexist.iter().any(|b| same_subject(a, b) && b.answer.is_dropped());
-                    let now = if was { " (no chain drops it for sure now)" } else { "" };
-                    info!("{}: note: {}{now}", a.subject(), a.answer);
+                    info!("{}", log_lines::host_cannot_tell(&a.subject(), &a.answer.to_string(), was));
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use log::{debug, info, log, trace};
+use log::{debug, info, trace};
 
 use crate::capture::{Lane, Ports};
 use crate::config::{Config, PortProto};
@@ -24,6 +24,7 @@ use crate::doors::{self, Clock, DoorError, DoorKind, Note, Outcomes};
 use crate::grant::attach::AttachError;
 use crate::grant::legacy_command::Spawner;
 use crate::grant::{Firewall, FirewallError, Granter};
+use crate::log_lines::{self, Flood};
 use crate::packet::{self, Drop};
 use crate::rate_limit::{LogBudget, Verdict};
 use crate::store::{FileStore, Store};
@@ -193,14 +194,14 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             Ok(packet) => packet,
             Err(reason) => {
                 self.stats.dropped[reason.index()] += 1;
-                return trace!("dropped a packet: {reason}");
+                return trace!("{}", log_lines::dropped_packet(&reason.to_string()));
             }
         };
-        trace!("{}: knock on {}", packet.knock.src, packet.knock.port);
+        trace!("{}", log_lines::knock_on(packet.knock.src, &packet.knock.port.to_string()));
         if self.local.as_ref().is_some_and(|local| !local.contains(&packet.knock.dst)) {
             self.stats.dropped[Drop::NotForThisHost.index()] += 1;
             if self.log_budget.check(now) != Verdict::Suppress {
-                debug!("{}: not counted: sent to {}, not to this host", packet.knock.src, packet.knock.dst);
+                debug!("{}", log_lines::not_to_this_host(packet.knock.src, packet.knock.dst));
             }
             return;
         }
@@ -229,6 +230,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
     }
 
+    /// Counts a note and logs it, within the budget of knock lines a second.
     fn note(&mut self, note: Note, now: Duration) {
         match &note {
             Note::Restart { .. } => self.stats.restarts += 1,
@@ -242,33 +244,12 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         if !matches!(note, Note::Changed { .. }) {
             match self.log_budget.check(now) {
                 Verdict::Suppress => return,
-                Verdict::LogAfterSuppressed(n) => info!("{n} knock log lines left out in the last seconds (flood?)"),
+                Verdict::LogAfterSuppressed(n) => info!("{}", log_lines::left_out(n, Flood::Knocks)),
                 Verdict::Log => {}
             }
         }
-        let name = |door: usize| self.config.doors[door].name.as_str();
-        match note {
-            // The last stage is logged for the classic format (`Stage 3`); knockd's says OPEN.
-            Note::Stage { door, src, stage, of } => {
-                let (door, src, last) = (name(door), describe(&mut self.names, src), stage == of);
-                info!(event = "stage", door, src, stage, last; "{door}: {src}: stage {stage} of {of}")
-            }
-            Note::Restart { door, src } => debug!("{}: {src}: knock out of order, sequence restarted", name(door)),
-            Note::Ignored { door, src, why } => debug!("{}: {src}: knock not counted: {why}", name(door)),
-            // A lone first knock that goes nowhere is mostly a port scan: debug only.
-            Note::TimedOut { door, src, stage, of } => {
-                let timeout = humantime::format_duration(self.config.doors[door].seq_timeout);
-                let door = name(door);
-                let line =
-                    format!("{door}: {src}: sequence timed out after {stage} of {of} knocks (seq_timeout {timeout})");
-                let level = if stage > 1 { log::Level::Info } else { log::Level::Debug };
-                log!(level, event = "seq_timeout", door, src:% = src, stage; "{line}")
-            }
-            Note::Rejected { door: Some(door), src, reason } => info!("{}: {src}: {reason}", name(door)),
-            Note::Rejected { door: None, src, reason } => debug!("{src}: {reason}"),
-            Note::Changed { door, level, message } => log!(level, "{}: {message}", name(door)),
-            Note::Accepted { .. } => {}
-        }
+        let names = &mut self.names;
+        log_lines::note(&note, &self.config.doors, &mut |src| describe(names, src));
     }
 
     /// This host's own addresses, as they are now: only packets to one of them are knocks.
@@ -306,18 +287,15 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
             let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
             let door = door.as_str();
-            match &g.opens {
+            let provenance = log_lines::provenance(&g.grant);
+            let line = match &g.opens {
                 Some(opens) => {
-                    let timeout = humantime::format_duration(g.timeout);
                     let caveat = crate::grant::coexist::caveat(&self.coexist, door, g.grant.addr).unwrap_or_default();
-                    let line = format!("{door}: {who}: OPEN {opens} for {timeout}{caveat}{}", provenance(&g.grant));
-                    info!(event = "open", door, src = who; "{line}");
+                    log_lines::open(door, &who, opens, g.timeout, &caveat, &provenance)
                 }
-                None => {
-                    let line = format!("{door}: {who}: OPEN (runs its command){}", provenance(&g.grant));
-                    info!(event = "open", door, src = who; "{line}");
-                }
-            }
+                None => log_lines::open_command(door, &who, &provenance),
+            };
+            info!(event = log_lines::event::OPEN, door, src = who; "{line}");
         }
         self.granter.run_commands(&self.config, self.now);
         granted.iter().filter(|g| g.opens.is_some()).count()
@@ -328,7 +306,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         match self.grant_log.check(now) {
             Verdict::Suppress => false,
             Verdict::LogAfterSuppressed(n) => {
-                info!("{n} grant log lines left out in the last seconds (flood?)");
+                info!("{}", log_lines::left_out(n, Flood::Grants));
                 true
             }
             Verdict::Log => true,
@@ -365,14 +343,10 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             }
             let who = describe(&mut self.names, key.addr);
             let opens = crate::grant::sets::opens(&self.config, &key);
-            info!(
-                "{}: {who}: {opens} closed again: the grant of {} ended",
-                key.door,
-                humantime::format_duration(entry.timeout)
-            );
+            info!("{}", log_lines::closed_again(&key.door, &who, &opens, entry.timeout));
         }
         if let Some(n) = self.grant_log.left_out(now) {
-            info!("{n} grant log lines left out in the last seconds (flood?)");
+            info!("{}", log_lines::left_out(n, Flood::Grants));
         }
         self.tick_kinds(&clock);
         self.flush();
@@ -452,16 +426,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     }
 }
 
-/// Who vouched for a grant, and where its proof came from when that is not the address let in:
-/// ` (key alice, sent from 198.18.0.3)`; empty for a knock sequence.
-fn provenance(grant: &doors::Grant) -> String {
-    let mut parts: Vec<String> = grant.by.iter().cloned().collect();
-    if grant.src != grant.addr {
-        parts.push(format!("sent from {}", grant.src));
-    }
-    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
-}
-
 /// How an address reads in log lines: `198.18.0.2`, or with its host name (`--lookup`).
 pub type Naming = Box<dyn FnMut(IpAddr) -> String>;
 
@@ -482,7 +446,7 @@ fn warn_inactive(config: &Config) {
     }
     for door in &config.doors {
         if door.open.is_none() && door.commands.is_empty() {
-            log::warn!("{}: has neither `open` nor a command: completed knocks are only logged", door.name);
+            log::warn!("{}", log_lines::does_nothing(&door.name));
         }
     }
 }

@@ -14,6 +14,7 @@ use super::sets::{SetRef, by_set, door_sets, elements, opens};
 use super::{Element, Firewall, FirewallError};
 use crate::config::{Config, TableFamily};
 use crate::doors::Grant;
+use crate::log_lines;
 
 /// A grant that was made: what the log line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +83,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             None
         } else {
             firewall.install(&ruleset, Some(&other))?;
-            info!("{} installed", ruleset.describe());
+            info!("{}", log_lines::installed(&ruleset.describe()));
             Some(ruleset)
         };
         let mut granter = Granter {
@@ -112,7 +113,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 let found = match self.firewall.list_elements(family, &table, &set) {
                     Ok(found) => found,
                     Err(e) => {
-                        debug!("cannot read the grants in set {set}: {e}");
+                        debug!("{}", log_lines::cannot_check(&format!("the grants in set {set}"), &e.to_string()));
                         continue;
                     }
                 };
@@ -217,11 +218,11 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             match result {
                 Err(FirewallError::Full { .. }) if !self.full.insert(set_ref.clone()) => failed.push(set_ref),
                 Err(e) => {
-                    error!("cannot grant access to {} source(s): {e}", set.len());
+                    error!("{}", log_lines::cannot_grant(set.len(), &e.to_string()));
                     failed.push(set_ref);
                 }
                 Ok(()) if self.full.remove(&set_ref) => {
-                    info!("set {} {} {} has room again", set_ref.0, set_ref.1, set_ref.2)
+                    info!("{}", log_lines::set_has_room(&set_ref.0.to_string(), &set_ref.1, &set_ref.2))
                 }
                 Ok(()) => {}
             }
@@ -337,24 +338,24 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             Ok(Some(what)) => what,
             Err(FirewallError::NotFound { operation }) if !ruleset.owns_table() => {
                 if !std::mem::replace(&mut self.absent, true) {
-                    warn!("cannot {operation}: the doors' rules go back in when it returns");
+                    warn!("{}", log_lines::waiting_for_fw4(&operation));
                 }
                 return false;
             }
             Err(e) => {
-                debug!("cannot check {}: {e}", ruleset.describe());
+                debug!("{}", log_lines::cannot_check(&ruleset.describe(), &e.to_string()));
                 return false;
             }
         };
-        warn!("{what} from outside: putting it back");
+        warn!("{}", log_lines::putting_back(&what));
         match self.firewall.install(&ruleset, None) {
             Ok(()) => {
                 self.absent = false;
-                info!("{} restored", ruleset.describe());
+                info!("{}", log_lines::restored(&ruleset.describe()));
                 true
             }
             Err(e) => {
-                error!("cannot restore {}: {e}", ruleset.describe());
+                error!("{}", log_lines::cannot_restore(&ruleset.describe(), &e.to_string()));
                 false
             }
         }
@@ -371,7 +372,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
         match check_attached_sets(config, &mut self.firewall) {
             Ok(()) => {
                 if self.missing_attached.take().is_some() {
-                    info!("the attached sets are all back");
+                    info!("{}", log_lines::ATTACHED_SETS_BACK);
                     return true;
                 }
             }
@@ -379,12 +380,12 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 let problem = Some((door, message));
                 if self.missing_attached != problem {
                     if let Some((door, message)) = &problem {
-                        error!("door {door}: {message}; its grants fail until that is fixed");
+                        error!("{}", log_lines::attached_set_unusable(door, message));
                     }
                     self.missing_attached = problem;
                 }
             }
-            Err(e) => debug!("cannot check the attached sets: {e}"),
+            Err(e) => debug!("{}", log_lines::cannot_check("the attached sets", &e.to_string())),
         }
         false
     }
@@ -420,7 +421,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
     pub fn shutdown(&mut self) {
         let stops = self.scheduler.pending();
         if stops > 0 {
-            info!("running {stops} pending stop command(s) before exiting");
+            info!("{}", log_lines::stops_before_exit(stops));
         }
         self.scheduler.drain(&mut self.spawner);
     }
@@ -466,7 +467,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
 fn clear<F: Firewall>(firewall: &mut F, ruleset: &Ruleset, why: &str) -> Result<(), FirewallError> {
     if ruleset.owns_table() {
         if firewall.remove_table(&ruleset.table)? {
-            info!("removed table inet {} left by {why}: no door guards a port in it now", ruleset.table);
+            info!("{}", log_lines::removed_table(&ruleset.table, why));
         }
         return Ok(());
     }

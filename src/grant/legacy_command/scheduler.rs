@@ -17,6 +17,7 @@ use log::{Level, debug, info, log};
 use super::hint::{looks_denied, privilege_hint};
 use super::{Ended, Job, Phase, Spawner, Vars, expand_with};
 use crate::config::Door;
+use crate::log_lines::{self, Flood};
 use crate::rate_limit::{LogBudget, Verdict};
 
 /// Stop commands waiting at once; past this, a start whose stop could not be kept is refused,
@@ -143,14 +144,11 @@ impl Scheduler {
             // The same command for the same source still waits or runs: its stop, due after
             // it has finished, closes what this grant would have opened.
             self.merged += 1;
-            return debug!("{}: {src}: the same command is already waiting or running: not run twice", door.name);
+            return debug!("{}", log_lines::already_waiting(&door.name, src));
         }
         if self.waiting.len() >= START_QUEUE {
             self.refused += 1;
-            let line = format!(
-                "{}: {src}: {START_QUEUE} start commands waiting (a flood?); not running: {}",
-                door.name, job.command
-            );
+            let line = log_lines::queue_full(&door.name, src, START_QUEUE, &job.command);
             return self.say(now, Level::Warn, line);
         }
         self.live.insert(key(&job));
@@ -178,7 +176,7 @@ impl Scheduler {
         self.collect(now, spawner);
         self.hand_over_stops(now, spawner);
         if let Some(n) = self.log.left_out(now) {
-            info!("{n} command log lines left out in the last seconds (flood?)");
+            info!("{}", log_lines::left_out(n, Flood::Commands));
         }
     }
 
@@ -210,26 +208,19 @@ impl Scheduler {
     fn report_failure(&mut self, ended: &Ended, now: Duration) {
         let (job, outcome) = (&ended.job, &ended.outcome);
         let stderr = outcome.stderr.trim_end();
-        let mut line = format!("{}: {}: command {}", job.door, job.src, outcome.status);
-        if !stderr.is_empty() {
-            line.push_str(&format!(": {stderr}"));
-        }
-        let mut hint = None;
+        let (mut denied, mut hint) = (None, None);
         if let Some(restrictions) = &ended.restricted {
             if looks_denied(stderr) || looks_denied(&outcome.status) {
-                line.push_str(&format!(" (likely for lack of privileges: {})", privilege_hint(restrictions)));
+                denied = Some(privilege_hint(restrictions));
             } else if self.hinted.insert(job.door.clone()) {
-                hint = Some(format!(
-                    "{}: if commands fail for lack of privileges: {}",
-                    job.door,
-                    privilege_hint(restrictions)
-                ));
+                hint = Some(log_lines::privileges_hint(&job.door, &privilege_hint(restrictions)));
             }
         }
         if self.may_say(now) {
+            let line = log_lines::command_failed(&job.door, job.src, &outcome.status, stderr, denied.as_deref());
             // The exit code on its own, for the classic format's "non-zero status code (N)".
             let code = outcome.status.strip_prefix("exited with status ").unwrap_or("");
-            log::warn!(event = "command_failed", door = job.door.as_str(), code; "{line}");
+            log::warn!(event = log_lines::event::COMMAND_FAILED, door = job.door.as_str(), code; "{line}");
         }
         if let Some(hint) = hint {
             log::warn!("{hint}");
@@ -244,8 +235,8 @@ impl Scheduler {
                 Ok(()) => {
                     if self.may_say(now) {
                         let (door, src, command) = (said.0.as_str(), said.1, said.2.as_str());
-                        info!(event = "command", door, src:% = src, command, stop = true;
-                            "{door}: {src}: command timeout, running stop command: {command}");
+                        let line = log_lines::running_stop(door, src, command);
+                        info!(event = log_lines::event::COMMAND, door, src:% = src, command, stop = true; "{line}");
                     }
                 }
                 Err(job) => {
@@ -266,8 +257,8 @@ impl Scheduler {
                     self.running.insert(id, Running { key, stop, hurry: false });
                     if self.may_say(now) {
                         let (door, src, command) = (said.0.as_str(), said.1, said.2.as_str());
-                        info!(event = "command", door, src:% = src, command, stop = false;
-                            "{door}: {src}: running command: {command}");
+                        let line = log_lines::running(door, src, command);
+                        info!(event = log_lines::event::COMMAND, door, src:% = src, command, stop = false; "{line}");
                     }
                 }
                 Err(job) => {
@@ -292,7 +283,7 @@ impl Scheduler {
         match self.log.check(now) {
             Verdict::Suppress => false,
             Verdict::LogAfterSuppressed(n) => {
-                info!("{n} command log lines left out in the last seconds (flood?)");
+                info!("{}", log_lines::left_out(n, Flood::Commands));
                 true
             }
             Verdict::Log => true,
@@ -328,7 +319,7 @@ impl Scheduler {
     /// waiting for room if need be.
     pub fn drain(&mut self, spawner: &mut dyn Spawner) {
         if !self.waiting.is_empty() {
-            info!("shutting down: {} waiting start command(s) not run", self.waiting.len());
+            info!("{}", log_lines::not_run_at_shutdown(self.waiting.len()));
         }
         self.waiting.clear();
         for running in self.running.values_mut() {
