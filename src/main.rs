@@ -86,7 +86,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if cli.daemon && under_systemd() {
         // systemd keeps the daemon in the background and waits for its READY from this pid:
         // a `-d` in KNOCKD_OPTS (/etc/default/knockd) would fork away from it.
-        info!("-d is ignored under systemd: systemd runs the daemon in the background");
+        info!("{}", knockd::log_lines::DETACH_IGNORED);
         cli.daemon = false;
     }
     // Whose files are trusted like root's (the run user's): for reloads, the keys, the state.
@@ -132,7 +132,7 @@ fn pidfile(cli: &Cli, config: &Config) -> anyhow::Result<Option<PidFile>> {
         // a pid file is a convenience there, not worth failing the start for. A second daemon
         // is still refused, by the table's lock.
         Err(e @ PidFileError::Io { .. }) if under_systemd() => {
-            warn!("{e}: going on without a pid file (systemd knows the pid)");
+            warn!("{}", knockd::log_lines::no_pid_file(&e.to_string()));
             Ok(None)
         }
         Err(e) => Err(e.into()),
@@ -153,7 +153,7 @@ fn start(
     let monitor = match Monitor::open(&Ruleset::for_config(&config).table) {
         Ok(monitor) => Some(monitor),
         Err(e) => {
-            warn!("cannot watch nftables for changes ({e}): reading the chain back twice a second instead");
+            warn!("{}", knockd::log_lines::cannot_watch_nftables(&e.to_string()));
             None
         }
     };
@@ -223,7 +223,7 @@ fn give_up_privileges(owner: &Owner, config: &Config, control: Option<&mut contr
         Owner::User(user) => {
             // Once not root, the daemon cannot remove its control socket from /run/knockd.
             if let Some(Err(e)) = control.map(control::Listener::remove_after_exit) {
-                warn!("{e}: the socket file stays behind when the daemon exits");
+                warn!("{}", knockd::log_lines::socket_stays(&e.to_string()));
             }
             daemon::privileges::become_user(user)?;
             daemon::privileges::drop_capabilities(commands)?;
@@ -232,7 +232,7 @@ fn give_up_privileges(owner: &Owner, config: &Config, control: Option<&mut contr
         Owner::Root => daemon::privileges::drop_capabilities(commands)?,
     }
     if commands == CommandPrivileges::Full && config.doors.iter().any(|d| !d.commands.is_empty()) {
-        info!("commands run with every capability root has (`commands: {{privileges: full}}`)");
+        info!("{}", knockd::log_lines::COMMANDS_FULL_PRIVILEGES);
     }
     Ok(())
 }

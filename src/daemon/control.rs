@@ -11,6 +11,7 @@ use crate::config::PortProto;
 use crate::control::{Request, Response, SCHEMA, Status, prometheus};
 use crate::grant::Firewall;
 use crate::grant::legacy_command::Spawner;
+use crate::log_lines;
 
 /// How often `metrics.textfile` is rewritten.
 pub const METRICS_EVERY: Duration = Duration::from_secs(15);
@@ -23,7 +24,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
             let Some(mut connection) = self.control.as_ref().and_then(|c| c.accept()) else { return };
             let uid = connection.uid;
             let response = if uid != 0 && uid != nix::unistd::geteuid().as_raw() {
-                warn!("control socket: refused a request from uid {uid}");
+                warn!("{}", log_lines::control_refused(uid));
                 Response::error("only root may ask knockd")
             } else {
                 match connection.request() {
@@ -107,12 +108,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         self.metrics_written = Some(now);
         let text = match self.status() {
             Ok(status) => prometheus::render(&status, &crate::engine::counter_descriptions()),
-            Err(e) => return error!("metrics: cannot read the grants: {e}"),
+            Err(e) => return error!("{}", log_lines::metrics_cannot_read(&e.to_string())),
         };
         if let Err(e) = crate::config::private_file::write_atomic(&path, text.as_bytes(), 0o644) {
             // Said once at start, and then at most every interval.
             let hint = if first { " (the daemon's user must be able to write in that directory)" } else { "" };
-            error!("metrics: cannot write {}: {e}{hint}", path.display());
+            error!("{}", log_lines::metrics_cannot_write(&path, &e.to_string(), hint));
         }
     }
 }

@@ -265,7 +265,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     fn follow_ports(&mut self) {
         if self.engine.take_filter_changed() {
             if let Err(e) = self.capture.set_ports(&self.engine.capture_ports()) {
-                error!("cannot update the capture filter: {e}");
+                error!("{}", log_lines::cannot_update_filter(&e.to_string()));
             }
         }
     }
@@ -305,14 +305,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let counters: Vec<String> = rest.map(|r| format!("{}={}", r.counter.name, r.value)).collect();
         let drops: Vec<String> =
             crate::packet::Drop::ALL.iter().map(|d| format!("{}={}", d.key(), s.dropped[d.index()])).collect();
-        info!(
-            "counters: packets={} kernel_packets={} kernel_drops={} {} dropped: {}",
-            s.packets,
-            kernel.packets,
-            kernel.drops,
-            counters.join(" "),
-            drops.join(" ")
-        );
+        let line = log_lines::counters(s.packets, kernel.packets, kernel.drops, &counters.join(" "), &drops.join(" "));
+        info!("{line}");
     }
 
     /// Loads the config again and switches to it, or keeps the running one; logs and returns
@@ -364,8 +358,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let result = match self.capture.reconfigure(&interfaces, &self.engine.capture_ports()) {
             Ok(()) => Ok(log_lines::reloaded(doors)),
             Err(e) => {
-                error!("cannot update the capture filter: {e}");
-                Ok(format!("{}, but the capture filter still listens as before: {e}", log_lines::reloaded(doors)))
+                error!("{}", log_lines::cannot_update_filter(&e.to_string()));
+                Ok(log_lines::reloaded_filter_unchanged(&log_lines::reloaded(doors), &e.to_string()))
             }
         };
         warn_missing(&self.capture);
@@ -378,13 +372,13 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
                 self.update_host_view();
                 let missing = self.capture.missing();
                 if missing.is_empty() {
-                    info!("interfaces changed: listening on all of them again");
+                    info!("{}", log_lines::INTERFACES_BACK);
                 } else {
-                    warn!("interfaces changed: {} missing now; listening on the others", missing.join(", "));
+                    warn!("{}", log_lines::interfaces_missing(&missing));
                 }
             }
             Ok(false) => {}
-            Err(e) => error!("cannot follow the interfaces: {e}"),
+            Err(e) => error!("{}", log_lines::cannot_follow_interfaces(&e.to_string())),
         }
     }
 }
@@ -411,7 +405,7 @@ pub fn shutdown_line(config: &Config) -> String {
 /// Says which named interfaces do not exist, so a typo does not go unnoticed.
 pub fn warn_missing(capture: &Capture) {
     for name in capture.missing() {
-        warn!("interface {name} does not exist (yet): knocks on it will be heard once it appears");
+        warn!("{}", log_lines::interface_missing(&name));
     }
 }
 

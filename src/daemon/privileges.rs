@@ -95,11 +95,7 @@ pub fn run_user(config: &crate::config::Config) -> Result<Option<User>, Privileg
     match User::from_name(&config.user).map_err(|e| error(e.to_string()))? {
         Some(user) => Ok((!user.uid.is_root()).then_some(user)),
         None if config.user == DEFAULT_USER => {
-            log::warn!(
-                "user {DEFAULT_USER} does not exist: staying root after start (with CAP_NET_ADMIN and CAP_NET_RAW \
-                 only). Create it (`useradd --system --no-create-home --shell /usr/sbin/nologin {DEFAULT_USER}`; \
-                 the Debian package does), or set `user: root` to say so"
-            );
+            log::warn!("{}", crate::log_lines::no_default_user(DEFAULT_USER));
             Ok(None)
         }
         None => {

@@ -65,9 +65,9 @@ pub fn prepare(dir: &Path, owner: &Owner) -> Result<(), StateDirError> {
     let (uid, gid, name) = owner.ids();
     if meta.uid() != uid.as_raw() {
         match nix::unistd::fchown(&handle, Some(uid), Some(gid)) {
-            Ok(()) => info!("state directory {}: given to {name} (it was uid {}'s)", dir.display(), meta.uid()),
+            Ok(()) => info!("{}", crate::log_lines::state_dir_given(dir, &name, meta.uid())),
             // Checked below: the start fails only if the daemon could not write there.
-            Err(e) => info!("state directory {}: cannot give it to {name}: {e}", dir.display()),
+            Err(e) => info!("{}", crate::log_lines::state_dir_not_given(dir, &name, &e.to_string())),
         }
     }
     let meta = handle.metadata().map_err(|e| error(e.to_string()))?;

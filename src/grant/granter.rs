@@ -113,7 +113,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 let found = match self.firewall.list_elements(family, &table, &set) {
                     Ok(found) => found,
                     Err(e) => {
-                        debug!("{}", log_lines::cannot_check(&format!("the grants in set {set}"), &e.to_string()));
+                        debug!("{}", log_lines::cannot_read_grants(&set, &e.to_string()));
                         continue;
                     }
                 };

@@ -14,6 +14,7 @@ use super::sets::{SetRef, door_sets, elements};
 use super::{Element, Firewall};
 use crate::config::Config;
 use crate::doors::Grant;
+use crate::log_lines;
 
 /// The shortest remaining time a grant is put back with (the kernel's timeouts are in ms;
 /// a grant about to end is not worth a round trip less).
@@ -97,25 +98,22 @@ impl Refill {
         if !(force || remade || emptied) {
             for e in &missing {
                 ledger.remove(&Key { door: door_of(config, e), addr: e.addr, port: e.port });
-                info!(
-                    "{}: {}: removed from set {family} {table} {name} from outside: forgotten",
-                    door_of(config, e),
-                    e.addr
-                );
+                let set = format!("{family} {table} {name}");
+                info!("{}", log_lines::removed_from_outside(&door_of(config, e), e.addr, &set));
             }
             return 0;
         }
         match firewall.add_elements(&missing) {
             Ok(()) => {
                 let why = if remade { "was made again" } else { "lost them" };
-                info!(
-                    "set {family} {table} {name} {why}: put {} live grant(s) back with the time each had left",
-                    missing.len()
-                );
+                info!("{}", log_lines::put_back(&format!("{family} {table} {name}"), why, missing.len()));
                 missing.len()
             }
             Err(e) => {
-                warn!("set {family} {table} {name}: cannot put {} live grant(s) back: {e}", missing.len());
+                warn!(
+                    "{}",
+                    log_lines::cannot_put_back(&format!("{family} {table} {name}"), missing.len(), &e.to_string())
+                );
                 0
             }
         }

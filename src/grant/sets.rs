@@ -49,7 +49,7 @@ pub fn elements(config: &Config, grant: &Grant) -> Vec<Element> {
         Some(a) => match if grant.addr.is_ipv4() { a.ipv4.as_ref() } else { a.ipv6.as_ref() } {
             Some(set) => (a.family, a.table.clone(), set.clone()),
             None => {
-                warn!("{}: {}: the door has no set for this address family; not granted", door.name, grant.addr);
+                warn!("{}", crate::log_lines::no_set_for_family(&door.name, grant.addr));
                 return Vec::new();
             }
         },

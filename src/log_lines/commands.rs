@@ -50,3 +50,13 @@ pub fn not_run_at_shutdown(waiting: usize) -> String {
 pub fn stops_before_exit(stops: usize) -> String {
     format!("running {stops} pending stop command(s) before exiting")
 }
+
+/// The thread that runs commands could not be started: commands do not run.
+pub fn cannot_start_thread(why: &str) -> String {
+    format!("cannot start the command thread: {why}")
+}
+
+/// The command thread has gone: this command is not run.
+pub fn thread_gone(door: &str, src: IpAddr, command: &str) -> String {
+    format!("{door}: {src}: the command thread is gone; not run: {command}")
+}

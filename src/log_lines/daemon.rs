@@ -45,3 +45,66 @@ pub fn running_as(user: &str) -> String {
 pub fn staying_root(why: &str) -> String {
     format!("staying root after start: {why}")
 }
+
+/// The `knockd` user is missing: the daemon stays root, and how to fix that.
+pub fn no_default_user(user: &str) -> String {
+    format!(
+        "user {user} does not exist: staying root after start (with CAP_NET_ADMIN and CAP_NET_RAW only). Create it \
+         (`useradd --system --no-create-home --shell /usr/sbin/nologin {user}`; the Debian package does), or set \
+         `user: root` to say so"
+    )
+}
+
+/// The state directory belonged to another user (an upgrade from a run as nobody): taken back.
+pub fn state_dir_given(dir: &Path, user: &str, was_uid: u32) -> String {
+    format!("state directory {}: given to {user} (it was uid {was_uid}'s)", dir.display())
+}
+
+/// The state directory could not be given to the daemon's user.
+pub fn state_dir_not_given(dir: &Path, user: &str, why: &str) -> String {
+    format!("state directory {}: cannot give it to {user}: {why}", dir.display())
+}
+
+/// SIGUSR1: the counters on one line; `counters` and `dropped` are `name=value` lists.
+pub fn counters(packets: u64, kernel_packets: u64, kernel_drops: u64, counters: &str, dropped: &str) -> String {
+    format!(
+        "counters: packets={packets} kernel_packets={kernel_packets} kernel_drops={kernel_drops} {counters} dropped: {dropped}"
+    )
+}
+
+/// Under systemd, `-d` means nothing: systemd keeps the daemon in the background.
+pub const DETACH_IGNORED: &str = "-d is ignored under systemd: systemd runs the daemon in the background";
+
+/// The pid file could not be written; under systemd nothing is lost.
+pub fn no_pid_file(why: &str) -> String {
+    format!("{why}: going on without a pid file (systemd knows the pid)")
+}
+
+/// nftables' change events cannot be subscribed to: the chain is polled instead.
+pub fn cannot_watch_nftables(why: &str) -> String {
+    format!("cannot watch nftables for changes ({why}): reading the chain back twice a second instead")
+}
+
+/// The control socket's file cannot be removed at exit.
+pub fn socket_stays(why: &str) -> String {
+    format!("{why}: the socket file stays behind when the daemon exits")
+}
+
+/// `commands: {privileges: full}`: said at start, since it gives commands all of root.
+pub const COMMANDS_FULL_PRIVILEGES: &str =
+    "commands run with every capability root has (`commands: {privileges: full}`)";
+
+/// The control socket refused someone who is not root.
+pub fn control_refused(uid: u32) -> String {
+    format!("control socket: refused a request from uid {uid}")
+}
+
+/// The metrics file could not be made: the grants could not be read.
+pub fn metrics_cannot_read(why: &str) -> String {
+    format!("metrics: cannot read the grants: {why}")
+}
+
+/// The metrics file could not be written; `hint` is said the first time.
+pub fn metrics_cannot_write(path: &Path, why: &str, hint: &str) -> String {
+    format!("metrics: cannot write {}: {why}{hint}", path.display())
+}

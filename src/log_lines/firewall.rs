@@ -74,6 +74,11 @@ pub fn attached_set_unusable(door: &str, problem: &str) -> String {
     format!("door {door}: {problem}; its grants fail until that is fixed")
 }
 
+/// The grants in a set could not be read back at start (debug): the ledger does not know them.
+pub fn cannot_read_grants(set: &str, why: &str) -> String {
+    format!("cannot read the grants in set {set}: {why}")
+}
+
 /// Something knockd reads back to check its objects could not be read (debug).
 pub fn cannot_check(what: &str, why: &str) -> String {
     format!("cannot check {what}: {why}")

@@ -36,3 +36,24 @@ pub fn closed_again(door: &str, who: &str, opens: &str, timeout: Duration) -> St
 pub fn revoked(door: &str, who: &str, opens: &str, uid: u32) -> String {
     format!("{door}: {who}: {opens} closed: revoked by uid {uid}")
 }
+
+/// An attach door whose admin gave no set for this address family: nothing to add the grantee to.
+pub fn no_set_for_family(door: &str, addr: std::net::IpAddr) -> String {
+    format!("{door}: {addr}: the door has no set for this address family; not granted")
+}
+
+/// A grant someone removed from its set by hand: knockd does not put it back.
+pub fn removed_from_outside(door: &str, addr: std::net::IpAddr, set: &str) -> String {
+    format!("{door}: {addr}: removed from set {set} from outside: forgotten")
+}
+
+/// A set that lost its elements (`why`: it was made again, or lost them): the live grants went
+/// back with the time each had left.
+pub fn put_back(set: &str, why: &str, grants: usize) -> String {
+    format!("set {set} {why}: put {grants} live grant(s) back with the time each had left")
+}
+
+/// The live grants could not be put back into a set.
+pub fn cannot_put_back(set: &str, grants: usize, why: &str) -> String {
+    format!("set {set}: cannot put {grants} live grant(s) back: {why}")
+}

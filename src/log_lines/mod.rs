@@ -10,6 +10,7 @@
 //! Lines about a knock, a grant or a command carry key-values (`event`, `door`, `src`, ...):
 //! the classic format reads those, never the text.
 
+mod capture;
 pub mod classic;
 mod commands;
 mod daemon;
@@ -17,21 +18,13 @@ mod firewall;
 mod grants;
 mod knocks;
 
-pub use commands::{
-    already_waiting, command_failed, not_run_at_shutdown, privileges_hint, queue_full, running, running_stop,
-    stops_before_exit,
-};
-pub use daemon::{listening, reload_failed, reloaded, reloading, running_as, shutting_down, staying_root};
-pub use firewall::{
-    ATTACHED_SETS_BACK, attached_set_unusable, cannot_check, cannot_grant, cannot_read_host_ruleset, cannot_restore,
-    host_cannot_tell, host_drops, host_lets_in, installed, putting_back, removed_table, restored, set_has_room,
-    waiting_for_fw4,
-};
-pub use grants::{closed_again, open, open_command, provenance, revoked};
+pub use capture::*;
+pub use commands::*;
+pub use daemon::*;
+pub use firewall::*;
+pub use grants::*;
 pub(crate) use knocks::note;
-pub use knocks::{
-    does_nothing, dropped_packet, knock_on, not_counted, not_to_this_host, rejected, restarted, seq_timeout, stage,
-};
+pub use knocks::*;
 
 /// The `event` key-value of the lines the classic format rewrites.
 pub mod event {

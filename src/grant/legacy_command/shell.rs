@@ -22,6 +22,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::{Ended, Job, Outcome, Phase, Restrictions, Spawner};
+use crate::log_lines;
 
 /// How much of a command's stderr is kept for the log.
 const STDERR_LIMIT: usize = 2048;
@@ -65,7 +66,7 @@ impl ShellSpawner {
         if self.worker.is_none() {
             match start_worker() {
                 Ok(worker) => self.worker = Some(worker),
-                Err(e) => error!("cannot start the command thread: {e}"),
+                Err(e) => error!("{}", log_lines::cannot_start_thread(&e.to_string())),
             }
         }
         self.worker.as_ref()
@@ -153,7 +154,7 @@ impl Spawner for ShellSpawner {
             self.pull(Some(WATCH));
         }
         if let Err(job) = self.spawn(job) {
-            error!("{}: {}: the command thread is gone; not run: {}", job.door, job.src, job.command);
+            error!("{}", log_lines::thread_gone(&job.door, job.src, &job.command));
         }
     }
 
