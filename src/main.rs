@@ -132,7 +132,7 @@ fn pidfile(cli: &Cli, config: &Config) -> anyhow::Result<Option<PidFile>> {
         // a pid file is a convenience there, not worth failing the start for. A second daemon
         // is still refused, by the table's lock.
         Err(e @ PidFileError::Io { .. }) if under_systemd() => {
-            warn!("{}", knockd::log_lines::no_pid_file(&e.to_string()));
+            warn!("{}", knockd::log_lines::no_pid_file(&e));
             Ok(None)
         }
         Err(e) => Err(e.into()),
@@ -153,7 +153,7 @@ fn start(
     let monitor = match Monitor::open(&Ruleset::for_config(&config).table) {
         Ok(monitor) => Some(monitor),
         Err(e) => {
-            warn!("{}", knockd::log_lines::cannot_watch_nftables(&e.to_string()));
+            warn!("{}", knockd::log_lines::cannot_watch_nftables(&e));
             None
         }
     };
@@ -223,7 +223,7 @@ fn give_up_privileges(owner: &Owner, config: &Config, control: Option<&mut contr
         Owner::User(user) => {
             // Once not root, the daemon cannot remove its control socket from /run/knockd.
             if let Some(Err(e)) = control.map(control::Listener::remove_after_exit) {
-                warn!("{}", knockd::log_lines::socket_stays(&e.to_string()));
+                warn!("{}", knockd::log_lines::socket_stays(&e));
             }
             daemon::privileges::become_user(user)?;
             daemon::privileges::drop_capabilities(commands)?;

@@ -63,7 +63,7 @@ impl LocalAddresses {
         }
         if changed {
             if let Err(e) = self.read() {
-                log::error!("{}", crate::log_lines::cannot_read_addresses(&e.to_string()));
+                log::error!("{}", crate::log_lines::cannot_read_addresses(&e));
             }
         }
         changed

@@ -108,12 +108,12 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         self.metrics_written = Some(now);
         let text = match self.status() {
             Ok(status) => prometheus::render(&status, &crate::engine::counter_descriptions()),
-            Err(e) => return error!("{}", log_lines::metrics_cannot_read(&e.to_string())),
+            Err(e) => return error!("{}", log_lines::metrics_cannot_read(&e)),
         };
         if let Err(e) = crate::config::private_file::write_atomic(&path, text.as_bytes(), 0o644) {
             // Said once at start, and then at most every interval.
             let hint = if first { " (the daemon's user must be able to write in that directory)" } else { "" };
-            error!("{}", log_lines::metrics_cannot_write(&path, &e.to_string(), hint));
+            error!("{}", log_lines::metrics_cannot_write(&path, &e, hint));
         }
     }
 }

@@ -265,7 +265,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
     fn follow_ports(&mut self) {
         if self.engine.take_filter_changed() {
             if let Err(e) = self.capture.set_ports(&self.engine.capture_ports()) {
-                error!("{}", log_lines::cannot_update_filter(&e.to_string()));
+                error!("{}", log_lines::cannot_update_filter(&e));
             }
         }
     }
@@ -358,8 +358,8 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         let result = match self.capture.reconfigure(&interfaces, &self.engine.capture_ports()) {
             Ok(()) => Ok(log_lines::reloaded(doors)),
             Err(e) => {
-                error!("{}", log_lines::cannot_update_filter(&e.to_string()));
-                Ok(log_lines::reloaded_filter_unchanged(&log_lines::reloaded(doors), &e.to_string()))
+                error!("{}", log_lines::cannot_update_filter(&e));
+                Ok(log_lines::reloaded_filter_unchanged(&log_lines::reloaded(doors), &e))
             }
         };
         warn_missing(&self.capture);
@@ -378,7 +378,7 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
                 }
             }
             Ok(false) => {}
-            Err(e) => error!("{}", log_lines::cannot_follow_interfaces(&e.to_string())),
+            Err(e) => error!("{}", log_lines::cannot_follow_interfaces(&e)),
         }
     }
 }

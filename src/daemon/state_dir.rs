@@ -67,7 +67,7 @@ pub fn prepare(dir: &Path, owner: &Owner) -> Result<(), StateDirError> {
         match nix::unistd::fchown(&handle, Some(uid), Some(gid)) {
             Ok(()) => info!("{}", crate::log_lines::state_dir_given(dir, &name, meta.uid())),
             // Checked below: the start fails only if the daemon could not write there.
-            Err(e) => info!("{}", crate::log_lines::state_dir_not_given(dir, &name, &e.to_string())),
+            Err(e) => info!("{}", crate::log_lines::state_dir_not_given(dir, &name, &e)),
         }
     }
     let meta = handle.metadata().map_err(|e| error(e.to_string()))?;

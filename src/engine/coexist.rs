@@ -27,7 +27,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
     pub fn reassess(&mut self) {
         let ruleset = match self.granter.firewall_mut().host_ruleset() {
             Ok(r) => r,
-            Err(e) => return warn!("{}", log_lines::cannot_read_host_ruleset(&e.to_string())),
+            Err(e) => return warn!("{}", log_lines::cannot_read_host_ruleset(&e)),
         };
         let answers = coexist::assess(&self.config, &ruleset, &self.host_view);
         for a in &answers {
@@ -42,11 +42,11 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
                     }
                 }
                 Answer::Dropped(_) | Answer::DroppedFor(..) => {
-                    warn!("{}", log_lines::host_drops(&a.subject(), &a.answer.to_string()));
+                    warn!("{}", log_lines::host_drops(&a.subject(), &a.answer));
                 }
                 Answer::CannotTell { .. } => {
                     let was = self.coexist.iter().any(|b| same_subject(a, b) && b.answer.is_dropped());
-                    info!("{}", log_lines::host_cannot_tell(&a.subject(), &a.answer.to_string(), was));
+                    info!("{}", log_lines::host_cannot_tell(&a.subject(), &a.answer, was));
                 }
             }
         }

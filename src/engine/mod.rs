@@ -194,10 +194,10 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             Ok(packet) => packet,
             Err(reason) => {
                 self.stats.dropped[reason.index()] += 1;
-                return trace!("{}", log_lines::dropped_packet(&reason.to_string()));
+                return trace!("{}", log_lines::dropped_packet(&reason));
             }
         };
-        trace!("{}", log_lines::knock_on(packet.knock.src, &packet.knock.port.to_string()));
+        trace!("{}", log_lines::knock_on(packet.knock.src, &packet.knock.port));
         if self.local.as_ref().is_some_and(|local| !local.contains(&packet.knock.dst)) {
             self.stats.dropped[Drop::NotForThisHost.index()] += 1;
             if self.log_budget.check(now) != Verdict::Suppress {

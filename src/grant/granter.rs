@@ -113,7 +113,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 let found = match self.firewall.list_elements(family, &table, &set) {
                     Ok(found) => found,
                     Err(e) => {
-                        debug!("{}", log_lines::cannot_read_grants(&set, &e.to_string()));
+                        debug!("{}", log_lines::cannot_read_grants(&set, &e));
                         continue;
                     }
                 };
@@ -218,11 +218,11 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
             match result {
                 Err(FirewallError::Full { .. }) if !self.full.insert(set_ref.clone()) => failed.push(set_ref),
                 Err(e) => {
-                    error!("{}", log_lines::cannot_grant(set.len(), &e.to_string()));
+                    error!("{}", log_lines::cannot_grant(set.len(), &e));
                     failed.push(set_ref);
                 }
                 Ok(()) if self.full.remove(&set_ref) => {
-                    info!("{}", log_lines::set_has_room(&set_ref.0.to_string(), &set_ref.1, &set_ref.2))
+                    info!("{}", log_lines::set_has_room(&set_ref.0, &set_ref.1, &set_ref.2))
                 }
                 Ok(()) => {}
             }
@@ -343,7 +343,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 return false;
             }
             Err(e) => {
-                debug!("{}", log_lines::cannot_check(&ruleset.describe(), &e.to_string()));
+                debug!("{}", log_lines::cannot_check(&ruleset.describe(), &e));
                 return false;
             }
         };
@@ -355,7 +355,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                 true
             }
             Err(e) => {
-                error!("{}", log_lines::cannot_restore(&ruleset.describe(), &e.to_string()));
+                error!("{}", log_lines::cannot_restore(&ruleset.describe(), &e));
                 false
             }
         }
@@ -385,7 +385,7 @@ impl<F: Firewall, S: Spawner> Granter<F, S> {
                     self.missing_attached = problem;
                 }
             }
-            Err(e) => debug!("{}", log_lines::cannot_check("the attached sets", &e.to_string())),
+            Err(e) => debug!("{}", log_lines::cannot_check("the attached sets", &e)),
         }
         false
     }

@@ -110,10 +110,7 @@ impl Refill {
                 missing.len()
             }
             Err(e) => {
-                warn!(
-                    "{}",
-                    log_lines::cannot_put_back(&format!("{family} {table} {name}"), missing.len(), &e.to_string())
-                );
+                warn!("{}", log_lines::cannot_put_back(&format!("{family} {table} {name}"), missing.len(), &e));
                 0
             }
         }

@@ -1,5 +1,7 @@
 //! Lines about the classic layer's commands.
 
+use std::fmt::Display;
+
 use std::net::IpAddr;
 
 /// `ssh: 198.18.0.2: running command: /usr/local/bin/open 198.18.0.2`.
@@ -52,7 +54,7 @@ pub fn stops_before_exit(stops: usize) -> String {
 }
 
 /// The thread that runs commands could not be started: commands do not run.
-pub fn cannot_start_thread(why: &str) -> String {
+pub fn cannot_start_thread(why: &dyn Display) -> String {
     format!("cannot start the command thread: {why}")
 }
 

@@ -1,5 +1,7 @@
 //! Lines about the daemon's life: start, reloads, shutdown.
 
+use std::fmt::Display;
+
 use std::path::Path;
 
 /// `listening on all interfaces for 1 door(s) of /etc/knockd.yaml; nftables table inet knockd
@@ -61,7 +63,7 @@ pub fn state_dir_given(dir: &Path, user: &str, was_uid: u32) -> String {
 }
 
 /// The state directory could not be given to the daemon's user.
-pub fn state_dir_not_given(dir: &Path, user: &str, why: &str) -> String {
+pub fn state_dir_not_given(dir: &Path, user: &str, why: &dyn Display) -> String {
     format!("state directory {}: cannot give it to {user}: {why}", dir.display())
 }
 
@@ -76,17 +78,17 @@ pub fn counters(packets: u64, kernel_packets: u64, kernel_drops: u64, counters: 
 pub const DETACH_IGNORED: &str = "-d is ignored under systemd: systemd runs the daemon in the background";
 
 /// The pid file could not be written; under systemd nothing is lost.
-pub fn no_pid_file(why: &str) -> String {
+pub fn no_pid_file(why: &dyn Display) -> String {
     format!("{why}: going on without a pid file (systemd knows the pid)")
 }
 
 /// nftables' change events cannot be subscribed to: the chain is polled instead.
-pub fn cannot_watch_nftables(why: &str) -> String {
+pub fn cannot_watch_nftables(why: &dyn Display) -> String {
     format!("cannot watch nftables for changes ({why}): reading the chain back twice a second instead")
 }
 
 /// The control socket's file cannot be removed at exit.
-pub fn socket_stays(why: &str) -> String {
+pub fn socket_stays(why: &dyn Display) -> String {
     format!("{why}: the socket file stays behind when the daemon exits")
 }
 
@@ -100,11 +102,11 @@ pub fn control_refused(uid: u32) -> String {
 }
 
 /// The metrics file could not be made: the grants could not be read.
-pub fn metrics_cannot_read(why: &str) -> String {
+pub fn metrics_cannot_read(why: &dyn Display) -> String {
     format!("metrics: cannot read the grants: {why}")
 }
 
 /// The metrics file could not be written; `hint` is said the first time.
-pub fn metrics_cannot_write(path: &Path, why: &str, hint: &str) -> String {
+pub fn metrics_cannot_write(path: &Path, why: &dyn Display, hint: &str) -> String {
     format!("metrics: cannot write {}: {why}{hint}", path.display())
 }

@@ -1,5 +1,7 @@
 //! Lines about knockd's nftables objects and the sets it attaches to.
 
+use std::fmt::Display;
+
 /// `nftables table inet knockd installed`; `what` is what the ruleset says it is.
 pub fn installed(what: &str) -> String {
     format!("{what} installed")
@@ -20,7 +22,7 @@ pub fn restored(what: &str) -> String {
 pub const ATTACHED_SETS_BACK: &str = "the attached sets are all back";
 
 /// A set that was full took a grant again.
-pub fn set_has_room(family: &str, table: &str, set: &str) -> String {
+pub fn set_has_room(family: &dyn Display, table: &str, set: &str) -> String {
     format!("set {family} {table} {set} has room again")
 }
 
@@ -32,7 +34,7 @@ pub fn removed_table(table: &str, left_by: &str) -> String {
 
 /// The host's other firewalls could not be read, so what they do with the doors' ports is not
 /// known.
-pub fn cannot_read_host_ruleset(why: &str) -> String {
+pub fn cannot_read_host_ruleset(why: &dyn Display) -> String {
     format!("cannot read the host's nftables ruleset to check the doors' ports: {why}")
 }
 
@@ -43,24 +45,24 @@ pub fn host_lets_in(subject: &str) -> String {
 
 /// `ssh 22/tcp (IPv4): table inet firewalld chain filter_INPUT rejects it (handle 38): grants
 /// will not open it; ...`.
-pub fn host_drops(subject: &str, answer: &str) -> String {
+pub fn host_drops(subject: &str, answer: &dyn Display) -> String {
     format!("{subject}: {answer}: grants will not open it; `knockd check` says what to do")
 }
 
 /// A rule whose verdict knockd cannot work out (a named set, a rate limit...); `was_dropped`:
 /// it replaced a drop.
-pub fn host_cannot_tell(subject: &str, answer: &str, was_dropped: bool) -> String {
+pub fn host_cannot_tell(subject: &str, answer: &dyn Display, was_dropped: bool) -> String {
     let now = if was_dropped { " (no chain drops it for sure now)" } else { "" };
     format!("{subject}: note: {answer}{now}")
 }
 
 /// Grants could not be added to a set (other than for a full set, said once).
-pub fn cannot_grant(sources: usize, why: &str) -> String {
+pub fn cannot_grant(sources: usize, why: &dyn Display) -> String {
     format!("cannot grant access to {sources} source(s): {why}")
 }
 
 /// knockd's objects were changed from outside and could not be put back.
-pub fn cannot_restore(what: &str, why: &str) -> String {
+pub fn cannot_restore(what: &str, why: &dyn Display) -> String {
     format!("cannot restore {what}: {why}")
 }
 
@@ -75,11 +77,11 @@ pub fn attached_set_unusable(door: &str, problem: &str) -> String {
 }
 
 /// The grants in a set could not be read back at start (debug): the ledger does not know them.
-pub fn cannot_read_grants(set: &str, why: &str) -> String {
+pub fn cannot_read_grants(set: &str, why: &dyn Display) -> String {
     format!("cannot read the grants in set {set}: {why}")
 }
 
 /// Something knockd reads back to check its objects could not be read (debug).
-pub fn cannot_check(what: &str, why: &str) -> String {
+pub fn cannot_check(what: &str, why: &dyn Display) -> String {
     format!("cannot check {what}: {why}")
 }

@@ -1,5 +1,7 @@
 //! Lines about grants: a door opened, a grant that ended, an admin's revoke.
 
+use std::fmt::Display;
+
 use std::time::Duration;
 
 use crate::doors::Grant;
@@ -54,6 +56,6 @@ pub fn put_back(set: &str, why: &str, grants: usize) -> String {
 }
 
 /// The live grants could not be put back into a set.
-pub fn cannot_put_back(set: &str, grants: usize, why: &str) -> String {
+pub fn cannot_put_back(set: &str, grants: usize, why: &dyn Display) -> String {
     format!("set {set}: cannot put {grants} live grant(s) back: {why}")
 }

@@ -1,5 +1,6 @@
 //! Lines about knocks and single packets: stages, restarts, timeouts, refusals.
 
+use std::fmt::Display;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -71,12 +72,12 @@ pub(crate) fn note(note: &Note, doors: &[Door], name: &mut dyn FnMut(IpAddr) -> 
 }
 
 /// A frame that is no knock (truncated, not IP, ...), and why (trace).
-pub fn dropped_packet(reason: &str) -> String {
+pub fn dropped_packet(reason: &dyn Display) -> String {
     format!("dropped a packet: {reason}")
 }
 
 /// A knock on one of the doors' ports (trace).
-pub fn knock_on(src: IpAddr, port: &str) -> String {
+pub fn knock_on(src: IpAddr, port: &dyn Display) -> String {
     format!("{src}: knock on {port}")
 }
 

@@ -66,7 +66,7 @@ impl ShellSpawner {
         if self.worker.is_none() {
             match start_worker() {
                 Ok(worker) => self.worker = Some(worker),
-                Err(e) => error!("{}", log_lines::cannot_start_thread(&e.to_string())),
+                Err(e) => error!("{}", log_lines::cannot_start_thread(&e)),
             }
         }
         self.worker.as_ref()
