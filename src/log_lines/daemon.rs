@@ -2,11 +2,14 @@
 
 use std::path::Path;
 
+/// How the line that says the daemon is up starts, whatever it listens on: what to wait for.
+pub const LISTENING: &str = "listening on ";
+
 /// `listening on all interfaces for 1 door(s) of /etc/knockd.yaml; nftables table inet knockd
 /// installed`. `installed` describes what was installed, if anything was.
 pub fn listening(interfaces: &str, doors: usize, config: &Path, installed: Option<&str>) -> String {
     let table = installed.map(|t| format!("; {t} installed")).unwrap_or_default();
-    format!("listening on {interfaces} for {doors} door(s) of {}{table}", config.display())
+    format!("{LISTENING}{interfaces} for {doors} door(s) of {}{table}", config.display())
 }
 
 /// SIGHUP received.

@@ -21,13 +21,13 @@ pub use commands::{
     already_waiting, command_failed, not_run_at_shutdown, privileges_hint, queue_full, running, running_stop,
     stops_before_exit,
 };
-pub use daemon::{listening, reload_failed, reloaded, reloading, running_as, shutting_down, staying_root};
+pub use daemon::{LISTENING, listening, reload_failed, reloaded, reloading, running_as, shutting_down, staying_root};
 pub use firewall::{
     ATTACHED_SETS_BACK, attached_set_unusable, cannot_check, cannot_grant, cannot_read_host_ruleset, cannot_restore,
     host_cannot_tell, host_drops, host_lets_in, installed, putting_back, removed_table, restored, set_has_room,
     waiting_for_fw4,
 };
-pub use grants::{closed_again, open, open_command, provenance, revoked};
+pub use grants::{OPENED, closed_again, open, open_command, provenance, revoked};
 pub(crate) use knocks::note;
 pub use knocks::{
     does_nothing, dropped_packet, knock_on, not_counted, not_to_this_host, rejected, restarted, seq_timeout, stage,
@@ -84,6 +84,11 @@ mod tests {
         assert_eq!(
             open("ssh", "198.18.0.2", "22/tcp", minute, "", " (key alice)"),
             "ssh: 198.18.0.2: OPEN 22/tcp for 1m (key alice)"
+        );
+        assert_eq!(open_command("ssh", "198.18.0.2", ""), "ssh: 198.18.0.2: OPEN (runs its command)");
+        assert_eq!(
+            listening("all interfaces", 1, "/etc/knockd.yaml".as_ref(), Some("nftables table inet knockd")),
+            "listening on all interfaces for 1 door(s) of /etc/knockd.yaml; nftables table inet knockd installed"
         );
         assert_eq!(
             closed_again("ssh", "198.18.0.2", "22/tcp", minute),
