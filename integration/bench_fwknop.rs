@@ -78,7 +78,7 @@ pub fn start_with(server: Server, lab: &Lab, setup: &Setup) -> Result<(Daemon, C
             let args =
                 ["-c", &path(&access.path), "--state-dir", &path(&state), "-n", "-s", "-v", "--control", &control];
             let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &args);
-            if !daemon.wait_log("listening on", Duration::from_secs(20)) {
+            if !daemon.wait_log(log_lines::LISTENING, Duration::from_secs(20)) {
                 return Err(daemon.log_text());
             }
             Ok((daemon, access))

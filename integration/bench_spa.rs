@@ -44,7 +44,7 @@ pub fn measure(secs: u64) -> SpaFlood {
     let path = config.path.to_str().unwrap().to_owned();
     let control = config.control().to_str().unwrap().to_owned();
     let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &["-c", &path, "-n", "-s", "--control", &control]);
-    assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+    daemon.expect_log(log_lines::LISTENING, Duration::from_secs(20));
 
     let forged = forged_frames(&keys);
     let sender = frames::Sender::new(&lab, 0x0800);

@@ -26,7 +26,7 @@ fn the_debian_default_config_opens_and_closes_with_iptables() {
     let rules = lab.server.run(|| cmd("iptables", &["-S", "INPUT"]));
     assert!(rules.contains("-A INPUT -s 198.18.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT"), "{rules}");
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT));
-    assert!(daemon.wait_log("openSSH: 198.18.0.2: running command: /sbin/iptables -A INPUT -s 198.18.0.2", WITHIN));
+    daemon.expect_log(&log_lines::running("openSSH", ip(CLIENT_V4), "/sbin/iptables -A INPUT -s 198.18.0.2"), WITHIN);
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[9000, 8000, 7000]);
     let closed = eventually(WITHIN, || !lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2"));
@@ -74,11 +74,8 @@ fn a_failing_command_is_logged_with_status_and_stderr() {
     let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000\ncommand = echo no such thing >&2; exit 7\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(
-        daemon.wait_log("ssh: 198.18.0.2: command exited with status 7: no such thing", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    let failed = log_lines::command_failed("ssh", ip(CLIENT_V4), "exited with status 7", "no such thing", None);
+    daemon.expect_log(&failed, WITHIN);
 }
 
 #[test]
@@ -110,7 +107,7 @@ fn one_time_sequences_are_used_once_until_they_run_out() {
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7003, 7004]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("ssh: no more one-time sequences", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log("ssh: no more one-time sequences", WITHIN);
     assert_eq!(std::fs::read_to_string(&seqs.path).unwrap(), "# one line per knock\n#7001,7002\n#7003,7004\n");
 
     // The exhausted door is disabled; the daemon and its other doors carry on.
@@ -139,10 +136,10 @@ fn sighup_keeps_progress_and_pending_stops() {
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000]);
-    assert!(daemon.wait_log("198.18.0.3: stage 2 of 3", WITHIN));
+    daemon.expect_log(&log_lines::stage("ssh", OTHER_V4, 2, 3), WITHIN);
 
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), WITHIN);
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[9000]);
     assert!(file_contains(&out.path, "open 198.18.0.3", WITHIN), "progress lost on SIGHUP:\n{}", daemon.log_text());
     assert!(file_contains(&out.path, "close 198.18.0.2", Duration::from_secs(6)), "stop lost on SIGHUP");
@@ -198,16 +195,18 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
 
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN));
-    assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN), "{}", read(&logfile));
+    let open = opened("ssh", CLIENT_V4, "22/tcp", secs(30));
+    assert!(file_contains(&logfile, &open, WITHIN), "{}", read(&logfile));
 
     let reload = run(&["reload"]);
     assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
-    assert!(String::from_utf8_lossy(&reload.stdout).contains("reloaded: 2 door(s)"), "{reload:?}");
+    assert!(String::from_utf8_lossy(&reload.stdout).contains(&log_lines::reloaded(2)), "{reload:?}");
     // After the reload the log is reopened where it was, and the one-time file is read and
     // rewritten where it is.
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7101, 7102]);
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", read(&logfile));
-    assert!(file_contains(&logfile, "once: 198.18.0.3: OPEN", WITHIN), "{}", read(&logfile));
+    let open = opened("once", OTHER_V4, "22/tcp", secs(30));
+    assert!(file_contains(&logfile, &open, WITHIN), "{}", read(&logfile));
     assert!(file_contains(&dir.join("once.seq"), "#7101,7102", WITHIN));
 
     let second = run(&["-d", "-p", "knockd.pid"]);
@@ -245,7 +244,7 @@ fn the_daemon_survives_its_interface_disappearing() {
     let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000,8000\ncommand = true\n");
     let mut daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 2", WITHIN));
+    daemon.expect_log(&log_lines::stage("ssh", CLIENT_V4, 1, 2), WITHIN);
     lab.server.ip(&["link", "del", &lab.server_if]);
     assert_eq!(daemon.wait_exit(Duration::from_millis(1500)), None, "the daemon exited:\n{}", daemon.log_text());
     assert!(daemon.stop().success());

@@ -57,12 +57,11 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
     );
     assert!(text.contains("firewall-cmd --permanent --add-port=2222/tcp"), "{text}");
     let daemon = Daemon::start(&lab.server, &standalone, &[]);
-    assert!(
-        daemon.wait_log("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it", WITHIN)
-    );
+    let rejects = format!("table inet firewalld chain filter_INPUT rejects it (handle {ANY})");
+    daemon.expect_log(&log_lines::host_drops("door ssh: 2222/tcp over IPv4", &rejects), WITHIN);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    let open = "ssh: 198.18.0.2: OPEN 2222/tcp for 30s, but table inet firewalld chain filter_INPUT";
-    assert!(daemon.wait_log(open, WITHIN), "{}", daemon.log_text());
+    let caveat = format!(", but {rejects}");
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "2222/tcp", secs(30), &caveat, ""), WITHIN);
     assert!(!gets_in(&lab, CLIENT_V4, port(2222)), "the grant cannot overrule firewalld's reject");
     daemon.stop();
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
@@ -99,11 +98,8 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
     assert!(eventually(WITHIN, || gets_in(&lab, "198.18.0.42", port(2222))));
     assert!(!gets_in(&lab, "198.18.0.43", port(2222)) && !gets_in(&lab, "198.18.0.41", port(2222)));
     assert!(eventually(WITHIN, || !gets_in(&lab, "198.18.0.42", port(2222))), "closed when the grant ends");
-    assert!(
-        daemon.wait_log("198.18.0.42: set inet firewalld knockd_ssh4 closed again", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    let closed = log_lines::closed_again("ssh", "198.18.0.42", "set inet firewalld knockd_ssh4", secs(2));
+    daemon.expect_log(&closed, WITHIN);
 }
 
 #[test]
@@ -121,7 +117,7 @@ fn grants_survive_the_owners_reload_and_absence_with_the_time_they_had_left() {
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
     assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, port(2222))), "{}", daemon.log_text());
-    assert!(daemon.wait_log("put 1 live grant(s) back with the time each had left", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log("put 1 live grant(s) back with the time each had left", WITHIN);
     let set = lab.server.nft(&["list", "set", "inet", "firewalld", "knockd_ssh4"]);
     let timeout: u64 = set.split(" timeout ").nth(1).and_then(|t| t.split('s').next()?.parse().ok()).unwrap_or(99);
     assert!(timeout <= 37, "the time it had left, not a fresh 40s: {set}");
@@ -130,15 +126,17 @@ fn grants_survive_the_owners_reload_and_absence_with_the_time_they_had_left() {
     // The owner away for a while (a firewall being restarted): knockd keeps running, says so
     // once, and puts the grant back when the set returns.
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
-    assert!(daemon.wait_log("set inet firewalld knockd_ssh4 does not exist", WITHIN), "{}", daemon.log_text());
+    let missing =
+        log_lines::attached_set_unusable("ssh", &format!("set inet firewalld knockd_ssh4 does not exist{ANY}"));
+    daemon.expect_log(&missing, WITHIN);
     std::thread::sleep(Duration::from_secs(2));
     let cpu = cpu_time(daemon.pid());
     std::thread::sleep(Duration::from_secs(2));
     assert!(cpu_time(daemon.pid()) - cpu < Duration::from_millis(500), "no spinning while the set is missing");
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
-    assert!(daemon.wait_log("the attached sets are all back", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(log_lines::ATTACHED_SETS_BACK, WITHIN);
     assert!(eventually(Duration::from_secs(2), || gets_in(&lab, CLIENT_V4, port(2222))), "{}", daemon.log_text());
-    assert_eq!(daemon.log_text().matches("does not exist").count(), 1, "said once");
+    assert_eq!(daemon.count(&missing), 1, "said once");
 }
 
 #[test]
@@ -157,7 +155,8 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
 
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log("OPEN 2222/tcp for 30s, but table inet filter chain input drops it (its policy)", WITHIN));
+    let caveat = ", but table inet filter chain input drops it (its policy)";
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "2222/tcp", secs(30), caveat, ""), WITHIN);
     assert!(!gets_in(&lab, CLIENT_V4, port(2222)));
     let status = ask(&lab.server, &config, &["status"]);
     assert!(
@@ -167,17 +166,10 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
 
     // The admin does what check said: knockd notices, and its own table still guards the port.
     lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "accept"]);
-    assert!(
-        daemon.wait_log("door ssh: 2222/tcp over IPv6: the host's firewalls let it in now", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&log_lines::host_lets_in("door ssh: 2222/tcp over IPv6"), WITHIN);
     // For IPv4, the admin's blocklist still drops its members: a note, not a warning.
-    assert!(
-        daemon.wait_log("(the membership of @blocklist) (no chain drops it for sure now)", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    let blocklist = format!("{ANY}(the membership of @blocklist)");
+    daemon.expect_log(&log_lines::host_cannot_tell("door ssh: 2222/tcp over IPv4", &blocklist, true), WITHIN);
     assert!(gets_in(&lab, CLIENT_V4, port(2222)), "the grant works now");
     assert!(!gets_in(&lab, OTHER_V4, port(2222)), "a stranger is still dropped by knockd's guard");
     let (code, text) = check(&lab, &config);
@@ -219,11 +211,7 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open:\n      set: {table: filter, ipv4: knock_ssh4, ipv6: knock_ssh6}\n      timeout: 30s\n",
     );
     daemon.signal(libc::SIGHUP);
-    assert!(
-        daemon.wait_log("removed table inet knockd left by the last config: no door guards a port in it now", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&log_lines::removed_table("knockd", "the last config"), WITHIN);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
     assert!(!gets_in(&lab, OTHER_V4, port(2222)), "a stranger stays out");
@@ -238,7 +226,7 @@ fn knockds_own_table_deleted_comes_back_with_its_live_grants() {
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
     lab.server.nft(&["delete", "table", "inet", "knockd"]);
-    assert!(daemon.wait_log("table inet knockd restored", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), WITHIN);
     assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, port(2222))), "{}", daemon.log_text());
     assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"));
     assert!(!gets_in(&lab, OTHER_V4, port(2222)));

@@ -62,10 +62,9 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 
     let elements = lab.server.set_elements("knockd", "ssh_v4");
     assert!(elements.contains("198.18.0.2") && elements.contains("timeout 3s"), "{elements}");
-    for line in
-        ["ssh: 198.18.0.2: stage 1 of 3", "ssh: 198.18.0.2: stage 2 of 3", "ssh: 198.18.0.2: OPEN 22/tcp for 3s"]
-    {
-        assert!(daemon.wait_log(line, Duration::from_secs(2)), "missing log line `{line}`:\n{}", daemon.log_text());
+    let stage = |n| log_lines::stage("ssh", CLIENT_V4, n, 3);
+    for line in [stage(1), stage(2), opened("ssh", CLIENT_V4, "22/tcp", secs(3))] {
+        daemon.expect_log(&line, Duration::from_secs(2));
     }
 
     assert!(
@@ -76,9 +75,8 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
     assert!(lifetime >= Duration::from_millis(2500), "the grant lasted only {lifetime:?}");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
     // The log says so when it happens, and said OPEN once.
-    let ended = "ssh: 198.18.0.2: 22/tcp closed again: the grant of 3s ended";
-    assert!(daemon.wait_log(ended, Duration::from_secs(2)), "{}", daemon.log_text());
-    assert_eq!(daemon.log_text().matches(": OPEN").count(), 1, "one line per grant:\n{}", daemon.log_text());
+    daemon.expect_log(&log_lines::closed_again("ssh", CLIENT_V4, "22/tcp", secs(3)), Duration::from_secs(2));
+    assert_eq!(daemon.count(log_lines::OPENED), 1, "one line per grant:\n{}", daemon.log_text());
 
     session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     session.write_all(b"still here").unwrap();
@@ -126,7 +124,7 @@ fn wrong_or_slow_sequences_do_not_open() {
     std::thread::sleep(Duration::from_millis(2300));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence()[2..]);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a slow sequence opened the door");
-    assert!(!daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
+    assert!(!daemon.logged(log_lines::OPENED), "{}", daemon.log_text());
 
     // The same daemon still opens for a correct knock: the refusals above were the matcher's.
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
@@ -186,8 +184,7 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
     assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"), "the grant survived the restart");
     assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
     // The new daemon did not make the grant, and still says when it ends.
-    let ended = "ssh: 198.18.0.2: 22/tcp closed again: the grant of 8s ended";
-    assert!(daemon.wait_log(ended, Duration::from_secs(10)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::closed_again("ssh", CLIENT_V4, "22/tcp", secs(8)), Duration::from_secs(10));
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
     drop(daemon);
 }
@@ -239,17 +236,13 @@ fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
 
     config.rewrite(&config_text_with_sequence("[6000, 6001]"));
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", Duration::from_secs(5)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), Duration::from_secs(5));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the old sequence still opens");
 
     config.rewrite("doors: [this is not a door]\n");
     daemon.signal(libc::SIGHUP);
-    assert!(
-        daemon.wait_log("reload failed, keeping the running config", Duration::from_secs(5)),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&log_lines::reload_failed(ANY), Duration::from_secs(5));
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[6000, 6001]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
@@ -264,13 +257,14 @@ fn knocking_again_restarts_the_timeout() {
     let config = ConfigFile::new("knockd.yaml", &config("3s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
-    assert!(daemon.wait_log("OPEN 22/tcp for 3s", Duration::from_secs(3)), "{}", daemon.log_text());
+    let open = opened("ssh", CLIENT_V4, "22/tcp", secs(3));
+    daemon.expect_log(&open, Duration::from_secs(3));
     let first = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     // Bounded: the second grant is logged within a few seconds or the test fails.
-    eventually(Duration::from_secs(3), || daemon.log_text().matches("OPEN 22/tcp").count() >= 2);
-    assert_eq!(daemon.log_text().matches("OPEN 22/tcp").count(), 2, "{}", daemon.log_text());
+    eventually(Duration::from_secs(3), || daemon.count(&open) >= 2);
+    assert_eq!(daemon.count(&open), 2, "{}", daemon.log_text());
     // Past the first grant's expiry, the element is still there: its timeout was restarted.
     std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500));
     let elements = lab.server.set_elements("knockd", "ssh_v4");

@@ -30,7 +30,7 @@ fn behind_a_bridge_each_knock_counts_once() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(!daemon.log_text().contains("sequence restarted"), "{}", daemon.log_text());
+    assert!(!daemon.logged(&anyone(|src| log_lines::restarted("ssh", src))), "{}", daemon.log_text());
 }
 
 /// On a host with a VLAN interface, the parent interface shows each tagged frame too (the
@@ -51,7 +51,7 @@ fn a_knock_seen_tagged_and_untagged_counts_once() {
         tagged.send(&[&[0x00, 0x0a, 0x08, 0x00][..], &syn].concat()); // VLAN 10, then IPv4
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(!daemon.log_text().contains("sequence restarted"), "{}", daemon.log_text());
+    assert!(!daemon.logged(&anyone(|src| log_lines::restarted("ssh", src))), "{}", daemon.log_text());
 }
 
 #[test]
@@ -70,7 +70,8 @@ fn a_client_whose_syns_are_retransmitted_still_gets_in() {
         assert!(connect(&lab.client, CLIENT_V4, to, Duration::from_millis(1500)).is_err(), "the knock port answers");
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.log_text().contains("stage 3 of 3") || daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
+    let counted = daemon.logged(&log_lines::stage("ssh", CLIENT_V4, 3, 3)) || daemon.logged(&opened_for(CLIENT_V4));
+    assert!(counted, "{}", daemon.log_text());
 }
 
 #[test]
@@ -115,8 +116,8 @@ fn traffic_for_other_hosts_is_not_a_knock() {
         other_host.send(&Knock::tcp_syn(src, server, port).src_port(43000 + i as u16).seq(1).emit());
     }
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh(SERVER_V4), DROP_WAIT), "{}", daemon.log_text());
-    assert!(daemon.wait_log("not counted: sent to 198.18.77.1, not to this host", WITHIN), "{}", daemon.log_text());
-    assert!(!daemon.log_text().contains("stage 1"), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::not_to_this_host(src.into(), elsewhere.into()), WITHIN);
+    assert!(!daemon.logged(&log_lines::stage("ssh", CLIENT_V4, 1, 3)), "{}", daemon.log_text());
     // The same knocks, addressed to this host, open.
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
         to_server.send(&Knock::tcp_syn(src, server, port).src_port(44000 + i as u16).seq(1).emit());
@@ -143,7 +144,7 @@ fn with_ipv4_only_an_ipv6_packet_in_an_ipv4_frame_never_passes_the_filter() {
     }
     // A real knock afterwards, so the counters below are read once everything has arrived.
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 3", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::stage("ssh", CLIENT_V4, 1, 3), WITHIN);
     let counters = daemon.counters();
     assert!(counters.contains("counters: packets=1 kernel_packets=1 "), "{counters}");
 }

@@ -95,7 +95,7 @@ fn two_daemons_in_two_namespaces_with_default_settings_both_start_and_answer_sta
     for (ns, config) in [&lab.server, &lab.client].into_iter().zip(&configs) {
         // No --control: the default socket, and the default lock.
         let daemon = Daemon::spawn_program(ns, &knockd_path(), &["-D", "-c", config.path.to_str().unwrap()]);
-        assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+        daemon.expect_log(log_lines::LISTENING, Duration::from_secs(20));
         daemons.push(daemon);
     }
     for ((ns, config), daemon) in [&lab.server, &lab.client].into_iter().zip(&configs).zip(&daemons) {
@@ -125,13 +125,13 @@ fn totals_survive_a_reload() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = spa::read_key(&secret).unwrap();
     send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &spa::encode(&fresh_request("ssh"), &key));
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(30)), WITHIN);
     let before = daemon.counters();
     assert_eq!(counter(&before, "spa_verified"), Some(1), "{before}");
     assert_eq!(counter(&before, "spa_accepted"), Some(1), "{before}");
 
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), WITHIN);
     let after = daemon.counters();
     for name in ["spa_verified", "spa_dropped_in_flood", "spa_accepted", "opens", "packets"] {
         assert_eq!(counter(&after, name), counter(&before, name), "{name} after SIGHUP: {after}");

@@ -48,7 +48,7 @@ fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, Proto::Tcp);
-    assert!(daemon.wait_log("hung: 198.18.0.2: running command: sleep 30", WITHIN));
+    daemon.expect_log(&log_lines::running("hung", ip(CLIENT_V4), "sleep 30"), WITHIN);
     let knocked = Instant::now();
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "stop 198.18.0.2", Duration::from_secs(5));
@@ -70,11 +70,9 @@ fn commands_that_leave_a_background_child_holding_stderr_leave_no_thread() {
         lab.add_client_addr(&format!("{src}/16"));
         knock(&lab.client, &src, SERVER_V4, 7000, Proto::Tcp);
     }
-    let deadline = Instant::now() + WITHIN;
-    while daemon.log_text().matches("running command: sleep 33").count() < 20 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(daemon.log_text().matches("running command: sleep 33").count(), 20, "{}", daemon.log_text());
+    let ran = anyone(|src| log_lines::running("bg", src, "sleep 33"));
+    eventually(WITHIN, || daemon.count(&ran) >= 20);
+    assert_eq!(daemon.count(&ran), 20, "{}", daemon.log_text());
     std::thread::sleep(Duration::from_millis(300));
     let threads = proc_status(daemon.pid(), "Threads:");
     assert!(threads <= 3, "{threads} threads: one per command still blocked on a background child's stderr?");

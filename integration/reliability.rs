@@ -27,7 +27,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
     let mut daemon = Daemon::start(&lab.server, &config, &[]);
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log(": OPEN ", WITHIN));
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(3)), WITHIN);
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
     let killed_at = Instant::now();
@@ -43,7 +43,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
     // A grant made before a crash survives the restart; nothing is duplicated.
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log(": OPEN ", WITHIN));
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(3)), WITHIN);
     let mut daemon = daemon;
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
@@ -62,12 +62,8 @@ fn a_flushed_ruleset_is_put_back_and_the_next_knock_works() {
     let config = ConfigFile::new("knockd.yaml", &door("30s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     lab.server.nft(&["flush", "ruleset"]);
-    assert!(
-        daemon.wait_log("was removed from outside: putting it back", Duration::from_secs(5)),
-        "{}",
-        daemon.log_text()
-    );
-    assert!(daemon.wait_log("table inet knockd restored", WITHIN));
+    daemon.expect_log(&log_lines::putting_back("table inet knockd was removed"), Duration::from_secs(5));
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), WITHIN);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the door is closed again");
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
@@ -121,7 +117,7 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     let config = ConfigFile::new("knockd.yaml", &door("60s"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log(": OPEN ", WITHIN));
+    daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(60)), WITHIN);
 
     let good = |n: u16| {
         format!("doors:\n  ssh:\n    sequence: [{}, 6001]\n    open: {{ports: [22], timeout: 60s}}\n", 5000 + n)
@@ -142,7 +138,7 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     assert!(started.elapsed() < Duration::from_secs(3), "the storm itself is bounded");
     std::thread::sleep(Duration::from_millis(500));
 
-    assert!(daemon.log_text().contains("reload failed, keeping the running config"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::reload_failed(ANY)), "{}", daemon.log_text());
     assert!(set_has(&lab, "198.18.0.3"), "no grant was lost");
     assert!(connect(&lab.client, OTHER_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[5098, 6001]);
@@ -273,7 +269,7 @@ fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() 
     assert!(command_caps.trim().ends_with("0000000000003000"), "the command got more: {command_caps}");
     // The table can still be restored without the dropped capabilities.
     lab.server.nft(&["flush", "ruleset"]);
-    assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), Duration::from_secs(5));
 
     drop(daemon);
     let kept = Daemon::start(&lab.server, &config, &["--keep-capabilities"]);
@@ -305,7 +301,7 @@ fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let pidfile = config.path.with_file_name("knockd.pid");
     let daemon = Daemon::start(&lab.server, &config, &["-p", pidfile.to_str().unwrap()]);
-    assert!(daemon.log_text().contains("running as user knockd"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::running_as("knockd")), "{}", daemon.log_text());
     assert_eq!(uids(daemon.pid()), (uid, uid));
     assert_eq!(std::fs::metadata(config.state_dir()).unwrap().gid(), gid, "the state directory is its");
     assert_eq!(capabilities(daemon.pid()).0, NET_ADMIN_AND_RAW);
@@ -322,21 +318,22 @@ fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     assert_eq!(std::fs::metadata(&replay).expect("the replay cache was written").uid(), uid);
 
     lab.server.nft(&["flush", "ruleset"]);
-    assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), Duration::from_secs(5));
     config.rewrite(&yaml.replace("timeout: 30s}}\n  spa", "timeout: 45s}}\n  spa"));
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 2 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(2), WITHIN);
     assert!(daemon.stop().success());
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap_or_default(), "", "the pid file is left empty");
 
     // Restarted (as root, then knockd again): the cache knockd wrote is read.
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.log_text().contains("running as user knockd"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::running_as("knockd")), "{}", daemon.log_text());
     drop(daemon);
     // And by a daemon that now stays root (a door with a command): its own user's files are
     // trusted, and the directory is given back to root.
     config.rewrite(&yaml.replace("timeout: 30s}}\n  spa", "timeout: 30s}, command: \"true\"}\n  spa"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.log_text().contains("staying root after start: door ssh runs commands"), "{}", daemon.log_text());
+    let staying = log_lines::staying_root("door ssh runs commands");
+    assert!(daemon.logged(&staying), "{}", daemon.log_text());
     assert_eq!(std::fs::metadata(config.state_dir()).unwrap().uid(), 0, "{}", daemon.log_text());
 }

@@ -124,11 +124,7 @@ fn a_knock_opens_a_dnat_to_the_lan_host_for_the_grantee_only_until_it_expires() 
     assert!(!gets_in(lab, CLIENT_V4, nat), "nothing is forwarded before the knock");
 
     knock_nas(lab, CLIENT_V4, SERVER_V4);
-    assert!(
-        daemon.wait_log("nas: 198.18.0.2: OPEN 2522/tcp to 198.19.1.10:22 for 3s", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&opened("nas", CLIENT_V4, "2522/tcp to 198.19.1.10:22", secs(3)), WITHIN);
     let mut stream = connect(&lab.client, CLIENT_V4, nat, WITHIN).expect("the grantee reaches the LAN host");
     assert!(still_works(&mut stream));
     assert!(!gets_in(lab, OTHER_V4, nat), "a stranger (the address next to the grantee's) is not forwarded");
@@ -148,7 +144,7 @@ fn a_knock_opens_a_pinhole_through_the_router_for_the_grantee_only() {
     assert!(!gets_in(lab, CLIENT_V6, nas), "knockd's forward guard drops it before the knock");
 
     knock_nas(lab, CLIENT_V6, SERVER_V6);
-    assert!(daemon.wait_log("OPEN to [2001:db8:8::10]:22/tcp for 3s", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("nas", CLIENT_V6, "to [2001:db8:8::10]:22/tcp", secs(3)), WITHIN);
     let mut stream = connect(&lab.client, CLIENT_V6, nas, WITHIN).expect("the grantee reaches the LAN host");
     assert!(!gets_in(lab, OTHER_V6, nas), "a stranger stays out");
     assert!(eventually(Duration::from_secs(6), || !gets_in(lab, CLIENT_V6, nas)), "closed again");
@@ -179,7 +175,7 @@ fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
     lab.server.nft(&["-f", &ruleset("fw4.nft")]);
     let config = ConfigFile::new("knockd.yaml", FW4);
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.wait_log("knockd's rules in table inet fw4 (zone wan) installed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::installed("knockd's rules in table inet fw4 (zone wan)"), WITHIN);
     assert!(!lab.server.nft(&["list", "tables"]).contains("knockd"), "no table of knockd's own");
     let (local, nat) = (at(SERVER_V4, 2222), at(SERVER_V4, 2522));
     assert!(!gets_in(lab, CLIENT_V4, local) && !gets_in(lab, CLIENT_V4, nat), "fw4 rejects both before");

@@ -41,7 +41,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
         ],
     );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 2s (key alice)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "22/tcp", secs(2), "", &vouched("key alice")), WITHIN);
 
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();
@@ -51,7 +51,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     std::thread::sleep(Duration::from_millis(2500)); // the grant expires
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: replayed"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replayed packet opened the door");
 
     // A tampered packet (another door name, same signature) is refused too.
@@ -115,7 +115,7 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     let request = fresh_request("ssh");
     let captured = spa::encode(&request, &key);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("ssh: 198.18.0.3: OPEN", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(30)), WITHIN);
     assert!(daemon.stop().success());
     let cache = std::fs::read_to_string(config.state_dir().join("ssh.replay")).expect("the replay cache is on disk");
     assert!(cache.starts_with("knockd-replay-cache 1\n") && cache.lines().count() == 2, "{cache}");
@@ -124,7 +124,7 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: replayed"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay after the restart opened the door");
 }
 
@@ -139,7 +139,7 @@ fn require_address_refuses_packets_that_name_no_address() {
     let out =
         knock_client(&lab.client, &[&base[..], &["--wait-open", "22", "--wait-timeout", "2", SERVER_V4]].concat());
     assert_eq!(out.status.code(), Some(1), "a packet for whoever sends it opened the door");
-    assert!(daemon.wait_log("names no address, and the door requires one", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log("names no address, and the door requires one", WITHIN);
     let out =
         knock_client(&lab.client, &[&base[..], &["--spa-address", CLIENT_V4, "--wait-open", "22", SERVER_V4]].concat());
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());

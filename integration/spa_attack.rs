@@ -47,7 +47,8 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
     let cpu_before = cpu_time(daemon.pid());
     let idle_from = Instant::now();
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &version_1(&fresh_request("ssh"), &mallory));
-    assert!(daemon.wait_log("198.18.0.3: SPA packet rejected: bad signature", WITHIN), "{}", daemon.log_text());
+    let bad = log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: bad signature");
+    daemon.expect_log(&bad, WITHIN);
     std::thread::sleep(Duration::from_secs(2));
     let cpu = cpu_time(daemon.pid()) - cpu_before;
     let idle = idle_from.elapsed();
@@ -60,7 +61,7 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
     let spa::Key::Ed25519(last) = spa::read_key(&keys[64]).unwrap() else { panic!("an Ed25519 key") };
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &version_1(&fresh_request("ssh"), &last));
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("198.18.0.3: OPEN 22/tcp for 30s (key key64)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::open("ssh", OTHER_V4, "22/tcp", secs(30), "", &vouched("key key64")), WITHIN);
 }
 
 #[test]
@@ -140,7 +141,7 @@ fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_r
         state_dir_owner(&state, true);
         send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
         assert!(daemon.wait_log(refused, WITHIN), "{round}: {}", daemon.log_text());
-        let line = daemon.log_text().lines().find(|l| l.contains(refused)).unwrap().to_owned();
+        let line = daemon.line_with(refused, Duration::ZERO);
         assert!(line.contains(fix) && line.contains(&state.display().to_string()), "{round}: {line}");
         eprintln!("{line}");
         assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "{round}: opened");
@@ -156,6 +157,6 @@ fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_r
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: replayed"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay opened");
 }
