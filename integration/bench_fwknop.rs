@@ -119,8 +119,7 @@ fn start(server: Server, lab: &Lab) -> (Daemon, ConfigFile) {
 
 /// SPA sent -> first accepted connect, for `trials` sources; the median, and how many got in.
 pub fn latency(server: Server, trials: usize) -> (Option<Duration>, usize) {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let (_daemon, _file) = start(server, &lab);
     let target: IpAddr = SERVER_V4.parse().unwrap();
     let mut samples = Vec::new();

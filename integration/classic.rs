@@ -13,8 +13,7 @@ const DEBIAN_DEFAULT: &str = include_str!("../tests/fixtures/debian-knockd.conf"
 
 #[test]
 fn the_debian_default_config_opens_and_closes_with_iptables() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     // The admin's firewall: everything is dropped unless a rule accepts it.
     lab.server.run(|| cmd("iptables", &["-P", "INPUT", "DROP"]));
     let config = ConfigFile::new("knockd.conf", DEBIAN_DEFAULT);
@@ -54,8 +53,7 @@ fn commands_get_the_knocker_address_for_ipv4_and_ipv6() {
     cmd_timeout: 1s
 "
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, Proto::Udp);
     knock(&lab.client, CLIENT_V6, SERVER_V6, 7000, Proto::Tcp);
@@ -80,8 +78,7 @@ fn a_failing_command_is_logged_with_status_and_stderr() {
 
 #[test]
 fn one_time_sequences_are_used_once_until_they_run_out() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let seqs = ConfigFile::new("ssh.seq", "# one line per knock\n7001,7002\n7003,7004\n");
     let yaml = format!(
         "doors:
@@ -94,8 +91,7 @@ fn one_time_sequences_are_used_once_until_they_run_out() {
 ",
         seqs.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7001, 7002]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
@@ -130,8 +126,7 @@ fn sighup_keeps_progress_and_pending_stops() {
 ",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     // A grant whose stop is pending, and a second source half-way through its knock.
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
@@ -164,8 +159,7 @@ fn sigterm_runs_pending_stop_commands_before_exiting() {
 
 #[test]
 fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     // `user: root`: a daemon that stays root removes its pid file at exit (one that gives root up
     // can only empty it: reliability.rs). Every path is relative, on the command line and in the
     // file: the background daemon changes to /, and must still find them all on reload.

@@ -124,13 +124,9 @@ fn a_knockd_conf_logs_the_lines_the_classic_knockd_writes() {
 /// door's own name.
 #[test]
 fn a_door_with_a_classic_name_opens_and_keeps_its_sets_across_a_restart() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "doors:\n  \"Open rtorrent\":\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 1m}\n",
-    );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) =
+        lab.knockd("doors:\n  \"Open rtorrent\":\n    sequence: [7000, 8000]\n    open: {ports: [22], timeout: 1m}\n");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "guarded before");
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());

@@ -19,8 +19,7 @@ fn setup() -> (Lab, Daemon, ConfigFile, Echo, Echo) {
     let lab = Lab::new();
     let ssh = lab.sshd();
     let other = Echo::start(&lab.server, "[::]:2222".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", CONFIG);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(CONFIG);
     (lab, daemon, config, ssh, other)
 }
 

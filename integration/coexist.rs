@@ -31,6 +31,16 @@ fn check(lab: &Lab, config: &ConfigFile) -> (Option<i32>, String) {
     (out.status.code(), printed(&out))
 }
 
+/// The same, which must exit with `code` and print each of `lines`; all it printed.
+fn check_says(lab: &Lab, config: &ConfigFile, code: i32, lines: &[&str]) -> String {
+    let (status, text) = check(lab, config);
+    assert_eq!(status, Some(code), "{text}");
+    for line in lines {
+        assert!(text.contains(line), "`{line}` missing: {text}");
+    }
+    text
+}
+
 const STANDALONE: &str = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [2222], timeout: 30s}\n";
 /// Door ssh adding its grants to firewalld's ipset (the fixture's `knockd_ssh4`).
 pub(crate) const ATTACHED: &str = "doors:
@@ -49,13 +59,8 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
     lab.server.nft(&["-f", &plain_firewalld(&standalone)]);
     assert!(!gets_in(&lab, CLIENT_V4, port(2222)), "firewalld rejects 2222");
 
-    let (code, text) = check(&lab, &standalone);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(
-        text.contains("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle"),
-        "{text}"
-    );
-    assert!(text.contains("firewall-cmd --permanent --add-port=2222/tcp"), "{text}");
+    let rejects = "door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle";
+    check_says(&lab, &standalone, 4, &[rejects, "firewall-cmd --permanent --add-port=2222/tcp"]);
     let daemon = Daemon::start(&lab.server, &standalone, &[]);
     let rejects = format!("table inet firewalld chain filter_INPUT rejects it (handle {ANY})");
     daemon.expect_log(&log_lines::host_drops("door ssh: 2222/tcp over IPv4", &rejects), WITHIN);
@@ -69,11 +74,12 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
 
     // Attached to the ipset (an interval set, as firewalld makes them): exactly the grantee.
     let attached = ConfigFile::new("knockd.yaml", ATTACHED);
-    let (code, text) = check(&lab, &attached);
-    assert!(text.contains("door ssh: set inet firewalld knockd_ssh4: ok"), "{text}");
-    assert!(text.contains("door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it"), "{text}");
-    assert!(text.contains("a start removes it"), "the old table is reported: {text}");
-    assert_eq!(code, Some(0), "{text}");
+    let lines = [
+        "door ssh: set inet firewalld knockd_ssh4: ok",
+        "door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it",
+        "a start removes it", // the old table
+    ];
+    check_says(&lab, &attached, 0, &lines);
     lab.add_client_addr("198.18.0.41/16");
     lab.add_client_addr("198.18.0.42/16");
     lab.add_client_addr("198.18.0.43/16");
@@ -145,13 +151,8 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     lab.server.nft(&["-f", &ruleset("drop-policy.nft")]);
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(
-        text.contains("door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)"),
-        "{text}"
-    );
-    assert!(text.contains("nft add rule inet filter input tcp dport 2222 accept"), "{text}");
+    let drops = "door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)";
+    check_says(&lab, &config, 4, &[drops, "nft add rule inet filter input tcp dport 2222 accept"]);
 
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
@@ -172,17 +173,15 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
     daemon.expect_log(&log_lines::host_cannot_tell("door ssh: 2222/tcp over IPv4", &blocklist, true), WITHIN);
     assert!(gets_in(&lab, CLIENT_V4, port(2222)), "the grant works now");
     assert!(!gets_in(&lab, OTHER_V4, port(2222)), "a stranger is still dropped by knockd's guard");
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "{text}");
+    check_says(&lab, &config, 0, &[]);
 }
 
 #[test]
 fn on_a_bare_host_check_is_clean() {
     let lab = Lab::new();
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("host firewall: ok") && !text.contains("note:") && !text.contains("warning"), "{text}");
+    let text = check_says(&lab, &config, 0, &["host firewall: ok"]);
+    assert!(!text.contains("note:") && !text.contains("warning"), "{text}");
 }
 
 #[test]
@@ -204,8 +203,7 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
         "@knock_ssh4",
         "accept",
     ]);
-    let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(STANDALONE);
     assert!(lab.server.nft(&["list", "table", "inet", "knockd"]).contains("tcp dport 2222 drop"));
     config.rewrite(
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open:\n      set: {table: filter, ipv4: knock_ssh4, ipv6: knock_ssh6}\n      timeout: 30s\n",
@@ -221,8 +219,7 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
 fn knockds_own_table_deleted_comes_back_with_its_live_grants() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(STANDALONE);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
     lab.server.nft(&["delete", "table", "inet", "knockd"]);
@@ -315,9 +312,9 @@ fn iptables_rules_cannot_be_looked_into_and_check_says_what_to_do() {
     ipt(&["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]);
     ipt(&["-A", "INPUT", "-j", "REJECT"]);
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "a note, not an error: {text}");
-    assert!(text.contains("note: door ssh: 2222/tcp over IPv4: table ip filter chain INPUT may drop it: knockd cannot tell (xtables match conntrack)"), "{text}");
+    // A note, not an error.
+    let note = "note: door ssh: 2222/tcp over IPv4: table ip filter chain INPUT may drop it: knockd cannot tell (xtables match conntrack)";
+    let text = check_says(&lab, &config, 0, &[note]);
     assert!(
         text.contains("ufw allow 2222/tcp")
             && text.contains("command: ufw insert 1 allow from %IP% to any port 2222 proto tcp"),
@@ -378,9 +375,7 @@ fn an_fwknop_door_attaches_to_per_port_sets_of_the_admins_table() {
     let config = ConfigFile::private("knockd.yaml", yaml);
     let rules = config.write("admin.nft", admin);
     lab.server.nft(&["-f", rules.to_str().unwrap()]);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("door stanza1: 2222/tcp over IPv4: nothing in the host's firewall drops it"), "{text}");
+    check_says(&lab, &config, 0, &["door stanza1: 2222/tcp over IPv4: nothing in the host's firewall drops it"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     for (src, server) in [(CLIENT_V4, SERVER_V4), (CLIENT_V6, SERVER_V6)] {
         let packet = fwknop_packet(&lab, &config, src, "tcp/2222");
@@ -408,16 +403,13 @@ fn the_firewalld_templates_open_the_port_both_ways() {
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
     let yaml = std::fs::read_to_string(format!("{dir}/knockd-firewalld.yaml")).unwrap();
     let attached = ConfigFile::new("knockd.yaml", &yaml);
-    let (code, text) = check(&lab, &attached);
-    assert_eq!(code, Some(0), "{text}");
-    for line in [
+    let lines = [
         "door ssh: set inet firewalld knockd_ssh4: ok",
         "door ssh: set inet firewalld knockd_ssh6: ok",
         "door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it",
         "door ssh: 2222/tcp over IPv6: nothing in the host's firewall drops it",
-    ] {
-        assert!(text.contains(line), "{line}: {text}");
-    }
+    ];
+    check_says(&lab, &attached, 0, &lines);
     // Way 1, as firewalld renders ports.sh's --add-port in the public zone.
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
     let standalone = ConfigFile::new("knockd.yaml", STANDALONE);
@@ -439,7 +431,5 @@ fn the_firewalld_templates_open_the_port_both_ways() {
         "}",
         "accept",
     ]);
-    let (code, text) = check(&lab, &standalone);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("host firewall: ok"), "{text}");
+    check_says(&lab, &standalone, 0, &["host firewall: ok"]);
 }

@@ -36,8 +36,7 @@ fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
         "doors:\n  ssh:\n    sequence: [7000]\n    command: \"sleep 0.2; echo start %IP% $(date +%s.%N) >> {path}\"\n    \
          stop_command: \"echo stop %IP% $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
 
     // The real client completes, then 2,000 spoofed sources complete the same door at once.
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
@@ -77,8 +76,7 @@ fn the_stop_command_runs_cmd_timeout_after_the_start_command_has_finished() {
         "doors:\n  ssh:\n    sequence: [7000]\n    command: \"echo begin $(date +%s.%N) >> {path}; sleep 2; echo end \
          $(date +%s.%N) >> {path}\"\n    stop_command: \"echo stop $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let begin = stamp(&out.path, "begin", WITHIN).unwrap_or_else(|| panic!("{}", daemon.log_text()));
     let stop = stamp(&out.path, "stop", Duration::from_secs(8)).unwrap_or_else(|| panic!("{}", daemon.log_text()));
@@ -97,8 +95,7 @@ fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
         "doors:\n  ssh:\n    sequence: [7000]\n    command: \"runuser -u nobody -- id -u > {}\"\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &door);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&door);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     // As classic configs meet it: runuser cannot switch users without CAP_SETUID/CAP_SETGID.
     let (status, stderr) = ("exited with status 1", "runuser: cannot set groups: Operation not permitted");

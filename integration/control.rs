@@ -113,10 +113,8 @@ fn status_as_another_user_says_to_run_it_as_root() {
 
 #[test]
 fn an_admin_grants_and_revokes_and_the_log_names_them() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", TWO_DOORS);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(TWO_DOORS);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     let said = ask(&lab.server, &config, &["grant", CLIENT_V4, "--door", "ssh", "--for", "5m"]);

@@ -37,15 +37,13 @@ fn wait_until_expired(lab: &Lab, set: &str, addr: &str, within: Duration) -> boo
 
 #[test]
 fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     assert!(
         connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok(),
         "baseline: the service answers without knockd"
     );
 
-    let config = ConfigFile::new("knockd.yaml", &config("3s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&config("3s"));
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed before the knock");
 
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
@@ -88,10 +86,8 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 
 #[test]
 fn ipv6_knock_opens_over_ipv6() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(&config("30s"));
     assert!(is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT));
 
     knock_all(&lab, CLIENT_V6, SERVER_V6, &sequence());
@@ -103,10 +99,8 @@ fn ipv6_knock_opens_over_ipv6() {
 
 #[test]
 fn wrong_or_slow_sequences_do_not_open() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(&config("30s"));
 
     let (tcp, udp) = (PortProto::tcp, PortProto::udp);
     let attempts: [(&str, &[PortProto]); 4] = [
@@ -133,14 +127,12 @@ fn wrong_or_slow_sequences_do_not_open() {
 
 #[test]
 fn two_hundred_interleaved_knockers_all_get_in() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let sources: Vec<String> = (1..=200).map(|i| format!("198.18.{}.{}", 10 + i / 100, i % 100 + 1)).collect();
     for src in &sources {
         lab.add_client_addr(&format!("{src}/16"));
     }
-    let config = ConfigFile::new("knockd.yaml", &config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"));
 
     // Round-robin: every source's first knock, then every second knock, then every third.
     let server: IpAddr = SERVER_V4.parse().unwrap();
@@ -158,10 +150,8 @@ fn two_hundred_interleaved_knockers_all_get_in() {
 
 #[test]
 fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("8s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&config("8s"));
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
 
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
@@ -191,8 +181,7 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
 
 #[test]
 fn the_interface_option_limits_where_knocks_are_heard() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let config = ConfigFile::new("knockd.yaml", &config("30s"));
 
     let daemon = Daemon::start(&lab.server, &config, &["-i", "lo"]);
@@ -229,10 +218,8 @@ fn a_bad_config_exits_1_and_touches_no_firewall() {
 
 #[test]
 fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&config("30s"));
 
     config.rewrite(&config_text_with_sequence("[6000, 6001]"));
     daemon.signal(libc::SIGHUP);
@@ -254,8 +241,7 @@ fn config_text_with_sequence(sequence: &str) -> String {
 #[test]
 fn knocking_again_restarts_the_timeout() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", &config("3s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&config("3s"));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     let open = opened("ssh", CLIENT_V4, "22/tcp", secs(3));
     daemon.expect_log(&open, Duration::from_secs(3));

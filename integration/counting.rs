@@ -26,8 +26,7 @@ fn behind_a_bridge_each_knock_counts_once() {
     lab.server.ip(&["addr", "add", &format!("{SERVER_V4}/16"), "dev", "br0", "nodad"]);
     lab.server.ip(&["link", "set", "br0", "up"]);
     let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(DOOR);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
     assert!(!daemon.logged(&anyone(|src| log_lines::restarted("ssh", src))), "{}", daemon.log_text());
@@ -39,10 +38,8 @@ fn behind_a_bridge_each_knock_counts_once() {
 /// cannot be made here; the frames it would show are sent instead: each knock plain and tagged.
 #[test]
 fn a_knock_seen_tagged_and_untagged_counts_once() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(DOOR);
     let (plain, tagged) = (Sender::new(&lab, 0x0800), Sender::new(&lab, 0x8100));
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
@@ -63,8 +60,7 @@ fn a_client_whose_syns_are_retransmitted_still_gets_in() {
     lab.server.nft(&["add", "chain", "inet", "admin", "in", "{ type filter hook input priority -10; }"]);
     lab.server.nft(&["add", "rule", "inet", "admin", "in", "tcp", "dport", "{ 7000, 8000, 9000 }", "drop"]);
     let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(DOOR);
     for port in [7000, 8000, 9000] {
         let to = at(SERVER_V4, port);
         assert!(connect(&lab.client, CLIENT_V4, to, Duration::from_millis(1500)).is_err(), "the knock port answers");
@@ -76,13 +72,10 @@ fn a_client_whose_syns_are_retransmitted_still_gets_in() {
 
 #[test]
 fn repeated_packets_are_one_knock_and_repeated_ports_still_work() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new(
-        "knockd.yaml",
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(
         "doors:\n  ssh: {sequence: [7000, 7000, 8000, 9000], seq_timeout: 20s, open: {ports: [22], timeout: 30s}}\n",
     );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
     // Raw frames: every packet twice, each knock its own connection (source port, sequence).
     let sender = Sender::new(&lab, 0x0800);
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
@@ -99,10 +92,8 @@ fn repeated_packets_are_one_knock_and_repeated_ports_still_work() {
 
 #[test]
 fn traffic_for_other_hosts_is_not_a_knock() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(DOOR);
     let (src, server): (Ipv4Addr, Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     // A router's view: frames to its own link address, for an address that is not its own.
     let to_server = Sender::new(&lab, 0x0800);

@@ -22,8 +22,7 @@ fn a_datagram_with_the_payload_opens_the_door_for_its_sender_until_the_timeout()
          open: {{ports: [22], timeout: 2s}}\n",
         payload.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed before");
 
     send(&lab, CLIENT_V4, b"open sesamE");

@@ -26,8 +26,7 @@ fn many_doors(n: u16, timeout: &str) -> String {
 fn a_thousand_doors_start_reload_and_open() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:10999".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", &many_doors(1000, "30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&many_doors(1000, "30s"));
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     assert_eq!(chain.matches(" drop").count(), 1000, "one drop per door's port");
     assert_eq!(lab.server.nft(&["list", "sets", "inet"]).matches("set d").count(), 2000);
@@ -79,11 +78,8 @@ fn guarded(lab: &Lab) -> bool {
 
 #[test]
 fn outside_changes_to_the_chain_are_repaired_within_a_second() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config =
-        ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd("doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     let changes: [(&str, &[&str]); 4] = [
         ("a flushed chain", &["flush", "chain", "inet", "knockd", "input"]),
@@ -143,8 +139,7 @@ fn a_second_daemon_on_the_same_table_refuses_and_names_the_first() {
 fn a_reload_removes_a_renamed_table_and_the_sets_of_dropped_doors() {
     let lab = Lab::new();
     let two = "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n  web: {sequence: [7001, 8001], open: {ports: [80], timeout: 30s}}\n";
-    let config = ConfigFile::new("knockd.yaml", two);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(two);
     assert!(lab.server.nft(&["list", "sets", "inet"]).contains("web_v4"));
 
     config.rewrite("doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
@@ -196,8 +191,7 @@ fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
 
 #[test]
 fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     lab.server.nft(&["-f", &template("attach.nft")]);
     lab.server.nft(&["add", "set", "inet", "filter", "knock_web4", "{ type ipv4_addr; flags timeout; }"]);
     // Three doors on one knock: two share the admin's set, the third has its own.
@@ -208,8 +202,7 @@ fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
         set("knock_ssh4"),
         set("knock_web4")
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     // The admin's set of door c goes away after the start: c's grants fail, and only c's.
     lab.server.nft(&["delete", "set", "inet", "filter", "knock_web4"]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);

@@ -13,9 +13,7 @@ const WITHIN: Duration = Duration::from_secs(5);
 #[test]
 fn a_knock_never_shortens_an_admins_longer_grant() {
     let lab = Lab::new();
-    let config =
-        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd("doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     ask(&lab.server, &config, &["grant", CLIENT_V4, "--door", "ssh", "--for", "1h"]);
     assert!(eventually(WITHIN, || lab.server.set_elements("knockd", "ssh_v4").contains("timeout 1h")));
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
@@ -29,13 +27,10 @@ fn a_knock_never_shortens_an_admins_longer_grant() {
 
 #[test]
 fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new(
-        "knockd.yaml",
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(
         "nftables: {set_size: 16}\ndoors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 3s}\n",
     );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(lab.server.nft(&["list", "set", "inet", "knockd", "ssh_v4"]).contains("size 16"));
     let sender = Sender::new(&lab, 0x0800);
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
@@ -61,9 +56,7 @@ fn a_flood_of_spoofed_grants_fills_the_set_to_its_size_and_says_so_once() {
 fn a_drop_policy_put_on_knockds_chain_is_repaired() {
     let lab = Lab::new();
     let _web = Echo::start(&lab.server, "0.0.0.0:80".parse().unwrap());
-    let config =
-        ConfigFile::new("knockd.yaml", "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd("doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n");
     let web = at(SERVER_V4, 80);
     assert!(connect(&lab.client, CLIENT_V4, web, WITHIN).is_ok(), "knockd's chain leaves other ports alone");
     lab.server.nft(&["add", "chain", "inet", "knockd", "input", "{", "policy", "drop", ";", "}"]);

@@ -46,8 +46,7 @@ fn command_line(exec_start: &str, env: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn the_unit_runs_the_installed_daemon_with_knockd_opts_from_etc_default_knockd() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let prefix = install(&config.path.with_file_name("root"));
     let unit = std::fs::read_to_string(prefix.join("lib/systemd/system/knockd.service")).unwrap();

@@ -24,8 +24,7 @@ const DOORS: &str = "doors:
 #[test]
 fn a_timed_out_attempt_is_logged_when_it_ends_and_debug_says_why_knocks_did_not_count() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", DOORS);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(DOORS);
     let log = |line: String| daemon.expect_log(&line, WITHIN);
     let client = ip(CLIENT_V4);
 

@@ -25,12 +25,10 @@ const ATTACH: &str = "doors:
 
 #[test]
 fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     lab.server.nft(&["-f", &template("attach.nft")]);
     let chain_before = lab.server.nft(&["list", "chain", "inet", "filter", "input"]);
-    let config = ConfigFile::new("knockd.yaml", ATTACH);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(ATTACH);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the admin's drop policy holds");
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);

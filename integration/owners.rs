@@ -23,8 +23,7 @@ fn an_admins_eviction_from_an_attached_set_sticks_and_the_owners_reload_is_refil
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
-    let config = ConfigFile::new("knockd.yaml", &attached());
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&attached());
     let grant = || ask(&lab.server, &config, &["grant", CLIENT_V4, "--door", "ssh"]);
     grant();
     assert!(eventually(WITHIN, || opened_for(&lab, CLIENT_V4)), "{}", daemon.log_text());

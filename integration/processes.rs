@@ -23,8 +23,7 @@ fn a_command_inherits_no_descriptor_of_the_daemon() {
         "doors:\n  ssh:\n    sequence: [7000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"ls -l /proc/self/fd > {0}; echo done >> {0}\"\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "done", WITHIN);
     let fds: Vec<&str> = text.lines().filter_map(|l| l.split_once(" -> ")?.0.split_whitespace().last()).collect();
@@ -45,8 +44,7 @@ fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
         "doors:\n  hung:\n    sequence: [6000]\n    command: \"sleep 30\"\n  quick:\n    sequence: [7000]\n    command: \"echo start %IP% >> {0}\"\n    stop_command: \"echo stop %IP% >> {0}\"\n    cmd_timeout: 1s\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, Proto::Tcp);
     daemon.expect_log(&log_lines::running("hung", ip(CLIENT_V4), "sleep 30"), WITHIN);
     let knocked = Instant::now();
@@ -59,11 +57,8 @@ fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
 #[test]
 fn commands_that_leave_a_background_child_holding_stderr_leave_no_thread() {
     let lab = Lab::new();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "doors:\n  bg:\n    sequence: [7000]\n    command: \"sleep 33 & echo started\"\n",
-    );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) =
+        lab.knockd("doors:\n  bg:\n    sequence: [7000]\n    command: \"sleep 33 & echo started\"\n");
     // Twenty sources: one source's same command, while it still runs, runs once.
     for n in 1..=20 {
         let src = format!("198.18.1.{n}");

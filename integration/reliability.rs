@@ -21,10 +21,8 @@ fn set_has(lab: &Lab, addr: &str) -> bool {
 
 #[test]
 fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("3s"));
-    let mut daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, mut daemon) = lab.knockd(&door("3s"));
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(3)), WITHIN);
@@ -57,10 +55,8 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
 
 #[test]
 fn a_flushed_ruleset_is_put_back_and_the_next_knock_works() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(&door("30s"));
     lab.server.nft(&["flush", "ruleset"]);
     daemon.expect_log(&log_lines::putting_back("table inet knockd was removed"), Duration::from_secs(5));
     daemon.expect_log(&log_lines::restored("nftables table inet knockd"), WITHIN);
@@ -112,10 +108,8 @@ fn capture_starts_before_its_interface_exists_and_targets_added_later_work() {
 
 #[test]
 fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("60s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&door("60s"));
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000, 9000]);
     daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(60)), WITHIN);
 
@@ -151,13 +145,8 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
 
 #[test]
 fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "log: {level: warn}\nlimits: {max_attempts: 5000}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    open: {ports: [22], timeout: 60s}\n",
-    );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd("log: {level: warn}\nlimits: {max_attempts: 5000}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    open: {ports: [22], timeout: 60s}\n");
     let sender = Sender::new(&lab, 0x0800);
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     let legit: Ipv4Addr = CLIENT_V4.parse().unwrap();
@@ -187,10 +176,8 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
 
 #[test]
 fn malformed_packets_never_take_the_daemon_down() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("30s"));
-    let mut daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, mut daemon) = lab.knockd(&door("30s"));
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     let v4 = Sender::new(&lab, 0x0800);
     let good = Knock::tcp_syn(CLIENT_V4.parse::<Ipv4Addr>().unwrap(), server, 7000).emit();
@@ -252,15 +239,13 @@ fn capabilities(pid: i32) -> (u64, u64, u64) {
 #[test]
 fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() {
     const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let out = ConfigFile::new("caps", "");
     let yaml = format!(
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"grep CapEff /proc/self/status >> {}\"\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&yaml);
     assert_eq!(capabilities(daemon.pid()), (NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW));
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());

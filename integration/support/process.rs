@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use knockd::log_lines::LISTENING;
 
-use super::lab::Netns;
+use super::lab::{Lab, Netns};
 use super::lines::{fits, shown};
 use super::temp_dir::{TempDir, set_mode};
 
@@ -240,6 +240,16 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Lab {
+    /// knockd started in the server on `yaml`, a knockd.yaml of its own: the file and the
+    /// daemon.
+    pub fn knockd(&self, yaml: &str) -> (ConfigFile, Daemon) {
+        let config = ConfigFile::new("knockd.yaml", yaml);
+        let daemon = Daemon::start(&self.server, &config, &[]);
+        (config, daemon)
     }
 }
 
