@@ -76,3 +76,28 @@ pub fn anyone(line: impl Fn(IpAddr) -> String) -> String {
     let stand_in = ip("198.19.255.254");
     line(stand_in).replace(&stand_in.to_string(), ANY)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_stands_for_any_text_on_the_line_and_nothing_else_does() {
+        let line = "ssh: 198.18.0.2: OPEN 2222/tcp for 30s, but table inet filter chain input rejects it (handle 38)";
+        let caveat = format!(", but table inet filter chain input rejects it (handle {ANY})");
+        assert!(fits(line, &log_lines::open("ssh", "198.18.0.2", "2222/tcp", secs(30), &caveat, "")));
+        assert!(fits(line, &opened("ssh", "198.18.0.2", "2222/tcp", secs(30))), "a line that goes on");
+        assert!(fits(line, &opened_for("198.18.0.2")));
+        assert!(!fits(line, &opened("ssh", "198.18.0.3", "2222/tcp", secs(30))), "another source");
+        assert!(!fits(line, &opened("ssh", "198.18.0.2", "2222/tcp", secs(60))), "another timeout");
+        // The pieces around ANY must come in order.
+        assert!(!fits(line, &format!("(handle 38){ANY}ssh: ")));
+        let restart = anyone(|src| log_lines::restarted("web", src));
+        assert!(fits("web: 2001:db8::7: knock out of order, sequence restarted", &restart));
+        assert!(!fits("ssh: 198.18.0.2: knock out of order, sequence restarted", &restart));
+        let held_back = left_out(log_lines::Flood::Grants);
+        assert!(fits("12 grant log lines left out in the last seconds (flood?)", &held_back));
+        assert!(!fits("12 knock log lines left out in the last seconds (flood?)", &held_back));
+        assert!(fits(" (key alice)", &vouched("key alice")));
+    }
+}
