@@ -60,7 +60,7 @@ pub fn vouched(by: &str) -> String {
 
 /// `198.18.0.3: OPEN `: a part of every OPEN line for `who`, whatever the door and what it
 /// opened.
-pub fn opened_for(who: &str) -> String {
+pub fn any_open_for(who: &str) -> String {
     format!("{who}{}", log_lines::OPENED)
 }
 
@@ -87,7 +87,7 @@ mod tests {
         let caveat = format!(", but table inet filter chain input rejects it (handle {ANY})");
         assert!(fits(line, &log_lines::open("ssh", "198.18.0.2", "2222/tcp", secs(30), &caveat, "")));
         assert!(fits(line, &opened("ssh", "198.18.0.2", "2222/tcp", secs(30))), "a line that goes on");
-        assert!(fits(line, &opened_for("198.18.0.2")));
+        assert!(fits(line, &any_open_for("198.18.0.2")));
         assert!(!fits(line, &opened("ssh", "198.18.0.3", "2222/tcp", secs(30))), "another source");
         assert!(!fits(line, &opened("ssh", "198.18.0.2", "2222/tcp", secs(60))), "another timeout");
         // The pieces around ANY must come in order.
