@@ -78,7 +78,7 @@ impl Subject {
                     &knockd_path(),
                     &["-c", &path, "-n", "-s", "--control", &control],
                 );
-                assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+                daemon.expect_log(log_lines::LISTENING, Duration::from_secs(20));
                 Subject { which, daemon, _config: config }
             }
             Which::Classic => {
@@ -94,6 +94,7 @@ impl Subject {
                 let config = ConfigFile::new("knockd.conf", &text);
                 let path = config.path.to_str().unwrap().to_owned();
                 let daemon = Daemon::spawn_program(&lab.server, CLASSIC, &["-c", &path, "-i", &lab.server_if, "-v"]);
+                // The classic knockd's own words.
                 assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
                 Subject { which, daemon, _config: config }
             }

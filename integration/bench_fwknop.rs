@@ -78,7 +78,7 @@ pub fn start_with(server: Server, lab: &Lab, setup: &Setup) -> Result<(Daemon, C
             let args =
                 ["-c", &path(&access.path), "--state-dir", &path(&state), "-n", "-s", "-v", "--control", &control];
             let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &args);
-            if !daemon.wait_log("listening on", Duration::from_secs(20)) {
+            if !daemon.wait_log(log_lines::LISTENING, Duration::from_secs(20)) {
                 return Err(daemon.log_text());
             }
             Ok((daemon, access))
@@ -119,8 +119,7 @@ fn start(server: Server, lab: &Lab) -> (Daemon, ConfigFile) {
 
 /// SPA sent -> first accepted connect, for `trials` sources; the median, and how many got in.
 pub fn latency(server: Server, trials: usize) -> (Option<Duration>, usize) {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let (_daemon, _file) = start(server, &lab);
     let target: IpAddr = SERVER_V4.parse().unwrap();
     let mut samples = Vec::new();

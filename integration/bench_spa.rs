@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use knockd::client::{self, Origin};
 use knockd::doors::spa;
 
-use crate::support::spa_packets::{forged_frames, fresh_request};
+use crate::support::spa_packets::{forged_frames, fresh_request, spa_config};
 use crate::support::*;
 
 /// What the flood measured.
@@ -25,26 +25,12 @@ pub struct SpaFlood {
 
 /// Runs the flood for about `secs` seconds (bounded) and measures.
 pub fn measure(secs: u64) -> SpaFlood {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let dir = ConfigFile::new("keys", "");
-    let keys: Vec<std::path::PathBuf> = (0..8)
-        .map(|i| {
-            let path = dir.path.with_file_name(format!("key{i}"));
-            knockd::client::keygen::generate(&path).unwrap();
-            path
-        })
-        .collect();
-    let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
-    let yaml = format!(
-        "log: {{level: info, syslog: false}}\ndoors:\n  ssh: {{spa: {{port: 62201, public_keys: [{}]}}, open: {{ports: [22], timeout: 30s}}}}\n",
-        public.join(", ")
-    );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(8, "log: {level: info, syslog: false}\n", "");
     let path = config.path.to_str().unwrap().to_owned();
     let control = config.control().to_str().unwrap().to_owned();
     let daemon = Daemon::spawn_program(&lab.server, &knockd_path(), &["-c", &path, "-n", "-s", "--control", &control]);
-    assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+    daemon.expect_log(log_lines::LISTENING, Duration::from_secs(20));
 
     let forged = forged_frames(&keys);
     let sender = frames::Sender::new(&lab, 0x0800);

@@ -13,8 +13,7 @@ const DEBIAN_DEFAULT: &str = include_str!("../tests/fixtures/debian-knockd.conf"
 
 #[test]
 fn the_debian_default_config_opens_and_closes_with_iptables() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     // The admin's firewall: everything is dropped unless a rule accepts it.
     lab.server.run(|| cmd("iptables", &["-P", "INPUT", "DROP"]));
     let config = ConfigFile::new("knockd.conf", DEBIAN_DEFAULT);
@@ -26,7 +25,7 @@ fn the_debian_default_config_opens_and_closes_with_iptables() {
     let rules = lab.server.run(|| cmd("iptables", &["-S", "INPUT"]));
     assert!(rules.contains("-A INPUT -s 198.18.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT"), "{rules}");
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT));
-    assert!(daemon.wait_log("openSSH: 198.18.0.2: running command: /sbin/iptables -A INPUT -s 198.18.0.2", WITHIN));
+    daemon.expect_log(&log_lines::running("openSSH", ip(CLIENT_V4), "/sbin/iptables -A INPUT -s 198.18.0.2"), WITHIN);
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[9000, 8000, 7000]);
     let closed = eventually(WITHIN, || !lab.server.run(|| cmd("iptables", &["-S", "INPUT"])).contains("198.18.0.2"));
@@ -54,8 +53,7 @@ fn commands_get_the_knocker_address_for_ipv4_and_ipv6() {
     cmd_timeout: 1s
 "
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, Proto::Udp);
     knock(&lab.client, CLIENT_V6, SERVER_V6, 7000, Proto::Tcp);
@@ -74,17 +72,13 @@ fn a_failing_command_is_logged_with_status_and_stderr() {
     let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000\ncommand = echo no such thing >&2; exit 7\n");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(
-        daemon.wait_log("ssh: 198.18.0.2: command exited with status 7: no such thing", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    let failed = log_lines::command_failed("ssh", ip(CLIENT_V4), "exited with status 7", "no such thing", None);
+    daemon.expect_log(&failed, WITHIN);
 }
 
 #[test]
 fn one_time_sequences_are_used_once_until_they_run_out() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let seqs = ConfigFile::new("ssh.seq", "# one line per knock\n7001,7002\n7003,7004\n");
     let yaml = format!(
         "doors:
@@ -97,8 +91,7 @@ fn one_time_sequences_are_used_once_until_they_run_out() {
 ",
         seqs.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7001, 7002]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
@@ -110,7 +103,7 @@ fn one_time_sequences_are_used_once_until_they_run_out() {
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7003, 7004]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("ssh: no more one-time sequences", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log("ssh: no more one-time sequences", WITHIN);
     assert_eq!(std::fs::read_to_string(&seqs.path).unwrap(), "# one line per knock\n#7001,7002\n#7003,7004\n");
 
     // The exhausted door is disabled; the daemon and its other doors carry on.
@@ -133,16 +126,15 @@ fn sighup_keeps_progress_and_pending_stops() {
 ",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     // A grant whose stop is pending, and a second source half-way through its knock.
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000]);
-    assert!(daemon.wait_log("198.18.0.3: stage 2 of 3", WITHIN));
+    daemon.expect_log(&log_lines::stage("ssh", OTHER_V4, 2, 3), WITHIN);
 
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), WITHIN);
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[9000]);
     assert!(file_contains(&out.path, "open 198.18.0.3", WITHIN), "progress lost on SIGHUP:\n{}", daemon.log_text());
     assert!(file_contains(&out.path, "close 198.18.0.2", Duration::from_secs(6)), "stop lost on SIGHUP");
@@ -167,8 +159,7 @@ fn sigterm_runs_pending_stop_commands_before_exiting() {
 
 #[test]
 fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     // `user: root`: a daemon that stays root removes its pid file at exit (one that gives root up
     // can only empty it: reliability.rs). Every path is relative, on the command line and in the
     // file: the background daemon changes to /, and must still find them all on reload.
@@ -198,16 +189,18 @@ fn daemon_mode_detaches_writes_a_locked_pidfile_logs_to_a_file_and_reloads() {
 
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN));
-    assert!(file_contains(&logfile, "ssh: 198.18.0.2: OPEN", WITHIN), "{}", read(&logfile));
+    let open = opened("ssh", CLIENT_V4, "22/tcp", secs(30));
+    assert!(file_contains(&logfile, &open, WITHIN), "{}", read(&logfile));
 
     let reload = run(&["reload"]);
     assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
-    assert!(String::from_utf8_lossy(&reload.stdout).contains("reloaded: 2 door(s)"), "{reload:?}");
+    assert!(String::from_utf8_lossy(&reload.stdout).contains(&log_lines::reloaded(2)), "{reload:?}");
     // After the reload the log is reopened where it was, and the one-time file is read and
     // rewritten where it is.
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7101, 7102]);
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", read(&logfile));
-    assert!(file_contains(&logfile, "once: 198.18.0.3: OPEN", WITHIN), "{}", read(&logfile));
+    let open = opened("once", OTHER_V4, "22/tcp", secs(30));
+    assert!(file_contains(&logfile, &open, WITHIN), "{}", read(&logfile));
     assert!(file_contains(&dir.join("once.seq"), "#7101,7102", WITHIN));
 
     let second = run(&["-d", "-p", "knockd.pid"]);
@@ -245,7 +238,7 @@ fn the_daemon_survives_its_interface_disappearing() {
     let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000,8000\ncommand = true\n");
     let mut daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 2", WITHIN));
+    daemon.expect_log(&log_lines::stage("ssh", CLIENT_V4, 1, 2), WITHIN);
     lab.server.ip(&["link", "del", &lab.server_if]);
     assert_eq!(daemon.wait_exit(Duration::from_millis(1500)), None, "the daemon exited:\n{}", daemon.log_text());
     assert!(daemon.stop().success());

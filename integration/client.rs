@@ -19,8 +19,7 @@ fn setup() -> (Lab, Daemon, ConfigFile, Echo, Echo) {
     let lab = Lab::new();
     let ssh = lab.sshd();
     let other = Echo::start(&lab.server, "[::]:2222".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", CONFIG);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(CONFIG);
     (lab, daemon, config, ssh, other)
 }
 
@@ -78,7 +77,7 @@ fn source_picks_who_gets_in() {
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
     assert!(connect(&lab.client, OTHER_V4, at(SERVER_V4, 22), Duration::from_secs(2)).is_ok());
     assert!(is_dropped(&lab.client, CLIENT_V4, at(SERVER_V4, 22), DROP_WAIT), "only --source got in");
-    assert!(daemon.log_text().contains("ssh: 198.18.0.3: OPEN"));
+    assert!(daemon.logged(&opened("ssh", OTHER_V4, "22/tcp", secs(30))), "{}", daemon.log_text());
 }
 
 #[test]

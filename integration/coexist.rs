@@ -31,6 +31,16 @@ fn check(lab: &Lab, config: &ConfigFile) -> (Option<i32>, String) {
     (out.status.code(), printed(&out))
 }
 
+/// The same, which must exit with `code` and print each of `lines`; all it printed.
+fn check_says(lab: &Lab, config: &ConfigFile, code: i32, lines: &[&str]) -> String {
+    let (status, text) = check(lab, config);
+    assert_eq!(status, Some(code), "{text}");
+    for line in lines {
+        assert!(text.contains(line), "`{line}` missing: {text}");
+    }
+    text
+}
+
 const STANDALONE: &str = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [2222], timeout: 30s}\n";
 /// Door ssh adding its grants to firewalld's ipset (the fixture's `knockd_ssh4`).
 pub(crate) const ATTACHED: &str = "doors:
@@ -49,20 +59,14 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
     lab.server.nft(&["-f", &plain_firewalld(&standalone)]);
     assert!(!gets_in(&lab, CLIENT_V4, port(2222)), "firewalld rejects 2222");
 
-    let (code, text) = check(&lab, &standalone);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(
-        text.contains("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle"),
-        "{text}"
-    );
-    assert!(text.contains("firewall-cmd --permanent --add-port=2222/tcp"), "{text}");
+    let rejects = "door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle";
+    check_says(&lab, &standalone, 4, &[rejects, "firewall-cmd --permanent --add-port=2222/tcp"]);
     let daemon = Daemon::start(&lab.server, &standalone, &[]);
-    assert!(
-        daemon.wait_log("door ssh: 2222/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it", WITHIN)
-    );
+    let rejects = format!("table inet firewalld chain filter_INPUT rejects it (handle {ANY})");
+    daemon.expect_log(&log_lines::host_drops("door ssh: 2222/tcp over IPv4", &rejects), WITHIN);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    let open = "ssh: 198.18.0.2: OPEN 2222/tcp for 30s, but table inet firewalld chain filter_INPUT";
-    assert!(daemon.wait_log(open, WITHIN), "{}", daemon.log_text());
+    let caveat = format!(", but {rejects}");
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "2222/tcp", secs(30), &caveat, ""), WITHIN);
     assert!(!gets_in(&lab, CLIENT_V4, port(2222)), "the grant cannot overrule firewalld's reject");
     daemon.stop();
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
@@ -70,11 +74,12 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
 
     // Attached to the ipset (an interval set, as firewalld makes them): exactly the grantee.
     let attached = ConfigFile::new("knockd.yaml", ATTACHED);
-    let (code, text) = check(&lab, &attached);
-    assert!(text.contains("door ssh: set inet firewalld knockd_ssh4: ok"), "{text}");
-    assert!(text.contains("door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it"), "{text}");
-    assert!(text.contains("a start removes it"), "the old table is reported: {text}");
-    assert_eq!(code, Some(0), "{text}");
+    let lines = [
+        "door ssh: set inet firewalld knockd_ssh4: ok",
+        "door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it",
+        "a start removes it", // the old table
+    ];
+    check_says(&lab, &attached, 0, &lines);
     lab.add_client_addr("198.18.0.41/16");
     lab.add_client_addr("198.18.0.42/16");
     lab.add_client_addr("198.18.0.43/16");
@@ -99,11 +104,8 @@ fn a_firewalld_host_is_reported_and_attaching_to_its_ipset_opens_exactly_the_gra
     assert!(eventually(WITHIN, || gets_in(&lab, "198.18.0.42", port(2222))));
     assert!(!gets_in(&lab, "198.18.0.43", port(2222)) && !gets_in(&lab, "198.18.0.41", port(2222)));
     assert!(eventually(WITHIN, || !gets_in(&lab, "198.18.0.42", port(2222))), "closed when the grant ends");
-    assert!(
-        daemon.wait_log("198.18.0.42: set inet firewalld knockd_ssh4 closed again", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    let closed = log_lines::closed_again("ssh", "198.18.0.42", "set inet firewalld knockd_ssh4", secs(2));
+    daemon.expect_log(&closed, WITHIN);
 }
 
 #[test]
@@ -121,7 +123,7 @@ fn grants_survive_the_owners_reload_and_absence_with_the_time_they_had_left() {
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
     assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, port(2222))), "{}", daemon.log_text());
-    assert!(daemon.wait_log("put 1 live grant(s) back with the time each had left", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::put_back(ANY, ANY, 1), WITHIN);
     let set = lab.server.nft(&["list", "set", "inet", "firewalld", "knockd_ssh4"]);
     let timeout: u64 = set.split(" timeout ").nth(1).and_then(|t| t.split('s').next()?.parse().ok()).unwrap_or(99);
     assert!(timeout <= 37, "the time it had left, not a fresh 40s: {set}");
@@ -130,15 +132,17 @@ fn grants_survive_the_owners_reload_and_absence_with_the_time_they_had_left() {
     // The owner away for a while (a firewall being restarted): knockd keeps running, says so
     // once, and puts the grant back when the set returns.
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
-    assert!(daemon.wait_log("set inet firewalld knockd_ssh4 does not exist", WITHIN), "{}", daemon.log_text());
+    let missing =
+        log_lines::attached_set_unusable("ssh", &format!("set inet firewalld knockd_ssh4 does not exist{ANY}"));
+    daemon.expect_log(&missing, WITHIN);
     std::thread::sleep(Duration::from_secs(2));
     let cpu = cpu_time(daemon.pid());
     std::thread::sleep(Duration::from_secs(2));
     assert!(cpu_time(daemon.pid()) - cpu < Duration::from_millis(500), "no spinning while the set is missing");
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
-    assert!(daemon.wait_log("the attached sets are all back", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(log_lines::ATTACHED_SETS_BACK, WITHIN);
     assert!(eventually(Duration::from_secs(2), || gets_in(&lab, CLIENT_V4, port(2222))), "{}", daemon.log_text());
-    assert_eq!(daemon.log_text().matches("does not exist").count(), 1, "said once");
+    assert_eq!(daemon.count(&missing), 1, "said once");
 }
 
 #[test]
@@ -147,17 +151,13 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     lab.server.nft(&["-f", &ruleset("drop-policy.nft")]);
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(4), "{text}");
-    assert!(
-        text.contains("door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)"),
-        "{text}"
-    );
-    assert!(text.contains("nft add rule inet filter input tcp dport 2222 accept"), "{text}");
+    let drops = "door ssh: 2222/tcp over IPv4: table inet filter chain input drops it (its policy)";
+    check_says(&lab, &config, 4, &[drops, "nft add rule inet filter input tcp dport 2222 accept"]);
 
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log("OPEN 2222/tcp for 30s, but table inet filter chain input drops it (its policy)", WITHIN));
+    let caveat = ", but table inet filter chain input drops it (its policy)";
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "2222/tcp", secs(30), caveat, ""), WITHIN);
     assert!(!gets_in(&lab, CLIENT_V4, port(2222)));
     let status = ask(&lab.server, &config, &["status"]);
     assert!(
@@ -167,30 +167,21 @@ fn a_drop_policy_table_is_reported_until_the_admin_accepts_the_port_and_knockd_s
 
     // The admin does what check said: knockd notices, and its own table still guards the port.
     lab.server.nft(&["add", "rule", "inet", "filter", "input", "tcp", "dport", "2222", "accept"]);
-    assert!(
-        daemon.wait_log("door ssh: 2222/tcp over IPv6: the host's firewalls let it in now", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&log_lines::host_lets_in("door ssh: 2222/tcp over IPv6"), WITHIN);
     // For IPv4, the admin's blocklist still drops its members: a note, not a warning.
-    assert!(
-        daemon.wait_log("(the membership of @blocklist) (no chain drops it for sure now)", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    let blocklist = format!("{ANY}(the membership of @blocklist)");
+    daemon.expect_log(&log_lines::host_cannot_tell("door ssh: 2222/tcp over IPv4", &blocklist, true), WITHIN);
     assert!(gets_in(&lab, CLIENT_V4, port(2222)), "the grant works now");
     assert!(!gets_in(&lab, OTHER_V4, port(2222)), "a stranger is still dropped by knockd's guard");
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "{text}");
+    check_says(&lab, &config, 0, &[]);
 }
 
 #[test]
 fn on_a_bare_host_check_is_clean() {
     let lab = Lab::new();
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("host firewall: ok") && !text.contains("note:") && !text.contains("warning"), "{text}");
+    let text = check_says(&lab, &config, 0, &["host firewall: ok"]);
+    assert!(!text.contains("note:") && !text.contains("warning"), "{text}");
 }
 
 #[test]
@@ -212,18 +203,13 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
         "@knock_ssh4",
         "accept",
     ]);
-    let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(STANDALONE);
     assert!(lab.server.nft(&["list", "table", "inet", "knockd"]).contains("tcp dport 2222 drop"));
     config.rewrite(
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open:\n      set: {table: filter, ipv4: knock_ssh4, ipv6: knock_ssh6}\n      timeout: 30s\n",
     );
     daemon.signal(libc::SIGHUP);
-    assert!(
-        daemon.wait_log("removed table inet knockd left by the last config: no door guards a port in it now", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&log_lines::removed_table("knockd", "the last config"), WITHIN);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
     assert!(!gets_in(&lab, OTHER_V4, port(2222)), "a stranger stays out");
@@ -233,12 +219,11 @@ fn a_reload_from_ports_to_an_attached_set_removes_the_old_guard() {
 fn knockds_own_table_deleted_comes_back_with_its_live_grants() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(STANDALONE);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, port(2222), WITHIN), "{}", daemon.log_text());
     lab.server.nft(&["delete", "table", "inet", "knockd"]);
-    assert!(daemon.wait_log("table inet knockd restored", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), WITHIN);
     assert!(eventually(Duration::from_secs(1), || gets_in(&lab, CLIENT_V4, port(2222))), "{}", daemon.log_text());
     assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"));
     assert!(!gets_in(&lab, OTHER_V4, port(2222)));
@@ -327,9 +312,9 @@ fn iptables_rules_cannot_be_looked_into_and_check_says_what_to_do() {
     ipt(&["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]);
     ipt(&["-A", "INPUT", "-j", "REJECT"]);
     let config = ConfigFile::new("knockd.yaml", STANDALONE);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "a note, not an error: {text}");
-    assert!(text.contains("note: door ssh: 2222/tcp over IPv4: table ip filter chain INPUT may drop it: knockd cannot tell (xtables match conntrack)"), "{text}");
+    // A note, not an error.
+    let note = "note: door ssh: 2222/tcp over IPv4: table ip filter chain INPUT may drop it: knockd cannot tell (xtables match conntrack)";
+    let text = check_says(&lab, &config, 0, &[note]);
     assert!(
         text.contains("ufw allow 2222/tcp")
             && text.contains("command: ufw insert 1 allow from %IP% to any port 2222 proto tcp"),
@@ -390,9 +375,7 @@ fn an_fwknop_door_attaches_to_per_port_sets_of_the_admins_table() {
     let config = ConfigFile::private("knockd.yaml", yaml);
     let rules = config.write("admin.nft", admin);
     lab.server.nft(&["-f", rules.to_str().unwrap()]);
-    let (code, text) = check(&lab, &config);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("door stanza1: 2222/tcp over IPv4: nothing in the host's firewall drops it"), "{text}");
+    check_says(&lab, &config, 0, &["door stanza1: 2222/tcp over IPv4: nothing in the host's firewall drops it"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     for (src, server) in [(CLIENT_V4, SERVER_V4), (CLIENT_V6, SERVER_V6)] {
         let packet = fwknop_packet(&lab, &config, src, "tcp/2222");
@@ -420,16 +403,13 @@ fn the_firewalld_templates_open_the_port_both_ways() {
     lab.server.nft(&["-f", &ruleset("firewalld.nft")]);
     let yaml = std::fs::read_to_string(format!("{dir}/knockd-firewalld.yaml")).unwrap();
     let attached = ConfigFile::new("knockd.yaml", &yaml);
-    let (code, text) = check(&lab, &attached);
-    assert_eq!(code, Some(0), "{text}");
-    for line in [
+    let lines = [
         "door ssh: set inet firewalld knockd_ssh4: ok",
         "door ssh: set inet firewalld knockd_ssh6: ok",
         "door ssh: 2222/tcp over IPv4: nothing in the host's firewall drops it",
         "door ssh: 2222/tcp over IPv6: nothing in the host's firewall drops it",
-    ] {
-        assert!(text.contains(line), "{line}: {text}");
-    }
+    ];
+    check_says(&lab, &attached, 0, &lines);
     // Way 1, as firewalld renders ports.sh's --add-port in the public zone.
     lab.server.nft(&["delete", "table", "inet", "firewalld"]);
     let standalone = ConfigFile::new("knockd.yaml", STANDALONE);
@@ -451,7 +431,5 @@ fn the_firewalld_templates_open_the_port_both_ways() {
         "}",
         "accept",
     ]);
-    let (code, text) = check(&lab, &standalone);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("host firewall: ok"), "{text}");
+    check_says(&lab, &standalone, 0, &["host firewall: ok"]);
 }

@@ -36,8 +36,7 @@ fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
         "doors:\n  ssh:\n    sequence: [7000]\n    command: \"sleep 0.2; echo start %IP% $(date +%s.%N) >> {path}\"\n    \
          stop_command: \"echo stop %IP% $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
 
     // The real client completes, then 2,000 spoofed sources complete the same door at once.
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
@@ -61,10 +60,9 @@ fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
     let refused = counter(&counters, "commands_refused").unwrap();
     assert!(refused > 1000, "the start queue is bounded and its refusals counted: {counters}");
     // The log is not a flood of its own: grant and command lines are rate-limited and summed up.
-    assert!(daemon.wait_log("grant log lines left out", WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("command log lines left out", WITHIN), "{}", daemon.log_text());
-    let log = daemon.log_text();
-    let open_lines = log.matches(": OPEN (runs its command)").count();
+    daemon.expect_log(&left_out(log_lines::Flood::Grants), WITHIN);
+    daemon.expect_log(&left_out(log_lines::Flood::Commands), WITHIN);
+    let open_lines = daemon.count(&log_lines::open_command("ssh", ANY, ""));
     assert!(open_lines <= 300, "{open_lines} OPEN lines for {opens} grants");
     assert!(daemon.stop().success());
 }
@@ -78,8 +76,7 @@ fn the_stop_command_runs_cmd_timeout_after_the_start_command_has_finished() {
         "doors:\n  ssh:\n    sequence: [7000]\n    command: \"echo begin $(date +%s.%N) >> {path}; sleep 2; echo end \
          $(date +%s.%N) >> {path}\"\n    stop_command: \"echo stop $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let begin = stamp(&out.path, "begin", WITHIN).unwrap_or_else(|| panic!("{}", daemon.log_text()));
     let stop = stamp(&out.path, "stop", Duration::from_secs(8)).unwrap_or_else(|| panic!("{}", daemon.log_text()));
@@ -98,22 +95,21 @@ fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
         "doors:\n  ssh:\n    sequence: [7000]\n    command: \"runuser -u nobody -- id -u > {}\"\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &door);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&door);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     // As classic configs meet it: runuser cannot switch users without CAP_SETUID/CAP_SETGID.
-    let failed = "ssh: 198.18.0.2: command exited with status 1: runuser: cannot set groups: Operation not permitted";
-    assert!(daemon.wait_log(failed, WITHIN), "{}", daemon.log_text());
-    let line = daemon.log_text().lines().find(|l| l.contains(failed)).unwrap().to_owned();
-    for part in ["likely for lack of privileges", "without CAP_CHOWN", "CAP_SETUID", "`commands: {privileges: full}`"] {
+    let (status, stderr) = ("exited with status 1", "runuser: cannot set groups: Operation not permitted");
+    // Likely for lack of privileges, says the line; the hint (the command runner's words) says
+    // what gives them back.
+    let line = daemon.line_with(&log_lines::command_failed("ssh", ip(CLIENT_V4), status, stderr, Some(ANY)), WITHIN);
+    for part in ["without CAP_CHOWN", "CAP_SETUID", "`commands: {privileges: full}`", "--keep-capabilities"] {
         assert!(line.contains(part), "`{part}` missing: {line}");
     }
-    assert!(line.contains("--keep-capabilities"), "{line}");
     assert!(daemon.stop().success());
 
     config.rewrite(&format!("commands: {{privileges: full}}\n{door}"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.log_text().contains("commands run with every capability root has"), "{}", daemon.log_text());
+    assert!(daemon.log_text().contains(log_lines::COMMANDS_FULL_PRIVILEGES), "{}", daemon.log_text());
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let ran = eventually(WITHIN, || std::fs::read_to_string(&out.path).is_ok_and(|t| t.trim() == "65534"));
     assert!(ran, "runuser worked: {:?}\n{}", std::fs::read_to_string(&out.path), daemon.log_text());

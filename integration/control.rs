@@ -27,8 +27,8 @@ fn two_grants_and_an_attempt() -> (Lab, ConfigFile, Daemon) {
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     knock_tcp(&lab, CLIENT_V6, SERVER_V6, &[7000, 8000]);
     knock(&lab.client, OTHER_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(daemon.wait_log("ssh: 2001:db8::2: OPEN 22/tcp for 1m", WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("ssh: 198.18.0.3: stage 1 of 2", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("ssh", CLIENT_V6, "22/tcp", secs(60)), WITHIN);
+    daemon.expect_log(&log_lines::stage("ssh", OTHER_V4, 1, 2), WITHIN);
     (lab, config, daemon)
 }
 
@@ -83,8 +83,7 @@ fn status_prometheus_writes_the_counters() {
 fn sigusr1_logs_the_counters() {
     let (_lab, _config, daemon) = two_grants_and_an_attempt();
     daemon.signal(libc::SIGUSR1);
-    assert!(daemon.wait_log("counters: packets=5", WITHIN), "{}", daemon.log_text());
-    let counters = daemon.log_text().lines().find(|l| l.contains("counters:")).unwrap().to_owned();
+    let counters = daemon.line_with(&format!("{}packets=5", log_lines::COUNTERS), WITHIN);
     for part in ["opens=2", "kernel_packets=5", "kernel_drops=0", "evictions=0", "truncated=0"] {
         assert!(counters.contains(part), "`{part}` missing: {counters}");
     }
@@ -114,16 +113,14 @@ fn status_as_another_user_says_to_run_it_as_root() {
 
 #[test]
 fn an_admin_grants_and_revokes_and_the_log_names_them() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", TWO_DOORS);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(TWO_DOORS);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     let said = ask(&lab.server, &config, &["grant", CLIENT_V4, "--door", "ssh", "--for", "5m"]);
     assert!(said.contains("door ssh opened for 198.18.0.2"), "{said}");
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 5m (admin uid 0)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "22/tcp", secs(300), "", &vouched("admin uid 0")), WITHIN);
     let text = ask(&lab.server, &config, &["status"]);
     assert!(text.lines().any(|l| l.contains("198.18.0.2") && l.contains("admin uid 0")), "{text}");
     // The element carries who opened it: nft shows it, and a daemon started again knows it.
@@ -137,7 +134,7 @@ fn an_admin_grants_and_revokes_and_the_log_names_them() {
     let said = ask(&lab.server, &config, &["revoke", CLIENT_V4]);
     assert!(said.contains("revoked: ssh: 198.18.0.2: 22/tcp"), "{said}");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed at once");
-    assert!(daemon.wait_log("ssh: 198.18.0.2: 22/tcp closed: revoked by uid 0", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::revoked("ssh", CLIENT_V4, "22/tcp", 0), WITHIN);
 
     let refused = admin(&lab.server, &config, &["revoke", CLIENT_V4]);
     assert_eq!(refused.status.code(), Some(1));
@@ -157,20 +154,20 @@ fn reload_reports_the_result_and_metrics_are_written() {
     let daemon = Daemon::start(&lab.server, &config, &[]);
     eventually(WITHIN, || metrics.exists());
     let text = std::fs::read_to_string(&metrics).expect("the textfile is written at start");
-    let why = "staying root after start: user knockd could not write the metrics textfile";
-    assert!(daemon.log_text().contains(why), "{}", daemon.log_text());
+    let why = log_lines::staying_root("user knockd could not write the metrics textfile");
+    assert!(daemon.logged(&why), "{}", daemon.log_text());
     assert!(text.contains("knockd_grants 0") && text.contains("knockd_opens_total 0"), "{text}");
 
     config.rewrite(&with_metrics(
         &TWO_DOORS.replace("  web:\n    sequence: [7100]\n    open: {ports: [443], timeout: 10m}\n", ""),
     ));
-    assert_eq!(ask(&lab.server, &config, &["reload"]).trim(), "reloaded: 1 door(s)");
+    assert_eq!(ask(&lab.server, &config, &["reload"]).trim(), log_lines::reloaded(1));
     config.rewrite("doors: [not, a, mapping]\n");
     let out = admin(&lab.server, &config, &["reload"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("knockd.yaml") && stderr.contains("doors"), "{stderr}");
-    assert!(daemon.log_text().contains("reload failed, keeping the running config"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::reload_failed(ANY)), "{}", daemon.log_text());
 }
 
 /// doc/status.md against a real document: every field the daemon writes is in the doc's table
@@ -252,7 +249,7 @@ fn a_daemon_that_left_root_leaves_no_control_socket_behind() {
     let socket = config.control();
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         let daemon = Daemon::start(&lab.server, &config, &[]);
-        assert!(daemon.wait_log("running as user knockd", WITHIN), "{}", daemon.log_text());
+        daemon.expect_log(&log_lines::running_as("knockd"), WITHIN);
         assert!(socket.exists(), "the socket is there while the daemon runs");
         let parent = std::fs::metadata(socket.parent().unwrap()).unwrap();
         assert_eq!(std::os::unix::fs::MetadataExt::uid(&parent), 0, "a directory only root may change");

@@ -37,15 +37,13 @@ fn wait_until_expired(lab: &Lab, set: &str, addr: &str, within: Duration) -> boo
 
 #[test]
 fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     assert!(
         connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok(),
         "baseline: the service answers without knockd"
     );
 
-    let config = ConfigFile::new("knockd.yaml", &config("3s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&config("3s"));
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed before the knock");
 
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
@@ -62,10 +60,9 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 
     let elements = lab.server.set_elements("knockd", "ssh_v4");
     assert!(elements.contains("198.18.0.2") && elements.contains("timeout 3s"), "{elements}");
-    for line in
-        ["ssh: 198.18.0.2: stage 1 of 3", "ssh: 198.18.0.2: stage 2 of 3", "ssh: 198.18.0.2: OPEN 22/tcp for 3s"]
-    {
-        assert!(daemon.wait_log(line, Duration::from_secs(2)), "missing log line `{line}`:\n{}", daemon.log_text());
+    let stage = |n| log_lines::stage("ssh", CLIENT_V4, n, 3);
+    for line in [stage(1), stage(2), opened("ssh", CLIENT_V4, "22/tcp", secs(3))] {
+        daemon.expect_log(&line, Duration::from_secs(2));
     }
 
     assert!(
@@ -76,9 +73,8 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
     assert!(lifetime >= Duration::from_millis(2500), "the grant lasted only {lifetime:?}");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
     // The log says so when it happens, and said OPEN once.
-    let ended = "ssh: 198.18.0.2: 22/tcp closed again: the grant of 3s ended";
-    assert!(daemon.wait_log(ended, Duration::from_secs(2)), "{}", daemon.log_text());
-    assert_eq!(daemon.log_text().matches(": OPEN").count(), 1, "one line per grant:\n{}", daemon.log_text());
+    daemon.expect_log(&log_lines::closed_again("ssh", CLIENT_V4, "22/tcp", secs(3)), Duration::from_secs(2));
+    assert_eq!(daemon.count(log_lines::OPENED), 1, "one line per grant:\n{}", daemon.log_text());
 
     session.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     session.write_all(b"still here").unwrap();
@@ -90,10 +86,8 @@ fn knock_opens_for_the_knocker_only_until_the_kernel_expires_it() {
 
 #[test]
 fn ipv6_knock_opens_over_ipv6() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(&config("30s"));
     assert!(is_dropped(&lab.client, CLIENT_V6, ssh_v6(), DROP_WAIT));
 
     knock_all(&lab, CLIENT_V6, SERVER_V6, &sequence());
@@ -105,10 +99,8 @@ fn ipv6_knock_opens_over_ipv6() {
 
 #[test]
 fn wrong_or_slow_sequences_do_not_open() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(&config("30s"));
 
     let (tcp, udp) = (PortProto::tcp, PortProto::udp);
     let attempts: [(&str, &[PortProto]); 4] = [
@@ -126,7 +118,7 @@ fn wrong_or_slow_sequences_do_not_open() {
     std::thread::sleep(Duration::from_millis(2300));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence()[2..]);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a slow sequence opened the door");
-    assert!(!daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
+    assert!(!daemon.logged(log_lines::OPENED), "{}", daemon.log_text());
 
     // The same daemon still opens for a correct knock: the refusals above were the matcher's.
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
@@ -135,14 +127,12 @@ fn wrong_or_slow_sequences_do_not_open() {
 
 #[test]
 fn two_hundred_interleaved_knockers_all_get_in() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let sources: Vec<String> = (1..=200).map(|i| format!("198.18.{}.{}", 10 + i / 100, i % 100 + 1)).collect();
     for src in &sources {
         lab.add_client_addr(&format!("{src}/16"));
     }
-    let config = ConfigFile::new("knockd.yaml", &config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&config("60s").replace("seq_timeout: 2s", "seq_timeout: 20s"));
 
     // Round-robin: every source's first knock, then every second knock, then every third.
     let server: IpAddr = SERVER_V4.parse().unwrap();
@@ -160,10 +150,8 @@ fn two_hundred_interleaved_knockers_all_get_in() {
 
 #[test]
 fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("8s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&config("8s"));
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
 
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
@@ -186,16 +174,14 @@ fn sigterm_exits_cleanly_and_a_restart_keeps_grants() {
     assert!(lab.server.set_elements("knockd", "ssh_v4").contains("198.18.0.2"), "the grant survived the restart");
     assert!(connect(&lab.client, CLIENT_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
     // The new daemon did not make the grant, and still says when it ends.
-    let ended = "ssh: 198.18.0.2: 22/tcp closed again: the grant of 8s ended";
-    assert!(daemon.wait_log(ended, Duration::from_secs(10)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::closed_again("ssh", CLIENT_V4, "22/tcp", secs(8)), Duration::from_secs(10));
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed again after the timeout");
     drop(daemon);
 }
 
 #[test]
 fn the_interface_option_limits_where_knocks_are_heard() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let config = ConfigFile::new("knockd.yaml", &config("30s"));
 
     let daemon = Daemon::start(&lab.server, &config, &["-i", "lo"]);
@@ -210,7 +196,7 @@ fn the_interface_option_limits_where_knocks_are_heard() {
 
     // A named interface that does not exist is waited for, loudly, and hears nothing meanwhile.
     let missing = Daemon::start(&lab.server, &config, &["-i", "nosuch0"]);
-    assert!(missing.log_text().contains("interface nosuch0 does not exist (yet)"), "{}", missing.log_text());
+    assert!(missing.log_text().contains(&log_lines::interface_missing("nosuch0")), "{}", missing.log_text());
     knock_all(&lab, OTHER_V4, SERVER_V4, &sequence());
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "heard a knock on no interface");
 }
@@ -232,24 +218,18 @@ fn a_bad_config_exits_1_and_touches_no_firewall() {
 
 #[test]
 fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &config("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&config("30s"));
 
     config.rewrite(&config_text_with_sequence("[6000, 6001]"));
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", Duration::from_secs(5)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), Duration::from_secs(5));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the old sequence still opens");
 
     config.rewrite("doors: [this is not a door]\n");
     daemon.signal(libc::SIGHUP);
-    assert!(
-        daemon.wait_log("reload failed, keeping the running config", Duration::from_secs(5)),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.expect_log(&log_lines::reload_failed(ANY), Duration::from_secs(5));
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[6000, 6001]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
@@ -261,16 +241,16 @@ fn config_text_with_sequence(sequence: &str) -> String {
 #[test]
 fn knocking_again_restarts_the_timeout() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", &config("3s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&config("3s"));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
-    assert!(daemon.wait_log("OPEN 22/tcp for 3s", Duration::from_secs(3)), "{}", daemon.log_text());
+    let open = opened("ssh", CLIENT_V4, "22/tcp", secs(3));
+    daemon.expect_log(&open, Duration::from_secs(3));
     let first = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
     knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
     // Bounded: the second grant is logged within a few seconds or the test fails.
-    eventually(Duration::from_secs(3), || daemon.log_text().matches("OPEN 22/tcp").count() >= 2);
-    assert_eq!(daemon.log_text().matches("OPEN 22/tcp").count(), 2, "{}", daemon.log_text());
+    eventually(Duration::from_secs(3), || daemon.count(&open) >= 2);
+    assert_eq!(daemon.count(&open), 2, "{}", daemon.log_text());
     // Past the first grant's expiry, the element is still there: its timeout was restarted.
     std::thread::sleep(Duration::from_secs(3).saturating_sub(first.elapsed()) + Duration::from_millis(500));
     let elements = lab.server.set_elements("knockd", "ssh_v4");

@@ -26,11 +26,10 @@ fn behind_a_bridge_each_knock_counts_once() {
     lab.server.ip(&["addr", "add", &format!("{SERVER_V4}/16"), "dev", "br0", "nodad"]);
     lab.server.ip(&["link", "set", "br0", "up"]);
     let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(DOOR);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(!daemon.log_text().contains("sequence restarted"), "{}", daemon.log_text());
+    assert!(!daemon.logged(&anyone(|src| log_lines::restarted("ssh", src))), "{}", daemon.log_text());
 }
 
 /// On a host with a VLAN interface, the parent interface shows each tagged frame too (the
@@ -39,10 +38,8 @@ fn behind_a_bridge_each_knock_counts_once() {
 /// cannot be made here; the frames it would show are sent instead: each knock plain and tagged.
 #[test]
 fn a_knock_seen_tagged_and_untagged_counts_once() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(DOOR);
     let (plain, tagged) = (Sender::new(&lab, 0x0800), Sender::new(&lab, 0x8100));
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
@@ -51,7 +48,7 @@ fn a_knock_seen_tagged_and_untagged_counts_once() {
         tagged.send(&[&[0x00, 0x0a, 0x08, 0x00][..], &syn].concat()); // VLAN 10, then IPv4
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(!daemon.log_text().contains("sequence restarted"), "{}", daemon.log_text());
+    assert!(!daemon.logged(&anyone(|src| log_lines::restarted("ssh", src))), "{}", daemon.log_text());
 }
 
 #[test]
@@ -63,25 +60,22 @@ fn a_client_whose_syns_are_retransmitted_still_gets_in() {
     lab.server.nft(&["add", "chain", "inet", "admin", "in", "{ type filter hook input priority -10; }"]);
     lab.server.nft(&["add", "rule", "inet", "admin", "in", "tcp", "dport", "{ 7000, 8000, 9000 }", "drop"]);
     let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(DOOR);
     for port in [7000, 8000, 9000] {
         let to = at(SERVER_V4, port);
         assert!(connect(&lab.client, CLIENT_V4, to, Duration::from_millis(1500)).is_err(), "the knock port answers");
     }
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.log_text().contains("stage 3 of 3") || daemon.log_text().contains("OPEN"), "{}", daemon.log_text());
+    let counted = daemon.logged(&log_lines::stage("ssh", CLIENT_V4, 3, 3)) || daemon.logged(&any_open_for(CLIENT_V4));
+    assert!(counted, "{}", daemon.log_text());
 }
 
 #[test]
 fn repeated_packets_are_one_knock_and_repeated_ports_still_work() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new(
-        "knockd.yaml",
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(
         "doors:\n  ssh: {sequence: [7000, 7000, 8000, 9000], seq_timeout: 20s, open: {ports: [22], timeout: 30s}}\n",
     );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
     // Raw frames: every packet twice, each knock its own connection (source port, sequence).
     let sender = Sender::new(&lab, 0x0800);
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (OTHER_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
@@ -98,10 +92,8 @@ fn repeated_packets_are_one_knock_and_repeated_ports_still_work() {
 
 #[test]
 fn traffic_for_other_hosts_is_not_a_knock() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", DOOR);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(DOOR);
     let (src, server): (Ipv4Addr, Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     // A router's view: frames to its own link address, for an address that is not its own.
     let to_server = Sender::new(&lab, 0x0800);
@@ -115,8 +107,8 @@ fn traffic_for_other_hosts_is_not_a_knock() {
         other_host.send(&Knock::tcp_syn(src, server, port).src_port(43000 + i as u16).seq(1).emit());
     }
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh(SERVER_V4), DROP_WAIT), "{}", daemon.log_text());
-    assert!(daemon.wait_log("not counted: sent to 198.18.77.1, not to this host", WITHIN), "{}", daemon.log_text());
-    assert!(!daemon.log_text().contains("stage 1"), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::not_to_this_host(src.into(), elsewhere.into()), WITHIN);
+    assert!(!daemon.logged(&log_lines::stage("ssh", CLIENT_V4, 1, 3)), "{}", daemon.log_text());
     // The same knocks, addressed to this host, open.
     for (i, port) in [7000, 8000, 9000].into_iter().enumerate() {
         to_server.send(&Knock::tcp_syn(src, server, port).src_port(44000 + i as u16).seq(1).emit());
@@ -143,7 +135,7 @@ fn with_ipv4_only_an_ipv6_packet_in_an_ipv4_frame_never_passes_the_filter() {
     }
     // A real knock afterwards, so the counters below are read once everything has arrived.
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
-    assert!(daemon.wait_log("ssh: 198.18.0.2: stage 1 of 3", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::stage("ssh", CLIENT_V4, 1, 3), WITHIN);
     let counters = daemon.counters();
-    assert!(counters.contains("counters: packets=1 kernel_packets=1 "), "{counters}");
+    assert!(counters.contains(&format!("{}packets=1 kernel_packets=1 ", log_lines::COUNTERS)), "{counters}");
 }

@@ -22,20 +22,19 @@ fn a_datagram_with_the_payload_opens_the_door_for_its_sender_until_the_timeout()
          open: {{ports: [22], timeout: 2s}}\n",
         payload.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "closed before");
 
     send(&lab, CLIENT_V4, b"open sesamE");
-    assert!(daemon.wait_log("198.18.0.2: datagram rejected", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(None, ip(CLIENT_V4), "datagram rejected"), WITHIN);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "a wrong payload opened the door");
     send(&lab, OTHER_V4, b"open sesame");
-    assert!(daemon.wait_log("198.18.0.3: datagram rejected", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(None, ip(OTHER_V4), "datagram rejected"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "a stranger got in with the payload");
 
     send(&lab, CLIENT_V4, b"open sesame");
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 2s", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(2)), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the grant let a stranger in");
     let counters = daemon.counters();
     assert_eq!((counter(&counters, "datagram_accepted"), counter(&counters, "datagram_rejected")), (Some(1), Some(2)));

@@ -26,8 +26,7 @@ fn many_doors(n: u16, timeout: &str) -> String {
 fn a_thousand_doors_start_reload_and_open() {
     let lab = Lab::new();
     let _echo = Echo::start(&lab.server, "[::]:10999".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", &many_doors(1000, "30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&many_doors(1000, "30s"));
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     assert_eq!(chain.matches(" drop").count(), 1000, "one drop per door's port");
     assert_eq!(lab.server.nft(&["list", "sets", "inet"]).matches("set d").count(), 2000);
@@ -39,9 +38,9 @@ fn a_thousand_doors_start_reload_and_open() {
     // A reload to 1000 doors with other timeouts: one transaction again, and grants stay.
     config.rewrite(&many_doors(1000, "45s"));
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1000 door(s)", Duration::from_secs(20)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1000), Duration::from_secs(20));
     assert!(connect(&lab.client, CLIENT_V4, door999, Duration::from_secs(2)).is_ok(), "the grant survived the reload");
-    assert!(!daemon.log_text().contains("reload failed"), "{}", daemon.log_text());
+    assert!(!daemon.logged(&log_lines::reload_failed(ANY)), "{}", daemon.log_text());
 }
 
 #[test]
@@ -67,7 +66,7 @@ fn a_start_or_reload_the_kernel_refuses_leaves_it_exactly_as_it_was() {
     let running = lab.server.nft(&["list", "ruleset"]);
     config.rewrite(two_doors);
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reload failed, keeping the running config", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reload_failed(ANY), WITHIN);
     assert_eq!(lab.server.nft(&["list", "ruleset"]), running, "a failed reload changed the kernel");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the door is still guarded");
 }
@@ -79,11 +78,8 @@ fn guarded(lab: &Lab) -> bool {
 
 #[test]
 fn outside_changes_to_the_chain_are_repaired_within_a_second() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config =
-        ConfigFile::new("knockd.yaml", "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd("doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     let installed = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     let changes: [(&str, &[&str]); 4] = [
         ("a flushed chain", &["flush", "chain", "inet", "knockd", "input"]),
@@ -92,7 +88,7 @@ fn outside_changes_to_the_chain_are_repaired_within_a_second() {
         ("the drop rule deleted", &[]),
     ];
     for (what, args) in changes {
-        let repairs = daemon.log_text().matches("from outside: putting it back").count();
+        let repairs = daemon.count(&log_lines::putting_back(ANY));
         if args.is_empty() {
             let listing = lab.server.nft(&["-a", "list", "chain", "inet", "knockd", "input"]);
             let line = listing.lines().find(|l| l.contains("tcp dport 22 drop")).unwrap();
@@ -112,7 +108,7 @@ fn outside_changes_to_the_chain_are_repaired_within_a_second() {
         assert!(guarded(&lab));
         assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "{what}: the port is closed again");
         assert!(
-            eventually(WITHIN, || daemon.log_text().matches("from outside: putting it back").count() > repairs),
+            eventually(WITHIN, || daemon.count(&log_lines::putting_back(ANY)) > repairs),
             "{what}: the repair is logged:\n{}",
             daemon.log_text()
         );
@@ -143,13 +139,12 @@ fn a_second_daemon_on_the_same_table_refuses_and_names_the_first() {
 fn a_reload_removes_a_renamed_table_and_the_sets_of_dropped_doors() {
     let lab = Lab::new();
     let two = "doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n  web: {sequence: [7001, 8001], open: {ports: [80], timeout: 30s}}\n";
-    let config = ConfigFile::new("knockd.yaml", two);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(two);
     assert!(lab.server.nft(&["list", "sets", "inet"]).contains("web_v4"));
 
     config.rewrite("doors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n");
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), WITHIN);
     let sets = lab.server.nft(&["list", "sets", "inet"]);
     assert!(!sets.contains("web_v4") && !sets.contains("web_v6"), "the dropped door's sets are gone:\n{sets}");
     assert!(sets.contains("ssh_v4"));
@@ -158,11 +153,7 @@ fn a_reload_removes_a_renamed_table_and_the_sets_of_dropped_doors() {
         "nftables: {table: guard}\ndoors:\n  ssh: {sequence: [7000, 8000], open: {ports: [22], timeout: 30s}}\n",
     );
     daemon.signal(libc::SIGHUP);
-    assert!(
-        eventually(WITHIN, || daemon.log_text().matches("reloaded: 1 door(s)").count() == 2),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(eventually(WITHIN, || daemon.count(&log_lines::reloaded(1)) == 2), "{}", daemon.log_text());
     assert_eq!(lab.server.nft(&["list", "tables"]).trim(), "table inet guard", "the old table is gone");
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "and the new one guards the port");
 }
@@ -194,17 +185,13 @@ fn the_lockout_warning_at_a_foreground_start_and_the_shutdown_line() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("WARNING: door(s) ssh guard TCP port 22, the port of the SSH session"), "{stderr}");
-    assert!(
-        stderr.contains("shutting down; 22/tcp stay closed to all but current grants")
-            && stderr.contains("`nft delete table inet knockd`"),
-        "{stderr}"
-    );
+    let shutdown = log_lines::shutting_down(&["22/tcp".to_owned()], "`nft delete table inet knockd`");
+    assert!(stderr.contains(&shutdown), "{stderr}");
 }
 
 #[test]
 fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     lab.server.nft(&["-f", &template("attach.nft")]);
     lab.server.nft(&["add", "set", "inet", "filter", "knock_web4", "{ type ipv4_addr; flags timeout; }"]);
     // Three doors on one knock: two share the admin's set, the third has its own.
@@ -215,17 +202,16 @@ fn doors_sharing_a_set_and_a_missing_set_cost_no_other_grant() {
         set("knock_ssh4"),
         set("knock_web4")
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     // The admin's set of door c goes away after the start: c's grants fail, and only c's.
     lab.server.nft(&["delete", "set", "inet", "filter", "knock_web4"]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
     assert_eq!(elements.matches("198.18.0.2").count(), 1, "one element for both doors: {elements}");
-    assert!(daemon.wait_log("a: 198.18.0.2: OPEN set inet filter knock_ssh4", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("a", CLIENT_V4, "set inet filter knock_ssh4", secs(30)), WITHIN);
     assert!(
-        daemon.wait_log("cannot grant access to 1 source(s)", WITHIN),
+        daemon.wait_log(&log_lines::cannot_grant(1, &ANY), WITHIN),
         "c's failure is reported: {}",
         daemon.log_text()
     );

@@ -75,7 +75,7 @@ fn the_stock_client_opens_the_port_it_asks_for_until_the_timeout() {
     fwknop(&lab, keys, &["-A", "tcp/22", "-a", CLIENT_V4, "-D", SERVER_V4, "-U", "alice"]);
     assert!(connects_within(&lab.client, CLIENT_V4, at(SERVER_V4, 22), WITHIN), "{}", daemon.log_text());
     // The connect can beat the log line out of the pipe (the grant is committed first).
-    assert!(daemon.wait_log("(key stanza1, user alice)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&vouched("key stanza1, user alice"), WITHIN);
     assert!(is_dropped(&lab.client, CLIENT_V4, at(SERVER_V4, 443), DROP_WAIT), "only the port asked for opens");
     let elements = lab.server.set_elements("knockd", "stanza1_v4");
     assert!(elements.contains("198.18.0.2 . tcp . 22"), "{elements}");
@@ -106,13 +106,14 @@ fn every_hmac_and_digest_type_the_client_offers_is_accepted() {
     for (n, hmac) in HMACS.iter().enumerate() {
         let user = format!("hmac-{hmac}");
         send(&lab, CLIENT_V4, &packet(&lab, keys, &["-A", "tcp/22", "-s", "-U", &user, "--hmac-digest-type", hmac]));
-        let line = format!("(key stanza{}, user {user})", n + 1);
-        assert!(daemon.wait_log(&line, WITHIN), "{hmac}: {}", daemon.log_text());
+        let by = vouched(&format!("key stanza{}, user {user}", n + 1));
+        assert!(daemon.wait_log(&by, WITHIN), "{hmac}: {}", daemon.log_text());
     }
     for digest in HMACS {
         let user = format!("digest-{digest}");
         send(&lab, CLIENT_V4, &packet(&lab, keys, &["-A", "tcp/22", "-s", "-U", &user, "-m", digest]));
-        assert!(daemon.wait_log(&format!("(key stanza3, user {user})"), WITHIN), "{digest}: {}", daemon.log_text());
+        let by = vouched(&format!("key stanza3, user {user}"));
+        assert!(daemon.wait_log(&by, WITHIN), "{digest}: {}", daemon.log_text());
     }
 }
 

@@ -6,9 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use knockd::doors::spa;
-
-use crate::support::spa_packets::fresh_request;
+use crate::support::spa_packets::{fresh_packet, spa_config};
 use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
@@ -95,7 +93,7 @@ fn two_daemons_in_two_namespaces_with_default_settings_both_start_and_answer_sta
     for (ns, config) in [&lab.server, &lab.client].into_iter().zip(&configs) {
         // No --control: the default socket, and the default lock.
         let daemon = Daemon::spawn_program(ns, &knockd_path(), &["-D", "-c", config.path.to_str().unwrap()]);
-        assert!(daemon.wait_log("listening on", Duration::from_secs(20)), "{}", daemon.log_text());
+        daemon.expect_log(log_lines::LISTENING, Duration::from_secs(20));
         daemons.push(daemon);
     }
     for ((ns, config), daemon) in [&lab.server, &lab.client].into_iter().zip(&configs).zip(&daemons) {
@@ -115,48 +113,31 @@ fn two_daemons_in_two_namespaces_with_default_settings_both_start_and_answer_sta
 #[test]
 fn totals_survive_a_reload() {
     let lab = Lab::new();
-    let keys = ConfigFile::new("placeholder", "");
-    let secret = spa_keygen(&keys, "alice");
-    let yaml = format!(
-        "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}.pub]}}\n    open: {{ports: [22], timeout: 30s}}\n",
-        secret.display()
-    );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
+    let (config, keys) = spa_config(1, "", "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let key = spa::read_key(&secret).unwrap();
-    send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &spa::encode(&fresh_request("ssh"), &key));
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp", WITHIN), "{}", daemon.log_text());
+    send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &fresh_packet(&keys[0]));
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(30)), WITHIN);
     let before = daemon.counters();
     assert_eq!(counter(&before, "spa_verified"), Some(1), "{before}");
     assert_eq!(counter(&before, "spa_accepted"), Some(1), "{before}");
 
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 1 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(1), WITHIN);
     let after = daemon.counters();
     for name in ["spa_verified", "spa_dropped_in_flood", "spa_accepted", "opens", "packets"] {
         assert_eq!(counter(&after, name), counter(&before, name), "{name} after SIGHUP: {after}");
     }
     // And they go on counting from there.
-    send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &spa::encode(&fresh_request("ssh"), &key));
+    send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &fresh_packet(&keys[0]));
     assert!(eventually(WITHIN, || counter(&daemon.counters(), "spa_verified") == Some(2)), "{}", daemon.log_text());
     assert!(daemon.stop().success());
-}
-
-/// An SPA door (it keeps a replay cache in the state directory) that stays root.
-fn spa_config(tag: &str) -> (ConfigFile, ConfigFile) {
-    let keys = ConfigFile::new(tag, "");
-    let secret = spa_keygen(&keys, "alice");
-    let yaml = format!(
-        "user: root\ndoors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}.pub]}}\n    open: {{ports: [22], timeout: 30s}}\n",
-        secret.display()
-    );
-    (ConfigFile::new("knockd.yaml", &yaml), keys)
 }
 
 #[test]
 fn a_state_directory_left_to_nobody_is_taken_back_or_the_start_fails_saying_how_to_fix_it() {
     let lab = Lab::new();
-    let (config, _keys) = spa_config("state");
+    // An SPA door (it keeps a replay cache in the state directory) that stays root.
+    let (config, _keys) = spa_config(1, "user: root\n", "");
     let state = config.state_dir();
     std::fs::create_dir_all(&state).unwrap();
     std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();

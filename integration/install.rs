@@ -46,8 +46,7 @@ fn command_line(exec_start: &str, env: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn the_unit_runs_the_installed_daemon_with_knockd_opts_from_etc_default_knockd() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let config = ConfigFile::new("knockd.yaml", DOOR);
     let prefix = install(&config.path.with_file_name("root"));
     let unit = std::fs::read_to_string(prefix.join("lib/systemd/system/knockd.service")).unwrap();
@@ -94,7 +93,7 @@ fn the_unit_runs_the_installed_daemon_with_knockd_opts_from_etc_default_knockd()
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("-d is ignored under systemd"), "{stderr}");
-    let listening = format!("listening on {} for 1 door(s) of {}", lab.server_if, config.path.display());
+    let listening = log_lines::listening(&lab.server_if, 1, &config.path, None);
     assert!(stderr.contains(&listening), "{stderr}");
 }
 
@@ -149,7 +148,9 @@ fn without_c_every_command_reads_etc_knockd_yaml_else_etc_knockd_conf() {
     args.extend(["-D", "--control", control].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let daemon = Daemon::spawn_program(&lab.server, "unshare", &args);
-    assert!(daemon.wait_log("for 1 door(s) of /etc/knockd.yaml", Duration::from_secs(20)), "{}", daemon.log_text());
+    // main.rs's words for no -i.
+    let listening = log_lines::listening("all interfaces", 1, "/etc/knockd.yaml".as_ref(), None);
+    daemon.expect_log(&listening, Duration::from_secs(20));
     let status = stdout_of(&with_etc(&lab, &upper, &["status", "--control", control]).output().unwrap());
     assert!(status.contains(&format!("knockd (pid {}) runs /etc/knockd.yaml", daemon.pid())), "{status}");
 }

@@ -24,35 +24,34 @@ const DOORS: &str = "doors:
 #[test]
 fn a_timed_out_attempt_is_logged_when_it_ends_and_debug_says_why_knocks_did_not_count() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.yaml", DOORS);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
-    let log = |needle: &str| assert!(daemon.wait_log(needle, WITHIN), "`{needle}` missing:\n{}", daemon.log_text());
+    let (_config, daemon) = lab.knockd(DOORS);
+    let log = |line: String| daemon.expect_log(&line, WITHIN);
+    let client = ip(CLIENT_V4);
 
     // Two of three knocks, then nothing: the line comes at the timeout, not at the next knock.
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
-    log("ssh: 198.18.0.2: stage 2 of 3");
-    log("ssh: 198.18.0.2: sequence timed out after 2 of 3 knocks (seq_timeout 2s)");
-    // The late third knock: -D says why it did not open.
+    log(log_lines::stage("ssh", CLIENT_V4, 2, 3));
+    log(log_lines::seq_timeout("ssh", client, 2, 3, secs(2)));
+    // The late third knock: -D says why it did not open (in the matcher's words).
     knock(&lab.client, CLIENT_V4, SERVER_V4, 9000, Proto::Tcp);
-    log("ssh: 198.18.0.2: knock not counted: not the first knock, and no attempt is in progress");
+    log(log_lines::not_counted("ssh", client, "not the first knock, and no attempt is in progress"));
 
     // Out of order: the attempt restarts, and -D says so.
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 9000]);
-    log("ssh: 198.18.0.3: knock out of order, sequence restarted");
+    log(log_lines::restarted("ssh", ip(OTHER_V4)));
 
     // A SYN where the door wants FIN.
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7500, Proto::Tcp);
-    log("fin: 198.18.0.2: knock not counted: its TCP flags are not the door's tcp_flags");
+    log(log_lines::not_counted("fin", client, "its TCP flags are not the door's tcp_flags"));
 
     // A knock addressed to another host on the link (as a router would see it).
     let elsewhere = Ipv4Addr::new(198, 18, 0, 77);
     let knock = Knock::tcp_syn(CLIENT_V4.parse::<Ipv4Addr>().unwrap(), elsewhere, 7000);
     Sender::new(&lab, 0x0800).send(&knock.emit());
-    log("198.18.0.2: not counted: sent to 198.18.0.77, not to this host");
+    log(log_lines::not_to_this_host(client, elsewhere.into()));
 
     // None of it opened anything.
-    let log_text = daemon.log_text();
-    assert!(!log_text.contains("OPEN"), "{log_text}");
+    assert!(!daemon.logged(log_lines::OPENED), "{}", daemon.log_text());
 }
 
 #[test]

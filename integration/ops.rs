@@ -25,17 +25,15 @@ const ATTACH: &str = "doors:
 
 #[test]
 fn attach_mode_adds_to_the_admins_sets_and_touches_nothing_else() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     lab.server.nft(&["-f", &template("attach.nft")]);
     let chain_before = lab.server.nft(&["list", "chain", "inet", "filter", "input"]);
-    let config = ConfigFile::new("knockd.yaml", ATTACH);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(ATTACH);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the admin's drop policy holds");
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN set inet filter knock_ssh4 for 30s", WITHIN));
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "set inet filter knock_ssh4", secs(30)), WITHIN);
     let elements = lab.server.nft(&["list", "set", "inet", "filter", "knock_ssh4"]);
     assert!(elements.contains("198.18.0.2 timeout 30s"), "{elements}");
     assert_eq!(lab.server.nft(&["list", "chain", "inet", "filter", "input"]), chain_before, "rules untouched");
@@ -118,7 +116,9 @@ fn under_systemd_it_notifies_and_logs_with_priorities() {
     assert_eq!(next(), "STOPPING=1\n");
     assert!(child.wait().unwrap().success());
     let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
-    assert!(lines.iter().any(|l| l.starts_with("<6>listening on all interfaces")), "{lines:?}");
+    // main.rs's words for no -i; `<6>`: info, for the journal.
+    let listening = format!("<6>{}", log_lines::listening("all interfaces", 1, &config.path, None));
+    assert!(lines.iter().any(|l| l.starts_with(&listening)), "{lines:?}");
     assert!(lines.iter().all(|l| l.starts_with('<')), "every line has a priority: {lines:?}");
 }
 

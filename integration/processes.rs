@@ -23,8 +23,7 @@ fn a_command_inherits_no_descriptor_of_the_daemon() {
         "doors:\n  ssh:\n    sequence: [7000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"ls -l /proc/self/fd > {0}; echo done >> {0}\"\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "done", WITHIN);
     let fds: Vec<&str> = text.lines().filter_map(|l| l.split_once(" -> ")?.0.split_whitespace().last()).collect();
@@ -45,10 +44,9 @@ fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
         "doors:\n  hung:\n    sequence: [6000]\n    command: \"sleep 30\"\n  quick:\n    sequence: [7000]\n    command: \"echo start %IP% >> {0}\"\n    stop_command: \"echo stop %IP% >> {0}\"\n    cmd_timeout: 1s\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, Proto::Tcp);
-    assert!(daemon.wait_log("hung: 198.18.0.2: running command: sleep 30", WITHIN));
+    daemon.expect_log(&log_lines::running("hung", ip(CLIENT_V4), "sleep 30"), WITHIN);
     let knocked = Instant::now();
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "stop 198.18.0.2", Duration::from_secs(5));
@@ -59,22 +57,17 @@ fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
 #[test]
 fn commands_that_leave_a_background_child_holding_stderr_leave_no_thread() {
     let lab = Lab::new();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "doors:\n  bg:\n    sequence: [7000]\n    command: \"sleep 33 & echo started\"\n",
-    );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) =
+        lab.knockd("doors:\n  bg:\n    sequence: [7000]\n    command: \"sleep 33 & echo started\"\n");
     // Twenty sources: one source's same command, while it still runs, runs once.
     for n in 1..=20 {
         let src = format!("198.18.1.{n}");
         lab.add_client_addr(&format!("{src}/16"));
         knock(&lab.client, &src, SERVER_V4, 7000, Proto::Tcp);
     }
-    let deadline = Instant::now() + WITHIN;
-    while daemon.log_text().matches("running command: sleep 33").count() < 20 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(daemon.log_text().matches("running command: sleep 33").count(), 20, "{}", daemon.log_text());
+    let ran = anyone(|src| log_lines::running("bg", src, "sleep 33"));
+    eventually(WITHIN, || daemon.count(&ran) >= 20);
+    assert_eq!(daemon.count(&ran), 20, "{}", daemon.log_text());
     std::thread::sleep(Duration::from_millis(300));
     let threads = proc_status(daemon.pid(), "Threads:");
     assert!(threads <= 3, "{threads} threads: one per command still blocked on a background child's stderr?");

@@ -21,13 +21,11 @@ fn set_has(lab: &Lab, addr: &str) -> bool {
 
 #[test]
 fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("3s"));
-    let mut daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, mut daemon) = lab.knockd(&door("3s"));
     let chain = lab.server.nft(&["list", "chain", "inet", "knockd", "input"]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log(": OPEN ", WITHIN));
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(3)), WITHIN);
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
     let killed_at = Instant::now();
@@ -43,7 +41,7 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
     // A grant made before a crash survives the restart; nothing is duplicated.
     let daemon = Daemon::start(&lab.server, &config, &[]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log(": OPEN ", WITHIN));
+    daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(3)), WITHIN);
     let mut daemon = daemon;
     daemon.signal(libc::SIGKILL);
     assert!(daemon.wait_exit(WITHIN).is_some());
@@ -57,17 +55,11 @@ fn kill_9_after_a_grant_the_kernel_still_closes_and_a_restart_reuses_everything(
 
 #[test]
 fn a_flushed_ruleset_is_put_back_and_the_next_knock_works() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("30s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd(&door("30s"));
     lab.server.nft(&["flush", "ruleset"]);
-    assert!(
-        daemon.wait_log("was removed from outside: putting it back", Duration::from_secs(5)),
-        "{}",
-        daemon.log_text()
-    );
-    assert!(daemon.wait_log("table inet knockd restored", WITHIN));
+    daemon.expect_log(&log_lines::putting_back("table inet knockd was removed"), Duration::from_secs(5));
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), WITHIN);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the door is closed again");
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
@@ -86,7 +78,7 @@ fn capture_follows_its_interface_going_away_and_coming_back() {
     lab.unlink();
     lab.link(); // same names, new interface indexes
     let _echo = lab.sshd();
-    assert!(daemon.wait_log("interfaces changed", Duration::from_secs(5)), "{}", daemon.log_text());
+    assert!(daemon.wait_log(log_lines::INTERFACES_BACK, Duration::from_secs(5)), "{}", daemon.log_text());
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
 }
@@ -98,14 +90,10 @@ fn capture_starts_before_its_interface_exists_and_targets_added_later_work() {
     let door = "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    target: 198.18.7.7\n    open: {ports: [22], timeout: 30s}\n";
     let config = ConfigFile::new("knockd.yaml", door);
     let daemon = Daemon::start(&lab.server, &config, &["-i", &lab.server_if]);
-    assert!(
-        daemon.log_text().contains(&format!("interface {} does not exist (yet)", lab.server_if)),
-        "{}",
-        daemon.log_text()
-    );
+    assert!(daemon.log_text().contains(&log_lines::interface_missing(&lab.server_if)), "{}", daemon.log_text());
     lab.link();
     let _echo = lab.sshd();
-    assert!(daemon.wait_log("interfaces changed: listening on all of them again", Duration::from_secs(5)));
+    assert!(daemon.wait_log(log_lines::INTERFACES_BACK, Duration::from_secs(5)));
     // The target address is added only now.
     lab.server.ip(&["addr", "add", "198.18.7.7/16", "dev", &lab.server_if, "nodad"]);
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
@@ -116,12 +104,10 @@ fn capture_starts_before_its_interface_exists_and_targets_added_later_work() {
 
 #[test]
 fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("60s"));
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&door("60s"));
     knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000, 9000]);
-    assert!(daemon.wait_log(": OPEN ", WITHIN));
+    daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(60)), WITHIN);
 
     let good = |n: u16| {
         format!("doors:\n  ssh:\n    sequence: [{}, 6001]\n    open: {{ports: [22], timeout: 60s}}\n", 5000 + n)
@@ -142,7 +128,7 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
     assert!(started.elapsed() < Duration::from_secs(3), "the storm itself is bounded");
     std::thread::sleep(Duration::from_millis(500));
 
-    assert!(daemon.log_text().contains("reload failed, keeping the running config"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::reload_failed(ANY)), "{}", daemon.log_text());
     assert!(set_has(&lab, "198.18.0.3"), "no grant was lost");
     assert!(connect(&lab.client, OTHER_V4, ssh_v4(), Duration::from_secs(2)).is_ok());
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[5098, 6001]);
@@ -155,13 +141,8 @@ fn a_reload_storm_keeps_the_daemon_up_and_the_last_good_config_in_force() {
 
 #[test]
 fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new(
-        "knockd.yaml",
-        "log: {level: warn}\nlimits: {max_attempts: 5000}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    open: {ports: [22], timeout: 60s}\n",
-    );
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, daemon) = lab.knockd("log: {level: warn}\nlimits: {max_attempts: 5000}\ndoors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    seq_timeout: 30s\n    open: {ports: [22], timeout: 60s}\n");
     let sender = Sender::new(&lab, 0x0800);
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     let legit: Ipv4Addr = CLIENT_V4.parse().unwrap();
@@ -191,10 +172,8 @@ fn a_spoofed_flood_stays_under_the_cap_and_a_legitimate_knock_gets_through() {
 
 #[test]
 fn malformed_packets_never_take_the_daemon_down() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let config = ConfigFile::new("knockd.yaml", &door("30s"));
-    let mut daemon = Daemon::start(&lab.server, &config, &[]);
+    let lab = Lab::with_sshd();
+    let (_config, mut daemon) = lab.knockd(&door("30s"));
     let server: Ipv4Addr = SERVER_V4.parse().unwrap();
     let v4 = Sender::new(&lab, 0x0800);
     let good = Knock::tcp_syn(CLIENT_V4.parse::<Ipv4Addr>().unwrap(), server, 7000).emit();
@@ -256,15 +235,13 @@ fn capabilities(pid: i32) -> (u64, u64, u64) {
 #[test]
 fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() {
     const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let out = ConfigFile::new("caps", "");
     let yaml = format!(
         "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"grep CapEff /proc/self/status >> {}\"\n",
         out.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, daemon) = lab.knockd(&yaml);
     assert_eq!(capabilities(daemon.pid()), (NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW));
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
@@ -273,7 +250,7 @@ fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() 
     assert!(command_caps.trim().ends_with("0000000000003000"), "the command got more: {command_caps}");
     // The table can still be restored without the dropped capabilities.
     lab.server.nft(&["flush", "ruleset"]);
-    assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), Duration::from_secs(5));
 
     drop(daemon);
     let kept = Daemon::start(&lab.server, &config, &["--keep-capabilities"]);
@@ -305,7 +282,7 @@ fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     let config = ConfigFile::new("knockd.yaml", &yaml);
     let pidfile = config.path.with_file_name("knockd.pid");
     let daemon = Daemon::start(&lab.server, &config, &["-p", pidfile.to_str().unwrap()]);
-    assert!(daemon.log_text().contains("running as user knockd"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::running_as("knockd")), "{}", daemon.log_text());
     assert_eq!(uids(daemon.pid()), (uid, uid));
     assert_eq!(std::fs::metadata(config.state_dir()).unwrap().gid(), gid, "the state directory is its");
     assert_eq!(capabilities(daemon.pid()).0, NET_ADMIN_AND_RAW);
@@ -322,21 +299,22 @@ fn with_no_command_it_runs_as_its_own_user_and_everything_still_works() {
     assert_eq!(std::fs::metadata(&replay).expect("the replay cache was written").uid(), uid);
 
     lab.server.nft(&["flush", "ruleset"]);
-    assert!(daemon.wait_log("table inet knockd restored", Duration::from_secs(5)), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::restored("nftables table inet knockd"), Duration::from_secs(5));
     config.rewrite(&yaml.replace("timeout: 30s}}\n  spa", "timeout: 45s}}\n  spa"));
     daemon.signal(libc::SIGHUP);
-    assert!(daemon.wait_log("reloaded: 2 door(s)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::reloaded(2), WITHIN);
     assert!(daemon.stop().success());
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap_or_default(), "", "the pid file is left empty");
 
     // Restarted (as root, then knockd again): the cache knockd wrote is read.
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.log_text().contains("running as user knockd"), "{}", daemon.log_text());
+    assert!(daemon.logged(&log_lines::running_as("knockd")), "{}", daemon.log_text());
     drop(daemon);
     // And by a daemon that now stays root (a door with a command): its own user's files are
     // trusted, and the directory is given back to root.
     config.rewrite(&yaml.replace("timeout: 30s}}\n  spa", "timeout: 30s}, command: \"true\"}\n  spa"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.log_text().contains("staying root after start: door ssh runs commands"), "{}", daemon.log_text());
+    let staying = log_lines::staying_root("door ssh runs commands");
+    assert!(daemon.logged(&staying), "{}", daemon.log_text());
     assert_eq!(std::fs::metadata(config.state_dir()).unwrap().uid(), 0, "{}", daemon.log_text());
 }

@@ -3,6 +3,7 @@
 //! server, forwarding) and a LAN host behind it.
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -113,47 +114,45 @@ const NAS: &str = "doors:
       timeout: 3s
 ";
 
+/// Door nas on the router, with the LAN host's ssh: a knock from `src` (to `server`) lets `src`
+/// reach `lan` (the address it connects to) through the router, and `other` (the address next
+/// to it) not, until the grant ends, while the connection made during it goes on; the OPEN line
+/// says what it forwards (`opens`). The config and the daemon, still running.
+fn forwards_for_the_grantee_only(
+    router: &Router,
+    [src, other, server]: [&str; 3],
+    lan: SocketAddr,
+    opens: &str,
+) -> (ConfigFile, Daemon) {
+    let lab = &router.lab;
+    let _ssh = Echo::start(&router.lan, "[::]:22".parse().unwrap());
+    let (config, daemon) = lab.knockd(NAS);
+    assert!(!gets_in(lab, src, lan), "nothing is forwarded before the knock");
+
+    knock_nas(lab, src, server);
+    daemon.expect_log(&opened("nas", src, opens, secs(3)), WITHIN);
+    let mut stream = connect(&lab.client, src, lan, WITHIN).expect("the grantee reaches the LAN host");
+    assert!(still_works(&mut stream));
+    assert!(!gets_in(lab, other, lan), "a stranger (the address next to the grantee's) is not forwarded");
+    assert!(eventually(Duration::from_secs(6), || !gets_in(lab, src, lan)), "closed again");
+    assert!(still_works(&mut stream), "an established connection keeps working");
+    (config, daemon)
+}
+
 #[test]
 fn a_knock_opens_a_dnat_to_the_lan_host_for_the_grantee_only_until_it_expires() {
     let router = Router::new();
-    let lab = &router.lab;
-    let _ssh = Echo::start(&router.lan, "0.0.0.0:22".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", NAS);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
     let nat = at(SERVER_V4, 2522);
-    assert!(!gets_in(lab, CLIENT_V4, nat), "nothing is forwarded before the knock");
-
-    knock_nas(lab, CLIENT_V4, SERVER_V4);
-    assert!(
-        daemon.wait_log("nas: 198.18.0.2: OPEN 2522/tcp to 198.19.1.10:22 for 3s", WITHIN),
-        "{}",
-        daemon.log_text()
-    );
-    let mut stream = connect(&lab.client, CLIENT_V4, nat, WITHIN).expect("the grantee reaches the LAN host");
-    assert!(still_works(&mut stream));
-    assert!(!gets_in(lab, OTHER_V4, nat), "a stranger (the address next to the grantee's) is not forwarded");
-    // The grant ends; the connection made during it goes on.
-    assert!(eventually(Duration::from_secs(6), || !gets_in(lab, CLIENT_V4, nat)), "closed again");
-    assert!(still_works(&mut stream), "an established connection keeps working");
+    forwards_for_the_grantee_only(&router, [CLIENT_V4, OTHER_V4, SERVER_V4], nat, "2522/tcp to 198.19.1.10:22");
 }
 
 #[test]
 fn a_knock_opens_a_pinhole_through_the_router_for_the_grantee_only() {
     let router = Router::new();
-    let lab = &router.lab;
-    let _ssh = Echo::start(&router.lan, "[::]:22".parse().unwrap());
-    let config = ConfigFile::new("knockd.yaml", NAS);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
     let nas = at(LAN_V6, 22);
-    assert!(!gets_in(lab, CLIENT_V6, nas), "knockd's forward guard drops it before the knock");
-
-    knock_nas(lab, CLIENT_V6, SERVER_V6);
-    assert!(daemon.wait_log("OPEN to [2001:db8:8::10]:22/tcp for 3s", WITHIN), "{}", daemon.log_text());
-    let mut stream = connect(&lab.client, CLIENT_V6, nas, WITHIN).expect("the grantee reaches the LAN host");
-    assert!(!gets_in(lab, OTHER_V6, nas), "a stranger stays out");
-    assert!(eventually(Duration::from_secs(6), || !gets_in(lab, CLIENT_V6, nas)), "closed again");
-    assert!(still_works(&mut stream), "an established connection keeps working");
-    let status = ask(&lab.server, &config, &["status"]);
+    let to = "to [2001:db8:8::10]:22/tcp";
+    let (config, _daemon) = forwards_for_the_grantee_only(&router, [CLIENT_V6, OTHER_V6, SERVER_V6], nas, to);
+    let status = ask(&router.lab.server, &config, &["status"]);
     assert!(status.contains("forward to [2001:db8:8::10]:22/tcp"), "{status}");
 }
 
@@ -177,9 +176,8 @@ fn inside_fw4_doors_open_and_survive_its_reload_and_restart() {
     let _local = Echo::start(&lab.server, "0.0.0.0:2222".parse().unwrap());
     let _ssh = Echo::start(&router.lan, "0.0.0.0:22".parse().unwrap());
     lab.server.nft(&["-f", &ruleset("fw4.nft")]);
-    let config = ConfigFile::new("knockd.yaml", FW4);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
-    assert!(daemon.wait_log("knockd's rules in table inet fw4 (zone wan) installed", WITHIN), "{}", daemon.log_text());
+    let (config, daemon) = lab.knockd(FW4);
+    daemon.expect_log(&log_lines::installed("knockd's rules in table inet fw4 (zone wan)"), WITHIN);
     assert!(!lab.server.nft(&["list", "tables"]).contains("knockd"), "no table of knockd's own");
     let (local, nat) = (at(SERVER_V4, 2222), at(SERVER_V4, 2522));
     assert!(!gets_in(lab, CLIENT_V4, local) && !gets_in(lab, CLIENT_V4, nat), "fw4 rejects both before");

@@ -5,23 +5,21 @@ use std::time::Duration;
 use knockd::doors::spa;
 use knockd::packet::ipv4::Ipv4Mut;
 
-use crate::support::spa_packets::{forged_frames, fresh_request};
+use crate::support::spa_packets::{forged_frames, fresh_packet, fresh_request, spa_config, spa_door};
 use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
 
 #[test]
 fn spa_opens_the_door_and_a_replayed_packet_does_not() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let keys = ConfigFile::new("placeholder", "");
     let secret = spa_keygen(&keys, "alice");
     let yaml = format!(
         "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}.pub]}}\n    open: {{ports: [22], timeout: 2s}}\n",
         secret.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     // The client, as a user runs it.
@@ -41,7 +39,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
         ],
     );
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
-    assert!(daemon.wait_log("ssh: 198.18.0.2: OPEN 22/tcp for 2s (key alice)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "22/tcp", secs(2), "", &vouched("key alice")), WITHIN);
 
     // A packet an eavesdropper captured: it works once, then never again.
     let key = spa::read_key(&secret).unwrap();
@@ -51,7 +49,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
     std::thread::sleep(Duration::from_millis(2500)); // the grant expires
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: replayed"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replayed packet opened the door");
 
     // A tampered packet (another door name, same signature) is refused too.
@@ -63,15 +61,13 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
 
 #[test]
 fn a_rotating_sequence_opens_and_replaying_it_does_not() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     let secret = ConfigFile::private("secret", "a shared secret of some length\n");
     let yaml = format!(
         "doors:\n  ssh:\n    rotating: {{secret_file: {}, step: 30s, length: 4}}\n    open: {{ports: [22], timeout: 30s}}\n",
         secret.path.display()
     );
-    let config = ConfigFile::new("knockd.yaml", &yaml);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd(&yaml);
 
     let path = secret.path.to_str().unwrap();
     let out = knock_client(
@@ -88,34 +84,14 @@ fn a_rotating_sequence_opens_and_replaying_it_does_not() {
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "a replayed rotating sequence opened the door");
 }
 
-/// A config of door ssh taking SPA packets signed by any of `n` keys (`extra`: more of its
-/// SPA settings), whose pairs `key0 .. key<n-1>` (and `.pub`) the client wrote beside it.
-fn spa_config(n: usize, extra: &str) -> (ConfigFile, Vec<std::path::PathBuf>) {
-    let config = ConfigFile::new("knockd.yaml", "");
-    let keys: Vec<_> = (0..n).map(|i| spa_keygen(&config, &format!("key{i}"))).collect();
-    config.rewrite(&spa_door(&keys, extra));
-    (config, keys)
-}
-
-fn spa_door(keys: &[std::path::PathBuf], extra: &str) -> String {
-    let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
-    format!(
-        "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}]{extra}}}\n    open: {{ports: [22], timeout: 30s}}\n",
-        public.join(", ")
-    )
-}
-
 #[test]
 fn a_packet_accepted_before_a_restart_is_refused_after_it() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let (config, keys) = spa_config(1, "");
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(1, "", "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let key = spa::read_key(&keys[0]).unwrap();
-    let request = fresh_request("ssh");
-    let captured = spa::encode(&request, &key);
+    let captured = fresh_packet(&keys[0]);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("ssh: 198.18.0.3: OPEN", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(30)), WITHIN);
     assert!(daemon.stop().success());
     let cache = std::fs::read_to_string(config.state_dir().join("ssh.replay")).expect("the replay cache is on disk");
     assert!(cache.starts_with("knockd-replay-cache 1\n") && cache.lines().count() == 2, "{cache}");
@@ -124,22 +100,21 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: replayed"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay after the restart opened the door");
 }
 
 #[test]
 fn require_address_refuses_packets_that_name_no_address() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let (config, keys) = spa_config(1, ", require_address: true");
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(1, "", ", require_address: true");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let key = keys[0].to_str().unwrap();
     let base = ["--spa", "--key", key, "--door", "ssh", "--source", CLIENT_V4];
     let out =
         knock_client(&lab.client, &[&base[..], &["--wait-open", "22", "--wait-timeout", "2", SERVER_V4]].concat());
     assert_eq!(out.status.code(), Some(1), "a packet for whoever sends it opened the door");
-    assert!(daemon.wait_log("names no address, and the door requires one", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log("names no address, and the door requires one", WITHIN);
     let out =
         knock_client(&lab.client, &[&base[..], &["--spa-address", CLIENT_V4, "--wait-open", "22", SERVER_V4]].concat());
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
@@ -151,9 +126,8 @@ const FLOOD_RATE: f64 = 50_000.0;
 #[test]
 fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let (config, keys) = spa_config(8, "");
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(8, "", "");
     let door = spa_door(&keys, "") + "  web: {sequence: [7000, 8000], open: {ports: [80], timeout: 30s}}\n";
     config.rewrite(&format!("log: {{level: warn}}\n{door}"));
     let daemon = Daemon::start(&lab.server, &config, &[]);
@@ -226,14 +200,11 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
 fn an_spa_datagram_is_read_to_its_udp_length() {
     // Bytes after the datagram inside the IP packet (padding, a sloppy stack): the payload ends
     // where the UDP length says.
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let (config, keys) = spa_config(1, "");
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(1, "", "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
-    let key = spa::read_key(&keys[0]).unwrap();
-    let request = fresh_request("ssh");
     let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
-    let mut frame = Knock::udp(src, dst, 62201, &spa::encode(&request, &key)).emit();
+    let mut frame = Knock::udp(src, dst, 62201, &fresh_packet(&keys[0])).emit();
     frame.extend_from_slice(&[0xee; 6]);
     let total = frame.len() as u16;
     Ipv4Mut::new(&mut frame).set_total_len(total);

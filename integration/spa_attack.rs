@@ -1,33 +1,16 @@
 //! SPA under attack, end to end: a packet that costs more verifications than the budget holds,
 //! a flood from 60,000 prefixes, a state directory the daemon cannot write.
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use knockd::doors::spa;
 
-use crate::support::spa_packets::{forged_frames_v6, fresh_request, version_1};
+use crate::support::spa_packets::{forged_frames_v6, fresh_packet, fresh_request, spa_config, version_1};
 use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
-
-/// A config (`before`, then door ssh taking SPA packets signed by any of `n` keys) and the
-/// key pairs `key0 ..` (and `.pub`) beside it, written by the library `knock` uses.
-fn spa_config(n: usize, before: &str) -> (ConfigFile, Vec<PathBuf>) {
-    let config = ConfigFile::new("knockd.yaml", "");
-    let keys: Vec<PathBuf> = (0..n).map(|i| config.path.with_file_name(format!("key{i}"))).collect();
-    for key in &keys {
-        knockd::client::keygen::generate(key).unwrap();
-    }
-    let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
-    config.rewrite(&format!(
-        "{before}doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}]}}\n    open: {{ports: [22], timeout: 30s}}\n",
-        public.join(", ")
-    ));
-    (config, keys)
-}
 
 fn knock_spa(lab: &Lab, key: &std::path::Path, source: &str, server: &str, wait: &str) -> Output {
     let key = key.to_str().unwrap();
@@ -37,9 +20,8 @@ fn knock_spa(lab: &Lab, key: &std::path::Path, source: &str, server: &str, wait:
 
 #[test]
 fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_core() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let (config, keys) = spa_config(65, "");
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(65, "", "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
 
     // A forged version 1 packet: 65 verifications, one more than the budget ever holds.
@@ -47,7 +29,8 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
     let cpu_before = cpu_time(daemon.pid());
     let idle_from = Instant::now();
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &version_1(&fresh_request("ssh"), &mallory));
-    assert!(daemon.wait_log("198.18.0.3: SPA packet rejected: bad signature", WITHIN), "{}", daemon.log_text());
+    let bad = log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: bad signature");
+    daemon.expect_log(&bad, WITHIN);
     std::thread::sleep(Duration::from_secs(2));
     let cpu = cpu_time(daemon.pid()) - cpu_before;
     let idle = idle_from.elapsed();
@@ -60,14 +43,13 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
     let spa::Key::Ed25519(last) = spa::read_key(&keys[64]).unwrap() else { panic!("an Ed25519 key") };
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &version_1(&fresh_request("ssh"), &last));
     assert!(connects_within(&lab.client, OTHER_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.wait_log("198.18.0.3: OPEN 22/tcp for 30s (key key64)", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::open("ssh", OTHER_V4, "22/tcp", secs(30), "", &vouched("key key64")), WITHIN);
 }
 
 #[test]
 fn a_flood_from_60000_prefixes_does_not_keep_real_clients_out() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
-    let (config, keys) = spa_config(8, "log: {level: warn}\n");
+    let lab = Lab::with_sshd();
+    let (config, keys) = spa_config(8, "log: {level: warn}\n", "");
     let daemon = Daemon::start(&lab.server, &config, &[]);
     let frames = forged_frames_v6(&keys, 60_000);
     let sender = frames::Sender::new(&lab, 0x86dd);
@@ -124,13 +106,11 @@ fn state_dir_owner(dir: &std::path::Path, nobody: bool) {
 
 #[test]
 fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_restart() {
-    let lab = Lab::new();
-    let _echo = lab.sshd();
+    let lab = Lab::with_sshd();
     // Root, which keeps only its network capabilities after the start.
-    let (config, keys) = spa_config(1, "user: root\n");
+    let (config, keys) = spa_config(1, "user: root\n", "");
     let state = config.state_dir();
-    let key = spa::read_key(&keys[0]).unwrap();
-    let captured = spa::encode(&fresh_request("ssh"), &key);
+    let captured = fresh_packet(&keys[0]);
     let refused = "198.18.0.3: SPA packet refused: it could not be made replay-proof";
     let fix = "make the state directory";
 
@@ -140,7 +120,7 @@ fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_r
         state_dir_owner(&state, true);
         send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
         assert!(daemon.wait_log(refused, WITHIN), "{round}: {}", daemon.log_text());
-        let line = daemon.log_text().lines().find(|l| l.contains(refused)).unwrap().to_owned();
+        let line = daemon.line_with(refused, Duration::ZERO);
         assert!(line.contains(fix) && line.contains(&state.display().to_string()), "{round}: {line}");
         eprintln!("{line}");
         assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "{round}: opened");
@@ -156,6 +136,6 @@ fn a_packet_whose_replay_entry_cannot_be_written_is_refused_before_and_after_a_r
     lab.server.nft(&["flush", "set", "inet", "knockd", "ssh_v4"]);
     let daemon = Daemon::start(&lab.server, &config, &[]);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
-    assert!(daemon.wait_log("SPA packet rejected: replayed", WITHIN), "{}", daemon.log_text());
+    daemon.expect_log(&log_lines::rejected(Some("ssh"), ip(OTHER_V4), "SPA packet rejected: replayed"), WITHIN);
     assert!(is_dropped(&lab.client, OTHER_V4, ssh_v4(), DROP_WAIT), "the replay opened");
 }

@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use knockd::config::{self, TableFamily};
-use knockd::doors::Kinds;
 use knockd::grant::{KEY_IPV4, MemoryFirewall, SetInfo};
 use util::{MemoryEngine, start_with};
 
@@ -32,7 +31,7 @@ fn engine() -> MemoryEngine {
 /// An engine whose door ssh adds to the admin's set `knock4` in table `filter`, which exists.
 fn attached() -> MemoryEngine {
     let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: filter, ipv4: knock4}, timeout: 1h}\n";
-    let config = config::yaml::parse("test.yaml", config, &Kinds).unwrap();
+    let config = util::parsed(config);
     let mut fw = MemoryFirewall::default();
     fw.foreign_sets.push((TableFamily::Inet, "filter".into(), "knock4".into(), SetInfo::timeout_set(KEY_IPV4)));
     start_with(config, fw)
@@ -128,7 +127,7 @@ fn grants_already_in_the_kernel_at_start_end_on_time_too() {
         timeout: Duration::from_secs(45),
         comment: Some("key alice".into()),
     });
-    let mut e = start_with(config::yaml::parse("test.yaml", CONFIG, &Kinds).unwrap(), firewall);
+    let mut e = start_with(util::parsed(CONFIG), firewall);
     assert_eq!(e.next_due(), Some(Duration::from_secs(45)), "the loop wakes when it ends");
     let grants = e.status().unwrap().1;
     let who = (grants[0].address, grants[0].by.as_deref());

@@ -38,6 +38,11 @@ doors:
       timeout: 30s
 ";
 
+/// [`MINIMAL`] with one more line in door ssh, line 5 (before `open:`).
+fn with_door_line(line: &str) -> String {
+    MINIMAL.replace("    open:", &format!("    {line}\n    open:"))
+}
+
 #[test]
 fn the_documented_example_loads() {
     let config =
@@ -125,7 +130,7 @@ doors:
 #[test]
 fn unknown_keys_are_errors() {
     assert_error(
-        &MINIMAL.replace("    open:", "    sequnce: 5s\n    open:"),
+        &with_door_line("sequnce: 5s"),
         "5:5",
         &["doors.ssh", "unknown key `sequnce`: did you mean `sequence`?", "`seq_timeout`"],
     );
@@ -143,21 +148,19 @@ fn unknown_keys_are_errors() {
 
 #[test]
 fn bad_ports() {
-    assert_error(
-        &MINIMAL.replace("8000", "0"),
-        "4:22",
-        &["doors.ssh.sequence[1]", "port 0 is out of range", "1-65535"],
-    );
-    assert_error(&MINIMAL.replace("8000", "70000"), "4:22", &["doors.ssh.sequence[1]", "70000"]);
-    assert_error(&MINIMAL.replace("8000", "-1"), "4:22", &["doors.ssh.sequence[1]", "-1"]);
-    assert_error(
-        &MINIMAL.replace("8000", "\"8000/sctp\""),
-        "4:22",
-        &["sequence[1]", "unknown protocol `sctp`", "tcp or udp"],
-    );
+    // The second knock's port, and what the error at its place (4:22) says.
+    let second: [(&str, &[&str]); 5] = [
+        ("0", &["doors.ssh.sequence[1]", "port 0 is out of range", "1-65535"]),
+        ("70000", &["doors.ssh.sequence[1]", "70000"]),
+        ("-1", &["doors.ssh.sequence[1]", "-1"]),
+        ("\"8000/sctp\"", &["sequence[1]", "unknown protocol `sctp`", "tcp or udp"]),
+        ("8000.5", &["sequence[1]", "invalid type"]),
+    ];
+    for (port, parts) in second {
+        assert_error(&MINIMAL.replace("8000", port), "4:22", parts);
+    }
     assert_error(&MINIMAL.replace("[22]", "[ssh]"), "6:15", &["doors.ssh.open.ports[0]", "`ssh` is not a port"]);
     assert_error(&MINIMAL.replace("[22]", "[]"), "6:14", &["doors.ssh.open.ports", "empty"]);
-    assert_error(&MINIMAL.replace("8000", "8000.5"), "4:22", &["sequence[1]", "invalid type"]);
 }
 
 #[test]
@@ -175,11 +178,7 @@ fn bad_durations() {
     assert_error(&MINIMAL.replace("30s", "30"), "7:16", &["doors.ssh.open.timeout", "`30` is not a duration", "5s"]);
     assert_error(&MINIMAL.replace("30s", "0s"), "7:16", &["doors.ssh.open.timeout", "out of range"]);
     assert_error(&MINIMAL.replace("30s", "30x"), "7:16", &["doors.ssh.open.timeout", "not a duration"]);
-    assert_error(
-        &MINIMAL.replace("    open:", "    seq_timeout: 2h\n    open:"),
-        "5:18",
-        &["doors.ssh.seq_timeout", "out of range"],
-    );
+    assert_error(&with_door_line("seq_timeout: 2h"), "5:18", &["doors.ssh.seq_timeout", "out of range"]);
 }
 
 #[test]
@@ -261,36 +260,20 @@ doors:
     assert_eq!(d.commands.start_for(true), None, "an empty _6 command means do nothing for IPv6");
     assert_eq!(d.commands.stop_for(true), Some("echo '%IP%: done'"));
     assert_eq!(d.commands.cmd_timeout, Duration::ZERO);
-    assert_error(
-        &MINIMAL.replace("    open:", "    target: nowhere\n    open:"),
-        "5:13",
-        &["doors.ssh.target", "invalid IP"],
-    );
-    assert_error(
-        &MINIMAL.replace("    open:", "    command: \"a\\nb\"\n    open:"),
-        "5:14",
-        &["doors.ssh.command", "one line"],
-    );
+    assert_error(&with_door_line("target: nowhere"), "5:13", &["doors.ssh.target", "invalid IP"]);
+    assert_error(&with_door_line("command: \"a\\nb\""), "5:14", &["doors.ssh.command", "one line"]);
 }
 
 #[test]
 fn tcp_flag_errors() {
-    assert_error(
-        &MINIMAL.replace("    open:", "    tcp_flags: xmas\n    open:"),
-        "5:16",
-        &["doors.ssh.tcp_flags", "unknown TCP flag `xmas`"],
-    );
+    assert_error(&with_door_line("tcp_flags: xmas"), "5:16", &["doors.ssh.tcp_flags", "unknown TCP flag `xmas`"]);
     // An unquoted `!ack` is a YAML tag: the message says to quote it.
     assert_error(
-        &MINIMAL.replace("    open:", "    tcp_flags: !ack\n    open:"),
+        &with_door_line("tcp_flags: !ack"),
         "5:16",
         &["doors.ssh.tcp_flags", "`!ack` reads as a YAML tag: quote it, like \"!ack\""],
     );
-    assert_error(
-        &MINIMAL.replace("    open:", "    tcp_flags: \"syn,!syn\"\n    open:"),
-        "5:16",
-        &["both required and forbidden"],
-    );
+    assert_error(&with_door_line("tcp_flags: \"syn,!syn\""), "5:16", &["both required and forbidden"]);
 }
 
 #[test]

@@ -6,8 +6,7 @@ mod util;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use knockd::config::{self, PortProto, TableFamily};
-use knockd::doors::Kinds;
+use knockd::config::{PortProto, TableFamily};
 use knockd::engine::Engine;
 use knockd::grant::legacy_command::MemorySpawner;
 use knockd::grant::memory::Failure;
@@ -15,7 +14,7 @@ use knockd::grant::nft::{Family, Match, Ruleset, Verdict};
 use knockd::grant::{Element, MemoryFirewall};
 use knockd::packet::ipv4::Ipv4Mut;
 use knockd::packet::{Drop, Knock};
-use util::{MemoryEngine, TempDir, knock_on, start, tcp_syn};
+use util::{MemoryEngine, TempDir, knock_on, parsed, start, tcp_syn};
 
 const CONFIG: &str = "
 nftables: {table: edge}
@@ -145,7 +144,7 @@ fn a_refused_grant_is_counted_not_fatal() {
 
 #[test]
 fn a_refused_ruleset_stops_the_start_and_says_why() {
-    let config = config::yaml::parse("test.yaml", CONFIG, &Kinds).unwrap();
+    let config = parsed(CONFIG);
     let failing = MemoryFirewall { fail_with: Some(Failure::Refused(libc::EPERM)), ..MemoryFirewall::default() };
     let err = Engine::start(config, failing, MemorySpawner::default()).err().unwrap().to_string();
     assert!(err.contains("install the ruleset") && err.contains("Operation not permitted"), "{err}");
@@ -154,12 +153,7 @@ fn a_refused_ruleset_stops_the_start_and_says_why() {
 #[test]
 fn a_refused_reload_keeps_the_running_config() {
     let mut e = engine();
-    let other = config::yaml::parse(
-        "new.yaml",
-        "doors:\n  x:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n",
-        &Kinds,
-    )
-    .unwrap();
+    let other = parsed("doors:\n  x:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n");
     e.firewall_mut().fail_with = Some(Failure::Refused(libc::EINVAL));
     assert!(e.reconfigure(other).is_err());
     e.firewall_mut().fail_with = None;
@@ -173,12 +167,8 @@ fn a_refused_reload_keeps_the_running_config() {
 #[test]
 fn reconfigure_replaces_the_ruleset_and_keeps_running() {
     let mut e = engine();
-    let smaller = config::yaml::parse(
-        "new.yaml",
-        "nftables: {table: edge}\ndoors:\n  ssh:\n    sequence: [1, 2]\n    open: {ports: [22], timeout: 1m}\n",
-        &Kinds,
-    )
-    .unwrap();
+    let smaller =
+        parsed("nftables: {table: edge}\ndoors:\n  ssh:\n    sequence: [1, 2]\n    open: {ports: [22], timeout: 1m}\n");
     e.reconfigure(smaller).unwrap();
     assert_eq!(e.firewall().installed.len(), 2);
     assert_eq!(e.config().doors.len(), 1);
@@ -248,7 +238,7 @@ fn a_reload_keeps_progress_on_unchanged_doors() {
     let mut e = engine();
     e.packet(&tcp_syn("198.18.0.2", 7000), at(0));
     e.packet(&tcp_syn("198.18.0.2", 8000), at(1));
-    let same = config::yaml::parse("test.yaml", CONFIG, &Kinds).unwrap();
+    let same = parsed(CONFIG);
     e.reconfigure(same).unwrap();
     e.packet(&knock_on("198.18.0.2", PortProto::udp(9000)), at(2));
     assert_eq!(e.flush(), 1, "the attempt survived the reload");
@@ -259,7 +249,7 @@ fn one_time_sequences_advance_and_run_out() {
     let dir = TempDir::new("engine-onetime");
     let seqs = dir.write("seqs", "1,2\n3,4\n");
     let text = format!("doors:\n  ot:\n    one_time_sequences: {}\n    command: go %IP%\n", seqs.display());
-    let config = config::yaml::parse("test.yaml", &text, &Kinds).unwrap();
+    let config = parsed(&text);
     let mut e = start(config);
     let ports = |e: &MemoryEngine| e.capture_ports().knocks.iter().map(|p| p.port).collect::<Vec<_>>();
     assert_eq!(ports(&e), [1, 2]);
@@ -301,7 +291,7 @@ fn a_table_removed_from_outside_is_put_back_and_the_grant_retried() {
 #[test]
 fn a_start_that_fails_on_a_file_applies_nothing() {
     let text = "doors:\n  ssh:\n    sequence: [1]\n    open: {ports: [22], timeout: 1m}\n  ot:\n    one_time_sequences: /nonexistent/seqs\n    open: {ports: [23], timeout: 1m}\n";
-    let config = config::yaml::parse("test.yaml", text, &Kinds).unwrap();
+    let config = parsed(text);
     let probe = std::cell::RefCell::new(Vec::new());
     struct Recording<'a>(&'a std::cell::RefCell<Vec<&'static str>>);
     impl knockd::grant::Firewall for Recording<'_> {

@@ -132,26 +132,30 @@ fn what_a_stanza_refuses() {
         let mut kind = kind(&access_conf(first), &state);
         rejection(&send(kind.as_mut(), src, case.packet, unix))
     };
-    let r = refused("", sha256, "198.18.0.7", sha256.timestamp - 121);
-    assert!(r.contains("timestamp 121s away"), "a packet from the future: {r}");
-    let r = refused("", sha256, "198.18.0.7", sha256.timestamp + 121);
-    assert!(r.contains("timestamp -121s away"), "a stale packet: {r}");
-    let r = refused("REQUIRE_SOURCE_ADDRESS Y\n", source, "198.18.0.7", source.timestamp);
-    assert!(r.contains("REQUIRE_SOURCE_ADDRESS"), "{r}");
-    let r = refused("REQUIRE_USERNAME alice\n", source, "198.18.0.7", source.timestamp);
-    assert!(r.contains("user `bob`"), "{r}");
-    let r = refused("OPEN_PORTS tcp/22\n", timeout, "198.18.0.7", timeout.timestamp);
-    assert!(r.contains("udp/53, which OPEN_PORTS does not list"), "{r}");
-    let r = refused("RESTRICT_PORTS udp/53\n", timeout, "198.18.0.7", timeout.timestamp);
-    assert!(r.contains("RESTRICT_PORTS forbids"), "{r}");
-    let r = refused("SOURCE 198.18.0.7\n", sha256, "198.18.0.7", sha256.timestamp);
-    assert!(r.contains("198.18.0.2, which is outside the stanza's SOURCE"), "{r}");
-    let r = refused("", sha256, "198.19.0.7", sha256.timestamp);
-    assert!(r.contains("no stanza takes packets from 198.19.0.7"), "{r}");
-    let r = refused("DESTINATION 198.18.0.99\n", sha256, "198.18.0.7", sha256.timestamp);
-    assert!(r.contains("no stanza takes packets"), "{r}");
-    let r = refused("ACCESS_EXPIRE_EPOCH 1000\n", sha256, "198.18.0.7", sha256.timestamp);
-    assert!(r.contains("no stanza takes packets"), "{r}");
+    // The stanza's first lines, the packet, where it comes from, when it arrives: and why not.
+    let refusals: [(&str, &Case, &str, u64, &str); 10] = [
+        // A packet from the future, and a stale one.
+        ("", sha256, "198.18.0.7", sha256.timestamp - 121, "timestamp 121s away"),
+        ("", sha256, "198.18.0.7", sha256.timestamp + 121, "timestamp -121s away"),
+        ("REQUIRE_SOURCE_ADDRESS Y\n", source, "198.18.0.7", source.timestamp, "REQUIRE_SOURCE_ADDRESS"),
+        ("REQUIRE_USERNAME alice\n", source, "198.18.0.7", source.timestamp, "user `bob`"),
+        ("OPEN_PORTS tcp/22\n", timeout, "198.18.0.7", timeout.timestamp, "udp/53, which OPEN_PORTS does not list"),
+        ("RESTRICT_PORTS udp/53\n", timeout, "198.18.0.7", timeout.timestamp, "RESTRICT_PORTS forbids"),
+        (
+            "SOURCE 198.18.0.7\n",
+            sha256,
+            "198.18.0.7",
+            sha256.timestamp,
+            "198.18.0.2, which is outside the stanza's SOURCE",
+        ),
+        ("", sha256, "198.19.0.7", sha256.timestamp, "no stanza takes packets from 198.19.0.7"),
+        ("DESTINATION 198.18.0.99\n", sha256, "198.18.0.7", sha256.timestamp, "no stanza takes packets"),
+        ("ACCESS_EXPIRE_EPOCH 1000\n", sha256, "198.18.0.7", sha256.timestamp, "no stanza takes packets"),
+    ];
+    for (first, case, src, unix, why) in refusals {
+        let r = refused(first, case, src, unix);
+        assert!(r.contains(why), "{first:?} from {src} at {unix}: `{why}` missing: {r}");
+    }
     let mut wrong = kind(&access_conf("").replace(HMAC_KEY, "c2VjcmV0LWJ1dC1ub3QtdGhlLW9uZQ"), &state);
     let r = rejection(&send(wrong.as_mut(), "198.18.0.7", sha256.packet, sha256.timestamp));
     assert!(r.contains("no stanza's HMAC key verifies it"), "{r}");

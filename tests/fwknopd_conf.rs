@@ -156,20 +156,13 @@ fn named_with_fwknopd_conf_and_only_with_an_access_conf() {
     let yaml = dir.write_private("knockd.yaml", "doors:\n  a: {sequence: [7000], open: {ports: [22], timeout: 30s}}\n");
     let error = config::load_with(&yaml, &options, &Kinds).unwrap_err().to_string();
     assert!(error.contains("fwknopd.conf goes with fwknopd's access.conf"), "{error}");
-    let bad = dir.write_private("elsewhere/server.conf", "MAX_SPA_PACKET_AGE soon;\n");
-    let error = config::load_with(
-        &access,
-        &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() },
-        &Kinds,
-    )
-    .unwrap_err();
-    assert!(error.to_string().contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{error}");
-    let bad = dir.write_private("elsewhere/server.conf", "PCAP_INTF eth0-that-is-far-too-long;\n");
-    let error = config::load_with(
-        &access,
-        &LoadOptions { start_dir: None, fwknopd_conf: Some(bad), ..Default::default() },
-        &Kinds,
-    )
-    .unwrap_err();
-    assert!(error.to_string().contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"));
+    // The named file with another text: the error names its line and value.
+    let error = |text: &str| {
+        dir.write_private("elsewhere/server.conf", text);
+        config::load_with(&access, &options, &Kinds).unwrap_err().to_string()
+    };
+    let bad = error("MAX_SPA_PACKET_AGE soon;\n");
+    assert!(bad.contains("server.conf:1:1: MAX_SPA_PACKET_AGE: `soon` is not a number"), "{bad}");
+    let bad = error("PCAP_INTF eth0-that-is-far-too-long;\n");
+    assert!(bad.contains("server.conf:1:1: PCAP_INTF: `eth0-that-is-far-too-long` is not an interface"), "{bad}");
 }

@@ -6,7 +6,6 @@
 mod util;
 
 use knockd::config::Proto;
-use knockd::doors::Kinds;
 use knockd::grant::host::model::Table;
 use knockd::grant::host::text::{Indexes, parse};
 use knockd::grant::host::{Answer, Domain, Hook, HostRuleset, Interface, Probe, answer};
@@ -308,7 +307,7 @@ fn an_attach_door_is_checked_when_its_rule_names_ports_in_a_set_or_none() {
     use knockd::grant::coexist::HostView;
     use knockd::grant::{KEY_IPV4, MemoryFirewall, SetInfo};
     let config = "doors:\n  ssh:\n    sequence: [7000]\n    open: {set: {table: fw, ipv4: k4}, timeout: 1h}\n";
-    let config = knockd::config::yaml::parse("test.yaml", config, &Kinds).unwrap();
+    let config = util::parsed(config);
     let view = HostView {
         interfaces: vec![Interface::ether("eth0", 2)],
         addresses: vec!["198.18.0.1".parse().unwrap()],

@@ -254,7 +254,7 @@ fn a_used_rotating_sequence_stays_used_after_a_restart() {
     // A reload that changes the door (its seq_timeout): the used sequences stay used.
     let changed = text.replace("length: 4}", "length: 4}\n    seq_timeout: 20s");
     assert_ne!(changed, text);
-    e.reconfigure(config::yaml::parse("test.yaml", &changed, &Kinds).unwrap()).unwrap();
+    e.reconfigure(util::parsed(&changed)).unwrap();
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step), 30, wall), 0, "replayed after a reload");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step + 1), 40, wall), 0, "replayed after a reload");
     assert_eq!(knock(&mut e, "198.18.0.4", &seq(step - 1), 50, wall), 1);

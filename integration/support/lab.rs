@@ -91,6 +91,8 @@ pub struct Lab {
     pub client: Netns,
     pub server_if: String,
     pub client_if: String,
+    /// Services that run in the server for as long as the lab does (the stand-in sshd).
+    services: Vec<Echo>,
 }
 
 impl Lab {
@@ -102,6 +104,7 @@ impl Lab {
             client: Netns(format!("knockd-c{id}")),
             server_if: format!("ks{id}"),
             client_if: format!("kc{id}"),
+            services: Vec::new(),
         };
         assert!(lab.server_if.len() <= 15, "interface name too long: {}", lab.server_if);
         // Drop removes whatever exists, so a failure half-way still cleans up.
@@ -154,6 +157,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.services.clear();
         // Deleting a namespace deletes its end of the veth pair, and with it the other end.
         for ns in [&self.server, &self.client] {
             ns.forget_run_files();
@@ -210,6 +214,15 @@ impl Lab {
     /// A stand-in sshd: the echo service on port 22 of the server, over IPv4 and IPv6.
     pub fn sshd(&self) -> Echo {
         Echo::start(&self.server, "[::]:22".parse().unwrap())
+    }
+
+    /// A lab whose server runs the stand-in sshd for as long as the lab lives: what a door that
+    /// opens port 22 is tested against.
+    pub fn with_sshd() -> Lab {
+        let mut lab = Lab::new();
+        let sshd = lab.sshd();
+        lab.services.push(sshd);
+        lab
     }
 }
 

@@ -6,7 +6,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lab::Netns;
+use knockd::log_lines::LISTENING;
+
+use super::lab::{Lab, Netns};
+use super::lines::{fits, shown};
 use super::temp_dir::{TempDir, set_mode};
 
 /// The knockd binary under test: cargo tells integration tests; the benchmark, built as a
@@ -105,7 +108,7 @@ impl Daemon {
     /// Starts `knockd -D -c <config> <extra...>` in `ns` and waits until it is listening.
     pub fn start(ns: &Netns, config: &ConfigFile, extra: &[&str]) -> Daemon {
         let daemon = Daemon::spawn(ns, config, extra);
-        if !daemon.wait_log("listening on", Duration::from_secs(20)) {
+        if !daemon.wait_log(LISTENING, Duration::from_secs(20)) {
             panic!("knockd did not start:\n{}", daemon.log_text());
         }
         daemon
@@ -150,11 +153,12 @@ impl Daemon {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// Whether a log line containing `needle` appears within `timeout`.
-    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+    /// Whether a log line that fits `pattern` (a line of `log_lines`, or a part of one: see
+    /// [`super::lines`]) appears within `timeout`.
+    pub fn wait_log(&self, pattern: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            if self.logged(pattern) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -162,6 +166,27 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The same as an assertion: a failure shows what was awaited and the whole log.
+    pub fn expect_log(&self, pattern: &str, timeout: Duration) {
+        assert!(self.wait_log(pattern, timeout), "no `{}` in the log:\n{}", shown(pattern), self.log_text());
+    }
+
+    /// Whether a line that fits `pattern` has been logged so far.
+    pub fn logged(&self, pattern: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| fits(l, pattern))
+    }
+
+    /// How many lines that fit `pattern` have been logged so far.
+    pub fn count(&self, pattern: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| fits(l, pattern)).count()
+    }
+
+    /// The first line that fits `pattern`, once one is logged within `timeout`.
+    pub fn line_with(&self, pattern: &str, timeout: Duration) -> String {
+        self.expect_log(pattern, timeout);
+        self.log.lock().unwrap().iter().find(|l| fits(l, pattern)).cloned().unwrap_or_default()
     }
 
     pub fn pid(&self) -> i32 {
@@ -215,6 +240,16 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Lab {
+    /// knockd started in the server on `yaml`, a knockd.yaml of its own: the file and the
+    /// daemon.
+    pub fn knockd(&self, yaml: &str) -> (ConfigFile, Daemon) {
+        let config = ConfigFile::new("knockd.yaml", yaml);
+        let daemon = Daemon::start(&self.server, &config, &[]);
+        (config, daemon)
     }
 }
 

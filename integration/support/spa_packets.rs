@@ -1,13 +1,42 @@
 //! SPA packets the tests and the benchmark send: a fresh request as the client builds one, and
-//! a flood of forged ones that pass every cheap check.
+//! a flood of forged ones that pass every cheap check; the door they are sent to.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use knockd::doors::spa;
 use knockd::packet::Knock;
 
 use super::frames;
 use super::lab::SERVER_V4;
+use super::process::ConfigFile;
+
+/// A knockd.yaml (`before` first: `log: ...`, `user: root`) of door ssh taking SPA packets on
+/// port 62201 signed by any of `n` keys, opening port 22 for 30s (`extra`: more of its `spa`
+/// settings); and the key pairs `key0 ..` (and `.pub`) beside it, made by the library `knock
+/// --spa-keygen` uses.
+pub fn spa_config(n: usize, before: &str, extra: &str) -> (ConfigFile, Vec<PathBuf>) {
+    let config = ConfigFile::new("knockd.yaml", "");
+    let keys: Vec<PathBuf> = (0..n).map(|i| config.path.with_file_name(format!("key{i}"))).collect();
+    for key in &keys {
+        knockd::client::keygen::generate(key).unwrap();
+    }
+    config.rewrite(&format!("{before}{}", spa_door(&keys, extra)));
+    (config, keys)
+}
+
+/// Door ssh of [`spa_config`], for the secret keys `keys`.
+pub fn spa_door(keys: &[PathBuf], extra: &str) -> String {
+    let public: Vec<String> = keys.iter().map(|k| format!("{}.pub", k.display())).collect();
+    format!(
+        "doors:\n  ssh:\n    spa: {{port: 62201, public_keys: [{}]{extra}}}\n    open: {{ports: [22], timeout: 30s}}\n",
+        public.join(", ")
+    )
+}
+
+/// A fresh packet for door ssh, signed by the secret key at `key`, as the client sends it.
+pub fn fresh_packet(key: &Path) -> Vec<u8> {
+    spa::encode(&fresh_request("ssh"), &spa::read_key(key).unwrap())
+}
 
 /// A request for `door`, timestamped now with a new nonce, naming no address.
 pub fn fresh_request(door: &str) -> spa::Request {

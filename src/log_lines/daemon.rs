@@ -4,11 +4,14 @@ use std::fmt::Display;
 
 use std::path::Path;
 
+/// How the line that says the daemon is up starts, whatever it listens on: what to wait for.
+pub const LISTENING: &str = "listening on ";
+
 /// `listening on all interfaces for 1 door(s) of /etc/knockd.yaml; nftables table inet knockd
 /// installed`. `installed` describes what was installed, if anything was.
 pub fn listening(interfaces: &str, doors: usize, config: &Path, installed: Option<&str>) -> String {
     let table = installed.map(|t| format!("; {t} installed")).unwrap_or_default();
-    format!("listening on {interfaces} for {doors} door(s) of {}{table}", config.display())
+    format!("{LISTENING}{interfaces} for {doors} door(s) of {}{table}", config.display())
 }
 
 /// SIGHUP received.
@@ -67,10 +70,13 @@ pub fn state_dir_not_given(dir: &Path, user: &str, why: &dyn Display) -> String 
     format!("state directory {}: cannot give it to {user}: {why}", dir.display())
 }
 
+/// How the SIGUSR1 line starts; `name=value` pairs follow (doc/status.md names the counters).
+pub const COUNTERS: &str = "counters: ";
+
 /// SIGUSR1: the counters on one line; `counters` and `dropped` are `name=value` lists.
 pub fn counters(packets: u64, kernel_packets: u64, kernel_drops: u64, counters: &str, dropped: &str) -> String {
     format!(
-        "counters: packets={packets} kernel_packets={kernel_packets} kernel_drops={kernel_drops} {counters} dropped: {dropped}"
+        "{COUNTERS}packets={packets} kernel_packets={kernel_packets} kernel_drops={kernel_drops} {counters} dropped: {dropped}"
     )
 }
 

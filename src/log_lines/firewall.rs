@@ -38,13 +38,13 @@ pub fn cannot_read_host_ruleset(why: &dyn Display) -> String {
     format!("cannot read the host's nftables ruleset to check the doors' ports: {why}")
 }
 
-/// `ssh 22/tcp (IPv4): the host's firewalls let it in now`, after a drop went away.
+/// `door ssh: 22/tcp over IPv4: the host's firewalls let it in now`, after a drop went away.
 pub fn host_lets_in(subject: &str) -> String {
     format!("{subject}: the host's firewalls let it in now")
 }
 
-/// `ssh 22/tcp (IPv4): table inet firewalld chain filter_INPUT rejects it (handle 38): grants
-/// will not open it; ...`.
+/// `door ssh: 22/tcp over IPv4: table inet firewalld chain filter_INPUT rejects it (handle 38):
+/// grants will not open it; ...`.
 pub fn host_drops(subject: &str, answer: &dyn Display) -> String {
     format!("{subject}: {answer}: grants will not open it; `knockd check` says what to do")
 }

@@ -6,16 +6,20 @@ use std::time::Duration;
 
 use crate::doors::Grant;
 
+/// What every line of a door that opened has between who and what it opens: a line with it
+/// says a grant was made (`ssh: 198.18.0.2: OPEN ...`), whoever it was for.
+pub const OPENED: &str = ": OPEN ";
+
 /// `ssh: 198.18.0.2: OPEN 22/tcp for 30s`, then the host firewall's caveat when it drops what
 /// the grant opens (`, but table inet firewalld ... rejects it`), then [`provenance`].
 pub fn open(door: &str, who: &str, opens: &str, timeout: Duration, caveat: &str, provenance: &str) -> String {
     let timeout = humantime::format_duration(timeout);
-    format!("{door}: {who}: OPEN {opens} for {timeout}{caveat}{provenance}")
+    format!("{door}: {who}{OPENED}{opens} for {timeout}{caveat}{provenance}")
 }
 
 /// `ssh: 198.18.0.2: OPEN (runs its command)`: a door with commands and no `open`.
 pub fn open_command(door: &str, who: &str, provenance: &str) -> String {
-    format!("{door}: {who}: OPEN (runs its command){provenance}")
+    format!("{door}: {who}{OPENED}(runs its command){provenance}")
 }
 
 /// Who vouched for a grant, and where its proof came from when that is not the address let in:

@@ -78,6 +78,11 @@ mod tests {
             open("ssh", "198.18.0.2", "22/tcp", minute, "", " (key alice)"),
             "ssh: 198.18.0.2: OPEN 22/tcp for 1m (key alice)"
         );
+        assert_eq!(open_command("ssh", "198.18.0.2", ""), "ssh: 198.18.0.2: OPEN (runs its command)");
+        assert_eq!(
+            listening("all interfaces", 1, "/etc/knockd.yaml".as_ref(), Some("nftables table inet knockd")),
+            "listening on all interfaces for 1 door(s) of /etc/knockd.yaml; nftables table inet knockd installed"
+        );
         assert_eq!(
             closed_again("ssh", "198.18.0.2", "22/tcp", minute),
             "ssh: 198.18.0.2: 22/tcp closed again: the grant of 1m ended"

@@ -79,9 +79,14 @@ pub fn start(config: Config) -> MemoryEngine {
     start_with(config, MemoryFirewall::default())
 }
 
+/// The config of the knockd.yaml text `yaml` (read as `test.yaml`), which must be valid.
+pub fn parsed(yaml: &str) -> Config {
+    config::yaml::parse("test.yaml", yaml, &Kinds).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+}
+
 /// An engine started on the knockd.yaml text `yaml`.
 pub fn engine(yaml: &str) -> MemoryEngine {
-    start(config::yaml::parse("test.yaml", yaml, &Kinds).unwrap())
+    start(parsed(yaml))
 }
 
 /// The host the packets below are sent to: 198.18.0.1, or 2001:db8::1 for an IPv6 source.
