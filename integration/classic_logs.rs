@@ -130,7 +130,7 @@ fn a_door_with_a_classic_name_opens_and_keeps_its_sets_across_a_restart() {
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "guarded before");
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());
-    assert!(daemon.logged(&opened("Open rtorrent", CLIENT_V4, "22/tcp", secs(60))), "{}", daemon.log_text());
+    daemon.expect_log(&opened("Open rtorrent", CLIENT_V4, "22/tcp", secs(60)), WITHIN);
     let set = format!("{}_v4", knockd::config::nft_name("Open rtorrent"));
     assert!(set.starts_with("Open_rtorrent_"), "{set}");
     assert!(lab.server.set_elements("knockd", &set).contains("198.18.0.2"), "{}", lab.server.nft(&["list", "ruleset"]));

@@ -77,7 +77,7 @@ fn source_picks_who_gets_in() {
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
     assert!(connect(&lab.client, OTHER_V4, at(SERVER_V4, 22), Duration::from_secs(2)).is_ok());
     assert!(is_dropped(&lab.client, CLIENT_V4, at(SERVER_V4, 22), DROP_WAIT), "only --source got in");
-    assert!(daemon.logged(&opened("ssh", OTHER_V4, "22/tcp", secs(30))), "{}", daemon.log_text());
+    daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(30)), Duration::from_secs(5));
 }
 
 #[test]
