@@ -9,6 +9,7 @@
 //! Config knows the door kinds only through [`ProofSettings`] and [`Kinds`], which the caller
 //! hands in (`doors::Kinds`): it imports nothing from `doors` or `daemon`.
 
+mod action;
 pub mod convert;
 mod door_name;
 mod model;
@@ -20,6 +21,7 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use action::*;
 pub use door_name::*;
 pub use model::*;
 pub use ports::*;
