@@ -133,9 +133,7 @@ pub(super) fn clear<F: Firewall>(firewall: &mut F, ruleset: &Ruleset, why: &str)
         }
         return Ok(());
     }
-    let empty =
-        Ruleset { sets: Vec::new(), rules: Vec::new(), forward: Vec::new(), dstnat: Vec::new(), ..ruleset.clone() };
-    match firewall.install(&empty, None) {
+    match firewall.install(&ruleset.emptied(), None) {
         Err(FirewallError::NotFound { .. }) | Ok(()) => Ok(()),
         Err(e) => Err(e),
     }
