@@ -19,7 +19,8 @@
 //! table with a cap for all of them), [`spa`] (single-packet authorization), [`fwknop`]
 //! (fwknop's clients' single packets), [`datagram`] (the example: one datagram with a fixed
 //! payload). Shared by kinds: [`budget`] (fair verification budget),
-//! [`replay`] (replay caches and their journals), [`key_file`].
+//! [`replay`] (replay caches and their journals), [`key_file`], [`single_packet`] (the run
+//! time of SPA and fwknop: screen, budget, check, verdicts).
 
 pub mod budget;
 pub mod datagram;
@@ -28,6 +29,7 @@ pub mod key_file;
 mod kind;
 pub mod replay;
 pub mod sequence;
+pub mod single_packet;
 pub mod spa;
 #[cfg(test)]
 mod tests;
