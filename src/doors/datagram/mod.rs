@@ -63,10 +63,6 @@ impl ProofSettings for Datagram {
         "datagram"
     }
 
-    fn name(&self) -> &'static str {
-        "datagram"
-    }
-
     fn to_yaml(&self) -> serde_yaml_ng::Value {
         let out = DatagramOut { port: self.port, payload_file: &self.payload_file };
         serde_yaml_ng::to_value(out).expect("plain data always serializes")
