@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use super::classic_log;
-use super::syslog::Syslog;
+use super::syslog::{Syslog, severity as priority};
 use crate::config::LogFormat;
 
 /// systemd-journald's socket for its native protocol (journal-fields(7)).
@@ -175,16 +175,6 @@ fn journal_entry(priority: u8, message: &str) -> String {
     // A newline would end the field; log lines are single lines, keep it that way.
     let message = message.replace('\n', " ");
     format!("PRIORITY={priority}\nSYSLOG_IDENTIFIER=knockd\nSYSLOG_FACILITY=3\nMESSAGE={message}\n")
-}
-
-/// sd-daemon(3) priorities: err 3, warning 4, info 6, debug 7.
-fn priority(level: Level) -> u8 {
-    match level {
-        Level::Error => 3,
-        Level::Warn => 4,
-        Level::Info => 6,
-        Level::Debug | Level::Trace => 7,
-    }
 }
 
 impl Log for Logger {

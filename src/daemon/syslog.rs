@@ -54,8 +54,8 @@ impl Syslog {
     }
 }
 
-/// syslog(3) severities: err 3, warning 4, info 6, debug 7.
-fn severity(level: Level) -> u8 {
+/// syslog(3) severities: err 3, warning 4, info 6, debug 7 (the journal's priorities too).
+pub(super) fn severity(level: Level) -> u8 {
     match level {
         Level::Error => 3,
         Level::Warn => 4,
