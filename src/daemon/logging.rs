@@ -257,11 +257,8 @@ mod tests {
 
     #[test]
     fn a_link_in_place_of_the_log_file_is_not_followed() {
-        let dir = std::env::temp_dir().join(format!("knockd-logfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("shadow");
-        std::fs::write(&target, "").unwrap();
-        std::os::unix::fs::symlink(&target, dir.join("knockd.log")).unwrap();
+        let dir = crate::test_dir::TestDir::new("logfile");
+        let target = dir.link_to_file("knockd.log", "shadow", "");
         let targets = Targets {
             level: LevelFilter::Info,
             libraries: false,
@@ -274,6 +271,5 @@ mod tests {
         };
         assert!(open(&targets).is_err(), "a link is refused");
         assert_eq!(std::fs::metadata(&target).unwrap().len(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
