@@ -239,12 +239,19 @@ mod tests {
 
     use crate::test_dir::TestDir;
 
+    /// A journal opened in a fresh directory (`ssh.replay` there, not made yet): the
+    /// directory, the file, the journal and its cache.
+    fn on_disk(name: &str) -> (TestDir, PathBuf, Journal, ReplayCache) {
+        let dir = TestDir::new(name);
+        let file = dir.join("ssh.replay");
+        let (journal, cache) = Journal::open(&mut FileStore::default(), &file).unwrap();
+        (dir, file, journal, cache)
+    }
+
     #[test]
     fn survives_a_restart_and_forgets_what_is_too_old() {
-        let dir = TestDir::new("replay-restart");
-        let file = dir.join("ssh.replay");
+        let (_dir, file, mut journal, mut cache) = on_disk("replay-restart");
         let store = &mut FileStore::default();
-        let (mut journal, mut cache) = Journal::open(store, &file).unwrap();
         assert!(cache.is_empty(), "no file yet: an empty cache");
         journal.record(store, &mut cache, [1; 32], 1_000).unwrap();
         journal.record(store, &mut cache, [2; 32], 2_000).unwrap();
@@ -296,12 +303,10 @@ mod tests {
 
     #[test]
     fn an_entry_that_cannot_be_written_is_an_error_and_not_remembered() {
-        let dir = TestDir::new("replay-unwritable");
+        let (_dir, file, mut journal, mut cache) = on_disk("replay-unwritable");
+        let store = &mut FileStore::default();
         // A directory where the journal should be: opening it for writing fails, as a
         // directory the daemon may not write does.
-        let file = dir.join("ssh.replay");
-        let store = &mut FileStore::default();
-        let (mut journal, mut cache) = Journal::open(store, &file).unwrap();
         std::fs::create_dir(&file).unwrap();
         let e = journal.record(store, &mut cache, [1; 32], 5_000).unwrap_err().to_string();
         assert!(e.contains("make the state directory") && e.contains("writable"), "{e}");
