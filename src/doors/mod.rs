@@ -162,20 +162,16 @@ pub fn build(config: &Config, store: &mut dyn Store) -> Result<Vec<Box<dyn DoorK
 }
 
 /// The counters single-packet kinds share (SPA and fwknop): packets accepted and refused.
-pub static SPA_ACCEPTED: Counter = Counter {
-    name: "spa_accepted",
-    measure: Measure::Total,
-    help: "Single packets (SPA and fwknop) that passed every check.",
-    always: true,
-};
+pub static SPA_ACCEPTED: Counter =
+    Counter::new("spa_accepted", Measure::Total, "Single packets (SPA and fwknop) that passed every check.").always();
 
 /// See [`SPA_ACCEPTED`].
-pub static SPA_REJECTED: Counter = Counter {
-    name: "spa_rejected",
-    measure: Measure::Total,
-    help: "Single packets (SPA and fwknop) refused by a check; the log says which.",
-    always: true,
-};
+pub static SPA_REJECTED: Counter = Counter::new(
+    "spa_rejected",
+    Measure::Total,
+    "Single packets (SPA and fwknop) refused by a check; the log says which.",
+)
+.always();
 
 /// Single packets accepted and refused, counted from the notes a kind reports.
 #[derive(Debug, Default, Clone, Copy)]

@@ -34,14 +34,12 @@ use crate::store::Store;
 /// The SPA kind, as the kinds list names it.
 pub struct SpaKind;
 
-static SPA_VERIFIED: Counter =
-    Counter { name: "spa_verified", measure: Measure::Total, help: "SPA signatures and MACs checked.", always: false };
-static SPA_DROPPED_IN_FLOOD: Counter = Counter {
-    name: "spa_dropped_in_flood",
-    measure: Measure::Total,
-    help: "SPA packets left unchecked because their source network's share of the budget was spent.",
-    always: false,
-};
+static SPA_VERIFIED: Counter = Counter::new("spa_verified", Measure::Total, "SPA signatures and MACs checked.");
+static SPA_DROPPED_IN_FLOOD: Counter = Counter::new(
+    "spa_dropped_in_flood",
+    Measure::Total,
+    "SPA packets left unchecked because their source network's share of the budget was spent.",
+);
 
 impl Kind for SpaKind {
     fn name(&self) -> &'static str {
