@@ -30,3 +30,5 @@ pub mod log_lines;
 pub mod packet;
 pub mod rate_limit;
 pub mod store;
+#[cfg(test)]
+mod test_dir;

@@ -73,14 +73,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = &workdir {
         cli.anchor_paths(dir);
     }
-    let mut source = ConfigSource {
-        path: cli.config.clone(),
-        interfaces: cli.interfaces.clone(),
-        state_dir: cli.state_dir.clone(),
-        fwknopd_conf: cli.fwknopd_conf.clone(),
-        workdir,
-        trust: config::Trust::default(),
-    };
+    let mut source = config_source(&cli, workdir);
     let config = source.load()?;
     logging::init(log_targets(&cli, &config))?;
     if cli.daemon && under_systemd() {
@@ -122,6 +115,18 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the config comes from, as the command line says (`workdir`: where knockd started).
+fn config_source(cli: &Cli, workdir: Option<std::path::PathBuf>) -> ConfigSource {
+    ConfigSource {
+        path: cli.config.clone(),
+        interfaces: cli.interfaces.clone(),
+        state_dir: cli.state_dir.clone(),
+        fwknopd_conf: cli.fwknopd_conf.clone(),
+        workdir,
+        trust: config::Trust::default(),
+    }
+}
+
 /// The pid file, if one is asked for (`-p`, the config, or `-d`'s default).
 fn pidfile(cli: &Cli, config: &Config) -> anyhow::Result<Option<PidFile>> {
     let path =
@@ -159,7 +164,7 @@ fn start(
     };
     let local = LocalAddresses::open().context("cannot read this host's addresses")?;
     // Before the ruleset: a second daemon on the same socket fails here, having changed nothing.
-    let control = control::Listener::bind(&control_path(cli, Some(&config)))?;
+    let control = control::Listener::bind(&cli.control_path(Some(&config)))?;
     let store = Box::new(FileStore::new(source.trust.clone()));
     let mut engine = Engine::start_with_store(config, firewall, ShellSpawner::default(), store)?;
     if cli.lookup() {
@@ -192,26 +197,16 @@ fn start(
     })
 }
 
-/// Who the daemon will be after start: `user:` when nothing needs root, else root with two
-/// capabilities (saying why), or root with all of them (`--keep-capabilities`).
+/// Who the daemon will be after start (`--keep-capabilities`: root with every capability): it
+/// must read again on SIGHUP the config file, what it includes and the doors' files.
 fn owner_after_start(cli: &Cli, config: &Config) -> anyhow::Result<Owner> {
     if cli.keep_capabilities {
         return Ok(Owner::RootWithEverything);
     }
-    let user = daemon::privileges::run_user(config)?;
     let mut files: Vec<&std::path::Path> = vec![&cli.config];
     files.extend(config.included.iter().map(|p| p.as_path()));
     files.extend(config.door_files());
-    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, &files, access_conf(&cli.config)));
-    match user {
-        Some(user) if why_root.is_none() => Ok(Owner::User(user)),
-        _ => {
-            for why in why_root.into_iter().chain(config.needs_root()) {
-                info!("{}", knockd::log_lines::staying_root(&why));
-            }
-            Ok(Owner::Root)
-        }
-    }
+    Ok(daemon::privileges::owner_after_start(config, &files, access_conf(&cli.config))?)
 }
 
 /// Keeps only CAP_NET_ADMIN and CAP_NET_RAW (commands get root's, with `commands: {privileges:
@@ -235,42 +230,6 @@ fn give_up_privileges(owner: &Owner, config: &Config, control: Option<&mut contr
         info!("{}", knockd::log_lines::COMMANDS_FULL_PRIVILEGES);
     }
     Ok(())
-}
-
-/// Why the daemon must keep root to do its work as `user` later: a file SIGHUP reads again, or
-/// the directory the metrics textfile is written in.
-fn root_needed_for(
-    user: &nix::unistd::User,
-    config: &Config,
-    files: &[&std::path::Path],
-    access_conf: bool,
-) -> Option<String> {
-    if let Some(file) = daemon::privileges::unreadable_for(user, files) {
-        if access_conf {
-            // access.conf holds the keys and has no `user:`: staying root is the only way.
-            return Some(format!(
-                "{} is fwknopd's access.conf (or one of its files), whose keys only root may read, and a reload \
-                 reads it again; knockd keeps CAP_NET_ADMIN and CAP_NET_RAW only",
-                file.display()
-            ));
-        }
-        return Some(format!(
-            "user {} could not read {} again on SIGHUP (make it readable to that user, e.g. with its group and \
-             mode 640, or set `user: root` to say so)",
-            user.name,
-            file.display()
-        ));
-    }
-    let dir = config.metrics_textfile.as_ref().and_then(|f| f.parent()).filter(|d| !d.as_os_str().is_empty());
-    match dir {
-        Some(dir) if !daemon::privileges::can_write_in(user, dir) => Some(format!(
-            "user {} could not write the metrics textfile in {} (give that user the directory, or set `user: \
-             root` to say so)",
-            user.name,
-            dir.display()
-        )),
-        _ => None,
-    }
 }
 
 /// Whether the config at `path` is fwknopd's access.conf (which cannot say `user:`).
@@ -309,14 +268,7 @@ fn describe(e: &anyhow::Error) -> String {
 /// `knockd check`: validate, show what would be created, check the host's firewall, warn
 /// about lock-outs. Reads only. Takes the options a start takes, so it checks what will run.
 fn check(cli: &Cli, lockout_ok: bool) -> anyhow::Result<ExitCode> {
-    let source = ConfigSource {
-        path: cli.config.clone(),
-        interfaces: cli.interfaces.clone(),
-        state_dir: cli.state_dir.clone(),
-        fwknopd_conf: cli.fwknopd_conf.clone(),
-        workdir: std::env::current_dir().ok(),
-        trust: config::Trust::default(),
-    };
+    let source = config_source(cli, std::env::current_dir().ok());
     let config = source.load()?;
     // What a start reads before touching the firewall: every sequence, secret and key file.
     knockd::doors::build(&config, &mut FileStore::new(daemon::privileges::trust(&config)))?;
@@ -380,20 +332,13 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
     LocalAddresses::open().map(|l| l.addresses().iter().copied().collect()).unwrap_or_default()
 }
 
-/// What a load takes from the command line: where relative includes may also be (where knockd
-/// runs), and `--fwknopd-conf`.
-fn load_options(cli: &Cli) -> config::LoadOptions {
-    let trust = config::Trust::default();
-    config::LoadOptions { start_dir: std::env::current_dir().ok(), fwknopd_conf: cli.fwknopd_conf.clone(), trust }
-}
-
 /// `knockd --convert FILE`: the YAML on stdout. A config with keys in it (an access.conf)
 /// makes a YAML with keys in it: redirected to a file, that file is made mode 600 first, so
 /// that no other user can read the keys, and knockd loads it.
 fn convert_to_stdout(file: &std::path::Path, cli: &Cli) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::fd::AsFd;
-    let config = config::load_with(file, &load_options(cli), &Kinds)?;
+    let config = config::load_with(file, &cli.load_options(), &Kinds)?;
     for notice in config.notices.iter().filter(|n| n.level <= log::Level::Warn) {
         eprintln!("knockd: warning: {}", notice.message);
     }
@@ -415,19 +360,10 @@ fn convert_to_stdout(file: &std::path::Path, cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The control socket: `--control`, else the config's `control_socket` (when the config
-/// loads), else the default for its table in this network namespace.
-fn control_path(cli: &Cli, config: Option<&Config>) -> std::path::PathBuf {
-    cli.control
-        .clone()
-        .or_else(|| config.and_then(|c| c.control_socket.clone()))
-        .unwrap_or_else(|| control::default_socket(config.map_or(knockd::config::DEFAULT_TABLE, |c| c.table.as_str())))
-}
-
 /// `knockd status`: the running daemon's view, or the kernel's when none runs.
 fn status(cli: &Cli, json: bool, prometheus: bool) -> anyhow::Result<()> {
-    let config = config::load_with(&cli.config, &load_options(cli), &Kinds).ok();
-    let status = knockd::cli::status::gather(&control_path(cli, config.as_ref()), &cli.config)?;
+    let config = config::load_with(&cli.config, &cli.load_options(), &Kinds).ok();
+    let status = knockd::cli::status::gather(&cli.control_path(config.as_ref()), &cli.config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else if prometheus {
@@ -443,8 +379,8 @@ fn ask(cli: &Cli, request: Request) -> anyhow::Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("run as root: the control socket is root's");
     }
-    let config = config::load_with(&cli.config, &load_options(cli), &Kinds).ok();
-    let response = control::ask(&control_path(cli, config.as_ref()), &request)?;
+    let config = config::load_with(&cli.config, &cli.load_options(), &Kinds).ok();
+    let response = control::ask(&cli.control_path(config.as_ref()), &request)?;
     if response.ok {
         println!("{}", response.message);
         Ok(ExitCode::SUCCESS)

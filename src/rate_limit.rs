@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
+use crate::log_lines::{self, Flood};
+
 /// A per-second budget of log lines. Time is given, as everywhere in the core.
 #[derive(Debug)]
 pub struct LogBudget {
+    /// Which lines: what the summary of those left out calls them.
+    flood: Flood,
     per_second: u32,
     second: u64,
     used: u32,
@@ -24,9 +28,9 @@ pub enum Verdict {
 }
 
 impl LogBudget {
-    /// A budget of `per_second` lines a second.
-    pub fn new(per_second: u32) -> Self {
-        LogBudget { per_second, second: 0, used: 0, suppressed: 0 }
+    /// A budget of `per_second` lines a second of `flood`'s kind.
+    pub fn new(per_second: u32, flood: Flood) -> Self {
+        LogBudget { flood, per_second, second: 0, used: 0, suppressed: 0 }
     }
 
     /// Whether a line at `now` may be logged.
@@ -55,6 +59,25 @@ impl LogBudget {
         }
         Some(std::mem::take(&mut self.suppressed))
     }
+
+    /// Whether a line at `now` may be logged; says first how many were left out before it.
+    pub fn may_log(&mut self, now: Duration) -> bool {
+        match self.check(now) {
+            Verdict::Suppress => false,
+            Verdict::LogAfterSuppressed(n) => {
+                log::info!("{}", log_lines::left_out(n, self.flood));
+                true
+            }
+            Verdict::Log => true,
+        }
+    }
+
+    /// Says how many lines were left out, once their second has passed ([`left_out`](Self::left_out)).
+    pub fn say_left_out(&mut self, now: Duration) {
+        if let Some(n) = self.left_out(now) {
+            log::info!("{}", log_lines::left_out(n, self.flood));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -63,7 +86,7 @@ mod tests {
 
     #[test]
     fn budget_per_second_then_a_summary() {
-        let mut b = LogBudget::new(2);
+        let mut b = LogBudget::new(2, Flood::Knocks);
         let t = Duration::from_millis;
         assert_eq!(b.check(t(0)), Verdict::Log);
         assert_eq!(b.check(t(10)), Verdict::Log);

@@ -160,7 +160,7 @@ fn lines_written_in_place(dir: &str) -> Vec<String> {
 
 #[test]
 fn the_engine_and_the_command_runner_format_no_log_line() {
-    for dir in ["engine", "grant/legacy_command/scheduler.rs", "grant/granter.rs"] {
+    for dir in ["engine", "grant/legacy_command/scheduler.rs", "grant/granter.rs", "grant/granter"] {
         let found = lines_written_in_place(dir);
         assert!(found.is_empty(), "lines written in place, not in log_lines:\n{}", found.join("\n"));
     }

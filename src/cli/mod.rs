@@ -172,6 +172,25 @@ impl KnockdCli {
             *path = dir.join(&*path);
         }
     }
+
+    /// What a load takes from the command line: where relative includes may also be (where
+    /// knockd runs), and `--fwknopd-conf`.
+    pub fn load_options(&self) -> crate::config::LoadOptions {
+        let trust = crate::config::Trust::default();
+        crate::config::LoadOptions {
+            start_dir: std::env::current_dir().ok(),
+            fwknopd_conf: self.fwknopd_conf.clone(),
+            trust,
+        }
+    }
+
+    /// The control socket: `--control`, else the config's `control_socket` (when the config
+    /// loads), else the default for its table in this network namespace.
+    pub fn control_path(&self, config: Option<&crate::config::Config>) -> PathBuf {
+        self.control.clone().or_else(|| config.and_then(|c| c.control_socket.clone())).unwrap_or_else(|| {
+            crate::control::default_socket(config.map_or(crate::config::DEFAULT_TABLE, |c| c.table.as_str()))
+        })
+    }
 }
 
 /// What `knockd` does instead of running, for admins.

@@ -238,7 +238,7 @@ fn door(d: &model::Door) -> Door<'_> {
     }
 }
 
-fn open(o: &model::OpenAction) -> Open<'_> {
+fn open(o: &super::OpenAction) -> Open<'_> {
     Open {
         // A per-port door's ports are its clients' (the proof writes them); a door that only forwards has none.
         ports: (o.attach.is_none() && !o.per_port && !o.ports.is_empty()).then(|| o.ports.iter().map(port).collect()),

@@ -9,6 +9,7 @@
 //! Config knows the door kinds only through [`ProofSettings`] and [`Kinds`], which the caller
 //! hands in (`doors::Kinds`): it imports nothing from `doors` or `daemon`.
 
+mod action;
 pub mod convert;
 mod door_name;
 mod model;
@@ -20,6 +21,7 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use action::*;
 pub use door_name::*;
 pub use model::*;
 pub use ports::*;
@@ -130,16 +132,7 @@ pub fn load<K: Kinds>(path: &Path, kinds: &K) -> Result<Config, ConfigError> {
 /// Reads and validates the config at `path`, in whichever format it is written, with `options`.
 pub fn load_with<K: Kinds>(path: &Path, options: &LoadOptions, kinds: &K) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let (bytes, meta) = read_private_with_metadata(path, MAX_CONFIG_BYTES, &options.trust).map_err(|e| match e {
-        PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
-        PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
-        PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
-        file: file.clone(),
-        location: None,
-        message: "the file is not UTF-8 text".into(),
-    })?;
+    let (text, meta) = read_text(path, &file, MAX_CONFIG_BYTES, &options.trust)?;
     let format = detect(path, &text);
     let reader = match format {
         Format::Yaml => None,
@@ -172,6 +165,23 @@ pub fn load_with<K: Kinds>(path: &Path, options: &LoadOptions, kinds: &K) -> Res
         reader.finish(path, options, &mut config)?;
     }
     Ok(config)
+}
+
+/// The text of a config file, `file` at `path`, of at most `max` bytes, which only users
+/// `trust` trusts could have changed; and its metadata, for the checks keys need. Errors name
+/// the file.
+pub fn read_text(path: &Path, file: &str, max: u64, trust: &Trust) -> Result<(String, std::fs::Metadata), ConfigError> {
+    let (bytes, meta) = read_private_with_metadata(path, max, trust).map_err(|e| match e {
+        PrivateFileError::Io(source) => ConfigError::Read { file: file.to_owned(), source },
+        PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.to_owned() },
+        PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.to_owned(), message },
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
+        file: file.to_owned(),
+        location: None,
+        message: "the file is not UTF-8 text".into(),
+    })?;
+    Ok((text, meta))
 }
 
 /// A config that holds keys must be as private as a key file (fwknopd's access.conf is 0600).

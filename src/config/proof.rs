@@ -18,8 +18,11 @@ pub trait ProofSettings: fmt::Debug + Send + Sync + SettingsObject {
     /// The door key it is written under in knockd.yaml (`sequence`, `spa`).
     fn key(&self) -> &'static str;
 
-    /// How `knockd status` names the kind (`sequence`, `one_time`, `spa`).
-    fn name(&self) -> &'static str;
+    /// How `knockd status` names the kind (`sequence`, `one_time`, `spa`): its key, unless
+    /// the key is a longer phrase (`one_time_sequences`).
+    fn name(&self) -> &'static str {
+        self.key()
+    }
 
     /// Its value under [`key`](ProofSettings::key), as `--convert` writes it (defaults left out).
     fn to_yaml(&self) -> serde_yaml_ng::Value;

@@ -9,19 +9,14 @@ use crate::doors::{Counter, Measure};
 /// The status document's counters of its own (the daemon's, besides the engine's and the
 /// kinds', which the caller describes).
 static OWN: [Counter; 3] = [
-    Counter {
-        name: "kernel_packets",
-        measure: Measure::Total,
-        help: "Packets the kernel's capture sockets saw.",
-        always: true,
-    },
-    Counter {
-        name: "kernel_drops",
-        measure: Measure::Total,
-        help: "Packets the kernel dropped because the daemon's capture queue was full.",
-        always: true,
-    },
-    Counter { name: "grants", measure: Measure::Gauge, help: "Grants live in the kernel now.", always: true },
+    Counter::new("kernel_packets", Measure::Total, "Packets the kernel's capture sockets saw.").always(),
+    Counter::new(
+        "kernel_drops",
+        Measure::Total,
+        "Packets the kernel dropped because the daemon's capture queue was full.",
+    )
+    .always(),
+    Counter::new("grants", Measure::Gauge, "Grants live in the kernel now.").always(),
 ];
 
 /// `name`'s description among `described` and the document's own; a counter without one is a

@@ -189,44 +189,37 @@ impl Drop for TableLock {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("knockd-lock-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::test_dir::TestDir;
 
     #[test]
     fn a_second_lock_is_refused_and_names_the_holder() {
-        let dir = dir("second");
+        let scratch = TestDir::new("lock-second");
+        // Not made yet: the lock makes it.
+        let dir = scratch.join("locks");
         let held = TableLock::take_in(&dir, "t1").unwrap();
         let err = TableLock::take_in(&dir, "t1").unwrap_err().to_string();
         assert!(err.contains(&format!("another knockd is running (pid {})", std::process::id())), "{err}");
         assert!(TableLock::take_in(&dir, "t2").is_ok(), "another table is another lock");
         drop(held);
         assert!(TableLock::take_in(&dir, "t1").is_ok(), "released at drop");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_directory_others_may_write_in_is_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = dir("open");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TestDir::new("lock-open");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = TableLock::take_in(&dir, "t").unwrap_err().to_string();
         assert!(err.contains("only root may write in") && err.contains("chmod go-w"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_symlink_in_place_of_the_file_is_not_followed() {
-        let dir = dir("link");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TestDir::new("lock-link");
         let target = dir.join("elsewhere");
         let namespace = crate::daemon::namespace::current().unwrap();
         std::os::unix::fs::symlink(&target, dir.join(format!("t.net{namespace}.lock"))).unwrap();
         assert!(TableLock::take_in(&dir, "t").is_err());
         assert!(!target.exists(), "nothing was created through the link");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

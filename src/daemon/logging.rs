@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use super::classic_log;
-use super::syslog::Syslog;
+use super::syslog::{Syslog, severity as priority};
 use crate::config::LogFormat;
 
 /// systemd-journald's socket for its native protocol (journal-fields(7)).
@@ -177,16 +177,6 @@ fn journal_entry(priority: u8, message: &str) -> String {
     format!("PRIORITY={priority}\nSYSLOG_IDENTIFIER=knockd\nSYSLOG_FACILITY=3\nMESSAGE={message}\n")
 }
 
-/// sd-daemon(3) priorities: err 3, warning 4, info 6, debug 7.
-fn priority(level: Level) -> u8 {
-    match level {
-        Level::Error => 3,
-        Level::Warn => 4,
-        Level::Info => 6,
-        Level::Debug | Level::Trace => 7,
-    }
-}
-
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         let ours = metadata.target().starts_with("knockd");
@@ -267,11 +257,8 @@ mod tests {
 
     #[test]
     fn a_link_in_place_of_the_log_file_is_not_followed() {
-        let dir = std::env::temp_dir().join(format!("knockd-logfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("shadow");
-        std::fs::write(&target, "").unwrap();
-        std::os::unix::fs::symlink(&target, dir.join("knockd.log")).unwrap();
+        let dir = crate::test_dir::TestDir::new("logfile");
+        let target = dir.link_to_file("knockd.log", "shadow", "");
         let targets = Targets {
             level: LevelFilter::Info,
             libraries: false,
@@ -284,6 +271,5 @@ mod tests {
         };
         assert!(open(&targets).is_err(), "a link is refused");
         assert_eq!(std::fs::metadata(&target).unwrap().len(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

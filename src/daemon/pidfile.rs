@@ -82,13 +82,9 @@ mod tests {
 
     #[test]
     fn a_link_in_place_of_the_pid_file_is_not_followed() {
-        let dir = std::env::temp_dir().join(format!("knockd-pidfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("precious");
-        std::fs::write(&target, "keep me\n").unwrap();
-        std::os::unix::fs::symlink(&target, dir.join("knockd.pid")).unwrap();
+        let dir = crate::test_dir::TestDir::new("pidfile");
+        let target = dir.link_to_file("knockd.pid", "precious", "keep me\n");
         assert!(PidFile::create(&dir.join("knockd.pid")).is_err(), "a link is refused");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n", "its target is untouched");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid, User, setgroups, setresgid, setresuid};
 
+use super::state_dir::Owner;
 use crate::config::{CommandPrivileges, DEFAULT_USER, Trust};
 
 /// What the daemon keeps.
@@ -101,6 +102,58 @@ pub fn run_user(config: &crate::config::Config) -> Result<Option<User>, Privileg
         None => {
             Err(error("no such user: create it, or set `user:` to an existing one (`user: root` keeps root)".into()))
         }
+    }
+}
+
+/// Who the daemon will be after start: `user:` when nothing needs root, else root with two
+/// capabilities (saying why). `files` are what SIGHUP reads again; `access_conf`: the config is
+/// fwknopd's access.conf, which cannot say `user:`.
+pub fn owner_after_start(
+    config: &crate::config::Config,
+    files: &[&Path],
+    access_conf: bool,
+) -> Result<Owner, PrivilegeError> {
+    let user = run_user(config)?;
+    let why_root = user.as_ref().and_then(|u| root_needed_for(u, config, files, access_conf));
+    match user {
+        Some(user) if why_root.is_none() => Ok(Owner::User(user)),
+        _ => {
+            for why in why_root.into_iter().chain(config.needs_root()) {
+                log::info!("{}", crate::log_lines::staying_root(&why));
+            }
+            Ok(Owner::Root)
+        }
+    }
+}
+
+/// Why the daemon must keep root to do its work as `user` later: a file SIGHUP reads again, or
+/// the directory the metrics textfile is written in.
+fn root_needed_for(user: &User, config: &crate::config::Config, files: &[&Path], access_conf: bool) -> Option<String> {
+    if let Some(file) = unreadable_for(user, files) {
+        if access_conf {
+            // access.conf holds the keys and has no `user:`: staying root is the only way.
+            return Some(format!(
+                "{} is fwknopd's access.conf (or one of its files), whose keys only root may read, and a reload \
+                 reads it again; knockd keeps CAP_NET_ADMIN and CAP_NET_RAW only",
+                file.display()
+            ));
+        }
+        return Some(format!(
+            "user {} could not read {} again on SIGHUP (make it readable to that user, e.g. with its group and \
+             mode 640, or set `user: root` to say so)",
+            user.name,
+            file.display()
+        ));
+    }
+    let dir = config.metrics_textfile.as_ref().and_then(|f| f.parent()).filter(|d| !d.as_os_str().is_empty());
+    match dir {
+        Some(dir) if !can_write_in(user, dir) => Some(format!(
+            "user {} could not write the metrics textfile in {} (give that user the directory, or set `user: \
+             root` to say so)",
+            user.name,
+            dir.display()
+        )),
+        _ => None,
     }
 }
 

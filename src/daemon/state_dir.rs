@@ -102,37 +102,29 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("knockd-state-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::test_dir::TestDir;
 
     #[test]
     fn a_missing_directory_is_made_private() {
-        let d = dir("made");
+        let d = TestDir::new("state-made");
         let me = User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
         prepare(&d.join("state"), &Owner::User(me)).unwrap();
         let mode = std::fs::metadata(d.join("state")).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_directory_others_may_write_in_is_refused() {
-        let d = dir("open");
-        std::fs::create_dir_all(&d).unwrap();
+        let d = TestDir::new("state-open");
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
         let me = User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
         let err = prepare(&d, &Owner::User(me)).unwrap_err().to_string();
         assert!(err.contains("others may write in it (mode 777)") && err.contains("chmod go-w"), "{err}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_directory_the_owner_cannot_write_fails_the_start_and_says_how_to_fix_it() {
-        let d = dir("readonly");
-        std::fs::create_dir_all(&d).unwrap();
+        let d = TestDir::new("state-readonly");
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o500)).unwrap();
         let me = User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
         let name = me.name.clone();
@@ -140,16 +132,14 @@ mod tests {
         assert!(err.contains(&format!("{name} could not write in it after start")), "{err}");
         assert!(err.contains("replayed packet could get in after a restart") && err.contains("chown"), "{err}");
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_link_in_place_of_the_directory_is_refused() {
-        let d = dir("link");
+        let d = TestDir::new("state-link");
         std::fs::create_dir_all(d.join("real")).unwrap();
         std::os::unix::fs::symlink(d.join("real"), d.join("state")).unwrap();
         let me = User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
         assert!(prepare(&d.join("state"), &Owner::User(me)).is_err());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

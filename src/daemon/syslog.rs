@@ -54,8 +54,8 @@ impl Syslog {
     }
 }
 
-/// syslog(3) severities: err 3, warning 4, info 6, debug 7.
-fn severity(level: Level) -> u8 {
+/// syslog(3) severities: err 3, warning 4, info 6, debug 7 (the journal's priorities too).
+pub(super) fn severity(level: Level) -> u8 {
     match level {
         Level::Error => 3,
         Level::Warn => 4,
@@ -98,8 +98,7 @@ mod tests {
 
     #[test]
     fn a_restarted_syslog_daemon_gets_the_next_line() {
-        let dir = std::env::temp_dir().join(format!("knockd-syslog-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TestDir::new("syslog");
         let path = dir.join("log");
         let daemon = UnixDatagram::bind(&path).unwrap();
         let mut syslog = Syslog::connect_to(&path).unwrap();
@@ -113,7 +112,6 @@ mod tests {
         syslog.send(Level::Info, 0, "second").unwrap();
         let n = daemon.recv(&mut buf).unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).ends_with("]: second"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -72,6 +72,19 @@ pub struct Counter {
     pub always: bool,
 }
 
+impl Counter {
+    /// A counter of one kind's doors: shown when a door keeps it.
+    pub const fn new(name: &'static str, measure: Measure, help: &'static str) -> Counter {
+        Counter { name, measure, help, always: false }
+    }
+
+    /// The same counter, shown (as zero) even when no door keeps it: one several kinds share,
+    /// or the engine's and the daemon's own.
+    pub const fn always(self) -> Counter {
+        Counter { always: true, ..self }
+    }
+}
+
 /// A counter's value now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reading {

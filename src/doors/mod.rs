@@ -19,7 +19,8 @@
 //! table with a cap for all of them), [`spa`] (single-packet authorization), [`fwknop`]
 //! (fwknop's clients' single packets), [`datagram`] (the example: one datagram with a fixed
 //! payload). Shared by kinds: [`budget`] (fair verification budget),
-//! [`replay`] (replay caches and their journals), [`key_file`].
+//! [`replay`] (replay caches and their journals), [`key_file`], [`single_packet`] (the run
+//! time of SPA and fwknop: screen, budget, check, verdicts).
 
 pub mod budget;
 pub mod datagram;
@@ -28,6 +29,7 @@ pub mod key_file;
 mod kind;
 pub mod replay;
 pub mod sequence;
+pub mod single_packet;
 pub mod spa;
 #[cfg(test)]
 mod tests;
@@ -160,20 +162,16 @@ pub fn build(config: &Config, store: &mut dyn Store) -> Result<Vec<Box<dyn DoorK
 }
 
 /// The counters single-packet kinds share (SPA and fwknop): packets accepted and refused.
-pub static SPA_ACCEPTED: Counter = Counter {
-    name: "spa_accepted",
-    measure: Measure::Total,
-    help: "Single packets (SPA and fwknop) that passed every check.",
-    always: true,
-};
+pub static SPA_ACCEPTED: Counter =
+    Counter::new("spa_accepted", Measure::Total, "Single packets (SPA and fwknop) that passed every check.").always();
 
 /// See [`SPA_ACCEPTED`].
-pub static SPA_REJECTED: Counter = Counter {
-    name: "spa_rejected",
-    measure: Measure::Total,
-    help: "Single packets (SPA and fwknop) refused by a check; the log says which.",
-    always: true,
-};
+pub static SPA_REJECTED: Counter = Counter::new(
+    "spa_rejected",
+    Measure::Total,
+    "Single packets (SPA and fwknop) refused by a check; the log says which.",
+)
+.always();
 
 /// Single packets accepted and refused, counted from the notes a kind reports.
 #[derive(Debug, Default, Clone, Copy)]

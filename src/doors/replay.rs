@@ -237,19 +237,21 @@ mod tests {
     use super::*;
     use crate::store::{FileStore, MemoryStore};
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("knockd-replay-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    use crate::test_dir::TestDir;
+
+    /// A journal opened in a fresh directory (`ssh.replay` there, not made yet): the
+    /// directory, the file, the journal and its cache.
+    fn on_disk(name: &str) -> (TestDir, PathBuf, Journal, ReplayCache) {
+        let dir = TestDir::new(name);
+        let file = dir.join("ssh.replay");
+        let (journal, cache) = Journal::open(&mut FileStore::default(), &file).unwrap();
+        (dir, file, journal, cache)
     }
 
     #[test]
     fn survives_a_restart_and_forgets_what_is_too_old() {
-        let dir = scratch("restart");
-        let file = dir.join("ssh.replay");
+        let (_dir, file, mut journal, mut cache) = on_disk("replay-restart");
         let store = &mut FileStore::default();
-        let (mut journal, mut cache) = Journal::open(store, &file).unwrap();
         assert!(cache.is_empty(), "no file yet: an empty cache");
         journal.record(store, &mut cache, [1; 32], 1_000).unwrap();
         journal.record(store, &mut cache, [2; 32], 2_000).unwrap();
@@ -263,7 +265,6 @@ mod tests {
 
         std::fs::write(&file, "something else\n").unwrap();
         assert!(Journal::open(store, &file).err().unwrap().to_string().contains("not a replay cache"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -302,17 +303,14 @@ mod tests {
 
     #[test]
     fn an_entry_that_cannot_be_written_is_an_error_and_not_remembered() {
-        let dir = scratch("unwritable");
+        let (_dir, file, mut journal, mut cache) = on_disk("replay-unwritable");
+        let store = &mut FileStore::default();
         // A directory where the journal should be: opening it for writing fails, as a
         // directory the daemon may not write does.
-        let file = dir.join("ssh.replay");
-        let store = &mut FileStore::default();
-        let (mut journal, mut cache) = Journal::open(store, &file).unwrap();
         std::fs::create_dir(&file).unwrap();
         let e = journal.record(store, &mut cache, [1; 32], 5_000).unwrap_err().to_string();
         assert!(e.contains("make the state directory") && e.contains("writable"), "{e}");
         assert!(!cache.contains(&[1; 32]), "not remembered: the packet is refused, and may come again");
-        std::fs::remove_dir_all(&dir).unwrap();
         let memory = &mut MemoryStore { failing: true, ..MemoryStore::default() };
         assert!(journal.record(memory, &mut cache, [1; 32], 5_000).is_err());
         assert!(!cache.contains(&[1; 32]));

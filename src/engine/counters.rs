@@ -29,7 +29,7 @@ pub struct Stats {
 
 /// A counter of the engine's own.
 const fn own(name: &'static str, measure: Measure, help: &'static str) -> Counter {
-    Counter { name, measure, help, always: true }
+    Counter::new(name, measure, help).always()
 }
 
 /// Packets the capture handed over; the first of every list.

@@ -7,6 +7,7 @@
 mod admin;
 mod coexist;
 mod counters;
+mod routes;
 
 pub use admin::door_status;
 use counters::totals;
@@ -16,17 +17,15 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use log::{debug, info, trace};
+use log::info;
 
-use crate::capture::{Lane, Ports};
 use crate::config::{Config, PortProto};
-use crate::doors::{self, Clock, DoorError, DoorKind, Note, Outcomes};
+use crate::doors::{self, Clock, DoorError, DoorKind, Outcomes};
 use crate::grant::attach::AttachError;
 use crate::grant::legacy_command::Spawner;
 use crate::grant::{Firewall, FirewallError, Granter};
 use crate::log_lines::{self, Flood};
-use crate::packet::{self, Drop};
-use crate::rate_limit::{LogBudget, Verdict};
+use crate::rate_limit::LogBudget;
 use crate::store::{FileStore, Store};
 
 /// Stage, restart and timeout log lines per second; the rest are counted and summarized.
@@ -107,8 +106,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             outcomes: Outcomes::default(),
             filter_changed: false,
             names: None,
-            log_budget: LogBudget::new(STAGE_LINES_PER_SECOND),
-            grant_log: LogBudget::new(GRANT_LINES_PER_SECOND),
+            log_budget: LogBudget::new(STAGE_LINES_PER_SECOND, Flood::Knocks),
+            grant_log: LogBudget::new(GRANT_LINES_PER_SECOND, Flood::Grants),
             carried: HashMap::new(),
             local: None,
             now: Duration::ZERO,
@@ -155,124 +154,9 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         Ok(())
     }
 
-    fn route(&mut self) {
-        self.routes.clear();
-        let mut ports = Vec::new();
-        for (i, kind) in self.kinds.iter().enumerate() {
-            ports.clear();
-            kind.ports(&mut ports);
-            for port in &ports {
-                let kinds = self.routes.entry(*port).or_default();
-                if !kinds.contains(&i) {
-                    kinds.push(i);
-                }
-            }
-        }
-        self.filter_changed = true;
-    }
-
-    /// Handles one captured packet (starting at its IP header) seen at `clock`, for every kind.
-    pub fn packet(&mut self, bytes: &[u8], clock: impl Into<Clock>) {
-        self.route_packet(None, bytes, clock.into());
-    }
-
-    /// Handles one packet captured on `lane`'s socket: only that lane's kinds see it (a port
-    /// both lanes capture arrives once on each).
-    pub fn packet_in(&mut self, lane: Lane, bytes: &[u8], clock: impl Into<Clock>) {
-        self.route_packet(Some(lane), bytes, clock.into());
-    }
-
-    fn route_packet(&mut self, lane: Option<Lane>, bytes: &[u8], clock: Clock) {
-        self.stats.packets += 1;
-        let now = clock.mono;
-        self.now = self.now.max(now);
-        // Routed by the ports of the packet's own time: a rotating door's next step first.
-        if self.next_wall_due().is_some_and(|due| due <= clock.unix) {
-            self.tick_kinds(&clock);
-        }
-        let packet = match packet::parse(bytes) {
-            Ok(packet) => packet,
-            Err(reason) => {
-                self.stats.dropped[reason.index()] += 1;
-                return trace!("{}", log_lines::dropped_packet(&reason));
-            }
-        };
-        trace!("{}", log_lines::knock_on(packet.knock.src, &packet.knock.port));
-        if self.local.as_ref().is_some_and(|local| !local.contains(&packet.knock.dst)) {
-            self.stats.dropped[Drop::NotForThisHost.index()] += 1;
-            if self.log_budget.check(now) != Verdict::Suppress {
-                debug!("{}", log_lines::not_to_this_host(packet.knock.src, packet.knock.dst));
-            }
-            return;
-        }
-        let Some(kinds) = self.routes.get(&packet.knock.port) else { return };
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        for &i in kinds {
-            if lane.is_none_or(|l| self.kinds[i].lane() == l) {
-                self.kinds[i].packet(&packet, &clock, &mut *self.store, &mut outcomes);
-            }
-        }
-        self.take(&mut outcomes, now);
-        self.outcomes = outcomes;
-    }
-
-    /// Logs and counts what the kinds reported, and hands their grants on.
-    fn take(&mut self, outcomes: &mut Outcomes, now: Duration) {
-        for note in outcomes.notes.drain(..) {
-            self.note(note, now);
-        }
-        // Committed, logged and run by `flush`, each once.
-        for grant in outcomes.grants.drain(..) {
-            self.granter.open(&grant);
-        }
-        if std::mem::take(&mut outcomes.ports_changed) {
-            self.route();
-        }
-    }
-
-    /// Counts a note and logs it, within the budget of knock lines a second.
-    fn note(&mut self, note: Note, now: Duration) {
-        match &note {
-            Note::Restart { .. } => self.stats.restarts += 1,
-            Note::TimedOut { .. } => self.stats.timeouts += 1,
-            // Counted by its kind; the grant's line says it.
-            Note::Accepted { .. } => return,
-            _ => {}
-        }
-        // Per-packet lines are rate-limited: a flood of spoofed knocks would otherwise be a
-        // flood of log lines. Changes to a door are never held back.
-        if !matches!(note, Note::Changed { .. }) {
-            match self.log_budget.check(now) {
-                Verdict::Suppress => return,
-                Verdict::LogAfterSuppressed(n) => info!("{}", log_lines::left_out(n, Flood::Knocks)),
-                Verdict::Log => {}
-            }
-        }
-        let names = &mut self.names;
-        log_lines::note(&note, &self.config.doors, &mut |src| describe(names, src));
-    }
-
     /// This host's own addresses, as they are now: only packets to one of them are knocks.
     pub fn set_local_addresses(&mut self, addresses: &HashSet<IpAddr>) {
         self.local = Some(addresses.clone());
-    }
-
-    /// Every port the capture filters must pass, by lane.
-    pub fn capture_ports(&self) -> Ports {
-        let mut ports = Ports::default();
-        for (port, kinds) in &self.routes {
-            for lane in Lane::ALL {
-                if kinds.iter().any(|&i| self.kinds[i].lane() == lane) {
-                    match lane {
-                        Lane::Knocks => ports.knocks.push(*port),
-                        Lane::Datagrams => ports.datagrams.push(*port),
-                    }
-                }
-            }
-        }
-        ports.knocks.sort();
-        ports.datagrams.sort();
-        ports
     }
 
     /// Commits every grant since the last flush, each once (in one firewall transaction per
@@ -282,7 +166,7 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         let granted = self.granter.flush(&self.config, self.now);
         self.stats.opens += granted.len() as u64;
         for g in &granted {
-            if !self.grant_line(self.now) {
+            if !self.grant_log.may_log(self.now) {
                 continue;
             }
             let (door, who) = (&self.config.doors[g.grant.door].name, describe(&mut self.names, g.grant.addr));
@@ -299,18 +183,6 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         }
         self.granter.run_commands(&self.config, self.now);
         granted.iter().filter(|g| g.opens.is_some()).count()
-    }
-
-    /// Whether a grant line may be logged at `now`; says first how many were left out.
-    fn grant_line(&mut self, now: Duration) -> bool {
-        match self.grant_log.check(now) {
-            Verdict::Suppress => false,
-            Verdict::LogAfterSuppressed(n) => {
-                info!("{}", log_lines::left_out(n, Flood::Grants));
-                true
-            }
-            Verdict::Log => true,
-        }
     }
 
     /// A table doors attach to was reloaded by its owner (its rules or sets changed): sets it
@@ -338,28 +210,16 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         let now = clock.mono;
         self.now = self.now.max(now);
         for (key, entry) in self.granter.tick(now) {
-            if !self.grant_line(now) {
+            if !self.grant_log.may_log(now) {
                 continue;
             }
             let who = describe(&mut self.names, key.addr);
             let opens = crate::grant::sets::opens(&self.config, &key);
             info!("{}", log_lines::closed_again(&key.door, &who, &opens, entry.timeout));
         }
-        if let Some(n) = self.grant_log.left_out(now) {
-            info!("{}", log_lines::left_out(n, Flood::Grants));
-        }
+        self.grant_log.say_left_out(now);
         self.tick_kinds(&clock);
         self.flush();
-    }
-
-    /// The kinds' housekeeping at `clock`, and what they report.
-    fn tick_kinds(&mut self, clock: &Clock) {
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        for kind in &mut self.kinds {
-            kind.tick(clock, &mut *self.store, &mut outcomes);
-        }
-        self.take(&mut outcomes, clock.mono);
-        self.outcomes = outcomes;
     }
 
     /// A command has ended (the runner's descriptor woke the caller): its stop command is due

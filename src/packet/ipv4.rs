@@ -18,10 +18,9 @@ const DST: Field = 16..20;
 /// The smallest header: no options.
 pub const MIN_HEADER: usize = 20;
 
-/// An IPv4 packet whose header is known to be complete: every accessor is infallible.
-#[derive(Debug, Clone, Copy)]
-pub struct Ipv4<'a> {
-    bytes: &'a [u8],
+super::views! {
+    /// An IPv4 packet whose header is known to be complete: every accessor is infallible.
+    Ipv4, Ipv4Mut, MIN_HEADER, "an IPv4 header"
 }
 
 impl<'a> Ipv4<'a> {
@@ -71,24 +70,19 @@ impl<'a> Ipv4<'a> {
         self.bytes[PROTOCOL]
     }
 
+    fn addr(&self, field: Field) -> Ipv4Addr {
+        let b = &self.bytes[field];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
     /// The source address.
     pub fn src(&self) -> Ipv4Addr {
-        Ipv4Addr::new(
-            self.bytes[SRC.start],
-            self.bytes[SRC.start + 1],
-            self.bytes[SRC.start + 2],
-            self.bytes[SRC.end - 1],
-        )
+        self.addr(SRC)
     }
 
     /// The destination address.
     pub fn dst(&self) -> Ipv4Addr {
-        Ipv4Addr::new(
-            self.bytes[DST.start],
-            self.bytes[DST.start + 1],
-            self.bytes[DST.start + 2],
-            self.bytes[DST.end - 1],
-        )
+        self.addr(DST)
     }
 
     /// What follows the header, up to the total length (link padding is not payload), as far as
@@ -99,21 +93,8 @@ impl<'a> Ipv4<'a> {
     }
 }
 
-/// The same header, written: setters over the fields [`Ipv4`] reads, so that tests, benches
-/// and fuzz seeds build packets the way the parser takes them apart (smoltcp's wire tests).
-#[cfg(any(test, feature = "testing"))]
-pub struct Ipv4Mut<'a> {
-    bytes: &'a mut [u8],
-}
-
 #[cfg(any(test, feature = "testing"))]
 impl<'a> Ipv4Mut<'a> {
-    /// A writer over `bytes`, which the caller sized to hold at least the fixed header.
-    pub fn new(bytes: &'a mut [u8]) -> Self {
-        assert!(bytes.len() >= MIN_HEADER, "an IPv4 header needs {MIN_HEADER} bytes, not {}", bytes.len());
-        Ipv4Mut { bytes }
-    }
-
     /// Version 4 and a header of `len` bytes (20, or more with options: a multiple of 4).
     pub fn set_header_len(&mut self, len: usize) {
         self.bytes[VER_IHL] = 0x40 | (len / 4) as u8;

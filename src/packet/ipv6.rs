@@ -14,10 +14,9 @@ const DST: Field = 24..40;
 /// The fixed header.
 pub const HEADER: usize = 40;
 
-/// An IPv6 packet whose fixed header is known to be complete.
-#[derive(Debug, Clone, Copy)]
-pub struct Ipv6<'a> {
-    bytes: &'a [u8],
+super::views! {
+    /// An IPv6 packet whose fixed header is known to be complete.
+    Ipv6, Ipv6Mut, HEADER, "an IPv6 header"
 }
 
 impl<'a> Ipv6<'a> {
@@ -60,21 +59,8 @@ impl<'a> Ipv6<'a> {
     }
 }
 
-/// The same header, written: setters over the fields [`Ipv6`] reads, for tests, benches and
-/// fuzz seeds that build packets.
-#[cfg(any(test, feature = "testing"))]
-pub struct Ipv6Mut<'a> {
-    bytes: &'a mut [u8],
-}
-
 #[cfg(any(test, feature = "testing"))]
 impl<'a> Ipv6Mut<'a> {
-    /// A writer over `bytes`, which the caller sized to hold at least the fixed header.
-    pub fn new(bytes: &'a mut [u8]) -> Self {
-        assert!(bytes.len() >= HEADER, "an IPv6 header needs {HEADER} bytes, not {}", bytes.len());
-        Ipv6Mut { bytes }
-    }
-
     /// Version 6, with traffic class and flow label 0.
     pub fn set_version(&mut self) {
         self.bytes[VERSION..VERSION + 4].copy_from_slice(&[0x60, 0, 0, 0]);

@@ -9,6 +9,36 @@
 //! present; lengths that the sender claims bound what is read, never the other way round.
 //! Tests, benches and fuzz seeds build their packets with `build` (feature `testing`).
 
+/// A header's two views, declared alike in every wire file: the checked view (its
+/// `new_checked` checks the lengths once, after which its accessors cannot fail), and, for
+/// tests, benches and fuzz seeds, the writer with setters over the same fields, over bytes the
+/// caller sized for at least the header (else it panics: a test's mistake, never a packet's).
+macro_rules! views {
+    ($(#[$doc:meta])* $view:ident, $writer:ident, $min:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $view<'a> {
+            bytes: &'a [u8],
+        }
+
+        #[doc = concat!("The same header, written: setters over the fields [`", stringify!($view), "`] reads.")]
+        #[cfg(any(test, feature = "testing"))]
+        pub struct $writer<'a> {
+            bytes: &'a mut [u8],
+        }
+
+        #[cfg(any(test, feature = "testing"))]
+        impl<'a> $writer<'a> {
+            #[doc = concat!("A writer over `bytes`, sized for at least ", $what, " and what follows it.")]
+            pub fn new(bytes: &'a mut [u8]) -> Self {
+                assert!(bytes.len() >= $min, concat!($what, " needs {} bytes, not {}"), $min, bytes.len());
+                $writer { bytes }
+            }
+        }
+    };
+}
+use views;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod build;
 pub mod ipv4;

@@ -13,10 +13,9 @@ const WINDOW: Field = 14..16;
 /// The smallest header: no options.
 pub const MIN_HEADER: usize = 20;
 
-/// A TCP segment whose fixed header is known to be complete.
-#[derive(Debug, Clone, Copy)]
-pub struct Tcp<'a> {
-    bytes: &'a [u8],
+super::views! {
+    /// A TCP segment whose fixed header is known to be complete.
+    Tcp, TcpMut, MIN_HEADER, "a TCP header"
 }
 
 impl<'a> Tcp<'a> {
@@ -50,21 +49,8 @@ impl<'a> Tcp<'a> {
     }
 }
 
-/// The same header, written: setters over the fields [`Tcp`] reads, for tests, benches and
-/// fuzz seeds that build packets.
-#[cfg(any(test, feature = "testing"))]
-pub struct TcpMut<'a> {
-    bytes: &'a mut [u8],
-}
-
 #[cfg(any(test, feature = "testing"))]
 impl<'a> TcpMut<'a> {
-    /// A writer over `bytes`, which the caller sized to hold at least the fixed header.
-    pub fn new(bytes: &'a mut [u8]) -> Self {
-        assert!(bytes.len() >= MIN_HEADER, "a TCP header needs {MIN_HEADER} bytes, not {}", bytes.len());
-        TcpMut { bytes }
-    }
-
     /// The source port.
     pub fn set_src_port(&mut self, port: u16) {
         super::build::set_be_u16(self.bytes, SRC_PORT, port);

@@ -9,10 +9,9 @@ const CHECKSUM: Field = 6..8;
 /// The header's length.
 pub const HEADER: usize = 8;
 
-/// A UDP datagram whose header is complete and whose length field is sane.
-#[derive(Debug, Clone, Copy)]
-pub struct Udp<'a> {
-    bytes: &'a [u8],
+super::views! {
+    /// A UDP datagram whose header is complete and whose length field is sane.
+    Udp, UdpMut, HEADER, "a UDP header"
 }
 
 impl<'a> Udp<'a> {
@@ -55,21 +54,8 @@ impl<'a> Udp<'a> {
     }
 }
 
-/// The same header, written: setters over the fields [`Udp`] reads, for tests, benches and
-/// fuzz seeds that build packets.
-#[cfg(any(test, feature = "testing"))]
-pub struct UdpMut<'a> {
-    bytes: &'a mut [u8],
-}
-
 #[cfg(any(test, feature = "testing"))]
 impl<'a> UdpMut<'a> {
-    /// A writer over `bytes`: the header and as much payload as the caller sized it for.
-    pub fn new(bytes: &'a mut [u8]) -> Self {
-        assert!(bytes.len() >= HEADER, "a UDP header needs {HEADER} bytes, not {}", bytes.len());
-        UdpMut { bytes }
-    }
-
     /// The source port.
     pub fn set_src_port(&mut self, port: u16) {
         super::build::set_be_u16(self.bytes, SRC_PORT, port);

@@ -217,6 +217,15 @@ mod tests {
         IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
     }
 
+    /// A budget of 10 a second with nothing saved up (and `cap` places), spent at time zero
+    /// by a `warm-up` packet: what comes next waits its turn.
+    fn spent(cap: usize) -> (Budget<&'static str>, Vec<&'static str>) {
+        let mut b = Budget::new(10, 1, cap);
+        let mut out = Vec::new();
+        b.offer(v4(198, 18, 0, 1), "warm-up", tag(), 1, Duration::ZERO, &mut out);
+        (b, out)
+    }
+
     #[test]
     fn runs_at_once_while_there_is_room() {
         let mut b = Budget::new(10, 3, 100);
@@ -235,9 +244,7 @@ mod tests {
     fn a_flood_from_many_prefixes_delays_another_prefix_by_one_turn_each() {
         // 10 units a second, nothing saved up; 200 flooding prefixes send 100 packets each,
         // and one legitimate packet arrives in the middle of it from a prefix of its own.
-        let mut b = Budget::new(10, 1, 4096);
-        let mut out = Vec::new();
-        b.offer(v4(198, 18, 0, 1), "warm-up", tag(), 1, Duration::ZERO, &mut out);
+        let (mut b, mut out) = spent(4096);
         let mut now = Duration::ZERO;
         for round in 0..100u32 {
             for p in 0..200u32 {
@@ -331,9 +338,7 @@ mod tests {
 
     #[test]
     fn a_copy_of_a_waiting_packet_from_a_place_taken_earlier_is_dropped() {
-        let mut b = Budget::new(10, 1, 100);
-        let mut out = Vec::new();
-        b.offer(v4(198, 18, 0, 1), "warm-up", tag(), 1, Duration::ZERO, &mut out);
+        let (mut b, mut out) = spent(100);
         // The attacker's prefix has a packet waiting before the victim sends.
         b.offer(v4(198, 19, 9, 9), "attacker", tag(), 1, Duration::from_millis(1), &mut out);
         let original = tag();
@@ -355,9 +360,7 @@ mod tests {
 
     #[test]
     fn a_client_that_sends_again_keeps_its_place() {
-        let mut b = Budget::new(10, 1, 100);
-        let mut out = Vec::new();
-        b.offer(v4(198, 18, 0, 1), "warm-up", tag(), 1, Duration::ZERO, &mut out);
+        let (mut b, mut out) = spent(100);
         b.offer(v4(198, 18, 7, 7), "first", tag(), 1, Duration::from_millis(1), &mut out);
         b.offer(v4(198, 19, 9, 9), "other", tag(), 1, Duration::from_millis(2), &mut out);
         b.offer(v4(198, 18, 7, 8), "again", tag(), 1, Duration::from_millis(3), &mut out);

@@ -63,10 +63,6 @@ impl ProofSettings for Datagram {
         "datagram"
     }
 
-    fn name(&self) -> &'static str {
-        "datagram"
-    }
-
     fn to_yaml(&self) -> serde_yaml_ng::Value {
         let out = DatagramOut { port: self.port, payload_file: &self.payload_file };
         serde_yaml_ng::to_value(out).expect("plain data always serializes")
@@ -92,18 +88,13 @@ impl ProofSettings for Datagram {
 /// The datagram kind, as the kinds list names it.
 pub struct DatagramKind;
 
-static DATAGRAM_ACCEPTED: Counter = Counter {
-    name: "datagram_accepted",
-    measure: Measure::Total,
-    help: "Datagrams whose payload opened a datagram door.",
-    always: false,
-};
-static DATAGRAM_REJECTED: Counter = Counter {
-    name: "datagram_rejected",
-    measure: Measure::Total,
-    help: "Datagrams to a datagram door's port whose payload was not the door's.",
-    always: false,
-};
+static DATAGRAM_ACCEPTED: Counter =
+    Counter::new("datagram_accepted", Measure::Total, "Datagrams whose payload opened a datagram door.");
+static DATAGRAM_REJECTED: Counter = Counter::new(
+    "datagram_rejected",
+    Measure::Total,
+    "Datagrams to a datagram door's port whose payload was not the door's.",
+);
 
 impl Kind for DatagramKind {
     fn name(&self) -> &'static str {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::access_conf::values::{split, yes};
 use super::settings::{FWKNOP_PORT, Fwknop};
-use crate::config::{Config, ConfigError, Location, Notice, PrivateFileError, Trust, check_interface, read_private};
+use crate::config::{Config, ConfigError, Location, Notice, Trust, check_interface, read_text};
 
 /// The file fwknopd reads, looked for beside an access.conf.
 pub const FILE_NAME: &str = "fwknopd.conf";
@@ -54,16 +54,7 @@ pub fn apply_for(access: &Path, named: Option<&Path>, config: &mut Config, trust
         },
     };
     let file = path.display().to_string();
-    let bytes = read_private(&path, MAX_FILE, trust).map_err(|e| match e {
-        PrivateFileError::Io(source) => ConfigError::Read { file: file.clone(), source },
-        PrivateFileError::TooLarge => ConfigError::TooLarge { file: file.clone() },
-        PrivateFileError::Unsafe(message) => ConfigError::Unsafe { file: file.clone(), message },
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
-        file: file.clone(),
-        location: None,
-        message: "the file is not UTF-8 text".into(),
-    })?;
+    let (text, _) = read_text(&path, &file, MAX_FILE, trust)?;
     apply(&file, &text, config)?;
     // Read again on reload, like the access.conf's includes.
     config.included.push(path);

@@ -16,18 +16,13 @@ use crate::store::Store;
 /// The fwknop kind, as the kinds list names it.
 pub struct FwknopKind;
 
-pub(super) static FWKNOP_CHECKED: Counter = Counter {
-    name: "fwknop_checked",
-    measure: Measure::Total,
-    help: "fwknop packets whose HMAC was checked.",
-    always: false,
-};
-pub(super) static FWKNOP_DROPPED_IN_FLOOD: Counter = Counter {
-    name: "fwknop_dropped_in_flood",
-    measure: Measure::Total,
-    help: "fwknop packets left unchecked because their source network's share was spent.",
-    always: false,
-};
+pub(super) static FWKNOP_CHECKED: Counter =
+    Counter::new("fwknop_checked", Measure::Total, "fwknop packets whose HMAC was checked.");
+pub(super) static FWKNOP_DROPPED_IN_FLOOD: Counter = Counter::new(
+    "fwknop_dropped_in_flood",
+    Measure::Total,
+    "fwknop packets left unchecked because their source network's share was spent.",
+);
 
 impl Kind for FwknopKind {
     fn name(&self) -> &'static str {

@@ -37,10 +37,10 @@ pub use yaml::check_base64;
 use super::budget::Budget;
 use super::key_file::KeyFileError;
 use super::replay::{Journal, ReplayCache};
-use super::{Clock, DoorError, DoorId, DoorKind, Grant, Note, Outcomes, Reading, Verdicts};
-use crate::capture::Lane;
-use crate::config::{Config, Door, PortProto, Proto};
-use crate::packet::Packet;
+use super::single_packet::{Checks, Doors, Reason, Screened, Waiting};
+use super::{Clock, Counter, DoorError, DoorId, DoorKind, Grant, Note, Outcomes};
+use crate::config::{Config, Door, PortProto};
+use crate::packet::Knock;
 use crate::store::Store;
 
 /// HMAC checks a second for every fwknop door together (a few percent of a core), and how many
@@ -98,15 +98,14 @@ struct Stanza {
     hmac_key: Vec<u8>,
 }
 
-/// A packet that passed the screen, waiting for its HMAC checks.
-struct Waiting {
-    src: IpAddr,
-    dst: IpAddr,
+/// A packet that passed the screen, waiting for its HMAC checks: the port it was sent to, and
+/// its text.
+pub struct Sealed {
     port: u16,
     payload: String,
 }
 
-/// The fwknop door kind.
+/// The fwknop door kind's doors.
 pub struct FwknopDoors {
     stanzas: Vec<Stanza>,
     /// The stanzas left out at start (`Fwknop::refused`), to say so to a client they would take.
@@ -115,9 +114,6 @@ pub struct FwknopDoors {
     replay: ReplayCache,
     /// Where `replay` is kept (`<state_dir>/fwknop.replay`).
     journal: Journal,
-    budget: Budget<Waiting>,
-    ready: Vec<Waiting>,
-    verdicts: Verdicts,
 }
 
 /// The file every fwknop door's replay cache is kept in, under `state_dir`.
@@ -161,15 +157,8 @@ pub fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn Do
     let Some(first) = stanzas.first() else { return Ok(None) };
     let (journal, replay) = Journal::open(store, &config.state_dir.join(REPLAY_FILE))
         .map_err(|e| DoorError { door: first.door.name.clone(), message: e.to_string() })?;
-    Ok(Some(Box::new(FwknopDoors {
-        stanzas,
-        left_out,
-        replay,
-        journal,
-        budget: Budget::new(CHECKS_PER_SECOND, CHECK_BURST, WAITING_PREFIXES),
-        ready: Vec::new(),
-        verdicts: Verdicts::default(),
-    })))
+    let budget = Budget::new(CHECKS_PER_SECOND, CHECK_BURST, WAITING_PREFIXES);
+    Ok(Some(Box::new(Doors::new(FwknopDoors { stanzas, left_out, replay, journal }, budget))))
 }
 
 /// The replay cache's key for a packet: the SHA-256 of its authenticated ciphertext.
@@ -177,9 +166,14 @@ fn replay_key(ciphertext: &str) -> [u8; 32] {
     Sha256::digest(ciphertext.as_bytes()).into()
 }
 
-/// What stanza `s` makes of the packet `w`, whose HMAC it verified: the grant, and when the
-/// client sent it; or why not.
-fn decide(s: &Stanza, ciphertext: &str, w: &Waiting, unix_now: Duration) -> Result<(Grant, u64), FwknopError> {
+/// What stanza `s` makes of the packet from `src` to `dst` whose HMAC it verified: the grant,
+/// and when the client sent it; or why not.
+fn decide(
+    s: &Stanza,
+    ciphertext: &str,
+    (src, dst): (IpAddr, IpAddr),
+    unix_now: Duration,
+) -> Result<(Grant, u64), FwknopError> {
     let plaintext = wire::decrypt(ciphertext, &s.key)?;
     // fwknopd's test that a decryption worked: sixteen digits and a colon. What a wrong key or
     // another mode leaves (when its padding happens to pass) fails it.
@@ -188,7 +182,7 @@ fn decide(s: &Stanza, ciphertext: &str, w: &Waiting, unix_now: Duration) -> Resu
         return Err(FwknopError::Decrypt);
     }
     let message = message::parse(&plaintext)?;
-    let grant = policy::grant(s.id, &s.door, &s.fwknop, &message, (w.src, w.dst), unix_now)?;
+    let grant = policy::grant(s.id, &s.door, &s.fwknop, &message, (src, dst), unix_now)?;
     Ok((grant, message.timestamp))
 }
 
@@ -204,52 +198,6 @@ impl FwknopDoors {
                 && (f.destination.is_empty() || f.destination.iter().any(|n| n.contains(&dst)))
                 && f.expires.is_none_or(|e| unix_now < e);
             fits.then_some(at)
-        })
-    }
-
-    /// Checks one packet whose turn it is: the stanzas that may take it, in order, until one
-    /// accepts it. A replay is refused at once: it is the same packet for every stanza.
-    fn check(
-        &mut self,
-        w: &Waiting,
-        clock: &Clock,
-        store: &mut dyn Store,
-        out: &mut Outcomes,
-    ) -> Result<(), (Option<DoorId>, FwknopError)> {
-        let candidates: Vec<usize> = self.candidates(w.src, w.dst, w.port, clock.unix).collect();
-        let mut refusals: Vec<(usize, FwknopError)> = Vec::new();
-        for at in candidates {
-            let s = &self.stanzas[at];
-            let Some((ciphertext, tag)) = wire::split(&w.payload, s.fwknop.hmac_digest) else { continue };
-            if !wire::check_hmac(ciphertext, tag, s.fwknop.hmac_digest, &s.hmac_key) {
-                continue;
-            }
-            let key = replay_key(ciphertext);
-            if self.replay.contains(&key) {
-                return Err((Some(s.id), FwknopError::Replayed));
-            }
-            match decide(s, ciphertext, w, clock.unix) {
-                Ok((grant, sent_at)) => {
-                    let id = s.id;
-                    self.accept(at, key, sent_at, clock, store).map_err(|e| (Some(id), e))?;
-                    out.notes.push(Note::Accepted { door: id, src: w.src });
-                    out.grants.push(grant);
-                    return Ok(());
-                }
-                Err(e) => refusals.push((at, e)),
-            }
-        }
-        Err(match refusals.len() {
-            0 => (None, FwknopError::Hmac),
-            1 => {
-                let (at, e) = refusals.remove(0);
-                (Some(self.stanzas[at].id), e)
-            }
-            _ => {
-                let first = self.stanzas[refusals[0].0].id;
-                let each = refusals.into_iter().map(|(at, e)| (self.stanzas[at].door.name.clone(), e)).collect();
-                (Some(first), FwknopError::EveryStanza(each))
-            }
         })
     }
 
@@ -272,26 +220,21 @@ impl FwknopDoors {
         let recorded = self.journal.record(store, &mut self.replay, key, until);
         recorded.map_err(|e| FwknopError::Unrecorded(e.to_string()))
     }
+}
 
-    fn run_ready(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        for w in std::mem::take(&mut self.ready) {
-            match self.check(&w, clock, store, out) {
-                Ok(()) => {}
-                // Never held back by the log's rate limit: the admin must fix the directory.
-                Err((Some(door), e @ FwknopError::Unrecorded(_))) => {
-                    let message = format!("{}: fwknop packet {e}", w.src);
-                    out.notes.push(Note::Changed { door, level: log::Level::Error, message });
-                }
-                Err((door, e)) => {
-                    let reason = format!("fwknop packet rejected: {e}");
-                    out.notes.push(Note::Rejected { door, src: w.src, reason });
-                }
-            }
-        }
+impl Reason for FwknopError {
+    fn unrecorded(&self) -> bool {
+        matches!(self, FwknopError::Unrecorded(_))
     }
 }
 
-impl DoorKind for FwknopDoors {
+impl Checks for FwknopDoors {
+    type Packet = Sealed;
+    type Error = FwknopError;
+    const NAME: &'static str = "fwknop";
+    const CHECKED: &'static Counter = &FWKNOP_CHECKED;
+    const DROPPED: &'static Counter = &FWKNOP_DROPPED_IN_FLOOD;
+
     fn ports(&self, out: &mut Vec<PortProto>) {
         for s in &self.stanzas {
             let port = PortProto::udp(s.fwknop.port);
@@ -301,74 +244,76 @@ impl DoorKind for FwknopDoors {
         }
     }
 
-    /// A socket of its own, shared with knockd's SPA: a flood never crowds out knocks.
-    fn lane(&self) -> Lane {
-        Lane::Datagrams
+    /// The packet's form, and the stanzas that may take it: each costs an HMAC check.
+    fn screen(&self, knock: &Knock, payload: &[u8], clock: &Clock) -> Result<Screened<Sealed>, Note> {
+        let (src, dst, port) = (knock.src, knock.dst, knock.port.port);
+        let reject = |reason: String| Note::Rejected { door: None, src, reason };
+        let payload = match wire::screen(payload) {
+            Ok(text) => text.to_owned(),
+            Err(e) => return Err(reject(format!("fwknop packet rejected: {e}"))),
+        };
+        let cost = self.candidates(src, dst, port, clock.unix).count() as u32;
+        if cost == 0 {
+            let would = self.left_out.iter().find(|d| d.admits(&src) && d.fwknop().is_some_and(|f| f.port == port));
+            let why = would.map_or(String::new(), |d| format!(" ({} would, but it was left out at start)", d.name));
+            return Err(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}{why}")));
+        }
+        let tag = super::budget::tag(payload.as_bytes());
+        Ok(Screened { packet: Sealed { port, payload }, tag, cost })
     }
 
-    /// Screens and checks the packet, and counts what was accepted and refused.
-    fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        let before = out.notes.len();
-        self.screen_and_check(packet, clock, store, out);
-        self.verdicts.count(&out.notes[before..]);
+    /// The stanzas that may take the packet, in order, until one accepts it. A replay is
+    /// refused at once: it is the same packet for every stanza.
+    fn check(
+        &mut self,
+        w: &Waiting<Sealed>,
+        clock: &Clock,
+        store: &mut dyn Store,
+    ) -> Result<Grant, (Option<DoorId>, FwknopError)> {
+        let candidates: Vec<usize> = self.candidates(w.src, w.dst, w.packet.port, clock.unix).collect();
+        let mut refusals: Vec<(usize, FwknopError)> = Vec::new();
+        for at in candidates {
+            let s = &self.stanzas[at];
+            let Some((ciphertext, tag)) = wire::split(&w.packet.payload, s.fwknop.hmac_digest) else { continue };
+            if !wire::check_hmac(ciphertext, tag, s.fwknop.hmac_digest, &s.hmac_key) {
+                continue;
+            }
+            let key = replay_key(ciphertext);
+            if self.replay.contains(&key) {
+                return Err((Some(s.id), FwknopError::Replayed));
+            }
+            match decide(s, ciphertext, (w.src, w.dst), clock.unix) {
+                Ok((grant, sent_at)) => {
+                    let id = s.id;
+                    self.accept(at, key, sent_at, clock, store).map_err(|e| (Some(id), e))?;
+                    return Ok(grant);
+                }
+                Err(e) => refusals.push((at, e)),
+            }
+        }
+        Err(match refusals.len() {
+            0 => (None, FwknopError::Hmac),
+            1 => {
+                let (at, e) = refusals.remove(0);
+                (Some(self.stanzas[at].id), e)
+            }
+            _ => {
+                let first = self.stanzas[refusals[0].0].id;
+                let each = refusals.into_iter().map(|(at, e)| (self.stanzas[at].door.name.clone(), e)).collect();
+                (Some(first), FwknopError::EveryStanza(each))
+            }
+        })
     }
 
-    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        let before = out.notes.len();
-        self.budget.poll(clock.mono, &mut self.ready);
-        self.run_ready(clock, store, out);
-        self.verdicts.count(&out.notes[before..]);
+    fn expire(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         if let Err(e) = self.journal.expire(store, &mut self.replay, clock.unix) {
             let door = self.stanzas[0].id;
             out.notes.push(Note::Changed { door, level: log::Level::Warn, message: e.to_string() });
         }
     }
 
-    fn next_due(&self) -> Option<Duration> {
-        self.budget.next_due()
-    }
-
     /// The replay cache carries over a reload: a packet accepted before it stays refused after.
     fn carry_over(&mut self, old: FwknopDoors) {
         self.replay.absorb(old.replay);
-    }
-
-    fn counters(&self, out: &mut Vec<Reading>) {
-        let stats = self.budget.stats();
-        out.extend(self.verdicts.readings());
-        out.extend([
-            Reading { counter: &FWKNOP_CHECKED, value: stats.run },
-            Reading { counter: &FWKNOP_DROPPED_IN_FLOOD, value: stats.dropped },
-        ]);
-    }
-}
-
-impl FwknopDoors {
-    /// Screens the packet, then hands it to the budget, which says what may be checked now.
-    fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        let knock = &packet.knock;
-        if knock.port.proto != Proto::Udp {
-            return;
-        }
-        let (src, dst, port) = (knock.src, knock.dst, knock.port.port);
-        let reject = |reason: String| Note::Rejected { door: None, src, reason };
-        let Some(payload) = packet.payload else {
-            return out.notes.push(reject("fwknop packet cut short".into()));
-        };
-        let payload = match wire::screen(payload) {
-            Ok(text) => text.to_owned(),
-            Err(e) => return out.notes.push(reject(format!("fwknop packet rejected: {e}"))),
-        };
-        let cost = self.candidates(src, dst, port, clock.unix).count() as u32;
-        if cost == 0 {
-            let would = self.left_out.iter().find(|d| d.admits(&src) && d.fwknop().is_some_and(|f| f.port == port));
-            let why = would.map_or(String::new(), |d| format!(" ({} would, but it was left out at start)", d.name));
-            return out
-                .notes
-                .push(reject(format!("fwknop packet rejected: no stanza takes packets from {src} to {dst}{why}")));
-        }
-        let tag = super::budget::tag(payload.as_bytes());
-        self.budget.offer(src, Waiting { src, dst, port, payload }, tag, cost, clock.mono, &mut self.ready);
-        self.run_ready(clock, store, out);
     }
 }

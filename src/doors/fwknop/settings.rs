@@ -168,10 +168,6 @@ impl ProofSettings for Fwknop {
         "fwknop"
     }
 
-    fn name(&self) -> &'static str {
-        "fwknop"
-    }
-
     fn to_yaml(&self) -> serde_yaml_ng::Value {
         super::yaml::write(self)
     }

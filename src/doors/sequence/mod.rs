@@ -30,24 +30,15 @@ use crate::store::Store;
 /// The sequence kind, as the kinds list names it.
 pub struct SequenceKind;
 
-static EXPIRED: Counter = Counter {
-    name: "expired",
-    measure: Measure::Total,
-    help: "Knock attempts forgotten because they could no longer complete in time.",
-    always: false,
-};
-static EVICTIONS: Counter = Counter {
-    name: "evictions",
-    measure: Measure::Total,
-    help: "Knock attempts evicted because the attempt table was full (limits.max_attempts).",
-    always: false,
-};
-static ATTEMPTS_CAP: Counter = Counter {
-    name: "attempts_cap",
-    measure: Measure::Gauge,
-    help: "The most knock attempts kept at once (limits.max_attempts).",
-    always: false,
-};
+static EXPIRED: Counter =
+    Counter::new("expired", Measure::Total, "Knock attempts forgotten because they could no longer complete in time.");
+static EVICTIONS: Counter = Counter::new(
+    "evictions",
+    Measure::Total,
+    "Knock attempts evicted because the attempt table was full (limits.max_attempts).",
+);
+static ATTEMPTS_CAP: Counter =
+    Counter::new("attempts_cap", Measure::Gauge, "The most knock attempts kept at once (limits.max_attempts).");
 
 impl Kind for SequenceKind {
     fn name(&self) -> &'static str {

@@ -53,10 +53,6 @@ impl ProofSettings for FixedSequence {
         "sequence"
     }
 
-    fn name(&self) -> &'static str {
-        "sequence"
-    }
-
     fn to_yaml(&self) -> serde_yaml_ng::Value {
         let ports: Vec<_> = self.0.iter().map(port).collect();
         serde_yaml_ng::to_value(ports).expect("plain data always serializes")
@@ -134,10 +130,6 @@ struct RotatingOut<'a> {
 
 impl ProofSettings for Rotating {
     fn key(&self) -> &'static str {
-        "rotating"
-    }
-
-    fn name(&self) -> &'static str {
         "rotating"
     }
 

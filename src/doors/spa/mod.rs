@@ -14,9 +14,6 @@ mod settings;
 mod verifier;
 pub mod wire;
 
-use std::net::IpAddr;
-use std::time::Duration;
-
 pub use keys::{Key, read_key, read_public_key};
 use serde::de::MapAccess;
 pub use settings::{SPA_WINDOW, Spa};
@@ -25,26 +22,24 @@ pub use wire::{NONCE_LEN, Request, decode, encode, nonce};
 
 use super::budget::Budget;
 use super::replay::Journal;
+use super::single_packet::{Checks, Doors, Reason, Screened, Waiting};
 use super::{
-    Clock, Counter, DoorError, DoorId, DoorKind, Grant, Kind, Measure, Note, Outcomes, ReadYaml, Reading, SPA_ACCEPTED,
-    SPA_REJECTED, Verdicts,
+    Clock, Counter, DoorError, DoorId, DoorKind, Grant, Kind, Measure, Note, Outcomes, ReadYaml, SPA_ACCEPTED,
+    SPA_REJECTED,
 };
-use crate::capture::Lane;
-use crate::config::{Config, Door, PortProto, Proof, Proto};
-use crate::packet::Packet;
+use crate::config::{Config, Door, PortProto, Proof};
+use crate::packet::Knock;
 use crate::store::Store;
 
 /// The SPA kind, as the kinds list names it.
 pub struct SpaKind;
 
-static SPA_VERIFIED: Counter =
-    Counter { name: "spa_verified", measure: Measure::Total, help: "SPA signatures and MACs checked.", always: false };
-static SPA_DROPPED_IN_FLOOD: Counter = Counter {
-    name: "spa_dropped_in_flood",
-    measure: Measure::Total,
-    help: "SPA packets left unchecked because their source network's share of the budget was spent.",
-    always: false,
-};
+static SPA_VERIFIED: Counter = Counter::new("spa_verified", Measure::Total, "SPA signatures and MACs checked.");
+static SPA_DROPPED_IN_FLOOD: Counter = Counter::new(
+    "spa_dropped_in_flood",
+    Measure::Total,
+    "SPA packets left unchecked because their source network's share of the budget was spent.",
+);
 
 impl Kind for SpaKind {
     fn name(&self) -> &'static str {
@@ -122,20 +117,16 @@ struct SpaDoor {
     journal: Journal,
 }
 
-/// A packet that passed every cheap check, waiting for its signature check.
-struct Waiting {
+/// A packet that passed every cheap check, waiting for its signature check: the door it is
+/// for (an index into the doors), and its bytes.
+pub struct Signed {
     door: usize,
-    src: IpAddr,
-    dst: IpAddr,
     payload: Vec<u8>,
 }
 
-/// The SPA door kind.
+/// The SPA door kind's doors.
 pub struct SpaDoors {
     doors: Vec<SpaDoor>,
-    budget: Budget<Waiting>,
-    ready: Vec<Waiting>,
-    verdicts: Verdicts,
 }
 
 /// The kind for `config`, if any door has `spa:`.
@@ -153,16 +144,34 @@ fn build(config: &Config, store: &mut dyn Store) -> Result<Option<Box<dyn DoorKi
         return Ok(None);
     }
     let budget = Budget::new(VERIFICATIONS_PER_SECOND, VERIFICATION_BURST, WAITING_PREFIXES);
-    Ok(Some(Box::new(SpaDoors { doors, budget, ready: Vec::new(), verdicts: Verdicts::default() })))
+    Ok(Some(Box::new(Doors::new(SpaDoors { doors }, budget))))
 }
 
-impl SpaDoors {
-    /// The cheap checks, in order; `Ok` with the door and the cost of its signature check.
-    fn screen(&self, src: IpAddr, port: u16, payload: &[u8], clock: &Clock) -> Result<(usize, u32), Note> {
+impl Reason for SpaError {
+    fn unrecorded(&self) -> bool {
+        matches!(self, SpaError::Unrecorded(_))
+    }
+}
+
+impl Checks for SpaDoors {
+    type Packet = Signed;
+    type Error = SpaError;
+    const NAME: &'static str = "SPA";
+    const CHECKED: &'static Counter = &SPA_VERIFIED;
+    const DROPPED: &'static Counter = &SPA_DROPPED_IN_FLOOD;
+
+    fn ports(&self, out: &mut Vec<PortProto>) {
+        out.extend(self.doors.iter().map(|d| PortProto::udp(d.port)));
+    }
+
+    /// The cheap checks, in order; the door and the cost of its signature check (a MAC costs
+    /// about what the checks before it did: it need not wait).
+    fn screen(&self, knock: &Knock, payload: &[u8], clock: &Clock) -> Result<Screened<Signed>, Note> {
+        let src = knock.src;
         let reject = |door, reason: String| Note::Rejected { door, src, reason };
         let packet = decode(payload).map_err(|e| reject(None, format!("SPA packet rejected: {e}")))?;
         let name = &packet.request.door;
-        let Some(at) = self.doors.iter().position(|d| d.port == port && &d.door.name == name) else {
+        let Some(at) = self.doors.iter().position(|d| d.port == knock.port.port && &d.door.name == name) else {
             return Err(reject(None, "SPA packet for no door on this port".into()));
         };
         let d = &self.doors[at];
@@ -172,76 +181,34 @@ impl SpaDoors {
         if !d.door.admits(&src) || !d.door.admits(&addr) {
             return Err(reject(Some(d.id), format!("SPA packet for {addr} refused by the door's from/not_from")));
         }
-        Ok((at, cost))
+        Ok(Screened { packet: Signed { door: at, payload: payload.to_vec() }, tag: super::budget::tag(payload), cost })
     }
 
-    /// Checks the signature of packets whose turn it is, and grants those that verify once
-    /// their nonce is in the journal (a nonce that cannot be written there refuses the packet:
-    /// a restart could accept it again).
-    fn run_ready(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        for w in std::mem::take(&mut self.ready) {
-            let d = &mut self.doors[w.door];
-            let checked = d.verifier.check(&w.payload, &d.door.name, clock).and_then(|checked| {
-                let recorded = d.journal.record(store, d.verifier.replay_mut(), checked.nonce, checked.until);
-                recorded.map(|()| checked.verified).map_err(|e| SpaError::Unrecorded(e.to_string()))
-            });
-            match checked {
-                Ok(verified) => {
-                    let addr = verified.request.address.unwrap_or(w.src);
-                    out.notes.push(Note::Accepted { door: d.id, src: w.src });
-                    let by = Some(format!("key {}", verified.key));
-                    out.grants.push(Grant {
-                        by,
-                        sent_at: Some(verified.request.timestamp),
-                        ..Grant::new(d.id, addr, w.src, w.dst)
-                    });
-                }
-                // Never held back by the log's rate limit: the admin must fix the directory.
-                Err(e @ SpaError::Unrecorded(_)) => {
-                    let message = format!("{}: SPA packet {e}", w.src);
-                    out.notes.push(Note::Changed { door: d.id, level: log::Level::Error, message });
-                }
-                Err(e) => out.notes.push(Note::Rejected {
-                    door: Some(d.id),
-                    src: w.src,
-                    reason: format!("SPA packet rejected: {e}"),
-                }),
-            }
-        }
-    }
-}
-
-impl DoorKind for SpaDoors {
-    fn ports(&self, out: &mut Vec<PortProto>) {
-        out.extend(self.doors.iter().map(|d| PortProto::udp(d.port)));
+    /// Checks the signature, and grants once the nonce is in the journal (a nonce that cannot
+    /// be written there refuses the packet: a restart could accept it again).
+    fn check(
+        &mut self,
+        w: &Waiting<Signed>,
+        clock: &Clock,
+        store: &mut dyn Store,
+    ) -> Result<Grant, (Option<DoorId>, SpaError)> {
+        let d = &mut self.doors[w.packet.door];
+        let checked = d.verifier.check(&w.packet.payload, &d.door.name, clock).and_then(|checked| {
+            let recorded = d.journal.record(store, d.verifier.replay_mut(), checked.nonce, checked.until);
+            recorded.map(|()| checked.verified).map_err(|e| SpaError::Unrecorded(e.to_string()))
+        });
+        let verified = checked.map_err(|e| (Some(d.id), e))?;
+        let addr = verified.request.address.unwrap_or(w.src);
+        let by = Some(format!("key {}", verified.key));
+        Ok(Grant { by, sent_at: Some(verified.request.timestamp), ..Grant::new(d.id, addr, w.src, w.dst) })
     }
 
-    /// A socket of its own: a flood of forged datagrams never crowds out knocks.
-    fn lane(&self) -> Lane {
-        Lane::Datagrams
-    }
-
-    /// Screens and checks the packet, and counts what was accepted and refused.
-    fn packet(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        let before = out.notes.len();
-        self.screen_and_check(packet, clock, store, out);
-        self.verdicts.count(&out.notes[before..]);
-    }
-
-    fn tick(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        let before = out.notes.len();
-        self.budget.poll(clock.mono, &mut self.ready);
-        self.run_ready(clock, store, out);
-        self.verdicts.count(&out.notes[before..]);
+    fn expire(&mut self, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
         for d in &mut self.doors {
             if let Err(e) = d.journal.expire(store, d.verifier.replay_mut(), clock.unix) {
                 out.notes.push(Note::Changed { door: d.id, level: log::Level::Warn, message: e.to_string() });
             }
         }
-    }
-
-    fn next_due(&self) -> Option<Duration> {
-        self.budget.next_due()
     }
 
     /// Accepted nonces carry over a reload: a packet accepted before it stays refused after it.
@@ -251,44 +218,6 @@ impl DoorKind for SpaDoors {
                 d.verifier.take_replay_cache(&mut previous.verifier);
                 std::mem::swap(&mut d.journal, &mut previous.journal);
             }
-        }
-    }
-
-    fn counters(&self, out: &mut Vec<Reading>) {
-        let stats = self.budget.stats();
-        out.extend(self.verdicts.readings());
-        out.extend([
-            Reading { counter: &SPA_VERIFIED, value: stats.run },
-            Reading { counter: &SPA_DROPPED_IN_FLOOD, value: stats.dropped },
-        ]);
-    }
-}
-
-impl SpaDoors {
-    /// Screens the packet, then hands it to the budget; the budget says what may be verified
-    /// now (this packet, or others that waited). Rejections are reported, never answered.
-    fn screen_and_check(&mut self, packet: &Packet<'_>, clock: &Clock, store: &mut dyn Store, out: &mut Outcomes) {
-        let knock = &packet.knock;
-        if knock.port.proto != Proto::Udp {
-            return;
-        }
-        let src = knock.src;
-        let Some(payload) = packet.payload else {
-            return out.notes.push(Note::Rejected { door: None, src, reason: "SPA packet cut short".into() });
-        };
-        match self.screen(src, knock.port.port, payload, clock) {
-            Ok((door, cost)) => {
-                let waiting = Waiting { door, src, dst: knock.dst, payload: payload.to_vec() };
-                if cost == 0 {
-                    // A MAC costs about what the checks before it did: no need to wait.
-                    self.ready.push(waiting);
-                } else {
-                    let tag = super::budget::tag(payload);
-                    self.budget.offer(src, waiting, tag, cost, clock.mono, &mut self.ready);
-                }
-                self.run_ready(clock, store, out);
-            }
-            Err(note) => out.notes.push(note),
         }
     }
 }

@@ -47,10 +47,6 @@ impl ProofSettings for Spa {
         "spa"
     }
 
-    fn name(&self) -> &'static str {
-        "spa"
-    }
-
     fn to_yaml(&self) -> serde_yaml_ng::Value {
         let out = SpaOut {
             port: self.port,

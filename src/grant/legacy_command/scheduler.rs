@@ -18,7 +18,7 @@ use super::hint::{looks_denied, privilege_hint};
 use super::{Ended, Job, Phase, Spawner, Vars, expand_with};
 use crate::config::Door;
 use crate::log_lines::{self, Flood};
-use crate::rate_limit::{LogBudget, Verdict};
+use crate::rate_limit::LogBudget;
 
 /// Stop commands waiting at once; past this, a start whose stop could not be kept is refused,
 /// so nothing is ever opened without its close.
@@ -113,7 +113,7 @@ impl Default for Scheduler {
             next_id: 0,
             refused: 0,
             merged: 0,
-            log: LogBudget::new(LINES_PER_SECOND),
+            log: LogBudget::new(LINES_PER_SECOND, Flood::Commands),
             hinted: HashSet::new(),
             scratch: Vec::new(),
         }
@@ -175,9 +175,7 @@ impl Scheduler {
         // A spawner that reports at once (tests, a command that could not be started).
         self.collect(now, spawner);
         self.hand_over_stops(now, spawner);
-        if let Some(n) = self.log.left_out(now) {
-            info!("{}", log_lines::left_out(n, Flood::Commands));
-        }
+        self.log.say_left_out(now);
     }
 
     fn collect(&mut self, now: Duration, spawner: &mut dyn Spawner) {
@@ -280,14 +278,7 @@ impl Scheduler {
     /// says first how many were left out. The lines carry key-values (`event`, `door`, `src`,
     /// ...) for the classic log format.
     fn may_say(&mut self, now: Duration) -> bool {
-        match self.log.check(now) {
-            Verdict::Suppress => false,
-            Verdict::LogAfterSuppressed(n) => {
-                info!("{}", log_lines::left_out(n, Flood::Commands));
-                true
-            }
-            Verdict::Log => true,
-        }
+        self.log.may_log(now)
     }
 
     /// `knockd revoke`: `door`'s commands for `src` close now. A start still waiting is

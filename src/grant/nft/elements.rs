@@ -13,6 +13,8 @@ use nftnl::{Batch, MsgType, NlMsg};
 use super::install::cstring;
 use crate::config::TableFamily;
 use crate::grant::Element;
+// The key of the address after a plain address key, or `None` after the last one.
+use crate::grant::host::text::next_key as next_address;
 
 /// Elements per netlink message; keeps each message far below the netlink size limit.
 const ELEMENTS_PER_MESSAGE: usize = 256;
@@ -56,19 +58,6 @@ impl Layout {
             (true, true) => Layout::ConcatInterval,
         }
     }
-}
-
-/// The key of the address after `key`'s (a plain address key), or `None` after the last one.
-fn next_address(key: &[u8]) -> Option<Vec<u8>> {
-    let mut next = key.to_vec();
-    for byte in next.iter_mut().rev() {
-        let (value, carry) = byte.overflowing_add(1);
-        *byte = value;
-        if !carry {
-            return Some(next);
-        }
-    }
-    None
 }
 
 /// One batch that removes every element (they must exist), in its set's `layout`.

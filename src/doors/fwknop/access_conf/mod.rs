@@ -100,6 +100,13 @@ fn invalid(file: &str, line: usize, message: String) -> ConfigError {
     ConfigError::Invalid { file: file.to_owned(), location: Some(Location { line, column: 1 }), message }
 }
 
+/// The lines of `text` that say something, numbered from 1: blank lines and comments (`#`,
+/// `;`) left out.
+fn directive_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let said = |line: &str| !line.is_empty() && !line.starts_with('#') && !line.starts_with(';');
+    text.lines().map(str::trim).enumerate().filter(move |(_, line)| said(line)).map(|(index, line)| (index + 1, line))
+}
+
 /// An included file could not be read: said where it was included.
 fn unreadable(from: &str, line: usize, path: &Path, e: PrivateFileError) -> ConfigError {
     match e {
@@ -118,12 +125,7 @@ impl Reader<'_> {
         // The stanza this file's directives go to: included files start stanzas of their own,
         // and the including file's go on after the include.
         let mut current: Option<usize> = None;
-        for (index, raw) in text.lines().enumerate() {
-            let n = index + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
+        for (n, line) in directive_lines(text) {
             let (var, value) = split(line).ok_or_else(|| {
                 invalid(file, n, format!("`{line}`: write a directive and its value, like `SOURCE ANY`"))
             })?;
@@ -183,11 +185,17 @@ impl Reader<'_> {
     }
 
     fn include_file(&mut self, from: &str, line: usize, path: &Path, depth: usize) -> Result<(), ConfigError> {
+        let (name, text) = self.read(from, line, path)?;
+        self.text(&name, &text, depth + 1)
+    }
+
+    /// The name and text of a file included at `from`:`line`, read again on reload.
+    fn read(&mut self, from: &str, line: usize, path: &Path) -> Result<(String, String), ConfigError> {
         let bytes = read_private(path, MAX_FILE, self.trust).map_err(|e| unreadable(from, line, path, e))?;
         let name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|_| invalid(&name, 1, "the file is not UTF-8 text".into()))?;
         self.files.push(path.to_owned());
-        self.text(&name, &text, depth + 1)
+        Ok((name, text))
     }
 
     /// Every `*.conf` file of a folder, in name order (fwknopd reads them in directory order).
@@ -214,16 +222,8 @@ impl Reader<'_> {
     /// key lines count; a file that cannot be read leaves the stanza without keys (left out).
     fn include_keys(&mut self, from: &str, line: usize, value: &str, stanza: usize) -> Result<(), ConfigError> {
         let path = self.resolve(from, line, "%include_keys", value)?;
-        let bytes = read_private(&path, MAX_FILE, self.trust).map_err(|e| unreadable(from, line, &path, e))?;
-        let name = path.display().to_string();
-        let text = String::from_utf8(bytes).map_err(|_| invalid(&name, 1, "the file is not UTF-8 text".into()))?;
-        self.files.push(path);
-        for (index, raw) in text.lines().enumerate() {
-            let n = index + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
+        let (name, text) = self.read(from, line, &path)?;
+        for (n, line) in directive_lines(&text) {
             let (var, value) = split(line).ok_or_else(|| {
                 invalid(&name, n, format!("`{line}`: write a key directive and its value, like `KEY_BASE64 ...`"))
             })?;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::values::{command, date, key, ports, prefixes, seconds, yes};
 use crate::config::{
-    CMD_TIMEOUT_RANGE, Commands, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, Door, OPEN_TIMEOUT_RANGE, OpenAction,
-    PortProto, Proof, TcpFlags, check_range,
+    CMD_TIMEOUT_RANGE, Commands, DEFAULT_CMD_TIMEOUT, DEFAULT_SEQ_TIMEOUT, Door, Forward, OPEN_TIMEOUT_RANGE,
+    OpenAction, PortProto, Proof, TcpFlags, check_range,
 };
 use crate::doors::fwknop::settings::{
     FWKNOP_ACCESS_TIMEOUT, FWKNOP_MAX_TIMEOUT, FWKNOP_PORT, FWKNOP_WINDOW, Fwknop, FwknopNat, HmacDigest, KeyMaterial,
@@ -174,29 +174,9 @@ impl Stanza {
     /// The door this stanza describes, as door `stanza<number>`: refused (it takes no packet)
     /// when something in it is unsafe or not honoured.
     pub fn into_door(mut self, number: usize) -> Result<Door, String> {
+        self.check_as_a_whole()?;
         let name = format!("stanza{number}");
-        if self.key.is_none() {
-            self.refuse("no KEY or KEY_BASE64: knockd takes only Rijndael packets with an HMAC".into());
-        }
-        if self.hmac_key.is_none() {
-            self.refuse(
-                "no HMAC_KEY_BASE64: knockd checks an HMAC before anything else (`fwknop --key-gen` makes the \
-                 key; clients send it with --use-hmac)"
-                    .into(),
-            );
-        }
-        if self.key.is_some() && self.key == self.hmac_key {
-            return Err("the encryption key and the HMAC key must not be the same".into());
-        }
         let cycle = self.cycle_open.is_some();
-        if cycle && self.cycle_close.is_none() {
-            return Err("CMD_CYCLE_OPEN needs CMD_CYCLE_CLOSE (`NONE` for no closing command)".into());
-        }
-        if self.nat.force_nat.is_some() && self.open_ports.is_empty() {
-            self.refuse(
-                "FORCE_NAT needs OPEN_PORTS: knockd forwards the ports a stanza opens, each to that host".into(),
-            );
-        }
         let access_timeout = self.access_timeout.unwrap_or(FWKNOP_ACCESS_TIMEOUT);
         // A refused stanza's missing key is never read: no packet reaches it.
         let missing = || KeyMaterial::Text(String::new());
@@ -218,15 +198,7 @@ impl Stanza {
             nat: self.nat,
         };
         let stop = self.cycle_close.filter(|c| !c.eq_ignore_ascii_case("NONE"));
-        // FORCE_NAT: every access the stanza grants goes on to that host and port.
-        let forced: Vec<crate::config::Forward> = match fwknop.nat.force_nat {
-            Some((ip, port)) => fwknop
-                .open_ports
-                .iter()
-                .map(|p| crate::config::Forward { port: Some(*p), to: (ip, port).into(), proto: p.proto })
-                .collect(),
-            None => Vec::new(),
-        };
+        let forced = forced_nat(&fwknop);
         Ok(Door {
             name,
             proofs: vec![Proof::new(fwknop)],
@@ -252,5 +224,44 @@ impl Stanza {
                 cmd_timeout: self.cycle_timer.unwrap_or(if cycle { access_timeout } else { DEFAULT_CMD_TIMEOUT }),
             },
         })
+    }
+
+    /// What only the whole stanza tells: a missing key refuses it (its ports stay guarded);
+    /// the same key twice, or a cycle with no closing command, is an error of the file.
+    fn check_as_a_whole(&mut self) -> Result<(), String> {
+        if self.key.is_none() {
+            self.refuse("no KEY or KEY_BASE64: knockd takes only Rijndael packets with an HMAC".into());
+        }
+        if self.hmac_key.is_none() {
+            self.refuse(
+                "no HMAC_KEY_BASE64: knockd checks an HMAC before anything else (`fwknop --key-gen` makes the \
+                 key; clients send it with --use-hmac)"
+                    .into(),
+            );
+        }
+        if self.key.is_some() && self.key == self.hmac_key {
+            return Err("the encryption key and the HMAC key must not be the same".into());
+        }
+        if self.cycle_open.is_some() && self.cycle_close.is_none() {
+            return Err("CMD_CYCLE_OPEN needs CMD_CYCLE_CLOSE (`NONE` for no closing command)".into());
+        }
+        if self.nat.force_nat.is_some() && self.open_ports.is_empty() {
+            self.refuse(
+                "FORCE_NAT needs OPEN_PORTS: knockd forwards the ports a stanza opens, each to that host".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// FORCE_NAT: every access the stanza grants goes on to that host and port.
+fn forced_nat(fwknop: &Fwknop) -> Vec<Forward> {
+    match fwknop.nat.force_nat {
+        Some((ip, port)) => fwknop
+            .open_ports
+            .iter()
+            .map(|p| Forward { port: Some(*p), to: (ip, port).into(), proto: p.proto })
+            .collect(),
+        None => Vec::new(),
     }
 }

@@ -13,6 +13,8 @@ use super::model::{
 mod lex;
 mod value;
 
+pub use value::next as next_key;
+
 use lex::{Tokens, tokens};
 use value::{Kind, Selector, selector};
 
