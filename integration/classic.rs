@@ -16,8 +16,7 @@ fn the_debian_default_config_opens_and_closes_with_iptables() {
     let lab = Lab::with_sshd();
     // The admin's firewall: everything is dropped unless a rule accepts it.
     lab.server.run(|| cmd("iptables", &["-P", "INPUT", "DROP"]));
-    let config = ConfigFile::new("knockd.conf", DEBIAN_DEFAULT);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd_conf(DEBIAN_DEFAULT);
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
@@ -41,19 +40,16 @@ fn the_debian_default_config_opens_and_closes_with_iptables() {
 #[test]
 fn commands_get_the_knocker_address_for_ipv4_and_ipv6() {
     let lab = Lab::new();
-    let out = ConfigFile::new("log", "");
-    let path = out.path.display().to_string();
-    let yaml = format!(
+    let (out, _config, daemon) = lab.knockd_writing(
         "doors:
   ssh:
     sequence: [7000, \"8000/udp\"]
-    command: \"echo start %IP% %IP% >> {path}\"
-    command_6: \"echo start6 %IP% >> {path}\"
-    stop_command: \"echo stop %IP% >> {path}\"
+    command: \"echo start %IP% %IP% >> {out}\"
+    command_6: \"echo start6 %IP% >> {out}\"
+    stop_command: \"echo stop %IP% >> {out}\"
     cmd_timeout: 1s
-"
+",
     );
-    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 8000, Proto::Udp);
     knock(&lab.client, CLIENT_V6, SERVER_V6, 7000, Proto::Tcp);
@@ -69,8 +65,7 @@ fn commands_get_the_knocker_address_for_ipv4_and_ipv6() {
 #[test]
 fn a_failing_command_is_logged_with_status_and_stderr() {
     let lab = Lab::new();
-    let config = ConfigFile::new("knockd.conf", "[ssh]\nsequence = 7000\ncommand = echo no such thing >&2; exit 7\n");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, daemon) = lab.knockd_conf("[ssh]\nsequence = 7000\ncommand = echo no such thing >&2; exit 7\n");
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let failed = log_lines::command_failed("ssh", ip(CLIENT_V4), "exited with status 7", "no such thing", None);
     daemon.expect_log(&failed, WITHIN);
@@ -114,19 +109,16 @@ fn one_time_sequences_are_used_once_until_they_run_out() {
 #[test]
 fn sighup_keeps_progress_and_pending_stops() {
     let lab = Lab::new();
-    let out = ConfigFile::new("log", "");
-    let yaml = format!(
+    let (out, _config, daemon) = lab.knockd_writing(
         "doors:
   ssh:
     sequence: [7000, 8000, 9000]
     seq_timeout: 20s
-    command: \"echo open %IP% >> {0}\"
-    stop_command: \"echo close %IP% >> {0}\"
+    command: \"echo open %IP% >> {out}\"
+    stop_command: \"echo close %IP% >> {out}\"
     cmd_timeout: 3s
 ",
-        out.path.display()
     );
-    let (_config, daemon) = lab.knockd(&yaml);
     // A grant whose stop is pending, and a second source half-way through its knock.
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
@@ -143,13 +135,9 @@ fn sighup_keeps_progress_and_pending_stops() {
 #[test]
 fn sigterm_runs_pending_stop_commands_before_exiting() {
     let lab = Lab::new();
-    let out = ConfigFile::new("log", "");
-    let conf = format!(
-        "[ssh]\nsequence = 7000\ncommand = echo open %IP% >> {0}\nstop_command = echo close %IP% >> {0}\ncmd_timeout = 3600\n",
-        out.path.display()
+    let (out, _config, daemon) = lab.knockd_conf_writing(
+        "[ssh]\nsequence = 7000\ncommand = echo open %IP% >> {out}\nstop_command = echo close %IP% >> {out}\ncmd_timeout = 3600\n",
     );
-    let config = ConfigFile::new("knockd.conf", &conf);
-    let daemon = Daemon::start(&lab.server, &config, &[]);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     assert!(file_contains(&out.path, "open 198.18.0.2", WITHIN));
     let status = daemon.stop();

@@ -29,14 +29,11 @@ fn stamp(path: &Path, tag: &str, within: Duration) -> Option<f64> {
 #[test]
 fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
     let lab = Lab::new();
-    let out = ConfigFile::new("log", "");
-    let path = out.path.display();
     // Each start command takes 0.2 s: 2,000 of them, 16 at a time, would take 25 s.
-    let yaml = format!(
-        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"sleep 0.2; echo start %IP% $(date +%s.%N) >> {path}\"\n    \
-         stop_command: \"echo stop %IP% $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
+    let (out, _config, daemon) = lab.knockd_writing(
+        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"sleep 0.2; echo start %IP% $(date +%s.%N) >> {out}\"\n    \
+         stop_command: \"echo stop %IP% $(date +%s.%N) >> {out}\"\n    cmd_timeout: 1s\n",
     );
-    let (_config, daemon) = lab.knockd(&yaml);
 
     // The real client completes, then 2,000 spoofed sources complete the same door at once.
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
@@ -70,13 +67,10 @@ fn two_thousand_spoofed_completions_never_delay_a_real_stop_command() {
 #[test]
 fn the_stop_command_runs_cmd_timeout_after_the_start_command_has_finished() {
     let lab = Lab::new();
-    let out = ConfigFile::new("log", "");
-    let path = out.path.display();
-    let yaml = format!(
-        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"echo begin $(date +%s.%N) >> {path}; sleep 2; echo end \
-         $(date +%s.%N) >> {path}\"\n    stop_command: \"echo stop $(date +%s.%N) >> {path}\"\n    cmd_timeout: 1s\n"
+    let (out, _config, daemon) = lab.knockd_writing(
+        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"echo begin $(date +%s.%N) >> {out}; sleep 2; echo end \
+         $(date +%s.%N) >> {out}\"\n    stop_command: \"echo stop $(date +%s.%N) >> {out}\"\n    cmd_timeout: 1s\n",
     );
-    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let begin = stamp(&out.path, "begin", WITHIN).unwrap_or_else(|| panic!("{}", daemon.log_text()));
     let stop = stamp(&out.path, "stop", Duration::from_secs(8)).unwrap_or_else(|| panic!("{}", daemon.log_text()));
@@ -90,12 +84,8 @@ fn the_stop_command_runs_cmd_timeout_after_the_start_command_has_finished() {
 #[test]
 fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
     let lab = Lab::new();
-    let out = ConfigFile::new("id", "");
-    let door = format!(
-        "doors:\n  ssh:\n    sequence: [7000]\n    command: \"runuser -u nobody -- id -u > {}\"\n",
-        out.path.display()
-    );
-    let (config, daemon) = lab.knockd(&door);
+    let (out, config, daemon) = lab
+        .knockd_writing("doors:\n  ssh:\n    sequence: [7000]\n    command: \"runuser -u nobody -- id -u > {out}\"\n");
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     // As classic configs meet it: runuser cannot switch users without CAP_SETUID/CAP_SETGID.
     let (status, stderr) = ("exited with status 1", "runuser: cannot set groups: Operation not permitted");
@@ -107,7 +97,7 @@ fn a_command_that_lacks_privileges_says_how_to_restore_them_and_the_key_does() {
     }
     assert!(daemon.stop().success());
 
-    config.rewrite(&format!("commands: {{privileges: full}}\n{door}"));
+    config.rewrite(&format!("commands: {{privileges: full}}\n{}", config.text()));
     let daemon = Daemon::start(&lab.server, &config, &[]);
     assert!(daemon.log_text().contains(log_lines::COMMANDS_FULL_PRIVILEGES), "{}", daemon.log_text());
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);

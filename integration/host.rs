@@ -113,8 +113,7 @@ fn two_daemons_in_two_namespaces_with_default_settings_both_start_and_answer_sta
 #[test]
 fn totals_survive_a_reload() {
     let lab = Lab::new();
-    let (config, keys) = spa_config(1, "", "");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, keys, daemon) = lab.spa_knockd(1, "", "");
     send_datagram(&lab, CLIENT_V4, SERVER_V4, 62201, &fresh_packet(&keys[0]));
     daemon.expect_log(&opened("ssh", CLIENT_V4, "22/tcp", secs(30)), WITHIN);
     let before = daemon.counters();

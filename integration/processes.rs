@@ -16,14 +16,12 @@ fn wait_for(path: &std::path::Path, needle: &str, within: Duration) -> String {
 #[test]
 fn a_command_inherits_no_descriptor_of_the_daemon() {
     let lab = Lab::new();
-    let out = ConfigFile::new("fds", "");
     // An nftables door too, so the netlink sockets exist; `ls` lists what it inherited (and
     // the directory it reads, as its fd 3).
-    let yaml = format!(
-        "doors:\n  ssh:\n    sequence: [7000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"ls -l /proc/self/fd > {0}; echo done >> {0}\"\n",
-        out.path.display()
+    let (out, _config, daemon) = lab.knockd_writing(
+        "doors:\n  ssh:\n    sequence: [7000]\n    open: {ports: [22], timeout: 30s}\n    \
+         command: \"ls -l /proc/self/fd > {out}; echo done >> {out}\"\n",
     );
-    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 7000, Proto::Tcp);
     let text = wait_for(&out.path, "done", WITHIN);
     let fds: Vec<&str> = text.lines().filter_map(|l| l.split_once(" -> ")?.0.split_whitespace().last()).collect();
@@ -39,12 +37,11 @@ fn a_command_inherits_no_descriptor_of_the_daemon() {
 #[test]
 fn a_hung_start_command_does_not_hold_back_another_doors_stop() {
     let lab = Lab::new();
-    let out = ConfigFile::new("log", "");
-    let yaml = format!(
-        "doors:\n  hung:\n    sequence: [6000]\n    command: \"sleep 30\"\n  quick:\n    sequence: [7000]\n    command: \"echo start %IP% >> {0}\"\n    stop_command: \"echo stop %IP% >> {0}\"\n    cmd_timeout: 1s\n",
-        out.path.display()
+    let (out, _config, daemon) = lab.knockd_writing(
+        "doors:\n  hung:\n    sequence: [6000]\n    command: \"sleep 30\"\n  \
+         quick:\n    sequence: [7000]\n    command: \"echo start %IP% >> {out}\"\n    \
+         stop_command: \"echo stop %IP% >> {out}\"\n    cmd_timeout: 1s\n",
     );
-    let (_config, daemon) = lab.knockd(&yaml);
     knock(&lab.client, CLIENT_V4, SERVER_V4, 6000, Proto::Tcp);
     daemon.expect_log(&log_lines::running("hung", ip(CLIENT_V4), "sleep 30"), WITHIN);
     let knocked = Instant::now();

@@ -236,12 +236,10 @@ fn capabilities(pid: i32) -> (u64, u64, u64) {
 fn after_start_only_net_admin_and_net_raw_are_left_and_everything_still_works() {
     const NET_ADMIN_AND_RAW: u64 = (1 << 12) | (1 << 13);
     let lab = Lab::with_sshd();
-    let out = ConfigFile::new("caps", "");
-    let yaml = format!(
-        "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {{ports: [22], timeout: 30s}}\n    command: \"grep CapEff /proc/self/status >> {}\"\n",
-        out.path.display()
+    let (out, config, daemon) = lab.knockd_writing(
+        "doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    open: {ports: [22], timeout: 30s}\n    \
+         command: \"grep CapEff /proc/self/status >> {out}\"\n",
     );
-    let (config, daemon) = lab.knockd(&yaml);
     assert_eq!(capabilities(daemon.pid()), (NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW, NET_ADMIN_AND_RAW));
     knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[7000, 8000, 9000]);
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), WITHIN), "{}", daemon.log_text());

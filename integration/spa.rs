@@ -5,7 +5,7 @@ use std::time::Duration;
 use knockd::doors::spa;
 use knockd::packet::ipv4::Ipv4Mut;
 
-use crate::support::spa_packets::{forged_frames, fresh_packet, fresh_request, spa_config, spa_door};
+use crate::support::spa_packets::{forged_frames, fresh_packet, fresh_request, knock_spa, spa_config, spa_door};
 use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
@@ -23,21 +23,7 @@ fn spa_opens_the_door_and_a_replayed_packet_does_not() {
     assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT));
 
     // The client, as a user runs it.
-    let out = knock_client(
-        &lab.client,
-        &[
-            "--spa",
-            "--key",
-            secret.to_str().unwrap(),
-            "--door",
-            "ssh",
-            "--source",
-            CLIENT_V4,
-            "--wait-open",
-            "22",
-            SERVER_V4,
-        ],
-    );
+    let out = knock_spa(&lab, &secret, CLIENT_V4, SERVER_V4, "5");
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
     daemon.expect_log(&log_lines::open("ssh", CLIENT_V4, "22/tcp", secs(2), "", &vouched("key alice")), WITHIN);
 
@@ -87,8 +73,7 @@ fn a_rotating_sequence_opens_and_replaying_it_does_not() {
 #[test]
 fn a_packet_accepted_before_a_restart_is_refused_after_it() {
     let lab = Lab::with_sshd();
-    let (config, keys) = spa_config(1, "", "");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (config, keys, daemon) = lab.spa_knockd(1, "", "");
     let captured = fresh_packet(&keys[0]);
     send_datagram(&lab, OTHER_V4, SERVER_V4, 62201, &captured);
     daemon.expect_log(&opened("ssh", OTHER_V4, "22/tcp", secs(30)), WITHIN);
@@ -107,16 +92,13 @@ fn a_packet_accepted_before_a_restart_is_refused_after_it() {
 #[test]
 fn require_address_refuses_packets_that_name_no_address() {
     let lab = Lab::with_sshd();
-    let (config, keys) = spa_config(1, "", ", require_address: true");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
-    let key = keys[0].to_str().unwrap();
-    let base = ["--spa", "--key", key, "--door", "ssh", "--source", CLIENT_V4];
-    let out =
-        knock_client(&lab.client, &[&base[..], &["--wait-open", "22", "--wait-timeout", "2", SERVER_V4]].concat());
+    let (_config, keys, daemon) = lab.spa_knockd(1, "", ", require_address: true");
+    let out = knock_spa(&lab, &keys[0], CLIENT_V4, SERVER_V4, "2");
     assert_eq!(out.status.code(), Some(1), "a packet for whoever sends it opened the door");
     daemon.expect_log("names no address, and the door requires one", WITHIN);
-    let out =
-        knock_client(&lab.client, &[&base[..], &["--spa-address", CLIENT_V4, "--wait-open", "22", SERVER_V4]].concat());
+    let key = keys[0].to_str().unwrap();
+    let args = ["--spa", "--key", key, "--door", "ssh", "--source", CLIENT_V4, "--spa-address", CLIENT_V4];
+    let out = knock_client(&lab.client, &[&args[..], &["--wait-open", "22", SERVER_V4]].concat());
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), daemon.log_text());
 }
 
@@ -158,24 +140,7 @@ fn a_flood_of_forged_spa_packets_does_not_keep_a_real_client_out() {
         });
         std::thread::sleep(Duration::from_millis(500));
         let started = std::time::Instant::now();
-        let key = keys[0].to_str().unwrap();
-        let out = knock_client(
-            &lab.client,
-            &[
-                "--spa",
-                "--key",
-                key,
-                "--door",
-                "ssh",
-                "--source",
-                CLIENT_V4,
-                "--wait-open",
-                "22",
-                "--wait-timeout",
-                "5",
-                SERVER_V4,
-            ],
-        );
+        let out = knock_spa(&lab, &keys[0], CLIENT_V4, SERVER_V4, "5");
         let took = started.elapsed();
         // A sequence door is unaffected by the flood on the SPA port.
         knock_tcp(&lab, OTHER_V4, SERVER_V4, &[7000, 8000]);
@@ -201,8 +166,7 @@ fn an_spa_datagram_is_read_to_its_udp_length() {
     // Bytes after the datagram inside the IP packet (padding, a sloppy stack): the payload ends
     // where the UDP length says.
     let lab = Lab::with_sshd();
-    let (config, keys) = spa_config(1, "", "");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, keys, daemon) = lab.spa_knockd(1, "", "");
     let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (CLIENT_V4.parse().unwrap(), SERVER_V4.parse().unwrap());
     let mut frame = Knock::udp(src, dst, 62201, &fresh_packet(&keys[0])).emit();
     frame.extend_from_slice(&[0xee; 6]);

@@ -1,28 +1,20 @@
 //! SPA under attack, end to end: a packet that costs more verifications than the budget holds,
 //! a flood from 60,000 prefixes, a state directory the daemon cannot write.
 
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use knockd::doors::spa;
 
-use crate::support::spa_packets::{forged_frames_v6, fresh_packet, fresh_request, spa_config, version_1};
+use crate::support::spa_packets::{forged_frames_v6, fresh_packet, fresh_request, knock_spa, spa_config, version_1};
 use crate::support::*;
 
 const WITHIN: Duration = Duration::from_secs(3);
 
-fn knock_spa(lab: &Lab, key: &std::path::Path, source: &str, server: &str, wait: &str) -> Output {
-    let key = key.to_str().unwrap();
-    let args = ["--spa", "--key", key, "--door", "ssh", "--source", source, "--wait-open", "22"];
-    knock_client(&lab.client, &[&args[..], &["--wait-timeout", wait, server]].concat())
-}
-
 #[test]
 fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_core() {
     let lab = Lab::with_sshd();
-    let (config, keys) = spa_config(65, "", "");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, keys, daemon) = lab.spa_knockd(65, "", "");
 
     // A forged version 1 packet: 65 verifications, one more than the budget ever holds.
     let mallory = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
@@ -49,8 +41,7 @@ fn a_version_1_packet_checked_against_65_keys_neither_stalls_spa_nor_spins_a_cor
 #[test]
 fn a_flood_from_60000_prefixes_does_not_keep_real_clients_out() {
     let lab = Lab::with_sshd();
-    let (config, keys) = spa_config(8, "log: {level: warn}\n", "");
-    let daemon = Daemon::start(&lab.server, &config, &[]);
+    let (_config, keys, daemon) = lab.spa_knockd(8, "log: {level: warn}\n", "");
     let frames = forged_frames_v6(&keys, 60_000);
     let sender = frames::Sender::new(&lab, 0x86dd);
     let stop = AtomicBool::new(false);

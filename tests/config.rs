@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use knockd::config::{self, ConfigError, PortProto, Proof, TcpFlags, tcp_flag};
 use knockd::doors::Kinds;
-use knockd::doors::sequence::{FixedSequence, OneTimeFile};
+use knockd::doors::sequence::OneTimeFile;
 use util::{TempDir, set_mode};
 
 fn parse(text: &str) -> Result<config::Config, ConfigError> {
@@ -51,10 +51,7 @@ fn the_documented_example_loads() {
     assert!(config.interfaces.is_empty());
     let ssh = &config.doors[0];
     assert_eq!(ssh.name, "ssh");
-    assert_eq!(
-        ssh.sequence(),
-        Some(&Proof::new(FixedSequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)])))
-    );
+    assert_eq!(ssh.sequence(), Some(&util::fixed(&[PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)])));
     assert_eq!(ssh.seq_timeout, Duration::from_secs(5));
     assert_eq!(ssh.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
     let open = ssh.open.as_ref().unwrap();
@@ -108,12 +105,7 @@ doors:
     let web = &config.doors[0];
     assert_eq!(
         web.sequence(),
-        Some(&Proof::new(FixedSequence(vec![
-            PortProto::tcp(1111),
-            PortProto::udp(2222),
-            PortProto::tcp(3333),
-            PortProto::udp(4444)
-        ])))
+        Some(&util::fixed(&[PortProto::tcp(1111), PortProto::udp(2222), PortProto::tcp(3333), PortProto::udp(4444)]))
     );
     assert_eq!(web.seq_timeout, Duration::from_millis(500));
     assert_eq!(web.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use knockd::config::{self, Config, Format, PortProto, Proof, TcpFlags, convert, tcp_flag};
 use knockd::doors::Kinds;
-use knockd::doors::sequence::{FixedSequence, OneTimeFile, SequenceDoor, knockd_conf};
+use knockd::doors::sequence::{OneTimeFile, SequenceDoor, knockd_conf};
 
 /// Debian's default /etc/knockd.conf for knockd 0.8, unchanged.
 const DEBIAN_DEFAULT: &str = include_str!("fixtures/debian-knockd.conf");
@@ -53,7 +53,7 @@ fn the_debian_default_loads_unchanged() {
     let open = &config.doors[0];
     assert_eq!(
         open.sequence(),
-        Some(&Proof::new(FixedSequence(vec![PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)])))
+        Some(&util::fixed(&[PortProto::tcp(7000), PortProto::tcp(8000), PortProto::tcp(9000)]))
     );
     assert_eq!(open.seq_timeout, Duration::from_secs(5));
     assert_eq!(open.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: 0 });
@@ -72,10 +72,7 @@ fn every_directive() {
     assert_eq!(config.interfaces, ["eth0"]);
     let d = &config.doors[0];
     assert_eq!(d.name, "opencloseSSH");
-    assert_eq!(
-        d.sequence(),
-        Some(&Proof::new(FixedSequence(vec![PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)])))
-    );
+    assert_eq!(d.sequence(), Some(&util::fixed(&[PortProto::udp(2222), PortProto::tcp(3333), PortProto::tcp(4444)])));
     assert_eq!(d.seq_timeout, Duration::from_secs(15));
     assert_eq!(d.tcp_flags, TcpFlags { set: tcp_flag::SYN, clear: tcp_flag::ACK });
     assert!(d.commands.start_for(true).unwrap().starts_with("/sbin/ip6tables -A"));

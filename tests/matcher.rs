@@ -5,8 +5,7 @@ mod util;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use knockd::config::{Door, OpenAction, PortProto, Proof, TcpFlags, tcp_flag};
-use knockd::doors::sequence::FixedSequence;
+use knockd::config::{Door, OpenAction, PortProto, TcpFlags, tcp_flag};
 use knockd::doors::sequence::matcher::{Event, Matcher};
 use knockd::packet::Knock;
 use util::host_for;
@@ -339,7 +338,7 @@ fn a_reload_keeps_attempts_of_unchanged_doors_only() {
     old.tcp(a, 1, 0);
     // The new config drops nothing of ssh but changes web's sequence and adds a door first.
     let mut web2 = web;
-    web2.proofs = vec![Proof::new(FixedSequence(vec![PortProto::tcp(1), PortProto::tcp(3)]))];
+    web2.proofs = vec![util::fixed(&[PortProto::tcp(1), PortProto::tcp(3)])];
     let extra = door("extra", &[PortProto::tcp(5)], 1000);
     let mut new = Run::new(&[extra, ssh(), web2], 100);
     new.m.carry_over(old.m);

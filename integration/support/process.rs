@@ -76,6 +76,11 @@ impl ConfigFile {
         std::fs::write(&self.path, text).unwrap();
     }
 
+    /// The file's text as it is now (a YAML config's with its `state_dir`).
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap()
+    }
+
     /// Writes `name` beside the config (folders made as needed); its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         self.dir.write(name, text)
@@ -247,7 +252,35 @@ impl Lab {
     /// knockd started in the server on `yaml`, a knockd.yaml of its own: the file and the
     /// daemon.
     pub fn knockd(&self, yaml: &str) -> (ConfigFile, Daemon) {
-        let config = ConfigFile::new("knockd.yaml", yaml);
+        self.knockd_on("knockd.yaml", yaml)
+    }
+
+    /// The same on a classic knockd.conf.
+    pub fn knockd_conf(&self, conf: &str) -> (ConfigFile, Daemon) {
+        self.knockd_on("knockd.conf", conf)
+    }
+
+    /// knockd started on a knockd.yaml whose commands write to a file of their own (empty at
+    /// first): `{out}` in `yaml` stands for the file's path, so the door's text stays in the
+    /// test as the admin writes it. The file (what the commands did), the config and the daemon.
+    pub fn knockd_writing(&self, yaml: &str) -> (ConfigFile, ConfigFile, Daemon) {
+        self.writing("knockd.yaml", yaml)
+    }
+
+    /// The same on a classic knockd.conf.
+    pub fn knockd_conf_writing(&self, conf: &str) -> (ConfigFile, ConfigFile, Daemon) {
+        self.writing("knockd.conf", conf)
+    }
+
+    fn writing(&self, name: &str, text: &str) -> (ConfigFile, ConfigFile, Daemon) {
+        assert!(text.contains("{out}"), "no command of this config writes to {{out}}:\n{text}");
+        let out = ConfigFile::new("out", "");
+        let (config, daemon) = self.knockd_on(name, &text.replace("{out}", out.path.to_str().unwrap()));
+        (out, config, daemon)
+    }
+
+    fn knockd_on(&self, name: &str, text: &str) -> (ConfigFile, Daemon) {
+        let config = ConfigFile::new(name, text);
         let daemon = Daemon::start(&self.server, &config, &[]);
         (config, daemon)
     }

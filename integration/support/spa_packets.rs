@@ -1,14 +1,16 @@
 //! SPA packets the tests and the benchmark send: a fresh request as the client builds one, and
-//! a flood of forged ones that pass every cheap check; the door they are sent to.
+//! a flood of forged ones that pass every cheap check; the door they are sent to, and the
+//! client that sends a real one.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use knockd::doors::spa;
 use knockd::packet::Knock;
 
 use super::frames;
-use super::lab::SERVER_V4;
-use super::process::ConfigFile;
+use super::lab::{Lab, SERVER_V4};
+use super::process::{ConfigFile, Daemon, knock_client};
 
 /// A knockd.yaml (`before` first: `log: ...`, `user: root`) of door ssh taking SPA packets on
 /// port 62201 signed by any of `n` keys, opening port 22 for 30s (`extra`: more of its `spa`
@@ -22,6 +24,25 @@ pub fn spa_config(n: usize, before: &str, extra: &str) -> (ConfigFile, Vec<PathB
     }
     config.rewrite(&format!("{before}{}", spa_door(&keys, extra)));
     (config, keys)
+}
+
+/// `knock --spa` run in the client, as a user runs it: a packet for door ssh signed by the
+/// secret key `key`, from `source`, then waiting up to `wait` seconds for port 22 of `server`
+/// to open.
+pub fn knock_spa(lab: &Lab, key: &Path, source: &str, server: &str, wait: &str) -> Output {
+    let key = key.to_str().unwrap();
+    let args = ["--spa", "--key", key, "--door", "ssh", "--source", source, "--wait-open", "22"];
+    knock_client(&lab.client, &[&args[..], &["--wait-timeout", wait, server]].concat())
+}
+
+impl Lab {
+    /// knockd started in the server on [`spa_config`]`(n, before, extra)`: the config, the
+    /// secret keys and the daemon.
+    pub fn spa_knockd(&self, n: usize, before: &str, extra: &str) -> (ConfigFile, Vec<PathBuf>, Daemon) {
+        let (config, keys) = spa_config(n, before, extra);
+        let daemon = Daemon::start(&self.server, &config, &[]);
+        (config, keys, daemon)
+    }
 }
 
 /// Door ssh of [`spa_config`], for the secret keys `keys`.

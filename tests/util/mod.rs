@@ -48,13 +48,18 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The proof of a fixed knock sequence, as a door read from a config file holds it.
+pub fn fixed(sequence: &[PortProto]) -> Proof {
+    Proof::new(FixedSequence(sequence.to_vec()))
+}
+
 /// A door named `name` that `sequence` opens, with the defaults a config file gives: a 5 s
 /// sequence timeout, no flag filter, target or source lists, no grant and no commands. Tests
 /// set what they are about with `Door { field, ..door(name, sequence) }`.
 pub fn door(name: &str, sequence: &[PortProto]) -> Door {
     Door {
         name: name.into(),
-        proofs: vec![Proof::new(FixedSequence(sequence.to_vec()))],
+        proofs: vec![fixed(sequence)],
         seq_timeout: std::time::Duration::from_secs(5),
         tcp_flags: TcpFlags::default(),
         target: None,
