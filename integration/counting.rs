@@ -116,6 +116,39 @@ fn traffic_for_other_hosts_is_not_a_knock() {
     assert!(connects_within(&lab.client, CLIENT_V4, ssh(SERVER_V4), WITHIN), "{}", daemon.log_text());
 }
 
+/// A flood of frames for other hosts (what a router or a bridge sees) is held back in the log
+/// like a flood of knocks, and the log says how many lines it left out: also once the flood
+/// has stopped, and every one of them.
+#[test]
+fn a_flood_for_other_hosts_is_held_back_in_the_log_and_summed_up() {
+    let lab = Lab::new();
+    let (_config, daemon) = lab.knockd(DOOR);
+    let sender = Sender::new(&lab, 0x0800);
+    let elsewhere: Ipv4Addr = "198.18.77.1".parse().unwrap();
+    // Five times the knock lines a second the log takes, from as many sources.
+    let flood: Vec<Vec<u8>> =
+        (0..1000).map(|n| Knock::tcp_syn(crate::support::frames::spoofed(n), elsewhere, 7000).emit()).collect();
+    for chunk in flood.chunks(64) {
+        sender.send_many(chunk);
+    }
+    let summary = left_out(log_lines::Flood::Knocks);
+    daemon.expect_log(&summary, WITHIN);
+    // Each frame the daemon saw is a line, or counted in a summary.
+    let line = anyone(|src| log_lines::not_to_this_host(src, elsewhere.into()));
+    let said = || {
+        let held: u64 = daemon
+            .log_text()
+            .lines()
+            .filter(|l| fits(l, &summary))
+            .filter_map(|l| l.split("] ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+            .sum();
+        daemon.count(&line) as u64 + held
+    };
+    let seen = || counter(&daemon.counters(), "not_for_this_host").unwrap_or(0);
+    assert!(eventually(WITHIN, || said() == seen()), "{} said, {} seen: {}", said(), seen(), daemon.log_text());
+    assert!(daemon.count(&line) < 1000, "held back: {}", daemon.log_text());
+}
+
 #[test]
 fn with_ipv4_only_an_ipv6_packet_in_an_ipv4_frame_never_passes_the_filter() {
     let lab = Lab::new();

@@ -98,8 +98,8 @@ fn spa_refuses_a_packet_whose_nonce_cannot_be_kept() {
     fails_closed_and_survives_a_restart(door, &[(PortProto::udp(62201), &packet)], "could not be made replay-proof");
 }
 
-#[test]
-fn fwknop_refuses_a_packet_whose_digest_cannot_be_kept() {
+/// Door ssh taking fwknop packets on 62201, and a packet from alice for tcp/22 sent at `UNIX`.
+fn fwknop_door_and_packet() -> (String, String) {
     use super::fwknop::{message, wire};
     let (key, hmac) = (b"fwknop-rijndael-key-0123456789ab", b"fwknop-hmac-key-0123456789abcdef");
     let b64 = super::key_file::encode_base64;
@@ -120,6 +120,12 @@ fn fwknop_refuses_a_packet_whose_digest_cannot_be_kept() {
         b64(key),
         b64(hmac)
     );
+    (door, packet)
+}
+
+#[test]
+fn fwknop_refuses_a_packet_whose_digest_cannot_be_kept() {
+    let (door, packet) = fwknop_door_and_packet();
     let knocks = [(PortProto::udp(62201), packet.as_bytes())];
     fails_closed_and_survives_a_restart(&door, &knocks, "could not be made replay-proof");
 }
@@ -149,4 +155,58 @@ fn a_one_time_sequence_is_refused_when_it_cannot_be_marked_used() {
     let mut running = kinds(&config(door), &mut store);
     assert_eq!(send(&mut running, &mut store, &knocks).grants.len(), 1);
     assert_eq!(store.text(Path::new("/seqs")).unwrap(), "#1001,1002\n1003,1004\n", "marked, through the store");
+}
+
+/// The kinds of `config` after a reload from `running`: built afresh, each taking over from
+/// the running one of its type, as the engine pairs them.
+fn reloaded(running: Vec<Box<dyn DoorKind>>, config: &Config, store: &mut MemoryStore) -> Vec<Box<dyn DoorKind>> {
+    let mut old = running;
+    let mut new = kinds(config, store);
+    for kind in &mut new {
+        if let Some(i) = old.iter().position(|o| kind.same_kind(&**o)) {
+            kind.carry_from(old.swap_remove(i));
+        }
+    }
+    new
+}
+
+/// Whether `out` refused the packet as a replay.
+fn replayed(out: &Outcomes) -> bool {
+    let says = |n: &Note| matches!(n, Note::Rejected { reason, .. } if reason.ends_with("rejected: replayed"));
+    out.grants.is_empty() && out.notes.iter().any(says)
+}
+
+/// A reload that moves `state_dir`: what a door accepted before it stays refused after it,
+/// and what it accepts after it is written where the next start reads (the new directory), so
+/// a restart still refuses it.
+fn keeps_what_it_accepts_after_a_reload_that_moves_the_state_dir(doors: &str, knocks: &[(PortProto, &[u8])]) {
+    let before = config(doors);
+    let moved = Config { state_dir: "/moved".into(), ..config(doors) };
+    let mut store = store();
+    let mut running = kinds(&before, &mut store);
+    assert_eq!(send(&mut running, &mut store, knocks).grants.len(), 1);
+    let mut running = reloaded(running, &moved, &mut store);
+    assert!(replayed(&send(&mut running, &mut store, knocks)), "accepted again after the reload");
+
+    let mut store = self::store();
+    let running = kinds(&before, &mut store);
+    let mut running = reloaded(running, &moved, &mut store);
+    assert_eq!(send(&mut running, &mut store, knocks).grants.len(), 1, "accepted after the reload");
+    assert!(replayed(&send(&mut running, &mut store, knocks)), "accepted again before a restart");
+    let again = send(&mut kinds(&moved, &mut store), &mut store, knocks);
+    assert!(replayed(&again), "accepted again after a restart: {:?}", again.notes);
+}
+
+#[test]
+fn spa_keeps_its_nonces_in_the_state_dir_a_reload_moved_it_to() {
+    let request = super::spa::Request { timestamp: UNIX, nonce: [8; 16], door: "ssh".into(), address: None };
+    let packet = super::spa::encode(&request, &super::spa::Key::Hmac(HMAC.to_vec()));
+    let door = "  ssh:\n    spa: {port: 62201, hmac_key_file: /keys/hmac}\n    open: {ports: [22], timeout: 1m}\n";
+    keeps_what_it_accepts_after_a_reload_that_moves_the_state_dir(door, &[(PortProto::udp(62201), &packet)]);
+}
+
+#[test]
+fn fwknop_keeps_its_digests_in_the_state_dir_a_reload_moved_it_to() {
+    let (door, packet) = fwknop_door_and_packet();
+    keeps_what_it_accepts_after_a_reload_that_moves_the_state_dir(&door, &[(PortProto::udp(62201), packet.as_bytes())]);
 }

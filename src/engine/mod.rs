@@ -217,6 +217,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
             let opens = crate::grant::sets::opens(&self.config, &key);
             info!("{}", log_lines::closed_again(&key.door, &who, &opens, entry.timeout));
         }
+        // A flood that has stopped still gets its summary, of knock lines as of grant lines.
+        self.log_budget.say_left_out(now);
         self.grant_log.say_left_out(now);
         self.tick_kinds(&clock);
         self.flush();

@@ -12,7 +12,6 @@ use crate::grant::Firewall;
 use crate::grant::legacy_command::Spawner;
 use crate::log_lines;
 use crate::packet::{self, Drop};
-use crate::rate_limit::Verdict;
 
 impl<F: Firewall, S: Spawner> Engine<F, S> {
     /// Which kinds listen on which port, from what each says it needs now.
@@ -61,7 +60,8 @@ impl<F: Firewall, S: Spawner> Engine<F, S> {
         trace!("{}", log_lines::knock_on(packet.knock.src, &packet.knock.port));
         if self.local.as_ref().is_some_and(|local| !local.contains(&packet.knock.dst)) {
             self.stats.dropped[Drop::NotForThisHost.index()] += 1;
-            if self.log_budget.check(now) != Verdict::Suppress {
+            // Within the knock lines' budget, which says first what it left out.
+            if self.log_budget.may_log(now) {
                 debug!("{}", log_lines::not_to_this_host(packet.knock.src, packet.knock.dst));
             }
             return;

@@ -212,11 +212,12 @@ impl Checks for SpaDoors {
     }
 
     /// Accepted nonces carry over a reload: a packet accepted before it stays refused after it.
+    /// The journal stays the new config's (a reload may move `state_dir`): what is accepted
+    /// from now on is written where the next start reads it.
     fn carry_over(&mut self, mut old: SpaDoors) {
         for d in &mut self.doors {
             if let Some(previous) = old.doors.iter_mut().find(|o| o.door.name == d.door.name) {
                 d.verifier.take_replay_cache(&mut previous.verifier);
-                std::mem::swap(&mut d.journal, &mut previous.journal);
             }
         }
     }

@@ -196,8 +196,9 @@ impl Verifier {
         self.boot = boot;
     }
 
-    /// Takes over the replay cache of the verifier this one replaces (a reload).
+    /// Takes in the replay cache of the verifier this one replaces (a reload), besides what
+    /// this one read from its journal.
     pub fn take_replay_cache(&mut self, old: &mut Verifier) {
-        std::mem::swap(&mut self.replay, &mut old.replay);
+        self.replay.absorb(std::mem::take(&mut old.replay));
     }
 }
