@@ -234,6 +234,25 @@ fn sighup_reloads_and_a_broken_reload_keeps_the_running_config() {
     assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
 }
 
+#[test]
+fn a_reload_that_moves_the_state_dir_is_refused_and_the_running_config_stays() {
+    let lab = Lab::with_sshd();
+    let (config, daemon) = lab.knockd(&config("30s"));
+    let running = config.state_dir();
+    let moved = running.with_file_name("moved-state");
+    config.rewrite(&format!("{}state_dir: {}\n", config_text_with_sequence("[6000, 6001]"), moved.display()));
+    let out = admin(&lab.server, &config, &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = log_lines::state_dir_moved(&running, &moved);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&said), "{out:?}");
+    assert!(daemon.logged(&log_lines::reload_failed(&said)), "{}", daemon.log_text());
+    // The running config stays: its sequence still opens, the new one does not.
+    knock_tcp(&lab, CLIENT_V4, SERVER_V4, &[6000, 6001]);
+    assert!(is_dropped(&lab.client, CLIENT_V4, ssh_v4(), DROP_WAIT), "the refused config's sequence opened");
+    knock_all(&lab, CLIENT_V4, SERVER_V4, &sequence());
+    assert!(connects_within(&lab.client, CLIENT_V4, ssh_v4(), OPEN_WITHIN), "{}", daemon.log_text());
+}
+
 fn config_text_with_sequence(sequence: &str) -> String {
     format!("doors:\n  ssh:\n    sequence: {sequence}\n    open: {{ports: [22], timeout: 30s}}\n")
 }

@@ -328,6 +328,10 @@ impl<F: Firewall, S: Spawner> Daemon<F, S> {
         if let (Some(_), Some(why)) = (privileges::run_as_uid(), config.needs_root()) {
             return Err(format!("{why}, which needs root, and knockd gave root up at start: restart it"));
         }
+        let running = &self.engine.config().state_dir;
+        if config.state_dir != *running {
+            return Err(log_lines::state_dir_moved(running, &config.state_dir));
+        }
         let table = Ruleset::for_config(&config).table_if_any();
         // `Some(new)`: the lock to hold from now on; `None`: keep the one held.
         let new_lock = match (&table, &self.lock) {

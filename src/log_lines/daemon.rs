@@ -60,6 +60,18 @@ pub fn no_default_user(user: &str) -> String {
     )
 }
 
+/// A reload that would move `state_dir`: refused, since what is kept there (replay caches, used
+/// sequences) is read at start and made ready for the daemon's user then; a door switched
+/// over would let what it accepted before the reload be replayed after the next restart.
+pub fn state_dir_moved(running: &Path, new: &Path) -> String {
+    format!(
+        "state_dir would move from {} to {}: replay caches and used sequences are kept there and read at \
+         start, so a reload cannot move them: restart knockd",
+        running.display(),
+        new.display()
+    )
+}
+
 /// The state directory belonged to another user (an upgrade from a run as nobody): taken back.
 pub fn state_dir_given(dir: &Path, user: &str, was_uid: u32) -> String {
     format!("state directory {}: given to {user} (it was uid {was_uid}'s)", dir.display())
