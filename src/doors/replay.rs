@@ -60,6 +60,9 @@ pub struct Journal {
     /// Whether the file may end in a line cut short (a crash, a failed write): the next line
     /// appended starts on a fresh line.
     torn: bool,
+    /// After a failed compaction in housekeeping: the line count at which it is tried again,
+    /// so a directory that stays unwritable is said once per 1,024 new entries, not every tick.
+    retry_at: usize,
 }
 
 /// A cache file that cannot be read or written.
@@ -122,7 +125,7 @@ impl Journal {
     /// is empty). A last line cut short (a crash while writing it) is skipped.
     pub fn open(store: &mut dyn Store, file: &Path) -> Result<(Journal, ReplayCache), ReplayError> {
         let error = |message: String| ReplayError { path: file.to_owned(), message };
-        let mut journal = Journal { path: file.to_owned(), lines: 0, sync: false, torn: false };
+        let mut journal = Journal { path: file.to_owned(), lines: 0, sync: false, torn: false, retry_at: 0 };
         let mut cache = ReplayCache::default();
         let bytes = match store.read(file, MAX_FILE, false) {
             Ok(bytes) => bytes,
@@ -198,7 +201,12 @@ impl Journal {
         unix_now: Duration,
     ) -> Result<(), ReplayError> {
         cache.forget_expired(unix_now);
-        if self.lines > 2 * cache.len() + 1_024 { self.compact(store, cache) } else { Ok(()) }
+        if self.lines <= 2 * cache.len() + 1_024 || self.lines < self.retry_at {
+            return Ok(());
+        }
+        let compacted = self.compact(store, cache);
+        self.retry_at = if compacted.is_err() { self.lines + 1_024 } else { 0 };
+        compacted
     }
 
     fn error(&self, store: &dyn Store, what: &str, e: &dyn std::fmt::Display) -> ReplayError {
@@ -284,6 +292,32 @@ mod tests {
         journal.record(store, &mut cache, [9; 32], 5_000).unwrap();
         let (_, again) = Journal::open(store, file).unwrap();
         assert_eq!(again.len(), 11, "appends after a compaction go to the new file");
+    }
+
+    #[test]
+    fn a_compaction_that_fails_is_said_once_and_tried_again_after_1024_more_entries() {
+        let file = Path::new("/state/ssh.replay");
+        let store = &mut MemoryStore::default();
+        let (mut journal, mut cache) = Journal::open(store, file).unwrap();
+        let record = |journal: &mut Journal, cache: &mut ReplayCache, store: &mut MemoryStore, i: u32| {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            journal.record(store, cache, key, u64::from(i)).unwrap();
+        };
+        for i in 0..2_000 {
+            record(&mut journal, &mut cache, store, i);
+        }
+        store.failing = true;
+        let late = Duration::from_secs(10_000);
+        assert!(journal.expire(store, &mut cache, late).is_err(), "the failure is said");
+        assert!(journal.expire(store, &mut cache, late).is_ok(), "and not again at the next tick");
+        store.failing = false;
+        assert_eq!(store.text(file).unwrap().lines().count(), 2_001, "not compacted yet");
+        for i in 2_000..3_024 {
+            record(&mut journal, &mut cache, store, i);
+        }
+        journal.expire(store, &mut cache, late).unwrap();
+        assert_eq!(store.text(file).unwrap().lines().count(), 1, "tried again: compacted to its header");
     }
 
     #[test]
